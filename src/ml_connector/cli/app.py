@@ -1,0 +1,72 @@
+"""The ``ml-connector`` command line."""
+
+from __future__ import annotations
+
+import sys
+from enum import IntEnum
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ml_connector import __version__
+from ml_connector.errors import AuthError, ConfigError, ConnectorError, TransientError
+
+app = typer.Typer(
+    name="ml-connector",
+    help="Keeps IFS Cloud purchase orders and work orders in step with Jira Cloud issues.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+
+
+class ExitCode(IntEnum):
+    """Exit codes a cron job or a script can rely on."""
+
+    OK = 0
+    RECORDS_FAILED = 1  # the run finished, but some records failed or were parked
+    CONFIG = 2  # invalid configuration or usage
+    AUTH = 3  # credentials refused by IFS or Jira
+    UNAVAILABLE = 4  # a far side stayed unreachable after retries
+    ERROR = 5  # any other foreseeable error
+    BUSY = 6  # another process holds the lease for this work
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        typer.echo(f"ml-connector {__version__}")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+def _register_commands() -> None:
+    # Imported for their side effect of adding commands to ``app``; kept in separate modules per concern.
+    from ml_connector.cli import commands, sim  # noqa: F401
+
+
+def exit_code_for(error: ConnectorError) -> ExitCode:
+    if isinstance(error, ConfigError):
+        return ExitCode.CONFIG
+    if isinstance(error, AuthError):
+        return ExitCode.AUTH
+    if isinstance(error, TransientError):
+        return ExitCode.UNAVAILABLE
+    return ExitCode.ERROR
+
+
+def main() -> None:
+    """Console entry point: foreseeable errors become one clear line and an exit code, never a traceback."""
+    _register_commands()
+    try:
+        app()
+    except ConnectorError as exc:
+        err_console.print(f"[bold red]error[/] ({type(exc).__name__}): {escape(str(exc))}", highlight=False)
+        sys.exit(exit_code_for(exc))

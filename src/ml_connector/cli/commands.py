@@ -1,0 +1,1 @@
+"""Connector commands: sync, status, records, audit, replay, init (added by the engine)."""

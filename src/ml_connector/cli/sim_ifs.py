@@ -1,0 +1,1 @@
+"""``ml-connector sim ifs`` (filled in by the IFS simulator)."""

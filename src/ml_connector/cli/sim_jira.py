@@ -1,0 +1,1 @@
+"""``ml-connector sim jira`` (filled in by the Jira simulator)."""

@@ -1,0 +1,111 @@
+"""Connection settings for IFS Cloud and Jira Cloud: one small model per concern."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+# IFS refuses a page size of 5000 or more; stay strictly below it.
+IFS_MAX_PAGE_SIZE = 4999
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpSettings(_Strict):
+    """Timeouts, retry bounds and client-side pacing for one far-side system."""
+
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=60.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, le=20)
+    max_retry_seconds: float = Field(default=120.0, gt=0)
+    backoff_initial: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=30.0, gt=0)
+    requests_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        description="Client-side pacing per host; None sends as fast as the server allows.",
+    )
+    burst: int = Field(default=10, ge=1)
+    verify_tls: bool = True
+
+
+class IfsConnection(_Strict):
+    """An IFS Cloud tenant reached through IAM client credentials."""
+
+    url: AnyHttpUrl
+    realm: str = Field(min_length=1)
+    client_id: str = Field(min_length=1, max_length=20)
+    client_secret: SecretStr
+    scope: str = "openid microprofile-jwt"
+    api_path: str = "/main/ifsapplications/projection/v1"
+    page_size: int = Field(default=1000, ge=1)
+    token_refresh_margin: float = Field(
+        default=30.0, ge=0, description="Refresh the token this many seconds early."
+    )
+    time_zone_aware: bool = Field(default=True, description="Send X-Ifs-Time-Zone-Aware-Request: true.")
+    http: HttpSettings = HttpSettings()
+
+    @field_validator("page_size")
+    @classmethod
+    def _below_ifs_cap(cls, value: int) -> int:
+        if value > IFS_MAX_PAGE_SIZE:
+            raise ValueError(f"must be below 5000 (IFS refuses larger pages), got {value}")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        return str(self.url).rstrip("/")
+
+
+class JiraBasicAuth(_Strict):
+    """Atlassian account email with an API token."""
+
+    kind: Literal["basic"] = "basic"
+    email: str = Field(min_length=3)
+    api_token: SecretStr
+
+
+class JiraOAuth(_Strict):
+    """OAuth 2.0 (3LO) with rotating refresh tokens; the tokens themselves live in the credential store."""
+
+    kind: Literal["oauth"] = "oauth"
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    refresh_token: SecretStr | None = Field(
+        default=None,
+        description="Initial refresh token; after first use the rotated one is kept in the store.",
+    )
+    auth_url: AnyHttpUrl = AnyHttpUrl("https://auth.atlassian.com")
+    api_url: AnyHttpUrl = AnyHttpUrl("https://api.atlassian.com")
+    cloud_id: str | None = None
+    redirect_uri: AnyHttpUrl | None = None
+    scopes: list[str] = Field(
+        default_factory=lambda: [
+            "read:jira-work",
+            "write:jira-work",
+            "read:jira-user",
+            "manage:jira-webhook",
+            "offline_access",
+        ]
+    )
+
+
+JiraAuth = Annotated[JiraBasicAuth | JiraOAuth, Field(discriminator="kind")]
+
+
+class JiraConnection(_Strict):
+    """A Jira Cloud site."""
+
+    url: AnyHttpUrl
+    auth: JiraAuth
+    http: HttpSettings = HttpSettings()
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Shared secret of an admin webhook (Basic auth); verifies X-Hub-Signature."
+    )
+
+    @property
+    def site_url(self) -> str:
+        return str(self.url).rstrip("/")

@@ -1,0 +1,105 @@
+"""YAML loading with ``${VAR}`` interpolation and validation errors that name the YAML path."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ml_connector.errors import ConfigError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# ${VAR}, ${VAR:-default}, ${file:/path/to/secret}
+_PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*|file:[^}]+)(?::-(?P<default>[^}]*))?\}")
+
+
+def interpolate(value: Any, *, env: Mapping[str, str] | None = None, path: str = "") -> Any:
+    """Replace ``${VAR}`` placeholders in every string of a parsed YAML tree.
+
+    ``${file:/run/secrets/x}`` reads a secrets file (trailing newline stripped). A missing variable without a
+    default is a ``ConfigError`` naming the YAML path, never an empty string that fails later.
+    """
+    env = os.environ if env is None else env
+    if isinstance(value, dict):
+        return {k: interpolate(v, env=env, path=f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env=env, path=f"{path}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group("name"), match.group("default")
+        if name.startswith("file:"):
+            secret_path = Path(name[5:])
+            try:
+                return secret_path.read_text(encoding="utf-8").rstrip("\n")
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read secrets file {secret_path}: {exc.strerror}", path=path
+                ) from None
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is not set (referenced as ${{{name}}})", path=path)
+
+    return _PLACEHOLDER.sub(substitute, value)
+
+
+def read_yaml(path: Path, *, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse a YAML file into a mapping, interpolating the environment."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{where}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level, not {type(data).__name__}")
+    result: dict[str, Any] = interpolate(data, env=env)
+    return result
+
+
+def _location(loc: tuple[int | str, ...], root: str) -> str:
+    parts: list[str] = [root] if root else []
+    for item in loc:
+        if isinstance(item, int):
+            if parts:
+                parts[-1] = f"{parts[-1]}[{item}]"
+            else:
+                parts.append(f"[{item}]")
+        elif item.startswith("function-") or item in {"tagged-union"}:
+            continue  # pydantic-internal segments that mean nothing to a YAML author
+        else:
+            parts.append(item)
+    return ".".join(parts) or "(top level)"
+
+
+def validate(model: type[ModelT], data: Any, *, root: str = "") -> ModelT:
+    """Validate ``data`` against ``model``; the first problem becomes a ``ConfigError`` with its YAML path."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False, include_input=False):
+            problems.append((_location(tuple(err["loc"]), root), _friendly(err["msg"])))
+        first_path, first_msg = problems[0]
+        extra = "".join(f"; {p}: {m}" for p, m in problems[1:4])
+        more = f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""
+        raise ConfigError(f"{first_msg}{extra}{more}", path=first_path) from None
+
+
+def _friendly(message: str) -> str:
+    return message.removeprefix("Value error, ")

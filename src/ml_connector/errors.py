@@ -1,0 +1,118 @@
+"""The one error hierarchy of the connector.
+
+Retry and failed-queue decisions key off the class, never the message:
+
+* ``TransientError`` (``RateLimited``, ``Unavailable``): retried inside the call, then on later runs.
+* ``PermanentError`` (``Rejected``, ``ConcurrencyConflict``) and ``MappingError``: parked at once with the reason.
+* ``AuthError`` and ``ConfigError``: stop the run; nothing a retry can fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class ConnectorError(Exception):
+    """Base of every error the connector raises on purpose."""
+
+    def __init__(self, message: str, *, system: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.system = system
+
+    def __str__(self) -> str:
+        return f"{self.system}: {self.message}" if self.system else self.message
+
+
+class ConfigError(ConnectorError):
+    """Invalid configuration; ``path`` is the dotted YAML path of the offending value."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+
+
+class AuthError(ConnectorError):
+    """Credentials refused (after one refresh) or missing permission."""
+
+    def __init__(self, message: str, *, system: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, system=system)
+        self.status = status
+
+
+class TransientError(ConnectorError):
+    """Worth retrying: the same request may succeed later."""
+
+    def __init__(self, message: str, *, system: str | None = None, status: int | None = None) -> None:
+        super().__init__(message, system=system)
+        self.status = status
+
+
+class RateLimited(TransientError):
+    """429: ``retry_after`` seconds is the minimum wait the server asked for (None when it gave none)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str | None = None,
+        retry_after: float | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, system=system, status=429)
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+class Unavailable(TransientError):
+    """5xx, timeouts, dropped connections; ``retry_after`` when the server sent one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, system=system, status=status)
+        self.retry_after = retry_after
+
+
+class PermanentError(ConnectorError):
+    """Retrying the same request cannot succeed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, system=system)
+        self.status = status
+        self.code = code
+        self.details = dict(details or {})
+
+
+class Rejected(PermanentError):
+    """The far side refused the request (400, 403, 404, 409, 410, 422, ...)."""
+
+
+class NotFound(Rejected):
+    """404: the entity or issue does not exist (or is not visible to us)."""
+
+
+class ConcurrencyConflict(PermanentError):
+    """412: the ETag we sent is stale; read again and re-apply."""
+
+
+class MappingError(ConnectorError):
+    """A record cannot be turned into a valid Jira issue or IFS update; ``field`` names the culprit."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

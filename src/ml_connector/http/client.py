@@ -1,0 +1,37 @@
+"""The one place HTTP clients are built: timeouts, User-Agent and TLS verification are never forgotten."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx2
+
+from ml_connector import __version__
+from ml_connector.config.connections import HttpSettings
+
+
+def user_agent() -> str:
+    return f"ml-connector/{__version__}"
+
+
+def build_client(
+    base_url: str,
+    settings: HttpSettings,
+    *,
+    auth: httpx2.Auth | None = None,
+    headers: Mapping[str, str] | None = None,
+    transport: httpx2.BaseTransport | None = None,
+) -> httpx2.Client:
+    timeout = httpx2.Timeout(settings.read_timeout, connect=settings.connect_timeout)
+    merged = {"User-Agent": user_agent(), "Accept": "application/json"}
+    merged.update(headers or {})
+    return httpx2.Client(
+        base_url=base_url,
+        auth=auth,
+        headers=merged,
+        timeout=timeout,
+        verify=settings.verify_tls,
+        transport=transport,
+        follow_redirects=False,
+        limits=httpx2.Limits(max_connections=20, max_keepalive_connections=10),
+    )

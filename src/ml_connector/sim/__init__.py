@@ -1,0 +1,1 @@
+"""Simulators of the far side (IFS Cloud, Jira Cloud): independent implementations, used by tests, demo, bench."""
