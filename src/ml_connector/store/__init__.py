@@ -1,0 +1,35 @@
+"""State store (SQLAlchemy 2 Core; SQLite in WAL mode by default, PostgreSQL through psycopg 3)."""
+
+from ml_connector.store.store import (
+    ORPHANED,
+    PARKED,
+    PENDING_CREATE,
+    PENDING_UPDATE,
+    RECORD_STATES,
+    RETRY,
+    SYNCED,
+    AuditEvent,
+    AuditRow,
+    RecordRow,
+    RunRow,
+    Store,
+    Tx,
+    utcnow,
+)
+
+__all__ = [
+    "ORPHANED",
+    "PARKED",
+    "PENDING_CREATE",
+    "PENDING_UPDATE",
+    "RECORD_STATES",
+    "RETRY",
+    "SYNCED",
+    "AuditEvent",
+    "AuditRow",
+    "RecordRow",
+    "RunRow",
+    "Store",
+    "Tx",
+    "utcnow",
+]

@@ -1,0 +1,173 @@
+"""SQLAlchemy Core tables (DESIGN §5). Alembic migrations in ``migrations/`` create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite needs INTEGER PRIMARY KEY for rowid autoincrement; PostgreSQL gets BIGINT identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("flow", String(100), nullable=False),
+    Column("kind", String(20), nullable=False),  # outbound | writeback | replay
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False),  # running | succeeded | partial | failed | interrupted
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("counts", JSON, nullable=False, default=dict),
+    Column("error", Text),
+    Index("ix_runs_flow_started", "flow", "started_at"),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("name", String(120), primary_key=True),  # "<flow>" or "<flow>:writeback"
+    Column("value", String(64)),  # ISO-8601 UTC timestamp
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("run_id", BigInteger),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("flow", String(100), nullable=False),
+    Column("ifs_key", String(400), nullable=False),
+    # pending_create | pending_update | synced | retry | parked | orphaned
+    Column("state", String(20), nullable=False),
+    Column("source_hash", String(64)),
+    Column("draft_hash", String(64)),
+    Column("source_ts", String(64)),
+    Column("draft", JSON),  # the mapped issue payload (what we send or would send)
+    Column("jira_id", String(40)),
+    Column("jira_key", String(40)),
+    Column("jira_status", String(100)),  # last status seen in Jira
+    Column("written_status", String(100)),  # last status written to IFS
+    Column("create_attempted_at", DateTime(timezone=True)),  # durable create intent marker
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("error_class", String(60)),
+    Column("last_error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("flow", "ifs_key"),
+    Index("ix_records_state", "flow", "state"),
+    Index("ix_records_jira_id", "jira_id"),
+    Index("ix_records_jira_key", "jira_key"),
+    Index("ix_records_updated", "updated_at"),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("record_id", BigInteger, ForeignKey("records.id", ondelete="CASCADE"), nullable=False),
+    Column("run_id", BigInteger),
+    Column("at", DateTime(timezone=True), nullable=False),
+    # fetched mapped created updated skipped conflict written_back failed retried replayed reconciled deleted
+    Column("event", String(30), nullable=False),
+    Column("outcome", String(20), nullable=False),  # ok | warning | error
+    Column("message", Text),
+    Column("detail", JSON),  # redacted
+    Column("digest", String(64)),  # sha256 of the redacted payload
+    Index("ix_audit_record", "record_id", "id"),
+)
+
+webhook_inbox = Table(
+    "webhook_inbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(200), nullable=False, unique=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("event", String(60), nullable=False),
+    Column("issue_id", String(40)),
+    Column("payload", JSON, nullable=False),
+    Column("processed_at", DateTime(timezone=True)),
+    Column("status", String(20), nullable=False, default="pending"),  # pending | processed | ignored | failed
+    Column("error", Text),
+    Index("ix_inbox_pending", "status", "id"),
+)
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    Column("webhook_id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("jql", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("refreshed_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("name", String(120), primary_key=True),
+    Column("ciphertext", LargeBinary, nullable=False),  # Fernet token
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(120), primary_key=True),  # "scheduler" or "flow:<name>"
+    Column("holder", String(200), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+flow_controls = Table(
+    "flow_controls",
+    metadata,
+    Column("flow", String(100), primary_key=True),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("sync_requested_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+jira_users = Table(
+    "jira_users",
+    metadata,
+    Column("email", String(320), primary_key=True),  # lower-cased
+    Column("account_id", String(128)),  # NULL: looked up, not found
+    Column("resolved_at", DateTime(timezone=True), nullable=False),
+)
+
+system_health = Table(
+    "system_health",
+    metadata,
+    Column("system", String(20), primary_key=True),  # ifs | jira
+    Column("status", String(30), nullable=False),  # operational | unreachable | auth_failed
+    Column("reason", Text),
+    Column("last_success_at", DateTime(timezone=True)),
+    Column("checked_at", DateTime(timezone=True), nullable=False),
+)
