@@ -1,0 +1,133 @@
+"""Webhook delivery checks: admin-webhook HMAC signatures, OAuth-app JWTs, and delivery de-duplication.
+
+Admin webhooks with a secret carry ``X-Hub-Signature: <method>=<hex HMAC(secret, raw body)>`` (WebSub style).
+Dynamic webhooks of OAuth 2.0 apps carry ``Authorization: Bearer <JWT>`` signed HS256 with the app's client secret.
+Delivery is at least once; ``X-Atlassian-Webhook-Identifier`` is stable across retries, so it is the dedupe key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jwt
+
+from ml_connector.errors import AuthError
+
+SIGNATURE_HEADER = "X-Hub-Signature"
+IDENTIFIER_HEADER = "X-Atlassian-Webhook-Identifier"
+_HASHES: dict[str, Callable[..., Any]] = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+
+
+class WebhookVerificationError(AuthError):
+    """A delivery that does not prove it came from Jira; never process it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, system="jira", status=401)
+
+
+def sign_body(body: bytes, secret: str, *, method: str = "sha256") -> str:
+    """The ``X-Hub-Signature`` value Jira sends for ``body`` (also used by tests and the simulator's peers)."""
+    digest = hmac.new(secret.encode("utf-8"), body, _HASHES[method]).hexdigest()
+    return f"{method}={digest}"
+
+
+def verify_signature(body: bytes, header: str | None, secret: str) -> None:
+    """Raise unless ``header`` is a valid HMAC of the *raw* ``body`` under ``secret`` (constant-time compare)."""
+    if not secret:
+        raise WebhookVerificationError("no webhook secret configured; refusing unsigned deliveries")
+    if not header or "=" not in header:
+        raise WebhookVerificationError("missing or malformed X-Hub-Signature")
+    method, _, received = header.strip().partition("=")
+    method = method.lower()
+    if method not in _HASHES:
+        raise WebhookVerificationError(f"unsupported signature method {method[:16]!r}")
+    expected = sign_body(body, secret, method=method).partition("=")[2]
+    if not hmac.compare_digest(expected.encode("ascii"), received.strip().lower().encode("ascii", "replace")):
+        raise WebhookVerificationError("webhook signature does not match the body")
+
+
+def verify_jwt(
+    authorization: str | None,
+    secret: str,
+    *,
+    leeway: float = 30.0,
+    issuer: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Validate ``Authorization: Bearer <JWT>`` (HS256 with the client secret, ``exp`` required); return its claims."""
+    if not secret:
+        raise WebhookVerificationError("no client secret configured; cannot verify webhook JWTs")
+    if not authorization:
+        raise WebhookVerificationError("missing Authorization header on webhook delivery")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() not in {"bearer", "jwt"} or not token:
+        raise WebhookVerificationError("webhook Authorization is not a bearer JWT")
+    try:
+        if now is None:
+            claims: dict[str, Any] = jwt.decode(
+                token.strip(),
+                secret,
+                algorithms=["HS256"],
+                leeway=leeway,
+                issuer=issuer,
+                options={"require": ["exp"], "verify_aud": False},
+            )
+        else:  # an explicit clock (tests, replays): check exp against it instead of the wall clock
+            claims = jwt.decode(
+                token.strip(),
+                secret,
+                algorithms=["HS256"],
+                issuer=issuer,
+                options={"require": ["exp"], "verify_aud": False, "verify_exp": False, "verify_iat": False},
+            )
+            if float(claims["exp"]) + leeway < now:
+                raise jwt.ExpiredSignatureError("Signature has expired")
+    except jwt.PyJWTError as exc:
+        # The library's message names the failed check, never the token or the key.
+        raise WebhookVerificationError(f"webhook JWT rejected: {exc}") from None
+    return claims
+
+
+def delivery_identifier(headers: Mapping[str, str]) -> str | None:
+    for name, value in headers.items():
+        if name.lower() == IDENTIFIER_HEADER.lower():
+            return value.strip() or None
+    return None
+
+
+class DeliveryDeduper:
+    """Remembers delivery identifiers for ``ttl`` seconds (bounded by ``max_entries``).
+
+    In-process only: the durable guarantee is the store's unique delivery id in the webhook inbox; this spares the
+    store and the engine the common immediate duplicate.
+    """
+
+    def __init__(
+        self, *, ttl: float = 24 * 3600.0, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def is_duplicate(self, identifier: str) -> bool:
+        """True when ``identifier`` was seen before; records it otherwise (check and record are one step)."""
+        now = self._clock()
+        with self._lock:
+            while self._seen:
+                oldest, expires = next(iter(self._seen.items()))
+                if expires > now and len(self._seen) <= self._max:
+                    break
+                del self._seen[oldest]
+            if identifier in self._seen and self._seen[identifier] > now:
+                return True
+            self._seen[identifier] = now + self._ttl
+            self._seen.move_to_end(identifier)
+            return False
