@@ -1,0 +1,424 @@
+"""``IfsClient``: reads and writes IFS Cloud projections over OData v4.
+
+Paging. Every collection read is ordered totally (the requested ``$orderby`` followed by the key fields it lacks)
+and sends ``Prefer: odata.maxpagesize``. ``@odata.nextLink`` is followed when the server gives one; when it gives
+none but the page is full (or the server did not confirm the page size it applied), the next page is requested by
+keyset, ``(<filter>) and (<rows strictly after the last row in the order>)``, never by ``$skip`` over a set that
+changes between pages. A nextLink seen twice, a link to another origin, or a page made only of rows already
+returned stops the iteration with ``PermanentError`` instead of looping. Rows already returned in this iteration are
+dropped (counted in ``Page.duplicates``) so a caller sees each key at most once per iteration.
+
+Writes always carry ``If-Match`` with the ETag the caller read (never ``*``); a stale one raises
+``ConcurrencyConflict`` (412). Because the precondition makes a repeated write fail rather than apply twice,
+PATCH and bound actions are retried on transient errors like reads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urljoin
+
+import httpx2
+import structlog
+
+from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection
+from ml_connector.errors import PermanentError, Rejected
+from ml_connector.http import ApiSession, CallObserver, Pacer, build_client
+from ml_connector.ifs.auth import IfsBearerAuth, TokenProvider
+from ml_connector.ifs.metadata import ServiceDocument, ServiceMetadata, parse_metadata, parse_service_document
+from ml_connector.ifs.odata import (
+    Compare,
+    EntitySetRef,
+    Expr,
+    Key,
+    KeyValue,
+    OrderKey,
+    Raw,
+    Scalar,
+    and_,
+    check_name,
+    encode_query,
+    entity_path,
+    filter_text,
+    key_match,
+    keyset_after,
+    or_,
+    parse_orderby,
+    select_list,
+    total_order,
+)
+
+log = structlog.get_logger("ml_connector.ifs")
+
+SYSTEM = "ifs"
+# Encoded $filter length per chunk when reading many keys at once: well below the 8 KiB request-line limit common
+# in front of IFS (and the 2 KiB some proxies keep), with room for the path, $select and $orderby.
+DEFAULT_MAX_FILTER_CHARS = 1800
+
+Filter = Expr | str | None
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a collection read; the engine commits per page."""
+
+    rows: list[Record]
+    number: int  # 1-based
+    next_link: str | None  # the server's link to the next page, if it sent one
+    keyset: bool  # True when this page was requested by keyset (the server gave no link)
+    duplicates: int = 0  # rows dropped because an earlier page of this iteration already returned their key
+
+
+def _key_tuple(row: Mapping[str, Any], key_fields: Sequence[str]) -> tuple[Any, ...]:
+    return tuple(row.get(k) for k in key_fields)
+
+
+def _preference_applied(response: httpx2.Response) -> int | None:
+    """The ``odata.maxpagesize`` the server says it applied, if it said so."""
+    for part in response.headers.get("Preference-Applied", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip().lower() == "odata.maxpagesize" and value.strip().strip('"').isdigit():
+            return int(value.strip().strip('"'))
+    return None
+
+
+class IfsClient:
+    """Facade over one IFS tenant; thread-safe for concurrent calls (the HTTP pool and token cache are shared)."""
+
+    def __init__(
+        self,
+        session: ApiSession,
+        *,
+        page_size: int = 1000,
+        tokens: TokenProvider | None = None,
+        max_filter_chars: int = DEFAULT_MAX_FILTER_CHARS,
+    ) -> None:
+        if not 1 <= page_size <= IFS_MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{IFS_MAX_PAGE_SIZE}")
+        self.session = session
+        self.tokens = tokens
+        self.page_size = page_size
+        self.max_filter_chars = max_filter_chars
+        self._metadata: dict[str, ServiceMetadata] = {}
+        self._metadata_lock = threading.Lock()
+        base = session.client.base_url
+        self._origin = (base.scheme, base.host, base.port)
+        self._base_path = base.path
+
+    @classmethod
+    def from_connection(
+        cls,
+        connection: IfsConnection,
+        *,
+        transport: httpx2.BaseTransport | None = None,
+        observer: CallObserver | None = None,
+        pacer: Pacer | None = None,
+    ) -> IfsClient:
+        tokens = TokenProvider.for_connection(connection, transport=transport)
+        headers = {"X-Ifs-Time-Zone-Aware-Request": "true"} if connection.time_zone_aware else {}
+        base = connection.base_url + "/" + connection.api_path.strip("/") + "/"
+        client = build_client(base, connection.http, auth=IfsBearerAuth(tokens), headers=headers, transport=transport)
+        session = ApiSession(client, system=SYSTEM, settings=connection.http, pacer=pacer, observer=observer)
+        return cls(session, page_size=connection.page_size, tokens=tokens)
+
+    def close(self) -> None:
+        self.session.close()
+        if self.tokens is not None:
+            self.tokens.close()
+
+    def __enter__(self) -> IfsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------------ plumbing
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> httpx2.Response:
+        return self.session.request(method, url, json=json, headers=headers, idempotent=idempotent, pace_keys=("ifs",))
+
+    @staticmethod
+    def _url(path: str, options: Mapping[str, str | int | None]) -> str:
+        query = encode_query(options)
+        return f"{path}?{query}" if query else path
+
+    def _check_link(self, link: str, current: str) -> str:
+        """Resolve a nextLink and refuse one outside our API: it would receive our bearer token."""
+        absolute = urljoin(str(self.session.client.base_url.join(current)), link)
+        url = httpx2.URL(absolute)
+        if (url.scheme, url.host, url.port) != self._origin or not url.path.startswith(self._base_path):
+            raise PermanentError(f"nextLink leaves the IFS API ({url.scheme}://{url.host}{url.path})", system=SYSTEM)
+        return absolute
+
+    # ------------------------------------------------------------------------------------------------ discovery
+
+    def metadata(self, projection: str) -> ServiceMetadata:
+        """``<Projection>.svc/$metadata``, parsed and cached for the life of the client."""
+        check_name(projection)
+        with self._metadata_lock:
+            cached = self._metadata.get(projection)
+        if cached is not None:
+            return cached
+        response = self._request("GET", f"{projection}.svc/$metadata", headers={"Accept": "application/xml"})
+        parsed = parse_metadata(response.content)
+        with self._metadata_lock:
+            self._metadata[projection] = parsed
+        return parsed
+
+    def service_document(self, projection: str) -> ServiceDocument:
+        check_name(projection)
+        return parse_service_document(self._request("GET", f"{projection}.svc/").json())
+
+    def key_fields(self, entity_set: str) -> tuple[str, ...]:
+        ref = EntitySetRef.parse(entity_set)
+        return self.metadata(ref.projection).keys(ref.name)
+
+    # ------------------------------------------------------------------------------------------------ reading
+
+    def iter_pages(
+        self,
+        entity_set: str,
+        *,
+        select: Sequence[str] | str | None = None,
+        filter: Filter = None,
+        orderby: Sequence[str | OrderKey] | str | None = None,
+        key_fields: Sequence[str] | None = None,
+        page_size: int | None = None,
+        expand: str | None = None,
+    ) -> Iterator[Page]:
+        """Pages of ``entity_set`` matching ``filter``, each key at most once (see the module docstring)."""
+        ref = EntitySetRef.parse(entity_set)
+        size = page_size or self.page_size
+        if not 1 <= size <= IFS_MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be 1..{IFS_MAX_PAGE_SIZE}")
+        keys = tuple(key_fields) if key_fields else self.key_fields(entity_set)
+        order = total_order(parse_orderby(orderby), keys)
+        fields = select_list(select)
+        if fields is not None:  # keyset and dedupe need the order and key values in every row
+            names = fields.split(",")
+            fields = ",".join(names + [o.field for o in order if o.field not in names])
+        base_filter = filter_text(filter)
+        options: dict[str, str | int | None] = {
+            "$select": fields,
+            "$filter": base_filter,
+            "$orderby": ",".join(o.render() for o in order),
+            "$expand": expand,
+        }
+        headers = {"Prefer": f"odata.maxpagesize={size}"}
+        url = self._url(ref.path, options)
+        seen_links: set[str] = set()
+        seen_keys: set[tuple[Any, ...]] = set()
+        number = 0
+        via_keyset = False
+        while True:
+            response = self._request("GET", url, headers=headers)
+            body = response.json()
+            rows: list[Record] = list(body.get("value") or [])
+            link = body.get("@odata.nextLink")
+            number += 1
+            fresh = []
+            for row in rows:
+                k = _key_tuple(row, keys)
+                if k not in seen_keys:
+                    seen_keys.add(k)
+                    fresh.append(row)
+            if rows and not fresh:
+                raise PermanentError(
+                    f"page {number} of {ref.path} repeats only rows already returned; stopping instead of looping",
+                    system=SYSTEM,
+                )
+            log.debug("ifs.page", entity_set=ref.path, page=number, rows=len(rows), keyset=via_keyset, link=bool(link))
+            yield Page(fresh, number, link, via_keyset, len(rows) - len(fresh))
+            if link:
+                next_url = self._check_link(str(link), url)
+                if next_url in seen_links:
+                    raise PermanentError(f"nextLink of {ref.path} repeats; stopping instead of looping", system=SYSTEM)
+                seen_links.add(next_url)
+                url, via_keyset = next_url, False
+                continue
+            if not rows:
+                return
+            applied = _preference_applied(response)
+            # A short page is the last one only if the server confirms it used our page size; otherwise it may
+            # have cut at its own cap without a link, and one more (keyset) request settles it.
+            if len(rows) < size and applied is not None and applied >= size:
+                return
+            last = rows[-1]
+            after = keyset_after(order, self._typed_values(ref, order, last))
+            options["$filter"] = filter_text(and_(Raw(base_filter) if base_filter else None, after))
+            url, via_keyset = self._url(ref.path, options), True
+
+    def iter_records(self, entity_set: str, **kwargs: Any) -> Iterator[Record]:
+        """Rows of :meth:`iter_pages`, flattened."""
+        for page in self.iter_pages(entity_set, **kwargs):
+            yield from page.rows
+
+    def _typed_values(self, ref: EntitySetRef, order: Sequence[OrderKey], row: Mapping[str, Any]) -> list[Scalar]:
+        """The last row's order values typed from ``$metadata`` so each literal has the property's EDM type."""
+        meta = self.metadata(ref.projection)
+        values: list[Scalar] = []
+        for o in order:
+            if o.field not in row:
+                raise PermanentError(
+                    f"{ref.path} row lacks order field {o.field}; cannot page by keyset", system=SYSTEM
+                )
+            values.append(meta.typed_value(ref.name, o.field, row[o.field]))
+        return values
+
+    def count(self, entity_set: str, *, filter: Filter = None) -> int:
+        """``<Set>/$count`` with an optional filter."""
+        ref = EntitySetRef.parse(entity_set)
+        url = self._url(entity_path(ref, None, "$count"), {"$filter": filter_text(filter)})
+        response = self._request("GET", url, headers={"Accept": "text/plain, application/json"})
+        text = response.text.strip()
+        try:
+            return int(text)
+        except ValueError:
+            body = response.json()
+            if isinstance(body, dict) and isinstance(body.get("value"), int):
+                return int(body["value"])
+            raise Rejected(f"$count of {ref.path} answered {text[:40]!r}", system=SYSTEM) from None
+
+    def get(self, entity_set: str, key: Key, *, select: Sequence[str] | str | None = None) -> tuple[Record, str]:
+        """One entity by key and its ETag; ``NotFound`` when it does not exist."""
+        url = self._url(entity_path(entity_set, key), {"$select": select_list(select)})
+        response = self._request("GET", url)
+        record: Record = response.json()
+        record.pop("@odata.context", None)
+        return record, self._etag_of(response, record, entity_set, key)
+
+    @staticmethod
+    def _etag_of(response: httpx2.Response, record: Mapping[str, Any] | None, entity_set: str, key: Key) -> str:
+        etag = (record or {}).get("@odata.etag") or response.headers.get("ETag")
+        if not etag:
+            raise PermanentError(f"{entity_set}{dict(key)} came without an ETag", system=SYSTEM)
+        return str(etag)
+
+    def _chunks(self, terms: Iterable[Expr]) -> Iterator[Expr]:
+        """Group ``or`` terms so each chunk's encoded filter stays within ``max_filter_chars``."""
+        separator = len(quote(") or (", safe=""))
+        chunk: list[Expr] = []
+        size = 0
+        for term in terms:
+            cost = len(quote(term.render(), safe="'(),:@!*;/")) + separator + 2
+            if chunk and size + cost > self.max_filter_chars:
+                yield or_(*chunk)
+                chunk, size = [], 0
+            chunk.append(term)
+            size += cost
+        if chunk:
+            yield or_(*chunk)
+
+    def get_many_by_keys(
+        self,
+        entity_set: str,
+        keys: Sequence[Key],
+        *,
+        select: Sequence[str] | str | None = None,
+    ) -> dict[tuple[KeyValue, ...], tuple[Record, str]]:
+        """Records and ETags of many keys in a few filtered collection reads; missing keys are simply absent.
+
+        The result is keyed by the key values in the order of each key mapping's fields.
+        """
+        if not keys:
+            return {}
+        key_fields = tuple(keys[0].keys())
+        if any(tuple(k.keys()) != key_fields for k in keys):
+            raise ValueError("all keys must name the same fields in the same order")
+        wanted = {tuple(k.values()) for k in keys}
+        found: dict[tuple[KeyValue, ...], tuple[Record, str]] = {}
+        unique = {tuple(k.values()): k for k in keys}.values()
+        for chunk in self._chunks(key_match(k) for k in unique):
+            for row in self.iter_records(entity_set, select=select, filter=chunk, key_fields=key_fields):
+                key_values = _key_tuple(row, key_fields)
+                if key_values in wanted and row.get("@odata.etag"):
+                    row.pop("@odata.context", None)
+                    found[key_values] = (row, str(row["@odata.etag"]))
+        return found
+
+    def children_by_parent(
+        self,
+        entity_set: str,
+        parent_field: str,
+        parent_values: Iterable[Scalar],
+        *,
+        select: Sequence[str] | str | None = None,
+        filter: Filter = None,
+        orderby: Sequence[str | OrderKey] | str | None = None,
+        key_fields: Sequence[str] | None = None,
+    ) -> dict[Any, list[Record]]:
+        """Rows of a child set for many parents at once (e.g. PO lines of one page of orders), grouped by parent.
+
+        The parent values are chunked into ``Field eq 'a' or Field eq 'b' ...`` filters of bounded URL length;
+        every parent asked for is in the result, with an empty list when it has no children.
+        """
+        check_name(parent_field)
+        values = list(dict.fromkeys(parent_values))
+        grouped: dict[Any, list[Record]] = {v: [] for v in values}
+        for chunk in self._chunks(Compare(parent_field, "eq", v) for v in values):
+            combined = and_(filter, chunk) if filter is not None else chunk
+            for row in self.iter_records(
+                entity_set, select=select, filter=combined, orderby=orderby, key_fields=key_fields
+            ):
+                grouped.setdefault(row.get(parent_field), []).append(row)
+        return grouped
+
+    # ------------------------------------------------------------------------------------------------ writing
+
+    @staticmethod
+    def _write_headers(etag: str) -> dict[str, str]:
+        if not etag or etag.strip() == "*":
+            raise ValueError("a write needs the ETag read from the record (If-Match: * is never sent)")
+        return {"If-Match": etag, "Content-Type": "application/json"}
+
+    def patch(self, entity_set: str, key: Key, changes: Mapping[str, Any], etag: str) -> tuple[Record, str]:
+        """PATCH ``changes`` with ``If-Match: etag``; returns the updated record and its new ETag.
+
+        412 → ``ConcurrencyConflict``: read again (:meth:`get`) and re-apply if still needed.
+        """
+        for name in changes:
+            check_name(name)
+        headers = self._write_headers(etag) | {"Prefer": "return=representation"}
+        path = entity_path(entity_set, key)
+        response = self._request("PATCH", path, json=dict(changes), headers=headers, idempotent=True)
+        if response.status_code == 204 or not response.content:
+            return self.get(entity_set, key)  # the server ignored return=representation
+        record: Record = response.json()
+        record.pop("@odata.context", None)
+        return record, self._etag_of(response, record, entity_set, key)
+
+    def call_action(
+        self,
+        entity_set: str,
+        key: Key,
+        action: str,
+        etag: str,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """POST a bound action (``PurchaseOrder_Release`` or fully qualified) with ``If-Match``.
+
+        Returns the action's ``value`` (None for 204). An illegal transition is ``Rejected`` (400),
+        a stale ETag ``ConcurrencyConflict`` (412).
+        """
+        ref = EntitySetRef.parse(entity_set)
+        qualified = action if "." in action else f"IfsApp.{ref.projection}.{check_name(action)}"
+        path = entity_path(ref, key, qualified)
+        response = self._request(
+            "POST", path, json=dict(params or {}), headers=self._write_headers(etag), idempotent=True
+        )
+        if response.status_code == 204 or not response.content:
+            return None
+        body = response.json()
+        return body.get("value", body) if isinstance(body, dict) else body
