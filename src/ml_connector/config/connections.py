@@ -42,9 +42,7 @@ class IfsConnection(_Strict):
     scope: str = "openid microprofile-jwt"
     api_path: str = "/main/ifsapplications/projection/v1"
     page_size: int = Field(default=1000, ge=1)
-    token_refresh_margin: float = Field(
-        default=30.0, ge=0, description="Refresh the token this many seconds early."
-    )
+    token_refresh_margin: float = Field(default=30.0, ge=0, description="Refresh the token this many seconds early.")
     time_zone_aware: bool = Field(default=True, description="Send X-Ifs-Time-Zone-Aware-Request: true.")
     http: HttpSettings = HttpSettings()
 

@@ -40,9 +40,7 @@ def interpolate(value: Any, *, env: Mapping[str, str] | None = None, path: str =
             try:
                 return secret_path.read_text(encoding="utf-8").rstrip("\n")
             except OSError as exc:
-                raise ConfigError(
-                    f"cannot read secrets file {secret_path}: {exc.strerror}", path=path
-                ) from None
+                raise ConfigError(f"cannot read secrets file {secret_path}: {exc.strerror}", path=path) from None
         if name in env:
             return env[name]
         if default is not None:
@@ -62,8 +60,12 @@ def read_yaml(path: Path, *, env: Mapping[str, str] | None = None) -> dict[str, 
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        context = getattr(exc, "context_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{path} is not valid YAML{where}") from None
+        if context is not None and (mark is None or context.line != mark.line):
+            where += f" (the construct opened at line {context.line + 1})"
+        problem = getattr(exc, "problem", None)
+        raise ConfigError(f"{path} is not valid YAML{where}" + (f": {problem}" if problem else "")) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -1,0 +1,30 @@
+"""Pure mapping core: no I/O; IFS records in, Jira issue drafts and IFS updates out."""
+
+from ml_connector.mapping.issue import (
+    IDENTITY_PROPERTY,
+    FieldInfo,
+    IfsUpdate,
+    IssueDraft,
+    MappingContext,
+    build_issue_fields,
+    identity_label,
+    map_issue,
+    map_status,
+    stable_hash,
+)
+from ml_connector.mapping.template import check_template, render
+
+__all__ = [
+    "IDENTITY_PROPERTY",
+    "FieldInfo",
+    "IfsUpdate",
+    "IssueDraft",
+    "MappingContext",
+    "build_issue_fields",
+    "check_template",
+    "identity_label",
+    "map_issue",
+    "map_status",
+    "render",
+    "stable_hash",
+]

@@ -1,0 +1,304 @@
+"""The whole connector configuration: connections, store, flows and their mappings.
+
+One small model per concern. ``load_config`` reads YAML, interpolates ``${VAR}`` and reports problems with the YAML
+path (``flows[1].mapping.priority.map``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection, JiraConnection
+from ml_connector.config.loader import read_yaml, validate
+from ml_connector.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def _duration(value: Any) -> Any:
+    """Accept ``90``, ``"90s"``, ``"5m"``, ``"1h"``, ``"2d"`` as seconds."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h, 2d)")
+        return float(match.group(1)) * _UNITS[match.group(2)]
+    return value
+
+
+Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreConfig(_Model):
+    url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default a SQLite file ml-connector.sqlite beside the config file."
+    )
+    credentials_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key for stored OAuth tokens; default from ML_CONNECTOR_KEY or a 0600 key file.",
+    )
+
+
+class WebConfig(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    admin_token: SecretStr | None = None
+    public_url: str | None = Field(default=None, description="URL Jira uses to reach /webhooks/jira.")
+
+
+class RunnerConfig(_Model):
+    kind: Literal["local", "procrastinate"] = "local"
+    misfire_grace: Seconds = 300.0
+    lease_ttl: Seconds = 60.0
+
+
+class SyncPolicy(_Model):
+    """Failure handling shared by all flows (DESIGN §4.3)."""
+
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    retry_initial: Seconds = 60.0
+    retry_max: Seconds = 6 * 3600.0
+    deleted_issue: Literal["recreate", "ignore"] = "recreate"
+    reconcile_settle: Seconds = Field(
+        default=60.0, description="How long Jira search may lag behind a create; an unconfirmed create waits this long."
+    )
+    writeback_conflict_retries: int = Field(default=3, ge=0, le=20)
+    bulk_size: int = Field(default=50, ge=1, le=50)
+
+
+class ValueMap(_Model):
+    """Look a source value up in ``map``; fall back to ``default`` (None: the field is left unset)."""
+
+    source: str = Field(description="Template or field path giving the lookup value, e.g. 'supplier.Cf_Supplier_Tier'.")
+    map: dict[str, str] = Field(default_factory=dict)
+    default: str | None = None
+
+
+class AssigneeMapping(_Model):
+    source: str = Field(description="IFS field holding the person id, e.g. BuyerCode or WorkLeaderSign.")
+    emails: dict[str, str] = Field(default_factory=dict, description="Static person id → email map (wins over IFS).")
+    from_persons: bool = Field(default=True, description="Look the email up in the IFS persons lookup.")
+    fallback_email: str | None = Field(default=None, description="Assignee when the person cannot be resolved.")
+
+
+class IssueMapping(_Model):
+    """How one IFS record becomes one Jira issue."""
+
+    project: ValueMap
+    issue_type: str
+    summary: str = Field(min_length=1)
+    description: str | None = None
+    priority: ValueMap | None = None
+    assignee: AssigneeMapping | None = None
+    custom_fields: dict[str, str] = Field(default_factory=dict, description="Jira field name → template.")
+    labels: list[str] = Field(default_factory=list, description="Templates; each must render to a label.")
+
+    @field_validator("summary", "description", "custom_fields", "labels")
+    @classmethod
+    def _safe_templates(cls, value: Any) -> Any:
+        from ml_connector.mapping.template import check_template
+
+        texts = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
+        for text in texts:
+            if isinstance(text, str):
+                try:
+                    check_template(text, path="")
+                except ConfigError as exc:
+                    raise ValueError(exc.message.removeprefix(": ")) from None
+        return value
+
+
+class StatusWrite(_Model):
+    value: str | None = Field(default=None, description="Value written to the status field (default: the status).")
+    action: str | None = Field(default=None, description="Bound action to call, e.g. PurchaseOrder_Close.")
+
+
+class WritebackMapping(_Model):
+    """How a Jira status goes back into IFS."""
+
+    enabled: bool = True
+    entity_set: str | None = Field(default=None, description="Writable entity set; default the flow's entity set.")
+    status_field: str | None = "Cf_Jira_Status"
+    key_field: str | None = "Cf_Jira_Key"
+    statuses: dict[str, StatusWrite] = Field(default_factory=dict, description="Jira status name → IFS write.")
+    categories: dict[str, StatusWrite] = Field(
+        default_factory=dict, description="Jira status category key (new, indeterminate, done) → IFS write."
+    )
+    write_unmapped: bool = Field(default=True, description="Write the raw status name when nothing maps it.")
+    lookback: Seconds = 120.0
+
+    @field_validator("statuses", "categories", mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        # statuses: {Done: Closed} is shorthand for {Done: {value: Closed}}
+        if isinstance(value, dict):
+            return {k: ({"value": v} if isinstance(v, str) else v) for k, v in value.items()}
+        return value
+
+
+class LinesConfig(_Model):
+    """A child set read once per page (e.g. PO lines carrying GL account and cost center code parts)."""
+
+    entity_set: str
+    parent_key: str
+    select: list[str] = Field(default_factory=list)
+    orderby: list[str] = Field(default_factory=list)
+
+
+class LookupConfig(_Model):
+    entity_set: str
+    key: str
+    select: list[str] = Field(default_factory=list)
+    filter: str | None = None
+    ttl: Seconds = 3600.0
+
+
+Schedule = str  # "hourly", "daily", a 5-field cron expression, or "every 10m"
+
+
+class FlowConfig(_Model):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
+    preset: Literal["purchase_orders", "work_orders"] | None = None
+    entity_set: str
+    key: str
+    key_type: Literal["string", "int"] = "string"
+    select: list[str] = Field(default_factory=list)
+    filter: str | None = None
+    detection: Literal["cursor", "snapshot"] = "cursor"
+    cursor_field: str | None = None
+    lookback: Seconds = 300.0
+    page_size: int | None = Field(default=None, ge=1, le=IFS_MAX_PAGE_SIZE)
+    schedule: Schedule | None = "hourly"
+    enabled: bool = True
+    lines: LinesConfig | None = None
+    supplier_field: str | None = Field(default=None, description="Field joined to the suppliers lookup.")
+    mapping: IssueMapping
+    writeback: WritebackMapping = WritebackMapping()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            merged = dict(PRESETS[data["preset"]])
+            for key, value in data.items():
+                base = merged.get(key)
+                merged[key] = {**base, **value} if isinstance(base, dict) and isinstance(value, dict) else value
+            return merged
+        return data
+
+    @model_validator(mode="after")
+    def _cursor_needs_field(self) -> FlowConfig:
+        if self.detection == "cursor" and not self.cursor_field:
+            raise ValueError("detection 'cursor' needs cursor_field (a change or creation timestamp)")
+        return self
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parse_schedule(value)
+        return value
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "purchase_orders": {
+        "entity_set": "PurchaseOrderHandling.svc/PurchaseOrderSet",
+        "key": "OrderNo",
+        "key_type": "string",
+        "cursor_field": "Cf_Changed_At",
+        "supplier_field": "VendorNo",
+    },
+    "work_orders": {
+        "entity_set": "ActiveWorkOrdersHandling.svc/ActiveSeparateSet",
+        "key": "WoNo",
+        "key_type": "int",
+        "cursor_field": "Cf_Changed_At",
+        "writeback": {"entity_set": "PrepareWorkOrderHandling.svc/ActiveSeparateSet"},
+    },
+}
+
+
+class LookupsConfig(_Model):
+    suppliers: LookupConfig | None = LookupConfig(
+        entity_set="SupplierHandling.svc/SupplierInfoGeneralSet", key="SupplierId"
+    )
+    persons: LookupConfig | None = LookupConfig(entity_set="PersonHandling.svc/PersonInfoSet", key="PersonId")
+    projects: LookupConfig | None = None
+
+
+class WebhookConfig(_Model):
+    enabled: bool = False
+    refresh_before: Seconds = Field(default=7 * 86400.0, description="Refresh this long before the 30-day expiry.")
+
+
+class ConnectorConfig(_Model):
+    ifs: IfsConnection
+    jira: JiraConnection
+    store: StoreConfig = StoreConfig()
+    web: WebConfig = WebConfig()
+    runner: RunnerConfig = RunnerConfig()
+    sync: SyncPolicy = SyncPolicy()
+    lookups: LookupsConfig = LookupsConfig()
+    webhooks: WebhookConfig = WebhookConfig()
+    flows: list[FlowConfig] = Field(min_length=1)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("flows")
+    @classmethod
+    def _unique_names(cls, flows: list[FlowConfig]) -> list[FlowConfig]:
+        seen: set[str] = set()
+        for flow in flows:
+            if flow.name in seen:
+                raise ValueError(f"flow name {flow.name!r} is used twice")
+            seen.add(flow.name)
+        return flows
+
+    def flow(self, name: str) -> FlowConfig:
+        for flow in self.flows:
+            if flow.name == name:
+                return flow
+        known = ", ".join(f.name for f in self.flows)
+        raise ConfigError(f"no flow named {name!r} (configured: {known})", path="flows")
+
+
+def parse_schedule(value: str) -> tuple[str, Any]:
+    """``("interval", seconds)`` or ``("cron", "m h dom mon dow")``; raises ValueError for anything else."""
+    text = value.strip().lower()
+    if text == "hourly":
+        return ("cron", "0 * * * *")
+    if text == "daily":
+        return ("cron", "0 2 * * *")
+    if text.startswith("every "):
+        return ("interval", _duration(text[6:]))
+    if len(value.split()) == 5:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value.strip(), timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"invalid cron expression {value!r}: {exc}") from None
+        return ("cron", value.strip())
+    raise ValueError(f"schedule {value!r} is not 'hourly', 'daily', 'every <duration>' or a 5-field cron expression")
+
+
+def load_config(path: Path, *, env: dict[str, str] | None = None) -> ConnectorConfig:
+    data = read_yaml(path, env=env)
+    config = validate(ConnectorConfig, data)
+    if config.store.url is None:
+        default_db = (path.parent / "ml-connector.sqlite").resolve()
+        config = config.model_copy(
+            update={"store": StoreConfig(url=f"sqlite:///{default_db}", credentials_key=config.store.credentials_key)}
+        )
+    return config

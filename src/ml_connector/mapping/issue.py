@@ -1,0 +1,279 @@
+"""Pure mapping: IFS record + lookups + config → ``IssueDraft``; Jira status → ``IfsUpdate``.
+
+Nothing here does I/O. Everything a mapping needs from the outside (lookups read once per run, Jira metadata resolved
+once per run) arrives in a ``MappingContext``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ml_connector.config.models import FlowConfig, IssueMapping, ValueMap, WritebackMapping
+from ml_connector.errors import MappingError
+from ml_connector.mapping.template import render, resolve_value
+
+SUMMARY_MAX = 255
+IDENTITY_PROPERTY = "ml-connector"
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """A Jira field resolved once per run: id plus what values it accepts."""
+
+    id: str
+    kind: str  # "text" | "textarea" | "select" | "number" | "labels" | other schema type
+    allowed: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class MappingContext:
+    """Everything outside the record that mapping needs; built once per run."""
+
+    suppliers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    persons: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    projects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    jira_projects: frozenset[str] | None = None  # None: not checked (dry runs without Jira metadata)
+    priorities: frozenset[str] | None = None
+    fields: Mapping[str, FieldInfo] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IssueDraft:
+    """What the Jira issue should look like; ``content_hash`` decides whether Jira needs a call."""
+
+    project: str
+    issue_type: str
+    summary: str
+    description: str | None
+    priority: str | None
+    assignee_email: str | None
+    custom_fields: Mapping[str, str]  # Jira field name → value
+    labels: tuple[str, ...]
+    identity_label: str
+    warnings: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "issue_type": self.issue_type,
+            "summary": self.summary,
+            "description": self.description,
+            "priority": self.priority,
+            "assignee_email": self.assignee_email,
+            "custom_fields": dict(sorted(self.custom_fields.items())),
+            "labels": list(self.labels),
+            "identity_label": self.identity_label,
+        }
+
+    @property
+    def content_hash(self) -> str:
+        # Warnings are not content: a warning alone must not cause a Jira edit.
+        return stable_hash(self.as_dict())
+
+
+def stable_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
+
+
+def identity_label(flow: str, key: str) -> str:
+    """The label that marks an issue as the one for (flow, key); unique, and safe as a Jira label (no spaces)."""
+    safe = _LABEL_UNSAFE.sub("_", key)
+    label = f"mlc-{flow}-{safe}"
+    if safe != key or len(label) > 200:
+        digest = hashlib.sha1(f"{flow}\x00{key}".encode(), usedforsecurity=False).hexdigest()[:10]
+        label = f"{label[:180]}-{digest}"
+    return label
+
+
+def build_context(
+    record: Mapping[str, Any], flow: FlowConfig, ctx: MappingContext, lines: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """The namespace templates read from: the record's fields plus joined lookups."""
+    values: dict[str, Any] = {k: v for k, v in record.items() if not k.startswith("@")}
+    supplier_key = record.get(flow.supplier_field) if flow.supplier_field else None
+    values["supplier"] = ctx.suppliers.get(str(supplier_key)) if supplier_key is not None else None
+    if flow.mapping.assignee is not None:
+        person_id = resolve_value(flow.mapping.assignee.source, values)
+        values["person"] = ctx.persons.get(str(person_id)) if person_id is not None else None
+    project_id = record.get("ProjectId")
+    values["project"] = ctx.projects.get(str(project_id)) if project_id is not None else None
+    values["lines"] = list(lines)
+    values["line"] = lines[0] if lines else None
+    values["flow"] = flow.name
+    values["key"] = record.get(flow.key)
+    return values
+
+
+def _lookup(vm: ValueMap, values: Mapping[str, Any], what: str) -> str | None:
+    raw = resolve_value(vm.source, values)
+    text = "" if raw is None else str(raw)
+    if text in vm.map:
+        return vm.map[text]
+    if vm.default is not None:
+        return vm.default
+    if not vm.map and text:
+        return text  # no map at all: the source value is the Jira value
+    raise MappingError(f"no {what} mapped for {vm.source}={text!r} and no default", field=what)
+
+
+def map_issue(
+    record: Mapping[str, Any],
+    flow: FlowConfig,
+    ctx: MappingContext,
+    *,
+    lines: Sequence[Mapping[str, Any]] = (),
+) -> IssueDraft:
+    """Map one IFS record; raises ``MappingError`` with a reason a person can act on."""
+    mapping: IssueMapping = flow.mapping
+    key = record.get(flow.key)
+    if key is None or str(key) == "":
+        raise MappingError(f"record has no {flow.key}", field=flow.key)
+    values = build_context(record, flow, ctx, lines)
+    warnings: list[str] = []
+
+    project = _lookup(mapping.project, values, "project")
+    if project is None:
+        raise MappingError("no Jira project for this record", field="project")
+    if ctx.jira_projects is not None and project not in ctx.jira_projects:
+        raise MappingError(f"Jira project {project!r} does not exist or is not visible", field="project")
+
+    summary = " ".join(render(mapping.summary, values).split())
+    if not summary:
+        raise MappingError("summary is empty after mapping", field="summary")
+    if len(summary) > SUMMARY_MAX:
+        raise MappingError(f"summary is {len(summary)} characters; Jira allows {SUMMARY_MAX}", field="summary")
+
+    description = render(mapping.description, values).strip() if mapping.description else None
+
+    priority = _lookup(mapping.priority, values, "priority") if mapping.priority else None
+    if priority is not None and ctx.priorities is not None and priority not in ctx.priorities:
+        raise MappingError(f"priority {priority!r} does not exist in Jira", field="priority")
+
+    assignee_email = _assignee_email(values, mapping, ctx, warnings)
+
+    custom: dict[str, str] = {}
+    for name, template in mapping.custom_fields.items():
+        value = render(template, values).strip()
+        if not value:
+            continue
+        info = ctx.fields.get(name)
+        if info is not None and info.allowed is not None and value not in info.allowed:
+            raise MappingError(f"{value!r} is not an allowed value of Jira field {name!r}", field=name)
+        custom[name] = value
+
+    label = identity_label(flow.name, str(key))
+    labels = [label]
+    for template in mapping.labels:
+        text = render(template, values).strip()
+        if text:
+            labels.append(_LABEL_UNSAFE.sub("_", text)[:255])
+
+    return IssueDraft(
+        project=project,
+        issue_type=mapping.issue_type,
+        summary=summary,
+        description=description or None,
+        priority=priority,
+        assignee_email=assignee_email,
+        custom_fields=custom,
+        labels=tuple(dict.fromkeys(labels)),
+        identity_label=label,
+        warnings=tuple(warnings),
+    )
+
+
+def _assignee_email(
+    values: Mapping[str, Any], mapping: IssueMapping, ctx: MappingContext, warnings: list[str]
+) -> str | None:
+    """Person id → email (static map, then IFS persons); a source that already holds an email is used as is."""
+    spec = mapping.assignee
+    if spec is None:
+        return None
+    person_id = resolve_value(spec.source, values)
+    email: str | None = None
+    if person_id is not None and str(person_id).strip():
+        pid = str(person_id).strip()
+        email = spec.emails.get(pid) or (pid if "@" in pid else None)
+        if email is None and spec.from_persons:
+            person = ctx.persons.get(pid)
+            raw = person.get("Email") if person else None
+            email = str(raw) if raw else None
+        if email is None:
+            warnings.append(f"no email known for IFS person {pid!r}; using the fallback assignee")
+    if email is None:
+        email = spec.fallback_email
+    return email.strip().lower() if email else None
+
+
+def build_issue_fields(
+    draft: IssueDraft,
+    *,
+    field_ids: Mapping[str, FieldInfo],
+    account_id: str | None,
+    to_adf: Callable[[str], dict[str, Any]],
+) -> dict[str, Any]:
+    """The Jira ``fields`` object for create and edit."""
+    fields: dict[str, Any] = {
+        "project": {"key": draft.project},
+        "issuetype": {"name": draft.issue_type},
+        "summary": draft.summary,
+        "labels": list(draft.labels),
+    }
+    if draft.description:
+        fields["description"] = to_adf(draft.description)
+    if draft.priority:
+        fields["priority"] = {"name": draft.priority}
+    if account_id:
+        fields["assignee"] = {"accountId": account_id}
+    for name, value in draft.custom_fields.items():
+        info = field_ids.get(name)
+        if info is None:
+            raise MappingError(f"Jira field {name!r} is not known", field=name)
+        if info.kind == "select":
+            fields[info.id] = {"value": value}
+        elif info.kind == "textarea":
+            fields[info.id] = to_adf(value)
+        elif info.kind == "number":
+            try:
+                fields[info.id] = float(value)
+            except ValueError:
+                raise MappingError(f"{value!r} is not a number for Jira field {name!r}", field=name) from None
+        else:
+            fields[info.id] = value
+    return fields
+
+
+@dataclass(frozen=True)
+class IfsUpdate:
+    """What to write into IFS for one Jira status."""
+
+    changes: Mapping[str, Any]
+    action: str | None
+    status: str
+
+
+def map_status(
+    writeback: WritebackMapping, *, status: str, category: str | None, jira_key: str | None
+) -> IfsUpdate | None:
+    """The IFS write for a Jira status, or None when this status is not written back."""
+    rule = writeback.statuses.get(status)
+    if rule is None and category:
+        rule = writeback.categories.get(category)
+    if rule is None and not writeback.write_unmapped:
+        return None
+    value = rule.value if rule and rule.value is not None else status
+    changes: dict[str, Any] = {}
+    if writeback.status_field:
+        changes[writeback.status_field] = value
+    if writeback.key_field and jira_key:
+        changes[writeback.key_field] = jira_key
+    action = rule.action if rule else None
+    if not changes and action is None:
+        return None
+    return IfsUpdate(changes=changes, action=action, status=status)

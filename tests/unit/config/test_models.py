@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ml_connector.config.models import ConnectorConfig, load_config, parse_schedule
+from ml_connector.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[3] / "src/ml_connector/config/templates/example.yaml"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_example_config_loads_and_defaults_the_store_beside_it(tmp_path: Path) -> None:
+    path = tmp_path / "ml-connector.yaml"
+    path.write_text(EXAMPLE.read_text())
+    config = load_config(path, env={})
+    assert isinstance(config, ConnectorConfig)
+    assert config.store.url == f"sqlite:///{(tmp_path / 'ml-connector.sqlite').resolve()}"
+    po = config.flow("purchase_orders")
+    assert po.entity_set == "PurchaseOrderHandling.svc/PurchaseOrderSet" and po.key == "OrderNo"
+    wo = config.flow("work_orders")
+    # preset and user writeback settings merge instead of replacing each other
+    assert wo.writeback.entity_set == "PrepareWorkOrderHandling.svc/ActiveSeparateSet"
+    assert wo.writeback.status_field == "Cf_Jira_Status"
+    assert config.ifs.client_secret.get_secret_value() == "sim-secret"
+    assert "sim-secret" not in repr(config)
+
+
+def test_env_interpolation_and_missing_variable_names_the_path(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace("${IFS_CLIENT_SECRET:-sim-secret}", "${IFS_SECRET_NOT_SET}")
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, text), env={})
+    assert err.value.path == "ifs.client_secret"
+    assert "IFS_SECRET_NOT_SET" in str(err.value)
+    config = load_config(_write(tmp_path, text), env={"IFS_SECRET_NOT_SET": "s3cr3t-value"})
+    assert config.ifs.client_secret.get_secret_value() == "s3cr3t-value"
+
+
+def test_page_size_of_5000_is_refused_with_its_path(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace("page_size: 1000", "page_size: 5000")
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, text), env={})
+    assert err.value.path == "ifs.page_size"
+    assert "5000" in str(err.value)
+
+
+def test_errors_inside_lists_name_the_index(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace("issue_type: Work Order", "issue_typo: Work Order")
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, text), env={})
+    assert str(err.value).startswith("flows[1].mapping.")
+
+
+def test_bad_yaml_reports_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="line 2"):
+        load_config(_write(tmp_path, "ifs:\n  url: [unclosed\n"), env={})
+
+
+def test_secrets_file_interpolation(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("from-file\n")
+    text = EXAMPLE.read_text().replace("${IFS_CLIENT_SECRET:-sim-secret}", "${file:" + str(secret) + "}")
+    assert load_config(_write(tmp_path, text), env={}).ifs.client_secret.get_secret_value() == "from-file"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("hourly", ("cron", "0 * * * *")), ("daily", ("cron", "0 2 * * *")), ("every 10m", ("interval", 600.0)),
+     ("*/15 * * * *", ("cron", "*/15 * * * *"))],
+)
+def test_schedules(text: str, expected: tuple[str, object]) -> None:
+    assert parse_schedule(text) == expected
+
+
+def test_invalid_cron_is_refused() -> None:
+    with pytest.raises(ValueError, match="cron"):
+        parse_schedule("61 * * * *")
+
+
+def test_unsafe_template_is_refused_at_load_with_its_path(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace('summary: "PO {OrderNo}:', 'summary: "PO {OrderNo.__class__}:')
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, text), env={})
+    assert err.value.path == "flows[0].mapping.summary"

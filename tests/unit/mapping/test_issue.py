@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ml_connector.config.models import load_config
+from ml_connector.errors import ConfigError, MappingError
+from ml_connector.mapping import (
+    FieldInfo,
+    MappingContext,
+    build_issue_fields,
+    check_template,
+    identity_label,
+    map_issue,
+    map_status,
+    render,
+)
+
+EXAMPLE = Path(__file__).parents[3] / "src/ml_connector/config/templates/example.yaml"
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    path = tmp_path_factory.mktemp("cfg") / "c.yaml"
+    path.write_text(EXAMPLE.read_text())
+    return load_config(path, env={})
+
+
+CTX = MappingContext(
+    suppliers={"S1": {"SupplierId": "S1", "Name": "Acme", "Cf_Supplier_Tier": "T1"}},
+    persons={"BCHEN": {"PersonId": "BCHEN", "Email": "Bo.Chen@Example.com"}},
+    jira_projects=frozenset({"PROC", "MAINT", "CAPEX"}),
+    priorities=frozenset({"Highest", "High", "Medium", "Low", "Lowest"}),
+)
+PO = {"OrderNo": "PO-1", "VendorNo": "S1", "Description": "Pumps", "BuyerCode": "BCHEN", "ProjectId": None,
+      "Contract": "S01", "TotalAmount": 10.0, "CurrencyCode": "EUR"}
+LINES = [{"OrderNo": "PO-1", "CodeA": "4000", "CodeB": "CC-10"}]
+
+
+def test_purchase_order_maps_priority_from_tier_and_assignee_from_buyer(config: Any) -> None:
+    draft = map_issue(PO, config.flow("purchase_orders"), CTX, lines=LINES)
+    assert draft.project == "PROC"
+    assert draft.summary == "PO PO-1: Pumps"
+    assert draft.priority == "High"
+    assert draft.assignee_email == "bo.chen@example.com"
+    assert draft.custom_fields == {"GL Account": "4000", "Cost Center:text": "CC-10", "Supplier": "S1",
+                                   "IFS Reference": "PO-1"}
+    assert draft.labels[0] == draft.identity_label == "mlc-purchase_orders-PO-1"
+    assert "Acme" in (draft.description or "")
+
+
+def test_unknown_person_falls_back_with_a_warning(config: Any) -> None:
+    draft = map_issue({**PO, "BuyerCode": "NOBODY"}, config.flow("purchase_orders"), CTX)
+    assert draft.assignee_email is None
+    assert any("NOBODY" in w for w in draft.warnings)
+
+
+def test_hash_ignores_warnings_and_source_only_fields(config: Any) -> None:
+    flow = config.flow("purchase_orders")
+    a = map_issue({**PO, "Cf_Jira_Status": "Done", "Cf_Changed_At": "2026-01-01T00:00:00Z"}, flow, CTX)
+    b = map_issue({**PO, "Cf_Jira_Status": None, "Cf_Changed_At": "2026-02-01T00:00:00Z"}, flow, CTX)
+    assert a.content_hash == b.content_hash  # write-back fields never cause an outbound edit (no echo)
+    c = map_issue({**PO, "Description": "Valves"}, flow, CTX)
+    assert c.content_hash != a.content_hash
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({**PO, "Description": "x" * 300}, "summary is"),
+        ({**PO, "OrderNo": None}, "has no OrderNo"),
+    ],
+)
+def test_bad_records_raise_mapping_errors(config: Any, record: dict[str, Any], reason: str) -> None:
+    with pytest.raises(MappingError, match=reason):
+        map_issue(record, config.flow("purchase_orders"), CTX)
+
+
+def test_unknown_priority_and_unmapped_project_are_mapping_errors(config: Any) -> None:
+    flow = config.flow("purchase_orders")
+    strict = flow.model_copy(update={"mapping": flow.mapping.model_copy(update={
+        "priority": flow.mapping.priority.model_copy(update={"map": {"T1": "Urgent"}}),  # type: ignore[union-attr]
+        "project": flow.mapping.project.model_copy(update={"map": {"P9": "NOPE"}, "default": None}),
+    })})
+    with pytest.raises(MappingError, match="priority 'Urgent'"):
+        map_issue({**PO, "ProjectId": "P9"}, strict.model_copy(update={"mapping": strict.mapping.model_copy(
+            update={"project": flow.mapping.project})}), CTX)
+    with pytest.raises(MappingError, match="no project mapped"):
+        map_issue({**PO, "ProjectId": "P1"}, strict, CTX)
+    with pytest.raises(MappingError, match="'NOPE' does not exist"):
+        map_issue({**PO, "ProjectId": "P9"}, strict, CTX)
+
+
+def test_identity_label_is_safe_and_unique() -> None:
+    a = identity_label("po", "PO 1/2")
+    b = identity_label("po", "PO_1_2")
+    assert " " not in a and a != b
+    assert identity_label("po", "PO-1") == "mlc-po-PO-1"
+
+
+def test_templates_read_fields_and_nothing_else() -> None:
+    ctx = {"a": {"b": [{"c": "deep"}]}, "n": 3.0, "s": "MiXed"}
+    assert render("{a.b[0].c} {n} {s|upper} {missing|or:none} {{literal}}", ctx) == "deep 3 MIXED none {literal}"
+    assert render("{__class__}", ctx) == ""
+    with pytest.raises(ConfigError):
+        check_template("{a.__class__.__init__()}", path="flows[0].mapping.summary")
+    with pytest.raises(ConfigError, match="unknown template filter"):
+        check_template("{a|exec}", path="x")
+
+
+def test_build_fields_uses_ids_and_field_kinds(config: Any) -> None:
+    draft = map_issue(PO, config.flow("purchase_orders"), CTX, lines=LINES)
+    fields = build_issue_fields(
+        draft,
+        field_ids={"GL Account": FieldInfo("customfield_10050", "text"),
+                   "Cost Center:text": FieldInfo("customfield_10060", "text"),
+                   "Supplier": FieldInfo("customfield_10052", "select"),
+                   "IFS Reference": FieldInfo("customfield_10053", "text")},
+        account_id="acc-1",
+        to_adf=lambda text: {"type": "doc", "version": 1, "content": [text]},
+    )
+    assert fields["customfield_10050"] == "4000"
+    assert fields["customfield_10052"] == {"value": "S1"}
+    assert fields["assignee"] == {"accountId": "acc-1"}
+    assert fields["priority"] == {"name": "High"}
+    assert fields["project"] == {"key": "PROC"}
+
+
+def test_status_writeback_mapping(config: Any) -> None:
+    wb = config.flow("purchase_orders").writeback
+    done = map_status(wb, status="Closed", category="done", jira_key="PROC-1")
+    assert done is not None and done.changes == {"Cf_Jira_Status": "Done", "Cf_Jira_Key": "PROC-1"}
+    raw = map_status(wb, status="In Progress", category="indeterminate", jira_key="PROC-1")
+    assert raw is not None and raw.changes["Cf_Jira_Status"] == "In Progress"
