@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from ml_connector.ifs.metadata import parse_metadata, parse_service_document
+from ml_connector.ifs.odata import EnumLiteral, literal
+
+CSDL = """<?xml version="1.0" encoding="utf-8"?>
+<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">
+  <edmx:DataServices>
+    <Schema Namespace="IfsApp.PurchaseOrderHandling" Alias="P" xmlns="http://docs.oasis-open.org/odata/ns/edm">
+      <EnumType Name="PurchaseOrderState">
+        <Member Name="Planned" Value="0"/><Member Name="Released" Value="1"/>
+      </EnumType>
+      <EntityType Name="PurchaseOrder">
+        <Key><PropertyRef Name="OrderNo"/></Key>
+        <Property Name="OrderNo" Type="Edm.String" Nullable="false" MaxLength="12"/>
+        <Property Name="OrderDate" Type="Edm.Date"/>
+        <Property Name="Cf_Changed_At" Type="Edm.DateTimeOffset"/>
+        <Property name="ignored" Type="Edm.String"/>
+        <Property Name="TotalAmount" Type="Edm.Decimal"/>
+        <Property Name="Objstate" Type="P.PurchaseOrderState"/>
+        <NavigationProperty Name="LinePartArray" Type="Collection(P.PurchaseOrderLinePart)"/>
+      </EntityType>
+      <EntityType Name="PurchaseOrderLinePart">
+        <Key><PropertyRef Name="OrderNo"/><PropertyRef Name="LineNo"/><PropertyRef Name="ReleaseNo"/></Key>
+        <Property Name="OrderNo" Type="Edm.String"/><Property Name="LineNo" Type="Edm.String"/>
+        <Property Name="ReleaseNo" Type="Edm.String"/>
+      </EntityType>
+      <Action Name="PurchaseOrder_Release" IsBound="true">
+        <Parameter Name="it" Type="P.PurchaseOrder"/>
+      </Action>
+      <Action Name="CopyLines" IsBound="false">
+        <Parameter Name="Selection" Type="Edm.String"/><ReturnType Type="Edm.String"/>
+      </Action>
+      <EntityContainer Name="Main">
+        <EntitySet Name="PurchaseOrderSet" EntityType="IfsApp.PurchaseOrderHandling.PurchaseOrder"/>
+        <EntitySet Name="PurchaseOrderLinePartSet" EntityType="P.PurchaseOrderLinePart"/>
+      </EntityContainer>
+    </Schema>
+  </edmx:DataServices>
+</edmx:Edmx>"""
+
+
+def test_parses_sets_keys_types_enums_actions() -> None:
+    meta = parse_metadata(
+        CSDL.replace(
+            'EntityType="P.PurchaseOrderLinePart"', 'EntityType="IfsApp.PurchaseOrderHandling.PurchaseOrderLinePart"'
+        )
+    )
+    assert meta.namespace == "IfsApp.PurchaseOrderHandling"
+    assert set(meta.entity_sets) == {"PurchaseOrderSet", "PurchaseOrderLinePartSet"}
+    assert meta.keys("PurchaseOrderSet") == ("OrderNo",)
+    assert meta.keys("PurchaseOrderLinePartSet") == ("OrderNo", "LineNo", "ReleaseNo")
+    prop = meta.property("PurchaseOrderSet", "OrderNo")
+    assert (prop.type, prop.nullable, prop.max_length) == ("Edm.String", False, 12)
+    assert meta.property("PurchaseOrderSet", "Objstate").type == "IfsApp.PurchaseOrderHandling.PurchaseOrderState"
+    assert [a.name for a in meta.bound_actions("PurchaseOrderSet")] == ["PurchaseOrder_Release"]
+    unbound = [a for a in meta.actions if not a.bound]
+    assert unbound[0].parameters == {"Selection": "Edm.String"} and unbound[0].return_type == "Edm.String"
+    et = meta.entity_set("PurchaseOrderSet").entity_type
+    assert et.navigation["LinePartArray"] == "Collection(IfsApp.PurchaseOrderHandling.PurchaseOrderLinePart)"
+    assert meta.enum_literal("PurchaseOrderSet", "Objstate", "Released") == EnumLiteral(
+        "IfsApp.PurchaseOrderHandling.PurchaseOrderState", "Released"
+    )
+    with pytest.raises(KeyError):
+        meta.enum_literal("PurchaseOrderSet", "Objstate", "Flying")
+    with pytest.raises(KeyError):
+        meta.entity_set("Nope")
+
+
+def test_typed_values_render_typed_literals() -> None:
+    meta = parse_metadata(CSDL)
+    assert (
+        literal(meta.typed_value("PurchaseOrderSet", "Cf_Changed_At", "2025-01-31T10:00:00Z")) == "2025-01-31T10:00:00Z"
+    )
+    assert meta.typed_value("PurchaseOrderSet", "Cf_Changed_At", "2025-01-31T11:00:00+01:00") == dt.datetime(
+        2025, 1, 31, 10, tzinfo=dt.UTC
+    )
+    assert literal(meta.typed_value("PurchaseOrderSet", "OrderDate", "2025-01-31")) == "2025-01-31"
+    assert literal(meta.typed_value("PurchaseOrderSet", "OrderNo", "2025-01-31")) == "'2025-01-31'"
+    assert meta.typed_value("PurchaseOrderSet", "TotalAmount", "12.5") == Decimal("12.5")
+    assert literal(meta.typed_value("PurchaseOrderSet", "Objstate", "Planned")) == (
+        "IfsApp.PurchaseOrderHandling.PurchaseOrderState'Planned'"
+    )
+    assert meta.typed_value("PurchaseOrderSet", "Cf_Changed_At", None) is None
+
+
+def test_doctype_refused() -> None:
+    with pytest.raises(ValueError):
+        parse_metadata('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x/>')
+
+
+def test_service_document() -> None:
+    doc = parse_service_document(
+        {
+            "value": [
+                {"name": "PurchaseOrderSet", "kind": "EntitySet", "url": "PurchaseOrderSet"},
+                {"name": "Reference", "kind": "Singleton"},
+                {"name": "Plain"},
+            ]
+        }
+    )
+    assert doc.entity_sets == ("PurchaseOrderSet", "Plain")
+    assert doc.other == {"Reference": "Singleton"}
+    with pytest.raises(ValueError):
+        parse_service_document({"nope": 1})
