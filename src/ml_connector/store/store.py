@@ -180,6 +180,10 @@ class Tx:
             )
         self.conn.execute(insert(t.audit_events), values)
 
+    def get_cursor(self, name: str) -> str | None:
+        value: str | None = self.conn.execute(select(t.cursors.c.value).where(t.cursors.c.name == name)).scalar()
+        return value
+
     def set_cursor(self, name: str, value: str | None) -> None:
         now = utcnow()
         done = self.conn.execute(

@@ -1,0 +1,598 @@
+"""Outbound flow (IFS → Jira), DESIGN §4.1.
+
+Per page: plan (map every record, compare content hashes), then in one transaction upsert record states, audit and
+advance the cursor; then apply the Jira writes for that page. Work that outlives a page (a crash, a retry, an
+unconfirmed create) lives in the records table and is picked up at the start of the next run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from ml_connector.config.models import FlowConfig
+from ml_connector.engine.failures import decide
+from ml_connector.engine.report import PlannedAction, RunReport
+from ml_connector.engine.runtime import Connector, describe
+from ml_connector.errors import AuthError, ConfigError, ConnectorError, MappingError, NotFound, TransientError
+from ml_connector.ifs.odata import F, Raw, and_, filter_text
+from ml_connector.jira import adf, jql
+from ml_connector.jira.models import DraftIssue
+from ml_connector.mapping import (
+    IDENTITY_PROPERTY,
+    IssueDraft,
+    MappingContext,
+    build_issue_fields,
+    map_issue,
+    stable_hash,
+)
+from ml_connector.store import (
+    ORPHANED,
+    PARKED,
+    PENDING_CREATE,
+    PENDING_UPDATE,
+    RETRY,
+    SYNCED,
+    AuditEvent,
+    RecordRow,
+    Tx,
+    utcnow,
+)
+
+log = structlog.get_logger("ml_connector.engine")
+
+Progress = Callable[[int], None]
+
+
+def parse_ts(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value).replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def format_ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class _Planned:
+    key: str
+    action: str  # create | update | skip | fail | requeue
+    record: Mapping[str, Any]
+    draft: IssueDraft | None = None
+    error: MappingError | None = None
+    existing: RecordRow | None = None
+
+
+class OutboundSync:
+    """Runs one outbound flow once."""
+
+    def __init__(self, connector: Connector, flow: FlowConfig, *, stop: threading.Event | None = None) -> None:
+        self.c = connector
+        self.flow = flow
+        self.policy = connector.config.sync
+        self.stop = stop or threading.Event()
+
+    # ------------------------------------------------------------------------------------------------ entry point
+
+    def run(self, *, dry_run: bool = False, full: bool = False, progress: Progress | None = None) -> RunReport:
+        report = RunReport(self.flow.name, "outbound", dry_run=dry_run)
+        store = self.c.store
+        if not dry_run:
+            report.run_id = store.start_run(self.flow.name, "outbound")
+        try:
+            ctx = self.c.mapping_context(self.flow)
+            self.c.note_contact("jira")
+            if not dry_run:
+                self._drain_work_queue(ctx, report)
+            self._read_pages(ctx, report, dry_run=dry_run, full=full, progress=progress)
+            self.c.note_contact("ifs")
+        except (AuthError, TransientError, ConfigError) as exc:
+            report.error = describe(exc)
+            self.c.note_contact(exc.system or "ifs", exc)
+            raise
+        finally:
+            if report.run_id is not None:
+                store.finish_run(report.run_id, report.status, report.counts, report.error)
+        return report
+
+    # ------------------------------------------------------------------------------------------------ reading
+
+    def _query(self, full: bool, signpost: datetime) -> tuple[str | None, list[str]]:
+        flow = self.flow
+        base = flow.filter
+        if flow.detection == "snapshot" or flow.cursor_field is None:
+            return base, [flow.key]
+        cursor = None if full else parse_ts(self.c.store.get_cursor(flow.name))
+        condition = None
+        if cursor is not None:
+            since = cursor - timedelta(seconds=flow.lookback)
+            condition = F(flow.cursor_field) >= since
+        return filter_text(and_(Raw(base) if base else None, condition)), [flow.cursor_field, flow.key]
+
+    def _read_pages(
+        self, ctx: MappingContext, report: RunReport, *, dry_run: bool, full: bool, progress: Progress | None
+    ) -> None:
+        flow = self.flow
+        signpost = utcnow()
+        query, order = self._query(full, signpost)
+        select = (
+            list(dict.fromkeys([*flow.select, flow.key, *([flow.cursor_field] if flow.cursor_field else [])]))
+            if flow.select
+            else None
+        )
+        for page in self.c.ifs.iter_pages(
+            flow.entity_set, select=select, filter=query, orderby=order, key_fields=[flow.key], page_size=flow.page_size
+        ):
+            if self.stop.is_set():
+                report.interrupted = True
+                return
+            if not page.rows:
+                continue
+            report.add("fetched", len(page.rows))
+            lines = self._lines(page.rows)
+            planned = self._plan(page.rows, lines, ctx)
+            if dry_run:
+                for p in planned:
+                    report.add({"fail": "would_fail"}.get(p.action, f"would_{p.action}"))
+                    report.plan.append(
+                        PlannedAction(
+                            p.key, p.action, p.draft.summary if p.draft else None, str(p.error) if p.error else None
+                        )
+                    )
+            else:
+                work = self._commit_page(planned, report, signpost)
+                self._apply(work, report)
+            if progress:
+                progress(len(page.rows))
+
+    def _lines(self, rows: Sequence[Mapping[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
+        spec = self.flow.lines
+        if spec is None:
+            return {}
+        parents = [r.get(spec.parent_key) for r in rows if r.get(spec.parent_key) is not None]
+        return self.c.ifs.children_by_parent(
+            spec.entity_set, spec.parent_key, parents, select=spec.select or None, orderby=spec.orderby or None
+        )
+
+    def _plan(
+        self, rows: Sequence[Mapping[str, Any]], lines: Mapping[Any, list[dict[str, Any]]], ctx: MappingContext
+    ) -> list[_Planned]:
+        flow = self.flow
+        keys = [str(r.get(flow.key)) for r in rows]
+        with self.c.store.transaction() as tx:
+            existing = tx.get_records(flow.name, keys)
+        planned: list[_Planned] = []
+        for row, key in zip(rows, keys, strict=True):
+            current = existing.get(key)
+            try:
+                draft = map_issue(
+                    row, flow, ctx, lines=lines.get(row.get(flow.lines.parent_key), []) if flow.lines else ()
+                )
+            except MappingError as exc:
+                planned.append(_Planned(key, "fail", row, error=exc, existing=current))
+                continue
+            if current is None or current.jira_id is None:
+                action = "create"
+            elif current.state == ORPHANED or (current.draft_hash == draft.content_hash and current.state == SYNCED):
+                action = "skip"
+            else:
+                action = "update"
+            planned.append(_Planned(key, action, row, draft=draft, existing=current))
+        return planned
+
+    def _commit_page(self, planned: Sequence[_Planned], report: RunReport, signpost: datetime) -> list[RecordRow]:
+        """One transaction: record states, audit events, cursor. Returns the records with Jira work to do."""
+        flow = self.flow
+        newest: datetime | None = None
+        work_ids: list[int] = []
+        with self.c.store.transaction(report.run_id) as tx:
+            audits: list[tuple[int, AuditEvent]] = []
+            for p in planned:
+                source_hash = stable_hash({k: v for k, v in p.record.items() if not k.startswith("@")})
+                ts = p.record.get(flow.cursor_field) if flow.cursor_field else None
+                stamp = parse_ts(ts)
+                if stamp is not None and (newest is None or stamp > newest):
+                    newest = stamp
+                source_ts = str(ts) if ts is not None else None
+                rec = p.existing
+                if p.action == "fail":
+                    assert p.error is not None
+                    message = f"mapping failed: {p.error}"
+                    if rec is None:
+                        rec = tx.insert_record(
+                            flow.name,
+                            p.key,
+                            state=PARKED,
+                            source_hash=source_hash,
+                            source_ts=source_ts,
+                            error_class="MappingError",
+                            last_error=message,
+                            attempts=1,
+                        )
+                    elif rec.state != PARKED or rec.last_error != message or rec.source_hash != source_hash:
+                        tx.update_record(
+                            rec.id,
+                            state=PARKED,
+                            source_hash=source_hash,
+                            source_ts=source_ts,
+                            error_class="MappingError",
+                            last_error=message,
+                            attempts=rec.attempts + 1,
+                        )
+                    else:
+                        continue  # the same bad record seen again: already parked with this reason
+                    audits.append(
+                        (
+                            rec.id,
+                            AuditEvent(
+                                "failed", "error", message, {"field": p.error.field, "source_hash": source_hash}
+                            ),
+                        )
+                    )
+                    report.add("parked")
+                    continue
+                assert p.draft is not None
+                draft = p.draft.as_dict()
+                if p.action == "skip":
+                    if rec is not None and rec.source_hash != source_hash:
+                        tx.update_record(rec.id, source_hash=source_hash, source_ts=source_ts)
+                        audits.append((rec.id, AuditEvent("skipped", message="source changed, issue content did not")))
+                    report.add("unchanged")
+                    continue
+                state = PENDING_CREATE if p.action == "create" else PENDING_UPDATE
+                if rec is None:
+                    rec = tx.insert_record(
+                        flow.name,
+                        p.key,
+                        state=state,
+                        source_hash=source_hash,
+                        source_ts=source_ts,
+                        draft=draft,
+                        draft_hash=p.draft.content_hash,
+                    )
+                    audits.append((rec.id, AuditEvent("fetched", detail={"source_ts": source_ts})))
+                else:
+                    tx.update_record(
+                        rec.id,
+                        state=state,
+                        source_hash=source_hash,
+                        source_ts=source_ts,
+                        draft=draft,
+                        draft_hash=p.draft.content_hash,
+                        next_attempt_at=None,
+                        attempts=0 if rec.state in (PARKED, RETRY) else rec.attempts,
+                        error_class=None,
+                        last_error=None,
+                    )
+                outcome = "warning" if p.draft.warnings else "ok"
+                audits.append(
+                    (rec.id, AuditEvent("mapped", outcome, "; ".join(p.draft.warnings) or None, {"draft": draft}))
+                )
+                work_ids.append(rec.id)
+            tx.audit_many(audits)
+            if newest is not None:
+                self._advance_cursor(tx, min(newest, signpost))
+        return self._rows(work_ids)
+
+    def _advance_cursor(self, tx: Tx, candidate: datetime) -> None:
+        previous = parse_ts(tx.get_cursor(self.flow.name))
+        if previous is None or candidate > previous:
+            tx.set_cursor(self.flow.name, format_ts(candidate))
+
+    def _rows(self, ids: Iterable[int]) -> list[RecordRow]:
+        rows = []
+        for record_id in ids:
+            row = self.c.store.get_record_by_id(record_id)
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    # ------------------------------------------------------------------------------------------------ Jira writes
+
+    def _drain_work_queue(self, ctx: MappingContext, report: RunReport) -> None:
+        """Leftovers from earlier runs: unconfirmed creates, due retries, replays."""
+        while not self.stop.is_set():
+            batch = self.c.store.work_queue(self.flow.name, limit=500)
+            if not batch:
+                return
+            before = {(r.id, r.state, r.jira_id, r.attempts) for r in batch}
+            self._apply(batch, report)
+            after = {(r.id, r.state, r.jira_id, r.attempts) for r in self.c.store.work_queue(self.flow.name, limit=500)}
+            if before <= after:
+                return  # nothing moved (all deferred); leave them for a later run
+
+    def _apply(self, records: Sequence[RecordRow], report: RunReport) -> None:
+        if not records:
+            return
+        creates = [r for r in records if r.jira_id is None]
+        updates = [r for r in records if r.jira_id is not None]
+        emails = {str(r.draft.get("assignee_email")) for r in records if r.draft and r.draft.get("assignee_email")}
+        accounts = self.c.account_ids(emails)
+        fields_ctx = self.c.resolve_fields(self.flow)
+        if creates:
+            updates += self._create(creates, accounts, fields_ctx, report)
+        for record in updates:
+            if self.stop.is_set():
+                report.interrupted = True
+                return
+            self._update(record, accounts, fields_ctx, report)
+
+    def _payload(
+        self, record: RecordRow, accounts: Mapping[str, str | None], fields_ctx: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        assert record.draft is not None
+        draft = draft_from_dict(record.draft)
+        warnings: list[str] = []
+        account = None
+        if draft.assignee_email:
+            account = accounts.get(draft.assignee_email)
+            if account is None:
+                warnings.append(f"no Jira user for {draft.assignee_email}; left unassigned")
+        fields = build_issue_fields(draft, field_ids=fields_ctx, account_id=account, to_adf=adf.text_to_adf)
+        return fields, warnings
+
+    def _create(
+        self,
+        records: Sequence[RecordRow],
+        accounts: Mapping[str, str | None],
+        fields_ctx: Mapping[str, Any],
+        report: RunReport,
+    ) -> list[RecordRow]:
+        """Bulk-create; returns records that reconciliation linked to an existing issue (they need an edit)."""
+        store = self.c.store
+        now = utcnow()
+        fresh: list[RecordRow] = []
+        linked: list[RecordRow] = []
+        for record in records:
+            if record.create_attempted_at is not None:
+                verdict = self._reconcile(record, now, report)
+                if verdict == "linked":
+                    row = store.get_record_by_id(record.id)
+                    if row is not None:
+                        linked.append(row)
+                if verdict != "create":
+                    continue
+            fresh.append(record)
+        for start in range(0, len(fresh), self.policy.bulk_size * 10):
+            if self.stop.is_set():
+                report.interrupted = True
+                return linked
+            chunk = fresh[start : start + self.policy.bulk_size * 10]
+            drafts: list[DraftIssue] = []
+            ready: list[RecordRow] = []
+            with store.transaction(report.run_id) as tx:
+                for record in chunk:
+                    try:
+                        fields, warnings = self._payload(record, accounts, fields_ctx)
+                    except MappingError as exc:
+                        self._fail(tx, record, exc, transient=False, report=report)
+                        continue
+                    drafts.append(
+                        DraftIssue(
+                            fields=fields,
+                            ref=record.ifs_key,
+                            properties={IDENTITY_PROPERTY: {"flow": self.flow.name, "key": record.ifs_key}},
+                        )
+                    )
+                    ready.append(record)
+                    # The durable intent: from here on a crash means "may exist in Jira; reconcile first".
+                    tx.update_record(record.id, create_attempted_at=utcnow())
+                    if warnings:
+                        tx.audit(record.id, AuditEvent("mapped", "warning", "; ".join(warnings)))
+            if not drafts:
+                continue
+            outcomes = self.c.jira.bulk_create(drafts)
+            with store.transaction(report.run_id) as tx:
+                for record, outcome in zip(ready, outcomes, strict=True):
+                    if outcome.issue is not None:
+                        tx.update_record(
+                            record.id,
+                            jira_id=outcome.issue.id,
+                            jira_key=outcome.issue.key,
+                            state=SYNCED,
+                            create_attempted_at=None,
+                            attempts=0,
+                            next_attempt_at=None,
+                            error_class=None,
+                            last_error=None,
+                        )
+                        tx.audit(
+                            record.id,
+                            AuditEvent("created", detail={"jira_id": outcome.issue.id, "jira_key": outcome.issue.key}),
+                        )
+                        report.add("created")
+                        continue
+                    failure = outcome.failure
+                    assert failure is not None
+                    if failure.uncertain:
+                        # Jira may have created it: keep the intent, reconcile on a later attempt.
+                        self._fail(tx, record, failure.message, transient=True, report=report, keep_intent=True)
+                    else:
+                        tx.update_record(record.id, create_attempted_at=None)
+                        self._fail(
+                            tx,
+                            record,
+                            f"Jira refused the create: {failure.message}",
+                            transient=failure.transient,
+                            report=report,
+                        )
+        return linked
+
+    def _reconcile(self, record: RecordRow, now: datetime, report: RunReport) -> str:
+        """An earlier create may have reached Jira: "linked" to what it made, "deferred", or "create" again."""
+        assert record.draft is not None and record.create_attempted_at is not None
+        label = str(record.draft["identity_label"])
+        query = jql.eq("labels", label)
+        found = [
+            issue
+            for issue in self.c.jira.search(query, fields=("labels", "status"), properties=(IDENTITY_PROPERTY,))
+            if (issue.get("properties") or {}).get(IDENTITY_PROPERTY, {}).get("key") in (record.ifs_key, None)
+        ]
+        with self.c.store.transaction(report.run_id) as tx:
+            if found:
+                found.sort(key=lambda i: int(i["id"]))
+                issue = found[0]
+                tx.update_record(
+                    record.id,
+                    jira_id=str(issue["id"]),
+                    jira_key=str(issue["key"]),
+                    state=PENDING_UPDATE,
+                    create_attempted_at=None,
+                )
+                message = "found the issue an interrupted create had made; linked instead of creating again"
+                if len(found) > 1:
+                    message += f" (also found {', '.join(str(i['key']) for i in found[1:])}: duplicates to review)"
+                tx.audit(
+                    record.id,
+                    AuditEvent(
+                        "reconciled",
+                        "warning" if len(found) > 1 else "ok",
+                        message,
+                        {"jira_id": issue["id"], "jira_key": issue["key"]},
+                    ),
+                )
+                report.add("reconciled")
+                return "linked"
+            settle = timedelta(seconds=self.policy.reconcile_settle)
+            if now - record.create_attempted_at < settle:
+                # Search may lag behind the create: an empty answer right after it proves nothing yet.
+                tx.update_record(record.id, next_attempt_at=record.create_attempted_at + settle)
+                tx.audit(
+                    record.id,
+                    AuditEvent("retried", "warning", "create unconfirmed and search may lag; checking again later"),
+                )
+                report.add("deferred")
+                return "deferred"
+            tx.update_record(record.id, create_attempted_at=None)
+            tx.audit(record.id, AuditEvent("reconciled", message="no issue from the interrupted create; creating"))
+        return "create"
+
+    def _update(
+        self, record: RecordRow, accounts: Mapping[str, str | None], fields_ctx: Mapping[str, Any], report: RunReport
+    ) -> None:
+        assert record.jira_id is not None
+        store = self.c.store
+        try:
+            fields, warnings = self._payload(record, accounts, fields_ctx)
+        except MappingError as exc:
+            with store.transaction(report.run_id) as tx:
+                self._fail(tx, record, exc, transient=False, report=report)
+            return
+        labels = fields.pop("labels", [])
+        fields.pop("project", None)
+        fields.pop("issuetype", None)
+        try:
+            self.c.jira.edit_issue(record.jira_id, fields, update={"labels": [{"add": label} for label in labels]})
+        except NotFound:
+            self._deleted(record, report)
+            return
+        except (AuthError, ConfigError):
+            raise
+        except ConnectorError as exc:
+            with store.transaction(report.run_id) as tx:
+                self._fail(tx, record, exc, transient=isinstance(exc, TransientError), report=report)
+            return
+        with store.transaction(report.run_id) as tx:
+            tx.update_record(
+                record.id, state=SYNCED, attempts=0, next_attempt_at=None, error_class=None, last_error=None
+            )
+            tx.audit(
+                record.id,
+                AuditEvent(
+                    "updated",
+                    "warning" if warnings else "ok",
+                    "; ".join(warnings) or None,
+                    {"jira_id": record.jira_id, "fields": sorted(fields)},
+                ),
+            )
+        report.add("updated")
+
+    def _deleted(self, record: RecordRow, report: RunReport) -> None:
+        """The linked issue is gone from Jira: recreate it or leave it, per policy, audited either way."""
+        with self.c.store.transaction(report.run_id) as tx:
+            if self.policy.deleted_issue == "recreate":
+                tx.update_record(record.id, jira_id=None, jira_key=None, state=PENDING_CREATE, create_attempted_at=None)
+                tx.audit(
+                    record.id,
+                    AuditEvent("deleted", "warning", f"Jira issue {record.jira_key} was deleted; recreating (policy)"),
+                )
+                report.add("recreate")
+            else:
+                tx.update_record(record.id, state=ORPHANED)
+                tx.audit(
+                    record.id,
+                    AuditEvent(
+                        "deleted", "warning", f"Jira issue {record.jira_key} was deleted; left deleted (policy)"
+                    ),
+                )
+                report.add("orphaned")
+        if self.policy.deleted_issue == "recreate":
+            fresh = self.c.store.get_record_by_id(record.id)
+            if fresh is not None:
+                self._apply([fresh], report)
+
+    def _fail(
+        self,
+        tx: Tx,
+        record: RecordRow,
+        error: ConnectorError | str,
+        *,
+        transient: bool,
+        report: RunReport,
+        keep_intent: bool = False,
+    ) -> None:
+        decision = decide(error, transient=transient, attempts_so_far=record.attempts, policy=self.policy, now=utcnow())
+        values: dict[str, Any] = {
+            "state": decision.state,
+            "attempts": decision.attempts,
+            "next_attempt_at": decision.next_attempt_at,
+            "error_class": decision.error_class,
+            "last_error": decision.message,
+        }
+        if not keep_intent:
+            values["create_attempted_at"] = None
+        tx.update_record(record.id, **values)
+        tx.audit(
+            record.id,
+            AuditEvent(
+                "failed",
+                "error",
+                decision.message,
+                {
+                    "error_class": decision.error_class,
+                    "attempt": decision.attempts,
+                    "next_attempt_at": decision.next_attempt_at,
+                },
+            ),
+        )
+        report.add("parked" if decision.state == PARKED else "failed")
+        log.warning(
+            "record.failed", flow=self.flow.name, key=record.ifs_key, state=decision.state, error=decision.message
+        )
+
+
+def draft_from_dict(data: Mapping[str, Any]) -> IssueDraft:
+    return IssueDraft(
+        project=str(data["project"]),
+        issue_type=str(data["issue_type"]),
+        summary=str(data["summary"]),
+        description=data.get("description"),
+        priority=data.get("priority"),
+        assignee_email=data.get("assignee_email"),
+        custom_fields=dict(data.get("custom_fields") or {}),
+        labels=tuple(data.get("labels") or ()),
+        identity_label=str(data["identity_label"]),
+    )

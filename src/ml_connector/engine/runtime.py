@@ -1,0 +1,216 @@
+"""Wiring: one ``Connector`` holds the config, the store and the two clients, plus caches shared across runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
+from ml_connector.errors import AuthError, ConfigError, ConnectorError, TransientError
+from ml_connector.http.session import CallObserver
+from ml_connector.ifs import IfsClient
+from ml_connector.jira.client import JiraClient
+from ml_connector.jira.fields import FieldRegistry
+from ml_connector.jira.tokens import TokenStore
+from ml_connector.mapping import FieldTarget, MappingContext
+from ml_connector.store import Store
+
+USER_CACHE_AGE = timedelta(hours=24)
+
+
+def _field_kind(custom_type: str | None, schema_type: str | None) -> str:
+    short = (custom_type or "").rsplit(":", 1)[-1]
+    if short in {"select", "radiobuttons"}:
+        return "select"
+    if short == "textarea":
+        return "textarea"
+    if short == "float" or schema_type == "number":
+        return "number"
+    return "text"
+
+
+def split_field_name(name: str) -> tuple[str, str | None]:
+    """``"Cost Center:text"`` → (``"Cost Center"``, ``"textfield"``); a type suffix picks one of same-named fields."""
+    base, sep, suffix = name.rpartition(":")
+    if not sep or not base or suffix not in {"text", "textfield", "select", "textarea", "number", "float"}:
+        return name, None
+    return base, {"text": "textfield", "number": "float"}.get(suffix, suffix)
+
+
+@dataclass
+class _Cached:
+    value: Any
+    expires: float
+
+
+@dataclass
+class Connector:
+    """Everything a run needs. Clients are built on first use so ``status`` and the dashboard need no network."""
+
+    config: ConnectorConfig
+    store: Store
+    observer: CallObserver | None = None
+    token_store: TokenStore | None = None
+    ifs_factory: Callable[[], IfsClient] | None = None
+    jira_factory: Callable[[], JiraClient] | None = None
+    _ifs: IfsClient | None = None
+    _jira: JiraClient | None = None
+    _cache: dict[str, _Cached] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def ifs(self) -> IfsClient:
+        with self._lock:
+            if self._ifs is None:
+                self._ifs = (self.ifs_factory or self._default_ifs)()
+            return self._ifs
+
+    @property
+    def jira(self) -> JiraClient:
+        with self._lock:
+            if self._jira is None:
+                self._jira = (self.jira_factory or self._default_jira)()
+            return self._jira
+
+    def _default_ifs(self) -> IfsClient:
+        return IfsClient.from_connection(self.config.ifs, observer=self.observer)
+
+    def _default_jira(self) -> JiraClient:
+        return JiraClient.from_connection(self.config.jira, observer=self.observer, token_store=self.token_store)
+
+    def close(self) -> None:
+        if self._ifs is not None:
+            self._ifs.close()
+        if self._jira is not None:
+            self._jira.close()
+
+    # -- health ----------------------------------------------------------------------------------------------------
+
+    def note_contact(self, system: str, error: BaseException | None = None) -> None:
+        """Remember the last contact outcome per system for /readyz and the dashboard."""
+        if error is None:
+            self.store.record_health(system, "operational")
+        elif isinstance(error, AuthError):
+            self.store.record_health(system, "auth_failed", str(error))
+        elif isinstance(error, TransientError):
+            self.store.record_health(system, "unreachable", str(error))
+
+    # -- cached lookups --------------------------------------------------------------------------------------------
+
+    def _cached(self, name: str, ttl: float, load: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and hit.expires > now:
+            return hit.value
+        value = load()
+        self._cache[name] = _Cached(value, now + ttl)
+        return value
+
+    def invalidate_caches(self) -> None:
+        self._cache.clear()
+
+    def _lookup(self, name: str, spec: LookupConfig | None) -> Mapping[str, Mapping[str, Any]]:
+        if spec is None:
+            return {}
+
+        def load() -> dict[str, Mapping[str, Any]]:
+            rows = self.ifs.iter_records(
+                spec.entity_set, select=spec.select or None, filter=spec.filter, key_fields=[spec.key]
+            )
+            return {str(r.get(spec.key)): r for r in rows}
+
+        result: Mapping[str, Mapping[str, Any]] = self._cached(f"lookup:{name}", spec.ttl, load)
+        return result
+
+    def field_registry(self) -> FieldRegistry:
+        registry: FieldRegistry = self._cached("jira:fields", 3600.0, self.jira.fields)
+        return registry
+
+    def resolve_fields(self, flow: FlowConfig) -> dict[str, FieldTarget]:
+        """Configured custom field names → ids and kinds, once per hour; ambiguity is a ``ConfigError``."""
+        registry = self.field_registry()
+        targets: dict[str, FieldTarget] = {}
+        for configured in flow.mapping.custom_fields:
+            name, wanted_type = split_field_name(configured)
+            try:
+                field_id = registry.resolve(name, field_type=wanted_type)
+            except ConfigError as exc:
+                raise ConfigError(str(exc), path=f"flows.{flow.name}.mapping.custom_fields.{configured}") from None
+            info = registry.get(field_id)
+            kind = _field_kind(info.custom_type if info else None, info.schema_type if info else None)
+            targets[configured] = FieldTarget(
+                field_id, kind, self._allowed_values(flow, field_id) if kind == "select" else None
+            )
+        return targets
+
+    def _allowed_values(self, flow: FlowConfig, field_id: str) -> frozenset[str] | None:
+        """Allowed options of a select field from createmeta for the flow's default project and issue type."""
+        project = flow.mapping.project.default
+        if project is None:
+            return None
+
+        def load() -> dict[str, frozenset[str]]:
+            found: dict[str, frozenset[str]] = {}
+            types = self.jira.create_issue_types(project)
+            type_id = next((str(t["id"]) for t in types if t.get("name") == flow.mapping.issue_type), None)
+            if type_id is None:
+                return found
+            for meta in self.jira.create_fields(project, type_id):
+                values = meta.get("allowedValues")
+                if isinstance(values, list):
+                    found[str(meta.get("fieldId") or meta.get("key"))] = frozenset(
+                        str(v.get("value") or v.get("name")) for v in values if isinstance(v, dict)
+                    )
+            return found
+
+        allowed: dict[str, frozenset[str]] = self._cached(
+            f"createmeta:{project}:{flow.mapping.issue_type}", 3600.0, load
+        )
+        return allowed.get(field_id)
+
+    def mapping_context(self, flow: FlowConfig, *, with_jira: bool = True) -> MappingContext:
+        lookups = self.config.lookups
+        suppliers = self._lookup("suppliers", lookups.suppliers) if flow.supplier_field else {}
+        persons = self._lookup("persons", lookups.persons) if flow.mapping.assignee else {}
+        projects = self._lookup("projects", lookups.projects)
+        if not with_jira:
+            return MappingContext(suppliers=suppliers, persons=persons, projects=projects)
+        project_keys: frozenset[str] = self._cached(
+            "jira:projects", 3600.0, lambda: frozenset(str(p["key"]) for p in self.jira.projects())
+        )
+        priorities: frozenset[str] = self._cached(
+            "jira:priorities", 3600.0, lambda: frozenset(str(p["name"]) for p in self.jira.priorities())
+        )
+        return MappingContext(
+            suppliers=suppliers,
+            persons=persons,
+            projects=projects,
+            jira_projects=project_keys,
+            priorities=priorities,
+            fields=self.resolve_fields(flow),
+        )
+
+    # -- users -----------------------------------------------------------------------------------------------------
+
+    def account_ids(self, emails: set[str]) -> dict[str, str | None]:
+        """email → accountId (None: no such Jira user); misses are cached in the store like hits."""
+        known = self.store.cached_users(max_age=USER_CACHE_AGE)
+        result: dict[str, str | None] = {}
+        for email in sorted(emails):
+            key = email.lower()
+            if key in known:
+                result[email] = known[key]
+                continue
+            resolution = self.jira.users.resolve(email)
+            account = resolution.account_id if resolution.found else None
+            self.store.cache_user(key, account)
+            result[email] = account
+        return result
+
+
+def describe(error: BaseException) -> str:
+    return str(error) if isinstance(error, ConnectorError) else f"{type(error).__name__}: {error}"
