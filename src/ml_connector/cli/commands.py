@@ -1,1 +1,255 @@
-"""Connector commands: sync, status, records, audit, replay, init (added by the engine)."""
+"""Connector commands: sync, status, records, audit, replay, init."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ml_connector.cli.app import ExitCode, app
+from ml_connector.cli.context import ConfigOption, config_path, load, open_connector
+from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSync, process_inbox
+from ml_connector.errors import ConfigError
+from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED
+
+console = Console()
+
+
+def _flows(connector: Connector, name: str | None) -> list[str]:
+    if name:
+        return [connector.config.flow(name).name]
+    return [f.name for f in connector.config.flows if f.enabled]
+
+
+def _summary(reports: list[RunReport], *, dry_run: bool) -> None:
+    table = Table(title="Dry run: nothing was written" if dry_run else "Sync summary")
+    columns = ["flow", "kind", "status"]
+    keys = sorted({k for r in reports for k in r.counts})
+    for col in columns + keys:
+        table.add_column(col, justify="right" if col in keys else "left")
+    for r in reports:
+        table.add_row(r.flow, r.kind, r.status, *(str(r.counts.get(k, 0)) for k in keys))
+    console.print(table)
+
+
+def _plan_table(report: RunReport, limit: int = 50) -> None:
+    if not report.plan:
+        return
+    table = Table(title=f"{report.flow}: planned actions (first {min(limit, len(report.plan))} of {len(report.plan)})")
+    for col in ("IFS key", "action", "summary / reason"):
+        table.add_column(col)
+    for item in report.plan[:limit]:
+        table.add_row(escape(item.key), item.action, escape(item.reason or item.summary or ""))
+    console.print(table)
+
+
+@app.command()
+def sync(
+    flow: str | None = typer.Option(None, "--flow", "-f", help="Run only this flow."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Plan and print; write nothing to IFS, Jira or the store."),
+    full: bool = typer.Option(False, "--full", help="Ignore the cursor and read every record matching the filter."),
+    no_writeback: bool = typer.Option(False, "--no-writeback", help="Skip the Jira → IFS status write-back."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Run the flows once: IFS → Jira, then Jira status → IFS."""
+    connector = open_connector(config)
+    reports: list[RunReport] = []
+    try:
+        for name in _flows(connector, flow):
+            flow_cfg = connector.config.flow(name)
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+                disable=not console.is_terminal,
+            ) as bar:
+                task = bar.add_task(f"{name}: reading IFS", total=None)
+                report = OutboundSync(connector, flow_cfg).run(
+                    dry_run=dry_run, full=full, progress=lambda n, t=task: bar.advance(t, n)
+                )
+            reports.append(report)
+            if dry_run:
+                _plan_table(report)
+            if not no_writeback and flow_cfg.writeback.enabled:
+                reports.append(WritebackSync(connector, flow_cfg).run(dry_run=dry_run))
+        if not dry_run and not no_writeback:
+            inbox = process_inbox(connector)
+            if inbox.counts:
+                reports.append(inbox)
+    finally:
+        connector.close()
+    _summary(reports, dry_run=dry_run)
+    if any(r.failed for r in reports):
+        raise typer.Exit(ExitCode.RECORDS_FAILED)
+
+
+@app.command()
+def status(config: Path | None = ConfigOption) -> None:
+    """Per flow: cursor, last run, record counts and the failed queue."""
+    connector = open_connector(config)
+    store = connector.store
+    counts = store.count_by_flow_state()
+    table = Table(title="Flows")
+    for col in ("flow", "schedule", "cursor", "last run", "result", "synced", "pending", "failed queue"):
+        table.add_column(col)
+    for flow in connector.config.flows:
+        last = store.last_run(flow.name)
+        row = [
+            flow.name,
+            flow.schedule or "-",
+            store.get_cursor(flow.name) or "-",
+            last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
+            last.status if last else "-",
+        ]
+        pending = counts.get((flow.name, PENDING_CREATE), 0) + counts.get((flow.name, PENDING_UPDATE), 0)
+        row += [
+            str(counts.get((flow.name, SYNCED), 0)),
+            str(pending),
+            str(counts.get((flow.name, PARKED), 0) + counts.get((flow.name, RETRY), 0)),
+        ]
+        table.add_row(*row)
+    console.print(table)
+    connector.close()
+
+
+@app.command()
+def records(
+    flow: str | None = typer.Option(None, "--flow", "-f"),
+    state: str | None = typer.Option(None, "--state", "-s", help=f"One of: {', '.join(RECORD_STATES)}."),
+    limit: int = typer.Option(50, "--limit", "-n"),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """List records with their Jira link and state."""
+    if state is not None and state not in RECORD_STATES:
+        raise ConfigError(f"unknown state {state!r}; use one of {', '.join(RECORD_STATES)}")
+    connector = open_connector(config)
+    rows = connector.store.list_records(flow=flow, state=state, limit=limit)
+    connector.close()
+    if as_json:
+        for r in rows:
+            typer.echo(
+                json.dumps(
+                    {
+                        "flow": r.flow,
+                        "key": r.ifs_key,
+                        "state": r.state,
+                        "jira_key": r.jira_key,
+                        "jira_id": r.jira_id,
+                        "attempts": r.attempts,
+                        "error": r.last_error,
+                    }
+                )
+            )
+        return
+    table = Table(title=f"Records ({len(rows)})")
+    for col in ("flow", "IFS key", "state", "Jira", "status in IFS", "attempts", "last error"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r.flow,
+            escape(r.ifs_key),
+            r.state,
+            r.jira_key or "-",
+            r.written_status or "-",
+            str(r.attempts),
+            escape((r.last_error or "")[:80]),
+        )
+    console.print(table)
+
+
+@app.command()
+def audit(
+    key: str = typer.Argument(..., help="IFS key (PO number, WO id) or Jira key."),
+    flow: str | None = typer.Option(None, "--flow", "-f"),
+    config: Path | None = ConfigOption,
+) -> None:
+    """The whole audit trail of one record."""
+    connector = open_connector(config)
+    store = connector.store
+    matches = [
+        r
+        for r in store.find_records(key)
+        if (r.ifs_key == key or r.jira_key == key) and (flow is None or r.flow == flow)
+    ]
+    if not matches:
+        connector.close()
+        console.print(f"no record with key {escape(key)!r}")
+        raise typer.Exit(ExitCode.ERROR)
+    for record in matches:
+        console.print(
+            f"[bold]{escape(record.flow)} {escape(record.ifs_key)}[/] → {record.jira_key or '(no issue)'} "
+            f"state={record.state}"
+        )
+        table = Table()
+        for col in ("time (UTC)", "run", "event", "outcome", "message"):
+            table.add_column(col)
+        for event in store.audit_trail(record.id):
+            table.add_row(
+                event.at.strftime("%Y-%m-%d %H:%M:%S"),
+                str(event.run_id or "-"),
+                event.event,
+                event.outcome,
+                escape(event.message or ""),
+            )
+        console.print(table)
+    connector.close()
+
+
+@app.command()
+def replay(
+    keys: list[str] = typer.Argument(None, help="IFS or Jira keys to replay."),
+    flow: str | None = typer.Option(None, "--flow", "-f"),
+    failed: bool = typer.Option(False, "--failed", help="Every record in the failed queue (parked or retrying)."),
+    since: datetime | None = typer.Option(None, "--since", help="Failed records updated since (ISO time, UTC)."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Re-queue failed records and sync them through the normal path."""
+    if not keys and not failed and since is None:
+        raise ConfigError("say what to replay: KEY..., --failed (with --flow to narrow) or --since TIME")
+    connector = open_connector(config)
+    try:
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        queued = connector.store.requeue(flow=flow, keys=keys or (), since=since)
+        console.print(f"re-queued {len(queued)} record(s)")
+        reports = [
+            OutboundSync(connector, connector.config.flow(name)).run(queue_only=True)
+            for name in sorted({r.flow for r in queued})
+        ]
+    finally:
+        connector.close()
+    if reports:
+        _summary(reports, dry_run=False)
+    if any(r.failed for r in reports):
+        raise typer.Exit(ExitCode.RECORDS_FAILED)
+
+
+@app.command()
+def init(
+    path: Path = typer.Argument(Path("ml-connector.yaml"), help="Where to write the example config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a commented example config that works against the simulators as it stands."""
+    if path.exists() and not force:
+        raise ConfigError(f"{path} exists; use --force to overwrite it")
+    text = resources.files("ml_connector.config").joinpath("templates/example.yaml").read_text(encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    console.print(
+        f"wrote {path}. Lines marked '# <- CHANGE' are the ones to edit for real tenants; then run "
+        f"`ml-connector check -c {path}`, `ml-connector sync --dry-run -c {path}`, `ml-connector run -c {path}`."
+    )
+
+
+__all__ = ["audit", "config_path", "init", "load", "records", "replay", "status", "sync"]

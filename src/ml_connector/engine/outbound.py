@@ -87,17 +87,29 @@ class OutboundSync:
 
     # ------------------------------------------------------------------------------------------------ entry point
 
-    def run(self, *, dry_run: bool = False, full: bool = False, progress: Progress | None = None) -> RunReport:
-        report = RunReport(self.flow.name, "outbound", dry_run=dry_run)
+    def run(
+        self,
+        *,
+        dry_run: bool = False,
+        full: bool = False,
+        queue_only: bool = False,
+        progress: Progress | None = None,
+    ) -> RunReport:
+        """One run: drain the work queue (retries, replays, unconfirmed creates), then read IFS pages.
+
+        ``queue_only`` skips reading IFS (replay); ``full`` ignores the cursor; ``dry_run`` writes nothing anywhere.
+        """
+        report = RunReport(self.flow.name, "replay" if queue_only else "outbound", dry_run=dry_run)
         store = self.c.store
         if not dry_run:
-            report.run_id = store.start_run(self.flow.name, "outbound")
+            report.run_id = store.start_run(self.flow.name, report.kind)
         try:
             ctx = self.c.mapping_context(self.flow)
             self.c.note_contact("jira")
             if not dry_run:
                 self._drain_work_queue(ctx, report)
-            self._read_pages(ctx, report, dry_run=dry_run, full=full, progress=progress)
+            if not queue_only:
+                self._read_pages(ctx, report, dry_run=dry_run, full=full, progress=progress)
             self.c.note_contact("ifs")
         except (AuthError, TransientError, ConfigError) as exc:
             report.error = describe(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ def alembic_config() -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; safe to call on every start and from several processes."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Running upgrade ..." is noise on every start
     cfg = alembic_config()
     try:
         with engine.begin() as connection:

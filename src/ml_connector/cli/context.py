@@ -1,0 +1,56 @@
+"""Opening the connector from the command line: config path resolution, logging, store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from ml_connector.config.models import ConnectorConfig, load_config
+from ml_connector.engine import Connector
+from ml_connector.errors import ConfigError
+from ml_connector.logging import configure, register_secret
+from ml_connector.store import Store
+
+DEFAULT_CONFIG = "ml-connector.yaml"
+
+ConfigOption = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help=f"Config file (default: $ML_CONNECTOR_CONFIG or ./{DEFAULT_CONFIG}).",
+    show_default=False,
+)
+
+
+def config_path(value: Path | None) -> Path:
+    if value is not None:
+        return value
+    return Path(os.environ.get("ML_CONNECTOR_CONFIG", DEFAULT_CONFIG))
+
+
+def load(value: Path | None) -> ConnectorConfig:
+    path = config_path(value)
+    if not path.exists():
+        raise ConfigError(f"config file {path} not found; create one with `ml-connector init`")
+    config = load_config(path)
+    register_secret(config.ifs.client_secret.get_secret_value())
+    auth = config.jira.auth
+    for secret in (
+        getattr(auth, "api_token", None),
+        getattr(auth, "client_secret", None),
+        getattr(auth, "refresh_token", None),
+        config.jira.webhook_secret,
+        config.web.admin_token,
+    ):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+    configure(level=os.environ.get("ML_CONNECTOR_LOG_LEVEL", config.log_level))
+    return config
+
+
+def open_connector(value: Path | None) -> Connector:
+    config = load(value)
+    assert config.store.url is not None
+    return Connector(config=config, store=Store.open(config.store.url))
