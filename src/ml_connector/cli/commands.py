@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ml_connector.cli.app import ExitCode, app
@@ -75,9 +75,11 @@ def sync(
                 disable=not console.is_terminal,
             ) as bar:
                 task = bar.add_task(f"{name}: reading IFS", total=None)
-                report = OutboundSync(connector, flow_cfg).run(
-                    dry_run=dry_run, full=full, progress=lambda n, t=task: bar.advance(t, n)
-                )
+
+                def advance(n: int, bar: Progress = bar, task: TaskID = task) -> None:
+                    bar.advance(task, n)
+
+                report = OutboundSync(connector, flow_cfg).run(dry_run=dry_run, full=full, progress=advance)
             reports.append(report)
             if dry_run:
                 _plan_table(report)
