@@ -248,8 +248,8 @@ class IfsClient:
                 seen_links.add(next_url)
                 url, via_keyset = next_url, False
                 continue
-            if not rows:
-                return
+            if not rows or seen_links:
+                return  # an empty page, or a server that links its pages and sent no link this time: the end
             applied = _preference_applied(response)
             # A short page is the last one only if the server confirms it used our page size; otherwise it may
             # have cut at its own cap without a link, and one more (keyset) request settles it.
