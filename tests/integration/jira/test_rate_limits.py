@@ -1,0 +1,90 @@
+"""429 handling: Retry-After is honoured; a per-issue write limit slows writes to that issue only."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from ml_connector.config.connections import HttpSettings
+from ml_connector.errors import ConnectorError
+from ml_connector.http import Pacer
+from ml_connector.jira import DraftIssue, JiraClient
+
+from .conftest import Sim, basic_connection
+from .helpers import RecordingTransport
+
+
+class Retries:
+    def __init__(self) -> None:
+        self.delays: list[tuple[str, float, str | None]] = []
+
+    def on_response(self, system: str, method: str, endpoint: str, status: int, seconds: float) -> None:
+        return None
+
+    def on_retry(self, system: str, error: ConnectorError, delay: float) -> None:
+        self.delays.append((type(error).__name__, delay, getattr(error, "reason", None)))
+
+
+def _issue(client: JiraClient, summary: str) -> str:
+    draft = DraftIssue(fields={"project": {"key": "PROC"}, "issuetype": {"name": "Task"}, "summary": summary})
+    return client.create_issue(draft).id
+
+
+def test_retry_after_is_honoured(sim: Sim, recorder: RecordingTransport) -> None:
+    observer = Retries()
+    client = JiraClient.from_connection(
+        basic_connection(sim, HttpSettings(backoff_initial=0.01, backoff_max=0.02)), observer=observer,
+        transport=recorder,
+    )
+    sim.faults(fail_next=[{"status": 429, "count": 1, "retry_after": 1, "path_contains": "/myself"}])
+    assert client.myself()["accountId"]
+    assert len(observer.delays) == 1 and observer.delays[0][0] == "RateLimited" and observer.delays[0][1] >= 1.0
+    calls = [r for r in sim.requests()["requests"] if r["path"].endswith("/myself")]
+    assert [c["status"] for c in calls] == [429, 200]
+    assert calls[1]["time"] - calls[0]["time"] >= 0.95  # the server saw the resend no earlier than it asked
+    client.close()
+
+
+def test_per_issue_write_limit_slows_only_that_issue(sim: Sim, recorder: RecordingTransport) -> None:
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    pacer = Pacer(requests_per_minute=None, sleep=sleep)
+    observer = Retries()
+    client = JiraClient.from_connection(
+        basic_connection(sim, HttpSettings(backoff_initial=0.01, backoff_max=0.02)),
+        pacer=pacer,
+        observer=observer,
+        transport=recorder,
+    )
+    hot, cold = _issue(client, "hot"), _issue(client, "cold")
+    sim.faults(per_issue_writes_per_second=0.5, retry_after_seconds=1)
+    done = threading.Event()
+    cold_waits: list[float] = []
+
+    def write_hot() -> None:
+        for n in range(3):
+            client.edit_issue(hot, {"summary": f"hot {n}"})
+        done.set()
+
+    worker = threading.Thread(target=write_hot)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not observer.delays and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert observer.delays and observer.delays[0][2] == "jira-per-issue-on-write"
+    # While the hot issue is held back, a write to another issue goes straight out.
+    cold_waits.append(pacer.wait("127.0.0.1", ("burst:issue-write", f"issue:{cold}")))
+    client.edit_issue(cold, {"summary": "cold 1"})
+    hot_wait = pacer.wait("127.0.0.1", ("burst:issue-write", f"issue:{hot}"))  # another writer of the hot issue
+    worker.join(15)
+    assert done.is_set()
+    assert cold_waits == [0.0]
+    assert hot_wait > 0
+    assert client.get_issue(hot, fields=["summary"])["fields"]["summary"] == "hot 2"
+    statuses = [r["status"] for r in sim.requests()["requests"] if r["method"] == "PUT"]
+    assert 429 in statuses
+    client.close()
