@@ -11,8 +11,17 @@ from ml_connector.errors import AuthError
 from ml_connector.http import ApiSession, build_client
 from ml_connector.jira import FileTokenStore, JiraClient, MemoryTokenStore, OAuthTokenManager, TokenSet
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, CLOUD_ID, FAST, Sim, basic_connection, consent, oauth_connection
-from .helpers import RecordingTransport
+from .helpers import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    CLOUD_ID,
+    FAST,
+    RecordingTransport,
+    Sim,
+    basic_connection,
+    consent,
+    oauth_connection,
+)
 
 
 def _token_calls(sim: Sim) -> int:

@@ -9,7 +9,7 @@ import pytest
 from ml_connector.errors import ConfigError, MappingError, NotFound, Rejected
 from ml_connector.jira import DraftIssue, JiraClient, text_to_adf
 
-from .conftest import Sim
+from .helpers import Sim
 
 
 def task(summary: str, *, project: str = "PROC", labels: tuple[str, ...] = (), **fields: Any) -> DraftIssue:

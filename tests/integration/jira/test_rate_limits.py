@@ -10,8 +10,7 @@ from ml_connector.errors import ConnectorError
 from ml_connector.http import Pacer
 from ml_connector.jira import DraftIssue, JiraClient
 
-from .conftest import Sim, basic_connection
-from .helpers import RecordingTransport
+from .helpers import RecordingTransport, Sim, basic_connection
 
 
 class Retries:

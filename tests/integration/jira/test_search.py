@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ml_connector.jira import DraftIssue, JiraClient, jql
 
-from .conftest import Sim
+from .helpers import Sim
 
 
 def _drafts(n: int, prefix: str) -> list[DraftIssue]:

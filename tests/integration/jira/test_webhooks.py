@@ -26,7 +26,7 @@ from ml_connector.jira import (
 )
 from ml_connector.sim.server import serve_in_thread
 
-from .conftest import CLIENT_SECRET, Sim
+from .helpers import CLIENT_SECRET, Sim
 
 
 class Receiver:
