@@ -1,0 +1,116 @@
+"""End-to-end harness: both simulators on loopback ports, a connector configured against them, sim control helpers."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import yaml
+
+from ml_connector.config.loader import validate
+from ml_connector.config.models import ConnectorConfig
+from ml_connector.engine import Connector
+from ml_connector.sim.ifs import IfsSimOptions
+from ml_connector.sim.ifs import create_app as create_ifs
+from ml_connector.sim.jira import JiraSimOptions
+from ml_connector.sim.jira import create_app as create_jira
+from ml_connector.sim.server import ServerHandle, serve_in_thread
+from ml_connector.store import Store
+
+
+def example_config() -> dict[str, Any]:
+    text = resources.files("ml_connector.config").joinpath("templates/example.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+class SimControl:
+    """The `/_sim/` control API of one simulator."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx2.Client(base_url=url, timeout=60)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, f"/_sim/{path.lstrip('/')}", **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    def requests(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.call("GET", "requests")
+        return data
+
+    def counts(self) -> dict[str, int]:
+        return dict(self.requests()["counts"])
+
+    def clear_requests(self) -> None:
+        self.call("DELETE", "requests")
+
+    def faults(self, **values: Any) -> None:
+        self.call("PUT", "faults", json=values)
+
+
+@dataclass
+class World:
+    ifs: ServerHandle
+    jira: ServerHandle
+    ifs_sim: SimControl
+    jira_sim: SimControl
+
+    def stop(self) -> None:
+        self.ifs_sim.close()
+        self.jira_sim.close()
+        self.ifs.stop()
+        self.jira.stop()
+
+
+@contextmanager
+def world(*, purchase_orders: int = 50, work_orders: int = 10, ifs: dict[str, Any] | None = None,
+          jira: dict[str, Any] | None = None) -> Iterator[World]:
+    ifs_app = create_ifs(IfsSimOptions(purchase_orders=purchase_orders, work_orders=work_orders, **(ifs or {})))
+    jira_app = create_jira(JiraSimOptions(**(jira or {})))
+    ifs_handle = serve_in_thread(ifs_app)
+    jira_handle = serve_in_thread(jira_app)
+    w = World(ifs_handle, jira_handle, SimControl(ifs_handle.url), SimControl(jira_handle.url))
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def connector_config(w: World, tmp_path: Path, *, store_url: str | None = None,
+                     tweak: dict[str, Any] | None = None) -> ConnectorConfig:
+    data = example_config()
+    data["ifs"].update(url=w.ifs.url, realm="mlc", client_id="ml-connector", client_secret="sim-secret")
+    data["ifs"]["http"] = {"requests_per_minute": None, "backoff_initial": 0.05, "backoff_max": 1.0,
+                           "max_attempts": 8}
+    data["jira"].update(url=w.jira.url, webhook_secret="sim-webhook-secret")
+    data["jira"]["auth"] = {"kind": "basic", "email": "connector@example.com", "api_token": "sim-api-token"}
+    data["jira"]["http"] = {"backoff_initial": 0.05, "backoff_max": 1.0, "max_attempts": 8}
+    data["store"] = {"url": store_url or f"sqlite:///{tmp_path / 'state.sqlite'}"}
+    data["sync"] = {"reconcile_settle": 1, "retry_initial": 0, "retry_max": 0}
+    if tweak:
+        _merge(data, tweak)
+    return validate(ConnectorConfig, data)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def make_connector(config: ConnectorConfig) -> Connector:
+    assert config.store.url is not None
+    return Connector(config=config, store=Store.open(config.store.url))
