@@ -96,9 +96,7 @@ class OAuthTokenManager:
     def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
         """Authorization-code grant (after the consent redirect)."""
         with self._lock:
-            body = self._token_call(
-                {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-            )
+            body = self._token_call({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri})
             tokens = self._tokens_from(body, previous=None)
             self.store.save(tokens)
             self._current = tokens

@@ -21,6 +21,7 @@ from ml_connector.config.connections import JiraBasicAuth, JiraConnection, JiraO
 from ml_connector.errors import (
     ConnectorError,
     MappingError,
+    NotFound,
     PermanentError,
     Rejected,
     TransientError,
@@ -294,9 +295,7 @@ class JiraClient:
     def _bulk_chunk(self, drafts: Sequence[DraftIssue], chunk: list[int]) -> dict[int, CreateOutcome]:
         body = {"issueUpdates": [drafts[i].to_payload() for i in chunk]}
         try:
-            response = self._call(
-                "POST", "issue/bulk", json=body, pace_keys=("burst:issue-bulk",), allow_status=(400,)
-            )
+            response = self._call("POST", "issue/bulk", json=body, pace_keys=("burst:issue-bulk",), allow_status=(400,))
         except (TransientError, PermanentError) as exc:
             # Not resent by ApiSession means Jira may have acted (e.g. a 500 after the body was read).
             uncertain = isinstance(exc, TransientError)
@@ -410,14 +409,12 @@ class JiraClient:
             body = response.json() if response.content else {}
             messages = " ".join(body.get("errorMessages") or []) if isinstance(body, dict) else ""
             if "issue" in messages.lower() and "property" not in messages.lower():
-                raise Rejected(f"issue {id_or_key} not found: {messages}", system=SYSTEM, status=404)
+                raise NotFound(f"issue {id_or_key} not found: {messages}", system=SYSTEM, status=404)
             return None
         return response.json().get("value")
 
     def property_keys(self, id_or_key: str) -> list[str]:
-        data = self._call(
-            "GET", f"issue/{_path_id(id_or_key)}/properties", pace_keys=("burst:issue-read",)
-        ).json()
+        data = self._call("GET", f"issue/{_path_id(id_or_key)}/properties", pace_keys=("burst:issue-read",)).json()
         return [str(k["key"]) for k in data.get("keys") or []]
 
     def delete_property(self, id_or_key: str, key: str) -> None:
@@ -466,9 +463,7 @@ class JiraClient:
                 body["reconcileIssues"] = reconcile
             if token is not None:
                 body["nextPageToken"] = token  # omitted on the first page: the schema has no null
-            data = self._call(
-                "POST", "search/jql", json=body, idempotent=True, pace_keys=("burst:search",)
-            ).json()
+            data = self._call("POST", "search/jql", json=body, idempotent=True, pace_keys=("burst:search",)).json()
             pages += 1
             for issue in data.get("issues") or []:
                 issue_id = str(issue.get("id"))

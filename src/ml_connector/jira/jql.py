@@ -39,7 +39,7 @@ def quote(value: str | int) -> str:
 def field(name: str) -> str:
     """A field reference: plain names and ``cf[N]`` as they are, anything else (``Cost Center``) quoted."""
     if name.startswith("customfield_") and name[len("customfield_") :].isdigit():
-        return f"cf[{name[len('customfield_'):]}]"
+        return f"cf[{name[len('customfield_') :]}]"
     return name if _SIMPLE_FIELD.match(name) else quote(name)
 
 
