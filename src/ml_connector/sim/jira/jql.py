@@ -1,0 +1,971 @@
+"""The JQL subset of the simulator: lexer, parser, compiler to predicates plus index-backed candidate sets.
+
+Jira semantics that the connector relies on and that are easy to get wrong are reproduced on purpose:
+datetimes are read in the account's time zone and compared at minute precision; ``!=`` / ``NOT IN`` never match an
+empty field; text fields only support ``~`` (word match, so confirm exactness client-side); unquoted strings may not
+contain reserved characters; quoted strings accept Jira's escape sequences only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ml_connector.sim.jira.adf import adf_text
+from ml_connector.sim.jira.model import Issue
+from ml_connector.sim.jira.seed import (
+    CATEGORIES,
+    CUSTOM_FIELDS,
+    ISSUE_TYPES,
+    PRIORITIES,
+    PROJECTS,
+    RESOLUTIONS,
+    STATUSES,
+)
+
+
+class JqlError(Exception):
+    """Bad JQL; the message is the errorMessages entry Jira would return."""
+
+
+OPERATORS_HELP = (
+    "The valid operators are '=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', 'IS' and 'IS NOT'."
+)
+DATE_HELP = (
+    "Valid formats include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', "
+    "or a period format e.g. '-5d', '4w 2d'."
+)
+KEYWORDS = {"and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc"}
+
+
+# --------------------------------------------------------------------------------------------------------- lexer
+@dataclass(frozen=True)
+class Tok:
+    kind: str  # WORD, STR, OP, LP, RP, COMMA, END
+    text: str
+    pos: int  # 1-based character position
+
+    @property
+    def lower(self) -> str:
+        return self.text.lower() if self.kind == "WORD" else ""
+
+
+_WORD = re.compile(r"[\w\-]+(?:\[[^\]]*\])?(?:\.[\w\-]+(?:\[[^\]]*\])?)*")
+_OPS = ("!=", "!~", "<=", ">=", "&&", "||", "=", "~", "<", ">", "!", "&", "|")
+_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "n": "\n", "r": "\r", " ": " "}
+
+
+def _where(pos: int) -> str:
+    return f"(line 1, character {pos})"
+
+
+def _syntax(message: str, pos: int | None = None) -> JqlError:
+    """A parse error worded like Jira's, with its position."""
+    where = "" if pos is None else " " + _where(pos)
+    return JqlError(f"Error in the JQL Query: {message}{where}")
+
+
+def tokenize(text: str) -> list[Tok]:
+    toks: list[Tok] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+            continue
+        pos = i + 1
+        if ch in "()":
+            toks.append(Tok("LP" if ch == "(" else "RP", ch, pos))
+            i += 1
+            continue
+        if ch == ",":
+            toks.append(Tok("COMMA", ch, pos))
+            i += 1
+            continue
+        if ch in "\"'":
+            quote, j, out = ch, i + 1, []
+            while True:
+                if j >= n:
+                    raise _syntax(f"The quoted string '{text[i + 1 :]}' has not been completed.", pos)
+                c = text[j]
+                if c == quote:
+                    break
+                if c == "\\":
+                    nxt = text[j + 1] if j + 1 < n else ""
+                    if nxt in _ESCAPES:
+                        out.append(_ESCAPES[nxt])
+                        j += 2
+                        continue
+                    if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[j + 2 : j + 6]):
+                        out.append(chr(int(text[j + 2 : j + 6], 16)))
+                        j += 6
+                        continue
+                    raise _syntax(
+                        f"'\\{nxt}' is an illegal JQL escape sequence. The valid escape "
+                        f"sequences are \\', \\\", \\t, \\n, \\r, \\\\, '\\ ' and \\uXXXX.",
+                        j + 1,
+                    )
+                out.append(c)
+                j += 1
+            toks.append(Tok("STR", "".join(out), pos))
+            i = j + 1
+            continue
+        op = next((o for o in _OPS if text.startswith(o, i)), None)
+        if op is not None:
+            toks.append(Tok("OP", op, pos))
+            i += len(op)
+            continue
+        m = _WORD.match(text, i)
+        if m:
+            toks.append(Tok("WORD", m.group(0), pos))
+            i = m.end()
+            continue
+        raise _syntax(
+            f"The character '{ch}' is a reserved JQL character. You must enclose it in a "
+            f"string or use the escape '\\u{ord(ch):04x}' instead.",
+            pos,
+        )
+    toks.append(Tok("END", "", n + 1))
+    return toks
+
+
+# --------------------------------------------------------------------------------------------------------- AST
+@dataclass(frozen=True)
+class Lit:
+    text: str
+    quoted: bool
+    pos: int
+
+
+@dataclass(frozen=True)
+class Func:
+    name: str
+    args: tuple[str, ...]
+    pos: int
+
+
+@dataclass(frozen=True)
+class Empty:
+    pos: int
+
+
+Operand = Lit | Func | Empty | tuple[Lit | Func, ...]
+
+
+@dataclass(frozen=True)
+class Clause:
+    field: str
+    op: str  # lower case: =, !=, ~, !~, <, <=, >, >=, in, not in, is, is not
+    value: Operand
+    pos: int
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: str  # and | or
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class NotOp:
+    item: Node
+
+
+Node = Clause | BoolOp | NotOp
+
+
+@dataclass(frozen=True)
+class Query:
+    where: Node | None
+    order: tuple[tuple[str, bool], ...]  # (field, descending)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.toks = tokenize(text)
+        self.i = 0
+
+    @property
+    def tok(self) -> Tok:
+        return self.toks[self.i]
+
+    def take(self) -> Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def is_kw(self, *words: str) -> bool:
+        return self.tok.kind == "WORD" and self.tok.lower in words
+
+    def parse(self) -> Query:
+        where: Node | None = None
+        if not self.is_kw("order") and self.tok.kind != "END":
+            where = self.or_expr()
+        order: list[tuple[str, bool]] = []
+        if self.is_kw("order"):
+            self.take()
+            if not self.is_kw("by"):
+                raise _syntax(f"Expecting 'by' but got '{self.tok.text}'.", self.tok.pos)
+            self.take()
+            while True:
+                tok = self.take()
+                if tok.kind not in ("WORD", "STR") or tok.lower in KEYWORDS:
+                    raise _syntax(f"Expecting a field name but got '{tok.text or 'the end'}'.", tok.pos)
+                desc = False
+                if self.is_kw("asc", "desc"):
+                    desc = self.take().lower == "desc"
+                order.append((tok.text, desc))
+                if self.tok.kind != "COMMA":
+                    break
+                self.take()
+        if self.tok.kind != "END":
+            tok = self.tok
+            raise _syntax(f"Expecting either 'OR' or 'AND' but got '{tok.text}'.", tok.pos)
+        if len(order) > 7:
+            raise JqlError("The ORDER BY clause can contain at most 7 fields.")
+        return Query(where, tuple(order))
+
+    def or_expr(self) -> Node:
+        items = [self.and_expr()]
+        while self.is_kw("or") or (self.tok.kind == "OP" and self.tok.text in ("||", "|")):
+            self.take()
+            items.append(self.and_expr())
+        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
+
+    def and_expr(self) -> Node:
+        items = [self.not_expr()]
+        while self.is_kw("and") or (self.tok.kind == "OP" and self.tok.text in ("&&", "&")):
+            self.take()
+            items.append(self.not_expr())
+        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+
+    def not_expr(self) -> Node:
+        if self.is_kw("not") or (self.tok.kind == "OP" and self.tok.text == "!"):
+            self.take()
+            return NotOp(self.not_expr())
+        if self.tok.kind == "LP":
+            self.take()
+            node = self.or_expr()
+            if self.tok.kind != "RP":
+                if self.tok.kind == "END":
+                    raise _syntax("Expecting ')' before the end of the query.")
+                raise _syntax(f"Expecting ')' but got '{self.tok.text}'.", self.tok.pos)
+            self.take()
+            return node
+        return self.clause()
+
+    def clause(self) -> Clause:
+        tok = self.take()
+        if tok.kind == "END":
+            raise _syntax("Expecting a field name before the end of the query.")
+        if tok.kind not in ("WORD", "STR") or (tok.kind == "WORD" and tok.lower in KEYWORDS):
+            raise _syntax(
+                f"Expecting a field name but got '{tok.text}'. You must surround "
+                f"'{tok.text}' in quotation marks to use it as a field name.",
+                tok.pos,
+            )
+        op = self.operator()
+        value = self.operand(op)
+        return Clause(tok.text, op, value, tok.pos)
+
+    def operator(self) -> str:
+        tok = self.tok
+        if tok.kind == "OP" and tok.text in ("=", "!=", "~", "!~", "<", "<=", ">", ">="):
+            self.take()
+            return tok.text
+        if self.is_kw("in"):
+            self.take()
+            return "in"
+        if self.is_kw("is"):
+            self.take()
+            if self.is_kw("not"):
+                self.take()
+                return "is not"
+            return "is"
+        if self.is_kw("not"):
+            self.take()
+            if self.is_kw("in"):
+                self.take()
+                return "not in"
+            tok = self.tok
+        if tok.kind == "END":
+            raise _syntax(f"Expecting operator before the end of the query. {OPERATORS_HELP}")
+        raise _syntax(f"Expecting operator but got '{tok.text}'. {OPERATORS_HELP}", tok.pos)
+
+    def operand(self, op: str) -> Operand:
+        if op in ("in", "not in"):
+            if self.tok.kind != "LP":
+                raise _syntax(f"Expecting '(' but got '{self.tok.text or 'the end'}'.", self.tok.pos)
+            self.take()
+            items: list[Lit | Func] = []
+            while True:
+                item = self.single()
+                if isinstance(item, Empty):
+                    raise _syntax("EMPTY is not allowed in a list.", item.pos)
+                items.append(item)
+                if self.tok.kind == "COMMA":
+                    self.take()
+                    continue
+                if self.tok.kind == "RP":
+                    self.take()
+                    return tuple(items)
+                raise _syntax(f"Expecting ')' but got '{self.tok.text or 'the end'}'.", self.tok.pos)
+        return self.single()
+
+    def single(self) -> Lit | Func | Empty:
+        tok = self.take()
+        if tok.kind == "STR":
+            return Lit(tok.text, True, tok.pos)
+        if tok.kind == "WORD":
+            if tok.lower in ("empty", "null"):
+                return Empty(tok.pos)
+            if tok.lower in KEYWORDS:
+                raise _syntax(
+                    f"Expecting either a value, list or function but got '{tok.text}'. You "
+                    f"must surround '{tok.text}' in quotation marks to use it as a value.",
+                    tok.pos,
+                )
+            if self.tok.kind == "LP":
+                self.take()
+                args: list[str] = []
+                while self.tok.kind in ("WORD", "STR", "COMMA"):
+                    t = self.take()
+                    if t.kind != "COMMA":
+                        args.append(t.text)
+                if self.tok.kind != "RP":
+                    raise _syntax(f"Expecting ')' but got '{self.tok.text}'.", self.tok.pos)
+                self.take()
+                return Func(tok.text, tuple(args), tok.pos)
+            return Lit(tok.text, False, tok.pos)
+        if tok.kind == "END":
+            raise _syntax("Expecting either a value, list or function before the end of the query.")
+        raise _syntax(f"Expecting either a value, list or function but got '{tok.text}'.", tok.pos)
+
+
+def parse(text: str) -> Query:
+    return _Parser(text).parse()
+
+
+# ------------------------------------------------------------------------------------------------- environment
+@dataclass
+class UserRef:
+    account_id: str
+    display_name: str
+    email: str
+    email_hidden: bool
+
+
+@dataclass
+class JqlEnv:
+    """What the compiler needs to know about the site: users, the caller, the clock and the account's zone."""
+
+    users: list[UserRef]
+    current_account: str
+    tz: ZoneInfo
+    now: datetime
+    key_to_id: Callable[[str], int | None]
+
+
+@dataclass
+class Index:
+    """Inverted indexes over the searchable (possibly lagging) copies of issues."""
+
+    issues: dict[int, Issue] = field(default_factory=dict)
+    by_project: dict[str, set[int]] = field(default_factory=dict)
+    by_label: dict[str, set[int]] = field(default_factory=dict)
+    by_status: dict[str, set[int]] = field(default_factory=dict)
+
+    def add(self, issue: Issue) -> None:
+        self.remove(issue.id)
+        self.issues[issue.id] = issue
+        self.by_project.setdefault(issue.project, set()).add(issue.id)
+        self.by_status.setdefault(issue.status, set()).add(issue.id)
+        for label in issue.labels:
+            self.by_label.setdefault(label, set()).add(issue.id)
+
+    def remove(self, issue_id: int) -> None:
+        old = self.issues.pop(issue_id, None)
+        if old is None:
+            return
+        self.by_project.get(old.project, set()).discard(issue_id)
+        self.by_status.get(old.status, set()).discard(issue_id)
+        for label in old.labels:
+            self.by_label.get(label, set()).discard(issue_id)
+
+
+Pred = Callable[[Issue], bool]
+Cand = Callable[[Index], set[int] | None]  # None: no index helps, scan everything
+
+
+@dataclass
+class Compiled:
+    pred: Pred
+    cand: Cand
+    order: tuple[tuple[str, bool], ...]
+    bounded: bool
+
+
+# ------------------------------------------------------------------------------------------------- compiler
+def _field_missing(name: str) -> JqlError:
+    return JqlError(f"Field '{name}' does not exist or you do not have permission to view it.")
+
+
+def _op_unsupported(op: str, name: str) -> JqlError:
+    shown = op.upper() if op[0].isalpha() else op
+    return JqlError(f"The operator '{shown}' is not supported by the '{name}' field.")
+
+
+def _no_value(value: str, name: str) -> JqlError:
+    return JqlError(f"The value '{value}' does not exist for the field '{name}'.")
+
+
+_SYSTEM_ALIASES = {
+    "project": "project",
+    "issuetype": "issuetype",
+    "type": "issuetype",
+    "status": "status",
+    "statuscategory": "statusCategory",
+    "category": "statusCategory",
+    "labels": "labels",
+    "label": "labels",
+    "key": "key",
+    "issuekey": "key",
+    "id": "key",
+    "updated": "updated",
+    "updateddate": "updated",
+    "created": "created",
+    "createddate": "created",
+    "assignee": "assignee",
+    "reporter": "reporter",
+    "summary": "summary",
+    "description": "description",
+    "text": "text",
+    "priority": "priority",
+    "resolution": "resolution",
+    "resolutiondate": "resolutiondate",
+    "resolved": "resolutiondate",
+    "duedate": "duedate",
+    "due": "duedate",
+}
+_CF_RE = re.compile(r"cf\[(\d+)\]$", re.IGNORECASE)
+_PROP_RE = re.compile(r"issue\.property\[([^\]]+)\](?:\.(.+))?$", re.IGNORECASE)
+
+
+def resolve_field(name: str) -> tuple[str, list[str]]:
+    """(canonical field, custom field ids) for a clause name; raises for unknown fields."""
+    low = name.lower()
+    if low in _SYSTEM_ALIASES:
+        return _SYSTEM_ALIASES[low], []
+    m = _CF_RE.match(name)
+    if m:
+        fid = f"customfield_{m.group(1)}"
+        if fid not in CUSTOM_FIELDS:
+            raise _field_missing(name)
+        return "custom", [fid]
+    if _PROP_RE.match(name):
+        return "property", []
+    ids = [f.id for f in CUSTOM_FIELDS.values() if f.name.lower() == low]
+    if ids:
+        return "custom", ids  # a name shared by several fields searches all of them, as Jira does
+    raise _field_missing(name)
+
+
+def _values(op: Operand) -> list[Lit | Func]:
+    if isinstance(op, tuple):
+        return list(op)
+    if isinstance(op, Empty):
+        return []
+    return [op]
+
+
+def _word_tokens(text: str) -> list[str]:
+    return [t for t in re.split(r"[^\w*?]+", text.lower()) if t]
+
+
+def _text_match(query: str, text: str) -> bool:
+    """Jira's ``~``: every query word must occur in the text (trailing ``*`` wildcards allowed), any order."""
+    words = set(re.split(r"\W+", text.lower()))
+    for term in _word_tokens(query):
+        if term.endswith("*") or "?" in term:
+            pattern = re.compile(re.escape(term).replace(r"\*", r"\w*").replace(r"\?", r"\w") + "$")
+            if not any(pattern.match(w) for w in words):
+                return False
+        elif term not in words:
+            return False
+    return True
+
+
+_REL = re.compile(r"^([-+]?)\s*((?:\d+\s*[wdhm]\s*)+)$", re.IGNORECASE)
+
+
+def _epoch_minute(dt: datetime) -> int:
+    return int(dt.timestamp()) // 60
+
+
+class _Compiler:
+    def __init__(self, env: JqlEnv) -> None:
+        self.env = env
+
+    # values -----------------------------------------------------------------------------------------------
+    def date_minute(self, value: Lit | Func, name: str) -> int:
+        env = self.env
+        if isinstance(value, Func):
+            fname = value.name.lower()
+            local_now = env.now.astimezone(env.tz)
+            if fname == "now":
+                return _epoch_minute(env.now)
+            if fname == "startofday":
+                return _epoch_minute(local_now.replace(hour=0, minute=0, second=0, microsecond=0))
+            if fname == "endofday":
+                return _epoch_minute(local_now.replace(hour=23, minute=59, second=0, microsecond=0))
+            raise JqlError(f"Unable to find JQL function '{value.name}()'.")
+        text = value.text.strip()
+        for fmt in ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d"):
+            try:
+                local = datetime.strptime(text, fmt).replace(tzinfo=env.tz)
+            except ValueError:
+                continue
+            return _epoch_minute(local)
+        m = _REL.match(text)
+        if m:
+            minutes = 0
+            for amount, unit in re.findall(r"(\d+)\s*([wdhm])", m.group(2).lower()):
+                minutes += int(amount) * {"w": 10080, "d": 1440, "h": 60, "m": 1}[unit]
+            sign = -1 if m.group(1) == "-" else 1
+            return _epoch_minute(env.now + timedelta(minutes=sign * minutes))
+        raise JqlError(f"Date value '{value.text}' for field '{name}' is invalid. {DATE_HELP}")
+
+    def user_ids(self, value: Lit | Func, name: str) -> str:
+        if isinstance(value, Func):
+            if value.name.lower() == "currentuser":
+                return self.env.current_account
+            raise JqlError(f"Unable to find JQL function '{value.name}()'.")
+        for user in self.env.users:
+            if value.text == user.account_id or value.text.lower() == user.email.lower():
+                return user.account_id
+        for user in self.env.users:
+            if value.text.lower() == user.display_name.lower():
+                return user.account_id
+        raise JqlError(f"The value '{value.text}' does not exist for the field '{name}'.")
+
+    @staticmethod
+    def lit(value: Lit | Func, name: str) -> str:
+        if isinstance(value, Func):
+            raise JqlError(f"Unable to find JQL function '{value.name}()'.")
+        return value.text
+
+    # clauses ----------------------------------------------------------------------------------------------
+    def clause(self, c: Clause) -> tuple[Pred, Cand]:
+        canon, cf_ids = resolve_field(c.field)
+        op, name = c.op, c.field
+        if op in ("is", "is not"):
+            if not isinstance(c.value, Empty):
+                raise JqlError(f"The operator '{op.upper()}' can only be used with the values 'EMPTY' or 'NULL'.")
+            empty = self.empty_pred(canon, cf_ids, c.field, name)
+            if op == "is":
+                return empty, _no_cand
+            return (lambda i: not empty(i)), _no_cand
+        if isinstance(c.value, Empty):
+            if op == "=":
+                return self.clause(Clause(c.field, "is", c.value, c.pos))
+            if op == "!=":
+                return self.clause(Clause(c.field, "is not", c.value, c.pos))
+            raise _op_unsupported(op, name)
+        values = _values(c.value)
+        positive = op in ("=", "in")
+        negative = op in ("!=", "not in")
+
+        if canon in ("project", "issuetype", "status", "statusCategory", "priority", "resolution"):
+            if not (positive or negative):
+                raise _op_unsupported(op, name)
+            ids = {self.resolve_named(canon, self.lit(v, name), name) for v in values}
+            getter = _GETTERS[canon]
+            if positive:
+                pred: Pred = lambda i: getter(i) in ids  # noqa: E731
+            else:
+                pred = lambda i: (g := getter(i)) is not None and g not in ids  # noqa: E731
+            cand: Cand = _no_cand
+            if positive and canon == "project":
+                cand = lambda ix: _union(ix.by_project.get(k, set()) for k in ids)  # noqa: E731
+            elif positive and canon == "status":
+                cand = lambda ix: _union(ix.by_status.get(s, set()) for s in ids)  # noqa: E731
+            return pred, cand
+        if canon == "labels":
+            if not (positive or negative):
+                raise _op_unsupported(op, name)
+            labels = {self.lit(v, name) for v in values}
+            if positive:
+                return (lambda i: any(lb in labels for lb in i.labels)), (
+                    lambda ix: _union(ix.by_label.get(lb, set()) for lb in labels)
+                )
+            return (lambda i: bool(i.labels) and not any(lb in labels for lb in i.labels)), _no_cand
+        if canon == "key":
+            if not (positive or negative):
+                raise _op_unsupported(op, name)
+            wanted: set[int] = set()
+            for v in values:
+                text = self.lit(v, name)
+                found = int(text) if text.isdigit() else self.env.key_to_id(text.upper())
+                if found is None:
+                    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*-\d+", text) and text.split("-")[0].upper() in PROJECTS:
+                        raise JqlError(f"An issue with key '{text}' does not exist for field 'key'.")
+                    if not text.isdigit():
+                        raise JqlError(f"The issue key '{text}' for field '{name}' is invalid.")
+                    continue
+                wanted.add(found)
+            if positive:
+                return (lambda i: i.id in wanted), (lambda ix: set(wanted))
+            return (lambda i: i.id not in wanted), _no_cand
+        if canon in ("updated", "created", "resolutiondate"):
+            if op in ("~", "!~"):
+                raise _op_unsupported(op, name)
+            minutes = [self.date_minute(v, name) for v in values]
+            dget = _DATE_GETTERS[canon]
+            return _compare_pred(dget, op, minutes), _no_cand
+        if canon == "duedate":
+            raise (
+                _op_unsupported(op, name)
+                if op in ("~", "!~")
+                else JqlError(f"Field '{name}' is not supported by this simulator.")
+            )
+        if canon in ("assignee", "reporter"):
+            if not (positive or negative):
+                raise _op_unsupported(op, name)
+            accounts = {self.user_ids(v, name) for v in values}
+            uget = _GETTERS[canon]
+            if positive:
+                return (lambda i: uget(i) in accounts), _no_cand
+            return (lambda i: (u := uget(i)) is not None and u not in accounts), _no_cand
+        if canon in ("summary", "description", "text"):
+            if op not in ("~", "!~"):
+                raise _op_unsupported(op, name)
+            query = self.lit(values[0], name)
+            tget = _TEXT_GETTERS[canon]
+            if op == "~":
+                return (lambda i: _text_match(query, tget(i))), _no_cand
+            return (lambda i: not _text_match(query, tget(i))), _no_cand
+        if canon == "custom":
+            return self.custom_clause(c, cf_ids, values)
+        if canon == "property":
+            return self.property_clause(c, values)
+        raise _field_missing(name)  # pragma: no cover - resolve_field covers every canonical name
+
+    def custom_clause(self, c: Clause, cf_ids: list[str], values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        fields = [CUSTOM_FIELDS[f] for f in cf_ids]
+        op, name = c.op, c.field
+        text_fields = [f.id for f in fields if f.kind != "select"]
+        select_fields = [f for f in fields if f.kind == "select"]
+        if op in ("~", "!~"):
+            if not text_fields:
+                raise _op_unsupported(op, name)
+            query = self.lit(values[0], name)
+
+            def match(i: Issue) -> bool:
+                return any(isinstance(v := i.custom.get(f), str) and _text_match(query, v) for f in text_fields)
+
+            return (match if op == "~" else (lambda i: not match(i))), _no_cand
+        if op in ("=", "!=", "in", "not in"):
+            if not select_fields:
+                raise _op_unsupported(op, name)
+            option_ids: set[str] = set()
+            for v in values:
+                text = self.lit(v, name)
+                hits = [oid for f in select_fields for oid, val in f.options if text in (oid, val)]
+                if not hits:
+                    raise _no_value(text, name)
+                option_ids.update(hits)
+            sids = [f.id for f in select_fields]
+            if op in ("=", "in"):
+                return (lambda i: any(i.custom.get(f) in option_ids for f in sids)), _no_cand
+            return (
+                lambda i: any(i.custom.get(f) is not None and i.custom.get(f) not in option_ids for f in sids)
+            ), _no_cand
+        raise _op_unsupported(op, name)
+
+    def property_clause(self, c: Clause, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        m = _PROP_RE.match(c.field)
+        assert m is not None
+        prop_key, path = m.group(1), (m.group(2) or "")
+        wanted = {self.lit(v, c.field) for v in values}
+
+        def get(i: Issue) -> Any:
+            value: Any = i.properties.get(prop_key)
+            for part in [p for p in path.split(".") if p]:
+                value = value.get(part) if isinstance(value, dict) else None
+            return value
+
+        def as_texts(value: Any) -> list[str]:
+            if value is None:
+                return []
+            if isinstance(value, list):
+                return [_prop_text(v) for v in value]
+            return [_prop_text(value)]
+
+        op = c.op
+        if op in ("=", "in"):
+            return (lambda i: any(t in wanted for t in as_texts(get(i)))), _no_cand
+        if op in ("!=", "not in"):
+            return (lambda i: bool(ts := as_texts(get(i))) and not any(t in wanted for t in ts)), _no_cand
+        if op == "~":
+            query = next(iter(wanted))
+            return (lambda i: any(_text_match(query, t) for t in as_texts(get(i)))), _no_cand
+        if op in ("<", "<=", ">", ">="):
+            bound = next(iter(wanted))
+
+            def cmp(i: Issue) -> bool:
+                got = get(i)
+                if got is None:
+                    return False
+                try:
+                    a: Any = float(got)
+                    b: Any = float(bound)
+                except (TypeError, ValueError):
+                    a, b = str(got), bound
+                return bool(_CMP[op](a, b))
+
+            return cmp, _no_cand
+        raise _op_unsupported(op, c.field)
+
+    def empty_pred(self, canon: str, cf_ids: list[str], raw: str, name: str) -> Pred:
+        if canon in ("assignee", "reporter", "priority", "resolution", "resolutiondate"):
+            getter = _GETTERS.get(canon) or _DATE_GETTERS[canon]
+            return lambda i: getter(i) is None
+        if canon == "labels":
+            return lambda i: not i.labels
+        if canon == "description":
+            return lambda i: i.description is None
+        if canon == "duedate":
+            return lambda i: i.duedate is None
+        if canon == "custom":
+            return lambda i: all(i.custom.get(f) in (None, "") for f in cf_ids)
+        if canon == "property":
+            m = _PROP_RE.match(raw)
+            assert m is not None
+            key = m.group(1)
+            return lambda i: key not in i.properties
+        raise _op_unsupported("is", name)
+
+    def resolve_named(self, canon: str, text: str, name: str) -> str:
+        low = text.lower()
+        if canon == "project":
+            for p in PROJECTS.values():
+                if low in (p.key.lower(), p.id, p.name.lower()):
+                    return p.key
+        elif canon == "issuetype":
+            for t in ISSUE_TYPES.values():
+                if low in (t.id, t.name.lower()):
+                    return t.id
+        elif canon == "status":
+            for s in STATUSES.values():
+                if low in (s.id, s.name.lower()):
+                    return s.id
+        elif canon == "statusCategory":
+            for cat in CATEGORIES.values():
+                if low in (str(cat.id), cat.key, cat.name.lower()):
+                    return cat.key
+        elif canon == "priority":
+            for pid, pname, _ in PRIORITIES:
+                if low in (pid, pname.lower()):
+                    return pid
+        elif canon == "resolution":
+            for rid, rname in RESOLUTIONS.items():
+                if low in (rid, rname.lower()):
+                    return rid
+        raise _no_value(text, name)
+
+    # tree -------------------------------------------------------------------------------------------------
+    def node(self, n: Node) -> tuple[Pred, Cand]:
+        if isinstance(n, Clause):
+            return self.clause(n)
+        if isinstance(n, NotOp):
+            inner, _ = self.node(n.item)
+            return (lambda i: not inner(i)), _no_cand
+        parts = [self.node(item) for item in n.items]
+        preds = [p for p, _ in parts]
+        cands = [c for _, c in parts]
+        if n.op == "and":
+
+            def and_pred(i: Issue) -> bool:
+                return all(p(i) for p in preds)
+
+            def and_cand(ix: Index) -> set[int] | None:
+                best: set[int] | None = None
+                for cand in cands:
+                    got = cand(ix)
+                    if got is not None:
+                        best = got if best is None else best & got
+                return best
+
+            return and_pred, and_cand
+
+        def or_pred(i: Issue) -> bool:
+            return any(p(i) for p in preds)
+
+        def or_cand(ix: Index) -> set[int] | None:
+            out: set[int] = set()
+            for cand in cands:
+                got = cand(ix)
+                if got is None:
+                    return None
+                out |= got
+            return out
+
+        return or_pred, or_cand
+
+
+def _prop_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _no_cand(ix: Index) -> None:
+    return None
+
+
+def _union(sets: Iterable[set[int]]) -> set[int]:
+    out: set[int] = set()
+    for s in sets:
+        out |= s
+    return out
+
+
+_CMP: dict[str, Callable[[Any, Any], bool]] = {
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _compare_pred(getter: Callable[[Issue], datetime | None], op: str, minutes: list[int]) -> Pred:
+    if op in ("in", "not in"):
+        wanted = set(minutes)
+
+        def in_pred(i: Issue) -> bool:
+            dt = getter(i)
+            return dt is not None and ((_epoch_minute(dt) in wanted) == (op == "in"))
+
+        return in_pred
+    bound, cmp = minutes[0], _CMP[op]
+
+    def pred(i: Issue) -> bool:
+        dt = getter(i)
+        return dt is not None and cmp(_epoch_minute(dt), bound)
+
+    return pred
+
+
+_GETTERS: dict[str, Callable[[Issue], Any]] = {
+    "project": lambda i: i.project,
+    "issuetype": lambda i: i.issuetype,
+    "status": lambda i: i.status,
+    "statusCategory": lambda i: STATUSES[i.status].category,
+    "priority": lambda i: i.priority,
+    "resolution": lambda i: i.resolution,
+    "assignee": lambda i: i.assignee,
+    "reporter": lambda i: i.reporter,
+}
+_DATE_GETTERS: dict[str, Callable[[Issue], datetime | None]] = {
+    "updated": lambda i: i.updated,
+    "created": lambda i: i.created,
+    "resolutiondate": lambda i: i.resolutiondate,
+}
+_TEXT_GETTERS: dict[str, Callable[[Issue], str]] = {
+    "summary": lambda i: i.summary,
+    "description": lambda i: adf_text(i.description),
+    "text": lambda i: " ".join(
+        [i.summary, adf_text(i.description), *(v for v in i.custom.values() if isinstance(v, str))]
+    ),
+}
+
+
+def compile_query(text: str, env: JqlEnv) -> Compiled:
+    query = parse(text)
+    compiler = _Compiler(env)
+    for fname, _ in query.order:
+        sort_key(fname)  # validate early
+    if query.where is None:
+        return Compiled(lambda i: True, _no_cand, query.order, bounded=False)
+    pred, cand = compiler.node(query.where)
+    return Compiled(pred, cand, query.order, bounded=True)
+
+
+def sort_key(name: str) -> Callable[[Issue], Any]:
+    """A sort key (None-safe: empty values sort last ascending) for an ORDER BY field."""
+    canon, cf_ids = resolve_field(name)
+    simple: dict[str, Callable[[Issue], Any]] = {
+        "key": lambda i: (i.project, i.number),
+        "created": lambda i: i.created,
+        "updated": lambda i: i.updated,
+        "resolutiondate": lambda i: i.resolutiondate,
+        "priority": lambda i: None if i.priority is None else -int(i.priority),
+        "status": lambda i: STATUSES[i.status].name,
+        "statusCategory": lambda i: CATEGORIES[STATUSES[i.status].category].id,
+        "summary": lambda i: i.summary.lower(),
+        "project": lambda i: PROJECTS[i.project].name,
+        "issuetype": lambda i: ISSUE_TYPES[i.issuetype].name,
+        "assignee": lambda i: i.assignee,
+        "reporter": lambda i: i.reporter,
+        "duedate": lambda i: i.duedate,
+        "resolution": lambda i: i.resolution,
+    }
+    if canon in simple:
+        get = simple[canon]
+    elif canon == "custom":
+        fid = cf_ids[0]
+
+        def get(i: Issue) -> Any:
+            return i.custom.get(fid)
+    else:
+        raise JqlError(f"Not able to sort using field '{name}'.")
+
+    def key(i: Issue) -> tuple[bool, Any]:
+        value = get(i)
+        return (value is None, value if value is not None else 0)
+
+    return key
+
+
+def sort_issues(issues: list[Issue], order: tuple[tuple[str, bool], ...]) -> list[Issue]:
+    """Stable multi-key sort; without ORDER BY, newest first (by id, which follows creation)."""
+    result = sorted(issues, key=lambda i: i.id, reverse=not order)
+    for name, desc in reversed(order):
+        result.sort(key=sort_key(name), reverse=desc)
+    return result
+
+
+# Fields and operators the dynamic-webhook ``jqlFilter`` accepts (Jira documents a small subset).
+_WEBHOOK_FIELDS = {"issuekey", "key", "project", "issuetype", "type", "status", "assignee", "reporter"}
+
+
+def webhook_filter_error(text: str) -> str | None:
+    """Jira's error for a jqlFilter outside the webhook subset, or None when it is acceptable."""
+    try:
+        query = parse(text)
+    except JqlError as exc:
+        return str(exc)
+    if query.order:
+        return "The clause ORDER BY is unsupported"
+
+    def walk(n: Node | None) -> str | None:
+        if n is None:
+            return None
+        if isinstance(n, Clause):
+            low = n.field.lower()
+            if low not in _WEBHOOK_FIELDS and not _CF_RE.match(n.field) and not _PROP_RE.match(n.field):
+                return f"The clause {n.field} is unsupported"
+            if n.op not in ("=", "!=", "in", "not in"):
+                return f"The operator {n.op.upper()} is unsupported"
+            return None
+        if isinstance(n, NotOp):
+            return walk(n.item)
+        return next((e for e in (walk(i) for i in n.items) if e), None)
+
+    return walk(query.where)

@@ -1,0 +1,57 @@
+"""Options and fault knobs of the Jira Cloud simulator (all defaulted, so ``JiraSimOptions()`` is a working site)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FailRule(BaseModel):
+    """Answer the next ``count`` requests whose path contains ``path_contains`` with ``status``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: int = 503
+    count: int = 1
+    retry_after: float | None = None
+    path_contains: str = ""
+
+
+class Faults(BaseModel):
+    """Fault and load knobs; ``PUT /_sim/faults`` updates any subset. ``None`` switches a limit off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency_ms: int = 0
+    error_5xx_rate: float = Field(0.0, ge=0, le=1)
+    burst_per_second: float | None = None  # per endpoint (method + path template) token bucket
+    per_issue_writes_per_second: float | None = None  # per issue token bucket for writes
+    retry_after_seconds: float = 1.0
+    index_lag_seconds: float = 0.0
+    duplicate_delivery_rate: float = Field(0.0, ge=0, le=1)
+    access_token_lifetime_seconds: int = 3600
+    fail_next: list[FailRule] = Field(default_factory=list)
+    seed: int = 42
+
+
+class JiraSimOptions(BaseModel):
+    """Identity of the simulated site and its credentials (test values, never real secrets)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = "connector@example.com"
+    api_token: str = "sim-api-token"
+    oauth_client_id: str = "sim-oauth-client"
+    oauth_client_secret: str = "sim-oauth-secret"
+    cloud_id: str = "11111111-2222-3333-4444-555555555555"
+    site_name: str = "ml-connector-sim"
+    webhook_secret: str = "sim-webhook-secret"
+    # An admin webhook configured "in the UI" at start-up, signed with ``webhook_secret`` (None: none).
+    admin_webhook_url: str | None = None
+    time_zone: str = "America/Los_Angeles"
+    seed: int = 42
+    faults: Faults = Field(default_factory=Faults)
+    # Real seconds between webhook delivery retries (Jira waits minutes; tests cannot).
+    webhook_retry_delays: list[float] = Field(default_factory=lambda: [0.2, 0.5, 1.0, 2.0, 4.0])
+    webhook_timeout_seconds: float = 5.0
+    webhook_ttl_days: int = 30
+    max_webhooks_per_app: int = 5
