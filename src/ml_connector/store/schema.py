@@ -83,6 +83,10 @@ records = Table(
     Index("ix_records_jira_id", "jira_id"),
     Index("ix_records_jira_key", "jira_key"),
     Index("ix_records_updated", "updated_at"),
+    # Dashboard keyset pagination and key search without a full scan (migration 0002).
+    Index("ix_records_state_id", "state", "id"),
+    Index("ix_records_flow_id", "flow", "id"),
+    Index("ix_records_ifs_key", "ifs_key"),
 )
 
 audit_events = Table(

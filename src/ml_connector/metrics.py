@@ -1,0 +1,159 @@
+"""Prometheus metrics: API calls, 429s and retries (as a ``CallObserver``), runs, and gauges read from the store.
+
+Each ``Metrics`` owns its own ``CollectorRegistry`` so several connectors (and tests) in one process never collide.
+Counters count what *this process* did; the store-derived gauges (records by state, failed queue, last success)
+are read at scrape time, so they are right even when runs happen in another process (CLI, other workers).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ml_connector.errors import ConnectorError, RateLimited
+
+if TYPE_CHECKING:
+    from ml_connector.engine.report import RunReport
+    from ml_connector.store import Store
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+FAILED_STATES = ("parked", "retry")
+
+
+class _StoreCollector(Collector):
+    """Gauges computed from the store on each scrape (bounded: grouped queries and one row per flow)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        store = self._metrics.store
+        if store is None:
+            return
+        records = GaugeMetricFamily("mlc_records", "Records in the store by flow and state.", labels=["flow", "state"])
+        failed = GaugeMetricFamily(
+            "mlc_failed_queue_size", "Records waiting in the failed queue (parked or retry).", labels=["flow"]
+        )
+        last_success = GaugeMetricFamily(
+            "mlc_last_success_timestamp_seconds", "End of the last successful run per flow.", labels=["flow", "kind"]
+        )
+        inbox = GaugeMetricFamily("mlc_webhook_inbox_pending", "Webhook events stored but not yet applied.")
+        try:
+            by_flow_state = store.count_by_flow_state()
+            flows = sorted({f for f, _ in by_flow_state} | set(self._metrics.flows))
+            failed_by_flow = dict.fromkeys(flows, 0)
+            for (flow, state), n in sorted(by_flow_state.items()):
+                records.add_metric([flow, state], n)
+                if state in FAILED_STATES:
+                    failed_by_flow[flow] = failed_by_flow.get(flow, 0) + n
+            for flow, n in failed_by_flow.items():
+                failed.add_metric([flow], n)
+            for flow in flows:
+                for kind in ("outbound", "writeback"):
+                    run = store.last_run(flow, kind=kind, succeeded=True)
+                    if run is not None and run.finished_at is not None:
+                        last_success.add_metric([flow, kind], run.finished_at.timestamp())
+            inbox.add_metric([], store.inbox_count("pending"))
+        except Exception:  # a scrape must not fail because the database hiccups; /readyz reports that
+            self._metrics.scrape_errors.inc()
+            return
+        yield records
+        yield failed
+        yield last_success
+        yield inbox
+
+
+class Metrics:
+    """The connector's metrics; pass it as ``Connector(observer=...)`` so every API call is counted."""
+
+    def __init__(self, *, store: Store | None = None, flows: Iterable[str] = ()) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.store = store
+        self.flows = list(flows)
+        self._lock = threading.Lock()
+        self.api_calls = Counter(
+            "mlc_api_calls",
+            "HTTP exchanges with IFS and Jira (status 0: no response).",
+            ["system", "method", "status"],
+            registry=self.registry,
+        )
+        self.api_seconds = Histogram(
+            "mlc_api_call_duration_seconds",
+            "Duration of HTTP exchanges.",
+            ["system"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+        )
+        self.rate_limited = Counter(
+            "mlc_api_rate_limited", "Responses with status 429 by system.", ["system"], registry=self.registry
+        )
+        self.retries = Counter(
+            "mlc_api_retries",
+            "Retries of transient errors by system and error class.",
+            ["system", "error"],
+            registry=self.registry,
+        )
+        self.records = Counter(
+            "mlc_records_processed",
+            "Records handled by runs, by flow and outcome.",
+            ["flow", "outcome"],
+            registry=self.registry,
+        )
+        self.runs = Counter(
+            "mlc_runs", "Finished runs by flow, kind and status.", ["flow", "kind", "status"], registry=self.registry
+        )
+        self.run_seconds = Histogram(
+            "mlc_run_duration_seconds",
+            "Duration of runs by flow and kind.",
+            ["flow", "kind"],
+            registry=self.registry,
+            buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+        )
+        self.webhooks = Counter(
+            "mlc_webhook_deliveries",
+            "Jira webhook deliveries by result (accepted, duplicate, rejected, invalid).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.scrape_errors = Counter(
+            "mlc_metrics_store_errors", "Scrapes where the store could not be read.", registry=self.registry
+        )
+        self.registry.register(_StoreCollector(self))
+
+    # -- CallObserver ----------------------------------------------------------------------------------------------
+
+    def on_response(self, system: str, method: str, endpoint: str, status: int, seconds: float) -> None:
+        self.api_calls.labels(system, method.upper(), str(status)).inc()
+        self.api_seconds.labels(system).observe(seconds)
+        if status == 429:
+            self.rate_limited.labels(system).inc()
+
+    def on_retry(self, system: str, error: ConnectorError, delay: float) -> None:
+        name = "RateLimited" if isinstance(error, RateLimited) else type(error).__name__
+        self.retries.labels(system, name).inc()
+
+    # -- runs ------------------------------------------------------------------------------------------------------
+
+    def observe_run(self, report: RunReport, seconds: float) -> None:
+        """Count a finished run (the daemon and the dashboard's background jobs call this); dry runs change nothing."""
+        if report.dry_run:
+            return
+        self.runs.labels(report.flow, report.kind, report.status).inc()
+        self.run_seconds.labels(report.flow, report.kind).observe(seconds)
+        for outcome, n in report.counts.items():
+            if n > 0:
+                self.records.labels(report.flow, outcome).inc(n)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def sample_value(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """One sample's value (tests, ``check``); None when absent."""
+    value: Any = metrics.registry.get_sample_value(name, labels or {})
+    return None if value is None else float(value)
