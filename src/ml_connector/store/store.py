@@ -580,3 +580,69 @@ class Store:
                 }
                 for r in rows
             }
+
+    # =============================================================================================================
+    # Runner section (daemon): webhook subscriptions and encrypted credentials. Added for ml_connector.runner.
+    # =============================================================================================================
+
+    def webhook_subscriptions(self) -> list[dict[str, Any]]:
+        """Jira dynamic webhooks this connector registered, oldest first (``expires_at`` is UTC-aware)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.webhook_subscriptions).order_by(t.webhook_subscriptions.c.created_at)
+            ).mappings()
+            return [
+                {
+                    **dict(r),
+                    "created_at": _aware(r["created_at"]),
+                    "refreshed_at": _aware(r["refreshed_at"]),
+                    "expires_at": _aware(r["expires_at"]),
+                }
+                for r in rows
+            ]
+
+    def save_webhook_subscription(
+        self, webhook_id: str, *, url: str, events: Sequence[str], jql: str, expires_at: datetime
+    ) -> None:
+        """Insert or replace one subscription; ``refreshed_at`` is now."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            existing = conn.execute(
+                select(t.webhook_subscriptions.c.created_at).where(t.webhook_subscriptions.c.webhook_id == webhook_id)
+            ).first()
+            conn.execute(delete(t.webhook_subscriptions).where(t.webhook_subscriptions.c.webhook_id == webhook_id))
+            conn.execute(
+                insert(t.webhook_subscriptions).values(
+                    webhook_id=webhook_id,
+                    url=url,
+                    events=list(events),
+                    jql=jql,
+                    created_at=existing[0] if existing else now,
+                    refreshed_at=now,
+                    expires_at=expires_at,
+                )
+            )
+
+    def delete_webhook_subscriptions(self, webhook_ids: Iterable[str]) -> None:
+        ids = list(webhook_ids)
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(delete(t.webhook_subscriptions).where(t.webhook_subscriptions.c.webhook_id.in_(ids)))
+
+    def get_credential(self, name: str) -> bytes | None:
+        """The stored ciphertext for ``name`` (encryption is the caller's job: see runner.credentials)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.credentials.c.ciphertext).where(t.credentials.c.name == name)).first()
+        return bytes(row[0]) if row else None
+
+    def put_credential(self, name: str, ciphertext: bytes) -> None:
+        """Replace ``name`` in one transaction, so a reader sees the old or the new value, never neither."""
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(t.credentials)
+                .where(t.credentials.c.name == name)
+                .values(ciphertext=ciphertext, updated_at=utcnow())
+            )
+            if done.rowcount == 0:
+                conn.execute(insert(t.credentials).values(name=name, ciphertext=ciphertext, updated_at=utcnow()))

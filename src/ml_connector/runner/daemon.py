@@ -1,0 +1,158 @@
+"""``ml-connector run``: lease, scheduler, web app and webhook upkeep in one process; clean stop on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import structlog
+
+from ml_connector.config.connections import JiraBasicAuth, JiraOAuth
+from ml_connector.engine import Connector
+from ml_connector.errors import ConfigError
+from ml_connector.runner.credentials import DbTokenStore, resolve_key
+from ml_connector.runner.lease import Lease
+from ml_connector.runner.scheduler import LocalScheduler
+from ml_connector.runner.webhooks import WebhookManager
+from ml_connector.store import Store
+
+log = structlog.get_logger("ml_connector.runner")
+
+WEBHOOK_CHECK_SECONDS = 3600.0
+
+
+class LeaseBusy(Exception):
+    """Another daemon holds the scheduler lease; ``description`` says who and until when."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+def build_connector(config_path: Path | None, config: Any) -> Connector:
+    """A connector for the daemon: OAuth tokens live encrypted in the store (rotations survive restarts)."""
+    assert config.store.url is not None
+    store = Store.open(config.store.url)
+    token_store = None
+    if isinstance(config.jira.auth, JiraOAuth):
+        token_store = DbTokenStore(store, resolve_key(config, config_path=config_path))
+    return Connector(config=config, store=store, token_store=token_store)
+
+
+@dataclass
+class DaemonOptions:
+    host: str | None = None
+    port: int | None = None
+    wait: bool = False  # wait for the lease instead of exiting
+    run_now: bool = False  # run every flow once at start, then follow the schedule
+    serve_web: bool = True
+    poll_interval: float = 3.0
+    wait_poll: float = 5.0
+
+
+@dataclass
+class Daemon:
+    connector: Connector
+    options: DaemonOptions = field(default_factory=DaemonOptions)
+    lease: Lease | None = None
+    scheduler: LocalScheduler | None = None
+    webhooks: WebhookManager | None = None
+    web_url: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _server: Any = None
+
+    def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
+        if not self._stop.is_set():
+            log.info("daemon.stopping", signal=signal.Signals(signum).name if signum else None)
+        self._stop.set()
+        if self.scheduler is not None:
+            # Tell runs in flight at once: they stop at the next safe point (between pages or Jira batches).
+            self.scheduler.stop_event.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def acquire_lease(self, *, on_wait: Callable[[str], None] | None = None) -> None:
+        """Take the scheduler lease or raise ``LeaseBusy``; with ``wait``, poll until it is free or stop is asked."""
+        config = self.connector.config
+        self.lease = self.lease or Lease(self.connector.store, ttl=config.runner.lease_ttl)
+        told = False
+        while not self.lease.acquire():
+            description = self.lease.describe_holder()
+            if not self.options.wait:
+                raise LeaseBusy(description)
+            if not told and on_wait is not None:
+                on_wait(description)
+                told = True
+            if self._stop.wait(self.options.wait_poll):
+                raise LeaseBusy(description)
+
+    def setup_webhooks(self) -> None:
+        """OAuth: register/reuse/refresh the dynamic webhook. Basic: deliveries are admin webhooks; need a secret."""
+        config = self.connector.config
+        if not config.webhooks.enabled:
+            return
+        auth = config.jira.auth
+        if isinstance(auth, JiraBasicAuth):
+            if config.jira.webhook_secret is None:
+                raise ConfigError(
+                    "webhooks are enabled with Basic auth, so Jira admin webhooks deliver events; set "
+                    "jira.webhook_secret to the secret configured on that webhook so deliveries can be verified",
+                    path="jira.webhook_secret",
+                )
+            log.info("webhook.admin", note="admin webhook deliveries are verified with jira.webhook_secret")
+            return
+        self.webhooks = WebhookManager.for_config(config, lambda: self.connector.jira, self.connector.store)
+        self.webhooks.maintain()
+
+    def start_web(self) -> None:
+        from ml_connector.sim.server import serve_in_thread
+        from ml_connector.web import create_app
+
+        config = self.connector.config
+        host = self.options.host or config.web.host
+        port = self.options.port if self.options.port is not None else config.web.port
+        app = create_app(self.connector, scheduler=self.scheduler)
+        self._server = serve_in_thread(app, host=host, port=port, log_level="warning")
+        self.web_url = self._server.url
+        log.info("web.listening", url=self.web_url)
+
+    def start(self) -> None:
+        """Everything but the wait: lease (raises LeaseBusy), scheduler, webhooks, web app."""
+        self.acquire_lease()
+        extra: list[tuple[Callable[[], None], float]] = []
+        self.setup_webhooks()
+        if self.webhooks is not None:
+            extra.append((self.webhooks.maintain, WEBHOOK_CHECK_SECONDS))
+        self.scheduler = LocalScheduler(
+            self.connector, lease=self.lease, poll_interval=self.options.poll_interval, extra_jobs=extra
+        )
+        self.scheduler.start()
+        if self.options.serve_web:
+            self.start_web()
+        if self.options.run_now:
+            self.scheduler.run_all_now()
+
+    def wait(self) -> None:
+        while not self._stop.wait(1.0):
+            pass
+
+    def stop(self) -> None:
+        """Safe stop: runs end at a safe point (state consistent), the lease is released, the web app closed."""
+        self.request_stop()
+        started = time.monotonic()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+        elif self.lease is not None:
+            self.lease.release()
+        if self._server is not None:
+            self._server.stop()
+        self.connector.close()
+        log.info("daemon.stopped", seconds=round(time.monotonic() - started, 3))

@@ -1,0 +1,55 @@
+"""The scheduler lease: one scheduling daemon per database, visible to the next one that tries."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+
+import structlog
+
+from ml_connector.store import Store
+
+log = structlog.get_logger("ml_connector.runner")
+
+SCHEDULER_LEASE = "scheduler"
+
+
+def default_holder() -> str:
+    """``host:pid:nonce``: readable for the operator, unique even when a pid is reused."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Lease:
+    """A renewable, expiring row in ``leases``; whoever holds it may schedule flows."""
+
+    def __init__(self, store: Store, *, ttl: float, name: str = SCHEDULER_LEASE, holder: str | None = None) -> None:
+        self.store = store
+        self.name = name
+        self.ttl = timedelta(seconds=ttl)
+        self.holder = holder or default_holder()
+        self.held = False
+
+    def acquire(self) -> bool:
+        """Take or renew; also the renewal call, so a lapse to another holder is noticed here."""
+        was_held = self.held
+        self.held = self.store.acquire_lease(self.name, self.holder, self.ttl)
+        if was_held and not self.held:
+            log.warning("lease.lost", lease=self.name, holder=self.holder, current=self.describe_holder())
+        return self.held
+
+    def release(self) -> None:
+        if self.held:
+            self.store.release_lease(self.name, self.holder)
+            self.held = False
+
+    def current(self) -> tuple[str, datetime] | None:
+        return self.store.lease_holder(self.name)
+
+    def describe_holder(self) -> str:
+        current = self.current()
+        if current is None:
+            return "nobody (the lease is free)"
+        holder, until = current
+        return f"{holder} until {until.strftime('%Y-%m-%d %H:%M:%S UTC')}"
