@@ -1,1 +1,60 @@
-"""``ml-connector sim ifs`` (filled in by the IFS simulator)."""
+"""``ml-connector sim ifs``: serve the IFS Cloud simulator on a loopback port."""
+
+from __future__ import annotations
+
+import typer
+
+from ml_connector.cli.sim import sim_app
+
+
+@sim_app.command("ifs")
+def sim_ifs(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8401, help="TCP port."),
+    seed: int = typer.Option(42, help="Seed of the deterministic test data."),
+    sites: int = typer.Option(3, help="Number of sites."),
+    suppliers: int = typer.Option(20, help="Number of suppliers."),
+    persons: int = typer.Option(20, help="Number of persons (the shared people always exist)."),
+    projects: int = typer.Option(8, help="Number of projects."),
+    purchase_orders: int = typer.Option(200, "--purchase-orders", help="Number of purchase orders."),
+    work_orders: int = typer.Option(50, "--work-orders", help="Number of work orders."),
+    realm: str = typer.Option("mlc", help="IAM realm."),
+    client_id: str = typer.Option("ml-connector", help="IAM client id."),
+    client_secret: str = typer.Option("sim-secret", help="IAM client secret."),
+    token_expires_in: int = typer.Option(180, help="Access-token lifetime in seconds."),
+    max_page_size: int = typer.Option(1000, help="Server page size when the client sends no maxpagesize."),
+    next_links: bool = typer.Option(True, "--next-links/--no-next-links", help="Emit @odata.nextLink."),
+    require_if_match: bool = typer.Option(
+        True, "--require-if-match/--allow-patch-without-if-match", help="Refuse PATCH without If-Match (428)."
+    ),
+    rate_limit: int = typer.Option(1000, help="Requests per minute per client id before 429 (0 disables)."),
+    log_level: str = typer.Option("info", help="uvicorn log level."),
+) -> None:
+    """Run the IFS Cloud simulator (IAM token endpoint, OData projections, /_sim/ control API)."""
+    from ml_connector.sim.ifs import FaultSettings, IfsSimOptions, create_app
+    from ml_connector.sim.server import serve_forever
+
+    options = IfsSimOptions(
+        seed=seed,
+        sites=sites,
+        suppliers=suppliers,
+        persons=persons,
+        projects=projects,
+        purchase_orders=purchase_orders,
+        work_orders=work_orders,
+        realm=realm,
+        client_id=client_id,
+        client_secret=client_secret,
+        token_expires_in=token_expires_in,
+        max_page_size=max_page_size,
+        next_links=next_links,
+        require_if_match_on_patch=require_if_match,
+        faults=FaultSettings(rate_limit_per_minute=rate_limit or None),
+    )
+    app = create_app(options)
+    typer.echo(
+        f"IFS Cloud simulator on http://{host}:{port} (realm {realm}, client {client_id}); "
+        f"{purchase_orders} purchase orders, {work_orders} work orders",
+        err=True,
+    )
+    serve_forever(app, host=host, port=port, log_level=log_level)

@@ -1,0 +1,734 @@
+"""A small OData v4 query-option engine: a tokenizer and recursive-descent parser for ``$filter``, compiled into
+closures over a record's typed values, plus ``$orderby``, ``$select``, ``$expand`` and key-predicate parsing.
+
+Values are typed Python objects: ``str`` (strings and enum members), ``int``, ``float`` (decimals), ``bool``,
+``datetime.date`` (Edm.Date) and aware ``datetime.datetime`` (Edm.DateTimeOffset). Type checking happens at compile
+time against the entity's properties, so a malformed or ill-typed filter is refused before any row is read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# --------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+class ODataError(Exception):
+    """A refused query: ``status`` and IFS ``code`` become the error response."""
+
+    def __init__(self, message: str, *, status: int = 400, code: str = "ODP_UNSUPPORTED_URL") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+def _syntax(text: str, pos: int, why: str) -> ODataError:
+    return ODataError(f"Malformed Request: syntax error at position {pos} in '{text}': {why}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Types of properties and literals
+
+STRING, INT, DECIMAL, BOOL, DATE, DATETIME, ENUM, NULL = (
+    "string",
+    "int",
+    "decimal",
+    "bool",
+    "date",
+    "datetime",
+    "enum",
+    "null",
+)
+NUMERIC = frozenset({INT, DECIMAL})
+
+
+@dataclass(frozen=True)
+class PropType:
+    """The type of a property as the filter compiler sees it; ``enum`` is the qualified enum type name."""
+
+    kind: str
+    enum: str | None = None
+    members: tuple[str, ...] = ()
+
+
+def edm_name(kind: str) -> str:
+    return {
+        STRING: "Edm.String",
+        INT: "Edm.Int32",
+        DECIMAL: "Edm.Decimal",
+        BOOL: "Edm.Boolean",
+        DATE: "Edm.Date",
+        DATETIME: "Edm.DateTimeOffset",
+        NULL: "null",
+    }.get(kind, kind)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Tokenizer
+
+_DATETIME_RE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(\.\d{1,12})?)?(Z|[+-]\d{2}:\d{2})", re.ASCII
+)
+_DATE_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?![\w:.-])", re.ASCII)
+_NUMBER_RE = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?([mMdDfFlL])?(?![\w.])", re.ASCII)
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", re.ASCII)
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # ident, string, number, date, datetime, enum, lparen, rparen, comma, eq (the '=' sign), end
+    value: Any
+    pos: int
+    text: str = ""
+
+
+def parse_datetime(text: str) -> dt.datetime:
+    m = _DATETIME_RE.fullmatch(text)
+    if not m:
+        raise ValueError(f"not a DateTimeOffset: {text!r}")
+    return _datetime_from_match(m)
+
+
+def _datetime_from_match(m: re.Match[str]) -> dt.datetime:
+    year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
+    second = int(m.group(6) or 0)
+    frac = m.group(7)
+    micro = int((frac[1:] + "000000")[:6]) if frac else 0
+    zone = m.group(8)
+    if zone == "Z":
+        tz = dt.UTC
+    else:
+        sign = 1 if zone[0] == "+" else -1
+        tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+    value = dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    return value.astimezone(dt.UTC)
+
+
+def parse_date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else _bad_date(text)
+
+
+def _bad_date(text: str) -> dt.date:
+    raise ValueError(f"not a Date: {text!r}")
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split an OData expression into tokens. A doubled quote inside a string literal is one quote."""
+    tokens: list[Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in " \t\r\n":
+            i += 1
+            continue
+        if c == "(":
+            tokens.append(Token("lparen", c, i))
+            i += 1
+        elif c == ")":
+            tokens.append(Token("rparen", c, i))
+            i += 1
+        elif c == ",":
+            tokens.append(Token("comma", c, i))
+            i += 1
+        elif c == "=":
+            tokens.append(Token("eq", c, i))
+            i += 1
+        elif c == "'":
+            value, i = _read_string(text, i)
+            tokens.append(Token("string", value, i))
+        elif c.isdigit() or (c == "-" and i + 1 < n and text[i + 1].isdigit()):
+            start = i
+            if m := _DATETIME_RE.match(text, i):
+                try:
+                    tokens.append(Token("datetime", _datetime_from_match(m), start, m.group(0)))
+                except ValueError as exc:
+                    raise _syntax(text, start, f"invalid DateTimeOffset literal ({exc})") from None
+                i = m.end()
+            elif m := _DATE_RE.match(text, i):
+                try:
+                    tokens.append(Token("date", dt.date.fromisoformat(m.group(0)), start, m.group(0)))
+                except ValueError as exc:
+                    raise _syntax(text, start, f"invalid Date literal ({exc})") from None
+                i = m.end()
+            elif m := _NUMBER_RE.match(text, i):
+                lexeme = m.group(0)
+                body = lexeme.rstrip("mMdDfFlL")
+                is_decimal = bool(m.group(1) or m.group(2)) or lexeme[-1:] in "mMdDfF"
+                number: int | float = float(body) if is_decimal else int(body)
+                tokens.append(Token("number", number, start, lexeme))
+                i = m.end()
+            else:
+                raise _syntax(text, start, "invalid number, date or datetime literal")
+        elif c.isalpha() or c == "_":
+            m = _IDENT_RE.match(text, i)
+            assert m is not None
+            name = m.group(0)
+            start = i
+            i = m.end()
+            if i < n and text[i] == "'":  # typed literal: IfsApp.Projection.EnumType'Member'
+                value, i = _read_string(text, i)
+                tokens.append(Token("enum", (name, value), start, text[start:i]))
+            else:
+                tokens.append(Token("ident", name, start, name))
+        else:
+            raise _syntax(text, i, f"unexpected character {c!r}")
+    tokens.append(Token("end", None, n))
+    return tokens
+
+
+def _read_string(text: str, i: int) -> tuple[str, int]:
+    start = i
+    i += 1
+    parts: list[str] = []
+    n = len(text)
+    while True:
+        j = text.find("'", i)
+        if j < 0:
+            raise _syntax(text, start, "unterminated string literal")
+        parts.append(text[i:j])
+        if j + 1 < n and text[j + 1] == "'":
+            parts.append("'")
+            i = j + 2
+            continue
+        return "".join(parts), j + 1
+
+
+def quote_string(value: str) -> str:
+    """The OData string literal for ``value`` (doubling single quotes)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# AST
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: Any
+    kind: str
+    enum: str | None = None  # qualified enum type for enum literals
+
+
+@dataclass(frozen=True)
+class Prop:
+    name: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple[Node, ...]
+    pos: int
+
+
+@dataclass(frozen=True)
+class Compare:
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class BoolOp:
+    op: str  # and / or
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Node
+
+
+Node = Literal | Prop | Call | Compare | BoolOp | Not
+
+COMPARISONS = frozenset({"eq", "ne", "gt", "ge", "lt", "le"})
+_UNSUPPORTED_OPERATORS = frozenset({"has", "in", "add", "sub", "mul", "div", "divby", "mod"})
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        self.i = 0
+
+    def peek(self) -> Token:
+        return self.tokens[self.i]
+
+    def take(self) -> Token:
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def is_word(self, tok: Token, *words: str) -> bool:
+        return tok.kind == "ident" and tok.value in words
+
+    def parse(self) -> Node:
+        node = self.or_expr()
+        tok = self.peek()
+        if tok.kind != "end":
+            raise _syntax(self.text, tok.pos, f"unexpected {tok.text or tok.value!r}")
+        return node
+
+    def or_expr(self) -> Node:
+        node = self.and_expr()
+        while self.is_word(self.peek(), "or"):
+            self.take()
+            node = BoolOp("or", node, self.and_expr())
+        return node
+
+    def and_expr(self) -> Node:
+        node = self.comparison()
+        while self.is_word(self.peek(), "and"):
+            self.take()
+            node = BoolOp("and", node, self.comparison())
+        return node
+
+    def comparison(self) -> Node:
+        left = self.unary()
+        tok = self.peek()
+        if self.is_word(tok, *COMPARISONS):
+            self.take()
+            right = self.unary()
+            after = self.peek()
+            if self.is_word(after, *COMPARISONS):
+                raise _syntax(self.text, after.pos, "comparisons cannot be chained; use 'and'")
+            return Compare(tok.value, left, right)
+        if self.is_word(tok, *_UNSUPPORTED_OPERATORS):
+            raise ODataError(
+                f"The operator '{tok.value}' is not supported in $filter", code="ODP_NOT_IMPLEMENTED", status=501
+            )
+        return left
+
+    def unary(self) -> Node:
+        tok = self.peek()
+        if self.is_word(tok, "not"):
+            self.take()
+            return Not(self.unary())
+        return self.primary()
+
+    def primary(self) -> Node:
+        tok = self.take()
+        if tok.kind == "lparen":
+            node = self.or_expr()
+            close = self.take()
+            if close.kind != "rparen":
+                raise _syntax(self.text, close.pos, "expected ')'")
+            return node
+        if tok.kind == "string":
+            return Literal(tok.value, STRING)
+        if tok.kind == "number":
+            return Literal(tok.value, DECIMAL if isinstance(tok.value, float) else INT)
+        if tok.kind == "date":
+            return Literal(tok.value, DATE)
+        if tok.kind == "datetime":
+            return Literal(tok.value, DATETIME)
+        if tok.kind == "enum":
+            qualified, member = tok.value
+            return Literal(member, ENUM, qualified)
+        if tok.kind == "ident":
+            name = tok.value
+            if name == "null":
+                return Literal(None, NULL)
+            if name in ("true", "false"):
+                return Literal(name == "true", BOOL)
+            if self.peek().kind == "lparen":
+                self.take()
+                args: list[Node] = []
+                if self.peek().kind != "rparen":
+                    args.append(self.or_expr())
+                    while self.peek().kind == "comma":
+                        self.take()
+                        args.append(self.or_expr())
+                close = self.take()
+                if close.kind != "rparen":
+                    raise _syntax(self.text, close.pos, "expected ')' after function arguments")
+                return Call(name, tuple(args), tok.pos)
+            if name in COMPARISONS or name in ("and", "or"):
+                raise _syntax(self.text, tok.pos, f"operand expected before '{name}'")
+            if "." in name:
+                raise _syntax(self.text, tok.pos, f"'{name}' is neither a property nor a typed literal")
+            return Prop(name, tok.pos)
+        what = "end of expression" if tok.kind == "end" else repr(tok.text or tok.value)
+        raise _syntax(self.text, tok.pos, f"operand expected, found {what}")
+
+
+def parse_filter(text: str) -> Node:
+    if not text.strip():
+        raise ODataError("Malformed Request: empty $filter")
+    return _Parser(text).parse()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Compiler: AST -> closure over a record's values (a dict)
+
+Getter = Callable[[Mapping[str, Any]], Any]
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+_FLIP = {"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A top-level conjunct ``Property op literal``: lets the query engine start and stop a scan early."""
+
+    prop: str
+    op: str
+    value: Any
+
+
+@dataclass(frozen=True)
+class CompiledFilter:
+    predicate: Predicate
+    bounds: tuple[Bound, ...]
+
+
+class _Compiler:
+    def __init__(self, props: Mapping[str, PropType], text: str) -> None:
+        self.props = props
+        self.text = text
+
+    def compile_bool(self, node: Node) -> Predicate:
+        getter, kind = self.compile(node)
+        if kind not in (BOOL, NULL):
+            raise ODataError(f"$filter must be a boolean expression, not {edm_name(kind)}: '{self.text}'")
+        return getter
+
+    def compile(self, node: Node) -> tuple[Getter, str]:
+        if isinstance(node, Literal):
+            value = node.value
+            return (lambda _v: value), node.kind
+        if isinstance(node, Prop):
+            ptype = self.props.get(node.name)
+            if ptype is None:
+                raise ODataError(
+                    f"Malformed Request: '{node.name}' is not a property of this entity set "
+                    f"(position {node.pos} in '{self.text}')"
+                )
+            name = node.name
+            return (lambda v: v.get(name)), ptype.kind
+        if isinstance(node, Not):
+            inner = self.compile_bool(node.operand)
+            return (lambda v: not inner(v)), BOOL
+        if isinstance(node, BoolOp):
+            left, right = self.compile_bool(node.left), self.compile_bool(node.right)
+            if node.op == "and":
+                return (lambda v: left(v) and right(v)), BOOL
+            return (lambda v: left(v) or right(v)), BOOL
+        if isinstance(node, Compare):
+            return self.compile_compare(node), BOOL
+        return self.compile_call(node)
+
+    def _operand_type(self, node: Node) -> PropType | None:
+        if isinstance(node, Prop):
+            return self.props.get(node.name)
+        return None
+
+    def compile_compare(self, node: Compare) -> Predicate:
+        op = node.op
+        left, right = node.left, node.right
+        self._check_enum(left, right)
+        self._check_enum(right, left)
+        lget, lkind = self.compile(left)
+        rget, rkind = self.compile(right)
+        if NULL not in (lkind, rkind):
+            compatible = lkind == rkind or (lkind in NUMERIC and rkind in NUMERIC)
+            if not compatible:
+                raise ODataError(
+                    f"The types '{self._type_name(left, lkind)}' and '{self._type_name(right, rkind)}' are not "
+                    f"compatible for '{op}' in '{self.text}'"
+                )
+            if lkind in (BOOL,) and op not in ("eq", "ne"):
+                raise ODataError(f"'{op}' is not defined for Edm.Boolean in '{self.text}'")
+        fn = _OPS[op]
+        # Fast paths: property against a literal, the overwhelmingly common shape.
+        if isinstance(left, Prop) and isinstance(right, Literal):
+            return _prop_literal(left.name, op, right.value, self._enum_order(left))
+        if isinstance(right, Prop) and isinstance(left, Literal):
+            return _prop_literal(right.name, _FLIP[op], left.value, self._enum_order(right))
+        order = self._enum_order(left) or self._enum_order(right)
+
+        def compare(v: Mapping[str, Any]) -> bool:
+            a, b = lget(v), rget(v)
+            if a is None or b is None:
+                return (a is None and b is None) if op == "eq" else (a is not b) if op == "ne" else False
+            if order is not None and op not in ("eq", "ne"):
+                return fn(order.get(a, -1), order.get(b, -1))
+            return fn(a, b)
+
+        return compare
+
+    def _enum_order(self, node: Node) -> dict[str, int] | None:
+        ptype = self._operand_type(node)
+        if ptype is not None and ptype.kind == ENUM:
+            return {m: i for i, m in enumerate(ptype.members)}
+        return None
+
+    def _type_name(self, node: Node, kind: str) -> str:
+        ptype = self._operand_type(node)
+        if ptype is not None and ptype.enum:
+            return ptype.enum
+        if isinstance(node, Literal) and node.enum:
+            return node.enum
+        return edm_name(kind)
+
+    def _check_enum(self, prop_node: Node, other: Node) -> None:
+        ptype = self._operand_type(prop_node)
+        if ptype is None or ptype.kind != ENUM:
+            return
+        assert isinstance(prop_node, Prop)
+        if isinstance(other, Literal) and other.kind == STRING:
+            raise ODataError(
+                f"The types '{ptype.enum}' and 'Edm.String' are not compatible in '{self.text}': compare "
+                f"'{prop_node.name}' with a qualified enum literal such as {ptype.enum}'{other.value}'"
+            )
+        if isinstance(other, Literal) and other.kind == ENUM:
+            if other.enum != ptype.enum:
+                raise ODataError(
+                    f"The enum type '{other.enum}' does not match '{ptype.enum}' of '{prop_node.name}' in '{self.text}'"
+                )
+            if other.value not in ptype.members:
+                raise ODataError(
+                    f"'{other.value}' is not a member of '{ptype.enum}' (members: {', '.join(ptype.members)})"
+                )
+
+    def compile_call(self, node: Call) -> tuple[Getter, str]:
+        name = node.name
+        spec = _FUNCTIONS.get(name)
+        if spec is None:
+            raise ODataError(
+                f"The function '{name}' is not supported in $filter ('{self.text}')",
+                status=501,
+                code="ODP_NOT_IMPLEMENTED",
+            )
+        arg_kinds, result_kind, impl = spec
+        if len(node.args) not in arg_kinds:
+            raise ODataError(f"Malformed Request: wrong number of arguments for '{name}' in '{self.text}'")
+        expected = arg_kinds[len(node.args)]
+        getters: list[Getter] = []
+        for arg, allowed in zip(node.args, expected, strict=True):
+            getter, kind = self.compile(arg)
+            ptype = self._operand_type(arg)
+            if ptype is not None and ptype.kind == ENUM:
+                raise ODataError(f"'{name}' cannot take the enum property '{arg.name}'")  # type: ignore[union-attr]
+            if kind != NULL and kind not in allowed:
+                raise ODataError(f"'{name}' does not accept {edm_name(kind)} arguments ('{self.text}')")
+            getters.append(getter)
+        if len(getters) == 1:
+            g0 = getters[0]
+
+            def call1(v: Mapping[str, Any]) -> Any:
+                a = g0(v)
+                return None if a is None else impl(a)
+
+            return call1, result_kind
+
+        def call(v: Mapping[str, Any]) -> Any:
+            args = [g(v) for g in getters]
+            if any(a is None for a in args):
+                return False if result_kind == BOOL else None
+            return impl(*args)
+
+        return call, result_kind
+
+
+def _prop_literal(name: str, op: str, lit: Any, order: dict[str, int] | None) -> Predicate:
+    if lit is None:
+        if op == "eq":
+            return lambda v: v.get(name) is None
+        if op == "ne":
+            return lambda v: v.get(name) is not None
+        return lambda v: False
+    if op == "eq":
+        return lambda v: v.get(name) == lit
+    if op == "ne":
+        return lambda v: v.get(name) != lit
+    fn = _OPS[op]
+    if order is not None:
+        rank = order.get(lit, -1)
+        return lambda v: (x := v.get(name)) is not None and fn(order.get(x, -1), rank)
+    return lambda v: (x := v.get(name)) is not None and fn(x, lit)
+
+
+_S = frozenset({STRING})
+_DATES = frozenset({DATE, DATETIME})
+_FUNCTIONS: dict[str, tuple[dict[int, tuple[frozenset[str], ...]], str, Callable[..., Any]]] = {
+    "contains": ({2: (_S, _S)}, BOOL, lambda a, b: b in a),
+    "startswith": ({2: (_S, _S)}, BOOL, lambda a, b: a.startswith(b)),
+    "endswith": ({2: (_S, _S)}, BOOL, lambda a, b: a.endswith(b)),
+    "tolower": ({1: (_S,)}, STRING, lambda a: a.lower()),
+    "toupper": ({1: (_S,)}, STRING, lambda a: a.upper()),
+    "trim": ({1: (_S,)}, STRING, lambda a: a.strip()),
+    "length": ({1: (_S,)}, INT, len),
+    "concat": ({2: (_S, _S)}, STRING, lambda a, b: a + b),
+    "indexof": ({2: (_S, _S)}, INT, lambda a, b: a.find(b)),
+    "substring": (
+        {2: (_S, frozenset({INT})), 3: (_S, frozenset({INT}), frozenset({INT}))},
+        STRING,
+        lambda a, i, n=None: a[i:] if n is None else a[i : i + n],
+    ),
+    "year": ({1: (_DATES,)}, INT, lambda a: a.year),
+    "month": ({1: (_DATES,)}, INT, lambda a: a.month),
+    "day": ({1: (_DATES,)}, INT, lambda a: a.day),
+}
+
+
+def _bounds(node: Node, props: Mapping[str, PropType]) -> list[Bound]:
+    if isinstance(node, BoolOp) and node.op == "and":
+        return _bounds(node.left, props) + _bounds(node.right, props)
+    if isinstance(node, Compare) and node.op != "ne":
+        left, right, op = node.left, node.right, node.op
+        if isinstance(right, Prop) and isinstance(left, Literal):
+            left, right, op = right, left, _FLIP[op]
+        if isinstance(left, Prop) and isinstance(right, Literal) and right.value is not None:
+            ptype = props.get(left.name)
+            if ptype is not None and ptype.kind != ENUM:
+                return [Bound(left.name, op, right.value)]
+    return []
+
+
+def compile_filter(text: str, props: Mapping[str, PropType]) -> CompiledFilter:
+    """Parse and type-check ``text`` against ``props``; raise ODataError (400/501) for what IFS refuses."""
+    node = parse_filter(text)
+    predicate = _Compiler(props, text).compile_bool(node)
+    return CompiledFilter(predicate=predicate, bounds=tuple(_bounds(node, props)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# $orderby, $select, $expand, key predicates
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """Split on ``sep`` outside parentheses and string literals."""
+    parts: list[str] = []
+    depth, start, i, n = 0, 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "'":
+            _, i = _read_string(text, i)
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    return parts
+
+
+def parse_orderby(text: str, props: Mapping[str, PropType]) -> list[tuple[str, bool]]:
+    """``A desc, B`` -> [("A", True), ("B", False)]; only plain properties can be ordered by."""
+    result: list[tuple[str, bool]] = []
+    for raw in split_top_level(text):
+        words = raw.split()
+        if not words or len(words) > 2 or (len(words) == 2 and words[1] not in ("asc", "desc")):
+            raise ODataError(f"Malformed Request: invalid $orderby item '{raw.strip()}'")
+        if words[0] not in props:
+            raise ODataError(f"Malformed Request: '{words[0]}' is not a property that can be ordered by")
+        result.append((words[0], len(words) == 2 and words[1] == "desc"))
+    return result
+
+
+def parse_select(text: str, props: Mapping[str, PropType]) -> list[str] | None:
+    """The selected property names, or None for all (``*``)."""
+    names = [p.strip() for p in text.split(",")]
+    if "*" in names:
+        return None
+    for name in names:
+        if name not in props:
+            raise ODataError(f"Malformed Request: '{name}' in $select is not a property of this entity set")
+    return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class ExpandItem:
+    nav: str
+    select: str | None
+
+
+def parse_expand(text: str) -> list[ExpandItem]:
+    items: list[ExpandItem] = []
+    for raw in split_top_level(text):
+        raw = raw.strip()
+        if not raw:
+            raise ODataError("Malformed Request: empty $expand item")
+        select: str | None = None
+        name = raw
+        if "(" in raw:
+            name, _, inner = raw.partition("(")
+            if not inner.endswith(")"):
+                raise ODataError(f"Malformed Request: invalid $expand item '{raw}'")
+            for option in split_top_level(inner[:-1], ";"):
+                key, _, value = option.strip().partition("=")
+                if key == "$select":
+                    select = value
+                else:
+                    raise ODataError(f"'{key}' inside $expand is not supported", status=501, code="ODP_NOT_IMPLEMENTED")
+        if not _IDENT_RE.fullmatch(name.strip()):
+            raise ODataError(f"Malformed Request: invalid $expand item '{raw}'")
+        items.append(ExpandItem(name.strip(), select))
+    return items
+
+
+def parse_key_predicate(text: str, keys: Mapping[str, PropType]) -> dict[str, Any]:
+    """``OrderNo='A''B'`` / ``'X'`` / ``WoNo=12`` / ``OrderNo='1',LineNo='2',ReleaseNo='1'`` -> typed key values."""
+    tokens = tokenize(text)
+    names = list(keys)
+    result: dict[str, Any] = {}
+    i = 0
+    if len(tokens) == 2 and len(names) == 1:  # shorthand: Set('X')
+        result[names[0]] = _key_value(names[0], keys[names[0]], tokens[0], text)
+        return result
+    while tokens[i].kind != "end":
+        name_tok = tokens[i]
+        if name_tok.kind != "ident" or tokens[i + 1].kind != "eq":
+            raise ODataError(f"Malformed Request: invalid key predicate '({text})'")
+        name = name_tok.value
+        if name not in keys:
+            raise ODataError(f"Malformed Request: '{name}' is not a key of this entity set")
+        if name in result:
+            raise ODataError(f"Malformed Request: key '{name}' given twice")
+        result[name] = _key_value(name, keys[name], tokens[i + 2], text)
+        i += 3
+        if tokens[i].kind == "comma":
+            i += 1
+            if tokens[i].kind == "end":
+                raise ODataError(f"Malformed Request: invalid key predicate '({text})'")
+        elif tokens[i].kind != "end":
+            raise ODataError(f"Malformed Request: invalid key predicate '({text})'")
+    missing = [k for k in names if k not in result]
+    if missing:
+        raise ODataError(f"Malformed Request: key predicate '({text})' lacks {', '.join(missing)}")
+    return result
+
+
+def _key_value(name: str, ptype: PropType, tok: Token, text: str) -> Any:
+    if ptype.kind == STRING and tok.kind == "string":
+        return tok.value
+    if ptype.kind == INT and tok.kind == "number" and isinstance(tok.value, int):
+        return tok.value
+    raise ODataError(f"Malformed Request: key '{name}' needs {edm_name(ptype.kind)} in '({text})'")
+
+
+def format_key_predicate(values: Mapping[str, Any]) -> str:
+    parts = [f"{k}={quote_string(v) if isinstance(v, str) else v}" for k, v in values.items()]
+    return ",".join(parts)

@@ -1,0 +1,69 @@
+"""Options of the IFS Cloud simulator: seed sizes, identity, behaviour switches, and the fault knobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SEED_FIELDS = frozenset(
+    {"seed", "sites", "suppliers", "persons", "projects", "purchase_orders", "work_orders", "anchor"}
+)
+
+
+class FailNext(BaseModel):
+    """One scripted failure: the next ``count`` matching requests get ``status`` (0 drops the connection)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: int = Field(ge=0, le=599)
+    count: int = Field(default=1, ge=1)
+    retry_after: float | None = Field(default=None, ge=0)
+    path_contains: str | None = None
+    code: str | None = None
+    message: str | None = None
+
+
+class FaultSettings(BaseModel):
+    """Fault injection, changed at run time through ``PUT /_sim/faults`` or ``IfsSimulator.set_faults``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    latency_ms: float = Field(default=0, ge=0)
+    rate_limit_per_minute: int | None = Field(default=1000, ge=1)  # per client id; None disables the budget
+    retry_after_seconds: float | None = Field(default=None, ge=0)  # None: time until the window frees a slot
+    error_503_rate: float = Field(default=0.0, ge=0, le=1)
+    drop_rate: float = Field(default=0.0, ge=0, le=1)
+    concurrent_edit_rate: float = Field(default=0.0, ge=0, le=1)
+    token_lifetime_seconds: int | None = Field(default=None, ge=1)  # None: IfsSimOptions.token_expires_in
+    fail_next: list[FailNext] = Field(default_factory=list)
+    seed: int = 0
+
+
+class IfsSimOptions(BaseModel):
+    """Everything that shapes a simulator instance; all fields have defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # seed data
+    seed: int = 42
+    sites: int = Field(default=3, ge=1, le=99)
+    suppliers: int = Field(default=20, ge=1)
+    persons: int = Field(default=20, ge=0)  # total; the shared people of ml_connector.sim.people always exist
+    projects: int = Field(default=8, ge=0)
+    purchase_orders: int = Field(default=200, ge=0)
+    work_orders: int = Field(default=50, ge=0)
+    anchor: dt.datetime = dt.datetime(2025, 6, 30, tzinfo=dt.UTC)  # seeded timestamps lie in the year before it
+    # identity
+    realm: str = "mlc"
+    client_id: str = "ml-connector"
+    client_secret: str = "sim-secret"
+    extra_clients: dict[str, str] = Field(default_factory=dict)  # more client id -> secret pairs (own budgets)
+    token_expires_in: int = Field(default=180, ge=1)
+    # behaviour
+    max_page_size: int = Field(default=1000, ge=1, le=4999)  # server page when the client sends no maxpagesize
+    page_size_limit: int = Field(default=5000, ge=2)  # $top or maxpagesize at or above this is refused (400)
+    next_links: bool = True  # False: truncate silently to the page size, no @odata.nextLink
+    require_if_match_on_patch: bool = True  # False: PATCH without If-Match upserts, and If-Match: * is accepted
+    request_log_limit: int = Field(default=100_000, ge=0)  # entries kept; counts stay exact
+    faults: FaultSettings = Field(default_factory=FaultSettings)

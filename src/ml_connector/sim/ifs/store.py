@@ -1,0 +1,208 @@
+"""In-memory records of one entity kind, with sorted indexes for ordering and keyset paging.
+
+Every index is a sorted list of tuples ``(encoded sort values..., primary key)``; the primary key makes each entry
+unique, so "the row after this key" is a single bisect. Indexes are built on first use of an ``$orderby`` and then
+maintained on every write, so a page costs O(log n + rows scanned), never a sort of the whole set.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from bisect import bisect_left, bisect_right, insort
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ml_connector.sim.ifs.odata import DATE, DATETIME, DECIMAL, INT, Bound, Predicate, parse_datetime
+from ml_connector.sim.ifs.schema import EntityKind
+
+Key = tuple[Any, ...]
+OrderSpec = tuple[tuple[str, bool], ...]  # (property, descending)
+
+_MAX_INDEXES = 12
+
+
+def format_datetime(value: dt.datetime) -> str:
+    value = value.astimezone(dt.UTC)
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def to_wire(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return format_datetime(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+@dataclass
+class Record:
+    """One row. ``values`` is replaced, never mutated, so a reader holding it outside the lock stays consistent."""
+
+    key: Key
+    values: dict[str, Any]
+    objid: str
+    objversion: dt.datetime
+    wire: dict[str, Any]  # JSON-ready row as IFS serves it, including @odata.etag
+
+    @property
+    def etag(self) -> str:
+        return str(self.wire["@odata.etag"])
+
+    def objversion_text(self) -> str:
+        return self.objversion.strftime("%Y%m%d%H%M%S")
+
+
+def make_etag(objid: str, objversion: dt.datetime) -> str:
+    inner = f'W/"{objid}:{objversion.strftime("%Y%m%d%H%M%S")}"'
+    return 'W/"' + base64.b64encode(inner.encode("ascii")).decode("ascii") + '"'
+
+
+class Desc:
+    """Reverses the order of the value it wraps (for ``desc`` sort components)."""
+
+    __slots__ = ("v",)
+
+    def __init__(self, v: Any) -> None:
+        self.v = v
+
+    def __lt__(self, other: Desc) -> bool:
+        return bool(other.v < self.v)
+
+    def __gt__(self, other: Desc) -> bool:
+        return bool(other.v > self.v)
+
+    def __le__(self, other: Desc) -> bool:
+        return bool(other.v <= self.v)
+
+    def __ge__(self, other: Desc) -> bool:
+        return bool(other.v >= self.v)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Desc) and self.v == other.v
+
+    def __hash__(self) -> int:
+        return hash(self.v)
+
+
+_NULL = (0,)
+
+
+def encode_component(value: Any, desc: bool) -> Any:
+    """Nulls sort first ascending and last descending, as OData orders them."""
+    enc = _NULL if value is None else (1, value)
+    return Desc(enc) if desc else enc
+
+
+class KindStore:
+    def __init__(self, kind: EntityKind) -> None:
+        self.kind = kind
+        self.records: dict[Key, Record] = {}
+        self.version = 0  # bumped on every write; caches key off it
+        self.default_order: OrderSpec = tuple((k, False) for k in kind.keys)
+        self._indexes: OrderedDict[OrderSpec, list[tuple[Any, ...]]] = OrderedDict()
+        self._indexes[self.default_order] = []
+
+    def key_of(self, values: Mapping[str, Any]) -> Key:
+        return tuple(values[k] for k in self.kind.keys)
+
+    @staticmethod
+    def sort_key(order: OrderSpec, values: Mapping[str, Any], pk: Key) -> tuple[Any, ...]:
+        return (*(encode_component(values.get(p), d) for p, d in order), pk)
+
+    def index(self, order: OrderSpec) -> list[tuple[Any, ...]]:
+        idx = self._indexes.get(order)
+        if idx is None:
+            idx = sorted(self.sort_key(order, r.values, r.key) for r in self.records.values())
+            self._indexes[order] = idx
+            while len(self._indexes) > _MAX_INDEXES:
+                victim = next(o for o in self._indexes if o != self.default_order)
+                del self._indexes[victim]
+        else:
+            self._indexes.move_to_end(order)
+        return idx
+
+    def insert(self, record: Record) -> None:
+        self.records[record.key] = record
+        for order, idx in self._indexes.items():
+            insort(idx, self.sort_key(order, record.values, record.key))
+        self.version += 1
+
+    def replace(self, old: Record, new: Record) -> None:
+        self.records[new.key] = new
+        for order, idx in self._indexes.items():
+            before = self.sort_key(order, old.values, old.key)
+            after = self.sort_key(order, new.values, new.key)
+            if before != after:
+                i = bisect_left(idx, before)
+                del idx[i]
+                insort(idx, after)
+        self.version += 1
+
+    def scan(
+        self,
+        order: OrderSpec,
+        *,
+        after: tuple[Any, ...] | None,
+        bounds: tuple[Bound, ...],
+    ) -> Iterator[Record]:
+        """Records in ``order`` strictly after the sort key ``after``, narrowed by a bound on the first sort key."""
+        idx = self.index(order)
+        start, stop_value, stop_inclusive = 0, None, True
+        first, first_desc = order[0]
+        if not first_desc:
+            for bound in bounds:
+                if bound.prop != first:
+                    continue
+                if bound.op in ("eq", "ge", "gt"):
+                    start = max(start, bisect_left(idx, ((1, bound.value),)))
+                if bound.op in ("eq", "le", "lt"):
+                    stop_value, stop_inclusive = (1, bound.value), bound.op != "lt"
+        if after is not None:
+            start = max(start, bisect_right(idx, after))
+        records = self.records
+        for i in range(start, len(idx)):
+            entry = idx[i]
+            if stop_value is not None:
+                head = entry[0]
+                if head > stop_value or (not stop_inclusive and head == stop_value):
+                    return
+            yield records[entry[-1]]
+
+
+def count_matching(store: KindStore, predicate: Predicate | None) -> int:
+    if predicate is None:
+        return len(store.records)
+    return sum(1 for r in store.records.values() if predicate(r.values))
+
+
+def coerce(kind_name: str, prop_kind: str, value: Any) -> Any:
+    """A JSON value converted to the typed value of a property (control API and PATCH bodies)."""
+    if value is None:
+        return None
+    if prop_kind == DATETIME:
+        if isinstance(value, dt.datetime):
+            return value.astimezone(dt.UTC)
+        return parse_datetime(str(value))
+    if prop_kind == DATE:
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        return dt.date.fromisoformat(str(value))
+    if prop_kind == INT:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{kind_name}: expected an integer, got {value!r}")
+        return value
+    if prop_kind == DECIMAL:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{kind_name}: expected a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{kind_name}: expected a string, got {value!r}")
+    return value
