@@ -119,8 +119,6 @@ def _v2_out(ctx: Ctx, issue_json: dict[str, Any]) -> dict[str, Any]:
 @route("GET", "/rest/api/{v}/serverInfo", anonymous=True)
 def server_info(ctx: Ctx) -> Any:
     now = ctx.sim.now()
-    from ml_connector.sim.jira.core import render_dt
-
     return {
         "baseUrl": ctx.sim.base_url,
         "displayUrl": ctx.sim.base_url,
@@ -128,11 +126,11 @@ def server_info(ctx: Ctx) -> Any:
         "versionNumbers": [1001, 0, 0],
         "deploymentType": "Cloud",
         "buildNumber": 100289,
-        "buildDate": "2025-11-28T00:00:00.000+0000",
-        "serverTime": render_dt(now, ctx.sim.tz),
+        # RFC 3339 (with a colon in the offset) as the document's date-time format requires.
+        "buildDate": "2025-11-28T00:00:00.000+00:00",
+        "serverTime": now.astimezone(ctx.sim.tz).isoformat(timespec="milliseconds"),
         "scmInfo": "ml-connector-sim",
         "serverTitle": "Jira",
-        "defaultLocale": {"locale": "en_US"},
         "serverTimeZone": ctx.sim.options.time_zone,
     }
 

@@ -457,7 +457,6 @@ class JiraSim:
                     "id": cf.id,
                     "key": cf.id,
                     "name": cf.name,
-                    "untranslatedName": cf.name,
                     "custom": True,
                     "orderable": True,
                     "navigable": True,
@@ -1410,6 +1409,7 @@ class JiraSim:
             for w in page:
                 entry: dict[str, Any] = {
                     "id": w.id,
+                    "url": w.url,
                     "jqlFilter": w.jql,
                     "events": w.events,
                     "expirationDate": int(w.expires.timestamp() * 1000),
