@@ -1,0 +1,50 @@
+"""``ml-connector check``: a pass/fail table of every fit check, with the fix for each failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ml_connector.cli.app import ExitCode, app
+from ml_connector.cli.context import ConfigOption, config_path, load
+from ml_connector.config.connections import JiraOAuth
+from ml_connector.engine.check import FAIL, PASS, WARN, CheckResult, run_checks
+from ml_connector.jira.tokens import TokenStore
+
+console = Console(width=200)
+
+_STYLE = {PASS: "[green]PASS[/]", FAIL: "[bold red]FAIL[/]", WARN: "[yellow]WARN[/]"}
+
+
+def render(results: list[CheckResult], out: Console = console) -> None:
+    table = Table(title="ml-connector check", show_lines=False)
+    for col in ("", "system", "check", "detail", "fix"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        table.add_row(
+            _STYLE.get(r.status, "[dim]SKIP[/]"), r.system, escape(r.name), escape(r.detail), escape(r.fix or "")
+        )
+    out.print(table)
+    failed = sum(r.failed for r in results)
+    out.print(f"{len(results)} checks: {failed} failed" if failed else f"{len(results)} checks: all passed")
+
+
+@app.command()
+def check(config: Path | None = ConfigOption) -> None:
+    """Prove the configuration fits IFS and Jira, reading only: credentials, projections, fields, projects."""
+    cfg = load(config)
+    token_store: TokenStore | None = None
+    if isinstance(cfg.jira.auth, JiraOAuth) and cfg.store.url:
+        # Refresh tokens rotate on use: the rotated one must land where the daemon will look for it.
+        from ml_connector.runner.credentials import DbTokenStore, resolve_key
+        from ml_connector.store import Store
+
+        token_store = DbTokenStore(Store.open(cfg.store.url), resolve_key(cfg, config_path=config_path(config)))
+    results = run_checks(cfg, token_store=token_store)
+    render(results)
+    if any(r.failed for r in results):
+        raise typer.Exit(ExitCode.ERROR)

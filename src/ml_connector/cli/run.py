@@ -1,0 +1,60 @@
+"""``ml-connector run``: the daemon (scheduler, web app, webhook upkeep) until SIGTERM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ml_connector.cli.app import ExitCode, app
+from ml_connector.cli.context import ConfigOption, config_path, load
+from ml_connector.runner import Daemon, DaemonOptions, LeaseBusy, build_connector
+
+err = Console(stderr=True)
+
+
+@app.command()
+def run(
+    host: str | None = typer.Option(None, "--host", help="Bind address of the web app (default: web.host)."),
+    port: int | None = typer.Option(None, "--port", help="Port of the web app (default: web.port)."),
+    wait: bool = typer.Option(
+        False, "--wait", help="If another daemon holds the lease, wait for it instead of exiting."
+    ),
+    now: bool = typer.Option(False, "--now", help="Run every enabled flow once at start, then follow the schedule."),
+    no_web: bool = typer.Option(False, "--no-web", help="Do not serve the web app."),
+    config: Path | None = ConfigOption,
+) -> None:
+    """Run the scheduler and the web app until SIGTERM; a second daemon on the same database refuses to schedule."""
+    cfg = load(config)
+    if cfg.runner.kind != "local":
+        err.print(
+            f"runner.kind is {cfg.runner.kind!r}: start workers with `ml-connector worker`; `run` is the local runner"
+        )
+        raise typer.Exit(ExitCode.CONFIG)
+    connector = build_connector(config_path(config), cfg)
+    daemon = Daemon(connector, DaemonOptions(host=host, port=port, wait=wait, run_now=now, serve_web=not no_web))
+    daemon.install_signal_handlers()
+
+    def waiting(holder: str) -> None:
+        err.print(f"another daemon holds the scheduler lease: {escape(holder)}; waiting for it (--wait)")
+
+    try:
+        daemon.acquire_lease(on_wait=waiting)
+    except LeaseBusy as busy:
+        connector.close()
+        err.print(
+            f"[bold]not scheduling[/]: another daemon on this database holds the scheduler lease: "
+            f"{escape(busy.description)}. Stop it first, or start this one with --wait.",
+            highlight=False,
+        )
+        raise typer.Exit(ExitCode.BUSY) from None
+    try:
+        daemon.start()
+        where = f" on {daemon.web_url}" if daemon.web_url else ""
+        err.print(f"ml-connector running{where} (lease holder {escape(daemon.lease.holder if daemon.lease else '?')})")
+        daemon.wait()
+    finally:
+        daemon.stop()
+    err.print("ml-connector stopped cleanly")
