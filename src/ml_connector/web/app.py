@@ -1,21 +1,513 @@
-"""FastAPI application factory (work in progress: the interface is final, routes are being added)."""
+"""FastAPI application: Jira webhook receiver, /healthz, /readyz, /metrics and the server-rendered dashboard."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
 
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from ml_connector.config.connections import JiraOAuth
 from ml_connector.engine import Connector
+from ml_connector.http.redact import redact, redact_text
+from ml_connector.jira.webhooks import (
+    SIGNATURE_HEADER,
+    WebhookVerificationError,
+    delivery_identifier,
+    verify_jwt,
+    verify_signature,
+)
+from ml_connector.metrics import CONTENT_TYPE, Metrics
+from ml_connector.store import RECORD_STATES
+from ml_connector.web import queries
+from ml_connector.web.auth import SESSION_COOKIE, SESSION_TTL, DashboardAuth
 from ml_connector.web.control import SchedulerControl, StoreControl
+from ml_connector.web.worker import BackgroundWork
+
+log = structlog.get_logger("ml_connector.web")
+
+HERE = Path(__file__).parent
+MAX_WEBHOOK_BYTES = 10 * 1024 * 1024
+PAGE_SIZE = 50
+HEALTH_LABELS = {
+    "operational": "Operational",
+    "unreachable": "Unreachable",
+    "auth_failed": "Authentication failed",
+}
+SYSTEMS = ("ifs", "jira")
+
+
+class _NotAllowed(Exception):
+    """Raised by dashboard routes for a visitor who may not see them."""
+
+
+class _Forbidden(Exception):
+    """A POST without a valid CSRF token."""
+
+
+def _secrets(connector: Connector) -> tuple[str, ...]:
+    """Every configured secret, so pages can strip them verbatim whatever field carries them."""
+    cfg = connector.config
+    auth = cfg.jira.auth
+    values = [
+        cfg.ifs.client_secret,
+        getattr(auth, "api_token", None),
+        getattr(auth, "client_secret", None),
+        getattr(auth, "refresh_token", None),
+        cfg.jira.webhook_secret,
+        cfg.web.admin_token,
+    ]
+    return tuple(v.get_secret_value() for v in values if v is not None and v.get_secret_value())
+
+
+def _metrics_for(connector: Connector) -> Metrics:
+    """Use the connector's ``Metrics`` observer, or install one while its clients are not built yet."""
+    observer = connector.observer
+    if isinstance(observer, Metrics):
+        metrics = observer
+    else:
+        metrics = Metrics()
+        if observer is None and connector._ifs is None and connector._jira is None:
+            connector.observer = metrics  # clients are built lazily and pick it up
+    metrics.store = connector.store
+    metrics.flows = [f.name for f in connector.config.flows]
+    return metrics
+
+
+def _int(value: str | None) -> int | None:
+    if value is None or not value.strip().lstrip("-").isdigit():
+        return None
+    return int(value)
 
 
 def create_app(connector: Connector, *, scheduler: SchedulerControl | None = None) -> FastAPI:
-    """Build the web app for one connector; ``scheduler`` is the daemon's live scheduler, if any."""
-    app = FastAPI(title="ml-connector", docs_url=None, redoc_url=None, openapi_url=None)
+    """Build the web app for one connector; ``scheduler`` is the daemon's live scheduler, if any.
+
+    Background threads (inbox processor, dashboard jobs) start with the app's lifespan, or on first use when the app
+    is mounted inside another app (sub-app lifespans do not run); ``app.state.work.stop()`` stops them.
+    """
+    store = connector.store
+    config = connector.config
+    control: SchedulerControl = scheduler or StoreControl(store)
+    metrics = _metrics_for(connector)
+    work = BackgroundWork(connector, metrics)
+    token = config.web.admin_token.get_secret_value() if config.web.admin_token else None
+    auth = DashboardAuth(token)
+    secrets = _secrets(connector)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    flow_names = [f.name for f in config.flows]
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        work.start()
+        work.wake_inbox()  # events stored while we were down
+        try:
+            yield
+        finally:
+            await run_in_threadpool(work.stop)
+
+    app = FastAPI(title="ml-connector", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.connector = connector
-    app.state.control = scheduler or StoreControl(connector.store)
+    app.state.control = control
+    app.state.metrics = metrics
+    app.state.work = work
+    app.state.auth = auth
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    def clean(value: Any) -> Any:
+        return redact(value, secrets=secrets)
+
+    def clean_text(value: str | None) -> str:
+        return redact(redact_text(value), secrets=secrets) if value else ""
+
+    templates.env.filters["clean"] = clean_text
+    templates.env.filters["when"] = _when
+
+    # -- access ----------------------------------------------------------------------------------------------------
+
+    @app.exception_handler(_NotAllowed)
+    async def _not_allowed(request: Request, _exc: _NotAllowed) -> Response:
+        if auth.token_required:
+            if request.method == "GET":
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            return PlainTextResponse("authentication required", status_code=401)
+        return PlainTextResponse(
+            "The dashboard is reachable only from localhost while web.admin_token is not set.", status_code=403
+        )
+
+    def who(request: Request) -> str:
+        identity = auth.identity(request)
+        if identity is None:
+            raise _NotAllowed()
+        return identity
+
+    async def checked_form(request: Request) -> tuple[str, Any]:
+        identity = who(request)
+        form = await request.form()
+        csrf = form.get("csrf")
+        if not auth.csrf_ok(identity, csrf if isinstance(csrf, str) else None):
+            raise _Forbidden()
+        return identity, form
+
+    @app.exception_handler(_Forbidden)
+    async def _forbidden(_request: Request, _exc: _Forbidden) -> Response:
+        return PlainTextResponse("invalid or missing CSRF token; reload the page and try again", status_code=403)
+
+    def page(request: Request, name: str, identity: str, **context: Any) -> HTMLResponse:
+        context.update(
+            request=request,
+            csrf=auth.csrf_token(identity),
+            token_mode=auth.token_required,
+            message=request.query_params.get("msg"),
+            flows=flow_names,
+        )
+        return templates.TemplateResponse(request, name, context)
+
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/") -> Response:
+        if not auth.token_required:
+            return RedirectResponse("/", status_code=303)
+        return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next), "error": None})
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        candidate = form.get("token")
+        target = _safe_next(str(form.get("next") or "/"))
+        if not auth.token_required:
+            return RedirectResponse("/", status_code=303)
+        if not isinstance(candidate, str) or not auth.check_token(candidate):
+            log.warning("web.login_failed", client=request.client.host if request.client else None)
+            return templates.TemplateResponse(
+                request, "login.html", {"next": target, "error": "That token is not valid."}, status_code=401
+            )
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            auth.new_session(),
+            max_age=SESSION_TTL,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        await checked_form(request)
+        response = RedirectResponse("/login" if auth.token_required else "/", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+        return response
+
+    # -- machine endpoints -----------------------------------------------------------------------------------------
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        reasons: list[str] = []
+        problem = queries.database_ok(store)
+        systems: dict[str, Any] = {}
+        if problem:
+            reasons.append(problem)
+        else:
+            health = store.health()
+            for system in SYSTEMS:
+                row = health.get(system)
+                if row is None:
+                    systems[system] = {"status": "unknown", "reason": "no contact yet", "last_success_at": None}
+                    continue
+                last = row.get("last_success_at")
+                systems[system] = {
+                    "status": row["status"],
+                    "reason": clean_text(row.get("reason")) or None,
+                    "last_success_at": last.isoformat() if last else None,
+                }
+                if row["status"] != "operational":
+                    label = HEALTH_LABELS.get(row["status"], row["status"])
+                    reasons.append(
+                        f"{system}: {label}" + (f" ({clean_text(row.get('reason'))})" if row.get("reason") else "")
+                    )
+        ready = not reasons
+        body = {"ready": ready, "database": problem or "ok", "systems": systems, "reasons": reasons}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.post("/webhooks/jira")
+    async def jira_webhook(request: Request) -> JSONResponse:
+        body = await request.body()
+        if len(body) > MAX_WEBHOOK_BYTES:
+            metrics.webhooks.labels("invalid").inc()
+            return JSONResponse({"error": "payload too large"}, status_code=413)
+        try:
+            _verify_delivery(connector, request, body)
+        except WebhookVerificationError as exc:
+            metrics.webhooks.labels("rejected").inc()
+            log.warning(
+                "web.webhook_rejected", reason=exc.message, client=request.client.host if request.client else None
+            )
+            return JSONResponse({"error": "delivery not verified"}, status_code=401)
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            metrics.webhooks.labels("invalid").inc()
+            return JSONResponse({"error": "body is not a JSON object"}, status_code=400)
+        identifier = delivery_identifier(request.headers)
+        if identifier is None:
+            metrics.webhooks.labels("invalid").inc()
+            return JSONResponse({"error": "missing X-Atlassian-Webhook-Identifier"}, status_code=400)
+        event = str(payload.get("webhookEvent") or "unknown")[:60]
+        issue = payload.get("issue")
+        issue_id = str(issue["id"])[:40] if isinstance(issue, dict) and issue.get("id") is not None else None
+        stored = await run_in_threadpool(store.add_inbox_event, identifier[:200], event, issue_id, payload)
+        if not stored:
+            metrics.webhooks.labels("duplicate").inc()
+            return JSONResponse({"status": "duplicate"}, status_code=200)
+        metrics.webhooks.labels("accepted").inc()
+        work.wake_inbox()
+        return JSONResponse({"status": "accepted"}, status_code=202)
+
+    # -- dashboard -------------------------------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    def overview(request: Request) -> HTMLResponse:
+        identity = who(request)
+        health = store.health()
+        systems = []
+        for system in SYSTEMS:
+            row = health.get(system)
+            systems.append(
+                {
+                    "name": {"ifs": "IFS Cloud", "jira": "Jira Cloud"}[system],
+                    "status": row["status"] if row else "unknown",
+                    "label": HEALTH_LABELS.get(row["status"], row["status"]) if row else "Unknown (no contact yet)",
+                    "reason": clean_text(row.get("reason")) if row else "",
+                    "last_success_at": row.get("last_success_at") if row else None,
+                    "checked_at": row.get("checked_at") if row else None,
+                }
+            )
+        counts = store.count_by_flow_state()
+        flows = []
+        for flow in config.flows:
+            by_state = {s: counts.get((flow.name, s), 0) for s in RECORD_STATES}
+            ctl = store.flow_control(flow.name)
+            flows.append(
+                {
+                    "name": flow.name,
+                    "enabled": flow.enabled,
+                    "schedule": flow.schedule or "manual",
+                    "entity_set": flow.entity_set,
+                    "last_run": store.last_run(flow.name),
+                    "next_run": control.next_run(flow.name),
+                    "paused": control.is_paused(flow.name),
+                    "sync_requested_at": ctl.get("sync_requested_at"),
+                    "counts": by_state,
+                    "total": sum(by_state.values()),
+                    "failed": by_state.get("parked", 0) + by_state.get("retry", 0),
+                    "cursor": store.get_cursor(flow.name),
+                    "writeback_cursor": store.get_cursor(f"{flow.name}:writeback"),
+                }
+            )
+        return page(
+            request,
+            "index.html",
+            identity,
+            systems=systems,
+            flow_rows=flows,
+            runs=queries.runs_page(store, limit=10),
+            inbox_pending=queries.inbox_pending(store),
+            live_scheduler=scheduler is not None,
+        )
+
+    @app.get("/runs", response_class=HTMLResponse)
+    def runs(request: Request, flow: str | None = None, before: str | None = None) -> HTMLResponse:
+        identity = who(request)
+        flow = flow if flow in flow_names else None
+        rows = queries.runs_page(store, flow=flow, before=_int(before), limit=PAGE_SIZE)
+        older = rows[-1].id if len(rows) == PAGE_SIZE else None
+        return page(request, "runs.html", identity, runs=rows, flow=flow, older=older, query=_query)
+
+    @app.get("/records", response_class=HTMLResponse)
+    def records(
+        request: Request,
+        flow: str | None = None,
+        state: str | None = None,
+        q: str | None = None,
+        after: str | None = None,
+    ) -> HTMLResponse:
+        identity = who(request)
+        flow = flow if flow in flow_names else None
+        state = state if state in RECORD_STATES else None
+        search = (q or "").strip()[:400] or None
+        result = queries.list_records(
+            store, flow=flow, states=(state,) if state else (), search=search, after=_int(after), limit=PAGE_SIZE
+        )
+        return page(
+            request,
+            "records.html",
+            identity,
+            rows=result.rows,
+            next_after=result.next_after,
+            flow=flow,
+            state=state,
+            q=search or "",
+            states=RECORD_STATES,
+            query=_query,
+        )
+
+    @app.get("/records/{record_id}", response_class=HTMLResponse)
+    def record_page(request: Request, record_id: int) -> HTMLResponse:
+        identity = who(request)
+        record, trail = queries.record_with_trail(store, record_id)
+        if record is None:
+            return HTMLResponse(
+                templates.get_template("missing.html").render(request=request, what=f"record {record_id}"),
+                status_code=404,
+            )
+        payload = json.dumps(clean(record.draft), indent=2, sort_keys=True, default=str) if record.draft else None
+        events = [
+            {
+                "id": e.id,
+                "at": e.at,
+                "run_id": e.run_id,
+                "event": e.event,
+                "outcome": e.outcome,
+                "message": clean_text(e.message),
+                "detail": json.dumps(clean(e.detail), sort_keys=True, default=str) if e.detail else "",
+                "digest": e.digest,
+            }
+            for e in trail
+        ]
+        return page(
+            request,
+            "record.html",
+            identity,
+            record=record,
+            last_error=clean_text(record.last_error),
+            payload=payload,
+            events=events,
+            failed=record.state in queries.FAILED_STATES,
+        )
+
+    @app.get("/failed", response_class=HTMLResponse)
+    def failed(request: Request, flow: str | None = None, after: str | None = None) -> HTMLResponse:
+        identity = who(request)
+        flow = flow if flow in flow_names else None
+        result = queries.failed_queue(store, flow=flow, after=_int(after), limit=PAGE_SIZE)
+        return page(
+            request,
+            "failed.html",
+            identity,
+            rows=[(r, clean_text(r.last_error)) for r in result.rows],
+            next_after=result.next_after,
+            flow=flow,
+            query=_query,
+        )
+
+    @app.post("/failed/replay")
+    async def replay(request: Request) -> Response:
+        _, form = await checked_form(request)
+        ids = [i for i in (_int(v) for v in form.getlist("record_id") if isinstance(v, str)) if i is not None]
+        flow = form.get("flow")
+        flow = flow if isinstance(flow, str) and flow in flow_names else None
+        replay_all = form.get("all") == "1"
+        if not ids and not replay_all:
+            return RedirectResponse("/failed?" + urlencode({"msg": "Nothing selected to replay."}), status_code=303)
+        queued = await run_in_threadpool(_requeue, connector, ids, flow, replay_all)
+        flows = sorted({r for r in queued})
+        if flows:
+            work.replay(flows)
+        total = sum(queued.values())
+        log.info("web.replay_requested", records=total, flows=flows)
+        message = f"Re-queued {total} record(s); replay running in the background." if total else "Nothing to replay."
+        target = form.get("return_to")
+        back = _safe_next(target) if isinstance(target, str) and target else "/failed"
+        sep = "&" if "?" in back else "?"
+        return RedirectResponse(back + sep + urlencode({"msg": message}), status_code=303)
+
+    @app.post("/flows/{name}/{action}")
+    async def flow_action(request: Request, name: str, action: str) -> Response:
+        await checked_form(request)
+        if name not in flow_names or action not in {"sync", "pause", "resume"}:
+            return PlainTextResponse("unknown flow or action", status_code=404)
+        handler = {"sync": control.sync_now, "pause": control.pause, "resume": control.resume}[action]
+        await run_in_threadpool(handler, name)
+        log.info("web.flow_action", flow=name, action=action)
+        message = {
+            "sync": f"Sync of {name} requested.",
+            "pause": f"{name} paused.",
+            "resume": f"{name} resumed.",
+        }[action]
+        return RedirectResponse("/?" + urlencode({"msg": message}), status_code=303)
+
     return app
+
+
+def _verify_delivery(connector: Connector, request: Request, body: bytes) -> None:
+    """Raise ``WebhookVerificationError`` unless the delivery carries a valid JWT (OAuth) or HMAC signature."""
+    jira = connector.config.jira
+    authorization = request.headers.get("authorization")
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if isinstance(jira.auth, JiraOAuth) and (authorization or not signature):
+        verify_jwt(authorization, jira.auth.client_secret.get_secret_value())
+        return
+    secret = jira.webhook_secret.get_secret_value() if jira.webhook_secret else ""
+    verify_signature(body, signature, secret)
+
+
+def _requeue(connector: Connector, ids: list[int], flow: str | None, replay_all: bool) -> dict[str, int]:
+    """Re-queue failed records (``Store.requeue``, the CLI's path); returns flow → count."""
+    store = connector.store
+    done: dict[str, int] = {}
+    if replay_all:
+        for row in store.requeue(flow=flow):
+            done[row.flow] = done.get(row.flow, 0) + 1
+        return done
+    by_flow: dict[str, list[str]] = {}
+    for record_id in ids[:1000]:
+        record = store.get_record_by_id(record_id)
+        if record is not None and record.state in queries.FAILED_STATES:
+            by_flow.setdefault(record.flow, []).append(record.ifs_key)
+    for name, keys in by_flow.items():
+        rows = store.requeue(flow=name, keys=keys)
+        done[name] = len(rows)
+    return done
+
+
+def _safe_next(target: str) -> str:
+    """Only same-site paths, never ``//host`` or a URL (open redirect)."""
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _query(**params: Any) -> str:
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+__all__ = ["create_app"]
