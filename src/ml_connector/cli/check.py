@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import typer
@@ -34,7 +36,10 @@ def render(results: list[CheckResult], out: Console = console) -> None:
 
 
 @app.command()
-def check(config: Path | None = ConfigOption) -> None:
+def check(
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per check instead of the table."),
+    config: Path | None = ConfigOption,
+) -> None:
     """Prove the configuration fits IFS and Jira, reading only: credentials, projections, fields, projects."""
     cfg = load(config)
     token_store: TokenStore | None = None
@@ -45,6 +50,10 @@ def check(config: Path | None = ConfigOption) -> None:
 
         token_store = DbTokenStore(Store.open(cfg.store.url), resolve_key(cfg, config_path=config_path(config)))
     results = run_checks(cfg, token_store=token_store)
-    render(results)
+    if as_json:
+        for r in results:
+            typer.echo(json.dumps(dataclasses.asdict(r), sort_keys=True))
+    else:
+        render(results)
     if any(r.failed for r in results):
         raise typer.Exit(ExitCode.ERROR)

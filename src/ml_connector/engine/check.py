@@ -75,6 +75,7 @@ class Checker:
         self._jira_factory = jira_factory or (lambda: JiraClient.from_connection(config.jira, token_store=token_store))
         self._secret_values = _secrets(config)
         self.results: list[CheckResult] = []
+        self._ifs_ok = False  # IFS samples (users) are read only when the IFS token worked
 
     def _add(self, system: str, name: str, status: str, detail: str = "", fix: str | None = None) -> CheckResult:
         clean = str(redact(detail, secrets=self._secret_values))
@@ -99,6 +100,7 @@ class Checker:
         try:
             if not self._ifs_token(ifs):
                 return
+            self._ifs_ok = True
             metadata: dict[str, ServiceMetadata | None] = {}
             for ref in self._ifs_sets():
                 if ref.projection not in metadata:
@@ -567,7 +569,7 @@ class Checker:
 
     def _sample_emails(self, flow: FlowConfig) -> list[str]:
         spec = self.config.lookups.persons
-        if spec is None or not flow.mapping.assignee or not flow.mapping.assignee.from_persons:
+        if not self._ifs_ok or spec is None or not flow.mapping.assignee or not flow.mapping.assignee.from_persons:
             return []
         try:
             ifs = self._ifs_factory()

@@ -1,0 +1,39 @@
+"""Shared helpers for runner and CLI integration tests: simulators on loopback and configs from the example."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ml_connector.sim.ifs import IfsSimOptions
+from ml_connector.sim.ifs import create_app as ifs_app
+from ml_connector.sim.jira import create_app as jira_app
+from ml_connector.sim.server import ServerHandle, serve_in_thread
+
+
+def example_config() -> dict[str, Any]:
+    text = resources.files("ml_connector.config.templates").joinpath("example.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def write_config(tmp_path: Path, data: dict[str, Any], name: str = "ml-connector.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@contextmanager
+def simulators(**ifs_options: Any) -> Iterator[tuple[ServerHandle, ServerHandle]]:
+    ifs = serve_in_thread(ifs_app(IfsSimOptions(**ifs_options)))
+    jira = serve_in_thread(jira_app())
+    try:
+        yield ifs, jira
+    finally:
+        ifs.stop()
+        jira.stop()
