@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import itertools
 import logging
+import time
 
 import pytest
 import structlog
@@ -170,7 +171,7 @@ def test_5xx_and_dropped_connections_are_retried_400_is_not(
     control.clear_requests()
     control.faults(
         fail_next=[
-            {"status": 503, "count": 2, "path_contains": "PurchaseOrderSet("},
+            {"status": 503, "count": 2, "retry_after": 0, "path_contains": "PurchaseOrderSet("},
             {"status": 0, "count": 1, "path_contains": "PurchaseOrderSet("},
         ]
     )
@@ -200,6 +201,23 @@ def test_token_refresh_on_revocation_and_clock_jump(client: IfsClient, sim: tupl
     client.count(PO_SET)
     assert client.tokens.refresh_count == issued + 2
     control.clock(0)
+
+
+def test_short_lived_token_is_refreshed_before_it_expires(sim: tuple[ServerHandle, SimControl]) -> None:
+    """expires_in 2 s: the client renews after 1 s (margin capped at half the life), so the server never says 401."""
+    handle, control = sim
+    control.faults(token_lifetime_seconds=2, rate_limit_per_minute=None, fail_next=[])
+    try:
+        with IfsClient.from_connection(connection(handle.url)) as c:
+            assert c.tokens is not None
+            control.clear_requests()
+            c.count(PO_SET)
+            time.sleep(1.2)
+            c.count(PO_SET)
+            assert c.tokens.refresh_count == 2
+            assert all(r["status"] == 200 for r in control.requests()["requests"])
+    finally:
+        control.faults(token_lifetime_seconds=None)
 
 
 def test_wrong_secret_is_auth_error_without_secret(sim: tuple[ServerHandle, SimControl]) -> None:
