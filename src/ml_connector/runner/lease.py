@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from datetime import datetime, timedelta
 
@@ -30,11 +31,17 @@ class Lease:
         self.ttl = timedelta(seconds=ttl)
         self.holder = holder or default_holder()
         self.held = False
+        self._lock = threading.Lock()
 
     def acquire(self) -> bool:
         """Take or renew; also the renewal call, so a lapse to another holder is noticed here."""
-        was_held = self.held
-        self.held = self.store.acquire_lease(self.name, self.holder, self.ttl)
+        with self._lock:  # renewals from several threads of this process would race each other's update
+            was_held = self.held
+            held = self.store.acquire_lease(self.name, self.holder, self.ttl)
+            if not held:
+                current = self.current()
+                held = current is not None and current[0] == self.holder
+            self.held = held
         if was_held and not self.held:
             log.warning("lease.lost", lease=self.name, holder=self.holder, current=self.describe_holder())
         return self.held
