@@ -17,22 +17,30 @@ def test_createmeta_exposes_required_fields_and_create_enforces_them(jira: Runni
         task_meta = c.get("/rest/api/3/issue/createmeta/PROC/issuetypes/10001").json()["fields"]
         assert not any(f["required"] for f in task_meta if f["fieldId"].startswith("customfield_"))
 
-        missing = c.post("/rest/api/3/issue", json={"fields": {"project": {"key": "PROC"},
-                                                               "issuetype": {"name": "Purchase Order"}}})
+        missing = c.post(
+            "/rest/api/3/issue", json={"fields": {"project": {"key": "PROC"}, "issuetype": {"name": "Purchase Order"}}}
+        )
         assert missing.status_code == 400
-        assert missing.json() == {"errorMessages": [], "errors": {
-            "summary": "You must specify a summary of the issue.",
-            "customfield_10053": "IFS Reference is required.",
-            "customfield_10050": "GL Account is required.",
-        }}
-        bad_option = c.post("/rest/api/3/issue", json={"fields": po_fields("PO-1", customfield_10051={"value": "CC-999"})})
+        assert missing.json() == {
+            "errorMessages": [],
+            "errors": {
+                "summary": "You must specify a summary of the issue.",
+                "customfield_10053": "IFS Reference is required.",
+                "customfield_10050": "GL Account is required.",
+            },
+        }
+        bad_option = c.post(
+            "/rest/api/3/issue", json={"fields": po_fields("PO-1", customfield_10051={"value": "CC-999"})}
+        )
         assert bad_option.status_code == 400
         assert bad_option.json()["errors"] == {"customfield_10051": "Option value 'CC-999' is not valid"}
         ok = c.post("/rest/api/3/issue", json={"fields": po_fields("PO-1", customfield_10051={"value": "CC-200"})})
         assert ok.status_code == 201
         got = c.get(f"/rest/api/3/issue/{ok.json()['key']}").json()["fields"]
         assert got["customfield_10051"]["value"] == "CC-200" and got["customfield_10053"] == "PO-1"
-        wrong_type = c.post("/rest/api/3/issue", json={"fields": {**po_fields("PO-2"), "issuetype": {"name": "Work Order"}}})
+        wrong_type = c.post(
+            "/rest/api/3/issue", json={"fields": {**po_fields("PO-2"), "issuetype": {"name": "Work Order"}}}
+        )
         assert wrong_type.json()["errors"] == {"issuetype": "The issue type selected is invalid."}
 
 
@@ -41,10 +49,15 @@ def test_unknown_fields_summary_length_and_labels_are_refused(jira: RunningSim) 
         unknown = c.post("/rest/api/3/issue", json={"fields": po_fields("PO-1", customfield_99999="x")})
         assert unknown.status_code == 400
         assert unknown.json()["errors"] == {
-            "customfield_99999": "Field 'customfield_99999' cannot be set. It is not on the appropriate screen, or unknown."
+            "customfield_99999": "Field 'customfield_99999' cannot be set. "
+            "It is not on the appropriate screen, or unknown."
         }
-        supplier_on_maint = {"project": {"key": "MAINT"}, "issuetype": {"name": "Task"}, "summary": "s",
-                             "customfield_10052": "ACME"}
+        supplier_on_maint = {
+            "project": {"key": "MAINT"},
+            "issuetype": {"name": "Task"},
+            "summary": "s",
+            "customfield_10052": "ACME",
+        }
         assert "customfield_10052" in c.post("/rest/api/3/issue", json={"fields": supplier_on_maint}).json()["errors"]
         long = c.post("/rest/api/3/issue", json={"fields": po_fields("PO-1", summary="x" * 256)})
         assert long.json()["errors"] == {"summary": "Summary must be less than 255 characters."}
@@ -60,12 +73,19 @@ def test_description_must_be_valid_adf(jira: RunningSim) -> None:
     with jira.basic() as c:
         as_string = c.post("/rest/api/3/issue", json={"fields": po_fields("PO-1", description="plain text")})
         assert as_string.status_code == 400 and as_string.json()["errors"] == {"description": NOT_ADF}
-        for bad in (para({"type": "text", "text": ""}), para({"type": "blink", "text": "x"}),
-                    {"type": "doc", "version": 2, "content": []}, para({"type": "text", "text": "x", "marks": [{"type": "glow"}]})):
+        for bad in (
+            para({"type": "text", "text": ""}),
+            para({"type": "blink", "text": "x"}),
+            {"type": "doc", "version": 2, "content": []},
+            para({"type": "text", "text": "x", "marks": [{"type": "glow"}]}),
+        ):
             response = c.post("/rest/api/3/issue", json={"fields": po_fields("PO-1", description=bad)})
             assert response.status_code == 400 and "description" in response.json()["errors"], bad
-        good = para({"type": "text", "text": "Line 1"}, {"type": "hardBreak"},
-                    {"type": "text", "text": "bold", "marks": [{"type": "strong"}]})
+        good = para(
+            {"type": "text", "text": "Line 1"},
+            {"type": "hardBreak"},
+            {"type": "text", "text": "bold", "marks": [{"type": "strong"}]},
+        )
         created = c.post("/rest/api/3/issue", json={"fields": po_fields("PO-1", description=good)})
         assert created.status_code == 201
         assert c.get(f"/rest/api/3/issue/{created.json()['id']}").json()["fields"]["description"] == good
@@ -73,12 +93,14 @@ def test_description_must_be_valid_adf(jira: RunningSim) -> None:
 
 def test_bulk_reports_failures_per_element(jira: RunningSim) -> None:
     with jira.basic() as c:
-        payload = {"issueUpdates": [
-            {"fields": po_fields("PO-1")},
-            {"fields": {**po_fields("PO-2"), "summary": "y" * 300}},
-            {"fields": po_fields("PO-3")},
-            {"fields": {"project": {"key": "NOPE"}, "issuetype": {"name": "Task"}, "summary": "s"}},
-        ]}
+        payload = {
+            "issueUpdates": [
+                {"fields": po_fields("PO-1")},
+                {"fields": {**po_fields("PO-2"), "summary": "y" * 300}},
+                {"fields": po_fields("PO-3")},
+                {"fields": {"project": {"key": "NOPE"}, "issuetype": {"name": "Task"}, "summary": "s"}},
+            ]
+        }
         response = c.post("/rest/api/3/issue/bulk", json=payload)
         assert response.status_code == 201
         body = response.json()
@@ -88,7 +110,9 @@ def test_bulk_reports_failures_per_element(jira: RunningSim) -> None:
         assert body["errors"][1]["elementErrors"]["errors"] == {"project": "Specify a valid project ID or key"}
         all_bad = c.post("/rest/api/3/issue/bulk", json={"issueUpdates": [{"fields": {"summary": "x"}}]})
         assert all_bad.status_code == 400 and all_bad.json()["issues"] == []
-        too_many = c.post("/rest/api/3/issue/bulk", json={"issueUpdates": [{"fields": po_fields(f"P{i}")} for i in range(51)]})
+        too_many = c.post(
+            "/rest/api/3/issue/bulk", json={"issueUpdates": [{"fields": po_fields(f"P{i}")} for i in range(51)]}
+        )
         assert too_many.status_code == 400 and too_many.json()["errorMessages"]
         assert len(jira.sim.list_raw("PROC")) == 2
 
@@ -96,8 +120,13 @@ def test_bulk_reports_failures_per_element(jira: RunningSim) -> None:
 def test_edit_ignores_status_and_get_renders_account_offset(jira: RunningSim) -> None:
     with jira.basic() as c:
         key = c.post("/rest/api/3/issue", json={"fields": po_fields("PO-1")}).json()["key"]
-        edit = c.put(f"/rest/api/3/issue/{key}", json={"fields": {"summary": "new", "status": {"name": "Done"}},
-                                                       "update": {"labels": [{"add": "extra"}, {"remove": "ifs"}]}})
+        edit = c.put(
+            f"/rest/api/3/issue/{key}",
+            json={
+                "fields": {"summary": "new", "status": {"name": "Done"}},
+                "update": {"labels": [{"add": "extra"}, {"remove": "ifs"}]},
+            },
+        )
         assert edit.status_code == 204
         fields = c.get(f"/rest/api/3/issue/{key}").json()["fields"]
         assert fields["summary"] == "new" and fields["status"]["name"] == "To Do"

@@ -6,19 +6,33 @@ from datetime import UTC, datetime
 
 import pytest
 
-from .helpers import RunningSim, po_fields
+from .helpers import RunningSim
 
 
 def test_paging_1000_issues_exactly_once_with_index_lag(jira: RunningSim) -> None:
     jira.control.put("/_sim/faults", json={"index_lag_seconds": 30})
     with jira.basic() as c:
         for chunk in range(20):
-            body = {"issueUpdates": [{"fields": {"project": {"key": "MAINT"}, "issuetype": {"name": "Work Order"},
-                                                 "summary": f"WO {chunk}-{i}", "customfield_10053": f"WO-{chunk}-{i}",
-                                                 "labels": ["bulk"]}} for i in range(50)]}
+            body = {
+                "issueUpdates": [
+                    {
+                        "fields": {
+                            "project": {"key": "MAINT"},
+                            "issuetype": {"name": "Work Order"},
+                            "summary": f"WO {chunk}-{i}",
+                            "customfield_10053": f"WO-{chunk}-{i}",
+                            "labels": ["bulk"],
+                        }
+                    }
+                    for i in range(50)
+                ]
+            }
             assert c.post("/rest/api/3/issue/bulk", json=body).status_code == 201
-        jql = {"jql": "project = MAINT AND labels = bulk ORDER BY created ASC, key ASC", "maxResults": 100,
-               "fields": ["summary"]}
+        jql = {
+            "jql": "project = MAINT AND labels = bulk ORDER BY created ASC, key ASC",
+            "maxResults": 100,
+            "fields": ["summary"],
+        }
         assert c.post("/rest/api/3/search/jql", json=jql).json()["issues"] == []  # not indexed yet
         fresh = c.post("/rest/api/3/search/jql", json={**jql, "reconcileIssues": [10001, 10002]}).json()["issues"]
         assert [i["id"] for i in fresh] == ["10001", "10002"]  # read-after-write through reconcileIssues
@@ -54,14 +68,13 @@ def test_paging_1000_issues_exactly_once_with_index_lag(jira: RunningSim) -> Non
         ("project = NOPE", "The value 'NOPE' does not exist for the field 'project'."),
         ("status = Nonsense", "The value 'Nonsense' does not exist for the field 'status'."),
         ("project ~ PROC", "The operator '~' is not supported by the 'project' field."),
-        ("cf[10053] = \"PO-1\"", "The operator '=' is not supported by the 'cf[10053]' field."),
+        ('cf[10053] = "PO-1"', "The operator '=' is not supported by the 'cf[10053]' field."),
         ("reporter = a@b.com", "The character '@' is a reserved JQL character."),
         ('summary ~ "a\\qb"', "is an illegal JQL escape sequence"),
         ('summary ~ "open', "has not been completed"),
-        ("updated > \"31/01/2025\"", "Date value '31/01/2025' for field 'updated' is invalid."),
+        ('updated > "31/01/2025"', "Date value '31/01/2025' for field 'updated' is invalid."),
         ("project = PROC ORDER BY nonsense", "Field 'nonsense' does not exist"),
-        ("project = PROC order by key, id, created, updated, status, priority, summary, project",
-         "at most 7 fields"),
+        ("project = PROC order by key, id, created, updated, status, priority, summary, project", "at most 7 fields"),
         ("(project = PROC", "Expecting ')' before the end of the query."),
         ("project = PROC foo", "Expecting either 'OR' or 'AND' but got 'foo'."),
     ],
@@ -91,17 +104,41 @@ def _keys(c: object, jql: str) -> list[str]:
 
 def test_jql_subset_semantics(jira: RunningSim) -> None:
     sim = jira.sim
-    sim.seed_issues([
-        {"project": "PROC", "issuetype": "Purchase Order", "summary": 'Pump "A" \\ spare',
-         "fields": {"customfield_10053": "PO-123", "customfield_10050": "4000", "customfield_10051": {"value": "CC-100"}},
-         "labels": ["ifs", "ifs-PO-123"], "properties": [{"key": "ml-connector", "value": {"ifsKey": "PO-123"}}],
-         "created": "2025-01-31T18:00:00Z", "updated": "2025-01-31T18:00:30Z"},  # 10:00:30 in Los Angeles
-        {"project": "PROC", "issuetype": "Task", "summary": "Valve", "labels": ["other"], "status": "Done",
-         "created": "2025-01-31T19:00:00Z", "updated": "2025-01-31T19:00:00Z"},
-        {"project": "MAINT", "issuetype": "Work Order", "summary": "Pump check",
-         "fields": {"customfield_10053": "WO-9", "customfield_10060": "CC-100 text"},
-         "created": "2025-02-01T00:00:00Z", "updated": "2025-02-01T00:00:00Z"},
-    ])
+    sim.seed_issues(
+        [
+            {
+                "project": "PROC",
+                "issuetype": "Purchase Order",
+                "summary": 'Pump "A" \\ spare',
+                "fields": {
+                    "customfield_10053": "PO-123",
+                    "customfield_10050": "4000",
+                    "customfield_10051": {"value": "CC-100"},
+                },
+                "labels": ["ifs", "ifs-PO-123"],
+                "properties": [{"key": "ml-connector", "value": {"ifsKey": "PO-123"}}],
+                "created": "2025-01-31T18:00:00Z",
+                "updated": "2025-01-31T18:00:30Z",
+            },  # 10:00:30 in Los Angeles
+            {
+                "project": "PROC",
+                "issuetype": "Task",
+                "summary": "Valve",
+                "labels": ["other"],
+                "status": "Done",
+                "created": "2025-01-31T19:00:00Z",
+                "updated": "2025-01-31T19:00:00Z",
+            },
+            {
+                "project": "MAINT",
+                "issuetype": "Work Order",
+                "summary": "Pump check",
+                "fields": {"customfield_10053": "WO-9", "customfield_10060": "CC-100 text"},
+                "created": "2025-02-01T00:00:00Z",
+                "updated": "2025-02-01T00:00:00Z",
+            },
+        ]
+    )
     with jira.basic() as c:
         assert _keys(c, "project = PROC ORDER BY key") == ["PROC-1", "PROC-2"]
         assert _keys(c, "project in (PROC, MAINT) AND labels = ifs-PO-123") == ["PROC-1"]
