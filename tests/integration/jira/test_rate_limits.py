@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 
 from ml_connector.config.connections import HttpSettings
 from ml_connector.errors import ConnectorError
@@ -40,7 +41,8 @@ def test_retry_after_is_honoured(sim: Sim, recorder: RecordingTransport) -> None
     assert len(observer.delays) == 1 and observer.delays[0][0] == "RateLimited" and observer.delays[0][1] >= 1.0
     calls = [r for r in sim.requests()["requests"] if r["path"].endswith("/myself")]
     assert [c["status"] for c in calls] == [429, 200]
-    assert calls[1]["time"] - calls[0]["time"] >= 0.95  # the server saw the resend no earlier than it asked
+    gap = datetime.fromisoformat(calls[1]["time"]) - datetime.fromisoformat(calls[0]["time"])
+    assert gap.total_seconds() >= 0.95  # the server saw the resend no earlier than it asked
     client.close()
 
 
@@ -60,7 +62,7 @@ def test_per_issue_write_limit_slows_only_that_issue(sim: Sim, recorder: Recordi
         transport=recorder,
     )
     hot, cold = _issue(client, "hot"), _issue(client, "cold")
-    sim.faults(per_issue_writes_per_second=0.5, retry_after_seconds=1)
+    sim.faults(per_issue_writes_per_second=1, retry_after_seconds=1)
     done = threading.Event()
     cold_waits: list[float] = []
 
