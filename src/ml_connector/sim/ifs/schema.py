@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from xml.sax.saxutils import quoteattr
 
 from ml_connector.sim.ifs.odata import BOOL, DATE, DATETIME, DECIMAL, ENUM, INT, STRING, PropType, edm_name
@@ -46,6 +47,11 @@ class EntityKind:
     initial_state: str | None = None
     transitions: tuple[Transition, ...] = ()
     max_length: Mapping[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def temporal(self) -> tuple[str, ...]:
+        """Properties whose values are dates or datetimes (rendered as text on the wire)."""
+        return tuple(name for name, k in self.props.items() if k in (DATE, DATETIME))
 
     def nav(self, name: str) -> Nav | None:
         return next((n for n in self.navs if n.name == name), None)

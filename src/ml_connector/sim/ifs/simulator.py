@@ -31,12 +31,10 @@ from ml_connector.sim.ifs.store import (
     Record,
     coerce,
     count_matching,
-    make_etag,
     to_wire,
 )
 
 CHANGED_AT = "Cf_Changed_At"
-_OBJID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _KIND_LETTER = {
     "PurchaseOrder": "P",
     "PurchaseOrderLine": "L",
@@ -77,11 +75,8 @@ class FaultDecision:
 
 
 def _objid(kind: str, n: int) -> str:
-    digits = []
-    for _ in range(10):
-        n, r = divmod(n, 64)
-        digits.append(_OBJID_ALPHABET[r])
-    return f"AAAS{_KIND_LETTER[kind]}AAG" + "".join(reversed(digits))
+    """An Oracle-rowid-like 18-character objid."""
+    return f"AAAS{_KIND_LETTER[kind]}AA{n:011X}"
 
 
 class IfsSimulator:
@@ -150,58 +145,45 @@ class IfsSimulator:
             return {name: len(store.records) for name, store in self.stores.items()}
 
     def _seed(self) -> None:
+        """Generate every kind, then load each store in one go (one sort per index instead of n inserts)."""
         self.stores = {name: KindStore(kind) for name, kind in KINDS.items()}
         self._count_cache.clear()
         self._objids = 0
         gen, o = self._generator, self._seed_options
+        batches: dict[str, list[Record]] = {name: [] for name in KINDS}
+        old = o.anchor - dt.timedelta(days=400)
+
+        def add(kind_name: str, values: Values, version: dt.datetime) -> None:
+            batches[kind_name].append(self._new_record(kind_name, values, version))
+
         for _ in range(o.suppliers):
-            self._insert_seeded("Supplier", gen.supplier())
+            add("Supplier", gen.supplier(), old)
         for values in gen.people():
-            self._insert_seeded("Person", values)
+            add("Person", values, old)
         for _ in range(o.projects):
-            self._insert_seeded("Project", gen.project())
+            add("Project", gen.project(), old)
         for _ in range(o.purchase_orders):
             order, lines = gen.purchase_order()
-            self._insert_seeded("PurchaseOrder", order)
+            add("PurchaseOrder", order, order[CHANGED_AT])
             for line in lines:
-                self._insert_seeded("PurchaseOrderLine", line, version=order[CHANGED_AT])
+                add("PurchaseOrderLine", line, order[CHANGED_AT])
         for _ in range(o.work_orders):
-            self._insert_seeded("WorkOrder", gen.work_order())
-
-    def _insert_seeded(self, kind: str, values: Values, version: dt.datetime | None = None) -> Record:
-        when = version or values.get(CHANGED_AT) or self._seed_options.anchor - dt.timedelta(days=400)
-        return self._insert(kind, values, when)
+            work_order = gen.work_order()
+            add("WorkOrder", work_order, work_order[CHANGED_AT])
+        for name, records in batches.items():
+            self.stores[name].load(records)
 
     # -- records ---------------------------------------------------------------------------------------------------
-    def _render(
-        self,
-        kind: EntityKind,
-        key: Key,
-        values: Mapping[str, Any],
-        objid: str,
-        objversion: dt.datetime,
-    ) -> dict[str, Any]:
-        keyref = "".join(f"{db}={v}^" for db, v in zip(kind.db_keys, key, strict=True))
-        wire: dict[str, Any] = {
-            "@odata.etag": make_etag(objid, objversion),
-            "luname": kind.luname,
-            "keyref": keyref,
-            "Objgrants": None,
-        }
-        for name in kind.props:
-            wire[name] = to_wire(values.get(name))
-        return wire
+    def _new_record(self, kind_name: str, values: Values, objversion: dt.datetime) -> Record:
+        kind = KINDS[kind_name]
+        full = {name: values.get(name) for name in kind.props}
+        self._objids += 1
+        key = tuple(full[k] for k in kind.keys)
+        return Record(kind, key, full, _objid(kind_name, self._objids), objversion.replace(microsecond=0))
 
     def _insert(self, kind_name: str, values: Values, objversion: dt.datetime) -> Record:
-        store = self.stores[kind_name]
-        kind = store.kind
-        full = {name: values.get(name) for name in kind.props}
-        key = store.key_of(full)
-        self._objids += 1
-        objid = _objid(kind_name, self._objids)
-        objversion = objversion.replace(microsecond=0)
-        record = Record(key, full, objid, objversion, self._render(kind, key, full, objid, objversion))
-        store.insert(record)
+        record = self._new_record(kind_name, values, objversion)
+        self.stores[kind_name].insert(record)
         return record
 
     def _bump_version(self, old: dt.datetime) -> dt.datetime:
@@ -221,9 +203,7 @@ class IfsSimulator:
             if CHANGED_AT in store.kind.props and CHANGED_AT not in changes:
                 values[CHANGED_AT] = self.now().replace(microsecond=0)
             objversion = self._bump_version(old.objversion)
-            new = Record(
-                key, values, old.objid, objversion, self._render(store.kind, key, values, old.objid, objversion)
-            )
+            new = Record(store.kind, key, values, old.objid, objversion)
             store.replace(old, new)
             if kind_name == "PurchaseOrderLine":  # a custom event keeps the header's change stamp honest
                 parent = (values["OrderNo"],)

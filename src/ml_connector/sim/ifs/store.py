@@ -12,7 +12,6 @@ import datetime as dt
 from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from ml_connector.sim.ifs.odata import DATE, DATETIME, DECIMAL, INT, Bound, Predicate, parse_datetime
@@ -25,11 +24,9 @@ _MAX_INDEXES = 12
 
 
 def format_datetime(value: dt.datetime) -> str:
-    value = value.astimezone(dt.UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return value.replace(tzinfo=None).isoformat() + "Z"
 
 
 def to_wire(value: Any) -> Any:
@@ -40,27 +37,52 @@ def to_wire(value: Any) -> Any:
     return value
 
 
-@dataclass
-class Record:
-    """One row. ``values`` is replaced, never mutated, so a reader holding it outside the lock stays consistent."""
+def make_etag(objid: str, objversion: dt.datetime) -> str:
+    inner = f'W/"{objid}:{objversion:%Y%m%d%H%M%S}"'
+    return 'W/"' + base64.b64encode(inner.encode("ascii")).decode("ascii") + '"'
 
-    key: Key
-    values: dict[str, Any]
-    objid: str
-    objversion: dt.datetime
-    wire: dict[str, Any]  # JSON-ready row as IFS serves it, including @odata.etag
+
+class Record:
+    """One row. ``values`` is replaced, never mutated, so a reader holding a record outside the lock stays
+    consistent. The JSON-ready ``wire`` form is rendered on first use and then kept."""
+
+    __slots__ = ("_wire", "key", "kind", "objid", "objversion", "values")
+
+    def __init__(self, kind: EntityKind, key: Key, values: dict[str, Any], objid: str, objversion: dt.datetime) -> None:
+        self.kind = kind
+        self.key = key
+        self.values = values
+        self.objid = objid
+        self.objversion = objversion
+        self._wire: dict[str, Any] | None = None
+
+    @property
+    def wire(self) -> dict[str, Any]:
+        """The row as IFS serves it: ``@odata.etag``, ``luname``, ``keyref``, ``Objgrants`` and the properties."""
+        wire = self._wire
+        if wire is None:
+            kind = self.kind
+            keyref = "".join(f"{db}={v}^" for db, v in zip(kind.db_keys, self.key, strict=True))
+            wire = {
+                "@odata.etag": make_etag(self.objid, self.objversion),
+                "luname": kind.luname,
+                "keyref": keyref,
+                "Objgrants": None,
+            }
+            wire.update(self.values)
+            for name in kind.temporal:
+                value = wire[name]
+                if value is not None:
+                    wire[name] = to_wire(value)
+            self._wire = wire
+        return wire
 
     @property
     def etag(self) -> str:
-        return str(self.wire["@odata.etag"])
+        return make_etag(self.objid, self.objversion)
 
     def objversion_text(self) -> str:
-        return self.objversion.strftime("%Y%m%d%H%M%S")
-
-
-def make_etag(objid: str, objversion: dt.datetime) -> str:
-    inner = f'W/"{objid}:{objversion.strftime("%Y%m%d%H%M%S")}"'
-    return 'W/"' + base64.b64encode(inner.encode("ascii")).decode("ascii") + '"'
+        return f"{self.objversion:%Y%m%d%H%M%S}"
 
 
 class Desc:
@@ -126,6 +148,14 @@ class KindStore:
         else:
             self._indexes.move_to_end(order)
         return idx
+
+    def load(self, records: list[Record]) -> None:
+        """Bulk load (seeding): later duplicates of a key replace earlier ones; indexes are rebuilt."""
+        for record in records:
+            self.records[record.key] = record
+        for order in self._indexes:
+            self._indexes[order] = sorted(self.sort_key(order, r.values, r.key) for r in self.records.values())
+        self.version += 1
 
     def insert(self, record: Record) -> None:
         self.records[record.key] = record
