@@ -22,8 +22,12 @@ from ml_connector.sim.server import ServerHandle, serve_in_thread
 
 console = Console()
 
-# What the simulated Jira users do after the first sync: (project, how many issues, target status).
-DEMO_TRANSITIONS = (("PROC", 6, "In Progress"), ("PROC", 4, "Done"), ("MAINT", 5, "In Progress"))
+# What the simulated Jira users do after the first sync: (project, how many issues, the statuses they walk through).
+DEMO_TRANSITIONS = (
+    ("PROC", 6, ("In Progress",)),
+    ("PROC", 4, ("In Progress", "Awaiting Delivery", "Done")),
+    ("MAINT", 5, ("In Progress",)),
+)
 
 
 def _write_config(workdir: Path, ifs_url: str, jira_url: str) -> Path:
@@ -57,17 +61,21 @@ def _people_act(jira_url: str) -> list[tuple[str, str]]:
     """Simulated Jira users move some issues along their workflow."""
     moved: list[tuple[str, str]] = []
     with httpx2.Client(base_url=jira_url, timeout=30) as http:
-        for project, count, status in DEMO_TRANSITIONS:
+        for project, count, path in DEMO_TRANSITIONS:
             issues = http.get("/_sim/issues", params={"project": project}).raise_for_status().json()
             rows = issues if isinstance(issues, list) else issues.get("issues", [])
             taken = {key for key, _ in moved}
-            candidates = [i for i in rows if i["key"] not in taken][:count]
-            for issue in candidates:
-                response = http.post(
-                    f"/_sim/issues/{issue['key']}/transition", json={"status": status, "as": "bo.chen@example.com"}
-                )
-                if response.status_code < 300:
-                    moved.append((issue["key"], status))
+            for issue in [i for i in rows if i["key"] not in taken][:count]:
+                reached = None
+                for status in path:  # one workflow step at a time, as a person would click
+                    response = http.post(
+                        f"/_sim/issues/{issue['key']}/transition", json={"status": status, "as": "bo.chen@example.com"}
+                    )
+                    if response.status_code >= 300:
+                        break
+                    reached = status
+                if reached:
+                    moved.append((issue["key"], reached))
     return moved
 
 

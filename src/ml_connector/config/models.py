@@ -136,6 +136,11 @@ class WritebackMapping(_Model):
         default_factory=dict, description="Jira status category key (new, indeterminate, done) → IFS write."
     )
     write_unmapped: bool = Field(default=True, description="Write the raw status name when nothing maps it.")
+    initial: bool = Field(
+        default=False,
+        description="Also write the status (and key) of new issues nobody has moved yet. Off by default: it costs "
+        "one IFS write per created issue.",
+    )
     lookback: Seconds = 120.0
 
     @field_validator("statuses", "categories", mode="before")

@@ -163,6 +163,8 @@ class WritebackSync:
                 self._note_key(record, change.jira_key, report)
             if record.written_status == change.status:
                 continue  # already in IFS: the overlap of polling, a duplicate event, or our own echo
+            if record.written_status is None and change.category == "new" and not self.wb.initial:
+                continue  # a new issue nobody has moved yet: nothing to tell IFS
             update = map_status(
                 self.wb, status=change.status, category=change.category, jira_key=change.jira_key or record.jira_key
             )
