@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +47,30 @@ HEALTH_LABELS = {
     "auth_failed": "Authentication failed",
 }
 SYSTEMS = ("ifs", "jira")
+COUNTS_TTL = 10.0
+
+
+class _TtlCache:
+    """One value, recomputed at most every ``ttl`` seconds (shared by concurrent requests)."""
+
+    def __init__(self, load: Callable[[], dict[tuple[str, str], int]], *, ttl: float) -> None:
+        self._load = load
+        self._ttl = ttl
+        self._value: dict[tuple[str, str], int] | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now - self._at > self._ttl:
+                self._value = self._load()
+                self._at = now
+            return self._value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._value = None
 
 
 class _NotAllowed(Exception):
@@ -106,6 +132,8 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
     secrets = _secrets(connector)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     flow_names = [f.name for f in config.flows]
+    # Counting 100,000 records is an index scan; the overview reuses the result for a few seconds.
+    flow_counts = _TtlCache(store.count_by_flow_state, ttl=COUNTS_TTL)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -122,6 +150,7 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
     app.state.metrics = metrics
     app.state.work = work
     app.state.auth = auth
+    app.state.flow_counts = flow_counts
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def clean(value: Any) -> Any:
@@ -305,7 +334,7 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
                     "checked_at": row.get("checked_at") if row else None,
                 }
             )
-        counts = store.count_by_flow_state()
+        counts = flow_counts.get()
         flows = []
         for flow in config.flows:
             by_state = {s: counts.get((flow.name, s), 0) for s in RECORD_STATES}
@@ -433,6 +462,7 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
         if not ids and not replay_all:
             return RedirectResponse("/failed?" + urlencode({"msg": "Nothing selected to replay."}), status_code=303)
         queued = await run_in_threadpool(_requeue, connector, ids, flow, replay_all)
+        flow_counts.clear()
         flows = sorted({r for r in queued})
         if flows:
             work.replay(flows)

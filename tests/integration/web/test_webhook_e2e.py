@@ -58,7 +58,7 @@ def _linked_po(connector: Connector) -> Any:
 
 
 def test_transition_in_jira_reaches_ifs_within_seconds(sims: Sims, setup: tuple[Connector, ServerHandle]) -> None:
-    connector, web = setup
+    connector, _web = setup
     record = _linked_po(connector)
     assert _ifs_po(sims, record.ifs_key).get("Cf_Jira_Status") in (None, "")
     sims.jira_control("POST", f"issues/{record.jira_key}/transition", json={"status": "In Progress"})

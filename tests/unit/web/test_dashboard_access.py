@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from integration.web.support import ADMIN_TOKEN, make_connector
 from sqlalchemy import create_engine
 
-from integration.web.support import ADMIN_TOKEN, make_connector
 from ml_connector.engine import Connector
 from ml_connector.store import AuditEvent
 from ml_connector.web import create_app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from integration.web.support import make_connector
+
 from ml_connector.engine import RunReport
 from ml_connector.errors import RateLimited, Unavailable
 from ml_connector.metrics import Metrics, sample_value

@@ -11,8 +11,8 @@ from typing import Any
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-
 from integration.web.support import make_connector
+
 from ml_connector.engine import Connector
 from ml_connector.jira.webhooks import sign_body
 from ml_connector.metrics import sample_value
