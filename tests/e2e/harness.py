@@ -65,6 +65,23 @@ class World:
     jira: ServerHandle
     ifs_sim: SimControl
     jira_sim: SimControl
+    ifs_state: Any  # the in-process IFS simulator (read-only use in assertions)
+
+    def ifs_rows(self, entity: str) -> list[dict[str, Any]]:
+        """Every record of an IFS entity as the simulator holds it (objversion included)."""
+        sim = self.ifs_state
+        with sim.lock:
+            return [sim.raw(record, entity) for record in sim.stores[entity].records.values()]
+
+    def jira_issues(self, project: str | None = None) -> list[dict[str, Any]]:
+        data = self.jira_sim.call("GET", "issues", params={"project": project} if project else None)
+        issues: list[dict[str, Any]] = data["issues"]
+        return issues
+
+    def jira_writes(self) -> dict[str, int]:
+        """Request-log counts of Jira calls that change something (search POSTs are reads)."""
+        return {k: v for k, v in self.jira_sim.counts().items()
+                if k.split()[0] in {"POST", "PUT", "DELETE"} and "/search" not in k}
 
     def stop(self) -> None:
         self.ifs_sim.close()
@@ -80,7 +97,7 @@ def world(*, purchase_orders: int = 50, work_orders: int = 10, ifs: dict[str, An
     jira_app = create_jira(JiraSimOptions(**(jira or {})))
     ifs_handle = serve_in_thread(ifs_app)
     jira_handle = serve_in_thread(jira_app)
-    w = World(ifs_handle, jira_handle, SimControl(ifs_handle.url), SimControl(jira_handle.url))
+    w = World(ifs_handle, jira_handle, SimControl(ifs_handle.url), SimControl(jira_handle.url), ifs_app.state.sim)
     try:
         yield w
     finally:

@@ -101,7 +101,11 @@ class IssueMapping(_Model):
     description: str | None = None
     priority: ValueMap | None = None
     assignee: AssigneeMapping | None = None
-    custom_fields: dict[str, str] = Field(default_factory=dict, description="Jira field name → template.")
+    custom_fields: dict[str, str | ValueMap] = Field(
+        default_factory=dict,
+        description="Jira field name (or customfield_N, or 'Name:type' to pick among same-named fields) → a template, "
+        "or a value map {source, map, default} for select fields whose options differ from IFS codes.",
+    )
     labels: list[str] = Field(default_factory=list, description="Templates; each must render to a label.")
 
     @field_validator("summary", "description", "custom_fields", "labels")
@@ -111,6 +115,8 @@ class IssueMapping(_Model):
 
         texts = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
         for text in texts:
+            if isinstance(text, dict):
+                text = text.get("source")
             if isinstance(text, str):
                 try:
                     check_template(text, path="")

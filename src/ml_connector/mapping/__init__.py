@@ -2,7 +2,7 @@
 
 from ml_connector.mapping.issue import (
     IDENTITY_PROPERTY,
-    FieldInfo,
+    FieldTarget,
     IfsUpdate,
     IssueDraft,
     MappingContext,
@@ -16,7 +16,7 @@ from ml_connector.mapping.template import check_template, render
 
 __all__ = [
     "IDENTITY_PROPERTY",
-    "FieldInfo",
+    "FieldTarget",
     "IfsUpdate",
     "IssueDraft",
     "MappingContext",

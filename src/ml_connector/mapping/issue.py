@@ -23,7 +23,7 @@ _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 @dataclass(frozen=True)
-class FieldInfo:
+class FieldTarget:
     """A Jira field resolved once per run: id plus what values it accepts."""
 
     id: str
@@ -40,7 +40,7 @@ class MappingContext:
     projects: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     jira_projects: frozenset[str] | None = None  # None: not checked (dry runs without Jira metadata)
     priorities: frozenset[str] | None = None
-    fields: Mapping[str, FieldInfo] = field(default_factory=dict)
+    fields: Mapping[str, FieldTarget] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,12 @@ def map_issue(
     assignee_email = _assignee_email(values, mapping, ctx, warnings)
 
     custom: dict[str, str] = {}
-    for name, template in mapping.custom_fields.items():
-        value = render(template, values).strip()
+    for name, spec in mapping.custom_fields.items():
+        if isinstance(spec, ValueMap):
+            source = resolve_value(spec.source, values)
+            value = "" if source in (None, "") else (_lookup(spec, values, name) or "").strip()
+        else:
+            value = render(spec, values).strip()
         if not value:
             continue
         info = ctx.fields.get(name)
@@ -214,7 +218,7 @@ def _assignee_email(
 def build_issue_fields(
     draft: IssueDraft,
     *,
-    field_ids: Mapping[str, FieldInfo],
+    field_ids: Mapping[str, FieldTarget],
     account_id: str | None,
     to_adf: Callable[[str], dict[str, Any]],
 ) -> dict[str, Any]:

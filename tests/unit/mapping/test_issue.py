@@ -8,7 +8,7 @@ import pytest
 from ml_connector.config.models import load_config
 from ml_connector.errors import ConfigError, MappingError
 from ml_connector.mapping import (
-    FieldInfo,
+    FieldTarget,
     MappingContext,
     build_issue_fields,
     check_template,
@@ -36,7 +36,7 @@ CTX = MappingContext(
 )
 PO = {"OrderNo": "PO-1", "VendorNo": "S1", "Description": "Pumps", "BuyerCode": "BCHEN", "ProjectId": None,
       "Contract": "S01", "TotalAmount": 10.0, "CurrencyCode": "EUR"}
-LINES = [{"OrderNo": "PO-1", "CodeA": "4000", "CodeB": "CC-10"}]
+LINES = [{"OrderNo": "PO-1", "CodeA": "4000", "CodeB": "CC100"}]
 
 
 def test_purchase_order_maps_priority_from_tier_and_assignee_from_buyer(config: Any) -> None:
@@ -45,7 +45,7 @@ def test_purchase_order_maps_priority_from_tier_and_assignee_from_buyer(config: 
     assert draft.summary == "PO PO-1: Pumps"
     assert draft.priority == "High"
     assert draft.assignee_email == "bo.chen@example.com"
-    assert draft.custom_fields == {"GL Account": "4000", "Cost Center:text": "CC-10", "Supplier": "S1",
+    assert draft.custom_fields == {"GL Account": "4000", "Cost Center:text": "CC100", "Cost Center:select": "CC-100", "Supplier": "S1",
                                    "IFS Reference": "PO-1"}
     assert draft.labels[0] == draft.identity_label == "mlc-purchase_orders-PO-1"
     assert "Acme" in (draft.description or "")
@@ -114,10 +114,11 @@ def test_build_fields_uses_ids_and_field_kinds(config: Any) -> None:
     draft = map_issue(PO, config.flow("purchase_orders"), CTX, lines=LINES)
     fields = build_issue_fields(
         draft,
-        field_ids={"GL Account": FieldInfo("customfield_10050", "text"),
-                   "Cost Center:text": FieldInfo("customfield_10060", "text"),
-                   "Supplier": FieldInfo("customfield_10052", "select"),
-                   "IFS Reference": FieldInfo("customfield_10053", "text")},
+        field_ids={"GL Account": FieldTarget("customfield_10050", "text"),
+                   "Cost Center:text": FieldTarget("customfield_10060", "text"),
+                   "Cost Center:select": FieldTarget("customfield_10051", "select"),
+                   "Supplier": FieldTarget("customfield_10052", "select"),
+                   "IFS Reference": FieldTarget("customfield_10053", "text")},
         account_id="acc-1",
         to_adf=lambda text: {"type": "doc", "version": 1, "content": [text]},
     )
