@@ -29,9 +29,7 @@ def configure(*, level: str = "INFO", json: bool = False, stream: TextIO | None 
     """Configure structlog and the stdlib root logger (httpx2 and uvicorn log through it)."""
     numeric = getattr(logging, level.upper(), logging.INFO)
     out = stream or sys.stderr
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    )
+    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

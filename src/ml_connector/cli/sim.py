@@ -6,9 +6,7 @@ import typer
 
 from ml_connector.cli.app import app
 
-sim_app = typer.Typer(
-    help="Run the IFS Cloud or Jira Cloud simulator on a loopback port.", no_args_is_help=True
-)
+sim_app = typer.Typer(help="Run the IFS Cloud or Jira Cloud simulator on a loopback port.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
 
 # Each simulator registers its own command on ``sim_app``.

@@ -184,15 +184,11 @@ class ApiSession:
         try:
             response = self.client.send(request)
         except httpx2.TransportError as exc:
-            self.observer.on_response(
-                self.system, method, _endpoint_template(path), 0, time.monotonic() - started
-            )
+            self.observer.on_response(self.system, method, _endpoint_template(path), 0, time.monotonic() - started)
             raise _transport_error(exc, self.system, method, path) from None
         response.read()
         elapsed = time.monotonic() - started
-        self.observer.on_response(
-            self.system, method, _endpoint_template(path), response.status_code, elapsed
-        )
+        self.observer.on_response(self.system, method, _endpoint_template(path), response.status_code, elapsed)
         log.debug(
             "http.response",
             system=self.system,

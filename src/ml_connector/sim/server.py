@@ -42,9 +42,7 @@ class ServerHandle:
         self.stop()
 
 
-def serve_in_thread(
-    app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"
-) -> ServerHandle:
+def serve_in_thread(app: Any, *, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> ServerHandle:
     """Start ``app`` on ``host:port`` (0 picks a free port) and return once it accepts connections."""
     port = port or free_port(host)
     config = uvicorn.Config(
