@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/ml-connector demo $(ARGS)
 
 test: $(STAMP)
+	-./scripts/install-browser.sh
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(STAMP)

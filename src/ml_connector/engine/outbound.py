@@ -115,6 +115,9 @@ class OutboundSync:
             report.error = describe(exc)
             self.c.note_contact(exc.system or "ifs", exc)
             raise
+        except Exception as exc:  # an unforeseen bug must not leave the run row saying "succeeded"
+            report.error = describe(exc)
+            raise
         finally:
             if report.run_id is not None:
                 store.finish_run(report.run_id, report.status, report.counts, report.error)

@@ -99,6 +99,9 @@ class WritebackSync:
             report.error = describe(exc)
             self.c.note_contact(exc.system or "jira", exc)
             raise
+        except Exception as exc:
+            report.error = describe(exc)
+            raise
         finally:
             if report.run_id is not None:
                 store.finish_run(report.run_id, report.status, report.counts, report.error)
@@ -322,6 +325,11 @@ def process_inbox(connector: Connector, *, limit: int = 500, stop: threading.Eve
     for flow_name, changes in by_flow.items():
         flow = connector.config.flow(flow_name)
         WritebackSync(connector, flow, stop=stop).apply(changes, report)
+    if report.interrupted:
+        # Stopped part way: leave the events pending; the next pass re-applies them (already-written ones are
+        # skipped because their status equals written_status).
+        store.mark_inbox(ignored, "ignored")
+        return report
     store.mark_inbox(handled, "processed")
     store.mark_inbox(ignored, "ignored")
     report.add("events", len(events))

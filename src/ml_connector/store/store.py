@@ -375,12 +375,12 @@ class Store:
         if flow:
             query = query.where(t.records.c.flow == flow)
         with self.engine.connect() as conn:
-            return {str(state): int(n) for state, n in conn.execute(query).tuples()}
+            return {str(row[0]): int(row[1]) for row in conn.execute(query)}
 
     def count_by_flow_state(self) -> dict[tuple[str, str], int]:
         query = select(t.records.c.flow, t.records.c.state, func.count()).group_by(t.records.c.flow, t.records.c.state)
         with self.engine.connect() as conn:
-            return {(str(f), str(s)): int(n) for f, s, n in conn.execute(query).tuples()}
+            return {(str(row[0]), str(row[1])): int(row[2]) for row in conn.execute(query)}
 
     def linked_records(self, flow: str) -> list[RecordRow]:
         with self.engine.connect() as conn:
