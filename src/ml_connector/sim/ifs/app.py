@@ -551,7 +551,11 @@ class ProjectionHandler:
                 kept.append(("$top", str(remaining)))
             kept.append(("$skiptoken", _encode_skiptoken(order, rows[-1], kind)))
             body["@odata.nextLink"] = f"{str(request.base_url).rstrip('/')}{raw_path}?{_query_string(kept)}"
-        return json_response(body, headers=headers)
+        response = json_response(body, headers=headers)
+        for row in rows:  # ETags read from a collection go stale too when a user saves the record meanwhile
+            if sim.random_concurrent_edit():
+                sim.write(kind.name, row.key, {})
+        return response
 
     def _entity(self, target: _Target) -> tuple[EntityKind, Record]:
         parent = self._parent_or_404(target)
