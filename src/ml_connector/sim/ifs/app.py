@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
@@ -827,6 +828,7 @@ class IfsSimApp(Starlette):
     """Starlette with a gate in front of every non-``/_sim/`` request (log, faults, auth, rate budget)."""
 
     sim: IfsSimulator
+    projections: ProjectionHandler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith("/_sim/") or scope["path"] == "/_sim":
@@ -880,6 +882,9 @@ class IfsSimApp(Starlette):
                         response = rate_limited(retry_after)
                     elif sim.random_503():
                         response = ifs_error(503, _DEFAULT_MESSAGES[503], "MI_MODIFIED_ERROR")
+            if response is None and projection:
+                # dispatched here, not by the router: keys may hold any character, newlines included
+                response = await self.projections.endpoint(Request(scope, receive))
             if response is not None:
                 await response(scope, receive, send_logged)
             else:
@@ -916,6 +921,21 @@ async def _drop(send: Send) -> None:
 
 # --------------------------------------------------------------------------------------------------------------
 # Control API
+
+
+class _AnyKey(Convertor[str]):
+    """Like Starlette's ``path`` convertor, but also across newlines (a key may contain any character)."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("sim_ifs_key", _AnyKey())
 
 
 def _control_routes(sim: IfsSimulator) -> list[Route]:
@@ -1018,7 +1038,7 @@ def _control_routes(sim: IfsSimulator) -> list[Route]:
         Route("/_sim/records/{entity}", guard(list_records), methods=["GET"]),
         Route("/_sim/records/{entity}", guard(create), methods=["POST"]),
         Route("/_sim/records/{entity}/bulk-edit", guard(bulk_edit), methods=["POST"]),
-        Route("/_sim/records/{entity}/{key:path}", guard(record), methods=["GET", "PATCH"]),
+        Route("/_sim/records/{entity}/{key:sim_ifs_key}", guard(record), methods=["GET", "PATCH"]),
         Route("/_sim/faults", guard(faults), methods=["GET", "PUT"]),
         Route("/_sim/tokens/revoke", guard(revoke), methods=["POST"]),
         Route("/_sim/clock", guard(clock), methods=["GET", "PUT"]),
@@ -1029,20 +1049,8 @@ def _control_routes(sim: IfsSimulator) -> list[Route]:
 def create_app(options: IfsSimOptions | None = None) -> IfsSimApp:
     """A fresh simulator behind a fresh ASGI app; the simulator is ``app.state.sim``."""
     sim = IfsSimulator(options)
-    handler = ProjectionHandler(sim)
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
-
-    async def not_found(request: Request) -> Response:
-        return ifs_error(404, f"Nothing at {request.url.path}")
-
-    routes = [
-        *_iam_routes(sim),
-        Route(BASE_PATH, not_found, methods=methods),
-        Route(BASE_PATH + "/", not_found, methods=methods),
-        Route(BASE_PATH + "/{rest:path}", handler.endpoint, methods=methods),
-        *_control_routes(sim),
-    ]
-    app = IfsSimApp(routes=routes)
+    app = IfsSimApp(routes=[*_iam_routes(sim), *_control_routes(sim)])
     app.sim = sim
+    app.projections = ProjectionHandler(sim)
     app.state.sim = sim
     return app

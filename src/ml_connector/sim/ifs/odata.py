@@ -539,10 +539,20 @@ class _Compiler:
 
             return call1, result_kind
 
+        missing = False if result_kind == BOOL else None
+        if len(getters) == 2:
+            g1, g2 = getters
+
+            def call2(v: Mapping[str, Any]) -> Any:
+                a, b = g1(v), g2(v)
+                return missing if a is None or b is None else impl(a, b)
+
+            return call2, result_kind
+
         def call(v: Mapping[str, Any]) -> Any:
             args = [g(v) for g in getters]
             if any(a is None for a in args):
-                return False if result_kind == BOOL else None
+                return missing
             return impl(*args)
 
         return call, result_kind
