@@ -553,9 +553,7 @@ class ProjectionHandler:
             kept.append(("$skiptoken", _encode_skiptoken(order, rows[-1], kind)))
             body["@odata.nextLink"] = f"{str(request.base_url).rstrip('/')}{raw_path}?{_query_string(kept)}"
         response = json_response(body, headers=headers)
-        for row in rows:  # ETags read from a collection go stale too when a user saves the record meanwhile
-            if sim.random_concurrent_edit():
-                sim.write(kind.name, row.key, {})
+        sim.concurrent_edits(kind.name, [r.key for r in rows])  # ETags read from a collection go stale too
         return response
 
     def _entity(self, target: _Target) -> tuple[EntityKind, Record]:
@@ -584,8 +582,8 @@ class ProjectionHandler:
             **self._shape(record, kind, select, expands),
         }
         response = json_response(body, headers={"ETag": record.etag})
-        if target.child is None and self.sim.random_concurrent_edit():
-            self.sim.write(kind.name, record.key, {})  # a user saves the record right after the client read it
+        if target.child is None:
+            self.sim.concurrent_edits(kind.name, [record.key])  # a user saves the record right after the read
         return response
 
     # -- writes ----------------------------------------------------------------------------------------------------

@@ -503,10 +503,17 @@ class IfsSimulator:
             rate = self._faults.error_503_rate
             return rate > 0 and self._fault_rng.random() < rate
 
-    def random_concurrent_edit(self) -> bool:
+    def concurrent_edits(self, kind_name: str, keys: list[Key]) -> int:
+        """The concurrent-edit fault: bump each just-read record with probability ``concurrent_edit_rate``, as a
+        user saving it between the client's read and write would; the client's ETag is then stale (412)."""
         with self.lock:
             rate = self._faults.concurrent_edit_rate
-            return rate > 0 and self._fault_rng.random() < rate
+            if rate <= 0:
+                return 0
+            bumped = [key for key in keys if self._fault_rng.random() < rate]
+            for key in bumped:
+                self.write(kind_name, key, {})
+            return len(bumped)
 
     def admit(self, client_id: str) -> float | None:
         """Count a request against the client's rolling-minute budget; the Retry-After seconds when over it."""

@@ -158,3 +158,11 @@ def test_drop_in_process_raises_where_there_is_no_socket() -> None:
 
     with pytest.raises(ConnectionDropped):
         asyncio.run(call())
+
+
+def test_concurrent_edit_after_a_collection_read(ifs: Ifs) -> None:
+    ifs.sim.set_faults(concurrent_edit_rate=1.0)
+    row = ifs.get(PO, {"$filter": "OrderNo eq 'PO-000022'"}).json()["value"][0]
+    ifs.sim.set_faults(concurrent_edit_rate=0.0)
+    response = ifs.patch(po_url("PO-000022"), {"Cf_Jira_Status": "Done"}, **{"If-Match": row["@odata.etag"]})
+    assert response.status_code == 412
