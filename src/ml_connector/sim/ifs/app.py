@@ -30,6 +30,7 @@ from ml_connector.sim.ifs.odata import (
     ODataError,
     PropType,
     compile_filter,
+    format_key_predicate,
     parse_expand,
     parse_key_predicate,
     parse_orderby,
@@ -46,7 +47,7 @@ from ml_connector.sim.ifs.schema import (
     metadata_xml,
     prop_types,
 )
-from ml_connector.sim.ifs.simulator import IfsSimulator, SimError
+from ml_connector.sim.ifs.simulator import FaultDecision, IfsSimulator, SimError
 from ml_connector.sim.ifs.store import KindStore, OrderSpec, Record, coerce, to_wire
 
 JSON_TYPE = "application/json;odata.metadata=minimal"
@@ -248,7 +249,7 @@ def prefers_minimal(headers: Headers) -> bool:
     return any("return=minimal" in p.replace(" ", "").lower() for p in headers.getlist("prefer"))
 
 
-def _encode_skiptoken(order: OrderSpec, record: Record, kind: EntityKind) -> str:
+def _encode_skiptoken(order: OrderSpec, record: Record) -> str:
     values = [to_wire(record.values.get(p)) for p, _ in order]
     payload = {"o": _order_text(order), "v": values, "k": list(record.key)}
     raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -301,7 +302,6 @@ class _Target:
         self.child_key: tuple[Any, ...] | None = None
         self.action: str | None = None
         self.count = False
-        self.context = entity_set.name
 
 
 class ProjectionHandler:
@@ -323,6 +323,8 @@ class ProjectionHandler:
             return ifs_error(exc.status, exc.message, exc.code)
         except SimError as exc:
             return ifs_error(exc.status, exc.message, exc.code)
+        except UnicodeDecodeError:
+            return ifs_error(400, "Malformed Request: the URL is not valid percent-encoded UTF-8")
 
     async def handle(self, request: Request) -> Response:
         raw_path, path = decoded_raw_path(request.scope)
@@ -504,7 +506,7 @@ class ProjectionHandler:
                 else (lambda v: v.get("OrderNo") == parent_no)
             )
             bounds = (Bound("OrderNo", "eq", parent_no), *bounds)
-            key_text = ",".join(f"{k}={json.dumps(v)}" for k, v in zip(target.kind.keys, target.key or (), strict=True))
+            key_text = format_key_predicate(dict(zip(target.kind.keys, target.key or (), strict=True)))
             context = f"{target.entity_set.name}({key_text})/{target.child_nav}"
         cache_key = f"{options.get('$filter', '')}|{context}"
         if target.count:
@@ -550,7 +552,7 @@ class ProjectionHandler:
             kept = [(k, v) for k, v in params if k not in ("$skip", "$skiptoken", "$top")]
             if remaining is not None:
                 kept.append(("$top", str(remaining)))
-            kept.append(("$skiptoken", _encode_skiptoken(order, rows[-1], kind)))
+            kept.append(("$skiptoken", _encode_skiptoken(order, rows[-1])))
             body["@odata.nextLink"] = f"{str(request.base_url).rstrip('/')}{raw_path}?{_query_string(kept)}"
         response = json_response(body, headers=headers)
         sim.concurrent_edits(kind.name, [r.key for r in rows])  # ETags read from a collection go stale too
@@ -853,50 +855,46 @@ class IfsSimApp(Starlette):
             if_match=headers.get("if-match"),
             client_id=info.client_id if info else None,
         )
-        status: list[int | None] = [None]
 
         async def send_logged(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status[0] = message["status"]
+            if message["type"] == "http.response.start":  # logged before the client can see the response
+                sim.finish_request(entry, message["status"])
             await send(message)
 
-        try:
-            decision = sim.decide(path, projection=projection)
-            if decision.latency:
-                await asyncio.sleep(decision.latency)
-            if decision.drop:
-                await _drop(send)
-                return
-            response: Response | None = None
-            if decision.status is not None:
-                response = _injected(decision, sim.options.realm)
-            elif projection:
-                if why:
-                    response = unauthorized(sim.options.realm, why)
-                else:
-                    assert info is not None
-                    retry_after = sim.admit(info.client_id)
-                    if retry_after is not None:
-                        response = rate_limited(retry_after)
-                    elif sim.random_503():
-                        response = ifs_error(503, _DEFAULT_MESSAGES[503], "MI_MODIFIED_ERROR")
-            if response is None and projection:
-                # dispatched here, not by the router: keys may hold any character, newlines included
-                response = await self.projections.endpoint(Request(scope, receive))
-            if response is not None:
-                await response(scope, receive, send_logged)
+        decision = sim.decide(path, projection=projection)
+        if decision.latency:
+            await asyncio.sleep(decision.latency)
+        if decision.drop:
+            await _drop(send)
+            return
+        response: Response | None = None
+        if decision.status is not None:
+            response = _injected(decision, sim.options.realm)
+        elif projection:
+            if why:
+                response = unauthorized(sim.options.realm, why)
             else:
-                await super().__call__(scope, receive, send_logged)
-        finally:
-            sim.finish_request(entry, status[0])
+                assert info is not None
+                retry_after = sim.admit(info.client_id)
+                if retry_after is not None:
+                    response = rate_limited(retry_after)
+                elif sim.random_503():
+                    response = ifs_error(503, _DEFAULT_MESSAGES[503], "MI_MODIFIED_ERROR")
+        if response is None and projection:
+            # dispatched here, not by the router: keys may hold any character, newlines included
+            response = await self.projections.endpoint(Request(scope, receive))
+        if response is not None:
+            await response(scope, receive, send_logged)
+        else:
+            await super().__call__(scope, receive, send_logged)
 
 
-def _injected(decision: Any, realm: str) -> Response:
-    status = int(decision.status)
+def _injected(decision: FaultDecision, realm: str) -> Response:
+    status = int(decision.status or 500)
     if status == 401:
         return unauthorized(realm, "invalid")
     headers: dict[str, str] = {}
-    if status in (429, 503) or decision.retry_after is not None:
+    if status == 429 or decision.retry_after is not None:
         retry = decision.retry_after if decision.retry_after is not None else 1
         headers["Retry-After"] = str(max(0, round(retry)))
     message = decision.message or _DEFAULT_MESSAGES.get(status, f"Injected failure ({status})")

@@ -30,5 +30,6 @@ def test_any_key_round_trips_through_url_and_filter(ifs: Ifs, key: str) -> None:
     assert [r["OrderNo"] for r in found.json()["value"]] == [key]
     lines = ifs.get(f"{po_url(key)}/LinePartArray")
     assert lines.status_code == 200 and all(x["OrderNo"] == key for x in lines.json()["value"])
-    raw = ifs.http.get(f"/_sim/records/PurchaseOrder/{quote(key, safe='')}")
-    assert raw.status_code == 200 and raw.json()["OrderNo"] == key
+    if key not in (".", ".."):  # dot segments are normalised away by URL clients before they are sent
+        raw = ifs.http.get(f"/_sim/records/PurchaseOrder/{quote(key, safe='')}")
+        assert raw.status_code == 200 and raw.json()["OrderNo"] == key

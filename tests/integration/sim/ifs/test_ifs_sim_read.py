@@ -266,3 +266,7 @@ def test_service_document_and_metadata(ifs: Ifs) -> None:
     assert wo_actions == {f"ActiveSeparate_{a}" for a in ("Release", "StartOrder", "WorkDone", "Finish", "Cancel")}
     read_only = ET.fromstring(ifs.get("ActiveWorkOrdersHandling.svc/$metadata").text)
     assert not list(read_only.iter("{http://docs.oasis-open.org/odata/ns/edm}Action"))
+
+
+def test_invalid_percent_encoding_is_400(ifs: Ifs) -> None:
+    _error(ifs.get(f"{PO}(OrderNo='%FF')"), 400)
