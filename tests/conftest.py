@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import text
 
 from ml_connector.store import Store
 from ml_connector.store.db import create_db_engine
 from ml_connector.store.schema import metadata
+
+
+def _quiet_structlog() -> None:
+    structlog.reset_defaults()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+_quiet_structlog()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_logging() -> Iterator[None]:
+    """Tests (and CLI commands run in-process) may point logging at a stream pytest closes afterwards; restore."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    _quiet_structlog()
 
 
 def pg_dsn() -> str | None:

@@ -122,7 +122,7 @@ def connector_config(w: World, tmp_path: Path, *, store_url: str | None = None,
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "auth":
             _merge(base[key], value)
         else:
             base[key] = copy.deepcopy(value)

@@ -208,7 +208,9 @@ class OutboundSync:
             planned.append(_Planned(key, action, row, draft=draft, existing=current))
         return planned
 
-    def _commit_page(self, planned: Sequence[_Planned], report: RunReport, signpost: datetime) -> list[RecordRow]:
+    def _commit_page(
+        self, planned: Sequence[_Planned], report: RunReport, signpost: datetime, *, move_cursor: bool = True
+    ) -> list[RecordRow]:
         """One transaction: record states, audit events, cursor. Returns the records with Jira work to do."""
         flow = self.flow
         newest: datetime | None = None
@@ -298,7 +300,7 @@ class OutboundSync:
                 )
                 work_ids.append(rec.id)
             tx.audit_many(audits)
-            if newest is not None:
+            if newest is not None and move_cursor:
                 self._advance_cursor(tx, min(newest, signpost))
         return self._rows(work_ids)
 
@@ -319,15 +321,47 @@ class OutboundSync:
 
     def _drain_work_queue(self, ctx: MappingContext, report: RunReport) -> None:
         """Leftovers from earlier runs: unconfirmed creates, due retries, replays."""
+        signpost = utcnow()
         while not self.stop.is_set():
             batch = self.c.store.work_queue(self.flow.name, limit=500)
             if not batch:
                 return
-            before = {(r.id, r.state, r.jira_id, r.attempts) for r in batch}
-            self._apply(batch, report)
-            after = {(r.id, r.state, r.jira_id, r.attempts) for r in self.c.store.work_queue(self.flow.name, limit=500)}
+            before = {(r.id, r.state, r.jira_id, r.attempts, r.draft_hash) for r in batch}
+            stale = [r for r in batch if r.draft is None]
+            if stale:
+                # Replayed records are mapped again from fresh IFS data (the config may have been fixed since).
+                self._apply(self._refetch(stale, ctx, report, signpost), report)
+            self._apply([r for r in batch if r.draft is not None], report)
+            after = {
+                (r.id, r.state, r.jira_id, r.attempts, r.draft_hash)
+                for r in self.c.store.work_queue(self.flow.name, limit=500)
+            }
             if before <= after:
                 return  # nothing moved (all deferred); leave them for a later run
+
+    def _refetch(
+        self, records: Sequence[RecordRow], ctx: MappingContext, report: RunReport, signpost: datetime
+    ) -> list[RecordRow]:
+        flow = self.flow
+        keys: list[dict[str, str | int]] = [
+            {flow.key: int(r.ifs_key) if flow.key_type == "int" else r.ifs_key} for r in records
+        ]
+        select = list(dict.fromkeys([*flow.select, flow.key])) if flow.select else None
+        found = self.c.ifs.get_many_by_keys(flow.entity_set, keys, select=select)
+        rows = [row for row, _etag in found.values()]
+        present = {str(row.get(flow.key)) for row in rows}
+        missing = [r for r in records if r.ifs_key not in present]
+        if missing:
+            with self.c.store.transaction(report.run_id) as tx:
+                for record in missing:
+                    tx.update_record(record.id, state=PARKED, last_error="no longer in IFS (or outside the filter)")
+                    tx.audit(record.id, AuditEvent("failed", "error", "replay: the record is no longer in IFS"))
+                    report.add("parked")
+        if not rows:
+            return []
+        planned = self._plan(rows, self._lines(rows), ctx)
+        report.add("fetched", len(rows))
+        return self._commit_page(planned, report, signpost, move_cursor=False)
 
     def _apply(self, records: Sequence[RecordRow], report: RunReport) -> None:
         if not records:

@@ -410,7 +410,8 @@ class Store:
             rows = [RecordRow.from_row(r) for r in tx.conn.execute(query).mappings()]
             for row in rows:
                 target = PENDING_UPDATE if row.jira_id else PENDING_CREATE
-                tx.update_record(row.id, state=target, attempts=0, next_attempt_at=None)
+                # draft=None: the record is mapped again from fresh IFS data, so a fixed config takes effect.
+                tx.update_record(row.id, state=target, attempts=0, next_attempt_at=None, draft=None, draft_hash=None)
                 tx.audit(row.id, AuditEvent("replayed", message=f"re-queued from {row.state} by replay"))
         return rows
 
