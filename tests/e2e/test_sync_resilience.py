@@ -1,4 +1,4 @@
-"""Issue 4, done-means 4–9: concurrent IFS edits, SIGKILL, chaos, bad records and replay, dry run, moves and deletes."""
+"""Issue 4, done-means 4-9: concurrent IFS edits, SIGKILL, chaos, bad records and replay, dry run, moves and deletes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 4, done-means 1–3 and 10: volume sync, idle second run, edits, write-back, no echo; SQLite and PostgreSQL."""
+"""Issue 4, done-means 1-3 and 10: volume sync, idle second run, edits, write-back, no echo; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

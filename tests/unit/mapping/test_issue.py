@@ -45,8 +45,8 @@ def test_purchase_order_maps_priority_from_tier_and_assignee_from_buyer(config: 
     assert draft.summary == "PO PO-1: Pumps"
     assert draft.priority == "High"
     assert draft.assignee_email == "bo.chen@example.com"
-    assert draft.custom_fields == {"GL Account": "4000", "Cost Center:text": "CC100", "Cost Center:select": "CC-100", "Supplier": "S1",
-                                   "IFS Reference": "PO-1"}
+    assert draft.custom_fields == {"GL Account": "4000", "Cost Center:text": "CC100", "Cost Center:select": "CC-100",
+                                   "Supplier": "S1", "IFS Reference": "PO-1"}
     assert draft.labels[0] == draft.identity_label == "mlc-purchase_orders-PO-1"
     assert "Acme" in (draft.description or "")
 
