@@ -59,8 +59,12 @@ def wait_until(condition: Any, timeout: float = 30.0) -> None:
 
 
 def jira_issues(jira_url: str) -> list[dict[str, Any]]:
-    body = httpx2.get(f"{jira_url}/_sim/issues", params={"project": "PROC"}, timeout=10).json()
-    return list(body["issues"] if isinstance(body, dict) else body)
+    """Purchase-order issues live in PROC and, for mapped IFS projects, CAPEX."""
+    issues: list[dict[str, Any]] = []
+    for project in ("PROC", "CAPEX"):
+        body = httpx2.get(f"{jira_url}/_sim/issues", params={"project": project}, timeout=10).json()
+        issues += list(body["issues"] if isinstance(body, dict) else body)
+    return issues
 
 
 def test_sigterm_mid_run_leaves_consistent_state_and_next_run_completes(
