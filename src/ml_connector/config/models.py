@@ -59,6 +59,14 @@ class WebConfig(_Model):
 
 class RunnerConfig(_Model):
     kind: Literal["local", "procrastinate"] = "local"
+
+    @field_validator("kind")
+    @classmethod
+    def _available(cls, value: str) -> str:
+        if value == "procrastinate":
+            raise ValueError("the procrastinate runner is not available in this version; use 'local'")
+        return value
+
     misfire_grace: Seconds = 300.0
     lease_ttl: Seconds = 60.0
 

@@ -16,6 +16,7 @@ import structlog
 from ml_connector.config.connections import JiraBasicAuth, JiraOAuth
 from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
+from ml_connector.metrics import Metrics
 from ml_connector.runner.credentials import DbTokenStore, resolve_key
 from ml_connector.runner.lease import Lease
 from ml_connector.runner.scheduler import LocalScheduler
@@ -42,7 +43,9 @@ def build_connector(config_path: Path | None, config: Any) -> Connector:
     token_store = None
     if isinstance(config.jira.auth, JiraOAuth):
         token_store = DbTokenStore(store, resolve_key(config, config_path=config_path))
-    return Connector(config=config, store=store, token_store=token_store)
+    # Every API call, 429 and retry is counted; the web app's /metrics serves this same registry.
+    metrics = Metrics(store=store, flows=[f.name for f in config.flows])
+    return Connector(config=config, store=store, token_store=token_store, observer=metrics)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 import structlog
@@ -31,6 +32,7 @@ def run_flow_job(connector: Connector, flow: FlowConfig, stop: threading.Event) 
         if stop.is_set():
             log.info("flow.stopped", flow=flow.name, before=kind)
             break
+        started = time.monotonic()
         try:
             report = step()
         except ConnectorError as exc:
@@ -42,6 +44,9 @@ def run_flow_job(connector: Connector, flow: FlowConfig, stop: threading.Event) 
             _record_crash(connector, flow.name, kind, exc)
             break
         reports.append(report)
+        observe = getattr(connector.observer, "observe_run", None)
+        if observe is not None and (report.counts or kind != "webhook"):
+            observe(report, time.monotonic() - started)
         if report.counts or kind != "webhook":
             log.info(
                 "flow.step",
