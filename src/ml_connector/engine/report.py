@@ -33,7 +33,7 @@ class RunReport:
 
     @property
     def failed(self) -> int:
-        return self.counts["failed"] + self.counts["parked"]
+        return self.counts["failed"] + self.counts["parked"] + self.counts["would_fail"]
 
     @property
     def status(self) -> str:

@@ -1,0 +1,86 @@
+"""The connector commands as an operator runs them: output and exit codes a cron job can rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from e2e.harness import World, example_config, world
+
+
+def _config(w: World, tmp_path: Path, **overrides: object) -> Path:
+    data = example_config()
+    data["ifs"].update(url=w.ifs.url, http={"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 2})
+    data["jira"].update(url=w.jira.url, http={"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 2})
+    data["store"] = {"url": f"sqlite:///{tmp_path / 'state.sqlite'}"}
+    data.update(overrides)
+    path = tmp_path / "ml-connector.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ML_CONNECTOR_LOG_LEVEL": "ERROR", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "ml_connector.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+
+
+def test_sync_status_records_audit_replay(tmp_path: Path) -> None:
+    with world(purchase_orders=25, work_orders=5) as w:
+        long_key = sorted(r["OrderNo"] for r in w.ifs_rows("PurchaseOrder") if r["Objstate"] != "Cancelled")[0]
+        w.ifs_state.edit("PurchaseOrder", long_key, {"Description": "z" * 300})
+        path = _config(w, tmp_path)
+
+        dry = _cli("sync", "--dry-run", "-c", str(path))
+        assert dry.returncode == 1, dry.stderr  # a record would fail: scripts see it
+        assert "Dry run: nothing was written" in dry.stdout and "would_create" in dry.stdout
+        assert w.jira_writes() == {}
+
+        first = _cli("sync", "-c", str(path))
+        assert first.returncode == 1, first.stderr  # one record parked
+        assert "created" in first.stdout and "parked" in first.stdout
+
+        status = _cli("status", "-c", str(path))
+        assert status.returncode == 0 and "purchase_orders" in status.stdout
+
+        parked = _cli("records", "--state", "parked", "--json", "-c", str(path))
+        rows = [json.loads(line) for line in parked.stdout.splitlines()]
+        assert [r["key"] for r in rows] == [long_key] and "summary is" in rows[0]["error"]
+
+        trail = _cli("audit", long_key, "-c", str(path))
+        assert trail.returncode == 0 and "failed" in trail.stdout and "summary is" in trail.stdout
+
+        w.ifs_state.edit("PurchaseOrder", long_key, {"Description": "fixed in IFS"})
+        replayed = _cli("replay", long_key, "-c", str(path))
+        assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+        assert "re-queued 1 record" in replayed.stdout
+        after = _cli("records", "--state", "parked", "--json", "-c", str(path))
+        assert after.stdout.strip() == ""
+        trail = _cli("audit", long_key, "-c", str(path))
+        assert "replayed" in trail.stdout and "created" in trail.stdout
+
+        second = _cli("sync", "-c", str(path))
+        assert second.returncode == 0, second.stderr
+
+
+def test_exit_codes_for_config_and_auth_problems(tmp_path: Path) -> None:
+    missing = _cli("status", "-c", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "ml-connector init" in missing.stderr
+    assert _cli("init", str(tmp_path / "c.yaml")).returncode == 0
+    again = _cli("init", str(tmp_path / "c.yaml"))
+    assert again.returncode == 2 and "--force" in again.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((tmp_path / "c.yaml").read_text().replace("page_size: 1000", "page_size: 9000"))
+    invalid = _cli("sync", "-c", str(bad))
+    assert invalid.returncode == 2 and "ifs.page_size" in invalid.stderr and "Traceback" not in invalid.stderr
+    with world(purchase_orders=3, work_orders=0) as w:
+        data = example_config()
+        path = _config(w, tmp_path, ifs={**data["ifs"], "url": w.ifs.url, "client_secret": "wrong-secret-value"})
+        denied = _cli("sync", "-c", str(path))
+        assert denied.returncode == 3, denied.stderr
+        assert "AuthError" in denied.stderr and "wrong-secret-value" not in denied.stderr + denied.stdout
+        assert "Traceback" not in denied.stderr
