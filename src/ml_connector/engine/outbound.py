@@ -310,12 +310,7 @@ class OutboundSync:
             tx.set_cursor(self.flow.name, format_ts(candidate))
 
     def _rows(self, ids: Iterable[int]) -> list[RecordRow]:
-        rows = []
-        for record_id in ids:
-            row = self.c.store.get_record_by_id(record_id)
-            if row is not None:
-                rows.append(row)
-        return rows
+        return self.c.store.get_records_by_ids(list(ids))
 
     # ------------------------------------------------------------------------------------------------ Jira writes
 

@@ -293,6 +293,16 @@ class Store:
             row = conn.execute(select(t.records).where(t.records.c.id == record_id)).mappings().first()
         return RecordRow.from_row(row) if row else None
 
+    def get_records_by_ids(self, ids: Sequence[int]) -> list[RecordRow]:
+        """Records by primary key, in the order asked (missing ones left out)."""
+        found: dict[int, RecordRow] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(select(t.records).where(t.records.c.id.in_(list(ids[start : start + 500]))))
+                for row in rows.mappings():
+                    found[int(row["id"])] = RecordRow.from_row(row)
+        return [found[i] for i in ids if i in found]
+
     def find_records(self, text: str, *, limit: int = 50) -> list[RecordRow]:
         """Records whose IFS key or Jira key matches ``text`` exactly, then by prefix."""
         with self.engine.connect() as conn:
