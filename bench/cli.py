@@ -1,0 +1,111 @@
+"""``python -m bench [options]``: run every scenario, write ``bench/results/latest.{json,md}``, print the summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.report import markdown
+from bench.scenarios import Bench, Options
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="small sizes (1,000 records, 100 write-backs, 2,000/10,000 "
+                                                          "memory, baseline samples 100/50): a couple of minutes")
+    p.add_argument("--records", type=int, help="purchase orders in scenarios 1–5 (default 10000)")
+    p.add_argument("--changed-pct", type=float, help="percent changed in scenario 3 (default 1)")
+    p.add_argument("--writebacks", type=int, help="Jira status changes in scenario 4 (default 1000)")
+    p.add_argument("--webhook-transitions", type=int, help="transitions in scenario 5 (default 200)")
+    p.add_argument("--webhook-rate", type=float, help="transitions per second in scenario 5 (default 5)")
+    p.add_argument("--memory-sizes", help="small,large backfill sizes of scenario 6 (default 10000,100000)")
+    p.add_argument("--memory-lines", action="store_true", help="read PO lines in scenario 6 too (slow: see README)")
+    p.add_argument("--latency-ms", type=float, help="injected latency per request, both simulators (default 50)")
+    p.add_argument("--ifs-rpm", type=int, help="IFS requests per minute per client before 429 (default 1000; 0 off)")
+    p.add_argument("--ifs-pace-rpm", type=float, help="connector's IFS pacing (default 950)")
+    p.add_argument("--jira-burst", type=float, help="Jira burst limit per endpoint per second (default 100; 0 off)")
+    p.add_argument("--jira-per-issue", type=float, help="Jira writes per issue per second (default 10; 0 off)")
+    p.add_argument("--baseline-sample", type=int, help="baseline backfill sample (default 1000)")
+    p.add_argument("--baseline-sample-incremental", type=int, help="baseline sample for scenarios 2–4 (default 200)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the baseline")
+    p.add_argument("--no-memory", action="store_true", help="skip scenario 6")
+    p.add_argument("--output", type=Path, default=RESULTS, help="directory for latest.json and latest.md")
+    p.add_argument("--workdir", type=Path, help="keep configs, stores and logs here (default: a temp dir)")
+    args = p.parse_args(argv)
+    o = Options()
+    if args.quick:
+        o.records, o.writebacks, o.webhook_transitions, o.webhook_rate = 1_000, 100, 40, 10.0
+        o.memory_sizes = (2_000, 10_000)
+        o.baseline_sample, o.baseline_sample_incremental = 100, 50
+    for name in ("records", "changed_pct", "writebacks", "webhook_transitions", "webhook_rate", "latency_ms",
+                 "ifs_rpm", "ifs_pace_rpm", "jira_burst", "jira_per_issue", "baseline_sample",
+                 "baseline_sample_incremental", "workdir"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(o, name, value)
+    if args.memory_sizes:
+        small, large = (int(x) for x in args.memory_sizes.split(","))
+        o.memory_sizes = (small, large)
+    o.memory_lines = args.memory_lines
+    o.baseline = not args.no_baseline
+    o.memory = not args.no_memory
+    o.writebacks = min(o.writebacks, o.records)
+    o.webhook_transitions = min(o.webhook_transitions, max(0, o.records - o.writebacks))
+    return o, args
+
+
+def run(o: Options) -> dict[str, Any]:
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    bench = Bench(o, log=lambda msg: print(msg, flush=True))
+    bench.start()
+    try:
+        bench.run_main()
+        if o.memory:
+            bench.run_memory()
+        baseline = bench.run_baseline() if o.baseline else {}
+    finally:
+        bench.stop()
+    for r in bench.results:
+        base = baseline.get(r["id"])
+        if base:
+            r["baseline"] = base
+            r["vs_baseline_time"] = r["wall_s"] / base["wall_s"] if base["wall_s"] else None
+            ours_calls = r["api_calls"]["total"]
+            r["vs_baseline_calls"] = ours_calls / base["api_calls"]["total"] if base["api_calls"]["total"] else None
+            if r["id"] == "1":
+                speedup = base["wall_s"] / r["wall_s"] if r["wall_s"] else None
+                r["speedup_vs_baseline"] = speedup
+                r.setdefault("targets", []).append(
+                    {"target": "≥ 20× faster than baseline", "value": speedup, "limit": 20, "at_most": False,
+                     "met": None if speedup is None else speedup >= 20})
+    return {
+        "started_at": started_at,
+        "total_s": time.perf_counter() - t0,
+        "environment": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "limits": o.limits().as_dict(),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(o).items()},
+        "workdir": str(bench.work),
+        "scenarios": bench.results,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    o, args = parse(argv if argv is not None else sys.argv[1:])
+    data = run(o)
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "latest.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    text = markdown(data)
+    (args.output / "latest.md").write_text(text, encoding="utf-8")
+    print()
+    print(text.split("## Scenario details")[0])
+    print(f"written: {args.output / 'latest.json'}, {args.output / 'latest.md'}")

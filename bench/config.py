@@ -1,0 +1,41 @@
+"""The connector configuration under test: the example config's purchase-order flow, pointed at the simulators."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.sims import JIRA_AUTH, WEBHOOK_SECRET
+
+
+def example() -> dict[str, Any]:
+    text = resources.files("ml_connector.config").joinpath("templates/example.yaml").read_text(encoding="utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def write_config(directory: Path, *, ifs_url: str, jira_url: str, ifs_rpm: float | None) -> Path:
+    """A YAML config with one flow (purchase orders) and a SQLite store in ``directory``.
+
+    The flow's base filter (not Cancelled) is dropped so that every seeded order is in scope and "10,000 purchase
+    orders" means 10,000 issues. IFS pacing is set just under the simulator's budget (the example's 900/min is the
+    operator's safety margin; the benchmark states the value it uses).
+    """
+    data = example()
+    flow = next(f for f in data["flows"] if f["name"] == "purchase_orders")
+    flow["filter"] = None
+    data["flows"] = [flow]
+    data["ifs"].update(url=ifs_url, realm="mlc", client_id="ml-connector", client_secret="sim-secret")
+    data["ifs"]["http"] = {"requests_per_minute": ifs_rpm, "backoff_initial": 0.2, "backoff_max": 5.0,
+                           "max_attempts": 10}
+    data["jira"].update(url=jira_url, webhook_secret=WEBHOOK_SECRET)
+    data["jira"]["auth"] = {"kind": "basic", "email": JIRA_AUTH[0], "api_token": JIRA_AUTH[1]}
+    data["jira"]["http"] = {"backoff_initial": 0.2, "backoff_max": 5.0, "max_attempts": 10}
+    data["store"] = {"url": f"sqlite:///{directory / 'state.sqlite'}"}
+    data["log_level"] = "WARNING"
+    path = directory / "ml-connector.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path

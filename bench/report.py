@@ -1,0 +1,83 @@
+"""``latest.json`` and the Markdown table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _endpoints(calls: dict[str, Any]) -> str:
+    parts = []
+    for system in ("ifs", "jira"):
+        for endpoint, n in (calls.get(system, {}).get("by_endpoint") or {}).items():
+            method, _, path = endpoint.partition(" ")
+            short = path.rsplit("/", 1)[-1] if system == "ifs" else path.replace("/rest/api/3/", "")
+            parts.append(f"{system} {method} {short}: {n:,}")
+    return "<br>".join(parts) or "–"
+
+
+def markdown(data: dict[str, Any]) -> str:
+    lines = ["# ml-connector benchmark — latest run", ""]
+    env = data["environment"]
+    lim = data["limits"]
+    lines += [
+        f"Run {data['started_at']} on {env['cpus']} CPU(s), Python {env['python']}; total {data['total_s']:.0f} s.",
+        f"Limits: latency {lim['latency_ms']:g} ms per request (both simulators); IFS "
+        f"{lim['ifs_rate_limit_per_minute']} requests/min per client; Jira burst {lim['jira_burst_per_second_per_endpoint']}"
+        f"/s per endpoint, {lim['jira_per_issue_writes_per_second']} writes/s per issue; connector paces IFS at "
+        f"{data['options']['ifs_pace_rpm']:g}/min.",
+        "Efficiency = lower bound ÷ wall time (formula in bench/README.md). Baseline = pycontribs `jira` script, "
+        "per-record calls; figures marked ⁽ˢ⁾ come from a sample scaled to the full size.",
+        "",
+        "| # | scenario | wall s | IFS calls | Jira calls | calls/record | 429s | peak RSS MB | lower bound s (binding) |"
+        " efficiency | baseline wall s | ours ÷ baseline (time) | ours ÷ baseline (calls) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in data["scenarios"]:
+        lb = r.get("lower_bound") or {}
+        base = r.get("baseline") or {}
+        bw = base.get("wall_s")
+        b_label = f"{_f(bw)}⁽ˢ⁾ ({base['sample']:,}→{base['scaled_to']:,})" if base else "n/a"
+        lines.append(
+            f"| {r['id']} | {r['name']} | {_f(r['wall_s'])} | {r['api_calls']['ifs']['calls']:,} | "
+            f"{r['api_calls']['jira']['calls']:,} | {_f(r['calls_per_record']['total'], 3)} | "
+            f"{r['http_429']['ifs'] + r['http_429']['jira']} | {_f(r['peak_rss_mb'], 0)} | "
+            f"{_f(lb.get('seconds'))} ({lb.get('binding', '–')}) | {_f(r.get('efficiency'), 3)} | {b_label} | "
+            f"{_f(r.get('vs_baseline_time'), 4)} | {_f(r.get('vs_baseline_calls'), 4)} |"
+        )
+    lines += ["", "## Scenario details", ""]
+    for r in data["scenarios"]:
+        lines.append(f"### {r['id']}. {r['name']}")
+        lines.append("")
+        extra = {k: r[k] for k in ("latency_p50_s", "latency_p95_s", "latency_max_s", "written", "missing",
+                                   "peak_rss_small_mb", "peak_rss_large_mb", "rss_ratio", "ms_per_record_small",
+                                   "ms_per_record_large", "jira_calls_per_new_record", "calls_per_flow",
+                                   "jira_calls_for_unchanged_records", "ifs_calls_per_write", "line_rows")
+                 if k in r}
+        if extra:
+            lines.append("- figures: " + ", ".join(f"{k} = {_f(v, 3)}" for k, v in extra.items()))
+        lines.append(f"- calls per endpoint: {_endpoints(r['api_calls'])}")
+        lb = r.get("lower_bound")
+        if lb and "fewest_calls" in lb:
+            fc = lb["fewest_calls"]
+            lines.append(f"- fewest calls: IFS {fc['ifs_total']} {fc['ifs']}; Jira {fc['jira_total']} {fc['jira']}; "
+                         f"chain {len(lb['chain'])} calls; parts (s) "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in lb["parts"].items()))
+        for t in r.get("targets", []):
+            mark = {True: "met", False: "**missed**", None: "n/a"}[t["met"]]
+            lines.append(f"- target {t['target']}: {_f(t['value'], 3)} → {mark}")
+        if r.get("baseline", {}).get("note"):
+            lines.append(f"- baseline: {r['baseline']['note']}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
