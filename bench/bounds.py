@@ -2,7 +2,7 @@
 
     lower_bound = max( IFS_fewest / IFS_rate,
                        max over Jira endpoints e of Jira_fewest[e] / Jira_burst,
-                       chain_calls × latency )
+                       chain_calls * latency )
     efficiency  = lower_bound / measured wall time
 
 * ``IFS_rate`` is the IFS budget (``rate_limit_per_minute`` / 60 requests per second, one budget per client id).

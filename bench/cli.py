@@ -22,7 +22,7 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="small sizes (1,000 records, 100 write-backs, 2,000/10,000 "
                                                           "memory, baseline samples 100/50): a couple of minutes")
-    p.add_argument("--records", type=int, help="purchase orders in scenarios 1–5 (default 10000)")
+    p.add_argument("--records", type=int, help="purchase orders in scenarios 1-5 (default 10000)")
     p.add_argument("--changed-pct", type=float, help="percent changed in scenario 3 (default 1)")
     p.add_argument("--writebacks", type=int, help="Jira status changes in scenario 4 (default 1000)")
     p.add_argument("--webhook-transitions", type=int, help="transitions in scenario 5 (default 200)")
@@ -35,7 +35,7 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--jira-burst", type=float, help="Jira burst limit per endpoint per second (default 100; 0 off)")
     p.add_argument("--jira-per-issue", type=float, help="Jira writes per issue per second (default 10; 0 off)")
     p.add_argument("--baseline-sample", type=int, help="baseline backfill sample (default 1000)")
-    p.add_argument("--baseline-sample-incremental", type=int, help="baseline sample for scenarios 2–4 (default 200)")
+    p.add_argument("--baseline-sample-incremental", type=int, help="baseline sample for scenarios 2-4 (default 200)")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline")
     p.add_argument("--no-memory", action="store_true", help="skip scenario 6")
     p.add_argument("--output", type=Path, default=RESULTS, help="directory for latest.json and latest.md")
@@ -86,7 +86,7 @@ def run(o: Options) -> dict[str, Any]:
                 speedup = base["wall_s"] / r["wall_s"] if r["wall_s"] else None
                 r["speedup_vs_baseline"] = speedup
                 r.setdefault("targets", []).append(
-                    {"target": "≥ 20× faster than baseline", "value": speedup, "limit": 20, "at_most": False,
+                    {"target": "≥ 20x faster than baseline", "value": speedup, "limit": 20, "at_most": False,
                      "met": None if speedup is None else speedup >= 20})
     return {
         "started_at": started_at,

@@ -7,7 +7,7 @@ from typing import Any
 
 def _f(value: Any, digits: int = 2) -> str:
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, float):
         if abs(value) >= 100:
             return f"{value:,.0f}"
@@ -24,7 +24,7 @@ def _endpoints(calls: dict[str, Any]) -> str:
             method, _, path = endpoint.partition(" ")
             short = path.rsplit("/", 1)[-1] if system == "ifs" else path.replace("/rest/api/3/", "")
             parts.append(f"{system} {method} {short}: {n:,}")
-    return "<br>".join(parts) or "–"
+    return "<br>".join(parts) or "-"
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -34,14 +34,15 @@ def markdown(data: dict[str, Any]) -> str:
     lines += [
         f"Run {data['started_at']} on {env['cpus']} CPU(s), Python {env['python']}; total {data['total_s']:.0f} s.",
         f"Limits: latency {lim['latency_ms']:g} ms per request (both simulators); IFS "
-        f"{lim['ifs_rate_limit_per_minute']} requests/min per client; Jira burst {lim['jira_burst_per_second_per_endpoint']}"
-        f"/s per endpoint, {lim['jira_per_issue_writes_per_second']} writes/s per issue; connector paces IFS at "
+        f"{lim['ifs_rate_limit_per_minute']} requests/min per client; Jira burst "
+        f"{lim['jira_burst_per_second_per_endpoint']}/s per endpoint, "
+        f"{lim['jira_per_issue_writes_per_second']} writes/s per issue; connector paces IFS at "
         f"{data['options']['ifs_pace_rpm']:g}/min.",
         "Efficiency = lower bound ÷ wall time (formula in bench/README.md). Baseline = pycontribs `jira` script, "
         "per-record calls; figures marked ⁽ˢ⁾ come from a sample scaled to the full size.",
         "",
-        "| # | scenario | wall s | IFS calls | Jira calls | calls/record | 429s | peak RSS MB | lower bound s (binding) |"
-        " efficiency | baseline wall s | ours ÷ baseline (time) | ours ÷ baseline (calls) |",
+        "| # | scenario | wall s | IFS calls | Jira calls | calls/record | 429s | peak RSS MB "
+        "| lower bound s (binding) | efficiency | baseline wall s | ours ÷ baseline (time) | ours ÷ baseline (calls) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in data["scenarios"]:
@@ -53,7 +54,7 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {r['id']} | {r['name']} | {_f(r['wall_s'])} | {r['api_calls']['ifs']['calls']:,} | "
             f"{r['api_calls']['jira']['calls']:,} | {_f(r['calls_per_record']['total'], 3)} | "
             f"{r['http_429']['ifs'] + r['http_429']['jira']} | {_f(r['peak_rss_mb'], 0)} | "
-            f"{_f(lb.get('seconds'))} ({lb.get('binding', '–')}) | {_f(r.get('efficiency'), 3)} | {b_label} | "
+            f"{_f(lb.get('seconds'))} ({lb.get('binding', '-')}) | {_f(r.get('efficiency'), 3)} | {b_label} | "
             f"{_f(r.get('vs_baseline_time'), 4)} | {_f(r.get('vs_baseline_calls'), 4)} |"
         )
     lines += ["", "## Scenario details", ""]

@@ -3,6 +3,7 @@ to it line by line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -41,10 +42,8 @@ class Child:
 
     def close(self) -> int:
         if self.proc.stdin is not None and not self.proc.stdin.closed:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 self.proc.stdin.close()
-            except BrokenPipeError:
-                pass
         try:
             code = self.proc.wait(120)
         except subprocess.TimeoutExpired:

@@ -70,9 +70,8 @@ def main(argv: list[str]) -> None:
     flow = config.flow("purchase_orders")
     try:
         for index, phase in enumerate(spec["phases"]):
-            if index:
-                if wait_parent() == "stop":
-                    return
+            if index and wait_parent() == "stop":
+                return
             kind = phase["kind"]
             started = time.perf_counter()
             result: dict[str, Any] = {"phase": phase.get("name", kind), "kind": kind}
