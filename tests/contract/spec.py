@@ -29,10 +29,15 @@ SPEC_SERVER = "https://your-domain.atlassian.net"
 MISSING = f"official Jira OpenAPI document not found (set {SPEC_ENV} or provide ../shared/specs/)"
 
 
+# The team's shared folder sits beside the checkout; a clone made elsewhere still finds it at its usual place.
+FALLBACK_SPECS = (DEFAULT_SPEC, Path("/work/shared/specs/jira-cloud-platform.openapi.json"))
+
+
 def spec_path() -> Path | None:
     configured = os.environ.get(SPEC_ENV)
-    path = Path(configured) if configured else DEFAULT_SPEC
-    return path if path.is_file() else None
+    if configured:
+        return Path(configured) if Path(configured).is_file() else None
+    return next((p for p in FALLBACK_SPECS if p.is_file()), None)
 
 
 @functools.cache
