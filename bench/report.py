@@ -68,6 +68,9 @@ def markdown(data: dict[str, Any]) -> str:
                  if k in r}
         if extra:
             lines.append("- figures: " + ", ".join(f"{k} = {_f(v, 3)}" for k, v in extra.items()))
+        cpu = r.get("cpu_s") or {}
+        if cpu:
+            lines.append("- CPU seconds during the run: " + ", ".join(f"{k} {_f(v)}" for k, v in cpu.items()))
         lines.append(f"- calls per endpoint: {_endpoints(r['api_calls'])}")
         lb = r.get("lower_bound")
         if lb and "fewest_calls" in lb:

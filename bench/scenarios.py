@@ -85,6 +85,8 @@ class Bench:
         self.ifs = SimProcess("ifs", ["--purchase-orders", "0", "--work-orders", "0"])
         self.jira = SimProcess("jira")
         self.results: list[dict[str, Any]] = []
+        self.cpu_mark = (0.0, 0.0)
+        self.sim_cpu: dict[str, float] = {}
 
     # -- world -----------------------------------------------------------------------------------------------------
 
@@ -118,9 +120,12 @@ class Bench:
     def clear(self) -> None:
         self.ifs.clear_requests()
         self.jira.clear_requests()
+        self.cpu_mark = (self.ifs.cpu_seconds(), self.jira.cpu_seconds())
 
     def traffic(self) -> tuple[Traffic, Traffic]:
         t = self.ifs.traffic(), self.jira.traffic()
+        ifs0, jira0 = self.cpu_mark
+        self.sim_cpu = {"ifs": self.ifs.cpu_seconds() - ifs0, "jira": self.jira.cpu_seconds() - jira0}
         self.clear()
         return t
 
@@ -181,7 +186,9 @@ class Bench:
         limits = self.o.limits()
         result: dict[str, Any] = {"id": sid, "name": name, "records": records, "wall_s": run["seconds"],
                                   "run_counts": run.get("counts"), "run_status": run.get("status"),
-                                  "peak_rss_mb": run["peak_rss_mb"], "client_view": run.get("client")}
+                                  "peak_rss_mb": run["peak_rss_mb"], "client_view": run.get("client"),
+                                  "cpu_s": {"connector": run.get("cpu_s"), "ifs_sim": self.sim_cpu.get("ifs"),
+                                            "jira_sim": self.sim_cpu.get("jira")}}
         result.update(_calls(ifs, jira, records))
         if bound is not None:
             lb = bound.as_dict(limits)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
+import psutil
 
 JIRA_AUTH = ("connector@example.com", "sim-api-token")
 WEBHOOK_SECRET = "sim-webhook-secret"
@@ -64,6 +65,13 @@ class SimProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def cpu_seconds(self) -> float:
+        """CPU time the simulator process has used so far (its share of every wall time on a shared host)."""
+        if self.proc is None:
+            return 0.0
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
 
     # -- control API ---------------------------------------------------------------------------------------------
 

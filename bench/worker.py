@@ -47,6 +47,11 @@ class CountingObserver:
         return out
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
@@ -73,7 +78,7 @@ def main(argv: list[str]) -> None:
             if index and wait_parent() == "stop":
                 return
             kind = phase["kind"]
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_seconds()
             result: dict[str, Any] = {"phase": phase.get("name", kind), "kind": kind}
             if kind == "outbound":
                 report = OutboundSync(connector, flow).run()
@@ -86,6 +91,7 @@ def main(argv: list[str]) -> None:
             else:
                 raise SystemExit(f"unknown phase {kind}")
             result["seconds"] = time.perf_counter() - started
+            result["cpu_s"] = cpu_seconds() - cpu  # the connector's own CPU (all threads) during the phase
             result["peak_rss_mb"] = peak_rss_mb()
             result["client"] = observer.take()
             emit(result)
