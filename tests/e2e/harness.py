@@ -80,8 +80,11 @@ class World:
 
     def jira_writes(self) -> dict[str, int]:
         """Request-log counts of Jira calls that change something (search POSTs are reads)."""
-        return {k: v for k, v in self.jira_sim.counts().items()
-                if k.split()[0] in {"POST", "PUT", "DELETE"} and "/search" not in k}
+        return {
+            k: v
+            for k, v in self.jira_sim.counts().items()
+            if k.split()[0] in {"POST", "PUT", "DELETE"} and "/search" not in k
+        }
 
     def stop(self) -> None:
         self.ifs_sim.close()
@@ -91,8 +94,13 @@ class World:
 
 
 @contextmanager
-def world(*, purchase_orders: int = 50, work_orders: int = 10, ifs: dict[str, Any] | None = None,
-          jira: dict[str, Any] | None = None) -> Iterator[World]:
+def world(
+    *,
+    purchase_orders: int = 50,
+    work_orders: int = 10,
+    ifs: dict[str, Any] | None = None,
+    jira: dict[str, Any] | None = None,
+) -> Iterator[World]:
     ifs_app = create_ifs(IfsSimOptions(purchase_orders=purchase_orders, work_orders=work_orders, **(ifs or {})))
     jira_app = create_jira(JiraSimOptions(**(jira or {})))
     ifs_handle = serve_in_thread(ifs_app)
@@ -104,12 +112,12 @@ def world(*, purchase_orders: int = 50, work_orders: int = 10, ifs: dict[str, An
         w.stop()
 
 
-def connector_config(w: World, tmp_path: Path, *, store_url: str | None = None,
-                     tweak: dict[str, Any] | None = None) -> ConnectorConfig:
+def connector_config(
+    w: World, tmp_path: Path, *, store_url: str | None = None, tweak: dict[str, Any] | None = None
+) -> ConnectorConfig:
     data = example_config()
     data["ifs"].update(url=w.ifs.url, realm="mlc", client_id="ml-connector", client_secret="sim-secret")
-    data["ifs"]["http"] = {"requests_per_minute": None, "backoff_initial": 0.05, "backoff_max": 1.0,
-                           "max_attempts": 8}
+    data["ifs"]["http"] = {"requests_per_minute": None, "backoff_initial": 0.05, "backoff_max": 1.0, "max_attempts": 8}
     data["jira"].update(url=w.jira.url, webhook_secret="sim-webhook-secret")
     data["jira"]["auth"] = {"kind": "basic", "email": "connector@example.com", "api_token": "sim-api-token"}
     data["jira"]["http"] = {"backoff_initial": 0.05, "backoff_max": 1.0, "max_attempts": 8}
@@ -131,3 +139,39 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
 def make_connector(config: ConnectorConfig) -> Connector:
     assert config.store.url is not None
     return Connector(config=config, store=Store.open(config.store.url))
+
+
+def oauth_refresh_token(w: World) -> str:
+    """Run the 3LO consent against the Jira simulator and return the first refresh token."""
+    from urllib.parse import parse_qs, urlsplit
+
+    redirect = "http://127.0.0.1/callback"
+    with httpx2.Client(base_url=w.jira.url) as http:
+        answer = http.get(
+            "/authorize",
+            params={
+                "audience": "api.atlassian.com",
+                "client_id": "sim-oauth-client",
+                "response_type": "code",
+                "scope": "read:jira-work write:jira-work read:jira-user offline_access",
+                "redirect_uri": redirect,
+                "state": "s",
+                "prompt": "consent",
+            },
+        )
+        code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
+        tokens = (
+            http.post(
+                "/oauth/token",
+                json={
+                    "grant_type": "authorization_code",
+                    "client_id": "sim-oauth-client",
+                    "client_secret": "sim-oauth-secret",
+                    "code": code,
+                    "redirect_uri": redirect,
+                },
+            )
+            .raise_for_status()
+            .json()
+        )
+    return str(tokens["refresh_token"])

@@ -11,12 +11,10 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import httpx2
 import yaml
 
-from e2e.harness import World, connector_config, example_config, make_connector, world
+from e2e.harness import World, connector_config, example_config, make_connector, oauth_refresh_token, world
 from ml_connector.engine import OutboundSync, WritebackSync
 from ml_connector.store import PARKED, SYNCED
 
@@ -120,42 +118,9 @@ def test_sigkill_at_random_points_never_duplicates_or_loses(tmp_path: Path, stor
         assert recovered
 
 
-def _oauth_refresh_token(w: World) -> str:
-    redirect = "http://127.0.0.1/callback"
-    with httpx2.Client(base_url=w.jira.url) as http:
-        answer = http.get(
-            "/authorize",
-            params={
-                "audience": "api.atlassian.com",
-                "client_id": "sim-oauth-client",
-                "response_type": "code",
-                "scope": "read:jira-work write:jira-work read:jira-user offline_access",
-                "redirect_uri": redirect,
-                "state": "s",
-                "prompt": "consent",
-            },
-        )
-        code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
-        tokens = (
-            http.post(
-                "/oauth/token",
-                json={
-                    "grant_type": "authorization_code",
-                    "client_id": "sim-oauth-client",
-                    "client_secret": "sim-oauth-secret",
-                    "code": code,
-                    "redirect_uri": redirect,
-                },
-            )
-            .raise_for_status()
-            .json()
-        )
-    return str(tokens["refresh_token"])
-
-
 def test_chaos_429_5xx_and_expiring_tokens_on_both_sides(tmp_path: Path, store_url: str) -> None:
     with world(purchase_orders=300, work_orders=60) as w:
-        refresh = _oauth_refresh_token(w)
+        refresh = oauth_refresh_token(w)
         config = connector_config(
             w,
             tmp_path,
@@ -346,4 +311,28 @@ def test_moved_issue_keeps_updating_and_deleted_issue_follows_policy(tmp_path: P
         assert report.counts["orphaned"] == 1 and report.counts["created"] == 0
         orphan = c.store.get_record("purchase_orders", keys[1])
         assert orphan is not None and orphan.state == "orphaned"
+        c.close()
+
+
+def test_failed_writeback_is_retried_after_the_poll_moved_on(tmp_path: Path, store_url: str) -> None:
+    with world(purchase_orders=6, work_orders=0) as w:
+        c = make_connector(connector_config(w, tmp_path, store_url=store_url))
+        _sync(c)
+        flow = c.config.flow("purchase_orders")
+        issue = w.jira_issues()[0]
+        w.jira_sim.call("POST", f"issues/{issue['key']}/transition", json={"status": "In Progress"})
+        # IFS refuses every write for longer than the in-call retries last
+        w.ifs_sim.faults(fail_next=[{"status": 503, "count": 50, "path_contains": "PurchaseOrderSet(",
+                                     "retry_after": 0}])
+        first = WritebackSync(c, flow).run()
+        assert first.counts["failed"] == 1 and first.counts["written_back"] == 0
+        w.ifs_sim.faults(fail_next=[])
+        w.jira_sim.clear_requests()
+        second = WritebackSync(c, flow).run()  # nothing new in Jira; the pending status comes from the store
+        assert second.counts["written_back"] == 1
+        ref = issue["properties"]["ml-connector"]["key"]
+        assert w.ifs_state.get_raw("PurchaseOrder", ref)["Cf_Jira_Status"] == "In Progress"
+        record = c.store.get_record("purchase_orders", ref)
+        assert record is not None and record.written_status == "In Progress" and record.attempts == 0
+        assert WritebackSync(c, flow).run().counts["written_back"] == 0
         c.close()

@@ -53,6 +53,10 @@ def _register_commands() -> None:
 
 
 def exit_code_for(error: ConnectorError) -> ExitCode:
+    from ml_connector.engine.locks import FlowBusy
+
+    if isinstance(error, FlowBusy):
+        return ExitCode.BUSY
     if isinstance(error, ConfigError):
         return ExitCode.CONFIG
     if isinstance(error, AuthError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -10,12 +11,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ml_connector.cli.app import ExitCode, app
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector
-from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSync, process_inbox
+from ml_connector.config.models import FlowConfig
+from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
 from ml_connector.errors import ConfigError
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED
 
@@ -50,6 +52,24 @@ def _plan_table(report: RunReport, limit: int = 50) -> None:
     console.print(table)
 
 
+def _outbound(connector: Connector, flow_cfg: FlowConfig, *, dry_run: bool, full: bool) -> RunReport:
+    """The outbound run with a progress bar on a terminal (records read so far, elapsed time)."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(f"{flow_cfg.name}: reading IFS", total=None)
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+
+        return OutboundSync(connector, flow_cfg).run(dry_run=dry_run, full=full, progress=advance)
+
+
 @app.command()
 def sync(
     flow: str | None = typer.Option(None, "--flow", "-f", help="Run only this flow."),
@@ -64,27 +84,13 @@ def sync(
     try:
         for name in _flows(connector, flow):
             flow_cfg = connector.config.flow(name)
-            with Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}"),
-                TimeElapsedColumn(),
-                console=console,
-                transient=True,
-                disable=not console.is_terminal,
-            ) as bar:
-                task = bar.add_task(f"{name}: reading IFS", total=None)
-
-                def advance(n: int, bar: Progress = bar, task: TaskID = task) -> None:
-                    bar.advance(task, n)
-
-                report = OutboundSync(connector, flow_cfg).run(dry_run=dry_run, full=full, progress=advance)
-            reports.append(report)
-            if dry_run:
-                _plan_table(report)
-            if not no_writeback and flow_cfg.writeback.enabled:
-                reports.append(WritebackSync(connector, flow_cfg).run(dry_run=dry_run))
+            # One run per flow across processes (a daemon, another sync, a dashboard replay); a dry run writes nothing.
+            with nullcontext() if dry_run else flow_lock(connector.store, name):
+                reports.append(_outbound(connector, flow_cfg, dry_run=dry_run, full=full))
+                if dry_run:
+                    _plan_table(reports[-1])
+                if not no_writeback and flow_cfg.writeback.enabled:
+                    reports.append(WritebackSync(connector, flow_cfg).run(dry_run=dry_run))
         if not dry_run and not no_writeback:
             inbox = process_inbox(connector)
             if inbox.counts:

@@ -11,7 +11,6 @@ from ml_connector.config.models import ConnectorConfig, load_config
 from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
 from ml_connector.logging import configure, register_secret
-from ml_connector.store import Store
 
 DEFAULT_CONFIG = "ml-connector.yaml"
 
@@ -51,6 +50,9 @@ def load(value: Path | None) -> ConnectorConfig:
 
 
 def open_connector(value: Path | None) -> Connector:
+    """The same wiring as the daemon: a rotated OAuth refresh token is saved (encrypted) in the store, so the
+    next command or the daemon can still authenticate."""
+    from ml_connector.runner.daemon import build_connector
+
     config = load(value)
-    assert config.store.url is not None
-    return Connector(config=config, store=Store.open(config.store.url))
+    return build_connector(config_path(value), config)

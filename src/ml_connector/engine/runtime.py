@@ -92,6 +92,7 @@ class Connector:
 
     def note_contact(self, system: str, error: BaseException | None = None) -> None:
         """Remember the last contact outcome per system for /readyz and the dashboard."""
+        system = system.split("-", 1)[0]  # "ifs-iam" (the token endpoint) is IFS as far as operators care
         if error is None:
             self.store.record_health(system, "operational")
         elif isinstance(error, AuthError):

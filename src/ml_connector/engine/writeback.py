@@ -89,6 +89,7 @@ class WritebackSync:
             report.run_id = store.start_run(self.flow.name, "writeback")
         try:
             changes, newest = self._poll(report)
+            changes += self._pending(changes)
             self.c.note_contact("jira")
             self.apply(changes, report, dry_run=dry_run)
             if changes:
@@ -106,6 +107,15 @@ class WritebackSync:
             if report.run_id is not None:
                 store.finish_run(report.run_id, report.status, report.counts, report.error)
         return report
+
+    def _pending(self, polled: Sequence[StatusChange]) -> list[StatusChange]:
+        """Write-backs that failed earlier: their Jira status is in the store, so retry them without a Jira call."""
+        seen = {c.jira_id for c in polled}
+        return [
+            StatusChange(str(r.jira_id), r.jira_key, str(r.jira_status), r.jira_status_category)
+            for r in self.c.store.pending_writebacks(self.flow.name)
+            if r.jira_id and r.jira_id not in seen
+        ]
 
     def _projects(self) -> list[str]:
         linked = {
@@ -177,6 +187,11 @@ class WritebackSync:
         if dry_run:
             report.add("would_write_back", len(todo))
             return
+        with self.c.store.transaction(report.run_id) as tx:
+            # Durable first: if the IFS write fails, the next run retries from here even after the poll moved on.
+            for record, change, _update in todo:
+                if record.jira_status != change.status or record.jira_status_category != change.category:
+                    tx.update_record(record.id, jira_status=change.status, jira_status_category=change.category)
         for start in range(0, len(todo), 200):
             if self.stop.is_set():
                 report.interrupted = True
@@ -261,7 +276,12 @@ class WritebackSync:
                 return
         with store.transaction(report.run_id) as tx:
             tx.update_record(
-                record.id, written_status=change.status, jira_status=change.status, error_class=None, last_error=None
+                record.id,
+                written_status=change.status,
+                jira_status=change.status,
+                error_class=None,
+                last_error=None,
+                attempts=0,
             )
             tx.audit(
                 record.id,
@@ -279,8 +299,8 @@ class WritebackSync:
         report.add("written_back")
 
     def _failed(self, record: RecordRow, error: ConnectorError, *, transient: bool, report: RunReport) -> None:
-        # The outbound state of the record is untouched; a write-back failure is audited and retried by the next
-        # poll (its status still differs from written_status) until attempts run out, then parked.
+        # The outbound state of the record is untouched; the pending status stays in the store (jira_status differs
+        # from written_status), so every later run retries it, until attempts run out and it is parked.
         decision = decide(error, transient=transient, attempts_so_far=record.attempts, policy=self.policy, now=utcnow())
         with self.c.store.transaction(report.run_id) as tx:
             values: dict[str, Any] = {

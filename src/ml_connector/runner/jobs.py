@@ -9,7 +9,7 @@ from collections.abc import Callable
 import structlog
 
 from ml_connector.config.models import FlowConfig
-from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSync, process_inbox
+from ml_connector.engine import Connector, FlowBusy, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
 from ml_connector.engine.runtime import describe
 from ml_connector.errors import ConnectorError
 
@@ -20,6 +20,15 @@ FlowJob = Callable[[Connector, FlowConfig, threading.Event], list[RunReport]]
 
 def run_flow_job(connector: Connector, flow: FlowConfig, stop: threading.Event) -> list[RunReport]:
     """Run one flow end to end; returns what ran. Never raises for a foreseeable or unforeseen failure."""
+    try:
+        with flow_lock(connector.store, flow.name):
+            return _run_steps(connector, flow, stop)
+    except FlowBusy as exc:  # a CLI sync or replay of this flow is running: skip this tick, the next one catches up
+        log.info("flow.skipped", flow=flow.name, reason=str(exc))
+        return []
+
+
+def _run_steps(connector: Connector, flow: FlowConfig, stop: threading.Event) -> list[RunReport]:
     reports: list[RunReport] = []
     steps: list[tuple[str, Callable[[], RunReport]]] = [
         ("outbound", lambda: OutboundSync(connector, flow, stop=stop).run()),
@@ -38,6 +47,9 @@ def run_flow_job(connector: Connector, flow: FlowConfig, stop: threading.Event) 
         except ConnectorError as exc:
             # The engine already finished its run row with the error and noted the system's health.
             log.error("flow.failed", flow=flow.name, kind=kind, error_class=type(exc).__name__, error=describe(exc))
+            observe = getattr(connector.observer, "observe_run", None)
+            if observe is not None:  # a failed run must show in mlc_runs_total{status="failed"} too
+                observe(RunReport(flow.name, kind, error=describe(exc)), time.monotonic() - started)
             break
         except Exception as exc:  # a bug in one run must not kill the daemon
             log.exception("flow.crashed", flow=flow.name, kind=kind, error_class=type(exc).__name__)

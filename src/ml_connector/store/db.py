@@ -8,6 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -73,3 +74,7 @@ def migrate(engine: Engine) -> None:
             command.upgrade(cfg, "head")
     except OperationalError as exc:
         raise ConfigError(f"cannot open the store: {exc.orig}", path="store.url") from None
+    except CommandError as exc:
+        # Typically an older ml-connector meeting a schema a newer one migrated: never downgrade silently.
+        raise ConfigError(f"the store's schema is not one this version knows ({exc}); run the newer ml-connector "
+                          "or restore a backup taken before the upgrade", path="store.url") from None

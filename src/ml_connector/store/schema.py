@@ -70,6 +70,7 @@ records = Table(
     Column("jira_id", String(40)),
     Column("jira_key", String(40)),
     Column("jira_status", String(100)),  # last status seen in Jira
+    Column("jira_status_category", String(20)),  # its category (new, indeterminate, done)
     Column("written_status", String(100)),  # last status written to IFS
     Column("create_attempted_at", DateTime(timezone=True)),  # durable create intent marker
     Column("attempts", Integer, nullable=False, default=0),

@@ -56,6 +56,7 @@ class RecordRow:
     jira_id: str | None = None
     jira_key: str | None = None
     jira_status: str | None = None
+    jira_status_category: str | None = None
     written_status: str | None = None
     create_attempted_at: datetime | None = None
     attempts: int = 0
@@ -391,6 +392,22 @@ class Store:
         query = select(t.records.c.flow, t.records.c.state, func.count()).group_by(t.records.c.flow, t.records.c.state)
         with self.engine.connect() as conn:
             return {(str(row[0]), str(row[1])): int(row[2]) for row in conn.execute(query)}
+
+    def pending_writebacks(self, flow: str, *, limit: int = 5000) -> list[RecordRow]:
+        """Records whose Jira status is known but not yet in IFS (a write-back that failed and will be retried)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.records)
+                .where(
+                    t.records.c.flow == flow,
+                    t.records.c.jira_status.is_not(None),
+                    t.records.c.state != PARKED,
+                    or_(t.records.c.written_status.is_(None), t.records.c.written_status != t.records.c.jira_status),
+                )
+                .order_by(t.records.c.id)
+                .limit(limit)
+            ).mappings()
+            return [RecordRow.from_row(r) for r in rows]
 
     def linked_records(self, flow: str) -> list[RecordRow]:
         with self.engine.connect() as conn:

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import structlog
 
-from ml_connector.engine import Connector, OutboundSync, RunReport, process_inbox
+from ml_connector.engine import Connector, OutboundSync, RunReport, flow_lock, process_inbox
 from ml_connector.errors import ConnectorError
 from ml_connector.metrics import Metrics
 
@@ -145,9 +145,10 @@ class BackgroundWork:
                 if self.stop_event.is_set():
                     return
                 started = time.monotonic()
-                report = OutboundSync(self.connector, self.connector.config.flow(name), stop=self.stop_event).run(
-                    queue_only=True
-                )
+                with flow_lock(self.connector.store, name):  # never beside a scheduled or CLI run of the flow
+                    report = OutboundSync(self.connector, self.connector.config.flow(name), stop=self.stop_event).run(
+                        queue_only=True
+                    )
                 self.metrics.observe_run(report, time.monotonic() - started)
                 log.info("web.replay_done", flow=name, status=report.status, counts=dict(report.counts))
 

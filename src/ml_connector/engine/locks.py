@@ -1,0 +1,72 @@
+"""One run per flow at a time, across processes: the CLI, the daemon's jobs and the dashboard share a DB lease.
+
+Two overlapping runs of one flow could both create the same new records. The lease ``flow:<name>`` is renewed by a
+small thread while the run lasts; a holder on this host whose process is gone (killed) is taken over at once, one
+elsewhere when its lease expires.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from ml_connector.errors import ConnectorError
+from ml_connector.store import Store
+
+LEASE_TTL = timedelta(minutes=2)
+
+
+class FlowBusy(ConnectorError):
+    """Another process is running this flow right now."""
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _gone(holder: str) -> bool:
+    """True when ``holder`` is a process on this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@contextmanager
+def flow_lock(store: Store, flow: str, *, ttl: timedelta = LEASE_TTL) -> Iterator[None]:
+    name = f"flow:{flow}"
+    holder = _holder()
+    if not store.acquire_lease(name, holder, ttl):
+        current = store.lease_holder(name)
+        if current is not None and _gone(current[0]):
+            store.release_lease(name, current[0])
+        if not store.acquire_lease(name, holder, ttl):
+            current = store.lease_holder(name)
+            who = f"{current[0]} until {current[1]:%Y-%m-%d %H:%M:%S} UTC" if current else "another process"
+            raise FlowBusy(f"flow {flow!r} is being run by {who}; try again when it finishes")
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(ttl.total_seconds() / 3):
+            store.acquire_lease(name, holder, ttl)
+
+    renewer = threading.Thread(target=renew, name=f"lease-{flow}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join(timeout=5)
+        store.release_lease(name, holder)
