@@ -322,8 +322,9 @@ def test_failed_writeback_is_retried_after_the_poll_moved_on(tmp_path: Path, sto
         issue = w.jira_issues()[0]
         w.jira_sim.call("POST", f"issues/{issue['key']}/transition", json={"status": "In Progress"})
         # IFS refuses every write for longer than the in-call retries last
-        w.ifs_sim.faults(fail_next=[{"status": 503, "count": 50, "path_contains": "PurchaseOrderSet(",
-                                     "retry_after": 0}])
+        w.ifs_sim.faults(
+            fail_next=[{"status": 503, "count": 50, "path_contains": "PurchaseOrderSet(", "retry_after": 0}]
+        )
         first = WritebackSync(c, flow).run()
         assert first.counts["failed"] == 1 and first.counts["written_back"] == 0
         w.ifs_sim.faults(fail_next=[])
@@ -335,4 +336,38 @@ def test_failed_writeback_is_retried_after_the_poll_moved_on(tmp_path: Path, sto
         record = c.store.get_record("purchase_orders", ref)
         assert record is not None and record.written_status == "In Progress" and record.attempts == 0
         assert WritebackSync(c, flow).run().counts["written_back"] == 0
+        c.close()
+
+
+def test_unresolvable_assignee_falls_back_with_a_warning(tmp_path: Path, store_url: str) -> None:
+    with world(purchase_orders=40, work_orders=0) as w:
+        tweak = {
+            "flows": [
+                {
+                    **f,
+                    "mapping": {
+                        **f["mapping"],
+                        "assignee": {"source": "BuyerCode", "fallback_email": "Bo.Chen@example.com"},
+                    },
+                }
+                for f in example_config()["flows"]
+                if f["name"] == "purchase_orders"
+            ]
+        }
+        c = make_connector(connector_config(w, tmp_path, store_url=store_url, tweak=tweak))
+        _sync(c)
+        by_ref = {i["properties"]["ml-connector"]["key"]: i for i in w.jira_issues()}
+        orphans = [
+            r["OrderNo"] for r in w.ifs_rows("PurchaseOrder") if r["BuyerCode"] == "LMORENO" and r["OrderNo"] in by_ref
+        ]  # LMORENO has no Jira account
+        chen = [
+            r["OrderNo"] for r in w.ifs_rows("PurchaseOrder") if r["BuyerCode"] == "BCHEN" and r["OrderNo"] in by_ref
+        ]
+        assert orphans and chen
+        chen_account = by_ref[chen[0]]["assignee"]
+        assert chen_account and all(by_ref[k]["assignee"] == chen_account for k in orphans)
+        record = c.store.get_record("purchase_orders", orphans[0])
+        assert record is not None
+        trail = [(e.event, e.message) for e in c.store.audit_trail(record.id)]
+        assert any("fallback" in (m or "") for _, m in trail), trail
         c.close()

@@ -364,6 +364,8 @@ class OutboundSync:
         creates = [r for r in records if r.jira_id is None]
         updates = [r for r in records if r.jira_id is not None]
         emails = {str(r.draft.get("assignee_email")) for r in records if r.draft and r.draft.get("assignee_email")}
+        if self._fallback_email:
+            emails.add(self._fallback_email)
         accounts = self.c.account_ids(emails)
         fields_ctx = self.c.resolve_fields(self.flow)
         if creates:
@@ -373,6 +375,11 @@ class OutboundSync:
                 report.interrupted = True
                 return
             self._update(record, accounts, fields_ctx, report)
+
+    @property
+    def _fallback_email(self) -> str | None:
+        spec = self.flow.mapping.assignee
+        return spec.fallback_email.strip().lower() if spec and spec.fallback_email else None
 
     def _payload(
         self, record: RecordRow, accounts: Mapping[str, str | None], fields_ctx: Mapping[str, Any]
@@ -384,7 +391,14 @@ class OutboundSync:
         if draft.assignee_email:
             account = accounts.get(draft.assignee_email)
             if account is None:
-                warnings.append(f"no Jira user for {draft.assignee_email}; left unassigned")
+                fallback = accounts.get(self._fallback_email) if self._fallback_email else None
+                if fallback is not None and draft.assignee_email != self._fallback_email:
+                    account = fallback
+                    warnings.append(
+                        f"no Jira user for {draft.assignee_email}; assigned to the fallback {self._fallback_email}"
+                    )
+                else:
+                    warnings.append(f"no Jira user for {draft.assignee_email}; left unassigned")
         fields = build_issue_fields(draft, field_ids=fields_ctx, account_id=account, to_adf=adf.text_to_adf)
         return fields, warnings
 
