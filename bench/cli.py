@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -101,6 +102,8 @@ def run(o: Options) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     o, args = parse(argv if argv is not None else sys.argv[1:])
+    # SIGTERM unwinds like Ctrl-C, so the simulator processes are stopped by ``Bench.stop``.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     data = run(o)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "latest.json").write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")

@@ -354,10 +354,11 @@ class Bench:
         w.go("stop")
         run = w.result()
         w.close()
-        if hook_id.isdigit():
+        ifs, jira = self.traffic()
+        if hook_id.isdigit():  # after reading the logs: the bench's own clean-up is not the connector's traffic
             with httpx2.Client(base_url=self.jira.url, auth=JIRA_AUTH, timeout=60) as http:
                 http.delete(f"/rest/webhooks/1.0/webhook/{hook_id}")
-        ifs, jira = self.traffic()
+            self.clear()
         latencies = sorted((patched[k] - sent[k]).total_seconds() for k in sent if k in patched)
         run = {**run, "seconds": wall}
         res = self.scored("5", f"Webhook path: {len(keys)} transitions at {o.webhook_rate:g}/s", run, ifs, jira,
