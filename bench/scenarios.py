@@ -4,6 +4,7 @@ subprocesses, read the simulators' request logs, and compute figures, lower boun
 from __future__ import annotations
 
 import math
+import shutil
 import statistics
 import tempfile
 import time
@@ -136,7 +137,9 @@ class Bench:
 
     def config(self, name: str, *, paced: bool = True, lines: bool = True) -> Path:
         directory = self.work / name
-        directory.mkdir(parents=True, exist_ok=True)
+        if directory.exists():  # a store left by an earlier (interrupted) run would turn the backfill into a recovery
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True)
         path = write_config(directory, ifs_url=self.ifs.url, jira_url=self.jira.url,
                             ifs_rpm=self.o.ifs_pace_rpm if paced else None)
         if not lines:
