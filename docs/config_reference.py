@@ -113,7 +113,8 @@ NOTES: dict[tuple[type[BaseModel], str], str] = {
     "this late; later ones are skipped (and coalesced).",
     (m.RunnerConfig, "lease_ttl"): "Lifetime of the scheduler lease; renewed every third of it. A second daemon "
     "can take over this long after the holder died.",
-    (m.SyncPolicy, "max_attempts"): "Failures a record may have before it is parked in the failed queue.",
+    (m.SyncPolicy, "max_attempts"): "Failures a record may have before it is parked in the failed queue (outbound "
+    "and write-back failures alike; a successful Jira write or IFS write-back resets the count).",
     (m.SyncPolicy, "retry_initial"): "Delay before the first record-level retry; doubles per attempt "
     "(a random point in the upper half of the window).",
     (m.SyncPolicy, "retry_max"): "Largest delay between record-level retries.",
@@ -170,6 +171,8 @@ NOTES: dict[tuple[type[BaseModel], str], str] = {
     (m.ValueMap, "map"): "Source value (as text) → Jira value.",
     (m.ValueMap, "default"): "Used when the source value is not in `map`. With neither a match nor a default the "
     "record is parked with a mapping error, except that an empty `map` passes the source value through.",
+    (m.AssigneeMapping, "fallback_email"): "Also used when the resolved email has no Jira account (audited as a "
+    "warning).",
     (m.WritebackMapping, "enabled"): "Write Jira status back for this flow.",
     (m.WritebackMapping, "status_field"): "IFS field receiving the status (`null`: none).",
     (m.WritebackMapping, "key_field"): "IFS field receiving the Jira issue key (`null`: none).",
