@@ -371,3 +371,30 @@ def test_unresolvable_assignee_falls_back_with_a_warning(tmp_path: Path, store_u
         trail = [(e.event, e.message) for e in c.store.audit_trail(record.id)]
         assert any("fallback" in (m or "") for _, m in trail), trail
         c.close()
+
+
+def test_a_pending_writeback_is_dropped_when_jira_moves_back(tmp_path: Path, store_url: str) -> None:
+    with world(purchase_orders=4, work_orders=0) as w:
+        c = make_connector(connector_config(w, tmp_path, store_url=store_url))
+        _sync(c)
+        flow = c.config.flow("purchase_orders")
+        issue = w.jira_issues()[0]
+        ref = issue["properties"]["ml-connector"]["key"]
+        w.jira_sim.call("POST", f"issues/{issue['key']}/transition", json={"status": "In Progress"})
+        assert WritebackSync(c, flow).run().counts["written_back"] == 1
+        w.jira_sim.call("POST", f"issues/{issue['key']}/transition", json={"status": "Awaiting Delivery"})
+        w.ifs_sim.faults(fail_next=[{"status": 503, "count": 50, "path_contains": "PurchaseOrderSet(",
+                                     "retry_after": 0}])
+        assert WritebackSync(c, flow).run().counts["failed"] == 1  # "Awaiting Delivery" is now pending
+        w.ifs_sim.faults(fail_next=[])
+        # someone moves it back to the status IFS already has, before the retry
+        w.jira_sim.call("POST", f"issues/{issue['key']}/transition", json={"status": "In Progress"})
+        WritebackSync(c, flow).run()
+        assert w.ifs_state.get_raw("PurchaseOrder", ref)["Cf_Jira_Status"] == "In Progress"
+        record = c.store.get_record("purchase_orders", ref)
+        assert record is not None and record.jira_status == "In Progress" and record.written_status == "In Progress"
+        # later runs whose poll no longer sees the issue must not resurrect the stale "Awaiting Delivery"
+        c.store.set_cursor("purchase_orders:writeback", "2099-01-01T00:00:00.000000Z")
+        assert WritebackSync(c, flow).run().counts["written_back"] == 0
+        assert w.ifs_state.get_raw("PurchaseOrder", ref)["Cf_Jira_Status"] == "In Progress"
+        c.close()

@@ -232,10 +232,10 @@ def replay(
             since = since.replace(tzinfo=UTC)
         queued = connector.store.requeue(flow=flow, keys=keys or (), since=since)
         console.print(f"re-queued {len(queued)} record(s)")
-        reports = [
-            OutboundSync(connector, connector.config.flow(name)).run(queue_only=True)
-            for name in sorted({r.flow for r in queued})
-        ]
+        reports = []
+        for name in sorted({r.flow for r in queued}):
+            with flow_lock(connector.store, name):  # never beside a daemon or CLI run of the same flow
+                reports.append(OutboundSync(connector, connector.config.flow(name)).run(queue_only=True))
     finally:
         connector.close()
     if reports:

@@ -168,6 +168,7 @@ class WritebackSync:
         changes = list(latest.values())
         records = self.c.store.records_by_jira_ids(c.jira_id for c in changes)
         todo: list[tuple[RecordRow, StatusChange, IfsUpdate]] = []
+        settled: list[tuple[RecordRow, StatusChange]] = []
         for change in changes:
             record = records.get(change.jira_id)
             if record is None or record.flow != self.flow.name:
@@ -175,9 +176,13 @@ class WritebackSync:
             if change.jira_key and change.jira_key != record.jira_key and not dry_run:
                 self._note_key(record, change.jira_key, report)
             if record.written_status == change.status:
+                if record.jira_status != change.status:
+                    settled.append((record, change))  # moved back before a pending write-back went through
                 continue  # already in IFS: the overlap of polling, a duplicate event, or our own echo
             if record.written_status is None and change.category == "new" and not self.wb.initial:
-                continue  # a new issue nobody has moved yet: nothing to tell IFS
+                if record.jira_status is not None:
+                    settled.append((record, change))
+                continue  # a new issue nobody has moved yet (or moved back): nothing to tell IFS
             update = map_status(
                 self.wb, status=change.status, category=change.category, jira_key=change.jira_key or record.jira_key
             )
@@ -192,6 +197,8 @@ class WritebackSync:
             for record, change, _update in todo:
                 if record.jira_status != change.status or record.jira_status_category != change.category:
                     tx.update_record(record.id, jira_status=change.status, jira_status_category=change.category)
+            for record, change in settled:  # nothing left to write: drop the stale pending status
+                tx.update_record(record.id, jira_status=change.status, jira_status_category=change.category)
         for start in range(0, len(todo), 200):
             if self.stop.is_set():
                 report.interrupted = True

@@ -81,6 +81,18 @@ class OAuthTokenManager:
                 and not current.expired(margin=self.refresh_margin, now=self._clock())
             ):
                 return current
+            stored = self.store.load()
+            if stored is not None and (current is None or stored.refresh_token != current.refresh_token):
+                # Another process (a CLI command beside the daemon) rotated the grant: its token is the live one.
+                current = self._current = stored
+                register_secret(stored.access_token)
+                register_secret(stored.refresh_token)
+                if (
+                    stored.access_token
+                    and stored.access_token != stale
+                    and not stored.expired(margin=self.refresh_margin, now=self._clock())
+                ):
+                    return stored
             refresh_token = current.refresh_token if current else None
             if not refresh_token:
                 raise AuthError(

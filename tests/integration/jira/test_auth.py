@@ -133,3 +133,22 @@ def test_revoked_grant_is_auth_error(sim: Sim, recorder: RecordingTransport) -> 
     conn = oauth_connection(sim, refresh_token="never-issued")
     with pytest.raises(AuthError):
         JiraClient.from_connection(conn, transport=recorder)
+
+
+def test_a_grant_rotated_by_another_process_is_adopted_not_reused(sim: Sim, recorder: RecordingTransport) -> None:
+    """A CLI command beside the daemon rotates the refresh token in the shared store; the daemon must follow."""
+    store = MemoryTokenStore()  # stands for the shared, encrypted credentials table
+    consent(sim, store, recorder).session.close()
+    daemon = JiraClient.from_connection(oauth_connection(sim), token_store=store, transport=recorder)
+    daemon.myself()
+    cli = JiraClient.from_connection(oauth_connection(sim), token_store=store, transport=recorder)
+    assert cli.token_manager is not None and daemon.token_manager is not None
+    rotated = cli.token_manager.refresh(stale=cli.token_manager.current.access_token if cli.token_manager.current
+                                        else None)
+    assert daemon.token_manager.current is not None
+    assert daemon.token_manager.current.refresh_token != rotated.refresh_token  # the daemon's copy is now stale
+    used = daemon.token_manager.refresh(stale=daemon.token_manager.current.access_token)
+    assert used.refresh_token == rotated.refresh_token  # adopted from the store, no 403 for a used token
+    daemon.myself(refresh=True)
+    cli.close()
+    daemon.close()
