@@ -76,5 +76,8 @@ def migrate(engine: Engine) -> None:
         raise ConfigError(f"cannot open the store: {exc.orig}", path="store.url") from None
     except CommandError as exc:
         # Typically an older ml-connector meeting a schema a newer one migrated: never downgrade silently.
-        raise ConfigError(f"the store's schema is not one this version knows ({exc}); run the newer ml-connector "
-                          "or restore a backup taken before the upgrade", path="store.url") from None
+        raise ConfigError(
+            f"the store's schema is not one this version knows ({exc}); run the newer ml-connector "
+            "or restore a backup taken before the upgrade",
+            path="store.url",
+        ) from None
