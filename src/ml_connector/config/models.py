@@ -83,6 +83,7 @@ class SyncPolicy(_Model):
     )
     writeback_conflict_retries: int = Field(default=3, ge=0, le=20)
     bulk_size: int = Field(default=50, ge=1, le=50)
+    bulk_concurrency: int = Field(default=4, ge=1, le=16, description="Bulk-create calls in flight at once.")
 
 
 class ValueMap(_Model):

@@ -125,29 +125,32 @@ class OutboundSync:
 
     # ------------------------------------------------------------------------------------------------ reading
 
-    def _query(self, full: bool, signpost: datetime) -> tuple[str | None, list[str]]:
+    def _query(self, full: bool) -> tuple[str | None, list[str], bool]:
+        """(filter, order, key_ordered). Without a cursor (first run, ``--full``, snapshot mode) pages go in key
+        order, so each page's lines can be read with one key-range request instead of many key lists."""
         flow = self.flow
         base = flow.filter
         if flow.detection == "snapshot" or flow.cursor_field is None:
-            return base, [flow.key]
+            return base, [flow.key], True
         cursor = None if full else parse_ts(self.c.store.get_cursor(flow.name))
-        condition = None
-        if cursor is not None:
-            since = cursor - timedelta(seconds=flow.lookback)
-            condition = F(flow.cursor_field) >= since
-        return filter_text(and_(Raw(base) if base else None, condition)), [flow.cursor_field, flow.key]
+        if cursor is None:
+            return base, [flow.key], True
+        since = cursor - timedelta(seconds=flow.lookback)
+        condition = F(flow.cursor_field) >= since
+        return filter_text(and_(Raw(base) if base else None, condition)), [flow.cursor_field, flow.key], False
 
     def _read_pages(
         self, ctx: MappingContext, report: RunReport, *, dry_run: bool, full: bool, progress: Progress | None
     ) -> None:
         flow = self.flow
         signpost = utcnow()
-        query, order = self._query(full, signpost)
+        query, order, key_ordered = self._query(full)
         select = (
             list(dict.fromkeys([*flow.select, flow.key, *([flow.cursor_field] if flow.cursor_field else [])]))
             if flow.select
             else None
         )
+        newest: datetime | None = None
         for page in self.c.ifs.iter_pages(
             flow.entity_set, select=select, filter=query, orderby=order, key_fields=[flow.key], page_size=flow.page_size
         ):
@@ -157,7 +160,7 @@ class OutboundSync:
             if not page.rows:
                 continue
             report.add("fetched", len(page.rows))
-            lines = self._lines(page.rows)
+            lines = self._lines(page.rows, key_ordered=key_ordered)
             planned = self._plan(page.rows, lines, ctx)
             if dry_run:
                 for p in planned:
@@ -168,15 +171,33 @@ class OutboundSync:
                         )
                     )
             else:
-                work = self._commit_page(planned, report, signpost)
+                # In key order a page's newest timestamp is no safe cursor (a later page may hold older changes):
+                # the cursor moves once, after the whole pass. A crash before that repeats the pass, which costs IFS
+                # reads only: unchanged records make no Jira call.
+                work, page_newest = self._commit_page(planned, report, signpost, move_cursor=not key_ordered)
+                if page_newest is not None and (newest is None or page_newest > newest):
+                    newest = page_newest
                 self._apply(work, report)
             if progress:
                 progress(len(page.rows))
+        if key_ordered and newest is not None and flow.detection == "cursor" and not report.interrupted:
+            with self.c.store.transaction(report.run_id) as tx:
+                self._advance_cursor(tx, min(newest, signpost))
 
-    def _lines(self, rows: Sequence[Mapping[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
+    def _lines(self, rows: Sequence[Mapping[str, Any]], *, key_ordered: bool) -> dict[Any, list[dict[str, Any]]]:
         spec = self.flow.lines
         if spec is None:
             return {}
+        if key_ordered and spec.parent_key == self.flow.key:
+            # The page is a contiguous key range: one ranged read (paged by the server) covers all its lines.
+            first, last = rows[0].get(self.flow.key), rows[-1].get(self.flow.key)
+            grouped: dict[Any, list[dict[str, Any]]] = {}
+            in_range = and_(F(spec.parent_key) >= first, F(spec.parent_key) <= last)
+            for line in self.c.ifs.iter_records(
+                spec.entity_set, select=spec.select or None, filter=in_range, orderby=spec.orderby or None
+            ):
+                grouped.setdefault(line.get(spec.parent_key), []).append(line)
+            return grouped
         parents = [r.get(spec.parent_key) for r in rows if r.get(spec.parent_key) is not None]
         return self.c.ifs.children_by_parent(
             spec.entity_set, spec.parent_key, parents, select=spec.select or None, orderby=spec.orderby or None
@@ -210,8 +231,9 @@ class OutboundSync:
 
     def _commit_page(
         self, planned: Sequence[_Planned], report: RunReport, signpost: datetime, *, move_cursor: bool = True
-    ) -> list[RecordRow]:
-        """One transaction: record states, audit events, cursor. Returns the records with Jira work to do."""
+    ) -> tuple[list[RecordRow], datetime | None]:
+        """One transaction: record states, audit events, cursor. Returns the records with Jira work to do and the
+        newest source timestamp of the page."""
         flow = self.flow
         newest: datetime | None = None
         work_ids: list[int] = []
@@ -302,7 +324,7 @@ class OutboundSync:
             tx.audit_many(audits)
             if newest is not None and move_cursor:
                 self._advance_cursor(tx, min(newest, signpost))
-        return self._rows(work_ids)
+        return self._rows(work_ids), newest
 
     def _advance_cursor(self, tx: Tx, candidate: datetime) -> None:
         previous = parse_ts(tx.get_cursor(self.flow.name))
@@ -354,9 +376,9 @@ class OutboundSync:
                     report.add("parked")
         if not rows:
             return []
-        planned = self._plan(rows, self._lines(rows), ctx)
+        planned = self._plan(rows, self._lines(rows, key_ordered=False), ctx)
         report.add("fetched", len(rows))
-        return self._commit_page(planned, report, signpost, move_cursor=False)
+        return self._commit_page(planned, report, signpost, move_cursor=False)[0]
 
     def _apply(self, records: Sequence[RecordRow], report: RunReport) -> None:
         if not records:
@@ -452,7 +474,7 @@ class OutboundSync:
                         tx.audit(record.id, AuditEvent("mapped", "warning", "; ".join(warnings)))
             if not drafts:
                 continue
-            outcomes = self.c.jira.bulk_create(drafts)
+            outcomes = self.c.jira.bulk_create(drafts, concurrency=self.policy.bulk_concurrency)
             with store.transaction(report.run_id) as tx:
                 for record, outcome in zip(ready, outcomes, strict=True):
                     if outcome.issue is not None:

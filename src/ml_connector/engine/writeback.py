@@ -118,11 +118,7 @@ class WritebackSync:
         ]
 
     def _projects(self) -> list[str]:
-        linked = {
-            str(r.draft.get("project"))
-            for r in self.c.store.linked_records(self.flow.name)
-            if r.draft and r.draft.get("project")
-        }
+        linked = self.c.store.linked_projects(self.flow.name)
         if self.flow.mapping.project.default:
             linked.add(self.flow.mapping.project.default)
         linked.update(self.flow.mapping.project.map.values())

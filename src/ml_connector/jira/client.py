@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote as urlquote
@@ -266,9 +267,13 @@ class JiraClient:
         drafts: Sequence[DraftIssue],
         *,
         element_retries: int = 2,
+        concurrency: int = 1,
         sleep: Callable[[float], None] = time.sleep,
     ) -> list[CreateOutcome]:
         """Create in chunks of 50; one outcome per draft, in input order.
+
+        ``concurrency`` chunks are in flight at once (latency, not points, is what bulk create waits on; pacing and
+        429 handling stay per endpoint in the shared session).
 
         Failed elements are retried (in a later chunk) only when Jira's per-element status is transient (429, 5xx),
         at most ``element_retries`` times. A whole call that fails after the body was sent, in a way ``ApiSession``
@@ -282,14 +287,19 @@ class JiraClient:
             if round_no:
                 sleep(self.session.backoff(round_no))
             retry_next: list[int] = []
-            for start in range(0, len(pending), BULK_LIMIT):
-                chunk = pending[start : start + BULK_LIMIT]
-                for index, outcome in self._bulk_chunk(drafts, chunk).items():
+            chunks = [pending[start : start + BULK_LIMIT] for start in range(0, len(pending), BULK_LIMIT)]
+            if concurrency > 1 and len(chunks) > 1:
+                with ThreadPoolExecutor(max_workers=min(concurrency, len(chunks))) as pool:
+                    results = list(pool.map(lambda chunk: self._bulk_chunk(drafts, chunk), chunks))
+            else:
+                results = [self._bulk_chunk(drafts, chunk) for chunk in chunks]
+            for result in results:
+                for index, outcome in result.items():
                     outcomes[index] = outcome
                     failure = outcome.failure
                     if failure is not None and failure.transient and not failure.uncertain:
                         retry_next.append(index)
-            pending = retry_next
+            pending = sorted(retry_next)
         return [outcomes[i] for i in range(len(drafts))]
 
     def _bulk_chunk(self, drafts: Sequence[DraftIssue], chunk: list[int]) -> dict[int, CreateOutcome]:

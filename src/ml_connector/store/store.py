@@ -409,6 +409,14 @@ class Store:
             ).mappings()
             return [RecordRow.from_row(r) for r in rows]
 
+    def linked_projects(self, flow: str) -> set[str]:
+        """Jira project keys the flow's issues live in now (from their keys; a moved issue counts in its new one)."""
+        with self.engine.connect() as conn:
+            keys = conn.execute(
+                select(t.records.c.jira_key).where(t.records.c.flow == flow, t.records.c.jira_key.is_not(None))
+            )
+            return {str(row[0]).rsplit("-", 1)[0] for row in keys}
+
     def linked_records(self, flow: str) -> list[RecordRow]:
         with self.engine.connect() as conn:
             rows = conn.execute(
