@@ -9,9 +9,18 @@ import pytest
 from conftest import pg_dsn, reset_postgres
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=[
-    pytest.mark.postgres,
-    pytest.mark.skipif(pg_dsn() is None, reason="ML_CONNECTOR_TEST_PG_DSN not set (CI sets it)")])])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgresql",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(pg_dsn() is None, reason="ML_CONNECTOR_TEST_PG_DSN not set (CI sets it)"),
+            ],
+        ),
+    ]
+)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.sqlite'}"

@@ -386,8 +386,9 @@ def test_a_pending_writeback_is_dropped_when_jira_moves_back(tmp_path: Path, sto
         w.jira_sim.call("POST", f"issues/{issue['key']}/transition", json={"status": "In Progress"})
         assert WritebackSync(c, flow).run().counts["written_back"] == 1
         w.jira_sim.call("POST", f"issues/{issue['key']}/transition", json={"status": "Awaiting Delivery"})
-        w.ifs_sim.faults(fail_next=[{"status": 503, "count": 50, "path_contains": "PurchaseOrderSet(",
-                                     "retry_after": 0}])
+        w.ifs_sim.faults(
+            fail_next=[{"status": 503, "count": 50, "path_contains": "PurchaseOrderSet(", "retry_after": 0}]
+        )
         assert WritebackSync(c, flow).run().counts["failed"] == 1  # "Awaiting Delivery" is now pending
         w.ifs_sim.faults(fail_next=[])
         # someone moves it back to the status IFS already has, before the retry

@@ -35,9 +35,17 @@ def _sync(c: Any) -> list[Any]:
 
 def test_volume_sync_edit_and_writeback(tmp_path: Path, store_url: str) -> None:
     with world(purchase_orders=2000, work_orders=500) as w:
-        config = connector_config(w, tmp_path, store_url=store_url, tweak={
-            "flows": [{**f, "filter": None} if f["name"] == "purchase_orders" else f
-                      for f in __import__("e2e.harness", fromlist=["example_config"]).example_config()["flows"]]})
+        config = connector_config(
+            w,
+            tmp_path,
+            store_url=store_url,
+            tweak={
+                "flows": [
+                    {**f, "filter": None} if f["name"] == "purchase_orders" else f
+                    for f in __import__("e2e.harness", fromlist=["example_config"]).example_config()["flows"]
+                ]
+            },
+        )
         c = make_connector(config)
         reports = _sync(c)
         assert [r.counts["created"] for r in reports] == [2000, 500]
@@ -88,8 +96,11 @@ def test_volume_sync_edit_and_writeback(tmp_path: Path, store_url: str) -> None:
         w.jira_sim.clear_requests()
         _sync(c)
         assert w.jira_writes() == {"PUT /rest/api/3/issue/{id}": 50}
-        touched = {i["properties"]["ml-connector"]["key"] for i in w.jira_issues() if i["summary"].endswith(
-            tuple(f"Edited {k}" for k in edited))}
+        touched = {
+            i["properties"]["ml-connector"]["key"]
+            for i in w.jira_issues()
+            if i["summary"].endswith(tuple(f"Edited {k}" for k in edited))
+        }
         assert touched == set(edited)
 
         # 3. 100 issues transitioned in Jira → write-back sets the IFS field on exactly those 100, with If-Match
@@ -99,8 +110,11 @@ def test_volume_sync_edit_and_writeback(tmp_path: Path, store_url: str) -> None:
         w.ifs_sim.clear_requests()
         back = [WritebackSync(c, f).run() for f in c.config.flows]
         assert sum(r.counts["written_back"] for r in back) == 100
-        writes = [r for r in w.ifs_sim.requests()["requests"] if r["method"] in ("PATCH", "POST")
-                  and "/auth/" not in r["path"]]
+        writes = [
+            r
+            for r in w.ifs_sim.requests()["requests"]
+            if r["method"] in ("PATCH", "POST") and "/auth/" not in r["path"]
+        ]
         assert len(writes) == 100 and all(r["if_match"] for r in writes)
         statuses = Counter()
         for issue in moved:
@@ -115,4 +129,49 @@ def test_volume_sync_edit_and_writeback(tmp_path: Path, store_url: str) -> None:
         w.jira_sim.clear_requests()
         _sync(c)
         assert w.jira_writes() == {}
+        c.close()
+
+
+def test_idle_run_in_a_fresh_process_costs_two_ifs_calls_and_no_jira_call(tmp_path: Path, store_url: str) -> None:
+    with world(purchase_orders=60, work_orders=0) as w:
+        config = connector_config(w, tmp_path, store_url=store_url)
+        warm = make_connector(config)
+        OutboundSync(warm, config.flow("purchase_orders")).run()
+        OutboundSync(warm, config.flow("purchase_orders")).run()  # moves the cursor past the key-ordered first pass
+        warm.close()
+        cold = make_connector(config)  # new caches, new token: as a cron job's next `ml-connector sync`
+        w.ifs_sim.clear_requests()
+        w.jira_sim.clear_requests()
+        report = OutboundSync(cold, config.flow("purchase_orders")).run()
+        assert report.counts["created"] + report.counts["updated"] == 0
+        assert w.jira_sim.counts() == {}
+        ifs = w.ifs_sim.counts()
+        assert ifs == {
+            "POST auth/realms/mlc/protocol/openid-connect/token": 1,
+            "GET PurchaseOrderHandling.svc/PurchaseOrderSet": 1,
+        }
+        cold.close()
+
+
+def test_full_sync_carries_a_changed_lookup_into_jira(tmp_path: Path, store_url: str) -> None:
+    with world(purchase_orders=60, work_orders=0) as w:
+        config = connector_config(w, tmp_path, store_url=store_url)
+        c = make_connector(config)
+        flow = config.flow("purchase_orders")
+        OutboundSync(c, flow).run()
+        supplier = next(
+            s
+            for s in w.ifs_rows("Supplier")
+            if s["Cf_Supplier_Tier"] != "T1"
+            and any(p["VendorNo"] == s["SupplierId"] for p in w.ifs_rows("PurchaseOrder"))
+        )
+        w.ifs_state.edit("Supplier", supplier["SupplierId"], {"Cf_Supplier_Tier": "T1"})
+        affected = {p["OrderNo"] for p in w.ifs_rows("PurchaseOrder") if p["VendorNo"] == supplier["SupplierId"]}
+        c.invalidate_caches()
+        # an ordinary run looks at changed purchase orders only: the supplier's orders did not change
+        assert OutboundSync(c, flow).run().counts["updated"] == 0
+        report = OutboundSync(c, flow).run(full=True)
+        assert report.counts["updated"] == len(affected)
+        priorities = {i["properties"]["ml-connector"]["key"]: i["priority"] for i in w.jira_issues()}
+        assert {priorities[k] for k in affected} == {"2"}  # High
         c.close()

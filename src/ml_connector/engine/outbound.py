@@ -74,6 +74,7 @@ class _Planned:
     draft: IssueDraft | None = None
     error: MappingError | None = None
     existing: RecordRow | None = None
+    source_hash: str = ""
 
 
 class OutboundSync:
@@ -84,6 +85,8 @@ class OutboundSync:
         self.flow = flow
         self.policy = connector.config.sync
         self.stop = stop or threading.Event()
+        self._ctx: MappingContext | None = None
+        self._fingerprint = stable_hash(flow.model_dump(mode="json", exclude={"schedule", "enabled"}))
 
     # ------------------------------------------------------------------------------------------------ entry point
 
@@ -104,12 +107,10 @@ class OutboundSync:
         if not dry_run:
             report.run_id = store.start_run(self.flow.name, report.kind)
         try:
-            ctx = self.c.mapping_context(self.flow)
-            self.c.note_contact("jira")
             if not dry_run:
-                self._drain_work_queue(ctx, report)
+                self._drain_work_queue(report)
             if not queue_only:
-                self._read_pages(ctx, report, dry_run=dry_run, full=full, progress=progress)
+                self._read_pages(report, dry_run=dry_run, full=full, progress=progress)
             self.c.note_contact("ifs")
         except (AuthError, TransientError, ConfigError) as exc:
             report.error = describe(exc)
@@ -139,9 +140,7 @@ class OutboundSync:
         condition = F(flow.cursor_field) >= since
         return filter_text(and_(Raw(base) if base else None, condition)), [flow.cursor_field, flow.key], False
 
-    def _read_pages(
-        self, ctx: MappingContext, report: RunReport, *, dry_run: bool, full: bool, progress: Progress | None
-    ) -> None:
+    def _read_pages(self, report: RunReport, *, dry_run: bool, full: bool, progress: Progress | None) -> None:
         flow = self.flow
         signpost = utcnow()
         query, order, key_ordered = self._query(full)
@@ -160,8 +159,7 @@ class OutboundSync:
             if not page.rows:
                 continue
             report.add("fetched", len(page.rows))
-            lines = self._lines(page.rows, key_ordered=key_ordered)
-            planned = self._plan(page.rows, lines, ctx)
+            planned = self._plan(page.rows, key_ordered=key_ordered, remap=full)
             if dry_run:
                 for p in planned:
                     report.add({"fail": "would_fail"}.get(p.action, f"would_{p.action}"))
@@ -188,8 +186,8 @@ class OutboundSync:
         spec = self.flow.lines
         if spec is None:
             return {}
-        if key_ordered and spec.parent_key == self.flow.key:
-            # The page is a contiguous key range: one ranged read (paged by the server) covers all its lines.
+        if key_ordered and spec.parent_key == self.flow.key and len(rows) > 40:
+            # A key-ordered page is a contiguous key range: one ranged read (paged by the server) covers its lines.
             first, last = rows[0].get(self.flow.key), rows[-1].get(self.flow.key)
             grouped: dict[Any, list[dict[str, Any]]] = {}
             in_range = and_(F(spec.parent_key) >= first, F(spec.parent_key) <= last)
@@ -203,31 +201,65 @@ class OutboundSync:
             spec.entity_set, spec.parent_key, parents, select=spec.select or None, orderby=spec.orderby or None
         )
 
-    def _plan(
-        self, rows: Sequence[Mapping[str, Any]], lines: Mapping[Any, list[dict[str, Any]]], ctx: MappingContext
-    ) -> list[_Planned]:
+    def _context(self) -> MappingContext:
+        """Lookups and Jira metadata, built on first need: a run with nothing to map makes none of those calls."""
+        if self._ctx is None:
+            self._ctx = self.c.mapping_context(self.flow)
+            self.c.note_contact("jira")
+        return self._ctx
+
+    def _source_hash(self, row: Mapping[str, Any]) -> str:
+        """The record's content plus the flow's config: either changing means the issue must be mapped again."""
+        return stable_hash(
+            {"record": {k: v for k, v in row.items() if not k.startswith("@")}, "config": self._fingerprint}
+        )
+
+    def _plan(self, rows: Sequence[Mapping[str, Any]], *, key_ordered: bool, remap: bool = False) -> list[_Planned]:
+        """``remap`` (``--full``) maps unchanged records too, so changed lookups (a supplier's tier) reach Jira."""
         flow = self.flow
         keys = [str(r.get(flow.key)) for r in rows]
         with self.c.store.transaction() as tx:
             existing = tx.get_records(flow.name, keys)
-        planned: list[_Planned] = []
+        planned: dict[str, _Planned] = {}
+        to_map: list[tuple[Mapping[str, Any], str, str]] = []
         for row, key in zip(rows, keys, strict=True):
-            current = existing.get(key)
-            try:
-                draft = map_issue(
-                    row, flow, ctx, lines=lines.get(row.get(flow.lines.parent_key), []) if flow.lines else ()
-                )
-            except MappingError as exc:
-                planned.append(_Planned(key, "fail", row, error=exc, existing=current))
-                continue
-            if current is None or current.jira_id is None:
-                action = "create"
-            elif current.state == ORPHANED or (current.draft_hash == draft.content_hash and current.state == SYNCED):
-                action = "skip"
+            current, source_hash = existing.get(key), self._source_hash(row)
+            if current is not None and (
+                current.state == ORPHANED
+                or (not remap and current.state == SYNCED and current.source_hash == source_hash)
+            ):
+                # Seen before, unchanged (the cursor's lookback overlap, an idle run): no mapping, no lookups.
+                planned[key] = _Planned(key, "skip", row, existing=current, source_hash=source_hash)
             else:
-                action = "update"
-            planned.append(_Planned(key, action, row, draft=draft, existing=current))
-        return planned
+                to_map.append((row, key, source_hash))
+        if to_map:
+            ctx = self._context()
+            lines = self._lines([row for row, _, _ in to_map], key_ordered=key_ordered)
+            for row, key, source_hash in to_map:
+                planned[key] = self._map_one(row, key, source_hash, existing.get(key), ctx, lines)
+        return [planned[key] for key in dict.fromkeys(keys)]
+
+    def _map_one(
+        self,
+        row: Mapping[str, Any],
+        key: str,
+        source_hash: str,
+        current: RecordRow | None,
+        ctx: MappingContext,
+        lines: Mapping[Any, list[dict[str, Any]]],
+    ) -> _Planned:
+        flow = self.flow
+        try:
+            draft = map_issue(row, flow, ctx, lines=lines.get(row.get(flow.lines.parent_key), []) if flow.lines else ())
+        except MappingError as exc:
+            return _Planned(key, "fail", row, error=exc, existing=current, source_hash=source_hash)
+        if current is None or current.jira_id is None:
+            action = "create"
+        elif current.state == ORPHANED or (current.draft_hash == draft.content_hash and current.state == SYNCED):
+            action = "skip"
+        else:
+            action = "update"
+        return _Planned(key, action, row, draft=draft, existing=current, source_hash=source_hash)
 
     def _commit_page(
         self, planned: Sequence[_Planned], report: RunReport, signpost: datetime, *, move_cursor: bool = True
@@ -240,7 +272,7 @@ class OutboundSync:
         with self.c.store.transaction(report.run_id) as tx:
             audits: list[tuple[int, AuditEvent]] = []
             for p in planned:
-                source_hash = stable_hash({k: v for k, v in p.record.items() if not k.startswith("@")})
+                source_hash = p.source_hash
                 ts = p.record.get(flow.cursor_field) if flow.cursor_field else None
                 stamp = parse_ts(ts)
                 if stamp is not None and (newest is None or stamp > newest):
@@ -283,14 +315,14 @@ class OutboundSync:
                     )
                     report.add("parked")
                     continue
-                assert p.draft is not None
-                draft = p.draft.as_dict()
                 if p.action == "skip":
                     if rec is not None and rec.source_hash != source_hash:
                         tx.update_record(rec.id, source_hash=source_hash, source_ts=source_ts)
                         audits.append((rec.id, AuditEvent("skipped", message="source changed, issue content did not")))
                     report.add("unchanged")
                     continue
+                assert p.draft is not None
+                draft = p.draft.as_dict()
                 state = PENDING_CREATE if p.action == "create" else PENDING_UPDATE
                 if rec is None:
                     rec = tx.insert_record(
@@ -336,7 +368,7 @@ class OutboundSync:
 
     # ------------------------------------------------------------------------------------------------ Jira writes
 
-    def _drain_work_queue(self, ctx: MappingContext, report: RunReport) -> None:
+    def _drain_work_queue(self, report: RunReport) -> None:
         """Leftovers from earlier runs: unconfirmed creates, due retries, replays."""
         signpost = utcnow()
         while not self.stop.is_set():
@@ -347,7 +379,7 @@ class OutboundSync:
             stale = [r for r in batch if r.draft is None]
             if stale:
                 # Replayed records are mapped again from fresh IFS data (the config may have been fixed since).
-                self._apply(self._refetch(stale, ctx, report, signpost), report)
+                self._apply(self._refetch(stale, report, signpost), report)
             self._apply([r for r in batch if r.draft is not None], report)
             after = {
                 (r.id, r.state, r.jira_id, r.attempts, r.draft_hash)
@@ -356,9 +388,7 @@ class OutboundSync:
             if before <= after:
                 return  # nothing moved (all deferred); leave them for a later run
 
-    def _refetch(
-        self, records: Sequence[RecordRow], ctx: MappingContext, report: RunReport, signpost: datetime
-    ) -> list[RecordRow]:
+    def _refetch(self, records: Sequence[RecordRow], report: RunReport, signpost: datetime) -> list[RecordRow]:
         flow = self.flow
         keys: list[dict[str, str | int]] = [
             {flow.key: int(r.ifs_key) if flow.key_type == "int" else r.ifs_key} for r in records
@@ -376,7 +406,7 @@ class OutboundSync:
                     report.add("parked")
         if not rows:
             return []
-        planned = self._plan(rows, self._lines(rows, key_ordered=False), ctx)
+        planned = self._plan(rows, key_ordered=False)
         report.add("fetched", len(rows))
         return self._commit_page(planned, report, signpost, move_cursor=False)[0]
 
