@@ -78,29 +78,39 @@ def _write_config(w: World, tmp_path: Path, store_url: str, **jira: Any) -> Path
 def test_sigkill_at_random_points_never_duplicates_or_loses(tmp_path: Path, store_url: str) -> None:
     rng = random.Random(20261130)
     with world(purchase_orders=400, work_orders=100) as w:
-        # Slow Jira a little so kills land inside bulk creates, and let search lag behind writes.
-        w.jira_sim.faults(latency_ms=25, index_lag_seconds=0.5)
+        # Slow Jira so bulk creates take a while on the wire, and let search lag behind writes.
+        w.jira_sim.faults(latency_ms=80, index_lag_seconds=0.5)
         path = _write_config(w, tmp_path, store_url)
         env = {**os.environ, "ML_CONNECTOR_LOG_LEVEL": "ERROR"}
         cmd = [sys.executable, "-m", "ml_connector.cli", "sync", "--no-writeback", "-c", str(path)]
         store = Store.open(store_url)
+
+        def creates_in_flight() -> bool:
+            return any(r.create_attempted_at and not r.jira_id for r in store.list_records(limit=100_000))
+
         killed = in_flight = 0
-        for trial in range(60):
-            if killed >= 10 and in_flight >= 2:
+        for trial in range(40):
+            if killed >= 10 and in_flight >= 3:
                 break
             if trial:  # IFS keeps changing between crashes, so every run has creates and edits in flight
-                w.ifs_state.create("PurchaseOrder", count=30)
+                w.ifs_state.create("PurchaseOrder", count=60)
                 for key in rng.sample(sorted(r["OrderNo"] for r in w.ifs_rows("PurchaseOrder")), 20):
                     w.ifs_state.edit("PurchaseOrder", key, {"Description": f"trial {trial}"})
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            time.sleep(rng.uniform(0.5, 2.0))
+            if trial % 2:
+                # Aim: kill right after the intent is committed, while bulk creates are on the wire.
+                deadline = time.monotonic() + 20
+                while proc.poll() is None and time.monotonic() < deadline and not creates_in_flight():
+                    time.sleep(0.005)
+                time.sleep(rng.choice((0.0, 0.06)))  # on the way out, or after Jira acted and before the answer
+            else:
+                time.sleep(rng.uniform(0.5, 2.5))  # anywhere
             if proc.poll() is None:
+                mid_create = creates_in_flight()
                 proc.send_signal(signal.SIGKILL)
                 killed += 1
+                in_flight += mid_create
             proc.wait(timeout=60)
-            # Did this kill land while creates were in flight (intent recorded, no Jira id committed)?
-            if any(r.create_attempted_at and not r.jira_id for r in store.list_records(limit=100_000)):
-                in_flight += 1
         store.close()
         assert killed >= 10 and in_flight >= 2, (killed, in_flight)
         time.sleep(1.2)  # unconfirmed creates wait out the search-lag settle time before they are re-checked

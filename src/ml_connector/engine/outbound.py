@@ -269,6 +269,8 @@ class OutboundSync:
         flow = self.flow
         newest: datetime | None = None
         work_ids: list[int] = []
+        new_rows: list[tuple[str, dict[str, Any]]] = []  # inserted in one statement after the loop
+        new_audits: list[tuple[str, AuditEvent]] = []
         with self.c.store.transaction(report.run_id) as tx:
             audits: list[tuple[int, AuditEvent]] = []
             for p in planned:
@@ -324,17 +326,19 @@ class OutboundSync:
                 assert p.draft is not None
                 draft = p.draft.as_dict()
                 state = PENDING_CREATE if p.action == "create" else PENDING_UPDATE
+                outcome = "warning" if p.draft.warnings else "ok"
+                mapped = AuditEvent("mapped", outcome, "; ".join(p.draft.warnings) or None, {"draft": draft})
                 if rec is None:
-                    rec = tx.insert_record(
-                        flow.name,
-                        p.key,
-                        state=state,
-                        source_hash=source_hash,
-                        source_ts=source_ts,
-                        draft=draft,
-                        draft_hash=p.draft.content_hash,
-                    )
-                    audits.append((rec.id, AuditEvent("fetched", detail={"source_ts": source_ts})))
+                    values = {
+                        "state": state,
+                        "source_hash": source_hash,
+                        "source_ts": source_ts,
+                        "draft": draft,
+                        "draft_hash": p.draft.content_hash,
+                    }
+                    new_rows.append((p.key, values))
+                    new_audits += [(p.key, AuditEvent("fetched", detail={"source_ts": source_ts})), (p.key, mapped)]
+                    continue
                 else:
                     tx.update_record(
                         rec.id,
@@ -348,11 +352,11 @@ class OutboundSync:
                         error_class=None,
                         last_error=None,
                     )
-                outcome = "warning" if p.draft.warnings else "ok"
-                audits.append(
-                    (rec.id, AuditEvent("mapped", outcome, "; ".join(p.draft.warnings) or None, {"draft": draft}))
-                )
+                audits.append((rec.id, mapped))
                 work_ids.append(rec.id)
+            new_ids = tx.insert_records(flow.name, new_rows)
+            work_ids += [new_ids[key] for key, _ in new_rows]
+            audits += [(new_ids[key], event) for key, event in new_audits]
             tx.audit_many(audits)
             if newest is not None and move_cursor:
                 self._advance_cursor(tx, min(newest, signpost))
@@ -483,6 +487,7 @@ class OutboundSync:
             chunk = fresh[start : start + self.policy.bulk_size * 10]
             drafts: list[DraftIssue] = []
             ready: list[RecordRow] = []
+            warned: list[tuple[int, AuditEvent]] = []
             with store.transaction(report.run_id) as tx:
                 for record in chunk:
                     try:
@@ -498,32 +503,19 @@ class OutboundSync:
                         )
                     )
                     ready.append(record)
-                    # The durable intent: from here on a crash means "may exist in Jira; reconcile first".
-                    tx.update_record(record.id, create_attempted_at=utcnow())
                     if warnings:
-                        tx.audit(record.id, AuditEvent("mapped", "warning", "; ".join(warnings)))
+                        warned.append((record.id, AuditEvent("mapped", "warning", "; ".join(warnings))))
+                # The durable intent: from here on a crash means "may exist in Jira; reconcile first".
+                tx.set_records([r.id for r in ready], create_attempted_at=utcnow())
+                tx.audit_many(warned)
             if not drafts:
                 continue
             outcomes = self.c.jira.bulk_create(drafts, concurrency=self.policy.bulk_concurrency)
             with store.transaction(report.run_id) as tx:
+                created: list[tuple[int, dict[str, Any]]] = []
                 for record, outcome in zip(ready, outcomes, strict=True):
                     if outcome.issue is not None:
-                        tx.update_record(
-                            record.id,
-                            jira_id=outcome.issue.id,
-                            jira_key=outcome.issue.key,
-                            state=SYNCED,
-                            create_attempted_at=None,
-                            attempts=0,
-                            next_attempt_at=None,
-                            error_class=None,
-                            last_error=None,
-                        )
-                        tx.audit(
-                            record.id,
-                            AuditEvent("created", detail={"jira_id": outcome.issue.id, "jira_key": outcome.issue.key}),
-                        )
-                        report.add("created")
+                        created.append((record.id, {"jira_id": outcome.issue.id, "jira_key": outcome.issue.key}))
                         continue
                     failure = outcome.failure
                     assert failure is not None
@@ -539,6 +531,17 @@ class OutboundSync:
                             transient=failure.transient,
                             report=report,
                         )
+                done = {
+                    "state": SYNCED,
+                    "create_attempted_at": None,
+                    "attempts": 0,
+                    "next_attempt_at": None,
+                    "error_class": None,
+                    "last_error": None,
+                }
+                tx.update_records([(record_id, {**link, **done}) for record_id, link in created])
+                tx.audit_many([(record_id, AuditEvent("created", detail=link)) for record_id, link in created])
+                report.add("created", len(created))
         return linked
 
     def _reconcile(self, record: RecordRow, now: datetime, report: RunReport) -> str:

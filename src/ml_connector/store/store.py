@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ml_connector.http.redact import redact
@@ -140,6 +140,55 @@ class Tx:
         assert record_id is not None
         row = self.conn.execute(select(t.records).where(t.records.c.id == record_id[0])).mappings().one()
         return RecordRow.from_row(row)
+
+    def insert_records(self, flow: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, int]:
+        """Insert many records (every row with the same value keys) in one executemany; returns key → id."""
+        if not rows:
+            return {}
+        now = utcnow()
+        self.conn.execute(
+            insert(t.records),
+            [
+                {"attempts": 0, **values, "flow": flow, "ifs_key": key, "created_at": now, "updated_at": now}
+                for key, values in rows
+            ],
+        )
+        ids: dict[str, int] = {}
+        keys = [key for key, _ in rows]
+        for start in range(0, len(keys), 500):
+            found = self.conn.execute(
+                select(t.records.c.id, t.records.c.ifs_key).where(
+                    t.records.c.flow == flow, t.records.c.ifs_key.in_(keys[start : start + 500])
+                )
+            )
+            ids.update({str(row[1]): int(row[0]) for row in found})
+        return ids
+
+    def set_records(self, record_ids: Sequence[int], **values: Any) -> None:
+        """The same change on many records, one statement per 500 ids."""
+        values["updated_at"] = utcnow()
+        for start in range(0, len(record_ids), 500):
+            chunk = list(record_ids[start : start + 500])
+            self.conn.execute(update(t.records).where(t.records.c.id.in_(chunk)).values(**values))
+
+    def update_records(self, rows: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        """A different change per record (every row with the same keys) in one executemany."""
+        if not rows:
+            return
+        names = sorted(rows[0][1])
+        statement = (
+            update(t.records)
+            .where(t.records.c.id == bindparam("p_id"))
+            .values({name: bindparam(f"p_{name}") for name in [*names, "updated_at"]})
+        )
+        now = utcnow()
+        self.conn.execute(
+            statement,
+            [
+                {"p_id": record_id, "p_updated_at": now, **{f"p_{k}": values[k] for k in names}}
+                for record_id, values in rows
+            ],
+        )
 
     def update_record(self, record_id: int, **values: Any) -> None:
         values["updated_at"] = utcnow()

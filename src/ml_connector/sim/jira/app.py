@@ -618,6 +618,10 @@ async def _dispatch(request: Request) -> Response:
     if header in ("basic", "bearer"):
         auth = header
     response = await _handle(sim, request, route_def, path_params, path_exists, bool(prefix), path)
+    if sim.faults.latency_ms:
+        # The other half of the round trip: the answer travels back after the work is done, so a client can die
+        # after Jira acted and before it heard about it, as over a real network.
+        await asyncio.sleep(sim.faults.latency_ms / 2000)
     sim.log_request(method, request.url.path, template, request.url.query, response.status_code, auth)
     return response
 
@@ -633,7 +637,7 @@ async def _handle(
 ) -> Response:
     faults = sim.faults
     if faults.latency_ms:
-        await asyncio.sleep(faults.latency_ms / 1000)
+        await asyncio.sleep(faults.latency_ms / 2000)
     if route_def is None:
         if path_exists:
             return JSONResponse({"errorMessages": ["Method Not Allowed"], "errors": {}}, status_code=405)
