@@ -18,7 +18,7 @@ import structlog
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.failures import decide
 from ml_connector.engine.report import PlannedAction, RunReport
-from ml_connector.engine.runtime import Connector, describe
+from ml_connector.engine.runtime import Connector
 from ml_connector.errors import AuthError, ConfigError, ConnectorError, MappingError, NotFound, TransientError
 from ml_connector.ifs.odata import F, Raw, and_, filter_text
 from ml_connector.jira import adf, jql
@@ -103,25 +103,12 @@ class OutboundSync:
         ``queue_only`` skips reading IFS (replay); ``full`` ignores the cursor; ``dry_run`` writes nothing anywhere.
         """
         report = RunReport(self.flow.name, "replay" if queue_only else "outbound", dry_run=dry_run)
-        store = self.c.store
-        if not dry_run:
-            report.run_id = store.start_run(self.flow.name, report.kind)
-        try:
+        with self.c.run_row(report, default_system="ifs"):
             if not dry_run:
                 self._drain_work_queue(report)
             if not queue_only:
                 self._read_pages(report, dry_run=dry_run, full=full, progress=progress)
             self.c.note_contact("ifs")
-        except (AuthError, TransientError, ConfigError) as exc:
-            report.error = describe(exc)
-            self.c.note_contact(exc.system or "ifs", exc)
-            raise
-        except Exception as exc:  # an unforeseen bug must not leave the run row saying "succeeded"
-            report.error = describe(exc)
-            raise
-        finally:
-            if report.run_id is not None:
-                store.finish_run(report.run_id, report.status, report.counts, report.error)
         return report
 
     # ------------------------------------------------------------------------------------------------ reading

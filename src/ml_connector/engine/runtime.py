@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
+from ml_connector.engine.report import RunReport
 from ml_connector.errors import AuthError, ConfigError, ConnectorError, TransientError
 from ml_connector.http.session import CallObserver
 from ml_connector.ifs import IfsClient
@@ -89,6 +91,25 @@ class Connector:
             self._jira.close()
 
     # -- health ----------------------------------------------------------------------------------------------------
+
+    @contextmanager
+    def run_row(self, report: RunReport, *, default_system: str) -> Iterator[RunReport]:
+        """The run's row in the store: opened unless a dry run, always finished with status, counts and error, also
+        when an unforeseen bug escapes (the row must never say "succeeded" then). Far-side failures update health."""
+        if not report.dry_run:
+            report.run_id = self.store.start_run(report.flow, report.kind)
+        try:
+            yield report
+        except (AuthError, TransientError, ConfigError) as exc:
+            report.error = describe(exc)
+            self.note_contact(exc.system or default_system, exc)
+            raise
+        except Exception as exc:
+            report.error = describe(exc)
+            raise
+        finally:
+            if report.run_id is not None:
+                self.store.finish_run(report.run_id, report.status, report.counts, report.error)
 
     def note_contact(self, system: str, error: BaseException | None = None) -> None:
         """Remember the last contact outcome per system for /readyz and the dashboard."""

@@ -20,7 +20,7 @@ from ml_connector.config.models import FlowConfig
 from ml_connector.engine.failures import decide
 from ml_connector.engine.outbound import format_ts, parse_ts
 from ml_connector.engine.report import RunReport
-from ml_connector.engine.runtime import Connector, describe
+from ml_connector.engine.runtime import Connector
 from ml_connector.errors import AuthError, ConcurrencyConflict, ConfigError, ConnectorError, NotFound, TransientError
 from ml_connector.ifs.odata import Key
 from ml_connector.jira import jql
@@ -84,10 +84,7 @@ class WritebackSync:
         report = RunReport(self.flow.name, "writeback", dry_run=dry_run)
         if not self.wb.enabled:
             return report
-        store = self.c.store
-        if not dry_run:
-            report.run_id = store.start_run(self.flow.name, "writeback")
-        try:
+        with self.c.run_row(report, default_system="jira"):
             changes, newest = self._poll(report)
             changes += self._pending(changes)
             self.c.note_contact("jira")
@@ -95,17 +92,7 @@ class WritebackSync:
             if changes:
                 self.c.note_contact("ifs")
             if newest is not None and not dry_run and not report.interrupted:
-                store.set_cursor(self.cursor_name, format_ts(newest))
-        except (AuthError, TransientError, ConfigError) as exc:
-            report.error = describe(exc)
-            self.c.note_contact(exc.system or "jira", exc)
-            raise
-        except Exception as exc:
-            report.error = describe(exc)
-            raise
-        finally:
-            if report.run_id is not None:
-                store.finish_run(report.run_id, report.status, report.counts, report.error)
+                self.c.store.set_cursor(self.cursor_name, format_ts(newest))
         return report
 
     def _pending(self, polled: Sequence[StatusChange]) -> list[StatusChange]:
