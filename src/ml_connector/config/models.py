@@ -206,6 +206,10 @@ class FlowConfig(_Model):
     mapping: IssueMapping
     writeback: WritebackMapping = WritebackMapping()
 
+    def read_fields(self) -> list[str]:
+        """``$select`` for the flow: the configured fields plus the key and cursor field the engine relies on."""
+        return list(dict.fromkeys([*self.select, self.key, *([self.cursor_field] if self.cursor_field else [])]))
+
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:

@@ -226,7 +226,7 @@ class Checker:
         if meta is None:
             self._add("ifs", f"{flow.name}: read", SKIP, f"projection {ref.projection} is not usable")
             return
-        select = list(dict.fromkeys([*flow.select, flow.key, *([flow.cursor_field] if flow.cursor_field else [])]))
+        select = flow.read_fields()
         fields_ok = self._fields_present(meta, ref, select, f"{where}.select / key / cursor_field")
         name = f"{flow.name}: read with base filter" if flow.filter else f"{flow.name}: read"
         try:

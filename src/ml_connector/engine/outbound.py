@@ -131,11 +131,7 @@ class OutboundSync:
         flow = self.flow
         signpost = utcnow()
         query, order, key_ordered = self._query(full)
-        select = (
-            list(dict.fromkeys([*flow.select, flow.key, *([flow.cursor_field] if flow.cursor_field else [])]))
-            if flow.select
-            else None
-        )
+        select = flow.read_fields() if flow.select else None
         newest: datetime | None = None
         for page in self.c.ifs.iter_pages(
             flow.entity_set, select=select, filter=query, orderby=order, key_fields=[flow.key], page_size=flow.page_size
@@ -384,7 +380,7 @@ class OutboundSync:
         keys: list[dict[str, str | int]] = [
             {flow.key: int(r.ifs_key) if flow.key_type == "int" else r.ifs_key} for r in records
         ]
-        select = list(dict.fromkeys([*flow.select, flow.key])) if flow.select else None
+        select = flow.read_fields() if flow.select else None
         found = self.c.ifs.get_many_by_keys(flow.entity_set, keys, select=select)
         rows = [row for row, _etag in found.values()]
         present = {str(row.get(flow.key)) for row in rows}

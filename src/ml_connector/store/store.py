@@ -195,19 +195,7 @@ class Tx:
         self.conn.execute(update(t.records).where(t.records.c.id == record_id).values(**values))
 
     def audit(self, record_id: int, event: AuditEvent) -> None:
-        detail = redact(dict(event.detail)) if event.detail is not None else None
-        self.conn.execute(
-            insert(t.audit_events).values(
-                record_id=record_id,
-                run_id=self.run_id,
-                at=utcnow(),
-                event=event.event,
-                outcome=event.outcome,
-                message=redact(event.message) if event.message else None,
-                detail=detail,
-                digest=_digest(detail) if detail is not None else None,
-            )
-        )
+        self.audit_many([(record_id, event)])
 
     def audit_many(self, rows: Sequence[tuple[int, AuditEvent]]) -> None:
         if not rows:
