@@ -31,7 +31,7 @@ def write_config(directory: Path, *, ifs_url: str, jira_url: str, ifs_rpm: float
     data["ifs"].update(url=ifs_url, realm="mlc", client_id="ml-connector", client_secret="sim-secret")
     data["ifs"]["http"] = {"requests_per_minute": ifs_rpm, "backoff_initial": 0.2, "backoff_max": 5.0,
                            "max_attempts": 10}
-    data["jira"].update(url=jira_url, webhook_secret=WEBHOOK_SECRET)
+    data["jira"].update(url=jira_url, simulator=True, webhook_secret=WEBHOOK_SECRET)
     data["jira"]["auth"] = {"kind": "basic", "email": JIRA_AUTH[0], "api_token": JIRA_AUTH[1]}
     data["jira"]["http"] = {"backoff_initial": 0.2, "backoff_max": 5.0, "max_attempts": 10}
     data["store"] = {"url": f"sqlite:///{directory / 'state.sqlite'}"}

@@ -118,7 +118,7 @@ def connector_config(
     data = example_config()
     data["ifs"].update(url=w.ifs.url, realm="mlc", client_id="ml-connector", client_secret="sim-secret")
     data["ifs"]["http"] = {"requests_per_minute": None, "backoff_initial": 0.05, "backoff_max": 1.0, "max_attempts": 8}
-    data["jira"].update(url=w.jira.url, webhook_secret="sim-webhook-secret")
+    data["jira"].update(url=w.jira.url, simulator=True, webhook_secret="sim-webhook-secret")
     data["jira"]["auth"] = {"kind": "basic", "email": "connector@example.com", "api_token": "sim-api-token"}
     data["jira"]["http"] = {"backoff_initial": 0.05, "backoff_max": 1.0, "max_attempts": 8}
     data["store"] = {"url": store_url or f"sqlite:///{tmp_path / 'state.sqlite'}"}

@@ -35,7 +35,8 @@ def _write_config(workdir: Path, ifs_url: str, jira_url: str) -> Path:
     data: dict[str, Any] = yaml.safe_load(text)
     data["ifs"].update(url=ifs_url, realm="mlc", client_id="ml-connector", client_secret="sim-secret")
     data["ifs"]["http"] = {"requests_per_minute": None}
-    data["jira"].update(url=jira_url, webhook_secret="sim-webhook-secret")
+    # The simulator signs with its published default; `simulator: true` (loopback only) is what permits it.
+    data["jira"].update(url=jira_url, simulator=True, webhook_secret="sim-webhook-secret")
     data["jira"]["auth"] = {"kind": "basic", "email": "connector@example.com", "api_token": "sim-api-token"}
     data["store"] = {"url": f"sqlite:///{(workdir / 'demo.sqlite').resolve()}"}
     data["log_level"] = "WARNING"

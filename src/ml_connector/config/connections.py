@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 # IFS refuses a page size of 5000 or more; stay strictly below it.
 IFS_MAX_PAGE_SIZE = 4999
+
+# Secrets published with the simulators, the demo and old example configs: anyone can sign with them.
+SIMULATOR_SECRETS = frozenset({"sim-webhook-secret", "sim-secret", "sim-api-token"})
+MIN_WEBHOOK_SECRET_BYTES = 32
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """``localhost`` or a loopback IP literal (brackets allowed); a name that merely resolves there is not enough."""
+    if not host:
+        return False
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 class _Strict(BaseModel):
@@ -100,10 +118,52 @@ class JiraConnection(_Strict):
     url: AnyHttpUrl
     auth: JiraAuth
     http: HttpSettings = HttpSettings()
-    webhook_secret: SecretStr | None = Field(
-        default=None, description="Shared secret of an admin webhook (Basic auth); verifies X-Hub-Signature."
+    simulator: bool = Field(
+        default=False,
+        description="This Jira is the built-in simulator (the demo and tests). Allowed only on a loopback jira.url; "
+        "it is the one case where a simulator's published webhook secret is accepted.",
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret of an admin webhook (Basic auth); verifies X-Hub-Signature. At least 32 bytes, "
+        "random (`ml-connector init` writes one).",
+    )
+
+    @field_validator("simulator")
+    @classmethod
+    def _simulator_on_loopback(cls, value: bool, info: ValidationInfo) -> bool:
+        url = info.data.get("url")
+        if value and url is not None and not is_loopback_host(url.host):
+            raise ValueError(
+                f"simulator: true needs a loopback jira.url (localhost, 127.0.0.1, ::1), not {url.host}; "
+                "remove it for a real Jira site"
+            )
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or info.data.get("simulator"):
+            return value
+        problem = webhook_secret_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(
+                f"{problem}; generate one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'` "
+                "(or `ml-connector init`), set it here or in JIRA_WEBHOOK_SECRET, and paste the same value into the "
+                "Jira webhook's Secret field"
+            )
+        return value
 
     @property
     def site_url(self) -> str:
         return str(self.url).rstrip("/")
+
+
+def webhook_secret_problem(secret: str) -> str | None:
+    """Why ``secret`` cannot protect a public webhook receiver, or None when it can."""
+    if secret in SIMULATOR_SECRETS:
+        return "the webhook secret is a published simulator default, so anyone can sign deliveries with it"
+    size = len(secret.encode("utf-8"))
+    if size < MIN_WEBHOOK_SECRET_BYTES:
+        return f"the webhook secret is {size} bytes; at least {MIN_WEBHOOK_SECRET_BYTES} random bytes are required"
+    return None

@@ -50,11 +50,47 @@ class StoreConfig(_Model):
     )
 
 
+MIN_DASHBOARD_TOKEN_CHARS = 16
+
+
 class WebConfig(_Model):
+    """The web app. Without tokens the dashboard answers loopback clients only; with them, anyone who signs in."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    admin_token: SecretStr | None = None
+    admin_token: SecretStr | None = Field(default=None, description="Signs in with every right (Sync now, Pause, ...).")
+    read_token: SecretStr | None = Field(default=None, description="Signs in to see the pages, not to act.")
     public_url: str | None = Field(default=None, description="URL Jira uses to reach /webhooks/jira.")
+    public_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names (optionally host:port) the dashboard answers to besides public_url's host and "
+        "localhost; any other Host header is refused (DNS rebinding).",
+    )
+    tls_proxy: bool = Field(
+        default=False,
+        description="A TLS-terminating proxy sits in front: trust its X-Forwarded-Proto for HSTS and secure cookies.",
+    )
+    max_form_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest dashboard POST body accepted.")
+
+    @field_validator("admin_token", "read_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_DASHBOARD_TOKEN_CHARS:
+            raise ValueError(
+                f"a dashboard token needs at least {MIN_DASHBOARD_TOKEN_CHARS} characters; generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _roles(self) -> WebConfig:
+        admin = self.admin_token.get_secret_value() if self.admin_token else None
+        read = self.read_token.get_secret_value() if self.read_token else None
+        if read and not admin:
+            raise ValueError("read_token needs an admin_token as well (someone must be able to act)")
+        if read and read == admin:
+            raise ValueError("read_token and admin_token must differ")
+        return self
 
 
 class RunnerConfig(_Model):
@@ -263,8 +299,16 @@ class LookupsConfig(_Model):
 
 
 class WebhookConfig(_Model):
+    """The Jira webhook receiver (POST /webhooks/jira); the route exists only when ``enabled``."""
+
     enabled: bool = False
     refresh_before: Seconds = Field(default=7 * 86400.0, description="Refresh this long before the 30-day expiry.")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Larger deliveries are refused unread."
+    )
+    read_timeout: Seconds = Field(default=10.0, gt=0, description="Time allowed to receive a whole delivery.")
+    rate_per_second: float = Field(default=20.0, gt=0, description="Sustained deliveries per source address.")
+    burst: int = Field(default=100, ge=1, description="Deliveries a source may send at once before being slowed.")
 
 
 class ConnectorConfig(_Model):

@@ -32,14 +32,28 @@ from ml_connector.jira.webhooks import (
 from ml_connector.metrics import CONTENT_TYPE, Metrics
 from ml_connector.store import RECORD_STATES
 from ml_connector.web import queries
-from ml_connector.web.auth import SESSION_COOKIE, SESSION_TTL, DashboardAuth
+from ml_connector.web.auth import ADMIN, SESSION_COOKIE, SESSION_TTL, DashboardAuth
 from ml_connector.web.control import SchedulerControl, StoreControl
+from ml_connector.web.guard import (
+    BoundedBodies,
+    Form,
+    HostCheck,
+    HostPolicy,
+    LoginThrottle,
+    SecurityHeaders,
+    TokenBuckets,
+    effective_scheme,
+    parse_form,
+    retry_after,
+    same_origin,
+)
 from ml_connector.web.worker import BackgroundWork
 
 log = structlog.get_logger("ml_connector.web")
 
 HERE = Path(__file__).parent
-MAX_WEBHOOK_BYTES = 10 * 1024 * 1024
+WEBHOOK_PATH = "/webhooks/jira"
+MACHINE_PATHS = ("/healthz", "/readyz", "/metrics", WEBHOOK_PATH)
 PAGE_SIZE = 50
 HEALTH_LABELS = {
     "operational": "Operational",
@@ -78,7 +92,11 @@ class _NotAllowed(Exception):
 
 
 class _Forbidden(Exception):
-    """A POST without a valid CSRF token."""
+    """A POST the dashboard refuses: ``reason`` is said to the visitor (never a secret)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _secrets(connector: Connector) -> tuple[str, ...]:
@@ -92,6 +110,7 @@ def _secrets(connector: Connector) -> tuple[str, ...]:
         getattr(auth, "refresh_token", None),
         cfg.jira.webhook_secret,
         cfg.web.admin_token,
+        cfg.web.read_token,
     ]
     return tuple(v.get_secret_value() for v in values if v is not None and v.get_secret_value())
 
@@ -127,8 +146,13 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
     control: SchedulerControl = scheduler or StoreControl(store)
     metrics = _metrics_for(connector)
     work = BackgroundWork(connector, metrics)
-    token = config.web.admin_token.get_secret_value() if config.web.admin_token else None
-    auth = DashboardAuth(token)
+    web = config.web
+    auth = DashboardAuth(
+        web.admin_token.get_secret_value() if web.admin_token else None,
+        web.read_token.get_secret_value() if web.read_token else None,
+    )
+    throttle = LoginThrottle()
+    webhook_buckets = TokenBuckets(rate=config.webhooks.rate_per_second, burst=config.webhooks.burst)
     secrets = _secrets(connector)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     flow_names = [f.name for f in config.flows]
@@ -151,7 +175,16 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
     app.state.work = work
     app.state.auth = auth
     app.state.flow_counts = flow_counts
+    app.state.login_throttle = throttle
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    # Outermost last: headers go on every answer, refusals included; Host is checked before any body is read.
+    app.add_middleware(
+        BoundedBodies,
+        limit_for=lambda path: config.webhooks.max_body_bytes if path == WEBHOOK_PATH else web.max_form_bytes,
+        timeout_for=lambda path: config.webhooks.read_timeout,
+    )
+    app.add_middleware(HostCheck, policy=HostPolicy.from_config(web.public_url, web.public_hosts), exempt=_machine_path)
+    app.add_middleware(SecurityHeaders, tls_proxy=web.tls_proxy)
 
     def clean(value: Any) -> Any:
         return redact(value, secrets=secrets)
@@ -181,23 +214,33 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
             raise _NotAllowed()
         return identity
 
-    async def checked_form(request: Request) -> tuple[str, Any]:
+    def check_origin(request: Request, *, bearer: bool) -> None:
+        # Besides the CSRF token: a state change must come from a page of this very site (Origin, else Referer).
+        verdict = same_origin(request.scope, tls_proxy=web.tls_proxy)
+        if verdict is False or (verdict is None and not bearer):
+            log.warning("web.cross_origin_refused", path=request.url.path, client=_client(request))
+            raise _Forbidden("cross-origin request refused (Origin/Referer is not this site)")
+
+    async def checked_form(request: Request, *, act: bool = True) -> tuple[str, Form]:
         identity = who(request)
-        form = await request.form()
-        csrf = form.get("csrf")
-        if not auth.csrf_ok(identity, csrf if isinstance(csrf, str) else None):
-            raise _Forbidden()
+        check_origin(request, bearer=auth.is_bearer(identity))
+        if act and auth.role(identity) != ADMIN:
+            raise _Forbidden("this sign-in is read-only; actions need the admin token")
+        form = Form(parse_form(await request.body()))
+        if not auth.csrf_ok(identity, form.get("csrf")):
+            raise _Forbidden("invalid or missing CSRF token; reload the page and try again")
         return identity, form
 
     @app.exception_handler(_Forbidden)
-    async def _forbidden(_request: Request, _exc: _Forbidden) -> Response:
-        return PlainTextResponse("invalid or missing CSRF token; reload the page and try again", status_code=403)
+    async def _forbidden(_request: Request, exc: _Forbidden) -> Response:
+        return PlainTextResponse(exc.reason, status_code=403)
 
     def page(request: Request, name: str, identity: str, **context: Any) -> HTMLResponse:
         context.update(
             request=request,
             csrf=auth.csrf_token(identity),
             token_mode=auth.token_required,
+            can_act=auth.role(identity) == ADMIN,
             message=request.query_params.get("msg"),
             flows=flow_names,
         )
@@ -211,31 +254,45 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
 
     @app.post("/login")
     async def login(request: Request) -> Response:
-        form = await request.form()
-        candidate = form.get("token")
-        target = _safe_next(str(form.get("next") or "/"))
         if not auth.token_required:
             return RedirectResponse("/", status_code=303)
-        if not isinstance(candidate, str) or not auth.check_token(candidate):
-            log.warning("web.login_failed", client=request.client.host if request.client else None)
+        check_origin(request, bearer=False)  # login CSRF: a foreign page must not sign a browser in
+        source = _client(request) or "unknown"
+        wait = throttle.locked_for(source)
+        if wait > 0:
+            log.warning("web.login_throttled", client=source, retry_after=retry_after(wait))
+            return PlainTextResponse(
+                "too many failed sign-ins from this address; try again later",
+                status_code=429,
+                headers={"Retry-After": retry_after(wait)},
+            )
+        form = Form(parse_form(await request.body()))
+        candidate = form.get("token")
+        target = _safe_next(form.get("next") or "/")
+        role = auth.role_of_token(candidate) if candidate else None
+        if role is None:
+            failures = throttle.failed(source)
+            log.warning("web.login_failed", client=source, failures=failures)
             return templates.TemplateResponse(
                 request, "login.html", {"next": target, "error": "That token is not valid."}, status_code=401
             )
+        throttle.succeeded(source)
+        log.info("web.login", client=source, role=role)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,
-            auth.new_session(),
+            auth.new_session(role),
             max_age=SESSION_TTL,
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=effective_scheme(request.scope, tls_proxy=web.tls_proxy) == "https",
             path="/",
         )
         return response
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:
-        await checked_form(request)
+        await checked_form(request, act=False)
         response = RedirectResponse("/login" if auth.token_required else "/", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
         return response
@@ -279,20 +336,27 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
     def metrics_endpoint() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.post("/webhooks/jira")
-    async def jira_webhook(request: Request) -> JSONResponse:
-        body = await request.body()
-        if len(body) > MAX_WEBHOOK_BYTES:
-            metrics.webhooks.labels("invalid").inc()
-            return JSONResponse({"error": "payload too large"}, status_code=413)
-        try:
-            _verify_delivery(connector, request, body)
-        except WebhookVerificationError as exc:
-            metrics.webhooks.labels("rejected").inc()
-            log.warning(
-                "web.webhook_rejected", reason=exc.message, client=request.client.host if request.client else None
-            )
-            return JSONResponse({"error": "delivery not verified"}, status_code=401)
+    if config.webhooks.enabled:  # no route at all otherwise: 404, nothing to probe
+
+        @app.post(WEBHOOK_PATH)
+        async def jira_webhook(request: Request) -> JSONResponse:
+            source = _client(request) or "unknown"
+            wait = webhook_buckets.take(source)
+            if wait > 0:
+                metrics.webhooks.labels("throttled").inc()
+                return JSONResponse(
+                    {"error": "too many deliveries"}, status_code=429, headers={"Retry-After": retry_after(wait)}
+                )
+            body = await request.body()  # bounded by BoundedBodies: size and read timeout
+            try:
+                _verify_delivery(connector, request, body)  # before the body is parsed at all
+            except WebhookVerificationError as exc:
+                metrics.webhooks.labels("rejected").inc()
+                log.warning("web.webhook_rejected", reason=exc.message, client=source)
+                return JSONResponse({"error": "delivery not verified"}, status_code=401)
+            return await _accept(request, body)
+
+    async def _accept(request: Request, body: bytes) -> JSONResponse:
         try:
             payload = json.loads(body)
         except ValueError:
@@ -455,9 +519,9 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
     @app.post("/failed/replay")
     async def replay(request: Request) -> Response:
         _, form = await checked_form(request)
-        ids = [i for i in (_int(v) for v in form.getlist("record_id") if isinstance(v, str)) if i is not None]
+        ids = [i for i in (_int(v) for v in form.getlist("record_id")) if i is not None]
         flow = form.get("flow")
-        flow = flow if isinstance(flow, str) and flow in flow_names else None
+        flow = flow if flow in flow_names else None
         replay_all = form.get("all") == "1"
         if not ids and not replay_all:
             return RedirectResponse("/failed?" + urlencode({"msg": "Nothing selected to replay."}), status_code=303)
@@ -470,7 +534,7 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
         log.info("web.replay_requested", records=total, flows=flows)
         message = f"Re-queued {total} record(s); replay running in the background." if total else "Nothing to replay."
         target = form.get("return_to")
-        back = _safe_next(target) if isinstance(target, str) and target else "/failed"
+        back = _safe_next(target) if target else "/failed"
         sep = "&" if "?" in back else "?"
         return RedirectResponse(back + sep + urlencode({"msg": message}), status_code=303)
 
@@ -521,6 +585,14 @@ def _requeue(connector: Connector, ids: list[int], flow: str | None, replay_all:
         rows = store.requeue(flow=name, keys=keys)
         done[name] = len(rows)
     return done
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _machine_path(path: str) -> bool:
+    return path in MACHINE_PATHS
 
 
 def _safe_next(target: str) -> str:

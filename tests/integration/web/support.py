@@ -16,6 +16,7 @@ import httpx2
 import yaml
 from sqlalchemy import event
 
+from ml_connector.cli.commands import with_webhook_secret
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector
 from ml_connector.metrics import Metrics
@@ -23,6 +24,13 @@ from ml_connector.sim.server import ServerHandle, serve_in_thread
 from ml_connector.store import Store
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
+READ_TOKEN = "test-read-token-9876543210"
+WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdefghijklmnop"  # 46 bytes, not a published default
+
+
+def enable_webhooks(data: dict[str, Any]) -> None:
+    """A ``tweak``: serve POST /webhooks/jira."""
+    data.setdefault("webhooks", {})["enabled"] = True
 
 
 def write_config(
@@ -33,6 +41,7 @@ def write_config(
 ) -> Path:
     """The example config as `ml-connector init` writes it, plus a SQLite store in ``tmp_path``."""
     text = resources.files("ml_connector.config").joinpath("templates/example.yaml").read_text(encoding="utf-8")
+    text = with_webhook_secret(text, WEBHOOK_SECRET)
     text += f"\nstore:\n  url: sqlite:///{tmp_path / 'state.sqlite'}\n"
     if admin_token:
         text += f"web:\n  admin_token: {admin_token}\n"

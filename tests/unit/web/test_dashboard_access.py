@@ -16,6 +16,7 @@ from ml_connector.store import AuditEvent
 from ml_connector.web import create_app
 from ml_connector.web.auth import SESSION_COOKIE
 
+SITE = "http://127.0.0.1:8080"  # a loopback Host is always accepted; pages post back to the same origin
 LOCAL = ("127.0.0.1", 40000)
 REMOTE = ("203.0.113.9", 40000)
 
@@ -29,7 +30,9 @@ def connector(tmp_path: Path) -> Iterator[Connector]:
 
 @pytest.fixture
 def client(connector: Connector) -> Iterator[TestClient]:
-    with TestClient(create_app(connector), client=REMOTE, follow_redirects=False) as c:
+    with TestClient(
+        create_app(connector), client=REMOTE, follow_redirects=False, base_url=SITE, headers={"Origin": SITE}
+    ) as c:
         yield c
 
 
@@ -90,10 +93,10 @@ def test_actions_need_a_csrf_token(client: TestClient, connector: Connector) -> 
 def test_without_a_token_only_localhost_gets_in(tmp_path: Path) -> None:
     connector = make_connector(tmp_path)
     app = create_app(connector)
-    with TestClient(app, client=REMOTE, follow_redirects=False) as remote:
+    with TestClient(app, client=REMOTE, follow_redirects=False, base_url=SITE, headers={"Origin": SITE}) as remote:
         assert remote.get("/").status_code == 403
         assert remote.get("/healthz").status_code == 200  # machine endpoints stay open
-    with TestClient(app, client=LOCAL, follow_redirects=False) as local:
+    with TestClient(app, client=LOCAL, follow_redirects=False, base_url=SITE, headers={"Origin": SITE}) as local:
         page = local.get("/")
         assert page.status_code == 200
         assert local.post("/flows/work_orders/pause", data={}).status_code == 403  # CSRF still required

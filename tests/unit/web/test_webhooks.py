@@ -11,14 +11,14 @@ from typing import Any
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from integration.web.support import make_connector
+from integration.web.support import WEBHOOK_SECRET, enable_webhooks, make_connector
 
 from ml_connector.engine import Connector
 from ml_connector.jira.webhooks import sign_body
 from ml_connector.metrics import sample_value
 from ml_connector.web import create_app
 
-SECRET = "sim-webhook-secret"
+SECRET = WEBHOOK_SECRET
 
 
 def _event(issue_id: str = "10001", status: str = "Done") -> bytes:
@@ -32,7 +32,7 @@ def _event(issue_id: str = "10001", status: str = "Done") -> bytes:
 
 @pytest.fixture
 def connector(tmp_path: Path) -> Iterator[Connector]:
-    c = make_connector(tmp_path)
+    c = make_connector(tmp_path, tweak=enable_webhooks)
     yield c
     c.close()
     c.store.close()
@@ -106,6 +106,7 @@ def test_missing_identifier_or_bad_json_is_refused(client: TestClient, connector
 def test_no_configured_secret_refuses_everything(tmp_path: Path) -> None:
     def no_secret(data: dict[str, Any]) -> None:
         data["jira"].pop("webhook_secret", None)
+        enable_webhooks(data)
 
     connector = make_connector(tmp_path, tweak=no_secret)
     with TestClient(create_app(connector)) as client:
@@ -119,6 +120,7 @@ def test_no_configured_secret_refuses_everything(tmp_path: Path) -> None:
 def _oauth(data: dict[str, Any]) -> None:
     data["jira"]["auth"] = {"kind": "oauth", "client_id": "sim-oauth-client", "client_secret": "sim-oauth-secret"}
     data["jira"].pop("webhook_secret", None)
+    enable_webhooks(data)
 
 
 def _jwt(secret: str, *, exp_in: int = 300) -> str:
