@@ -1,17 +1,30 @@
-"""structlog configuration: every event passes through secret redaction before it is rendered."""
+"""structlog configuration: every event passes through secret redaction before it is rendered.
+
+Exceptions are logged as their type, message and a short stack ("file:line in function"), never with local
+variables: a locals dump is one redaction miss away from a leaked secret and buries the one line that matters. The
+full traceback (still without locals, still redacted) is logged only with the debug flag (``--debug`` or
+``ML_CONNECTOR_DEBUG=1``).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import traceback
 from collections.abc import MutableMapping
+from types import TracebackType
 from typing import Any, TextIO
 
 import structlog
 
 from ml_connector.http.redact import redact
 
+DEBUG_ENV = "ML_CONNECTOR_DEBUG"
+SHORT_STACK_FRAMES = 6
+
 _known_secrets: set[str] = set()
+_state = {"debug": False}
 
 
 def register_secret(value: str | None) -> None:
@@ -20,21 +33,81 @@ def register_secret(value: str | None) -> None:
         _known_secrets.add(value)
 
 
+def debug_enabled() -> bool:
+    """The explicit debug flag: ``--debug`` or ``ML_CONNECTOR_DEBUG=1``."""
+    return _state["debug"] or os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _clean(text: str) -> str:
+    return str(redact(text, secrets=tuple(_known_secrets)))
+
+
+def short_stack(tb: TracebackType | None, *, frames: int = SHORT_STACK_FRAMES) -> list[str]:
+    """The innermost ``frames`` frames as ``dir/file.py:line in function`` (no source, no locals)."""
+    summary = traceback.extract_tb(tb)[-frames:]
+    return [f"{'/'.join(f.filename.split(os.sep)[-2:])}:{f.lineno} in {f.name}" for f in summary]
+
+
+def describe_exception(exc: BaseException, *, debug: bool | None = None) -> str:
+    """One redacted text for an exception: type, message and a short stack; the whole traceback with ``debug``."""
+    if debug if debug is not None else debug_enabled():
+        return _clean("".join(traceback.format_exception(exc)).rstrip())
+    lines = [f"{type(exc).__name__}: {exc}"]
+    lines += [f"  at {frame}" for frame in short_stack(exc.__traceback__)]
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and not exc.__suppress_context__:
+        lines.append(f"  caused by {type(cause).__name__}: {cause}")
+    return _clean("\n".join(lines))
+
+
+def _exception(exc_info: Any) -> BaseException | None:
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple) and len(exc_info) == 3 and isinstance(exc_info[1], BaseException):
+        return exc_info[1]
+    if exc_info is True:
+        return sys.exc_info()[1]
+    return None
+
+
+def _exception_processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Replace ``exc_info`` with error type, message and a short stack, so no renderer can dump locals."""
+    exc_info = event.pop("exc_info", None)
+    exc = _exception(exc_info) if exc_info else None
+    if exc is not None:
+        event.setdefault("error_class", type(exc).__name__)
+        event.setdefault("error", str(exc))
+        if debug_enabled():
+            event["traceback"] = describe_exception(exc, debug=True)
+        else:
+            event["stack"] = short_stack(exc.__traceback__)
+    return event
+
+
 def _redact_processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     cleaned: MutableMapping[str, Any] = redact(dict(event), secrets=tuple(_known_secrets))
     return cleaned
 
 
-def configure(*, level: str = "INFO", json: bool = False, stream: TextIO | None = None) -> None:
+def configure(
+    *, level: str = "INFO", json: bool = False, stream: TextIO | None = None, debug: bool | None = None
+) -> None:
     """Configure structlog and the stdlib root logger (httpx2 and uvicorn log through it)."""
+    if debug is not None:
+        _state["debug"] = debug
     numeric = getattr(logging, level.upper(), logging.INFO)
     out = stream or sys.stderr
-    renderer: Any = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _exception_processor,
             _redact_processor,
             renderer,
         ],
@@ -49,9 +122,20 @@ def configure(*, level: str = "INFO", json: bool = False, stream: TextIO | None 
     root.setLevel(numeric)
 
 
+def adopt_uvicorn_loggers() -> None:
+    """uvicorn installs its own handlers (full tracebacks, no redaction); send its records through ours instead."""
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+
+
 class _StdlibRedactFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        record.msg = redact(message, secrets=tuple(_known_secrets))
+        record.msg = _clean(message)
         record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = describe_exception(record.exc_info[1])
+        record.stack_info = None
         return True

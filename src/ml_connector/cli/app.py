@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import IntEnum
 
@@ -11,6 +12,7 @@ from rich.markup import escape
 
 from ml_connector import __version__
 from ml_connector.errors import AuthError, ConfigError, ConnectorError, TransientError
+from ml_connector.logging import DEBUG_ENV, debug_enabled, describe_exception
 
 app = typer.Typer(
     name="ml-connector",
@@ -38,7 +40,12 @@ class ExitCode(IntEnum):
 def _root(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    debug: bool = typer.Option(
+        False, "--debug", help="Full tracebacks in logs and errors (still redacted; never local variables)."
+    ),
 ) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # read by logging.configure and by main() below
     if version:
         typer.echo(f"ml-connector {__version__}")
         raise typer.Exit(0)
@@ -73,4 +80,9 @@ def main() -> None:
         app()
     except ConnectorError as exc:
         err_console.print(f"[bold red]error[/] ({type(exc).__name__}): {escape(str(exc))}", highlight=False)
+        if debug_enabled():
+            err_console.print(escape(describe_exception(exc)), highlight=False)
         sys.exit(exit_code_for(exc))
+    except Exception as exc:  # a bug: its type, message and a short stack, never locals (full with --debug)
+        err_console.print(f"[bold red]unexpected error[/]\n{escape(describe_exception(exc))}", highlight=False)
+        sys.exit(ExitCode.ERROR)

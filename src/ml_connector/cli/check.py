@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -16,6 +17,7 @@ from ml_connector.cli.context import ConfigOption, config_path, load
 from ml_connector.config.connections import JiraOAuth
 from ml_connector.engine.check import FAIL, PASS, WARN, CheckResult, run_checks
 from ml_connector.jira.tokens import TokenStore
+from ml_connector.store import Store
 
 console = Console(width=200)
 
@@ -43,13 +45,15 @@ def check(
     """Prove the configuration fits IFS and Jira, reading only: credentials, projections, fields, projects."""
     cfg = load(config)
     token_store: TokenStore | None = None
+    store_factory: Callable[[], Store] | None = None
     if isinstance(cfg.jira.auth, JiraOAuth) and cfg.store.url:
         # Refresh tokens rotate on use: the rotated one must land where the daemon will look for it.
         from ml_connector.runner.credentials import DbTokenStore, resolve_key
-        from ml_connector.store import Store
 
-        token_store = DbTokenStore(Store.open(cfg.store.url), resolve_key(cfg, config_path=config_path(config)))
-    results = run_checks(cfg, token_store=token_store)
+        url = cfg.store.url
+        token_store = DbTokenStore(Store.open(url), resolve_key(cfg, config_path=config_path(config)))
+        store_factory = lambda: Store.open(url)  # noqa: E731 - which webhook ids were registered for which URL
+    results = run_checks(cfg, token_store=token_store, store_factory=store_factory)
     if as_json:
         for r in results:
             typer.echo(json.dumps(dataclasses.asdict(r), sort_keys=True))

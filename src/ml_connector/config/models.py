@@ -298,6 +298,9 @@ class LookupsConfig(_Model):
     projects: LookupConfig | None = None
 
 
+WEBHOOK_PATH = "/webhooks/jira"  # where the receiver listens, under web.public_url
+
+
 class WebhookConfig(_Model):
     """The Jira webhook receiver (POST /webhooks/jira); the route exists only when ``enabled``."""
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from ml_connector.config.models import ConnectorConfig, FlowConfig
+from ml_connector.config.connections import webhook_secret_problem
+from ml_connector.config.models import WEBHOOK_PATH, ConnectorConfig, FlowConfig
 from ml_connector.engine.runtime import split_field_name
 from ml_connector.errors import AuthError, ConfigError, ConnectorError, NotFound, Rejected, TransientError
 from ml_connector.http.redact import redact
@@ -22,6 +23,7 @@ from ml_connector.ifs.odata import EntitySetRef, encode_query
 from ml_connector.jira.client import JiraClient
 from ml_connector.jira.fields import FieldRegistry
 from ml_connector.jira.tokens import TokenStore
+from ml_connector.store import Store
 
 PASS, FAIL, WARN, SKIP = "pass", "fail", "warn", "skip"
 STATUS_CATEGORIES = {"new", "indeterminate", "done"}
@@ -69,8 +71,10 @@ class Checker:
         ifs_factory: Callable[[], IfsClient] | None = None,
         jira_factory: Callable[[], JiraClient] | None = None,
         token_store: TokenStore | None = None,
+        store_factory: Callable[[], Store] | None = None,
     ) -> None:
         self.config = config
+        self._store_factory = store_factory
         self._ifs_factory = ifs_factory or (lambda: IfsClient.from_connection(config.ifs))
         self._jira_factory = jira_factory or (lambda: JiraClient.from_connection(config.jira, token_store=token_store))
         self._secret_values = _secrets(config)
@@ -87,7 +91,121 @@ class Checker:
     def run(self) -> list[CheckResult]:
         self.check_ifs()
         self.check_jira()
+        self.check_receiver()
         return self.results
+
+    # ------------------------------------------------------------------------------------------- webhook receiver
+
+    def check_receiver(self) -> None:
+        """The receiver's state and its secret's strength (from the config alone: no call)."""
+        config = self.config
+        jira = config.jira
+        if not config.webhooks.enabled:
+            self._add("web", "webhook receiver", PASS, "disabled: POST /webhooks/jira answers 404 (JQL polling only)")
+        elif not config.web.public_url:
+            self._add(
+                "web",
+                "webhook receiver",
+                WARN,
+                "enabled, but web.public_url is not set, so nothing tells Jira where to deliver",
+                "set web.public_url to the https URL Jira reaches this daemon on",
+            )
+        else:
+            self._add("web", "webhook receiver", PASS, f"enabled at {self._webhook_url()}")
+        secret = jira.webhook_secret.get_secret_value() if jira.webhook_secret else None
+        oauth = jira.auth.kind == "oauth"
+        if secret is None:
+            if config.webhooks.enabled and not oauth:
+                self._add(
+                    "web",
+                    "webhook secret",
+                    FAIL,
+                    "webhooks are enabled with Basic auth but jira.webhook_secret is unset: every delivery is refused",
+                    "run `ml-connector init` for a generated secret or set JIRA_WEBHOOK_SECRET (32+ random bytes)",
+                )
+            elif oauth:
+                self._add(
+                    "web", "webhook secret", PASS, "OAuth app: deliveries carry a JWT signed with the client secret"
+                )
+            return
+        problem = webhook_secret_problem(secret)
+        if problem and jira.simulator:
+            self._add(
+                "web", "webhook secret", WARN, f"{problem}; accepted only because jira.simulator is set (loopback)"
+            )
+        elif problem:  # unreachable after config validation; kept so check never reports a weak secret as fine
+            self._add("web", "webhook secret", FAIL, problem, "set a random secret of 32+ bytes")
+        else:
+            self._add("web", "webhook secret", PASS, f"{len(secret.encode('utf-8'))} bytes, not a published default")
+
+    def _webhook_url(self) -> str:
+        return (self.config.web.public_url or "").rstrip("/") + WEBHOOK_PATH
+
+    def _registrations(self, jira: JiraClient) -> None:
+        """Whether Jira's registered webhooks point at this connector's URL."""
+        if not self.config.webhooks.enabled or not self.config.web.public_url:
+            return
+        want = self._webhook_url()
+        name = "Jira webhook points here"
+        if self.config.jira.auth.kind == "oauth":
+            # Jira's list does not repeat the URL (it is the app's); the store remembers which id was registered for
+            # which URL, and the list proves Jira still has it.
+            live = self._guard(name, "check the manage:jira-webhook scope", jira.list_webhooks)
+            if live is None:
+                return
+            ours = [s for s in self._stored_subscriptions() if s.get("url") == want]
+            ids = {w.id for w in live}
+            if any(int(s["webhook_id"]) in ids for s in ours):
+                self._add("jira", name, PASS, f"a dynamic webhook registered for {want} is live")
+            else:
+                self._add(
+                    "jira",
+                    name,
+                    WARN,
+                    f"no live dynamic webhook registered for {want} ({len(live)} registered by this app)",
+                    "`ml-connector run` registers it at start",
+                )
+            return
+        response = self._guard(
+            name,
+            "check jira.url",
+            lambda: jira.session.request("GET", "rest/webhooks/1.0/webhook", allow_status=(401, 403, 404)),
+        )
+        if response is None:
+            return
+        if response.status_code != 200:
+            self._add(
+                "jira",
+                name,
+                WARN,
+                f"cannot be verified: the admin webhook list answered {response.status_code} (it needs a Jira admin)",
+                f"make sure a Jira admin webhook with this secret delivers to {want}",
+            )
+            return
+        try:
+            hooks = [h for h in response.json() if isinstance(h, dict)]
+        except ValueError:
+            hooks = []
+        pointing = [h for h in hooks if str(h.get("url", "")).rstrip("/") == want and h.get("enabled", True)]
+        if pointing:
+            self._add("jira", name, PASS, f"admin webhook {pointing[0].get('name') or ''!s} delivers to {want}".strip())
+        else:
+            self._add(
+                "jira",
+                name,
+                FAIL,
+                f"no enabled admin webhook delivers to {want} ({len(hooks)} admin webhooks found)",
+                f"in Jira settings → System → WebHooks, create one with URL {want} and the configured secret",
+            )
+
+    def _stored_subscriptions(self) -> list[dict[str, Any]]:
+        if self._store_factory is None:
+            return []
+        store = self._store_factory()
+        try:
+            return list(store.webhook_subscriptions())
+        finally:
+            store.close()
 
     # ------------------------------------------------------------------------------------------------------ IFS
 
@@ -331,6 +449,7 @@ class Checker:
                 "jira", "Jira authentication", PASS, f"signed in as {me.get('displayName') or me.get('accountId')}"
             )
             self._jira_flows(jira)
+            self._registrations(jira)
         finally:
             jira.close()
 
@@ -592,6 +711,9 @@ def run_checks(
     ifs_factory: Callable[[], IfsClient] | None = None,
     jira_factory: Callable[[], JiraClient] | None = None,
     token_store: TokenStore | None = None,
+    store_factory: Callable[[], Store] | None = None,
 ) -> list[CheckResult]:
-    """Every check for ``config``, in order (IFS first, then Jira)."""
-    return Checker(config, ifs_factory=ifs_factory, jira_factory=jira_factory, token_store=token_store).run()
+    """Every check for ``config``, in order (IFS, Jira, then the webhook receiver)."""
+    return Checker(
+        config, ifs_factory=ifs_factory, jira_factory=jira_factory, token_store=token_store, store_factory=store_factory
+    ).run()

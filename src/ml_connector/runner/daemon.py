@@ -16,6 +16,7 @@ import structlog
 from ml_connector.config.connections import JiraBasicAuth, JiraOAuth
 from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
+from ml_connector.logging import adopt_uvicorn_loggers
 from ml_connector.metrics import Metrics
 from ml_connector.runner.credentials import DbTokenStore, resolve_key
 from ml_connector.runner.lease import Lease
@@ -124,6 +125,7 @@ class Daemon:
         port = self.options.port if self.options.port is not None else config.web.port
         app = create_app(self.connector, scheduler=self.scheduler)
         self._server = serve_in_thread(app, host=host, port=port, log_level="warning")
+        adopt_uvicorn_loggers()  # its errors get our short, redacted tracebacks
         self.web_url = self._server.url
         log.info("web.listening", url=self.web_url)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from ml_connector.config.models import ConnectorConfig
+from ml_connector.config.models import WEBHOOK_PATH, ConnectorConfig
 from ml_connector.errors import ConfigError, ConnectorError
 from ml_connector.jira import jql
 from ml_connector.jira.client import JiraClient
@@ -25,7 +25,6 @@ from ml_connector.store import Store, utcnow
 log = structlog.get_logger("ml_connector.runner")
 
 EVENTS = ("jira:issue_updated", "jira:issue_deleted")
-WEBHOOK_PATH = "/webhooks/jira"
 JIRA_TTL = timedelta(days=30)
 
 

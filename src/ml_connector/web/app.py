@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from ml_connector.config.connections import JiraOAuth
+from ml_connector.config.models import WEBHOOK_PATH
 from ml_connector.engine import Connector
 from ml_connector.http.redact import redact, redact_text
 from ml_connector.jira.webhooks import (
@@ -52,7 +53,6 @@ from ml_connector.web.worker import BackgroundWork
 log = structlog.get_logger("ml_connector.web")
 
 HERE = Path(__file__).parent
-WEBHOOK_PATH = "/webhooks/jira"
 MACHINE_PATHS = ("/healthz", "/readyz", "/metrics", WEBHOOK_PATH)
 PAGE_SIZE = 50
 HEALTH_LABELS = {
