@@ -148,3 +148,45 @@ def test_oauth_app_webhooks_need_a_valid_jwt(tmp_path: Path) -> None:
         assert ok.status_code == 202
     assert connector.store.inbox_count() == 1
     connector.store.close()
+
+
+def test_no_route_while_webhooks_are_disabled(tmp_path: Path) -> None:
+    connector = make_connector(tmp_path)  # the example config: webhooks off
+    with TestClient(create_app(connector)) as client:
+        body = _event()
+        r = _post(client, body, {"X-Hub-Signature": sign_body(body, SECRET), "X-Atlassian-Webhook-Identifier": "x"})
+        assert r.status_code == 404
+    assert connector.store.inbox_count() == 0
+    connector.store.close()
+
+
+def test_bodies_over_the_limit_are_refused_while_reading(client: TestClient, connector: Connector) -> None:
+    limit = connector.config.webhooks.max_body_bytes
+    declared = client.post(
+        "/webhooks/jira", content=b"x" * (limit + 1), headers={"X-Atlassian-Webhook-Identifier": "big"}
+    )
+    assert declared.status_code == 413
+    sent = 0
+
+    def chunks() -> Iterator[bytes]:
+        nonlocal sent
+        for _ in range(64):
+            sent += 64 * 1024
+            yield b"x" * (64 * 1024)
+
+    chunked = client.post("/webhooks/jira", content=chunks(), headers={"X-Atlassian-Webhook-Identifier": "chunked"})
+    assert chunked.status_code == 413
+    assert connector.store.inbox_count() == 0
+
+
+def test_a_source_over_its_rate_is_told_to_wait(tmp_path: Path) -> None:
+    def slow(data: dict[str, Any]) -> None:
+        enable_webhooks(data)
+        data["webhooks"].update(rate_per_second=0.5, burst=3)
+
+    connector = make_connector(tmp_path, tweak=slow)
+    with TestClient(create_app(connector)) as client:
+        statuses = [_post(client, b"{}", {"X-Atlassian-Webhook-Identifier": str(i)}) for i in range(5)]
+    assert [r.status_code for r in statuses] == [401, 401, 401, 429, 429]
+    assert int(statuses[3].headers["retry-after"]) >= 1
+    connector.store.close()
