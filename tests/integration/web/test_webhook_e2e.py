@@ -16,7 +16,7 @@ from ml_connector.metrics import Metrics, sample_value
 from ml_connector.sim.server import ServerHandle, serve_in_thread
 from ml_connector.web import create_app
 
-from .support import Sims, make_connector, simulators, wait_for
+from .support import WEBHOOK_SECRET, Sims, enable_webhooks, make_connector, simulators, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -27,14 +27,14 @@ def sims() -> Iterator[Sims]:
 
 @pytest.fixture
 def setup(sims: Sims, tmp_path: Path) -> Iterator[tuple[Connector, ServerHandle]]:
-    connector = make_connector(tmp_path, ifs_url=sims.ifs.url, jira_url=sims.jira.url)
+    connector = make_connector(tmp_path, ifs_url=sims.ifs.url, jira_url=sims.jira.url, tweak=enable_webhooks)
     web = serve_in_thread(create_app(connector))
     hook = sims.jira_app.state.sim.register_admin_webhook(
         {
             "name": "ml-connector",
             "url": f"{web.url}/webhooks/jira",
             "events": ["jira:issue_updated"],
-            "secret": "sim-webhook-secret",
+            "secret": WEBHOOK_SECRET,
         }
     )
     yield connector, web
