@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 from typer.testing import CliRunner
 
@@ -99,3 +103,84 @@ def test_unknown_project(env: None, tmp_path: Path) -> None:
     [failed] = failures(tmp_path, data)
     assert failed["name"] == "project NOPE"
     assert "flows[1].mapping.project" in failed["fix"]
+
+
+# -- the webhook receiver (issue 15) ----------------------------------------------------------------------------------
+
+CLI = str(Path(sys.executable).parent / "ml-connector")
+STRONG = "k7Qw9zX2mN4pL8rT1vB6yH3jF5dS0aGc-strong"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"JIRA_URL", "JIRA_WEBHOOK_SECRET"}}
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_simulator_secret_on_a_real_jira_url_is_refused(tmp_path: Path, command: str) -> None:
+    data = example_config()
+    data["jira"].update(url="https://acme.atlassian.net", webhook_secret="sim-webhook-secret")
+    data["store"] = {"url": f"sqlite:///{tmp_path / 'state.sqlite'}"}
+    path = write_config(tmp_path, data)
+    done = _cli(command, "--config", str(path))
+    assert done.returncode == ExitCode.CONFIG, done.stdout + done.stderr
+    message = " ".join(done.stderr.split())
+    assert "jira.webhook_secret" in message and "published simulator default" in message
+    assert "sim-webhook-secret" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "state.sqlite").exists(), f"{command} must refuse before touching anything"
+    # The simulator marker does not help on a real URL either.
+    data["jira"]["simulator"] = True
+    done = _cli(command, "--config", str(write_config(tmp_path, data)))
+    assert done.returncode == ExitCode.CONFIG
+    assert "jira.simulator" in " ".join(done.stderr.split())
+
+
+def _receiver_rows(tmp_path: Path, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    data.setdefault("store", {"url": f"sqlite:///{tmp_path / 'state.sqlite'}"})
+    path = write_config(tmp_path, data)
+    result = CliRunner().invoke(app, ["check", "--json", "--config", str(path)], catch_exceptions=False)
+    assert STRONG not in result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return {r["name"]: r for r in rows if r["name"].startswith(("webhook", "Jira webhook"))}
+
+
+def test_check_reports_a_disabled_receiver(env: None, tmp_path: Path) -> None:
+    rows = _receiver_rows(tmp_path, example_config())
+    assert rows["webhook receiver"]["status"] == "pass"
+    assert "404" in rows["webhook receiver"]["detail"]
+    assert "Jira webhook points here" not in rows
+
+
+def test_check_reports_secret_strength_and_where_jira_delivers(
+    env: None, sims: tuple[ServerHandle, ServerHandle], tmp_path: Path
+) -> None:
+    public = "https://connector-check.example.com"
+    data = example_config()
+    data["jira"]["webhook_secret"] = STRONG
+    data["webhooks"] = {"enabled": True}
+    data["web"] = {"public_url": public}
+    rows = _receiver_rows(tmp_path, data)
+    assert rows["webhook receiver"]["status"] == "pass" and public in rows["webhook receiver"]["detail"]
+    assert rows["webhook secret"]["status"] == "pass"
+    assert rows["webhook secret"]["detail"] == f"{len(STRONG)} bytes, not a published default"
+    missing = rows["Jira webhook points here"]
+    assert missing["status"] == "fail"
+    assert f"{public}/webhooks/jira" in missing["fix"]
+    hook = httpx2.post(
+        f"{sims[1].url}/rest/webhooks/1.0/webhook",
+        json={"name": "ml-connector", "url": f"{public}/webhooks/jira", "events": ["jira:issue_updated"]},
+        auth=("connector@example.com", "sim-api-token"),
+        timeout=10,
+    )
+    assert hook.status_code == 201, hook.text
+    rows = _receiver_rows(tmp_path, data)
+    assert rows["Jira webhook points here"]["status"] == "pass"
+
+
+def test_check_warns_about_the_simulator_secret_on_the_simulator(env: None, tmp_path: Path) -> None:
+    data = example_config()
+    data["jira"].update(simulator=True, webhook_secret="sim-webhook-secret")
+    rows = _receiver_rows(tmp_path, data)
+    assert rows["webhook secret"]["status"] == "warn"
+    assert "jira.simulator" in rows["webhook secret"]["detail"]
