@@ -71,12 +71,8 @@ def test_secrets_file_interpolation(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [
-        ("hourly", ("cron", "0 * * * *")),
-        ("daily", ("cron", "0 2 * * *")),
-        ("every 10m", ("interval", 600.0)),
-        ("*/15 * * * *", ("cron", "*/15 * * * *")),
-    ],
+    [("hourly", ("cron", "0 * * * *")), ("daily", ("cron", "0 2 * * *")), ("every 10m", ("interval", 600.0)),
+     ("*/15 * * * *", ("cron", "*/15 * * * *"))],
 )
 def test_schedules(text: str, expected: tuple[str, object]) -> None:
     assert parse_schedule(text) == expected
