@@ -71,16 +71,12 @@ def _exception(exc_info: Any) -> BaseException | None:
 
 
 def _exception_processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Replace ``exc_info`` with error type, message and a short stack, so no renderer can dump locals."""
+    """Replace ``exc_info`` with a text of type, message and short stack, so no renderer can dump locals."""
     exc_info = event.pop("exc_info", None)
     exc = _exception(exc_info) if exc_info else None
     if exc is not None:
         event.setdefault("error_class", type(exc).__name__)
-        event.setdefault("error", str(exc))
-        if debug_enabled():
-            event["traceback"] = describe_exception(exc, debug=True)
-        else:
-            event["stack"] = short_stack(exc.__traceback__)
+        event["exception"] = describe_exception(exc)  # ConsoleRenderer prints it on its own lines; JSON: a field
     return event
 
 
