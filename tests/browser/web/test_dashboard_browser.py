@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from integration.web.support import ADMIN_TOKEN, Sims, make_connector, simulators, wait_for
+from integration.web.support import ADMIN_TOKEN, READ_TOKEN, Sims, make_connector, simulators, wait_for
 
 from ml_connector.engine import Connector, OutboundSync
 from ml_connector.sim.server import ServerHandle, serve_in_thread
@@ -43,7 +43,11 @@ sync_api = pytest.importorskip("playwright.sync_api")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sims, Connector, ServerHandle]]:
     with simulators(purchase_orders=30, work_orders=10) as sims:
         connector = make_connector(
-            tmp_path_factory.mktemp("browser"), ifs_url=sims.ifs.url, jira_url=sims.jira.url, admin_token=ADMIN_TOKEN
+            tmp_path_factory.mktemp("browser"),
+            ifs_url=sims.ifs.url,
+            jira_url=sims.jira.url,
+            admin_token=ADMIN_TOKEN,
+            tweak=lambda data: data["web"].update(read_token=READ_TOKEN),
         )
         OutboundSync(connector, connector.config.flow("purchase_orders")).run()
         web = serve_in_thread(create_app(connector))
@@ -164,3 +168,27 @@ def test_pause_and_resume(page: Any, world: tuple[Sims, Connector, ServerHandle]
     page.locator("tr[data-flow='work_orders']").locator("text=Sync now").click()
     page.wait_for_url("**/?msg=*")
     assert connector.store.flow_control("work_orders")["sync_requested_at"] is not None
+
+
+def test_read_only_sign_in_and_no_policy_violations(browser: Any, world: tuple[Sims, Connector, ServerHandle]) -> None:
+    """The read token sees the pages without action buttons; the CSP (no inline script or style) breaks nothing."""
+    _, connector, web = world
+    context = browser.new_context(base_url=web.url)
+    p = context.new_page()
+    p.set_default_timeout(10_000)
+    problems: list[str] = []
+    p.on("console", lambda msg: problems.append(msg.text) if msg.type in {"error", "warning"} else None)
+    p.goto("/login")
+    p.fill("#token", READ_TOKEN)
+    p.click("button[type=submit]")
+    p.wait_for_url(f"{web.url}/")
+    assert p.locator("text=read-only").count() >= 1
+    assert p.locator("button", has_text="Sync now").count() == 0
+    assert p.locator("button", has_text="Pause").count() == 0
+    p.goto("/failed")
+    assert p.locator("#replay-all").count() == 0
+    background = p.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
+    assert background == "rgb(36, 41, 47)", "the external stylesheet did not apply"
+    assert not [m for m in problems if "Content Security Policy" in m], problems
+    assert connector.store.flow_control("purchase_orders")["paused"] is False
+    context.close()
