@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx2
 import psutil
 import pytest
+import sqlalchemy as sa
 
 from ml_connector.config.models import load_config
 from ml_connector.engine import OutboundSync
@@ -37,13 +38,14 @@ from ml_connector.sim.ifs import create_app as ifs_app
 from ml_connector.sim.jira import JiraSimOptions
 from ml_connector.sim.jira import create_app as jira_app
 from ml_connector.sim.server import ServerHandle, free_port, serve_in_thread
-from ml_connector.store import Store
+from ml_connector.store import Store, schema
 
 from ..runner.simenv import example_config, write_config
 from .support import ADMIN_TOKEN, READ_TOKEN, WEBHOOK_SECRET, wait_for
 
 CLI = str(Path(sys.executable).parent / "ml-connector")
 MB = 1024 * 1024
+READ_TIMEOUT = 2
 SECRETS = (WEBHOOK_SECRET, ADMIN_TOKEN, READ_TOKEN, "sim-api-token", "sim-secret")
 # What a traceback with local variables looks like in any of the renderers we know (Rich, structlog, better-exceptions).
 LOCALS_DUMP = re.compile(r"locals|╭─|│ +\w+ += |Traceback \(most recent call last\)")
@@ -112,7 +114,7 @@ def _config(tmp: Path, ifs: ServerHandle, jira: ServerHandle, port: int, **web: 
     store_url = f"sqlite:///{tmp / 'state.sqlite'}"
     data["store"] = {"url": store_url}
     data["web"] = {"public_url": f"http://127.0.0.1:{port}", **web}
-    data["webhooks"] = {"enabled": True}
+    data["webhooks"] = {"enabled": True, "read_timeout": f"{READ_TIMEOUT}s"}
     return write_config(tmp, data), store_url
 
 
@@ -199,12 +201,17 @@ def test_forged_unsigned_altered_and_default_secret_deliveries_apply_nothing(wor
     for name, (body, headers) in attacks.items():
         r = _deliver(daemon, body, {"X-Atlassian-Webhook-Identifier": f"attack-{name}", **headers})
         assert r.status_code == 401, name
+    # Genuine deliveries (the creates of the first sync, retried by Jira until the daemon was up) may be stored;
+    # no attack may be.
     store = Store.open(daemon.store_url)
     try:
-        assert store.inbox_count() == 0
+        with store.engine.connect() as conn:
+            stored = set(conn.execute(sa.select(schema.webhook_inbox.c.delivery_id)).scalars())
     finally:
         store.close()
+    assert not {i for i in stored if i.startswith("attack-")}
     assert _ifs_status(world, record.ifs_key) == before
+    assert before not in {"Done", "Closed"}
     assert wait_for(lambda: daemon.output().count("web.webhook_rejected") >= len(attacks), timeout=10)
     # The genuine path works: a person moves the issue in Jira, the signed delivery reaches IFS.
     moved = httpx2.post(
@@ -220,13 +227,19 @@ def _raw_post(port: int, headers: str) -> socket.socket:
     return sock
 
 
-def _send_until_closed(sock: socket.socket, frames: Iterator[bytes]) -> tuple[int, bytes]:
-    """Send ``frames`` until the server answers or closes; returns (bytes sent, what it answered)."""
+def _send_until_closed(sock: socket.socket, frames: Iterator[bytes], *, first_wait: float = 0.0) -> tuple[int, bytes]:
+    """Send ``frames`` until the server answers or closes; returns (bytes sent, what it answered).
+
+    ``first_wait``: how long to wait for an early answer before the first frame (what ``Expect: 100-continue``
+    clients do); once unread bytes are in flight, a closing server's answer may be lost to a reset.
+    """
     sent = 0
     answer = b""
+    wait = first_wait
     try:
         for frame in frames:
-            readable, _, _ = select.select([sock], [], [], 0)
+            readable, _, _ = select.select([sock], [], [], wait)
+            wait = 0.0
             if readable:
                 break
             sock.sendall(frame)
@@ -252,7 +265,7 @@ def test_huge_bodies_are_refused_without_growing_memory(world: World) -> None:
     sent_chunked, answer_chunked = _send_until_closed(sock, chunked_frames)
     after_chunked = daemon.rss()
     sock = _raw_post(port, f"Content-Type: application/json\r\nContent-Length: {20 * MB}\r\n")
-    sent_declared, answer_declared = _send_until_closed(sock, (block for _ in range(20)))
+    sent_declared, answer_declared = _send_until_closed(sock, (block for _ in range(20)), first_wait=5.0)
     after_declared = daemon.rss()
     print(
         f"\nRSS baseline {baseline / MB:.1f} MB; after 400 MB chunked {after_chunked / MB:.1f} MB "
@@ -266,6 +279,21 @@ def test_huge_bodies_are_refused_without_growing_memory(world: World) -> None:
     assert max(after_chunked, after_declared) - baseline < 20 * MB
     assert daemon.process.poll() is None
     assert httpx2.get(f"{daemon.url}/healthz", timeout=5).status_code == 200
+
+
+def test_a_trickling_body_is_dropped_after_the_read_timeout(world: World) -> None:
+    port = int(world.tokens.url.rsplit(":", 1)[1])
+    sock = _raw_post(port, "Content-Type: application/json\r\nContent-Length: 1000\r\n")
+    started = time.monotonic()
+    sock.sendall(b'{"webhookEvent": ')  # and then nothing more, as a slow-loris client would
+    sock.settimeout(READ_TIMEOUT + 10)
+    try:
+        answer = sock.recv(4096)
+    finally:
+        sock.close()
+    waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert READ_TIMEOUT - 0.5 <= waited < READ_TIMEOUT + 5
 
 
 # -- dashboard --------------------------------------------------------------------------------------------------------
