@@ -86,7 +86,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Connector, d
 
 @pytest.fixture
 def client(big: tuple[Connector, dict[str, int]]) -> Iterator[TestClient]:
-    with TestClient(create_app(big[0]), client=("127.0.0.1", 5000)) as c:
+    with TestClient(create_app(big[0]), client=("127.0.0.1", 5000), base_url="http://127.0.0.1:8080") as c:
         assert c.app.state.work.wait_idle(10)  # type: ignore[attr-defined]  # start-up inbox check done
         yield c
 
