@@ -35,6 +35,7 @@ def write_config(directory: Path, *, ifs_url: str, jira_url: str, ifs_rpm: float
     data["jira"]["auth"] = {"kind": "basic", "email": JIRA_AUTH[0], "api_token": JIRA_AUTH[1]}
     data["jira"]["http"] = {"backoff_initial": 0.2, "backoff_max": 5.0, "max_attempts": 10}
     data["store"] = {"url": f"sqlite:///{directory / 'state.sqlite'}"}
+    data["webhooks"] = {"enabled": True}  # scenario 5 delivers to /webhooks/jira, which exists only when enabled
     data["log_level"] = "WARNING"
     path = directory / "ml-connector.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -310,8 +310,9 @@ class WebhookConfig(_Model):
         default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Larger deliveries are refused unread."
     )
     read_timeout: Seconds = Field(default=10.0, gt=0, description="Time allowed to receive a whole delivery.")
-    rate_per_second: float = Field(default=20.0, gt=0, description="Sustained deliveries per source address.")
-    burst: int = Field(default=100, ge=1, description="Deliveries a source may send at once before being slowed.")
+    # Jira sends a bulk change as a burst from a few addresses: generous, but bounded (HMAC over 1 MiB is cheap).
+    rate_per_second: float = Field(default=50.0, gt=0, description="Sustained deliveries per source address.")
+    burst: int = Field(default=200, ge=1, description="Deliveries a source may send at once before being slowed.")
 
 
 class ConnectorConfig(_Model):
