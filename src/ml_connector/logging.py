@@ -124,6 +124,7 @@ def adopt_uvicorn_loggers() -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+        logger.disabled = False
 
 
 class _StdlibRedactFilter(logging.Filter):

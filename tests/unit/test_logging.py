@@ -51,10 +51,13 @@ def test_structlog_exceptions_have_a_short_stack_and_no_locals(stream: io.String
 
 def test_stdlib_exceptions_too(stream: io.StringIO) -> None:
     mlc_logging.configure(stream=stream)
+    uvicorn_logger = logging.getLogger("uvicorn.error")
+    uvicorn_logger.propagate = False  # as uvicorn's own logging config leaves it
+    mlc_logging.adopt_uvicorn_loggers()  # what the daemon does once its server runs
     try:
         _fail(30)
     except RuntimeError:
-        logging.getLogger("uvicorn.error").exception("Exception in ASGI application")
+        uvicorn_logger.exception("Exception in ASGI application")
     text = stream.getvalue()
     assert "RuntimeError" in text and SECRET not in text and "password" not in text
     assert text.count("in _fail") <= mlc_logging.SHORT_STACK_FRAMES
