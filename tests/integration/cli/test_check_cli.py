@@ -15,8 +15,15 @@ import pytest
 from typer.testing import CliRunner
 
 from ml_connector.cli.app import ExitCode, _register_commands, app
+from ml_connector.config.models import load_config
+from ml_connector.engine.check import Checker
+from ml_connector.errors import Unavailable
+from ml_connector.jira import JiraClient, MemoryTokenStore
+from ml_connector.runner import WebhookManager
 from ml_connector.sim.server import ServerHandle
+from ml_connector.store import Store
 
+from ..jira.helpers import Sim, consent, oauth_connection
 from ..runner.simenv import example_config, simulators, write_config
 
 _register_commands()
@@ -184,3 +191,45 @@ def test_check_warns_about_the_simulator_secret_on_the_simulator(env: None, tmp_
     rows = _receiver_rows(tmp_path, data)
     assert rows["webhook secret"]["status"] == "warn"
     assert "jira.simulator" in rows["webhook secret"]["detail"]
+
+
+def test_check_finds_the_oauth_dynamic_webhook_registered_for_this_url(tmp_path: Path) -> None:
+    public = "https://connector-oauth.example.com"
+    store_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    with Sim.start() as sim:
+        tokens = MemoryTokenStore()
+        consent(sim, tokens).session.close()
+        connection = oauth_connection(sim)
+        data = example_config()
+        data["jira"] = connection.model_dump(mode="json")
+        data["jira"]["auth"]["client_secret"] = connection.auth.client_secret.get_secret_value()  # type: ignore[union-attr]
+        data["webhooks"] = {"enabled": True}
+        data["web"] = {"public_url": public}
+        data["store"] = {"url": store_url}
+        config = load_config(write_config(tmp_path, data), env={})
+
+        def unreachable_ifs() -> Any:
+            raise Unavailable("IFS is not part of this test", system="ifs")
+
+        def rows() -> dict[str, Any]:
+            checker = Checker(
+                config,
+                ifs_factory=unreachable_ifs,
+                jira_factory=lambda: JiraClient.from_connection(connection, token_store=tokens),
+                store_factory=lambda: Store.open(store_url),
+            )
+            return {r.name: r for r in checker.run()}
+
+        before = rows()["Jira webhook points here"]
+        assert before.status == "warn" and "run` registers it" in (before.fix or "")
+        assert rows()["webhook secret"].detail.startswith("OAuth app")
+        store = Store.open(store_url)
+        jira = JiraClient.from_connection(connection, token_store=tokens)
+        try:
+            WebhookManager.for_config(config, lambda: jira, store).ensure()
+        finally:
+            jira.close()
+            store.close()
+        after = rows()["Jira webhook points here"]
+        assert after.status == "pass", after
+        assert f"{public}/webhooks/jira" in after.detail
