@@ -20,6 +20,11 @@ def register_secret(value: str | None) -> None:
         _known_secrets.add(value)
 
 
+def known_secrets() -> tuple[str, ...]:
+    """The registered secrets, for redacting text that is stored rather than logged (audit, last_error)."""
+    return tuple(_known_secrets)
+
+
 def _redact_processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     cleaned: MutableMapping[str, Any] = redact(dict(event), secrets=tuple(_known_secrets))
     return cleaned
