@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ml_connector.engine.failures import FailureDecision
+
+# Counters that mean "not every record in scope is synced": the run is ``partial`` (exit code 1).
+UNFINISHED = ("failed", "parked", "deferred", "would_fail", "waiting")
+_ID_SEGMENT = re.compile(r"(?<=/)[^/\s)]*\d{2,}[^/\s)]*")
 
 
 @dataclass
@@ -27,9 +35,22 @@ class RunReport:
     plan: list[PlannedAction] = field(default_factory=list)
     error: str | None = None
     interrupted: bool = False
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def add(self, what: str, n: int = 1) -> None:
         self.counts[what] += n
+
+    def add_failure(self, decision: FailureDecision) -> None:
+        """Count a record's failure (``failed``, ``deferred`` or ``parked``) and remember its reason."""
+        self.counts[decision.outcome] += 1
+        self.note_reason(decision.error_class, decision.message)
+
+    def note_reason(self, error_class: str, message: str) -> None:
+        # Grouped without ids (".../issue/10042" → ".../issue/…"), so one cause is one line however many records.
+        self.reasons[(error_class, _ID_SEGMENT.sub("…", message))] += 1
+
+    def top_reasons(self, n: int = 3) -> list[tuple[str, str, int]]:
+        return [(cls, message, count) for (cls, message), count in self.reasons.most_common(n)]
 
     @property
     def failed(self) -> int:
@@ -41,7 +62,7 @@ class RunReport:
             return "failed"
         if self.interrupted:
             return "interrupted"
-        return "partial" if self.failed else "succeeded"
+        return "partial" if any(self.counts[k] for k in UNFINISHED) else "succeeded"
 
     def as_dict(self) -> dict[str, Any]:
         return {
