@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+import tempfile
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ml_connector.http.redact import redact
+from ml_connector.logging import known_secrets
 
 if TYPE_CHECKING:
     from ml_connector.engine.failures import FailureDecision
@@ -73,3 +82,36 @@ class RunReport:
             "counts": dict(self.counts),
             "error": self.error,
         }
+
+
+def crash_dir(store_url: str | None = None) -> Path:
+    """Where crash reports go: beside a SQLite store, else ``<tmp>/ml-connector``."""
+    if store_url and store_url.startswith("sqlite:///") and ":memory:" not in store_url:
+        return Path(store_url.removeprefix("sqlite:///")).parent
+    return Path(tempfile.gettempdir()) / "ml-connector"
+
+
+def write_crash_report(error: BaseException, *, directory: Path | None = None, where: str = "") -> Path:
+    """Write the full, redacted traceback of an unexpected error to a private file; return its path.
+
+    Operators see one line naming this file; a traceback (which may quote data) never reaches their terminal."""
+    from ml_connector import __version__
+
+    folder = directory or crash_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC)
+    path = folder / f"ml-connector-crash-{stamp:%Y%m%dT%H%M%S%fZ}-{os.getpid()}.txt"
+    body = "\n".join(
+        [
+            f"ml-connector {__version__} crash report",
+            f"time: {stamp.isoformat()}",
+            f"command: {' '.join(sys.argv)}",
+            f"where: {where or '-'}",
+            "",
+            "".join(traceback.format_exception(error)),
+        ]
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(redact(body, secrets=known_secrets()))
+    return path
