@@ -221,9 +221,10 @@ class OutboundSync:
             current, source_hash = existing.get(key), self._source_hash(row)
             if current is not None and (
                 current.state == ORPHANED
-                or (not remap and current.state == SYNCED and current.source_hash == source_hash)
+                or (not remap and current.state in (SYNCED, RETRY, PARKED) and current.source_hash == source_hash)
             ):
-                # Seen before, unchanged (the cursor's lookback overlap, an idle run): no mapping, no lookups.
+                # Seen before, unchanged (the cursor's lookback overlap, an idle run): no mapping, no lookups. A
+                # failed record waits for its backoff (the work queue) or a replay, not for the next read of its page.
                 planned[key] = _Planned(key, "skip", row, existing=current, source_hash=source_hash)
             else:
                 to_map.append((row, key, source_hash))

@@ -1,0 +1,171 @@
+"""The failure path as an operator meets it (issue 9): one record failing never poisons a run or later runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import time_machine
+import yaml
+from e2e.harness import World, connector_config, example_config, make_connector, world
+
+from ml_connector.engine import OutboundSync
+from ml_connector.store import PENDING_CREATE, RETRY, SYNCED, RecordRow, Store, utcnow
+
+
+def _config(w: World, tmp_path: Path, store_url: str) -> Path:
+    data = example_config()
+    data["ifs"].update(url=w.ifs.url, http={"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 2})
+    data["jira"].update(url=w.jira.url, http={"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 2})
+    data["store"] = {"url": store_url}
+    # Long backoff: a failed record waits for a later run (or a replay), it is not retried within this one.
+    data["sync"] = {"retry_initial": 3600, "retry_max": 3600, "reconcile_settle": 0}
+    path = tmp_path / "ml-connector.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ML_CONNECTOR_LOG_LEVEL": "ERROR", "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "ml_connector.cli", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def _no_traceback(done: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def _record(store: Store, flow: str, key: str) -> RecordRow:
+    row = store.get_record(flow, key)
+    assert row is not None
+    return row
+
+
+def _active_work_orders(w: World) -> list[str]:
+    return sorted(str(r["WoNo"]) for r in w.ifs_rows("WorkOrder"))
+
+
+def test_a_persistent_5xx_on_an_edit_and_a_bulk_create_fails_those_records_only(tmp_path: Path, store_url: str) -> None:
+    with world(purchase_orders=8, work_orders=4) as w:
+        path = str(_config(w, tmp_path, store_url))
+        first = _cli("sync", "-c", path)
+        assert first.returncode == 0, first.stdout + first.stderr
+        store = Store.open(store_url)
+        try:
+            orders = [r for r in store.list_records(flow="purchase_orders") if r.state == SYNCED]
+            edited, moved = orders[0], orders[1]
+            works = [r for r in store.list_records(flow="work_orders") if r.state == SYNCED]
+            assert edited.jira_id and moved.jira_key and works
+            # Work in every flow: an edit that Jira refuses with 500, a new order whose bulk create gets 500, a work
+            # order edit and a Jira status change to write back to IFS (both unaffected by the faults).
+            w.ifs_state.edit("PurchaseOrder", edited.ifs_key, {"Description": "edited while Jira fails this issue"})
+            new_key = str(w.ifs_state.create("PurchaseOrder", values={"Objstate": "Released"})[0]["OrderNo"])
+            w.ifs_state.edit("WorkOrder", works[0].ifs_key, {"ErrDescr": "pump leaks again"})
+            w.jira_sim.call("POST", f"issues/{moved.jira_key}/transition", json={"status": "In Progress"})
+            w.jira_sim.faults(
+                fail_next=[
+                    {"status": 500, "count": 1000, "path_contains": f"/issue/{edited.jira_id}"},
+                    {"status": 500, "count": 1000, "path_contains": "/issue/bulk"},
+                ]
+            )
+
+            second = _cli("sync", "-c", path)
+            assert second.returncode == 1, second.stdout + second.stderr
+            _no_traceback(second)
+            assert "Not every record is synced" in second.stdout and "ml-connector replay --failed" in second.stdout
+            assert "Unavailable" in second.stdout  # the top reason, by error class
+
+            failed = _record(store, "purchase_orders", edited.ifs_key)
+            assert failed.state == RETRY and failed.error_class == "Unavailable" and failed.attempts == 1
+            assert failed.next_attempt_at is not None and failed.next_attempt_at > utcnow()
+            event = store.audit_trail(failed.id)[-1]
+            assert event.event == "failed" and event.detail is not None
+            assert event.detail["next_attempt_at"] == failed.next_attempt_at.isoformat()
+            assert 0 <= event.detail["backoff_seconds"] <= 3600
+            unconfirmed = _record(store, "purchase_orders", new_key)
+            # A 500 on a create is ambiguous: the intent stays, so the next attempt searches before creating.
+            assert unconfirmed.state == RETRY and unconfirmed.create_attempted_at is not None
+            # The other flows ran normally
+            wo_issue = next(i for i in w.jira_issues() if i["key"] == works[0].jira_key)
+            assert "pump leaks again" in wo_issue["summary"]
+            assert w.ifs_state.get_raw("PurchaseOrder", moved.ifs_key)["Cf_Jira_Status"] == "In Progress"
+
+            # The next run, fault still on, does not trip over the failed records: every flow runs.
+            w.ifs_state.edit("WorkOrder", works[-1].ifs_key, {"ErrDescr": "second run still works"})
+            w.jira_sim.call("POST", f"issues/{moved.jira_key}/transition", json={"status": "Done"})
+            third = _cli("sync", "-c", path)
+            assert third.returncode == 1, third.stdout + third.stderr
+            _no_traceback(third)
+            wo_issue = next(i for i in w.jira_issues() if i["key"] == works[-1].jira_key)
+            assert "second run still works" in wo_issue["summary"]
+            assert w.ifs_state.get_raw("PurchaseOrder", moved.ifs_key)["Cf_Jira_Status"] == "Done"
+            left = _record(store, "purchase_orders", edited.ifs_key)
+            assert left.attempts == 1 and left.next_attempt_at == failed.next_attempt_at  # not due: left alone
+
+            # The fault clears; a replay finishes the job; the next sync is clean.
+            w.jira_sim.faults(fail_next=[])
+            replay = _cli("replay", "--failed", "-c", path)
+            assert replay.returncode == 0, replay.stdout + replay.stderr
+            final = _cli("sync", "-c", path)
+            assert final.returncode == 0, final.stdout + final.stderr
+            refs = Counter(i["properties"]["ml-connector"]["key"] for i in w.jira_issues())
+            assert [k for k, n in refs.items() if n > 1] == []
+            assert refs[new_key] == 1
+            edited_issue = next(i for i in w.jira_issues() if i["id"] == edited.jira_id)
+            assert "edited while Jira fails this issue" in edited_issue["summary"]
+            assert set(store.count_by_state()) == {SYNCED}
+        finally:
+            store.close()
+
+
+def _failed_events(store: Store, record_id: int) -> list[Any]:
+    return [e for e in store.audit_trail(record_id) if e.event == "failed"]
+
+
+def test_a_record_that_fails_three_times_then_succeeds(tmp_path: Path, store_url: str) -> None:
+    """failed → failed → failed → synced, each wait drawn from its full-jitter window and recorded in the audit."""
+    with world(purchase_orders=5, work_orders=0) as w:
+        tweak = {
+            "sync": {"retry_initial": 60, "retry_max": 600, "max_attempts": 5},
+            "jira": {"http": {"max_attempts": 1}},  # one request per record attempt: the fault count is exact
+        }
+        c = make_connector(connector_config(w, tmp_path, store_url=store_url, tweak=tweak))
+        flow = c.config.flow("purchase_orders")
+        try:
+            assert OutboundSync(c, flow).run().status == "succeeded"
+            record = c.store.list_records(flow="purchase_orders")[0]
+            w.ifs_state.edit("PurchaseOrder", record.ifs_key, {"Description": "third time lucky"})
+            w.jira_sim.faults(fail_next=[{"status": 503, "count": 3, "path_contains": f"/issue/{record.jira_id}"}])
+            statuses = []
+            now = utcnow()
+            for _ in range(4):
+                with time_machine.travel(now, tick=True):
+                    statuses.append(OutboundSync(c, flow).run().status)
+                current = _record(c.store, "purchase_orders", record.ifs_key)
+                if current.next_attempt_at is not None:
+                    now = current.next_attempt_at + timedelta(seconds=1)  # the retry is due
+            assert statuses == ["partial", "partial", "partial", "succeeded"]
+            done = _record(c.store, "purchase_orders", record.ifs_key)
+            assert done.state == SYNCED and done.attempts == 0 and done.next_attempt_at is None
+            trail = c.store.audit_trail(record.id)
+            events = [e.event for e in trail if e.event in ("failed", "updated")]
+            assert events[-4:] == ["failed", "failed", "failed", "updated"]
+            failures = _failed_events(c.store, record.id)[-3:]
+            for attempt, (event, window) in enumerate(zip(failures, (60, 120, 240), strict=True), start=1):
+                assert event.detail is not None and event.detail["attempt"] == attempt
+                assert event.detail["error_class"] == "Unavailable"
+                backoff = event.detail["backoff_seconds"]
+                assert 0 <= backoff <= window
+                due = datetime.fromisoformat(event.detail["next_attempt_at"])
+                assert abs((due - event.at).total_seconds() - backoff) < 5
+            issue = next(i for i in w.jira_issues() if i["id"] == record.jira_id)
+            assert "third time lucky" in issue["summary"]
+            assert c.store.count_by_state("purchase_orders").get(PENDING_CREATE, 0) == 0
+        finally:
+            c.close()
