@@ -12,8 +12,8 @@ from typing import Any
 
 import time_machine
 import yaml
-from e2e.harness import World, connector_config, example_config, make_connector, world
 
+from e2e.harness import World, connector_config, example_config, make_connector, world
 from ml_connector.engine import OutboundSync
 from ml_connector.store import PENDING_CREATE, RETRY, SYNCED, RecordRow, Store, utcnow
 
