@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,13 @@ from typing import Any
 import time_machine
 import yaml
 
-from e2e.harness import World, connector_config, example_config, make_connector, world
+from e2e.harness import SimControl, World, connector_config, example_config, make_connector, world
 from ml_connector.engine import OutboundSync
+from ml_connector.sim.ifs import IfsSimOptions
+from ml_connector.sim.ifs import create_app as create_ifs
+from ml_connector.sim.jira import JiraSimOptions
+from ml_connector.sim.jira import create_app as create_jira
+from ml_connector.sim.server import serve_in_thread
 from ml_connector.store import PENDING_CREATE, RETRY, SYNCED, RecordRow, Store, utcnow
 
 
@@ -169,3 +176,95 @@ def test_a_record_that_fails_three_times_then_succeeds(tmp_path: Path, store_url
             assert c.store.count_by_state("purchase_orders").get(PENDING_CREATE, 0) == 0
         finally:
             c.close()
+
+
+Message = MutableMapping[str, Any]
+
+
+class DropAfterActing:
+    """ASGI wrapper around the Jira simulator: matching requests are handled (Jira acts), then the connection is
+    dropped after the status line, before the body. The simulator's own faults all answer before acting.
+
+    uvicorn logs the raised error; that log line is the simulated far side's, not the connector's."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.paths: list[str] = []  # method + path fragments, e.g. "POST /issue/bulk"
+
+    async def __call__(
+        self, scope: Message, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+    ) -> None:
+        target = f"{scope.get('method')} {scope.get('path')}"
+        if scope["type"] != "http" or not any(
+            target.startswith(p.split()[0]) and p.split()[1] in target for p in self.paths
+        ):
+            await self.app(scope, receive, send)
+            return
+        answer: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answer.append(message)
+
+        await self.app(scope, receive, keep)
+        # The status line and a promised body (a 204 would already be a complete answer), then the drop.
+        status = 200 if answer[0]["status"] == 204 else answer[0]["status"]
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"64")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        raise ConnectionResetError("test fault: connection dropped after the simulator acted")
+
+
+@contextmanager
+def _world_with_drops(**ifs: Any) -> Iterator[tuple[World, DropAfterActing]]:
+    ifs_app = create_ifs(IfsSimOptions(**ifs))
+    jira_app = create_jira(JiraSimOptions())
+    dropper = DropAfterActing(jira_app)
+    ifs_handle, jira_handle = serve_in_thread(ifs_app), serve_in_thread(dropper)
+    w = World(ifs_handle, jira_handle, SimControl(ifs_handle.url), SimControl(jira_handle.url), ifs_app.state.sim)
+    try:
+        yield w, dropper
+    finally:
+        w.stop()
+
+
+def test_a_connection_dropped_after_jira_acted_fails_the_record_and_never_duplicates(
+    tmp_path: Path, store_url: str
+) -> None:
+    with _world_with_drops(purchase_orders=6, work_orders=3) as (w, dropper):
+        path = str(_config(w, tmp_path, store_url))
+        assert _cli("sync", "-c", path).returncode == 0
+        store = Store.open(store_url)
+        try:
+            edited = next(r for r in store.list_records(flow="purchase_orders") if r.state == SYNCED)
+            work = store.list_records(flow="work_orders")[0]
+            w.ifs_state.edit("PurchaseOrder", edited.ifs_key, {"Description": "edit whose answer is lost"})
+            new_key = str(w.ifs_state.create("PurchaseOrder", values={"Objstate": "Released"})[0]["OrderNo"])
+            w.ifs_state.edit("WorkOrder", work.ifs_key, {"ErrDescr": "work order flow unaffected"})
+            dropper.paths = [f"PUT /issue/{edited.jira_id}", "POST /issue/bulk"]
+
+            second = _cli("sync", "-c", path)
+            assert second.returncode == 1, second.stdout + second.stderr
+            _no_traceback(second)
+            lost_edit = _record(store, "purchase_orders", edited.ifs_key)
+            assert lost_edit.state == RETRY and lost_edit.error_class == "Unavailable"
+            assert lost_edit.next_attempt_at is not None
+            lost_create = _record(store, "purchase_orders", new_key)
+            assert lost_create.state == RETRY and lost_create.create_attempted_at is not None
+            # Jira did act: the issue exists, though the connector never heard back.
+            refs = Counter(i["properties"]["ml-connector"]["key"] for i in w.jira_issues())
+            assert refs[new_key] == 1
+            wo_issue = next(i for i in w.jira_issues() if i["key"] == work.jira_key)
+            assert "work order flow unaffected" in wo_issue["summary"]
+
+            dropper.paths = []
+            replay = _cli("replay", "--failed", "-c", path)
+            assert replay.returncode == 0, replay.stdout + replay.stderr
+            assert _cli("sync", "-c", path).returncode == 0
+            refs = Counter(i["properties"]["ml-connector"]["key"] for i in w.jira_issues())
+            assert [k for k, n in refs.items() if n > 1] == []  # reconciled, not created twice
+            linked = _record(store, "purchase_orders", new_key)
+            assert linked.state == SYNCED and linked.jira_id is not None
+            trail = [e.event for e in store.audit_trail(linked.id)]
+            assert "reconciled" in trail and "created" not in trail
+            assert set(store.count_by_state()) == {SYNCED}
+        finally:
+            store.close()
