@@ -12,11 +12,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import time_machine
 import yaml
 
 from e2e.harness import SimControl, World, connector_config, example_config, make_connector, world
 from ml_connector.engine import OutboundSync
+from ml_connector.engine import outbound as outbound_module
 from ml_connector.sim.ifs import IfsSimOptions
 from ml_connector.sim.ifs import create_app as create_ifs
 from ml_connector.sim.jira import JiraSimOptions
@@ -268,3 +270,59 @@ def test_a_connection_dropped_after_jira_acted_fails_the_record_and_never_duplic
             assert set(store.count_by_state()) == {SYNCED}
         finally:
             store.close()
+
+
+def test_each_error_class_meets_its_policy_and_the_run_goes_on(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """403 parks, a 429 storm defers without using an attempt, a bug while mapping or building one record's payload
+    retries that record as InternalError; every other record is synced in the same run."""
+    with world(purchase_orders=10, work_orders=0) as w:
+        tweak = {"sync": {"retry_initial": 600, "retry_max": 3600}, "jira": {"http": {"max_attempts": 2}}}
+        c = make_connector(connector_config(w, tmp_path, store_url=store_url, tweak=tweak))
+        flow = c.config.flow("purchase_orders")
+        try:
+            assert OutboundSync(c, flow).run().status == "succeeded"
+            linked = sorted(c.store.list_records(flow="purchase_orders"), key=lambda r: r.ifs_key)
+            forbidden, limited, buggy_map, buggy_payload = linked[:4]
+            for record in linked:
+                w.ifs_state.edit("PurchaseOrder", record.ifs_key, {"Description": f"changed {record.ifs_key}"})
+            w.jira_sim.faults(
+                fail_next=[
+                    {"status": 403, "count": 100, "path_contains": f"/issue/{forbidden.jira_id}"},
+                    {"status": 429, "count": 100, "retry_after": 0, "path_contains": f"/issue/{limited.jira_id}"},
+                ]
+            )
+            real_map, real_fields = outbound_module.map_issue, outbound_module.build_issue_fields
+
+            def map_issue(row: Any, *args: Any, **kwargs: Any) -> Any:
+                if row.get("OrderNo") == buggy_map.ifs_key:
+                    raise TypeError("template bug")
+                return real_map(row, *args, **kwargs)
+
+            def build_issue_fields(draft: Any, **kwargs: Any) -> Any:
+                if buggy_payload.ifs_key in draft.summary:
+                    raise ZeroDivisionError("payload bug")
+                return real_fields(draft, **kwargs)
+
+            monkeypatch.setattr(outbound_module, "map_issue", map_issue)
+            monkeypatch.setattr(outbound_module, "build_issue_fields", build_issue_fields)
+            report = OutboundSync(c, flow).run()
+
+            assert report.status == "partial"
+            assert report.counts["updated"] == len(linked) - 4
+            assert (report.counts["parked"], report.counts["deferred"], report.counts["failed"]) == (1, 1, 2)
+            parked = _record(c.store, "purchase_orders", forbidden.ifs_key)
+            assert parked.state == "parked" and parked.error_class == "AuthError" and parked.next_attempt_at is None
+            deferred = _record(c.store, "purchase_orders", limited.ifs_key)
+            assert deferred.state == RETRY and deferred.error_class == "RateLimited" and deferred.attempts == 0
+            assert c.store.audit_trail(deferred.id)[-1].event == "retried"
+            mapped_bug = _record(c.store, "purchase_orders", buggy_map.ifs_key)
+            assert mapped_bug.state == RETRY and mapped_bug.error_class == "InternalError"
+            assert mapped_bug.draft is None and mapped_bug.last_error == "mapping failed: TypeError: template bug"
+            payload_bug = _record(c.store, "purchase_orders", buggy_payload.ifs_key)
+            assert payload_bug.state == RETRY and payload_bug.error_class == "InternalError"
+            assert payload_bug.last_error == "ZeroDivisionError: payload bug"
+            assert {cls for cls, _, _ in report.top_reasons(5)} == {"AuthError", "RateLimited", "InternalError"}
+        finally:
+            c.close()
