@@ -82,3 +82,26 @@ def test_an_unexpected_error_outside_any_flow_is_one_line_and_exit_7(
     assert err.count("\n") == 1 and "unexpected error (RuntimeError)" in err
     report = next((tmp_path / "ml-connector").glob("ml-connector-crash-*.txt"))
     assert "a bug before any flow started" in report.read_text()
+
+
+def test_a_systemic_error_stops_its_flow_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A config error found at run time (a custom field Jira does not have) stops the work order flow; the purchase
+    order flow and its write-back still run; the exit code is the config error's."""
+    monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
+    with world(purchase_orders=4, work_orders=3) as w:
+        path = _config(w, tmp_path)
+        data = yaml.safe_load(path.read_text())
+        data["flows"][1]["mapping"]["custom_fields"]["No Such Field"] = "{WoNo}"
+        path.write_text(yaml.safe_dump(data))
+        code = _main(monkeypatch, "sync", "-c", str(path))
+        out, err = capsys.readouterr()
+        assert code == cli_app.ExitCode.CONFIG
+        assert "Traceback" not in out + err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error work_orders (outbound): (ConfigError)")
+        assert "No Such Field" in lines[0]
+        assert len(w.jira_issues("MAINT")) == 0
+        assert len([i for i in w.jira_issues() if i["project"] != "MAINT"]) == 4  # the other flow synced
+        assert "purchase_orders" in out and "succeeded" in out and "failed" in out
