@@ -184,14 +184,16 @@ Message = MutableMapping[str, Any]
 
 
 class DropAfterActing:
-    """ASGI wrapper around the Jira simulator: matching requests are handled (Jira acts), then the connection is
-    dropped after the status line, before the body. The simulator's own faults all answer before acting.
+    """ASGI wrapper around the Jira simulator: matching requests are handled (Jira acts), then the answer is lost:
+    ``drop`` sends the status line and drops the connection before the promised body; ``html`` answers 200 with a
+    proxy's HTML page. The simulator's own faults all answer before acting.
 
-    uvicorn logs the raised error; that log line is the simulated far side's, not the connector's."""
+    uvicorn logs the error a drop raises; that log line is the simulated far side's, not the connector's."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.paths: list[str] = []  # method + path fragments, e.g. "POST /issue/bulk"
+        self.mode = "drop"
 
     async def __call__(
         self, scope: Message, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
@@ -208,6 +210,12 @@ class DropAfterActing:
             answer.append(message)
 
         await self.app(scope, receive, keep)
+        if self.mode == "html":
+            page = b"<html><body>Sign in to continue</body></html>"
+            headers = [(b"content-type", b"text/html"), (b"content-length", str(len(page)).encode())]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": page})
+            return
         # The status line and a promised body (a 204 would already be a complete answer), then the drop.
         status = 200 if answer[0]["status"] == 204 else answer[0]["status"]
         headers = [(b"content-type", b"application/json"), (b"content-length", b"64")]
@@ -228,10 +236,13 @@ def _world_with_drops(**ifs: Any) -> Iterator[tuple[World, DropAfterActing]]:
         w.stop()
 
 
-def test_a_connection_dropped_after_jira_acted_fails_the_record_and_never_duplicates(
-    tmp_path: Path, store_url: str
+@pytest.mark.parametrize("mode", ["drop", "html"])
+def test_an_answer_lost_after_jira_acted_fails_the_record_and_never_duplicates(
+    tmp_path: Path, store_url: str, mode: str
 ) -> None:
+    """A connection dropped mid-answer, or a 2xx HTML page from a proxy, after Jira made the change."""
     with _world_with_drops(purchase_orders=6, work_orders=3) as (w, dropper):
+        dropper.mode = mode
         path = str(_config(w, tmp_path, store_url))
         assert _cli("sync", "-c", path).returncode == 0
         store = Store.open(store_url)
@@ -241,14 +252,18 @@ def test_a_connection_dropped_after_jira_acted_fails_the_record_and_never_duplic
             w.ifs_state.edit("PurchaseOrder", edited.ifs_key, {"Description": "edit whose answer is lost"})
             new_key = str(w.ifs_state.create("PurchaseOrder", values={"Objstate": "Released"})[0]["OrderNo"])
             w.ifs_state.edit("WorkOrder", work.ifs_key, {"ErrDescr": "work order flow unaffected"})
-            dropper.paths = [f"PUT /issue/{edited.jira_id}", "POST /issue/bulk"]
+            # An HTML 200 to an edit is read as done (the client reads no body of an edit; Jira did act): bulk only.
+            dropper.paths = (
+                [f"PUT /issue/{edited.jira_id}", "POST /issue/bulk"] if mode == "drop" else ["POST /issue/bulk"]
+            )
 
             second = _cli("sync", "-c", path)
             assert second.returncode == 1, second.stdout + second.stderr
             _no_traceback(second)
             lost_edit = _record(store, "purchase_orders", edited.ifs_key)
-            assert lost_edit.state == RETRY and lost_edit.error_class == "Unavailable"
-            assert lost_edit.next_attempt_at is not None
+            if mode == "drop":
+                assert lost_edit.state == RETRY and lost_edit.error_class == "Unavailable"
+                assert lost_edit.next_attempt_at is not None
             lost_create = _record(store, "purchase_orders", new_key)
             assert lost_create.state == RETRY and lost_create.create_attempted_at is not None
             # Jira did act: the issue exists, though the connector never heard back.
