@@ -339,5 +339,18 @@ def test_each_error_class_meets_its_policy_and_the_run_goes_on(
             assert payload_bug.state == RETRY and payload_bug.error_class == "InternalError"
             assert payload_bug.last_error == "ZeroDivisionError: payload bug"
             assert {cls for cls, _, _ in report.top_reasons(5)} == {"AuthError", "RateLimited", "InternalError"}
+
+            # The bugs are fixed and Jira recovers: once due, the retries (re-mapped from IFS where no draft was
+            # kept) go through; the parked record waits for a replay.
+            monkeypatch.undo()
+            w.jira_sim.faults(fail_next=[])
+            waiting = [deferred, mapped_bug, payload_bug]
+            due = max(r.next_attempt_at for r in waiting if r.next_attempt_at is not None) + timedelta(seconds=1)
+            with time_machine.travel(due, tick=True):
+                again = OutboundSync(c, flow).run()
+            # A record parked by an earlier run does not make this one partial: it waits in the failed queue.
+            assert again.counts["updated"] == 3 and again.status == "succeeded"
+            assert all(_record(c.store, "purchase_orders", r.ifs_key).state == SYNCED for r in waiting)
+            assert _record(c.store, "purchase_orders", forbidden.ifs_key).state == "parked"
         finally:
             c.close()

@@ -217,14 +217,11 @@ class OutboundSync:
             existing = tx.get_records(flow.name, keys)
         planned: dict[str, _Planned] = {}
         to_map: list[tuple[Mapping[str, Any], str, str]] = []
+        now = utcnow()
         for row, key in zip(rows, keys, strict=True):
             current, source_hash = existing.get(key), self._source_hash(row)
-            if current is not None and (
-                current.state == ORPHANED
-                or (not remap and current.state in (SYNCED, RETRY, PARKED) and current.source_hash == source_hash)
-            ):
-                # Seen before, unchanged (the cursor's lookback overlap, an idle run): no mapping, no lookups. A
-                # failed record waits for its backoff (the work queue) or a replay, not for the next read of its page.
+            if current is not None and (current.state == ORPHANED or (not remap and _waits(current, source_hash, now))):
+                # Seen before, unchanged (the cursor's lookback overlap, an idle run): no mapping, no lookups.
                 planned[key] = _Planned(key, "skip", row, existing=current, source_hash=source_hash)
             else:
                 to_map.append((row, key, source_hash))
@@ -704,6 +701,16 @@ class OutboundSync:
             "record.failed", flow=self.flow.name, key=record.ifs_key, state=decision.state, error=decision.message
         )
         return decision
+
+
+def _waits(record: RecordRow, source_hash: str, now: datetime) -> bool:
+    """An unchanged record needs no mapping: synced, parked (until replayed) or a retry not yet due. A failed record
+    waits for its backoff, not for the next read of its page."""
+    if record.source_hash != source_hash:
+        return False
+    if record.state == RETRY:
+        return record.next_attempt_at is not None and record.next_attempt_at > now
+    return record.state in (SYNCED, PARKED)
 
 
 def draft_from_dict(data: Mapping[str, Any]) -> IssueDraft:

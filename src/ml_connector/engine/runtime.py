@@ -233,4 +233,3 @@ class Connector:
             self.store.cache_user(key, account)
             result[email] = account
         return result
-
