@@ -74,6 +74,15 @@ def _outbound(connector: Connector, flow_cfg: FlowConfig, *, dry_run: bool, full
         return OutboundSync(connector, flow_cfg).run(dry_run=dry_run, full=full, progress=advance)
 
 
+def _parked(connector: Connector, flows: list[str]) -> int:
+    """Parked records of ``flows`` (0 when the store cannot say: this only adds a hint to the summary)."""
+    try:
+        counts = connector.store.count_by_flow_state()
+    except Exception:
+        return 0
+    return sum(n for (name, state), n in counts.items() if state == PARKED and name in flows)
+
+
 class _Runs:
     """The reports of one command, and the flows that stopped: one flow stopping never stops the others."""
 
@@ -111,14 +120,21 @@ class _Runs:
         return ExitCode.OK
 
 
-def _next_steps(reports: list[RunReport], *, dry_run: bool) -> None:
-    """Say what was not synced, the top reasons, and what to do about it."""
+def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int = 0) -> None:
+    """Say what was not synced, the top reasons, and what to do about it. ``parked_before``: records parked by
+    earlier runs (they do not make this run partial, but the operator should know they wait)."""
     totals: Counter[str] = Counter()
     reasons: Counter[tuple[str, str]] = Counter()
     for r in reports:
         totals.update({k: r.counts[k] for k in UNFINISHED if r.counts[k]})
         reasons.update(r.reasons)
     if not totals:
+        if parked_before and not dry_run:
+            console.print(
+                f"{parked_before} record(s) parked by earlier runs wait in the failed queue "
+                "(`ml-connector records --state parked`; `ml-connector replay --failed` once the cause is fixed).",
+                highlight=False,
+            )
         return
     labels = {
         "would_fail": "would fail",
@@ -179,10 +195,11 @@ def sync(
                 return report if report.counts else None
 
             runs.run("*", "webhook", inbox)
+        parked = _parked(connector, _flows(connector, flow))
     finally:
         connector.close()
     _summary(runs.reports, dry_run=dry_run)
-    _next_steps(runs.reports, dry_run=dry_run)
+    _next_steps(runs.reports, dry_run=dry_run, parked_before=parked)
     code = runs.exit_code()
     if code != ExitCode.OK:
         raise typer.Exit(code)
