@@ -19,6 +19,7 @@ import yaml
 from e2e.harness import SimControl, World, connector_config, example_config, make_connector, world
 from ml_connector.engine import OutboundSync
 from ml_connector.engine import outbound as outbound_module
+from ml_connector.errors import AuthError
 from ml_connector.sim.ifs import IfsSimOptions
 from ml_connector.sim.ifs import create_app as create_ifs
 from ml_connector.sim.jira import JiraSimOptions
@@ -352,5 +353,30 @@ def test_each_error_class_meets_its_policy_and_the_run_goes_on(
             assert again.counts["updated"] == 3 and again.status == "succeeded"
             assert all(_record(c.store, "purchase_orders", r.ifs_key).state == SYNCED for r in waiting)
             assert _record(c.store, "purchase_orders", forbidden.ifs_key).state == "parked"
+        finally:
+            c.close()
+
+
+def test_a_shared_lookup_failing_fails_the_batch_and_a_refused_one_stops_the_flow(
+    tmp_path: Path, store_url: str
+) -> None:
+    with world(purchase_orders=6, work_orders=0) as w:
+        tweak = {"sync": {"retry_initial": 600, "retry_max": 3600}, "jira": {"http": {"max_attempts": 2}}}
+        c = make_connector(connector_config(w, tmp_path, store_url=store_url, tweak=tweak))
+        flow = c.config.flow("purchase_orders")
+        try:
+            w.jira_sim.faults(fail_next=[{"status": 500, "count": 1000, "path_contains": "/user/search"}])
+            report = OutboundSync(c, flow).run()
+            assert report.status == "partial" and report.counts["created"] == 0
+            records = c.store.list_records(flow="purchase_orders")
+            assert records and report.counts["failed"] == len(records)
+            assert {(r.state, r.error_class) for r in records} == {(RETRY, "Unavailable")}
+            assert w.jira_issues() == []
+
+            w.jira_sim.faults(fail_next=[{"status": 403, "count": 1000, "path_contains": "/user/search"}])
+            with pytest.raises(AuthError):  # not one record's permission problem: the flow stops
+                OutboundSync(c, flow).run(full=True)
+            assert c.store.recent_runs(flow="purchase_orders", limit=1)[0].status == "failed"
+            assert w.jira_issues() == [] and SYNCED not in c.store.count_by_state("purchase_orders")
         finally:
             c.close()
