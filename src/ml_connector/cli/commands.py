@@ -141,10 +141,11 @@ def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int =
         "failed": "failed (retried on a later run)",
         "deferred": "deferred (rate limited or unconfirmed; retried on a later run)",
         "parked": "parked in the failed queue",
-        "waiting": "in all wait for a retry or a confirmation",
     }
-    parts = [f"{totals[k]} {labels[k]}" for k in UNFINISHED if totals[k]]
-    console.print(f"Not every record is synced: {', '.join(parts)}.", highlight=False)
+    parts = [f"{totals[k]} {labels[k]}" for k in labels if totals[k]]
+    if totals["waiting"]:
+        parts.append(f"{totals['waiting']} wait for a retry or a confirmation (this run's and earlier ones)")
+    console.print(f"Not every record is synced: {'; '.join(parts)}.", highlight=False)
     if reasons:
         console.print("Top reasons:", highlight=False)
         for (error_class, message), count in reasons.most_common(3):

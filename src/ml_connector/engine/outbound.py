@@ -19,7 +19,7 @@ from ml_connector.config.models import FlowConfig
 from ml_connector.engine.failures import FailureDecision, create_failure_error, decide, describe, is_systemic
 from ml_connector.engine.report import PlannedAction, RunReport
 from ml_connector.engine.runtime import Connector
-from ml_connector.errors import AuthError, NotFound
+from ml_connector.errors import AuthError, NotFound, PermanentError
 from ml_connector.ifs.odata import F, Raw, and_, filter_text
 from ml_connector.jira import adf, jql
 from ml_connector.jira.models import DraftIssue
@@ -405,8 +405,8 @@ class OutboundSync:
 
     def _apply(self, records: Sequence[RecordRow], report: RunReport) -> None:
         """Jira writes for ``records``. Whatever goes wrong for one record fails that record only; a lookup that
-        fails for all of them (user search, fields) fails each of them. Systemic errors (and any refusal of those
-        shared lookups) stop the flow."""
+        fails for all of them (user search, fields) fails each of them. Systemic errors, and a refusal of those shared
+        lookups, stop the flow."""
         if not records:
             return
         try:
@@ -415,8 +415,8 @@ class OutboundSync:
                 emails.add(self._fallback_email)
             accounts = self.c.account_ids(emails)
             fields_ctx = self.c.resolve_fields(self.flow)
-        except AuthError:
-            raise  # a 403 here is not one record's permission problem: it stops the flow like a 401
+        except (AuthError, PermanentError):
+            raise  # a refused shared lookup is no record's fault (a 403 is no record's permission): stop the flow
         except Exception as exc:
             self._fail_unfinished(records, exc, report)
             return
