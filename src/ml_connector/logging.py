@@ -80,6 +80,11 @@ def _exception_processor(_logger: Any, _name: str, event: MutableMapping[str, An
     return event
 
 
+def known_secrets() -> tuple[str, ...]:
+    """The registered secrets, for redacting text that is stored rather than logged (audit, last_error)."""
+    return tuple(_known_secrets)
+
+
 def _redact_processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     cleaned: MutableMapping[str, Any] = redact(dict(event), secrets=tuple(_known_secrets))
     return cleaned

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from enum import IntEnum
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -12,7 +13,8 @@ from rich.markup import escape
 
 from ml_connector import __version__
 from ml_connector.errors import AuthError, ConfigError, ConnectorError, TransientError
-from ml_connector.logging import DEBUG_ENV, debug_enabled, describe_exception
+from ml_connector.http.redact import redact
+from ml_connector.logging import DEBUG_ENV, debug_enabled, describe_exception, known_secrets
 
 app = typer.Typer(
     name="ml-connector",
@@ -28,12 +30,13 @@ class ExitCode(IntEnum):
     """Exit codes a cron job or a script can rely on."""
 
     OK = 0
-    RECORDS_FAILED = 1  # the run finished, but some records failed or were parked
+    RECORDS_FAILED = 1  # the run finished, but not every record is synced (failed, deferred, waiting or parked)
     CONFIG = 2  # invalid configuration or usage
     AUTH = 3  # credentials refused by IFS or Jira
     UNAVAILABLE = 4  # a far side stayed unreachable after retries
     ERROR = 5  # any other foreseeable error
     BUSY = 6  # another process holds the lease for this work
+    INTERNAL = 7  # an unexpected error (a bug): one line on stderr names the file with the full report
 
 
 @app.callback(invoke_without_command=True)
@@ -59,9 +62,11 @@ def _register_commands() -> None:
     from ml_connector.cli import check, commands, demo, run, sim  # noqa: F401
 
 
-def exit_code_for(error: ConnectorError) -> ExitCode:
+def exit_code_for(error: BaseException) -> ExitCode:
     from ml_connector.engine.locks import FlowBusy
 
+    if not isinstance(error, ConnectorError):
+        return ExitCode.INTERNAL
     if isinstance(error, FlowBusy):
         return ExitCode.BUSY
     if isinstance(error, ConfigError):
@@ -73,16 +78,40 @@ def exit_code_for(error: ConnectorError) -> ExitCode:
     return ExitCode.ERROR
 
 
+def print_error(error: BaseException, *, where: str = "", report: Path | None = None) -> None:
+    """One line on stderr: a foreseeable error with its (redacted) message, an unexpected one with its report file."""
+    prefix = f"{where}: " if where else ""
+    if report is not None:
+        err_console.print(
+            f"[bold red]unexpected error[/] {escape(prefix)}({type(error).__name__}); "
+            f"the full report is in {escape(str(report))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    message = redact(str(error), secrets=known_secrets())
+    err_console.print(
+        f"[bold red]error[/] {escape(prefix)}({type(error).__name__}): {escape(message)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def main() -> None:
-    """Console entry point: foreseeable errors become one clear line and an exit code, never a traceback."""
+    """Console entry point: foreseeable errors become one clear line and an exit code, never a traceback; an
+    unexpected one becomes one line naming its report file, and exit code 7."""
     _register_commands()
     try:
         app()
     except ConnectorError as exc:
-        err_console.print(f"[bold red]error[/] ({type(exc).__name__}): {escape(str(exc))}", highlight=False)
+        print_error(exc)
         if debug_enabled():
             err_console.print(escape(describe_exception(exc)), highlight=False)
         sys.exit(exit_code_for(exc))
-    except Exception as exc:  # a bug: its type, message and a short stack, never locals (full with --debug)
-        err_console.print(f"[bold red]unexpected error[/]\n{escape(describe_exception(exc))}", highlight=False)
-        sys.exit(ExitCode.ERROR)
+    except Exception as exc:  # a bug: one line naming the redacted report (never locals); the stack with --debug
+        from ml_connector.engine.report import write_crash_report
+
+        print_error(exc, report=write_crash_report(exc))
+        if debug_enabled():
+            err_console.print(escape(describe_exception(exc)), highlight=False)
+        sys.exit(ExitCode.INTERNAL)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from importlib import resources
@@ -15,11 +17,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ml_connector.cli.app import ExitCode, app
+from ml_connector.cli.app import ExitCode, app, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
-from ml_connector.errors import ConfigError
+from ml_connector.engine.failures import describe
+from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
+from ml_connector.errors import ConfigError, ConnectorError
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED
 
 console = Console()
@@ -71,6 +75,91 @@ def _outbound(connector: Connector, flow_cfg: FlowConfig, *, dry_run: bool, full
         return OutboundSync(connector, flow_cfg).run(dry_run=dry_run, full=full, progress=advance)
 
 
+def _parked(connector: Connector, flows: list[str]) -> int:
+    """Parked records of ``flows`` (0 when the store cannot say: this only adds a hint to the summary)."""
+    try:
+        counts = connector.store.count_by_flow_state()
+    except Exception:
+        return 0
+    return sum(n for (name, state), n in counts.items() if state == PARKED and name in flows)
+
+
+class _Runs:
+    """The reports of one command, and the flows that stopped: one flow stopping never stops the others."""
+
+    def __init__(self, crash_directory: Path) -> None:
+        self.reports: list[RunReport] = []
+        self.errors: list[BaseException] = []
+        self.crash_directory = crash_directory
+
+    def run(self, flow: str, kind: str, work: Callable[[], RunReport | None]) -> RunReport | None:
+        try:
+            report = work()
+        except Exception as exc:
+            stopped = RunReport(flow, kind, error=describe(exc))
+            self.reports.append(stopped)
+            self.errors.append(exc)
+            if isinstance(exc, ConnectorError):
+                print_error(exc, where=f"{flow} ({kind})")
+            else:
+                crash = write_crash_report(exc, directory=self.crash_directory, where=f"{flow} ({kind})")
+                print_error(exc, where=f"{flow} ({kind})", report=crash)
+            return None
+        if report is not None:
+            self.reports.append(report)
+        return report
+
+    def exit_code(self) -> ExitCode:
+        """An unexpected error first, then the first stopped flow's error, then records not synced."""
+        codes = [exit_code_for(e) for e in self.errors]
+        if ExitCode.INTERNAL in codes:
+            return ExitCode.INTERNAL
+        if codes:
+            return codes[0]
+        if any(r.status != "succeeded" for r in self.reports):
+            return ExitCode.RECORDS_FAILED
+        return ExitCode.OK
+
+
+def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int = 0) -> None:
+    """Say what was not synced, the top reasons, and what to do about it. ``parked_before``: records parked by
+    earlier runs (they do not make this run partial, but the operator should know they wait)."""
+    totals: Counter[str] = Counter()
+    reasons: Counter[tuple[str, str]] = Counter()
+    for r in reports:
+        totals.update({k: r.counts[k] for k in UNFINISHED if r.counts[k]})
+        reasons.update(r.reasons)
+    if not totals:
+        if parked_before and not dry_run:
+            console.print(
+                f"{parked_before} record(s) parked by earlier runs wait in the failed queue "
+                "(`ml-connector records --state parked`; `ml-connector replay --failed` once the cause is fixed).",
+                highlight=False,
+            )
+        return
+    labels = {
+        "would_fail": "would fail",
+        "failed": "failed (retried on a later run)",
+        "deferred": "deferred (rate limited or unconfirmed; retried on a later run)",
+        "parked": "parked in the failed queue",
+    }
+    parts = [f"{totals[k]} {labels[k]}" for k in labels if totals[k]]
+    if totals["waiting"]:
+        parts.append(f"{totals['waiting']} wait for a retry or a confirmation (this run's and earlier ones)")
+    console.print(f"Not every record is synced: {'; '.join(parts)}.", highlight=False)
+    if reasons:
+        console.print("Top reasons:", highlight=False)
+        for (error_class, message), count in reasons.most_common(3):
+            console.print(f"  {count} x {error_class}: {escape(message)}", highlight=False, soft_wrap=True)
+    if dry_run:
+        return
+    console.print(
+        "Next step: fix the cause, then run `ml-connector replay --failed` (records waiting for a retry are also "
+        "picked up by the next sync; `ml-connector records --state parked` lists the failed queue).",
+        highlight=False,
+    )
+
+
 @app.command()
 def sync(
     flow: str | None = typer.Option(None, "--flow", "-f", help="Run only this flow."),
@@ -81,26 +170,41 @@ def sync(
 ) -> None:
     """Run the flows once: IFS → Jira, then Jira status → IFS."""
     connector = open_connector(config)
-    reports: list[RunReport] = []
+    runs = _Runs(crash_dir(connector.config.store.url))
     try:
         for name in _flows(connector, flow):
             flow_cfg = connector.config.flow(name)
-            # One run per flow across processes (a daemon, another sync, a dashboard replay); a dry run writes nothing.
-            with nullcontext() if dry_run else flow_lock(connector.store, name):
-                reports.append(_outbound(connector, flow_cfg, dry_run=dry_run, full=full))
-                if dry_run:
-                    _plan_table(reports[-1])
-                if not no_writeback and flow_cfg.writeback.enabled:
-                    reports.append(WritebackSync(connector, flow_cfg).run(dry_run=dry_run))
+
+            def outbound(flow_cfg: FlowConfig = flow_cfg) -> RunReport:
+                # One run per flow across processes (a daemon, another sync, a dashboard replay); a dry run
+                # writes nothing, so it takes no lock.
+                with nullcontext() if dry_run else flow_lock(connector.store, flow_cfg.name):
+                    return _outbound(connector, flow_cfg, dry_run=dry_run, full=full)
+
+            def writeback(flow_cfg: FlowConfig = flow_cfg) -> RunReport:
+                with nullcontext() if dry_run else flow_lock(connector.store, flow_cfg.name):
+                    return WritebackSync(connector, flow_cfg).run(dry_run=dry_run)
+
+            report = runs.run(name, "outbound", outbound)
+            if dry_run and report is not None:
+                _plan_table(report)
+            if not no_writeback and flow_cfg.writeback.enabled:
+                runs.run(name, "writeback", writeback)
         if not dry_run and not no_writeback:
-            inbox = process_inbox(connector)
-            if inbox.counts:
-                reports.append(inbox)
+
+            def inbox() -> RunReport | None:
+                report = process_inbox(connector)
+                return report if report.counts else None
+
+            runs.run("*", "webhook", inbox)
+        parked = _parked(connector, _flows(connector, flow))
     finally:
         connector.close()
-    _summary(reports, dry_run=dry_run)
-    if any(r.failed for r in reports):
-        raise typer.Exit(ExitCode.RECORDS_FAILED)
+    _summary(runs.reports, dry_run=dry_run)
+    _next_steps(runs.reports, dry_run=dry_run, parked_before=parked)
+    code = runs.exit_code()
+    if code != ExitCode.OK:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -228,21 +332,27 @@ def replay(
     if not keys and not failed and since is None:
         raise ConfigError("say what to replay: KEY..., --failed (with --flow to narrow) or --since TIME")
     connector = open_connector(config)
+    runs = _Runs(crash_dir(connector.config.store.url))
     try:
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
         queued = connector.store.requeue(flow=flow, keys=keys or (), since=since)
         console.print(f"re-queued {len(queued)} record(s)")
-        reports = []
         for name in sorted({r.flow for r in queued}):
-            with flow_lock(connector.store, name):  # never beside a daemon or CLI run of the same flow
-                reports.append(OutboundSync(connector, connector.config.flow(name)).run(queue_only=True))
+
+            def again(name: str = name) -> RunReport:
+                with flow_lock(connector.store, name):  # never beside a daemon or CLI run of the same flow
+                    return OutboundSync(connector, connector.config.flow(name)).run(queue_only=True)
+
+            runs.run(name, "replay", again)
     finally:
         connector.close()
-    if reports:
-        _summary(reports, dry_run=False)
-    if any(r.failed for r in reports):
-        raise typer.Exit(ExitCode.RECORDS_FAILED)
+    if runs.reports:
+        _summary(runs.reports, dry_run=False)
+        _next_steps(runs.reports, dry_run=False)
+    code = runs.exit_code()
+    if code != ExitCode.OK:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -1,50 +1,151 @@
-"""Failure policy (DESIGN §4.3): which errors retry, when, and when a record is parked."""
+"""The one failure policy (DESIGN §4.3): the error's class alone decides what happens to a record.
+
+* ``RateLimited``: deferred. Back-pressure, not a failure: the record waits ``retry_after`` (or the initial backoff)
+  and no attempt is used up.
+* ``TransientError`` and ``ConcurrencyConflict`` (still conflicting after the in-call re-reads): retry on a later
+  run, exponential backoff with full jitter, parked once ``max_attempts`` are used.
+* ``PermanentError`` (400 field errors, 404 on an IFS write, ...), ``MappingError`` and ``AuthError`` with status 403
+  (one record's write refused for want of permission): parked at once.
+* Systemic errors (credentials refused, a config error, the store unreachable) are no record's fault: ``decide``
+  re-raises them so that they stop the flow, whatever the call site catches.
+* Anything else (a bug, a parser error): retried like a transient error, then parked, as ``InternalError``.
+"""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ml_connector.config.models import SyncPolicy
-from ml_connector.errors import ConnectorError, MappingError, PermanentError, TransientError
+from ml_connector.errors import (
+    AuthError,
+    ConcurrencyConflict,
+    ConfigError,
+    ConnectorError,
+    MappingError,
+    PermanentError,
+    RateLimited,
+    Rejected,
+    Unavailable,
+)
+from ml_connector.http.redact import redact
+from ml_connector.jira.models import JiraFailure
+from ml_connector.logging import known_secrets
 from ml_connector.store import PARKED, RETRY
+
+INTERNAL_ERROR = "InternalError"
+_MAX_MESSAGE = 1000
+_CONTROL = {c: " " for c in [*range(32), 127]}
+
+# Outcomes, also the RunReport counter each one adds to.
+FAILED = "failed"  # will be retried later
+DEFERRED = "deferred"  # waiting (rate limit); no attempt used
+PARKED_OUTCOME = "parked"  # in the failed queue until its source changes or it is replayed
 
 
 @dataclass(frozen=True)
 class FailureDecision:
-    state: str  # retry | parked
+    """What to store for a record after ``error``; ``state`` is ``retry`` or ``parked``."""
+
+    state: str
     attempts: int
     next_attempt_at: datetime | None
     error_class: str
-    message: str
+    message: str  # redacted; for ``last_error`` and the audit trail
+    backoff_seconds: float | None = None  # the wait before ``next_attempt_at``
+    deferred: bool = False
+
+    @property
+    def outcome(self) -> str:
+        if self.state == PARKED:
+            return PARKED_OUTCOME
+        return DEFERRED if self.deferred else FAILED
+
+    def audit_detail(self) -> dict[str, Any]:
+        return {
+            "error_class": self.error_class,
+            "attempt": self.attempts,
+            "outcome": self.outcome,
+            "backoff_seconds": self.backoff_seconds,
+            "next_attempt_at": self.next_attempt_at,
+        }
+
+
+def is_systemic(error: BaseException) -> bool:
+    """Errors that no single record caused: they stop the flow (never the other flows)."""
+    if isinstance(error, AuthError):
+        return error.status != 403
+    return isinstance(error, ConfigError | OperationalError | InterfaceError)
+
+
+def error_class(error: BaseException) -> str:
+    return type(error).__name__ if isinstance(error, ConnectorError) else INTERNAL_ERROR
+
+
+def describe(error: BaseException) -> str:
+    """A redacted one-line message; an unexpected exception is named by its type."""
+    text = str(error) if isinstance(error, ConnectorError) else f"{type(error).__name__}: {error}"
+    text = " ".join(text.translate(_CONTROL).split())  # one line, no NUL (PostgreSQL text refuses it)
+    cleaned: str = redact(text, secrets=known_secrets())
+    return cleaned[:_MAX_MESSAGE]
+
+
+def create_failure_error(failure: JiraFailure) -> ConnectorError:
+    """One bulk-create element's failure as the error class the policy keys on."""
+    status = failure.status
+    if failure.uncertain or status is None:
+        return Unavailable(f"create unconfirmed: {failure.message}", system="jira", status=status)
+    message = f"Jira refused the create: {failure.message}"
+    if status == 429:
+        return RateLimited(message, system="jira")
+    if status >= 500:
+        return Unavailable(message, system="jira", status=status)
+    if status == 403:
+        return AuthError(message, system="jira", status=status)
+    return Rejected(message, system="jira", status=status, details={"errors": failure.errors})
+
+
+def backoff_ceiling(attempt: int, policy: SyncPolicy) -> float:
+    """The full-jitter window after the ``attempt``-th failure (1-based): ``min(cap, initial * 2**(attempt-1))``."""
+    return float(min(policy.retry_max, policy.retry_initial * 2 ** (attempt - 1)))
 
 
 def decide(
-    error: ConnectorError | str,
+    error: BaseException | str,
     *,
-    transient: bool,
     attempts_so_far: int,
     policy: SyncPolicy,
     now: datetime,
     rng: random.Random | None = None,
+    transient: bool | None = None,
 ) -> FailureDecision:
-    """Transient failures retry with exponential backoff (full jitter) until ``max_attempts``; others park."""
+    """Decide a record's fate from the class of ``error``; re-raises systemic errors.
+
+    ``transient`` is a deprecated compatibility path for call sites that still pass a message and a flag: a string
+    becomes ``Unavailable`` (transient) or ``Rejected``; for an exception the flag is ignored.
+    """
+    if isinstance(error, str):
+        error = Unavailable(error) if transient else Rejected(error)
+    if is_systemic(error):
+        raise error
+    name, message = error_class(error), describe(error)
+    if isinstance(error, RateLimited):
+        wait = error.retry_after if error.retry_after is not None else policy.retry_initial
+        wait = min(float(wait), policy.retry_max)
+        return FailureDecision(
+            RETRY, attempts_so_far, now + timedelta(seconds=wait), name, message, backoff_seconds=wait, deferred=True
+        )
     attempts = attempts_so_far + 1
-    error_class = type(error).__name__ if isinstance(error, ConnectorError) else "Rejected"
-    message = str(error)
-    if transient and attempts < policy.max_attempts:
-        ceiling = min(policy.retry_max, policy.retry_initial * (2 ** (attempts - 1)))
-        delay = (rng or random).uniform(ceiling / 2, ceiling)  # half jitter keeps a minimum spacing
-        return FailureDecision(RETRY, attempts, now + timedelta(seconds=delay), error_class, message)
-    if transient:
-        message = f"gave up after {attempts} attempts: {message}"
-    return FailureDecision(PARKED, attempts, None, error_class, message)
-
-
-def is_transient(error: BaseException) -> bool:
-    if isinstance(error, TransientError):
-        return True
-    if isinstance(error, PermanentError | MappingError):
-        return False
-    return False
+    permanent = isinstance(error, PermanentError | MappingError | AuthError) and not isinstance(
+        error, ConcurrencyConflict
+    )
+    if permanent:
+        return FailureDecision(PARKED, attempts, None, name, message)
+    if attempts >= policy.max_attempts:
+        return FailureDecision(PARKED, attempts, None, name, f"gave up after {attempts} attempts: {message}")
+    delay = (rng or random).uniform(0.0, backoff_ceiling(attempts, policy))  # full jitter
+    return FailureDecision(RETRY, attempts, now + timedelta(seconds=delay), name, message, backoff_seconds=delay)

@@ -16,10 +16,10 @@ from typing import Any
 import structlog
 
 from ml_connector.config.models import FlowConfig
-from ml_connector.engine.failures import decide
+from ml_connector.engine.failures import FailureDecision, create_failure_error, decide, describe, is_systemic
 from ml_connector.engine.report import PlannedAction, RunReport
 from ml_connector.engine.runtime import Connector
-from ml_connector.errors import AuthError, ConfigError, ConnectorError, MappingError, NotFound, TransientError
+from ml_connector.errors import AuthError, NotFound, PermanentError
 from ml_connector.ifs.odata import F, Raw, and_, filter_text
 from ml_connector.jira import adf, jql
 from ml_connector.jira.models import DraftIssue
@@ -72,7 +72,7 @@ class _Planned:
     action: str  # create | update | skip | fail | requeue
     record: Mapping[str, Any]
     draft: IssueDraft | None = None
-    error: MappingError | None = None
+    error: Exception | None = None
     existing: RecordRow | None = None
     source_hash: str = ""
 
@@ -109,7 +109,16 @@ class OutboundSync:
             if not queue_only:
                 self._read_pages(report, dry_run=dry_run, full=full, progress=progress)
             self.c.note_contact("ifs")
+            if not dry_run:
+                self._count_waiting(report)
         return report
+
+    def _count_waiting(self, report: RunReport) -> None:
+        """Records of the flow still waiting for a retry or a confirmation: the run did not finish them."""
+        states = self.c.store.count_by_state(self.flow.name)
+        waiting = states.get(RETRY, 0) + states.get(PENDING_CREATE, 0) + states.get(PENDING_UPDATE, 0)
+        if waiting:
+            report.add("waiting", waiting)
 
     # ------------------------------------------------------------------------------------------------ reading
 
@@ -148,7 +157,10 @@ class OutboundSync:
                     report.add({"fail": "would_fail"}.get(p.action, f"would_{p.action}"))
                     report.plan.append(
                         PlannedAction(
-                            p.key, p.action, p.draft.summary if p.draft else None, str(p.error) if p.error else None
+                            p.key,
+                            p.action,
+                            p.draft.summary if p.draft else None,
+                            describe(p.error) if p.error else None,
                         )
                     )
             else:
@@ -205,12 +217,10 @@ class OutboundSync:
             existing = tx.get_records(flow.name, keys)
         planned: dict[str, _Planned] = {}
         to_map: list[tuple[Mapping[str, Any], str, str]] = []
+        now = utcnow()
         for row, key in zip(rows, keys, strict=True):
             current, source_hash = existing.get(key), self._source_hash(row)
-            if current is not None and (
-                current.state == ORPHANED
-                or (not remap and current.state == SYNCED and current.source_hash == source_hash)
-            ):
+            if current is not None and (current.state == ORPHANED or (not remap and _waits(current, source_hash, now))):
                 # Seen before, unchanged (the cursor's lookback overlap, an idle run): no mapping, no lookups.
                 planned[key] = _Planned(key, "skip", row, existing=current, source_hash=source_hash)
             else:
@@ -234,7 +244,9 @@ class OutboundSync:
         flow = self.flow
         try:
             draft = map_issue(row, flow, ctx, lines=lines.get(row.get(flow.lines.parent_key), []) if flow.lines else ())
-        except MappingError as exc:
+        except Exception as exc:  # a bug in a template or a value map fails this record, not the page
+            if is_systemic(exc):
+                raise
             return _Planned(key, "fail", row, error=exc, existing=current, source_hash=source_hash)
         if current is None or current.jira_id is None:
             action = "create"
@@ -266,39 +278,33 @@ class OutboundSync:
                 rec = p.existing
                 if p.action == "fail":
                     assert p.error is not None
-                    message = f"mapping failed: {p.error}"
+                    attempts = rec.attempts if rec is not None else 0
+                    decision = decide(p.error, attempts_so_far=attempts, policy=self.policy, now=utcnow())
+                    message = f"mapping failed: {decision.message}"
+                    values: dict[str, Any] = {
+                        "state": decision.state,
+                        "source_hash": source_hash,
+                        "source_ts": source_ts,
+                        "error_class": decision.error_class,
+                        "last_error": message,
+                        "attempts": decision.attempts,
+                        "next_attempt_at": decision.next_attempt_at,
+                        "draft": None,  # mapped again from fresh IFS data when retried or replayed
+                        "draft_hash": None,
+                    }
                     if rec is None:
-                        rec = tx.insert_record(
-                            flow.name,
-                            p.key,
-                            state=PARKED,
-                            source_hash=source_hash,
-                            source_ts=source_ts,
-                            error_class="MappingError",
-                            last_error=message,
-                            attempts=1,
-                        )
+                        rec = tx.insert_record(flow.name, p.key, **values)
                     elif rec.state != PARKED or rec.last_error != message or rec.source_hash != source_hash:
-                        tx.update_record(
-                            rec.id,
-                            state=PARKED,
-                            source_hash=source_hash,
-                            source_ts=source_ts,
-                            error_class="MappingError",
-                            last_error=message,
-                            attempts=rec.attempts + 1,
-                        )
+                        tx.update_record(rec.id, **values)
                     else:
                         continue  # the same bad record seen again: already parked with this reason
-                    audits.append(
-                        (
-                            rec.id,
-                            AuditEvent(
-                                "failed", "error", message, {"field": p.error.field, "source_hash": source_hash}
-                            ),
-                        )
-                    )
-                    report.add("parked")
+                    detail = {
+                        **decision.audit_detail(),
+                        "field": getattr(p.error, "field", None),
+                        "source_hash": source_hash,
+                    }
+                    audits.append((rec.id, AuditEvent("failed", "error", message, detail)))
+                    report.add_failure(decision)
                     continue
                 if p.action == "skip":
                     if rec is not None and rec.source_hash != source_hash:
@@ -398,22 +404,51 @@ class OutboundSync:
         return self._commit_page(planned, report, signpost, move_cursor=False)[0]
 
     def _apply(self, records: Sequence[RecordRow], report: RunReport) -> None:
+        """Jira writes for ``records``. Whatever goes wrong for one record fails that record only; a lookup that
+        fails for all of them (user search, fields) fails each of them. Systemic errors, and a refusal of those shared
+        lookups, stop the flow."""
         if not records:
+            return
+        try:
+            emails = {str(r.draft.get("assignee_email")) for r in records if r.draft and r.draft.get("assignee_email")}
+            if self._fallback_email:
+                emails.add(self._fallback_email)
+            accounts = self.c.account_ids(emails)
+            fields_ctx = self.c.resolve_fields(self.flow)
+        except (AuthError, PermanentError):
+            raise  # a refused shared lookup is no record's fault (a 403 is no record's permission): stop the flow
+        except Exception as exc:
+            self._fail_unfinished(records, exc, report)
             return
         creates = [r for r in records if r.jira_id is None]
         updates = [r for r in records if r.jira_id is not None]
-        emails = {str(r.draft.get("assignee_email")) for r in records if r.draft and r.draft.get("assignee_email")}
-        if self._fallback_email:
-            emails.add(self._fallback_email)
-        accounts = self.c.account_ids(emails)
-        fields_ctx = self.c.resolve_fields(self.flow)
         if creates:
-            updates += self._create(creates, accounts, fields_ctx, report)
+            try:
+                updates += self._create(creates, accounts, fields_ctx, report)
+            except Exception as exc:
+                self._fail_unfinished(creates, exc, report)
         for record in updates:
             if self.stop.is_set():
                 report.interrupted = True
                 return
-            self._update(record, accounts, fields_ctx, report)
+            try:
+                self._update(record, accounts, fields_ctx, report)
+            except Exception as exc:
+                self._fail_unfinished([record], exc, report)
+
+    def _fail_unfinished(self, records: Sequence[RecordRow], error: Exception, report: RunReport) -> None:
+        """Fail those of ``records`` that still wait for this run's work (re-read: some may be done or deferred).
+
+        An intent stays: the failed call may have reached Jira, so the next attempt reconciles first."""
+        if is_systemic(error):
+            raise error
+        now = utcnow()
+        current = self.c.store.get_records_by_ids([r.id for r in records])
+        with self.c.store.transaction(report.run_id) as tx:
+            for record in current:
+                waiting = record.next_attempt_at is None or record.next_attempt_at <= now
+                if record.state in (PENDING_CREATE, PENDING_UPDATE, RETRY) and waiting:
+                    self._fail(tx, record, error, report=report)
 
     @property
     def _fallback_email(self) -> str | None:
@@ -475,8 +510,8 @@ class OutboundSync:
                 for record in chunk:
                     try:
                         fields, warnings = self._payload(record, accounts, fields_ctx)
-                    except MappingError as exc:
-                        self._fail(tx, record, exc, transient=False, report=report)
+                    except Exception as exc:
+                        self._fail(tx, record, exc, report=report)
                         continue
                     drafts.append(
                         DraftIssue(
@@ -493,7 +528,11 @@ class OutboundSync:
                 tx.audit_many(warned)
             if not drafts:
                 continue
-            outcomes = self.c.jira.bulk_create(drafts, concurrency=self.policy.bulk_concurrency)
+            try:
+                outcomes = self.c.jira.bulk_create(drafts, concurrency=self.policy.bulk_concurrency)
+            except Exception as exc:  # the answer is unknown: intents stay, the next attempt reconciles
+                self._fail_unfinished(ready, exc, report)
+                continue
             with store.transaction(report.run_id) as tx:
                 created: list[tuple[int, dict[str, Any]]] = []
                 for record, outcome in zip(ready, outcomes, strict=True):
@@ -502,18 +541,8 @@ class OutboundSync:
                         continue
                     failure = outcome.failure
                     assert failure is not None
-                    if failure.uncertain:
-                        # Jira may have created it: keep the intent, reconcile on a later attempt.
-                        self._fail(tx, record, failure.message, transient=True, report=report, keep_intent=True)
-                    else:
-                        tx.update_record(record.id, create_attempted_at=None)
-                        self._fail(
-                            tx,
-                            record,
-                            f"Jira refused the create: {failure.message}",
-                            transient=failure.transient,
-                            report=report,
-                        )
+                    # An uncertain failure may have created the issue: the intent stays, a later attempt reconciles.
+                    self._fail(tx, record, create_failure_error(failure), report=report, keep_intent=failure.uncertain)
                 done = {
                     "state": SYNCED,
                     "create_attempted_at": None,
@@ -583,9 +612,9 @@ class OutboundSync:
         store = self.c.store
         try:
             fields, warnings = self._payload(record, accounts, fields_ctx)
-        except MappingError as exc:
+        except Exception as exc:
             with store.transaction(report.run_id) as tx:
-                self._fail(tx, record, exc, transient=False, report=report)
+                self._fail(tx, record, exc, report=report)
             return
         labels = fields.pop("labels", [])
         fields.pop("project", None)
@@ -595,11 +624,9 @@ class OutboundSync:
         except NotFound:
             self._deleted(record, report)
             return
-        except (AuthError, ConfigError):
-            raise
-        except ConnectorError as exc:
+        except Exception as exc:
             with store.transaction(report.run_id) as tx:
-                self._fail(tx, record, exc, transient=isinstance(exc, TransientError), report=report)
+                self._fail(tx, record, exc, report=report)
             return
         with store.transaction(report.run_id) as tx:
             tx.update_record(
@@ -644,12 +671,16 @@ class OutboundSync:
         self,
         tx: Tx,
         record: RecordRow,
-        error: ConnectorError | str,
+        error: BaseException | str,
         *,
-        transient: bool,
         report: RunReport,
-        keep_intent: bool = False,
-    ) -> None:
+        keep_intent: bool = True,
+        transient: bool | None = None,
+    ) -> FailureDecision:
+        """Store the policy's decision for ``record`` and audit it; systemic errors propagate (``decide``).
+
+        ``keep_intent=False`` only when Jira certainly made nothing (it refused the create). ``transient`` is the
+        deprecated flag for callers that still pass a message string (see ``decide``)."""
         decision = decide(error, transient=transient, attempts_so_far=record.attempts, policy=self.policy, now=utcnow())
         values: dict[str, Any] = {
             "state": decision.state,
@@ -661,23 +692,28 @@ class OutboundSync:
         if not keep_intent:
             values["create_attempted_at"] = None
         tx.update_record(record.id, **values)
-        tx.audit(
-            record.id,
-            AuditEvent(
-                "failed",
-                "error",
-                decision.message,
-                {
-                    "error_class": decision.error_class,
-                    "attempt": decision.attempts,
-                    "next_attempt_at": decision.next_attempt_at,
-                },
-            ),
-        )
-        report.add("parked" if decision.state == PARKED else "failed")
+        if decision.deferred:  # back-pressure, not a failure
+            event = AuditEvent(
+                "retried", "warning", f"rate limited, waiting: {decision.message}", decision.audit_detail()
+            )
+        else:
+            event = AuditEvent("failed", "error", decision.message, decision.audit_detail())
+        tx.audit(record.id, event)
+        report.add_failure(decision)
         log.warning(
             "record.failed", flow=self.flow.name, key=record.ifs_key, state=decision.state, error=decision.message
         )
+        return decision
+
+
+def _waits(record: RecordRow, source_hash: str, now: datetime) -> bool:
+    """An unchanged record needs no mapping: synced, parked (until replayed) or a retry not yet due. A failed record
+    waits for its backoff, not for the next read of its page."""
+    if record.source_hash != source_hash:
+        return False
+    if record.state == RETRY:
+        return record.next_attempt_at is not None and record.next_attempt_at > now
+    return record.state in (SYNCED, PARKED)
 
 
 def draft_from_dict(data: Mapping[str, Any]) -> IssueDraft:

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import tempfile
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ml_connector.http.redact import redact
+from ml_connector.logging import known_secrets
+
+if TYPE_CHECKING:
+    from ml_connector.engine.failures import FailureDecision
+
+# Counters that mean "not every record in scope is synced": the run is ``partial`` (exit code 1).
+UNFINISHED = ("failed", "parked", "deferred", "would_fail", "waiting")
+_ID_SEGMENT = re.compile(r"(?<=/)[^/\s)]*\d{2,}[^/\s)]*")
 
 
 @dataclass
@@ -27,9 +44,22 @@ class RunReport:
     plan: list[PlannedAction] = field(default_factory=list)
     error: str | None = None
     interrupted: bool = False
+    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def add(self, what: str, n: int = 1) -> None:
         self.counts[what] += n
+
+    def add_failure(self, decision: FailureDecision) -> None:
+        """Count a record's failure (``failed``, ``deferred`` or ``parked``) and remember its reason."""
+        self.counts[decision.outcome] += 1
+        self.note_reason(decision.error_class, decision.message)
+
+    def note_reason(self, error_class: str, message: str) -> None:
+        # Grouped without ids (".../issue/10042" → ".../issue/…"), so one cause is one line however many records.
+        self.reasons[(error_class, _ID_SEGMENT.sub("…", message))] += 1
+
+    def top_reasons(self, n: int = 3) -> list[tuple[str, str, int]]:
+        return [(cls, message, count) for (cls, message), count in self.reasons.most_common(n)]
 
     @property
     def failed(self) -> int:
@@ -41,7 +71,7 @@ class RunReport:
             return "failed"
         if self.interrupted:
             return "interrupted"
-        return "partial" if self.failed else "succeeded"
+        return "partial" if any(self.counts[k] for k in UNFINISHED) else "succeeded"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,3 +82,36 @@ class RunReport:
             "counts": dict(self.counts),
             "error": self.error,
         }
+
+
+def crash_dir(store_url: str | None = None) -> Path:
+    """Where crash reports go: beside a SQLite store, else ``<tmp>/ml-connector``."""
+    if store_url and store_url.startswith("sqlite:///") and ":memory:" not in store_url:
+        return Path(store_url.removeprefix("sqlite:///")).parent
+    return Path(tempfile.gettempdir()) / "ml-connector"
+
+
+def write_crash_report(error: BaseException, *, directory: Path | None = None, where: str = "") -> Path:
+    """Write the full, redacted traceback of an unexpected error to a private file; return its path.
+
+    Operators see one line naming this file; a traceback (which may quote data) never reaches their terminal."""
+    from ml_connector import __version__
+
+    folder = directory or crash_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC)
+    path = folder / f"ml-connector-crash-{stamp:%Y%m%dT%H%M%S%fZ}-{os.getpid()}.txt"
+    body = "\n".join(
+        [
+            f"ml-connector {__version__} crash report",
+            f"time: {stamp.isoformat()}",
+            f"command: {' '.join(sys.argv)}",
+            f"where: {where or '-'}",
+            "",
+            "".join(traceback.format_exception(error)),
+        ]
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(redact(body, secrets=known_secrets()))
+    return path

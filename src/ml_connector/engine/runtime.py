@@ -11,8 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
+from ml_connector.engine.failures import describe as describe  # one copy; runner.jobs imports it from here
 from ml_connector.engine.report import RunReport
-from ml_connector.errors import AuthError, ConfigError, ConnectorError, TransientError
+from ml_connector.errors import AuthError, ConfigError, TransientError
 from ml_connector.http.session import CallObserver
 from ml_connector.ifs import IfsClient
 from ml_connector.jira.client import JiraClient
@@ -232,7 +233,3 @@ class Connector:
             self.store.cache_user(key, account)
             result[email] = account
         return result
-
-
-def describe(error: BaseException) -> str:
-    return str(error) if isinstance(error, ConnectorError) else f"{type(error).__name__}: {error}"

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import json
 import logging
+import math
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from enum import Enum
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from alembic import command
 from alembic.config import Config
 from alembic.util.exc import CommandError
+from pydantic import BaseModel
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -17,6 +27,71 @@ from sqlalchemy.pool import NullPool
 from ml_connector.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def json_safe(value: Any) -> Any:
+    """The one encoder for everything the store writes as JSON (audit details, drafts, payloads, run counts).
+
+    Datetimes become ISO-8601 UTC (a naive one is taken as UTC), Decimals exact strings, bytes base64, sets sorted
+    lists, enums their value, pydantic models and dataclasses their fields; anything else its ``str``. Strings lose
+    NUL and lone surrogates and floats lose NaN/infinity, which PostgreSQL's JSON type refuses.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {_key(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, set | frozenset):
+        items = [json_safe(v) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Enum):
+        return json_safe(value.value)
+    if isinstance(value, BaseModel):
+        return json_safe(value.model_dump(mode="json"))
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return json_safe({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    return clean_text(str(value))
+
+
+def _key(key: Any) -> str:
+    safe = json_safe(key)
+    return safe if isinstance(safe, str) else json.dumps(safe, sort_keys=True)
+
+
+def clean_text(text: str) -> str:
+    """Text PostgreSQL accepts in a text or JSON column: no NUL, no lone surrogates."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (json.loads lets them through from a far side's answer)
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def json_dumps(value: Any, *, sort_keys: bool = False) -> str:
+    """``json_serializer`` of the engine: every JSON column goes through ``json_safe``."""
+    return json.dumps(json_safe(value), sort_keys=sort_keys, allow_nan=False)
 
 
 def normalise_url(url: str) -> str:
@@ -38,7 +113,12 @@ def create_db_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, poolclass=NullPool)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=NullPool,
+            json_serializer=json_dumps,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -51,7 +131,7 @@ def create_db_engine(url: str) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=json_dumps)
     raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql", path="store.url")
 
 

@@ -7,7 +7,6 @@ One ``Store`` per process. Work that must be atomic (a page: record states, audi
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ml_connector.http.redact import redact
 from ml_connector.store import schema as t
-from ml_connector.store.db import create_db_engine, migrate
+from ml_connector.store.db import clean_text, create_db_engine, json_dumps, migrate
 
 
 def utcnow() -> datetime:
@@ -109,7 +108,7 @@ class RunRow:
 
 
 def _digest(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(json_dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 class Tx:
@@ -211,7 +210,7 @@ class Tx:
                     "at": now,
                     "event": event.event,
                     "outcome": event.outcome,
-                    "message": redact(event.message) if event.message else None,
+                    "message": clean_text(redact(event.message)) if event.message else None,
                     "detail": detail,
                     "digest": _digest(detail) if detail is not None else None,
                 }
@@ -275,7 +274,10 @@ class Store:
                 update(t.runs)
                 .where(t.runs.c.id == run_id)
                 .values(
-                    finished_at=utcnow(), status=status, counts=dict(counts), error=redact(error) if error else None
+                    finished_at=utcnow(),
+                    status=status,
+                    counts=dict(counts),
+                    error=clean_text(redact(error)) if error else None,
                 )
             )
 
@@ -633,7 +635,7 @@ class Store:
             last_success = now if status == "operational" else (row["last_success_at"] if row else None)
             values = {
                 "status": status,
-                "reason": redact(reason) if reason else None,
+                "reason": clean_text(redact(reason)) if reason else None,
                 "checked_at": now,
                 "last_success_at": last_success,
             }

@@ -43,6 +43,12 @@ def test_sync_status_records_audit_replay(tmp_path: Path) -> None:
         first = _cli("sync", "-c", str(path))
         assert first.returncode == 1, first.stderr  # one record parked
         assert "created" in first.stdout and "parked" in first.stdout
+        assert "1 parked in the failed queue" in first.stdout and "replay --failed" in first.stdout
+        assert "1 x MappingError: summary" in first.stdout
+
+        idle = _cli("sync", "-c", str(path))  # nothing new: a record parked earlier does not fail this run
+        assert idle.returncode == 0, idle.stdout + idle.stderr
+        assert "1 record(s) parked by earlier runs wait in the failed queue" in idle.stdout
 
         status = _cli("status", "-c", str(path))
         assert status.returncode == 0 and "purchase_orders" in status.stdout
