@@ -12,7 +12,7 @@ differs from what IFS last got: map it, read ETags for the whole batch in one fi
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -153,8 +153,16 @@ def _iso(value: datetime | None) -> str | None:
 
 
 class WritebackSync:
-    def __init__(self, connector: Connector, flow: FlowConfig, *, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        connector: Connector,
+        flow: FlowConfig,
+        *,
+        stop: threading.Event | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.c = connector
+        self.clock = clock  # decides when a backed-off write-back is due (tests move it instead of waiting)
         self.flow = flow
         self.wb = flow.writeback
         self.policy = connector.config.sync
@@ -192,7 +200,7 @@ class WritebackSync:
         seen = {c.jira_id for c in polled}
         return [
             StatusChange(str(r.jira_id), r.jira_key, str(r.jira_status), r.jira_status_category, origin=PENDING)
-            for r in self.c.store.pending_writebacks(self.flow.name)
+            for r in self.c.store.pending_writebacks(self.flow.name, now=self.clock())
             if r.jira_id and r.jira_id not in seen
         ]
 
@@ -270,7 +278,7 @@ class WritebackSync:
         accepted: list[tuple[RecordRow, StatusChange]] = []
         todo: list[tuple[RecordRow, StatusChange, IfsUpdate]] = []
         broken: list[tuple[RecordRow, Exception]] = []
-        now = utcnow()
+        now = self.clock()
         for change in newest:
             record = records.get(change.jira_id)
             if record is None:
@@ -485,19 +493,20 @@ class WritebackSync:
             )
         report.add("written_back")
 
-    def _decide(self, error: BaseException, attempts_so_far: int) -> FailureDecision:
+    def _decide(self, error: BaseException, attempts_so_far: int, now: datetime) -> FailureDecision:
         """The shared failure policy for one write-back (DESIGN §4.3). The one place to switch to the class-only
         ``decide`` when it lands."""
         known = error if isinstance(error, ConnectorError) else ConnectorError(f"unexpected {type(error).__name__}")
         decision = decide(
-            known, transient=is_transient(error), attempts_so_far=attempts_so_far, policy=self.policy, now=utcnow()
+            known, transient=is_transient(error), attempts_so_far=attempts_so_far, policy=self.policy, now=now
         )
         return decision if known is error else replace(decision, error_class=type(error).__name__)
 
     def _failed(self, record: RecordRow, error: BaseException, report: RunReport) -> None:
         # The outbound state of the record is untouched unless the write-back is parked; the accepted status stays in
         # the store (jira_status differs from written_status), so the run after ``writeback_next_attempt_at`` retries.
-        decision = self._decide(error, record.writeback_attempts)
+        now = self.clock()
+        decision = self._decide(error, record.writeback_attempts, now)
         parked = decision.state == PARKED
         values: dict[str, Any] = {
             "error_class": decision.error_class,
@@ -507,7 +516,7 @@ class WritebackSync:
         }
         if parked:
             values["state"] = PARKED
-        retry_in = (decision.next_attempt_at - utcnow()).total_seconds() if decision.next_attempt_at else None
+        retry_in = (decision.next_attempt_at - now).total_seconds() if decision.next_attempt_at else None
         with self.c.store.transaction(report.run_id) as tx:
             tx.update_record(record.id, **values)
             tx.audit(
