@@ -38,9 +38,7 @@ def _record(updated: datetime | None, changelog: int | None, status: str | None 
     )
 
 
-def _change(
-    status: str, updated: datetime | None, changelog: int | None = None, origin: str = WEBHOOK
-) -> StatusChange:
+def _change(status: str, updated: datetime | None, changelog: int | None = None, origin: str = WEBHOOK) -> StatusChange:
     return StatusChange("10001", "PROC-1", status, "indeterminate", updated, changelog, origin)
 
 
