@@ -12,7 +12,9 @@ differs from what IFS last got: map it, read ETags for the whole batch in one fi
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.failures import FailureDecision, decide, is_transient
+from ml_connector.engine.locks import FlowBusy, flow_lock
 from ml_connector.engine.outbound import format_ts, parse_ts
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
@@ -30,7 +33,7 @@ from ml_connector.ifs.odata import Key
 from ml_connector.jira import jql
 from ml_connector.jira.webhooks import changelog_id
 from ml_connector.mapping import IfsUpdate, map_status
-from ml_connector.store import PARKED, AuditEvent, RecordRow, utcnow
+from ml_connector.store import PARKED, AuditEvent, RecordRow, Store, utcnow
 
 log = structlog.get_logger("ml_connector.engine")
 
@@ -43,8 +46,31 @@ NEWER, SAME, OLDER = "newer", "same", "older"
 WB_ERROR = "write-back: "
 LEGACY_READS_PER_RUN = 100
 
-# One applier per process: the web inbox thread and a scheduled poll never interleave their writes on one record.
+# One applier at a time: the web inbox thread, a scheduled poll and a CLI sync never interleave their IFS writes on
+# one record (else an older status could land after a newer one while the store believes the newer). In-process a
+# lock, across processes a store lease; a waiter gives up after APPLY_WAIT seconds (the events stay pending).
 _APPLY_LOCK = threading.RLock()
+APPLY_LEASE = "write-back"
+APPLY_WAIT = 120.0
+
+
+@contextmanager
+def _one_applier(store: Store, stop: threading.Event) -> Iterator[None]:
+    deadline = time.monotonic() + APPLY_WAIT
+    with _APPLY_LOCK:
+        while True:
+            lease = flow_lock(store, APPLY_LEASE)
+            try:
+                lease.__enter__()
+                break
+            except FlowBusy:
+                if stop.is_set() or time.monotonic() > deadline:
+                    raise FlowBusy("another process is writing Jira statuses to IFS; try again later") from None
+                stop.wait(0.05)
+        try:
+            yield
+        finally:
+            lease.__exit__(None, None, None)
 
 
 @dataclass(frozen=True)
@@ -264,8 +290,12 @@ class WritebackSync:
     def apply(self, changes: Sequence[StatusChange], report: RunReport, *, dry_run: bool = False) -> list[StatusChange]:
         """Accept the changes newer than what the store holds, write the statuses IFS does not have yet; returns the
         stale changes (audited and dropped). Records not linked to this flow are ignored."""
-        with _APPLY_LOCK:
-            return self._apply(changes, report, dry_run=dry_run)
+        if not changes:
+            return []
+        if dry_run:
+            return self._apply(changes, report, dry_run=True)
+        with _one_applier(self.c.store, self.stop):
+            return self._apply(changes, report, dry_run=False)
 
     def _apply(self, changes: Sequence[StatusChange], report: RunReport, *, dry_run: bool) -> list[StatusChange]:
         newest, superseded = newest_per_issue(changes)

@@ -21,9 +21,9 @@ from e2e.harness import World, connector_config, world
 
 from integration.sim.jira.helpers import Received, Receiver, webhook_receiver
 from integration.web.support import wait_for
-from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSync, process_inbox
+from ml_connector.engine import Connector, FlowBusy, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
 from ml_connector.engine.outbound import format_ts
-from ml_connector.engine.writeback import ISSUE_FIELDS, change_from_issue
+from ml_connector.engine.writeback import APPLY_LEASE, ISSUE_FIELDS, change_from_issue
 from ml_connector.sim.server import ServerHandle, serve_in_thread
 from ml_connector.store import PARKED, RecordRow, Store, utcnow
 from ml_connector.web import create_app
@@ -352,3 +352,21 @@ def test_ifs_down_for_a_whole_batch_every_record_waits_and_the_run_ends(backoff_
     clock.now += timedelta(minutes=2)
     assert WritebackSync(env.c, flow, clock=clock).run().counts["written_back"] == 3
     assert all(env.ifs_status(r) == "In Progress" for r in records)
+
+
+def test_another_applier_holding_the_store_lease_is_waited_for_then_reported(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = env.linked()[0]
+    flow = env.c.config.flow(FLOW)
+    env.move(record, "In Progress")
+    polled = change_from_issue(env.c.jira.get_issue(str(record.jira_id), fields=ISSUE_FIELDS))
+    assert polled is not None
+    monkeypatch.setattr("ml_connector.engine.writeback.APPLY_WAIT", 0.2)
+    with flow_lock(env.store, APPLY_LEASE), pytest.raises(FlowBusy, match="another process is writing"):
+        WritebackSync(env.c, flow).apply([polled], RunReport(FLOW, "writeback"))
+    after = env.store.get_record(FLOW, record.ifs_key)
+    assert after is not None and after.jira_status is None and env.ifs_status(record) in (None, "")
+    report = RunReport(FLOW, "writeback")
+    WritebackSync(env.c, flow).apply([polled], report)  # the lease is free again
+    assert report.counts["written_back"] == 1 and env.ifs_status(record) == "In Progress"
