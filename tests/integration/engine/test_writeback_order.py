@@ -24,6 +24,7 @@ from integration.web.support import wait_for
 from ml_connector.engine import Connector, FlowBusy, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
 from ml_connector.engine.outbound import format_ts
 from ml_connector.engine.writeback import APPLY_LEASE, ISSUE_FIELDS, change_from_issue
+from ml_connector.errors import AuthError
 from ml_connector.sim.server import ServerHandle, serve_in_thread
 from ml_connector.store import PARKED, RecordRow, Store, utcnow
 from ml_connector.web import create_app
@@ -80,7 +81,10 @@ class Env:
 
 def _env(store: Store, tmp_path: Path, sync: dict[str, Any] | None = None) -> Iterator[Env]:
     with world(purchase_orders=6, work_orders=0) as w, webhook_receiver() as capture:
-        tweak: dict[str, Any] = {"ifs": {"http": {"max_attempts": 2, "backoff_initial": 0.01, "backoff_max": 0.02}}}
+        tweak: dict[str, Any] = {
+            "ifs": {"http": {"max_attempts": 2, "backoff_initial": 0.01, "backoff_max": 0.02}},
+            "webhooks": {"enabled": True},  # the receiver is live only with webhooks on
+        }
         if sync:
             tweak["sync"] = sync
         config = connector_config(w, tmp_path, tweak=tweak)
@@ -370,3 +374,41 @@ def test_another_applier_holding_the_store_lease_is_waited_for_then_reported(
     report = RunReport(FLOW, "writeback")
     WritebackSync(env.c, flow).apply([polled], report)  # the lease is free again
     assert report.counts["written_back"] == 1 and env.ifs_status(record) == "In Progress"
+
+
+def test_an_unforeseen_error_on_one_record_parks_that_record_only(backoff_env: Env) -> None:
+    env = backoff_env
+    flow = env.c.config.flow(FLOW)
+    bad, *good = env.linked()[:3]
+    for record in (bad, *good):
+        env.move(record, "In Progress")
+    ifs = env.c.ifs
+    real_patch = ifs.patch
+
+    def patch(entity_set: str, key: Any, changes: Any, etag: str) -> Any:
+        if bad.ifs_key in key.values():  # a bug nobody foresaw, on one record only
+            raise RuntimeError("unexpected shape in the row")
+        return real_patch(entity_set, key, changes, etag)
+
+    ifs.patch = patch  # type: ignore[method-assign]
+    report = WritebackSync(env.c, flow).run()
+    assert report.counts["written_back"] == 2 and report.counts["parked"] == 1 and report.status == "partial"
+    row = env.store.get_record(FLOW, bad.ifs_key)
+    assert row is not None and row.state == PARKED and row.error_class == "RuntimeError"
+    assert all(env.ifs_status(r) == "In Progress" for r in good)
+
+
+def test_credentials_refused_stop_the_flow_without_parking_anything(backoff_env: Env) -> None:
+    env = backoff_env
+    flow = env.c.config.flow(FLOW)
+    record = env.linked()[0]
+    env.move(record, "In Progress")
+    env.fail(record, 401)
+    with pytest.raises(AuthError):
+        WritebackSync(env.c, flow).run()
+    row = env.store.get_record(FLOW, record.ifs_key)
+    assert row is not None and row.state != PARKED and row.writeback_attempts == 0
+    assert row.jira_status == "In Progress" and row.written_status is None  # accepted, written by a later run
+    assert env.store.recent_runs(flow=FLOW, limit=1)[0].status == "failed"
+    env.w.ifs_sim.faults(fail_next=[])
+    assert WritebackSync(env.c, flow).run().counts["written_back"] == 1
