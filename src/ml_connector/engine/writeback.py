@@ -240,8 +240,13 @@ class WritebackSync:
                 continue
             try:
                 issue = self.c.jira.get_issue(str(record.jira_id), fields=ISSUE_FIELDS)
-            except NotFound:
-                continue  # deleted or hidden: the outbound side decides what that means
+            except Exception as exc:
+                if _systemic(exc):
+                    raise
+                if isinstance(exc, NotFound | AuthError):
+                    continue  # deleted or hidden: the outbound side decides what that means
+                log.warning("writeback.repair_read_failed", flow=self.flow.name, error_class=type(exc).__name__)
+                break  # Jira is struggling: the rest are read on a later run
             change = change_from_issue(issue)
             if change is not None:
                 changes.append(change)
@@ -313,12 +318,12 @@ class WritebackSync:
             record = records.get(change.jira_id)
             if record is None:
                 continue
-            if change.jira_key and change.jira_key != record.jira_key and not dry_run:
-                self._note_key(record, change.jira_key, report)
             where = NEWER if change.origin == PENDING else place(change, record)
             if where == OLDER or (where == SAME and change.origin == WEBHOOK):
                 stale.append((record, change))  # a late or replayed delivery (or a poll read before it)
                 continue
+            if change.jira_key and change.jira_key != record.jira_key and not dry_run:
+                self._note_key(record, change.jira_key, report)  # never from a stale change: it may predate a move
             if where == NEWER and change.origin != PENDING:
                 accepted.append((record, change))
             try:

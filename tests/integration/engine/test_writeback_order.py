@@ -412,3 +412,18 @@ def test_credentials_refused_stop_the_flow_without_parking_anything(backoff_env:
     assert env.store.recent_runs(flow=FLOW, limit=1)[0].status == "failed"
     env.w.ifs_sim.faults(fail_next=[])
     assert WritebackSync(env.c, flow).run().counts["written_back"] == 1
+
+
+def test_a_stale_delivery_from_before_a_move_does_not_bring_the_old_key_back(env: Env) -> None:
+    record = env.linked()[0]
+    env.move(record, "In Progress")
+    (before_move,) = env.deliveries(1)
+    env.w.jira_sim.call("PUT", "clock", json={"advance_seconds": 2})
+    env.w.jira_sim.call("POST", f"issues/{record.jira_key}/move", json={"project": "CAPEX"})
+    WritebackSync(env.c, env.c.config.flow(FLOW)).run()
+    moved = env.store.get_record(FLOW, record.ifs_key)
+    assert moved is not None and moved.jira_key is not None and moved.jira_key.startswith("CAPEX-")
+    _inbox(env, before_move)
+    assert process_inbox(env.c).counts["stale"] == 1
+    after = env.store.get_record(FLOW, record.ifs_key)
+    assert after is not None and after.jira_key == moved.jira_key
