@@ -585,10 +585,11 @@ def process_inbox(connector: Connector, *, limit: int = 500, stop: threading.Eve
     event_of: dict[int, int] = {}  # id(change) -> inbox row id
     ignored: list[int] = []
     records = store.records_by_jira_ids(str(e["issue_id"]) for e in events if e.get("issue_id"))
+    writing = {f.name for f in connector.config.flows if f.enabled and f.writeback.enabled}
     for event in events:
         change = change_from_delivery(event.get("payload") or {})
         record = records.get(str(event.get("issue_id")))
-        if change is None or record is None or event.get("event") == "jira:issue_deleted":
+        if change is None or record is None or record.flow not in writing or event.get("event") == "jira:issue_deleted":
             ignored.append(int(event["id"]))
             continue
         by_flow.setdefault(record.flow, []).append(change)
