@@ -427,3 +427,25 @@ def test_a_stale_delivery_from_before_a_move_does_not_bring_the_old_key_back(env
     assert process_inbox(env.c).counts["stale"] == 1
     after = env.store.get_record(FLOW, record.ifs_key)
     assert after is not None and after.jira_key == moved.jira_key
+
+
+def test_a_429_storm_that_outlasts_the_in_call_budget_backs_off_and_never_parks(backoff_env: Env) -> None:
+    env = backoff_env
+    flow = env.c.config.flow(FLOW)
+    clock = Clock()
+    limited, ok = env.linked()[:2]
+    for record in (limited, ok):
+        env.move(record, "In Progress")
+    needle = f"OrderNo='{limited.ifs_key}')"
+    env.w.ifs_sim.faults(fail_next=[{"status": 429, "count": 1000, "path_contains": needle, "retry_after": 0}])
+    report = WritebackSync(env.c, flow, clock=clock).run()
+    assert report.counts["failed"] == 1 and report.counts["written_back"] == 1 and report.counts["parked"] == 0
+    row = env.store.get_record(FLOW, limited.ifs_key)
+    assert row is not None and row.error_class == "RateLimited" and row.state != PARKED
+    assert row.writeback_next_attempt_at is not None and row.writeback_next_attempt_at > clock.now
+    env.w.ifs_sim.faults(fail_next=[])
+    clock.now = row.writeback_next_attempt_at
+    assert WritebackSync(env.c, flow, clock=clock).run().counts["written_back"] == 1
+    done = env.store.get_record(FLOW, limited.ifs_key)
+    assert done is not None and done.writeback_attempts == 0 and done.error_class is None
+    assert env.ifs_status(limited) == "In Progress"

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ml_connector.engine.writeback import (
     NEWER,
@@ -121,3 +124,31 @@ def test_parse_jira_ts_is_utc() -> None:
     assert parse_jira_ts("2026-03-01T13:00:00.123+0100") == T0
     assert parse_jira_ts("2026-03-01T12:00:00.123Z") == T0
     assert parse_jira_ts(None) is None and parse_jira_ts("not a time") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(st.integers(min_value=0, max_value=3), min_size=1, max_size=12),
+    order=st.randoms(use_true_random=False),
+    replays=st.lists(st.integers(min_value=0, max_value=11), max_size=4),
+)
+def test_any_arrival_order_ends_at_the_newest_change(
+    steps: list[int], order: random.Random, replays: list[int]
+) -> None:
+    """Jira's changes (ms apart or in the same ms, changelog ids growing) delivered in any order, some replayed:
+    the store ends at the newest one and never accepts a change after a newer one."""
+    changes, when = [], T0
+    for n, gap_ms in enumerate(steps):
+        when += timedelta(milliseconds=gap_ms)
+        changes.append(_change(f"S{n}", when, 1000 + n))
+    arrivals = changes + [changes[i] for i in replays if i < len(changes)]
+    order.shuffle(arrivals)
+    record = _record(None, None, None)
+    accepted: list[StatusChange] = []
+    for change in arrivals:
+        if place(change, record) == NEWER:
+            accepted.append(change)
+            record.jira_status, record.jira_updated = change.status, change.updated
+            record.jira_changelog_id = change.changelog_id
+    assert record.jira_status == changes[-1].status
+    assert [c.changelog_id for c in accepted] == sorted({c.changelog_id for c in accepted})
