@@ -471,7 +471,7 @@ class Store:
                     t.records.c.flow == flow,
                     t.records.c.written_status.is_not(None),
                     t.records.c.jira_updated.is_(None),
-                    t.records.c.jira_key.is_not(None),
+                    t.records.c.jira_id.is_not(None),
                     t.records.c.state.not_in((PARKED, ORPHANED)),
                 )
                 .order_by(t.records.c.id)
