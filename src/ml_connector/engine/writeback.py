@@ -250,7 +250,8 @@ class WritebackSync:
             change = change_from_issue(issue)
             if change is not None:
                 changes.append(change)
-        report.add("verified", len(changes))
+        if changes:
+            report.add("verified", len(changes))
         return changes
 
     def _projects(self) -> list[str]:
@@ -335,7 +336,8 @@ class WritebackSync:
                 continue
             if update is not None:
                 todo.append((record, change, update))
-        report.add("stale", len(stale))
+        if stale:
+            report.add("stale", len(stale))
         if dry_run:
             report.add("would_write_back", len(todo))
             return [c for _, c in stale]
