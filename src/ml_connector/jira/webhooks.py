@@ -94,6 +94,20 @@ def verify_jwt(
     return claims
 
 
+def changelog_id(payload: Mapping[str, Any]) -> int | None:
+    """The delivery's ``changelog.id`` (Jira renders it as a string of digits; it grows with every change), if any.
+
+    Together with the issue's ``fields.updated`` it orders events by the source's time, not by arrival: the delivery
+    ``timestamp`` is when Jira sent it, which a retry or a replay changes.
+    """
+    changelog = payload.get("changelog")
+    value = changelog.get("id") if isinstance(changelog, Mapping) else None
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip()
+    return int(text) if text.isdigit() and len(text) <= 18 else None
+
+
 def delivery_identifier(headers: Mapping[str, str]) -> str | None:
     for name, value in headers.items():
         if name.lower() == IDENTIFIER_HEADER.lower():

@@ -72,6 +72,9 @@ records = Table(
     Column("jira_status", String(100)),  # last status seen in Jira
     Column("jira_status_category", String(20)),  # its category (new, indeterminate, done)
     Column("written_status", String(100)),  # last status written to IFS
+    # Order of Jira changes (migration 0004): ``updated`` and changelog id of the newest status accepted.
+    Column("jira_updated", DateTime(timezone=True)),
+    Column("jira_changelog_id", BigInteger),
     Column("create_attempted_at", DateTime(timezone=True)),  # durable create intent marker
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", DateTime(timezone=True)),
@@ -79,6 +82,9 @@ records = Table(
     Column("last_error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # Write-back retry state, apart from the outbound side's attempts (migration 0004).
+    Column("writeback_attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("writeback_next_attempt_at", DateTime(timezone=True)),
     UniqueConstraint("flow", "ifs_key"),
     Index("ix_records_state", "flow", "state"),
     Index("ix_records_jira_id", "jira_id"),
@@ -116,7 +122,7 @@ webhook_inbox = Table(
     Column("issue_id", String(40)),
     Column("payload", JSON, nullable=False),
     Column("processed_at", DateTime(timezone=True)),
-    Column("status", String(20), nullable=False, default="pending"),  # pending | processed | ignored | failed
+    Column("status", String(20), nullable=False, default="pending"),  # pending processed ignored stale failed
     Column("error", Text),
     Index("ix_inbox_pending", "status", "id"),
 )

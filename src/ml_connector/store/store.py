@@ -57,6 +57,8 @@ class RecordRow:
     jira_status: str | None = None
     jira_status_category: str | None = None
     written_status: str | None = None
+    jira_updated: datetime | None = None
+    jira_changelog_id: int | None = None
     create_attempted_at: datetime | None = None
     attempts: int = 0
     next_attempt_at: datetime | None = None
@@ -64,11 +66,20 @@ class RecordRow:
     last_error: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    writeback_attempts: int = 0
+    writeback_next_attempt_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RecordRow:
         values = dict(row)
-        for name in ("create_attempted_at", "next_attempt_at", "created_at", "updated_at"):
+        for name in (
+            "create_attempted_at",
+            "next_attempt_at",
+            "created_at",
+            "updated_at",
+            "jira_updated",
+            "writeback_next_attempt_at",
+        ):
             values[name] = _aware(values.get(name))
         return cls(**values)
 
@@ -432,8 +443,9 @@ class Store:
         with self.engine.connect() as conn:
             return {(str(row[0]), str(row[1])): int(row[2]) for row in conn.execute(query)}
 
-    def pending_writebacks(self, flow: str, *, limit: int = 5000) -> list[RecordRow]:
-        """Records whose Jira status is known but not yet in IFS (a write-back that failed and will be retried)."""
+    def pending_writebacks(self, flow: str, *, now: datetime | None = None, limit: int = 5000) -> list[RecordRow]:
+        """Records whose Jira status is known but not yet in IFS (a write-back that failed and is due for a retry)."""
+        now = now or utcnow()
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(t.records)
@@ -442,6 +454,27 @@ class Store:
                     t.records.c.jira_status.is_not(None),
                     t.records.c.state != PARKED,
                     or_(t.records.c.written_status.is_(None), t.records.c.written_status != t.records.c.jira_status),
+                    or_(
+                        t.records.c.writeback_next_attempt_at.is_(None),
+                        t.records.c.writeback_next_attempt_at <= now,
+                    ),
+                )
+                .order_by(t.records.c.id)
+                .limit(limit)
+            ).mappings()
+            return [RecordRow.from_row(r) for r in rows]
+
+    def unordered_writebacks(self, flow: str, *, limit: int = 500) -> list[RecordRow]:
+        """Records written back before order marks existed (schema 0004): their Jira status needs one fresh read."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.records)
+                .where(
+                    t.records.c.flow == flow,
+                    t.records.c.written_status.is_not(None),
+                    t.records.c.jira_updated.is_(None),
+                    t.records.c.jira_id.is_not(None),
+                    t.records.c.state.not_in((PARKED, ORPHANED)),
                 )
                 .order_by(t.records.c.id)
                 .limit(limit)
@@ -485,7 +518,16 @@ class Store:
             for row in rows:
                 target = PENDING_UPDATE if row.jira_id else PENDING_CREATE
                 # draft=None: the record is mapped again from fresh IFS data, so a fixed config takes effect.
-                tx.update_record(row.id, state=target, attempts=0, next_attempt_at=None, draft=None, draft_hash=None)
+                tx.update_record(
+                    row.id,
+                    state=target,
+                    attempts=0,
+                    next_attempt_at=None,
+                    writeback_attempts=0,
+                    writeback_next_attempt_at=None,
+                    draft=None,
+                    draft_hash=None,
+                )
                 tx.audit(row.id, AuditEvent("replayed", message=f"re-queued from {row.state} by replay"))
         return rows
 
