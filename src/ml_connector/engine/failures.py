@@ -134,8 +134,8 @@ def decide(
         raise error
     name, message = error_class(error), describe(error)
     if isinstance(error, RateLimited):
-        wait = error.retry_after if error.retry_after is not None else policy.retry_initial
-        wait = min(float(wait), policy.retry_max)
+        # The in-call budget is spent by now: a Retry-After of 0 says nothing useful, so wait retry_initial then.
+        wait = min(float(error.retry_after or policy.retry_initial), policy.retry_max)
         return FailureDecision(
             RETRY, attempts_so_far, now + timedelta(seconds=wait), name, message, backoff_seconds=wait, deferred=True
         )

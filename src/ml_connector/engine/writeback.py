@@ -15,20 +15,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
 
 from ml_connector.config.models import FlowConfig
-from ml_connector.engine.failures import FailureDecision, decide, is_transient
+from ml_connector.engine.failures import FailureDecision, decide, is_systemic
 from ml_connector.engine.locks import FlowBusy, flow_lock
 from ml_connector.engine.outbound import format_ts, parse_ts
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
-from ml_connector.errors import AuthError, ConcurrencyConflict, ConfigError, ConnectorError, NotFound, Unavailable
+from ml_connector.errors import AuthError, ConcurrencyConflict, NotFound, TransientError, Unavailable
 from ml_connector.ifs.odata import Key
 from ml_connector.jira import jql
 from ml_connector.jira.webhooks import changelog_id
@@ -163,13 +162,6 @@ def newest_per_issue(changes: Iterable[StatusChange]) -> tuple[list[StatusChange
     return list(best.values()), superseded
 
 
-def _systemic(error: BaseException) -> bool:
-    """Errors that stop the flow rather than one record: credentials refused, the store unavailable, bad config."""
-    if isinstance(error, AuthError):
-        return error.status != 403  # a 403 on one entity is that record's problem (permission), not the run's
-    return isinstance(error, ConfigError | SQLAlchemyError)
-
-
 def _parked_by_writeback(record: RecordRow) -> bool:
     return record.state == PARKED and (record.last_error or "").startswith(WB_ERROR)
 
@@ -241,7 +233,7 @@ class WritebackSync:
             try:
                 issue = self.c.jira.get_issue(str(record.jira_id), fields=ISSUE_FIELDS)
             except Exception as exc:
-                if _systemic(exc):
+                if is_systemic(exc):
                     raise
                 if isinstance(exc, NotFound | AuthError):
                     continue  # deleted or hidden: the outbound side decides what that means
@@ -330,7 +322,7 @@ class WritebackSync:
             try:
                 update = self._plan(record, change, now, report)
             except Exception as exc:  # a mapping error (or a bug) is this record's failure, not the run's
-                if _systemic(exc):
+                if is_systemic(exc):
                     raise
                 broken.append((record, exc))
                 continue
@@ -434,9 +426,9 @@ class WritebackSync:
         try:
             current = self.c.ifs.get_many_by_keys(self.entity_set, keys, select=[self.flow.key, *written])
         except Exception as exc:
-            if _systemic(exc):
+            if is_systemic(exc):
                 raise
-            if is_transient(exc) or len(batch) == 1:
+            if isinstance(exc, TransientError) or len(batch) == 1:
                 for record, _, _ in batch:  # IFS is down: every record waits its backoff, one in-call budget spent
                     self._failed(record, exc, report)
                 return
@@ -483,7 +475,7 @@ class WritebackSync:
                     return
                 found = None
             except Exception as exc:  # record isolation: anything but a systemic error is this record's failure
-                if _systemic(exc):
+                if is_systemic(exc):
                     raise
                 self._failed(record, exc, report)
                 return
@@ -531,13 +523,8 @@ class WritebackSync:
         report.add("written_back")
 
     def _decide(self, error: BaseException, attempts_so_far: int, now: datetime) -> FailureDecision:
-        """The shared failure policy for one write-back (DESIGN §4.3). The one place to switch to the class-only
-        ``decide`` when it lands."""
-        known = error if isinstance(error, ConnectorError) else ConnectorError(f"unexpected {type(error).__name__}")
-        decision = decide(
-            known, transient=is_transient(error), attempts_so_far=attempts_so_far, policy=self.policy, now=now
-        )
-        return decision if known is error else replace(decision, error_class=type(error).__name__)
+        """The shared failure policy (DESIGN §4.3): the error class alone decides."""
+        return decide(error, attempts_so_far=attempts_so_far, policy=self.policy, now=now)
 
     def _failed(self, record: RecordRow, error: BaseException, report: RunReport) -> None:
         # The outbound state of the record is untouched unless the write-back is parked; the accepted status stays in
@@ -573,7 +560,7 @@ class WritebackSync:
             )
         record.writeback_attempts = decision.attempts
         record.writeback_next_attempt_at = decision.next_attempt_at
-        report.add("parked" if parked else "failed")
+        report.add_failure(decision)
 
 
 def process_inbox(connector: Connector, *, limit: int = 500, stop: threading.Event | None = None) -> RunReport:

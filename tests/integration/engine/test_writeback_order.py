@@ -294,7 +294,8 @@ def test_a_persistent_ifs_500_backs_off_then_parks_while_the_others_are_written(
             delays.append((row.writeback_next_attempt_at - clock.now).total_seconds())
         else:
             assert report.counts["parked"] == 1 and row.state == PARKED and row.writeback_next_attempt_at is None
-    assert 30 <= delays[0] <= 60 and 60 <= delays[1] <= 120 and delays[1] > delays[0]
+    # Full jitter (DESIGN §4.3): uniform(0, ceiling), the ceiling doubling per attempt (retry_initial 60 s here).
+    assert 0 < delays[0] <= 60 and 0 < delays[1] <= 120
     assert row is not None and row.error_class == "Unavailable" and (row.last_error or "").startswith("write-back:")
 
     env.w.ifs_sim.clear_requests()
@@ -305,7 +306,7 @@ def test_a_persistent_ifs_500_backs_off_then_parks_while_the_others_are_written(
     assert [e.detail["attempts"] for e in failed] == [1, 2, 3]
     assert [e.detail["parked"] for e in failed] == [False, False, True]
     retry_in = [e.detail["retry_in_seconds"] for e in failed]
-    assert retry_in[0] < retry_in[1] and retry_in[2] is None
+    assert 0 < retry_in[0] <= 60 and 0 < retry_in[1] <= 120 and retry_in[2] is None  # full jitter under the ceilings
     for record in good[:3]:
         assert env.ifs_status(record) == "In Progress"
         after = env.store.get_record(FLOW, record.ifs_key)
@@ -376,7 +377,7 @@ def test_another_applier_holding_the_store_lease_is_waited_for_then_reported(
     assert report.counts["written_back"] == 1 and env.ifs_status(record) == "In Progress"
 
 
-def test_an_unforeseen_error_on_one_record_parks_that_record_only(backoff_env: Env) -> None:
+def test_an_unforeseen_error_on_one_record_fails_that_record_only(backoff_env: Env) -> None:
     env = backoff_env
     flow = env.c.config.flow(FLOW)
     bad, *good = env.linked()[:3]
@@ -392,9 +393,11 @@ def test_an_unforeseen_error_on_one_record_parks_that_record_only(backoff_env: E
 
     ifs.patch = patch  # type: ignore[method-assign]
     report = WritebackSync(env.c, flow).run()
-    assert report.counts["written_back"] == 2 and report.counts["parked"] == 1 and report.status == "partial"
+    # The shared policy (DESIGN §4.3): an unexpected error is an InternalError, retried with backoff, then parked.
+    assert report.counts["written_back"] == 2 and report.counts["failed"] == 1 and report.status == "partial"
     row = env.store.get_record(FLOW, bad.ifs_key)
-    assert row is not None and row.state == PARKED and row.error_class == "RuntimeError"
+    assert row is not None and row.state != PARKED and row.error_class == "InternalError"
+    assert row.writeback_next_attempt_at is not None and "RuntimeError" in (row.last_error or "")
     assert all(env.ifs_status(r) == "In Progress" for r in good)
 
 
@@ -439,7 +442,7 @@ def test_a_429_storm_that_outlasts_the_in_call_budget_backs_off_and_never_parks(
     needle = f"OrderNo='{limited.ifs_key}')"
     env.w.ifs_sim.faults(fail_next=[{"status": 429, "count": 1000, "path_contains": needle, "retry_after": 0}])
     report = WritebackSync(env.c, flow, clock=clock).run()
-    assert report.counts["failed"] == 1 and report.counts["written_back"] == 1 and report.counts["parked"] == 0
+    assert report.counts["deferred"] == 1 and report.counts["written_back"] == 1 and report.counts["parked"] == 0
     row = env.store.get_record(FLOW, limited.ifs_key)
     assert row is not None and row.error_class == "RateLimited" and row.state != PARKED
     assert row.writeback_next_attempt_at is not None and row.writeback_next_attempt_at > clock.now
