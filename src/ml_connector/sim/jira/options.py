@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml_connector.sim.wire import FaultKind
+
 
 class FailRule(BaseModel):
-    """Answer the next ``count`` requests whose path contains ``path_contains`` with ``status``."""
+    """A fault for the next ``count`` requests whose path contains ``path_contains`` (and whose method is ``method``,
+    when given); a large count makes it persistent.
+
+    ``kind`` is one of :data:`ml_connector.sim.wire.FaultKind`; ``status`` (the default) answers ``status``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    kind: FaultKind = "status"
     status: int = 503
     count: int = 1
     retry_after: float | None = None
     path_contains: str = ""
+    method: str | None = None
+    hang_seconds: float = Field(default=30.0, ge=0)
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.path_contains in path and (self.method is None or self.method.upper() == method.upper())
 
 
 class Faults(BaseModel):
