@@ -27,6 +27,7 @@ class RunReport:
     plan: list[PlannedAction] = field(default_factory=list)
     error: str | None = None
     interrupted: bool = False
+    rate_limit_wait_s: float = 0.0  # seconds calls waited out 429s (summed over concurrent calls)
 
     def add(self, what: str, n: int = 1) -> None:
         self.counts[what] += n
@@ -51,4 +52,5 @@ class RunReport:
             "status": self.status,
             "counts": dict(self.counts),
             "error": self.error,
+            "rate_limit_wait_s": round(self.rate_limit_wait_s, 3),
         }

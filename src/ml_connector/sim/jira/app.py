@@ -687,7 +687,8 @@ def _inject_faults(sim: JiraSim, request: Request, route_def: RouteDef) -> FailR
                         str(int(rule.retry_after)) if rule.retry_after.is_integer() else str(rule.retry_after)
                     )
                 if rule.status == 429:
-                    headers.setdefault("Retry-After", str(int(faults.retry_after_seconds)))
+                    if faults.retry_after_seconds is not None:
+                        headers.setdefault("Retry-After", str(int(faults.retry_after_seconds)))
                     headers["RateLimit-Reason"] = "jira-burst-based"
                 faults.fail_next = [r for r in faults.fail_next if r.count > 0]
                 raise ApiError(rule.status, [f"Injected failure ({rule.status})."], headers=headers)

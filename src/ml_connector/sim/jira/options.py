@@ -37,7 +37,7 @@ class Faults(BaseModel):
     error_5xx_rate: float = Field(0.0, ge=0, le=1)
     burst_per_second: float | None = None  # per endpoint (method + path template) token bucket
     per_issue_writes_per_second: float | None = None  # per issue token bucket for writes
-    retry_after_seconds: float = 1.0
+    retry_after_seconds: float | None = 1.0  # None: 429s carry no Retry-After (Jira does not always send one)
     index_lag_seconds: float = 0.0
     duplicate_delivery_rate: float = Field(0.0, ge=0, le=1)
     access_token_lifetime_seconds: int = 3600
