@@ -66,7 +66,7 @@ def test_a_passing_fault_on_a_read_is_retried_and_recovers(kind: str, client: If
     ("kind", "error", "phrase"),
     [
         ("truncated", Unavailable, f"connection lost before the answer to GET {PO_PATH} was complete"),
-        ("drop_before", Unavailable, "RemoteProtocolError"),
+        ("drop_before", Unavailable, f"connection lost before the answer to GET {PO_PATH}"),
         ("html", MalformedResponse, "got text/html (proxy or login page?)"),
     ],
 )

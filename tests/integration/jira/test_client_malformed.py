@@ -93,6 +93,10 @@ def test_bulk_create_past_the_read_timeout_is_uncertain(sim: Sim) -> None:
     assert time.monotonic() - started < 5
     assert outcome.failure is not None and outcome.failure.uncertain
     assert f"no answer to POST {BULK} in time (ReadTimeout)" in outcome.failure.message
+    deadline = time.monotonic() + 10  # the simulator notices the client left, abandons the request, logs it
+    while not _calls(sim, "POST", BULK) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [c["status"] for c in _calls(sim, "POST", BULK)] == [0]  # sent once, never resent
 
 
 def test_bulk_create_through_a_429_storm_creates_each_issue_once(client: JiraClient, sim: Sim) -> None:
