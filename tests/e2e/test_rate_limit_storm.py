@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +20,8 @@ import yaml
 
 from e2e.harness import World, connector_config, example_config, make_connector, world
 from ml_connector.engine import OutboundSync
+from ml_connector.engine.report import RunReport
+from ml_connector.errors import RateLimited
 from ml_connector.metrics import Metrics, sample_value
 from ml_connector.store import SYNCED
 
@@ -93,3 +97,19 @@ def test_sync_exits_0_through_a_storm(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr.decode()[-2000:]
         assert _storm_seconds(w) >= 8
         _one_issue_per_record(w)
+
+
+def test_a_stop_request_ends_a_long_rate_limit_wait_within_a_second(tmp_path: Path) -> None:
+    with world(purchase_orders=5, work_orders=0) as w:
+        w.jira_sim.faults(fail_next=[{"status": 429, "count": 1000, "retry_after": 120, "path_contains": "/myself"}])
+        c = make_connector(connector_config(w, tmp_path))
+        stop = threading.Event()
+        report = RunReport("purchase_orders", "outbound")
+        threading.Timer(0.5, stop.set).start()  # SIGTERM arrives half a second into a 120 s wait
+        started = time.monotonic()
+        with pytest.raises(RateLimited), c.run_row(report, default_system="jira", stop=stop):
+            c.jira.myself()
+        assert time.monotonic() - started < 1.5
+        assert report.rate_limit_wait_s == pytest.approx(0.5, abs=0.3)
+        assert c.store.last_run("purchase_orders") is not None
+        c.close()
