@@ -215,6 +215,7 @@ class ApiSession:
         rate_waited = 0.0
         started = time.monotonic()
         while True:
+            self._wait_out_deferral(method, url, pace_keys, budget)
             try:
                 response = self._send_once(
                     method,
@@ -258,6 +259,17 @@ class ApiSession:
                 self._log_retry(method, exc, delay, attempt)
                 if budget.stop.wait(delay):
                     raise
+
+    def _wait_out_deferral(self, method: str, url: str, pace_keys: tuple[str, ...], budget: RateLimitBudget) -> None:
+        """Wait while another call's 429 holds these keys back, charged to the run's budget and ended by stop."""
+        delay = self.pacer.deferred_for(pace_keys)
+        if delay > 0 and not budget.wait(delay):
+            raise RateLimited(
+                f"{method} {url.split('?', 1)[0]} held back {delay:.1f} s after a 429; the run's rate-limit wait "
+                "budget is spent or a stop was requested",
+                system=self.system,
+                retry_after=delay,
+            )
 
     def _log_retry(self, method: str, exc: TransientError, delay: float, attempt: int) -> None:
         log.info(

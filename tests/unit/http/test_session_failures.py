@@ -274,3 +274,27 @@ def test_budget_is_shared_by_concurrent_calls() -> None:
     assert budget.wait(0.3)
     assert not budget.wait(0.3)  # would overdraw
     assert budget.wait(0.2) and budget.waited == pytest.approx(0.5)
+
+
+def test_a_deferral_from_another_calls_429_is_charged_to_the_budget_and_ended_by_stop() -> None:
+    handler, seen = counting(OK)
+    api = session(handler)
+    api.pacer.defer("burst:issue-bulk", 60)  # another thread met a 429 with Retry-After: 60
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    budget = RateLimitBudget(900, stop=stop)
+    started = time.monotonic()
+    with rate_limit_scope(budget), pytest.raises(RateLimited, match="held back"):
+        api.request("POST", "/rest/api/3/issue/bulk", pace_keys=("burst:issue-bulk",))
+    assert time.monotonic() - started < 1.5 and seen == []
+    assert budget.waited == pytest.approx(0.3, abs=0.2)
+
+
+def test_a_short_deferral_is_waited_out_then_the_call_goes_out() -> None:
+    handler, seen = counting(OK)
+    api = session(handler)
+    api.pacer.defer("burst:read", 0.2)
+    budget = RateLimitBudget(900)
+    with rate_limit_scope(budget):
+        api.request("GET", "/rest/api/3/myself", pace_keys=("burst:read",))
+    assert len(seen) == 1 and 0.1 <= budget.waited <= 0.2
