@@ -165,3 +165,26 @@ def test_a_persistent_fault_on_the_token_endpoint_is_classified_not_auth(
         _key(fresh)
     assert phrase in str(info.value)
     assert "sim-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "phrase"),
+    [
+        ("drop_before", "connection lost before the answer to PATCH"),
+        ("drop_after", "connection lost before the answer to PATCH"),
+        ("truncated", "connection lost before the answer to PATCH"),
+        ("hang", "no answer to PATCH"),
+    ],
+)
+def test_a_persistent_fault_on_patch_is_an_ambiguous_unavailable(
+    kind: str, phrase: str, sim: tuple[ServerHandle, SimControl], control: SimControl
+) -> None:
+    settings = HttpSettings(read_timeout=0.4, max_attempts=3, backoff_initial=0.01, backoff_max=0.02)
+    with IfsClient.from_connection(connection(sim[0].url, http=settings)) as c:
+        key = _key(c)
+        _, etag = c.get(PO_SET, key)
+        control.faults(fail_next=[_rule(kind, method="PATCH", count=PERSISTENT, hang_seconds=30)])
+        with pytest.raises(Unavailable) as info:
+            c.patch(PO_SET, key, {"Cf_Jira_Status": f"Persistent {kind}"}, etag)
+    assert phrase in str(info.value) and "the server may have acted" in str(info.value)
+    assert not isinstance(info.value, MalformedResponse) and info.value.not_sent is False

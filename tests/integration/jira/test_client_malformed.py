@@ -159,6 +159,25 @@ def test_a_persistent_reset_on_edit_is_unavailable(client: JiraClient, sim: Sim)
     assert len(_calls(sim, "PUT", f"/rest/api/3/issue/{issue.id}")) == FAST.max_attempts
 
 
+def test_an_edit_that_hangs_past_the_read_timeout_is_unavailable(sim: Sim) -> None:
+    settings = HttpSettings(read_timeout=0.4, max_attempts=2, backoff_initial=0.01, backoff_max=0.02)
+    with JiraClient.from_connection(basic_connection(sim, settings)) as slow:
+        issue = slow.create_issue(draft("PO-E4"))
+        sim.faults(fail_next=[_rule("hang", f"/issue/{issue.id}", method="PUT", count=PERSISTENT, hang_seconds=30)])
+        started = time.monotonic()
+        with pytest.raises(Unavailable) as info:
+            slow.edit_issue(issue.id, {"summary": "too late"})
+    assert time.monotonic() - started < 5
+    assert f"no answer to PUT /rest/api/3/issue/{issue.id} in time (ReadTimeout)" in str(info.value)
+    assert info.value.not_sent is False
+    path = f"/rest/api/3/issue/{issue.id}"
+    deadline = time.monotonic() + 10  # both tries are abandoned and logged before the next test resets the sim
+    while len(_calls(sim, "PUT", path)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [c["status"] for c in _calls(sim, "PUT", path)] == [0, 0]
+    assert sim.issue(issue.id)["summary"] == "PO-E4 pump"
+
+
 # ------------------------------------------------------------------------------------------------ search
 
 
