@@ -40,17 +40,24 @@ class RateLimitBudget:
 
     def wait(self, seconds: float) -> bool:
         """Wait ``seconds``; False (at once, or when stop is set) if the budget cannot cover it or stop is set."""
-        seconds = max(0.0, seconds)
+        return self.reserve(seconds) and self.spend(seconds)
+
+    def reserve(self, seconds: float) -> bool:
+        """Set ``seconds`` aside for a wait; False when stop is set or the budget cannot cover them."""
         with self._lock:
-            if self.stop.is_set() or self._waited + seconds > self.max_wait:
+            if self.stop.is_set() or self._waited + max(0.0, seconds) > self.max_wait:
                 return False
-            self._waited += seconds  # reserved up front so concurrent waits cannot overdraw the budget
+            self._waited += max(0.0, seconds)  # up front, so concurrent waits cannot overdraw the budget
+            return True
+
+    def spend(self, seconds: float) -> bool:
+        """Sleep the ``seconds`` reserved; False when stop cut the sleep short (the unspent part is given back)."""
         started = self._clock()
-        if self.stop.wait(seconds):
-            with self._lock:  # give back what was reserved and not spent
-                self._waited -= max(0.0, seconds - (self._clock() - started))
-            return False
-        return True
+        if not self.stop.wait(max(0.0, seconds)):
+            return True
+        with self._lock:
+            self._waited -= max(0.0, seconds - (self._clock() - started))
+        return False
 
 
 _current: contextvars.ContextVar[RateLimitBudget | None] = contextvars.ContextVar("mlc_rate_limit", default=None)

@@ -232,8 +232,7 @@ class ApiSession:
                 throttled += 1
                 delay = self._throttle_delay(throttled, exc.retry_after)
                 self._after_throttle(exc, pace_keys, delay)
-                self._log_retry(method, exc, delay, throttled)
-                if not budget.wait(delay):
+                if not budget.reserve(delay):
                     log.warning(
                         "http.rate_limit_gave_up",
                         system=self.system,
@@ -243,8 +242,11 @@ class ApiSession:
                         stopped=budget.stop.is_set(),
                     )
                     raise
-                rate_waited += delay
                 self.observer.on_retry(self.system, exc, delay)
+                self._log_retry(method, exc, delay, throttled)
+                if not budget.spend(delay):
+                    raise
+                rate_waited += delay
             except TransientError as exc:
                 attempt += 1
                 if attempt >= self.settings.max_attempts or not (resendable or not may_have_acted(exc)):
