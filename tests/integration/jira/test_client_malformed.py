@@ -125,7 +125,8 @@ def test_concurrent_bulk_calls_wait_against_the_run_budget(sim: Sim) -> None:
     with JiraClient.from_connection(basic_connection(sim)) as c, rate_limit_scope(budget):
         outcomes = c.bulk_create([draft(f"PO-C{n}") for n in range(120)], concurrency=3)  # three chunks at once
     assert all(o.ok for o in outcomes)
-    assert budget.waited == pytest.approx(4 * 0.3, abs=0.35)  # the pool's workers charged the run's budget
+    # the pool's workers charged the run's budget: four waits of 0.3 s, plus any wait behind the deferral they left
+    assert budget.waited >= 4 * 0.3 - 0.01
 
 
 # ------------------------------------------------------------------------------------------------ edit
