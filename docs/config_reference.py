@@ -81,9 +81,11 @@ NOTES: dict[tuple[type[BaseModel], str], str] = {
     (c.IfsConnection, "http"): "Timeouts, retries and pacing for IFS (section below).",
     (c.HttpSettings, "connect_timeout"): "Seconds to open a connection.",
     (c.HttpSettings, "read_timeout"): "Seconds to wait for a response.",
-    (c.HttpSettings, "max_attempts"): "Tries per request, the first included, for transient errors (429, 5xx, "
-    "`MI_MODIFIED_ERROR`, timeouts, dropped connections).",
-    (c.HttpSettings, "max_retry_seconds"): "Upper bound on the time one request may spend retrying.",
+    (c.HttpSettings, "max_attempts"): "Tries per request, the first included, for transient errors (5xx, "
+    "`MI_MODIFIED_ERROR`, timeouts, dropped connections, malformed answers such as an HTML page or cut JSON). A 429 "
+    "uses no attempt: it is waited out within `sync.rate_limit_wait_max`.",
+    (c.HttpSettings, "max_retry_seconds"): "Upper bound on the time one request may spend retrying, not counting "
+    "429 waits during a run; outside a run (`check`) it also bounds one request's 429 waits.",
     (c.HttpSettings, "backoff_initial"): "Backoff before the first retry (seconds); doubles per retry, full jitter, "
     "never shorter than the server's `Retry-After`.",
     (c.HttpSettings, "backoff_max"): "Largest backoff between two tries (seconds), before `Retry-After`.",

@@ -2,7 +2,8 @@
 
 Retry and failed-queue decisions key off the class, never the message:
 
-* ``TransientError`` (``RateLimited``, ``Unavailable``): retried inside the call, then on later runs.
+* ``TransientError`` (``RateLimited``, ``Unavailable`` and its ``MalformedResponse``): retried inside the call, then
+  on later runs. A ``RateLimited`` is back-pressure: it is waited out (bounded per run), never a record's failure.
 * ``PermanentError`` (``Rejected``, ``ConcurrencyConflict``) and ``MappingError``: parked at once with the reason.
 * ``AuthError`` and ``ConfigError``: stop the run; nothing a retry can fix.
 """
@@ -66,7 +67,11 @@ class RateLimited(TransientError):
 
 
 class Unavailable(TransientError):
-    """5xx, timeouts, dropped connections; ``retry_after`` when the server sent one."""
+    """5xx, timeouts, dropped connections; ``retry_after`` when the server sent one.
+
+    ``not_sent`` is True only when the request provably never reached the server (a connection that was never
+    established), so even a create may be sent again; otherwise the server may have acted on it.
+    """
 
     def __init__(
         self,
@@ -75,9 +80,20 @@ class Unavailable(TransientError):
         system: str | None = None,
         status: int | None = None,
         retry_after: float | None = None,
+        not_sent: bool = False,
     ) -> None:
         super().__init__(message, system=system, status=status)
         self.retry_after = retry_after
+        self.not_sent = not_sent
+
+
+class MalformedResponse(Unavailable):
+    """An answer that is not what the API promises: HTML (a proxy's login or maintenance page) or another content
+    type where JSON was promised, an empty, cut-off or invalid JSON body, or JSON of the wrong shape.
+
+    Retriable (a proxy page or a cut body is usually passing), but ambiguous: the server may have acted on the
+    request before the answer was spoiled, so a create that got one is reconciled, never resent blindly.
+    """
 
 
 class PermanentError(ConnectorError):

@@ -92,6 +92,12 @@ class Metrics:
         self.rate_limited = Counter(
             "mlc_api_rate_limited", "Responses with status 429 by system.", ["system"], registry=self.registry
         )
+        self.rate_limit_wait = Counter(
+            "mlc_api_rate_limit_wait_seconds",
+            "Seconds calls waited out rate limits (429) before resending, by system.",
+            ["system"],
+            registry=self.registry,
+        )
         self.retries = Counter(
             "mlc_api_retries",
             "Retries of transient errors by system and error class.",
@@ -136,6 +142,8 @@ class Metrics:
     def on_retry(self, system: str, error: ConnectorError, delay: float) -> None:
         name = "RateLimited" if isinstance(error, RateLimited) else type(error).__name__
         self.retries.labels(system, name).inc()
+        if isinstance(error, RateLimited):
+            self.rate_limit_wait.labels(system).inc(delay)
 
     # -- runs ------------------------------------------------------------------------------------------------------
 

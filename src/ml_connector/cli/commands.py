@@ -44,6 +44,9 @@ def _summary(reports: list[RunReport], *, dry_run: bool) -> None:
     for r in reports:
         table.add_row(r.flow, r.kind, r.status, *(str(r.counts.get(k, 0)) for k in keys))
     console.print(table)
+    waited = sum(r.rate_limit_wait_s for r in reports)
+    if waited >= 0.1:  # back-pressure, not failure: say where the time went
+        console.print(f"Waited {waited:.1f} s for rate limits (429) across the runs' calls.", highlight=False)
 
 
 def _plan_table(report: RunReport, limit: int = 50) -> None:

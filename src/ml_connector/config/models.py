@@ -120,6 +120,12 @@ class SyncPolicy(_Model):
     writeback_conflict_retries: int = Field(default=3, ge=0, le=20)
     bulk_size: int = Field(default=50, ge=1, le=50)
     bulk_concurrency: int = Field(default=4, ge=1, le=16, description="Bulk-create calls in flight at once.")
+    rate_limit_wait_max: Seconds = Field(
+        default=900.0,
+        description="Total time one run may spend waiting out rate limits (429); the calls that meet a 429 wait "
+        "and resend without using up their attempts. Only past this budget does a 429 fail a record (retried on a "
+        "later run).",
+    )
 
 
 class ValueMap(_Model):

@@ -618,8 +618,8 @@ class Checker:
         statuses: set[str] = set()
         for project in self._projects_of(flow, visible):
             try:
-                response = jira.session.request(
-                    "GET", f"/rest/api/3/project/{project}/statuses", pace_keys=("burst:read",)
+                _, issue_types = jira.session.request_json(
+                    "GET", f"/rest/api/3/project/{project}/statuses", expect=list, pace_keys=("burst:read",)
                 )
             except NotFound:
                 self._add(
@@ -633,7 +633,7 @@ class Checker:
             except ConnectorError as exc:
                 self._add("jira", f"{flow.name}: write-back statuses", FAIL, _why(exc), "check Browse permission")
                 return
-            for issue_type in response.json() or []:
+            for issue_type in issue_types:
                 for status in issue_type.get("statuses") or []:
                     statuses.add(str(status.get("name")))
         missing = sorted(s for s in wb.statuses if s not in statuses)
@@ -697,7 +697,8 @@ class Checker:
         try:
             ref = EntitySetRef.parse(spec.entity_set)
             query = encode_query({"$top": 20, "$select": f"{spec.key},Email", "$filter": "Email ne null"})
-            rows = ifs.session.request("GET", f"{ref.path}?{query}", pace_keys=("ifs",)).json().get("value") or []
+            _, body = ifs.session.request_json("GET", f"{ref.path}?{query}", pace_keys=("ifs",))
+            rows = body.get("value") or []
         except ConnectorError:
             return []
         finally:

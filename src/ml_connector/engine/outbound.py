@@ -103,7 +103,7 @@ class OutboundSync:
         ``queue_only`` skips reading IFS (replay); ``full`` ignores the cursor; ``dry_run`` writes nothing anywhere.
         """
         report = RunReport(self.flow.name, "replay" if queue_only else "outbound", dry_run=dry_run)
-        with self.c.run_row(report, default_system="ifs"):
+        with self.c.run_row(report, default_system="ifs", stop=self.stop):
             if not dry_run:
                 self._drain_work_queue(report)
             if not queue_only:

@@ -45,6 +45,7 @@ class RunReport:
     error: str | None = None
     interrupted: bool = False
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    rate_limit_wait_s: float = 0.0  # seconds calls waited out 429s (summed over concurrent calls)
 
     def add(self, what: str, n: int = 1) -> None:
         self.counts[what] += n
@@ -81,6 +82,7 @@ class RunReport:
             "status": self.status,
             "counts": dict(self.counts),
             "error": self.error,
+            "rate_limit_wait_s": round(self.rate_limit_wait_s, 3),
         }
 
 

@@ -14,6 +14,7 @@ from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
 from ml_connector.engine.failures import describe as describe  # one copy; runner.jobs imports it from here
 from ml_connector.engine.report import RunReport
 from ml_connector.errors import AuthError, ConfigError, TransientError
+from ml_connector.http.ratelimit import RateLimitBudget, rate_limit_scope
 from ml_connector.http.session import CallObserver
 from ml_connector.ifs import IfsClient
 from ml_connector.jira.client import JiraClient
@@ -94,13 +95,20 @@ class Connector:
     # -- health ----------------------------------------------------------------------------------------------------
 
     @contextmanager
-    def run_row(self, report: RunReport, *, default_system: str) -> Iterator[RunReport]:
+    def run_row(
+        self, report: RunReport, *, default_system: str, stop: threading.Event | None = None
+    ) -> Iterator[RunReport]:
         """The run's row in the store: opened unless a dry run, always finished with status, counts and error, also
-        when an unforeseen bug escapes (the row must never say "succeeded" then). Far-side failures update health."""
+        when an unforeseen bug escapes (the row must never say "succeeded" then). Far-side failures update health.
+
+        The run's API calls wait out 429s against one budget of ``sync.rate_limit_wait_max`` seconds; ``stop`` ends
+        such a wait at once. The time waited is ``report.rate_limit_wait_s``."""
         if not report.dry_run:
             report.run_id = self.store.start_run(report.flow, report.kind)
+        budget = RateLimitBudget(self.config.sync.rate_limit_wait_max, stop=stop)
         try:
-            yield report
+            with rate_limit_scope(budget):
+                yield report
         except (AuthError, TransientError, ConfigError) as exc:
             report.error = describe(exc)
             self.note_contact(exc.system or default_system, exc)
@@ -109,8 +117,12 @@ class Connector:
             report.error = describe(exc)
             raise
         finally:
+            report.rate_limit_wait_s = budget.waited
             if report.run_id is not None:
-                self.store.finish_run(report.run_id, report.status, report.counts, report.error)
+                counts = dict(report.counts)
+                if budget.waited:
+                    counts["rate_limit_wait_s"] = round(budget.waited)  # kept with the run for the dashboard
+                self.store.finish_run(report.run_id, report.status, counts, report.error)
 
     def note_contact(self, system: str, error: BaseException | None = None) -> None:
         """Remember the last contact outcome per system for /readyz and the dashboard."""

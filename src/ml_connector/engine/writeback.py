@@ -197,7 +197,7 @@ class WritebackSync:
         report = RunReport(self.flow.name, "writeback", dry_run=dry_run)
         if not self.wb.enabled:
             return report
-        with self.c.run_row(report, default_system="jira"):
+        with self.c.run_row(report, default_system="jira", stop=self.stop):
             changes, newest = self._poll(report)
             changes += self._legacy(changes, report)
             changes += self._pending(changes)

@@ -77,12 +77,16 @@ class Pacer:
         with self._lock:
             self._not_before[key] = max(self._not_before.get(key, 0.0), until)
 
+    def deferred_for(self, keys: tuple[str, ...]) -> float:
+        """Seconds until no key in ``keys`` is deferred any more (0 when none is)."""
+        with self._lock:
+            deadline = max((self._not_before.get(k, 0.0) for k in keys), default=0.0)
+        return max(0.0, deadline - self._clock())
+
     def wait(self, host: str, keys: tuple[str, ...] = ()) -> float:
         """Block until ``host`` has a token and no key in ``keys`` is deferred; returns the time waited."""
         waited = 0.0
-        with self._lock:
-            deadline = max((self._not_before.get(k, 0.0) for k in keys), default=0.0)
-        delay = deadline - self._clock()
+        delay = self.deferred_for(keys)
         if delay > 0:
             self._sleep(delay)
             waited += delay

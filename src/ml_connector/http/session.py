@@ -1,9 +1,16 @@
 """``ApiSession``: send one logical request with pacing, classification and bounded retries.
 
-Retries go through stamina and only on ``TransientError``. The wait before retry *n* is full jitter,
-``uniform(0, min(backoff_max, backoff_initial * 2**n))``, raised to at least the server's ``Retry-After``.
-A non-idempotent request (a create) is retried only when the server provably did not act on it:
-a 429, a 503, or a connection that was never established.
+* Transient errors (5xx, timeouts, resets, malformed answers) are retried up to ``max_attempts`` tries within
+  ``max_retry_seconds``. The wait before retry *n* is full jitter, ``uniform(0, min(backoff_max, backoff_initial *
+  2**n))``, raised to at least the server's ``Retry-After``.
+* A 429 is back-pressure, not a failure: the call waits (``Retry-After``, else an exponential backoff) and resends
+  without using up an attempt, for as long as the run's :class:`RateLimitBudget` lasts. A stop request ends any
+  wait at once (the last error is raised).
+* A non-idempotent request (a create) is resent only when the server provably did not act on it: a 429, a 503, or
+  a connection that was never established. A malformed answer, a reset after sending or a read timeout raise at
+  once: the server may have acted, and the caller reconciles.
+* Bodies are parsed inside the retry loop (:meth:`ApiSession.request_json`), so a malformed answer to a read is
+  retried like a 5xx and never escapes as a parser exception.
 """
 
 from __future__ import annotations
@@ -11,17 +18,28 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import httpx2
-import stamina
 import structlog
 
 from ml_connector.config.connections import HttpSettings
-from ml_connector.errors import AuthError, ConnectorError, RateLimited, TransientError, Unavailable
-from ml_connector.http.classify import classify
+from ml_connector.errors import (
+    AuthError,
+    ConnectorError,
+    MalformedResponse,
+    RateLimited,
+    TransientError,
+    Unavailable,
+)
+from ml_connector.http.classify import classify, response_json
 from ml_connector.http.pacing import Pacer
+from ml_connector.http.ratelimit import RateLimitBudget, current_budget
+from ml_connector.http.redact import redact_text
+
+T = TypeVar("T")
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 log = structlog.get_logger("ml_connector.http")
 
@@ -43,11 +61,18 @@ class _NullObserver:
 
 
 def _transport_error(exc: httpx2.TransportError, system: str, method: str, path: str) -> Unavailable:
+    """A failed exchange, saying whether the server may have seen the request (only a connect failure proves not)."""
     kind = type(exc).__name__
-    error = Unavailable(f"{kind} on {method} {path}", system=system)
-    # Connect errors mean the request never reached the server: safe to resend even a create.
-    error.not_sent = isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout)  # type: ignore[attr-defined]
-    return error
+    detail = redact_text(str(exc))[:200]
+    where = f"{method} {path}"
+    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout | httpx2.PoolTimeout):
+        return Unavailable(f"could not connect for {where} ({kind}: {detail})", system=system, not_sent=True)
+    if isinstance(exc, httpx2.TimeoutException):
+        return Unavailable(f"no answer to {where} in time ({kind}); the server may have acted", system=system)
+    return Unavailable(
+        f"connection lost before the answer to {where} was complete ({kind}: {detail}); the server may have acted",
+        system=system,
+    )
 
 
 def _endpoint_template(path: str) -> str:
@@ -61,6 +86,20 @@ def _endpoint_template(path: str) -> str:
         else:
             parts.append(part)
     return "/".join(parts)
+
+
+def may_have_acted(exc: ConnectorError) -> bool:
+    """False only for answers that prove the server did not act (429, 503, a connection never established)."""
+    if isinstance(exc, RateLimited) or getattr(exc, "status", None) == 503:
+        return False
+    return not (isinstance(exc, Unavailable) and exc.not_sent)
+
+
+def _what_was_expected(request: httpx2.Request) -> str:
+    accept = request.headers.get("Accept", "").lower()
+    if "json" in accept:
+        return "JSON"
+    return "XML" if "xml" in accept else "an API answer"
 
 
 class ApiSession:
@@ -92,6 +131,13 @@ class ApiSession:
         with self._rng_lock:
             return self._rng.uniform(0, cap)
 
+    def _throttle_delay(self, throttled: int, retry_after: float | None) -> float:
+        """Wait after the ``throttled``-th 429 of a call: at least half the exponential window, and Retry-After."""
+        cap = min(self.settings.backoff_max, self.settings.backoff_initial * (2 ** (throttled - 1)))
+        with self._rng_lock:
+            delay: float = cap / 2 + self._rng.uniform(0, cap / 2)
+        return max(delay, retry_after) if retry_after is not None else delay
+
     def request(
         self,
         method: str,
@@ -106,43 +152,72 @@ class ApiSession:
         allow_status: tuple[int, ...] = (),
     ) -> httpx2.Response:
         """Send and classify; raise a ``ConnectorError`` subclass unless the status is a success or allowed."""
-        if idempotent is None:
-            idempotent = method.upper() in {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
-        attempt = 0
+        return self.request_parsed(
+            method,
+            url,
+            lambda response: response,
+            params=params,
+            json=json,
+            data=data,
+            headers=headers,
+            idempotent=idempotent,
+            pace_keys=pace_keys,
+            allow_status=allow_status,
+        )
 
-        def should_retry(exc: Exception) -> bool | float:
-            nonlocal attempt
-            if not isinstance(exc, TransientError):
-                return False
-            if not idempotent and not (
-                isinstance(exc, RateLimited) or exc.status == 503 or getattr(exc, "not_sent", False)
-            ):
-                return False
-            attempt += 1
-            delay = self.backoff(attempt)
-            retry_after = getattr(exc, "retry_after", None)
-            if retry_after is not None:
-                delay = max(delay, retry_after)
-            self._after_throttle(exc, pace_keys, delay)
-            self.observer.on_retry(self.system, exc, delay)
-            log.info(
-                "http.retry",
-                system=self.system,
-                method=method,
-                error=type(exc).__name__,
-                status=exc.status,
-                delay=round(delay, 3),
-                attempt=attempt,
-            )
-            return delay
+    def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        expect: type[dict[str, Any]] | type[list[Any]] | None = dict,
+        require: tuple[str, ...] = (),
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        pace_keys: tuple[str, ...] = (),
+        allow_status: tuple[int, ...] = (),
+    ) -> tuple[httpx2.Response, Any]:
+        """:meth:`request`, then the JSON body checked by :func:`response_json` (``MalformedResponse`` otherwise)."""
+        return self.request_parsed(
+            method,
+            url,
+            lambda r: (r, response_json(r, system=self.system, expect=expect, require=require)),
+            params=params,
+            json=json,
+            data=data,
+            headers=headers,
+            idempotent=idempotent,
+            pace_keys=pace_keys,
+            allow_status=allow_status,
+        )
 
-        for retry in stamina.retry_context(
-            on=should_retry,
-            attempts=self.settings.max_attempts,
-            timeout=self.settings.max_retry_seconds,
-        ):
-            with retry:
-                return self._send_once(
+    def request_parsed(
+        self,
+        method: str,
+        url: str,
+        parse: Callable[[httpx2.Response], T],
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        pace_keys: tuple[str, ...] = (),
+        allow_status: tuple[int, ...] = (),
+    ) -> T:
+        """Send, classify and ``parse`` (which raises ``MalformedResponse`` for a body it cannot use), with retries."""
+        resendable = idempotent if idempotent is not None else method.upper() in _IDEMPOTENT
+        budget = current_budget() or RateLimitBudget(self.settings.max_retry_seconds)
+        attempt = throttled = 0
+        rate_waited = 0.0
+        started = time.monotonic()
+        while True:
+            self._wait_out_deferral(method, url, pace_keys, budget)
+            try:
+                response = self._send_once(
                     method,
                     url,
                     params=params,
@@ -152,7 +227,62 @@ class ApiSession:
                     pace_keys=pace_keys,
                     allow_status=allow_status,
                 )
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+                return parse(response)
+            except RateLimited as exc:
+                throttled += 1
+                delay = self._throttle_delay(throttled, exc.retry_after)
+                self._after_throttle(exc, pace_keys, delay)
+                if not budget.reserve(delay):
+                    log.warning(
+                        "http.rate_limit_gave_up",
+                        system=self.system,
+                        method=method,
+                        waited=round(budget.waited, 1),
+                        budget=budget.max_wait,
+                        stopped=budget.stop.is_set(),
+                    )
+                    raise
+                self.observer.on_retry(self.system, exc, delay)
+                self._log_retry(method, exc, delay, throttled)
+                if not budget.spend(delay):
+                    raise
+                rate_waited += delay
+            except TransientError as exc:
+                attempt += 1
+                if attempt >= self.settings.max_attempts or not (resendable or not may_have_acted(exc)):
+                    raise
+                delay = self.backoff(attempt)
+                retry_after = getattr(exc, "retry_after", None)
+                if retry_after is not None:
+                    delay = max(delay, retry_after)
+                if time.monotonic() - started - rate_waited + delay > self.settings.max_retry_seconds:
+                    raise
+                self.observer.on_retry(self.system, exc, delay)
+                self._log_retry(method, exc, delay, attempt)
+                if budget.stop.wait(delay):
+                    raise
+
+    def _wait_out_deferral(self, method: str, url: str, pace_keys: tuple[str, ...], budget: RateLimitBudget) -> None:
+        """Wait while another call's 429 holds these keys back, charged to the run's budget and ended by stop."""
+        delay = self.pacer.deferred_for(pace_keys)
+        if delay > 0 and not budget.wait(delay):
+            raise RateLimited(
+                f"{method} {url.split('?', 1)[0]} held back {delay:.1f} s after a 429; the run's rate-limit wait "
+                "budget is spent or a stop was requested",
+                system=self.system,
+                retry_after=delay,
+            )
+
+    def _log_retry(self, method: str, exc: TransientError, delay: float, attempt: int) -> None:
+        log.info(
+            "http.retry",
+            system=self.system,
+            method=method,
+            error=type(exc).__name__,
+            status=exc.status,
+            delay=round(delay, 3),
+            attempt=attempt,
+        )
 
     def _after_throttle(self, exc: TransientError, pace_keys: tuple[str, ...], delay: float) -> None:
         """Tell the pacer so *other* calls to the same throttled key wait too."""
@@ -204,4 +334,15 @@ class ApiSession:
             if isinstance(error, AuthError):
                 log.warning("http.auth_refused", system=self.system, path=path, status=response.status_code)
             raise error
+        expected = f"expected {_what_was_expected(request)} from {method} {path}"
+        if 300 <= response.status_code < 400:  # redirects are not followed: an API never redirects to a login page
+            target = httpx2.URL(response.headers.get("Location", ""))
+            raise MalformedResponse(
+                f"{expected}, got a {response.status_code} redirect to {target.host}{target.path} "
+                "(proxy or login page?)",
+                system=self.system,
+            )
+        media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+        if media in {"text/html", "application/xhtml+xml"}:  # no API call answers with a web page
+            raise MalformedResponse(f"{expected}, got {media} (proxy or login page?)", system=self.system)
         return response

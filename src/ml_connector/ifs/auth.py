@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 import httpx2
@@ -25,7 +24,7 @@ import structlog
 from pydantic import SecretStr
 
 from ml_connector.config.connections import IfsConnection
-from ml_connector.errors import AuthError
+from ml_connector.errors import MalformedResponse
 from ml_connector.http import ApiSession, build_client
 from ml_connector.logging import register_secret
 
@@ -120,16 +119,11 @@ class TokenProvider:
             form["scope"] = self._scope
         started = self._clock()
         # The token request changes nothing on the server, so it is safe to retry like a GET.
-        response = self._session.request("POST", self._path, data=form, idempotent=True)
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = None
-        value = body.get("access_token") if isinstance(body, dict) else None
+        # A proxy page or a cut body is retried and, if it persists, a MalformedResponse (transient), not an AuthError.
+        _, body = self._session.request_json("POST", self._path, data=form, idempotent=True, require=("access_token",))
+        value = body["access_token"]
         if not isinstance(value, str) or not value:
-            raise AuthError(
-                "token endpoint answered without an access_token", system="ifs", status=response.status_code
-            )
+            raise MalformedResponse(f"token endpoint {self._path} answered an empty access_token", system="ifs")
         register_secret(value)
         lifetime = _DEFAULT_LIFETIME
         raw = body.get("expires_in")

@@ -16,17 +16,18 @@ PATCH and bound actions are retried on transient errors like reads.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
 
 import httpx2
 import structlog
 
 from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection
-from ml_connector.errors import PermanentError, Rejected
-from ml_connector.http import ApiSession, CallObserver, Pacer, build_client
+from ml_connector.errors import MalformedResponse, PermanentError
+from ml_connector.http import ApiSession, CallObserver, Pacer, build_client, response_json
 from ml_connector.ifs.auth import IfsBearerAuth, TokenProvider
 from ml_connector.ifs.metadata import ServiceDocument, ServiceMetadata, parse_metadata, parse_service_document
 from ml_connector.ifs.odata import (
@@ -58,6 +59,7 @@ SYSTEM = "ifs"
 # in front of IFS (and the 2 KiB some proxies keep), with room for the path, $select and $orderby.
 DEFAULT_MAX_FILTER_CHARS = 1800
 
+T = TypeVar("T")
 Filter = Expr | str | None
 Record = dict[str, Any]
 
@@ -84,6 +86,27 @@ def _preference_applied(response: httpx2.Response) -> int | None:
         if name.strip().lower() == "odata.maxpagesize" and value.strip().strip('"').isdigit():
             return int(value.strip().strip('"'))
     return None
+
+
+def _parse_metadata(response: httpx2.Response) -> ServiceMetadata:
+    try:
+        return parse_metadata(response.content)
+    except (ValueError, ET.ParseError) as exc:
+        media = response.headers.get("Content-Type", "?").split(";", 1)[0]
+        raise MalformedResponse(
+            f"expected a CSDL document from GET {response.request.url.path}, got {media} ({exc})", system=SYSTEM
+        ) from None
+
+
+def _parse_count(response: httpx2.Response) -> int:
+    """``$count`` answers a bare number (text/plain); some gateways wrap it as ``{"value": n}``."""
+    text = response.text.strip()
+    if text.isdigit():
+        return int(text)
+    body = response_json(response, system=SYSTEM, expect=None)
+    if isinstance(body, dict) and isinstance(body.get("value"), int):
+        return int(body["value"])
+    raise MalformedResponse(f"$count from GET {response.request.url.path} answered {text[:40]!r}", system=SYSTEM)
 
 
 class IfsClient:
@@ -149,6 +172,42 @@ class IfsClient:
     ) -> httpx2.Response:
         return self.session.request(method, url, json=json, headers=headers, idempotent=idempotent, pace_keys=("ifs",))
 
+    def _request_parsed(
+        self,
+        method: str,
+        url: str,
+        parse: Callable[[httpx2.Response], T],
+        *,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+    ) -> T:
+        """:meth:`_request` with ``parse`` inside the retry loop, so a malformed answer to a read is retried."""
+        return self.session.request_parsed(
+            method, url, parse, json=json, headers=headers, idempotent=idempotent, pace_keys=("ifs",)
+        )
+
+    def _object(self, response: httpx2.Response) -> Record:
+        body: Record = response_json(response, system=SYSTEM, expect=dict)
+        return body
+
+    def _object_or_none(self, response: httpx2.Response) -> Record | None:
+        """The JSON object of an answer that may also come without a body (204 to a write)."""
+        if response.status_code == 204 or not response.content:
+            return None
+        return self._object(response)
+
+    def _collection(self, response: httpx2.Response) -> tuple[httpx2.Response, list[Record], Any]:
+        """(response, rows, nextLink) of a collection page; rows and link checked to be what OData promises."""
+        body = response_json(response, system=SYSTEM, expect=dict, require=("value",))
+        rows, link = body["value"], body.get("@odata.nextLink")
+        where = f"GET {response.request.url.path}"
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise MalformedResponse(f"collection from {where} has a value that is not a list of objects", system=SYSTEM)
+        if link is not None and not isinstance(link, str):
+            raise MalformedResponse(f"collection from {where} has a nextLink that is not a string", system=SYSTEM)
+        return response, rows, link
+
     @staticmethod
     def _url(path: str, options: Mapping[str, str | int | None]) -> str:
         query = encode_query(options)
@@ -171,15 +230,20 @@ class IfsClient:
             cached = self._metadata.get(projection)
         if cached is not None:
             return cached
-        response = self._request("GET", f"{projection}.svc/$metadata", headers={"Accept": "application/xml"})
-        parsed = parse_metadata(response.content)
+        parsed = self._request_parsed(
+            "GET", f"{projection}.svc/$metadata", _parse_metadata, headers={"Accept": "application/xml"}
+        )
         with self._metadata_lock:
             self._metadata[projection] = parsed
         return parsed
 
     def service_document(self, projection: str) -> ServiceDocument:
         check_name(projection)
-        return parse_service_document(self._request("GET", f"{projection}.svc/").json())
+        body = self._request_parsed("GET", f"{projection}.svc/", self._object)
+        try:
+            return parse_service_document(body)
+        except ValueError as exc:
+            raise MalformedResponse(f"service document of {projection}: {exc}", system=SYSTEM) from None
 
     def key_fields(self, entity_set: str) -> tuple[str, ...]:
         ref = EntitySetRef.parse(entity_set)
@@ -223,10 +287,7 @@ class IfsClient:
         number = 0
         via_keyset = False
         while True:
-            response = self._request("GET", url, headers=headers)
-            body = response.json()
-            rows: list[Record] = list(body.get("value") or [])
-            link = body.get("@odata.nextLink")
+            response, rows, link = self._request_parsed("GET", url, self._collection, headers=headers)
             number += 1
             fresh = []
             for row in rows:
@@ -281,21 +342,12 @@ class IfsClient:
         """``<Set>/$count`` with an optional filter."""
         ref = EntitySetRef.parse(entity_set)
         url = self._url(entity_path(ref, None, "$count"), {"$filter": filter_text(filter)})
-        response = self._request("GET", url, headers={"Accept": "text/plain, application/json"})
-        text = response.text.strip()
-        try:
-            return int(text)
-        except ValueError:
-            body = response.json()
-            if isinstance(body, dict) and isinstance(body.get("value"), int):
-                return int(body["value"])
-            raise Rejected(f"$count of {ref.path} answered {text[:40]!r}", system=SYSTEM) from None
+        return self._request_parsed("GET", url, _parse_count, headers={"Accept": "text/plain, application/json"})
 
     def get(self, entity_set: str, key: Key, *, select: Sequence[str] | str | None = None) -> tuple[Record, str]:
         """One entity by key and its ETag; ``NotFound`` when it does not exist."""
         url = self._url(entity_path(entity_set, key), {"$select": select_list(select)})
-        response = self._request("GET", url)
-        record: Record = response.json()
+        response, record = self._request_parsed("GET", url, lambda r: (r, self._object(r)))
         record.pop("@odata.context", None)
         return record, self._etag_of(response, record, entity_set, key)
 
@@ -392,10 +444,11 @@ class IfsClient:
             check_name(name)
         headers = self._write_headers(etag) | {"Prefer": "return=representation"}
         path = entity_path(entity_set, key)
-        response = self._request("PATCH", path, json=dict(changes), headers=headers, idempotent=True)
-        if response.status_code == 204 or not response.content:
+        response, record = self._request_parsed(
+            "PATCH", path, lambda r: (r, self._object_or_none(r)), json=dict(changes), headers=headers, idempotent=True
+        )
+        if record is None:
             return self.get(entity_set, key)  # the server ignored return=representation
-        record: Record = response.json()
         record.pop("@odata.context", None)
         return record, self._etag_of(response, record, entity_set, key)
 
@@ -415,10 +468,12 @@ class IfsClient:
         ref = EntitySetRef.parse(entity_set)
         qualified = action if "." in action else f"IfsApp.{ref.projection}.{check_name(action)}"
         path = entity_path(ref, key, qualified)
-        response = self._request(
-            "POST", path, json=dict(params or {}), headers=self._write_headers(etag), idempotent=True
+        body = self._request_parsed(
+            "POST",
+            path,
+            self._object_or_none,
+            json=dict(params or {}),
+            headers=self._write_headers(etag),
+            idempotent=True,
         )
-        if response.status_code == 204 or not response.content:
-            return None
-        body = response.json()
-        return body.get("value", body) if isinstance(body, dict) else body
+        return None if body is None else body.get("value", body)

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx2
 
-from ml_connector.errors import AuthError, Rejected
+from ml_connector.errors import AuthError, MalformedResponse, Rejected
 from ml_connector.http import ApiSession
 from ml_connector.jira.tokens import TokenSet, TokenStore
 from ml_connector.logging import register_secret
@@ -132,23 +132,30 @@ class OAuthTokenManager:
     def _token_call(self, grant: dict[str, str]) -> dict[str, Any]:
         payload = {"client_id": self.client_id, "client_secret": self._client_secret, **grant}
         try:
-            response = self.session.request("POST", self.token_path, json=payload, pace_keys=("oauth-token",))
+            # A proxy page or a cut body raises MalformedResponse (transient): the grant is fine, the answer was not.
+            _, body = self.session.request_json(
+                "POST", self.token_path, json=payload, pace_keys=("oauth-token",), require=("access_token",)
+            )
         except Rejected as exc:
             # RFC 6749: invalid_grant (a used or revoked refresh token) is a 400; Atlassian also answers 403.
             raise AuthError(
                 f"Jira OAuth token request refused: {exc.message}", system="jira", status=exc.status
             ) from None
-        body = response.json()
-        if not isinstance(body, dict) or not body.get("access_token"):
-            raise AuthError("Jira OAuth token response has no access_token", system="jira")
-        return body
+        if not isinstance(body["access_token"], str) or not body["access_token"]:
+            raise MalformedResponse(
+                f"OAuth token endpoint {self.token_path} answered an empty access_token", system="jira"
+            )
+        result: dict[str, Any] = body
+        return result
 
     def _tokens_from(self, body: dict[str, Any], *, previous: TokenSet | None) -> TokenSet:
         access = str(body["access_token"])
         refresh = body.get("refresh_token") or (previous.refresh_token if previous else None)
         register_secret(access)
         register_secret(refresh)
-        expires_in = float(body.get("expires_in") or 3600)
+        raw_expiry = body.get("expires_in")
+        valid = isinstance(raw_expiry, int | float) and not isinstance(raw_expiry, bool) and raw_expiry > 0
+        expires_in = float(raw_expiry) if valid and raw_expiry is not None else 3600.0
         return TokenSet(
             access_token=access,
             refresh_token=str(refresh) if refresh else None,
@@ -206,10 +213,7 @@ def _normalise_site(url: str) -> str:
 
 def discover_cloud_id(session: ApiSession, site_url: str, *, path: str = "/oauth/token/accessible-resources") -> str:
     """The cloudId of ``site_url`` among the sites the grant can reach."""
-    response = session.request("GET", path, pace_keys=("oauth-resources",))
-    resources = response.json()
-    if not isinstance(resources, list):
-        raise AuthError("unexpected accessible-resources response", system="jira")
+    _, resources = session.request_json("GET", path, expect=list, pace_keys=("oauth-resources",))
     wanted = _normalise_site(site_url)
     for resource in resources:
         if isinstance(resource, dict) and _normalise_site(str(resource.get("url", ""))) == wanted:

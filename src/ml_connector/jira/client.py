@@ -8,6 +8,7 @@ act (429, 503, never sent).
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from ml_connector.errors import (
     TransientError,
 )
 from ml_connector.http import ApiSession, CallObserver, Pacer, build_client
+from ml_connector.http.session import may_have_acted
 from ml_connector.jira import jql as jqlmod
 from ml_connector.jira.auth import OAuthBearerAuth, OAuthTokenManager, discover_cloud_id
 from ml_connector.jira.fields import FieldRegistry
@@ -67,7 +69,8 @@ def _failure_from_error(exc: ConnectorError, *, uncertain: bool = False) -> Jira
 
 def _failure_from_element(element: Mapping[str, Any]) -> JiraFailure:
     status = element.get("status")
-    body = element.get("elementErrors") or {}
+    body = element.get("elementErrors")
+    body = body if isinstance(body, dict) else {}
     status_int = int(status) if isinstance(status, int | str) and str(status).isdigit() else None
     return JiraFailure(
         status=status_int,
@@ -180,12 +183,37 @@ class JiraClient:
             allow_status=allow_status,
         )
 
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        expect: type[dict[str, Any]] | type[list[Any]] = dict,
+        require: tuple[str, ...] = (),
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+        pace_keys: tuple[str, ...] = (),
+    ) -> Any:
+        """The JSON body of a call, checked to be an ``expect`` with the ``require``d keys (``MalformedResponse``)."""
+        _, body = self.session.request_json(
+            method,
+            f"{API}/{path}",
+            expect=expect,
+            require=require,
+            params=params,
+            json=json,
+            idempotent=idempotent,
+            pace_keys=pace_keys,
+        )
+        return body
+
     # ------------------------------------------------------------------ account and metadata
 
     def myself(self, *, refresh: bool = False) -> dict[str, Any]:
         """The connector's own account (cached): ``accountId``, ``timeZone``..."""
         if self._myself is None or refresh:
-            data = self._call("GET", "myself", pace_keys=("burst:read",)).json()
+            data = self._json("GET", "myself", pace_keys=("burst:read",))
             self._myself = data
         return self._myself
 
@@ -194,14 +222,14 @@ class JiraClient:
         return str(self.myself().get("timeZone") or "UTC")
 
     def server_info(self) -> dict[str, Any]:
-        data: dict[str, Any] = self._call("GET", "serverInfo", pace_keys=("burst:read",)).json()
+        data: dict[str, Any] = self._json("GET", "serverInfo", pace_keys=("burst:read",))
         return data
 
     def fields(self, *, refresh: bool = False) -> FieldRegistry:
         """The field registry (one ``GET /field`` per client unless refreshed)."""
         with self._lock:
             if self._fields is None or refresh:
-                self._fields = FieldRegistry(self._call("GET", "field", pace_keys=("burst:read",)).json())
+                self._fields = FieldRegistry(self._json("GET", "field", expect=list, pace_keys=("burst:read",)))
             return self._fields
 
     def projects(self, keys: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -211,7 +239,7 @@ class JiraClient:
             params: dict[str, Any] = {"startAt": start, "maxResults": 50}
             if keys:
                 params["keys"] = list(keys)
-            page = self._call("GET", "project/search", params=params, pace_keys=("burst:read",)).json()
+            page = self._json("GET", "project/search", params=params, pace_keys=("burst:read",))
             values = page.get("values") or []
             out.extend(values)
             if page.get("isLast", True) or not values:
@@ -219,7 +247,7 @@ class JiraClient:
             start += len(values)
 
     def priorities(self) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = self._call("GET", "priority", pace_keys=("burst:read",)).json()
+        data: list[dict[str, Any]] = self._json("GET", "priority", expect=list, pace_keys=("burst:read",))
         return data
 
     def create_issue_types(self, project: str) -> list[dict[str, Any]]:
@@ -236,9 +264,7 @@ class JiraClient:
         out: list[dict[str, Any]] = []
         start = 0
         while True:
-            page = self._call(
-                "GET", path, params={"startAt": start, "maxResults": 200}, pace_keys=("burst:read",)
-            ).json()
+            page = self._json("GET", path, params={"startAt": start, "maxResults": 200}, pace_keys=("burst:read",))
             values = page.get(key) or page.get("values") or []
             out.extend(values)
             total = page.get("total")
@@ -251,15 +277,21 @@ class JiraClient:
     # ------------------------------------------------------------------ users
 
     def search_users(self, query: str) -> list[dict[str, Any]]:
-        data: list[dict[str, Any]] = self._call(
-            "GET", "user/search", params={"query": query, "maxResults": 50}, pace_keys=("burst:user-search",)
-        ).json()
+        data: list[dict[str, Any]] = self._json(
+            "GET",
+            "user/search",
+            expect=list,
+            params={"query": query, "maxResults": 50},
+            pace_keys=("burst:user-search",),
+        )
         return data
 
     # ------------------------------------------------------------------ issues
 
     def create_issue(self, draft: DraftIssue) -> CreatedIssue:
-        data = self._call("POST", "issue", json=draft.to_payload(), pace_keys=("burst:issue-create",)).json()
+        data = self._json(
+            "POST", "issue", require=("id", "key"), json=draft.to_payload(), pace_keys=("burst:issue-create",)
+        )
         return CreatedIssue(id=str(data["id"]), key=str(data["key"]), self_url=data.get("self"))
 
     def bulk_create(
@@ -290,7 +322,11 @@ class JiraClient:
             chunks = [pending[start : start + BULK_LIMIT] for start in range(0, len(pending), BULK_LIMIT)]
             if concurrency > 1 and len(chunks) > 1:
                 with ThreadPoolExecutor(max_workers=min(concurrency, len(chunks))) as pool:
-                    results = list(pool.map(lambda chunk: self._bulk_chunk(drafts, chunk), chunks))
+                    # Each worker runs in a copy of this context, so the run's rate-limit budget applies there too.
+                    futures = [
+                        pool.submit(contextvars.copy_context().run, self._bulk_chunk, drafts, chunk) for chunk in chunks
+                    ]
+                    results = [future.result() for future in futures]
             else:
                 results = [self._bulk_chunk(drafts, chunk) for chunk in chunks]
             for result in results:
@@ -305,26 +341,29 @@ class JiraClient:
     def _bulk_chunk(self, drafts: Sequence[DraftIssue], chunk: list[int]) -> dict[int, CreateOutcome]:
         body = {"issueUpdates": [drafts[i].to_payload() for i in chunk]}
         try:
-            response = self._call("POST", "issue/bulk", json=body, pace_keys=("burst:issue-bulk",), allow_status=(400,))
+            response, data = self.session.request_json(
+                "POST", f"{API}/issue/bulk", json=body, pace_keys=("burst:issue-bulk",), allow_status=(400,)
+            )
         except (TransientError, PermanentError) as exc:
-            # Not resent by ApiSession means Jira may have acted (e.g. a 500 after the body was read).
-            uncertain = isinstance(exc, TransientError)
+            # A transient error ApiSession did not resend (a 500, a reset or a malformed answer after the body was
+            # sent) means Jira may have acted: the caller reconciles before creating again.
+            uncertain = isinstance(exc, TransientError) and may_have_acted(exc)
             failure = _failure_from_error(exc, uncertain=uncertain)
             return {i: CreateOutcome(index=i, draft=drafts[i], failure=failure) for i in chunk}
-        data = response.json()
-        if response.status_code == 400 and not isinstance(data.get("errors"), list):
+        errors, issues = data.get("errors"), data.get("issues")
+        if response.status_code == 400 and not isinstance(errors, list):
             failure = JiraFailure(
                 status=400,
                 error_messages=tuple(str(m) for m in data.get("errorMessages") or ()),
-                errors={str(k): str(v) for k, v in (data.get("errors") or {}).items()},
+                errors={str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {},
             )
             return {i: CreateOutcome(index=i, draft=drafts[i], failure=failure) for i in chunk}
         failed: dict[int, JiraFailure] = {}
-        for element in data.get("errors") or []:
-            position = element.get("failedElementNumber")
+        for element in errors if isinstance(errors, list) else []:
+            position = element.get("failedElementNumber") if isinstance(element, dict) else None
             if isinstance(position, int) and 0 <= position < len(chunk):
                 failed[position] = _failure_from_element(element)
-        created = iter(data.get("issues") or [])
+        created = iter(issues if isinstance(issues, list) else [])
         result: dict[int, CreateOutcome] = {}
         # Jira lists created issues in request order, skipping failed elements.
         for position, index in enumerate(chunk):
@@ -332,12 +371,16 @@ class JiraClient:
                 result[index] = CreateOutcome(index=index, draft=drafts[index], failure=failed[position])
                 continue
             issue = next(created, None)
-            if issue is None:
+            if not isinstance(issue, dict) or "id" not in issue or "key" not in issue:
+                problem = "lists fewer issues than sent" if issue is None else "lists an issue without id and key"
                 result[index] = CreateOutcome(
                     index=index,
                     draft=drafts[index],
                     failure=JiraFailure(
-                        status=None, error_messages=("bulk response lists fewer issues than sent",), uncertain=True
+                        status=None,
+                        error_messages=(f"bulk response {problem}",),
+                        transient=True,
+                        uncertain=True,
                     ),
                 )
                 continue
@@ -389,9 +432,9 @@ class JiraClient:
             params["properties"] = ",".join(properties)
         if expand:
             params["expand"] = ",".join(expand)
-        data: dict[str, Any] = self._call(
+        data: dict[str, Any] = self._json(
             "GET", f"issue/{_path_id(id_or_key)}", params=params or None, pace_keys=("burst:issue-read",)
-        ).json()
+        )
         return data
 
     def delete_issue(self, id_or_key: str) -> None:
@@ -409,22 +452,22 @@ class JiraClient:
 
     def get_property(self, id_or_key: str, key: str) -> Any:
         """The property value, or None when the issue has no such property."""
-        response = self._call(
+        response, body = self.session.request_json(
             "GET",
-            f"issue/{_path_id(id_or_key)}/properties/{_path_id(key)}",
+            f"{API}/issue/{_path_id(id_or_key)}/properties/{_path_id(key)}",
             pace_keys=("burst:issue-read",),
             allow_status=(404,),
         )
         if response.status_code == 404:
-            body = response.json() if response.content else {}
-            messages = " ".join(body.get("errorMessages") or []) if isinstance(body, dict) else ""
+            raw = body.get("errorMessages")
+            messages = " ".join(str(m) for m in raw) if isinstance(raw, list) else ""
             if "issue" in messages.lower() and "property" not in messages.lower():
                 raise NotFound(f"issue {id_or_key} not found: {messages}", system=SYSTEM, status=404)
             return None
-        return response.json().get("value")
+        return body.get("value")
 
     def property_keys(self, id_or_key: str) -> list[str]:
-        data = self._call("GET", f"issue/{_path_id(id_or_key)}/properties", pace_keys=("burst:issue-read",)).json()
+        data = self._json("GET", f"issue/{_path_id(id_or_key)}/properties", pace_keys=("burst:issue-read",))
         return [str(k["key"]) for k in data.get("keys") or []]
 
     def delete_property(self, id_or_key: str, key: str) -> None:
@@ -473,7 +516,7 @@ class JiraClient:
                 body["reconcileIssues"] = reconcile
             if token is not None:
                 body["nextPageToken"] = token  # omitted on the first page: the schema has no null
-            data = self._call("POST", "search/jql", json=body, idempotent=True, pace_keys=("burst:search",)).json()
+            data = self._json("POST", "search/jql", json=body, idempotent=True, pace_keys=("burst:search",))
             pages += 1
             for issue in data.get("issues") or []:
                 issue_id = str(issue.get("id"))
@@ -497,12 +540,12 @@ class JiraClient:
     # ------------------------------------------------------------------ transitions
 
     def transitions(self, id_or_key: str) -> list[Transition]:
-        data = self._call(
+        data = self._json(
             "GET",
             f"issue/{_path_id(id_or_key)}/transitions",
             params={"expand": "transitions.fields"},
             pace_keys=("burst:issue-read",),
-        ).json()
+        )
         out = []
         for item in data.get("transitions") or []:
             to = item.get("to") or {}
@@ -571,12 +614,12 @@ class JiraClient:
 
     def register_webhooks(self, url: str, webhooks: Sequence[Mapping[str, Any]]) -> list[int | JiraFailure]:
         """Register dynamic webhooks; one entry per input: the new id, or Jira's reason for refusing it."""
-        data = self._call(
+        data = self._json(
             "POST",
             "webhook",
             json={"url": url, "webhooks": [dict(w) for w in webhooks]},
             pace_keys=("burst:webhook",),
-        ).json()
+        )
         out: list[int | JiraFailure] = []
         for result in data.get("webhookRegistrationResult") or []:
             if result.get("createdWebhookId") is not None:
@@ -587,9 +630,9 @@ class JiraClient:
 
     def refresh_webhooks(self, ids: Sequence[int]) -> str | int | None:
         """Extend the 30-day life of ``ids``; returns Jira's new expiration (ISO string or epoch ms)."""
-        data = self._call(
+        data = self._json(
             "PUT", "webhook/refresh", json={"webhookIds": [int(i) for i in ids]}, pace_keys=("burst:webhook",)
-        ).json()
+        )
         value: str | int | None = data.get("expirationDate")
         return value
 
@@ -597,9 +640,9 @@ class JiraClient:
         out: list[Webhook] = []
         start = 0
         while True:
-            page = self._call(
+            page = self._json(
                 "GET", "webhook", params={"startAt": start, "maxResults": 100}, pace_keys=("burst:webhook",)
-            ).json()
+            )
             values = page.get("values") or []
             for item in values:
                 out.append(

@@ -179,5 +179,3 @@ def consent(sim: Sim, store: TokenStore, transport: httpx2.BaseTransport | None 
     manager = OAuthTokenManager(session=session, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, store=store)
     manager.exchange_code(query["code"][0], redirect)
     return manager
-
-

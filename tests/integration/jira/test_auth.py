@@ -143,8 +143,9 @@ def test_a_grant_rotated_by_another_process_is_adopted_not_reused(sim: Sim, reco
     daemon.myself()
     cli = JiraClient.from_connection(oauth_connection(sim), token_store=store, transport=recorder)
     assert cli.token_manager is not None and daemon.token_manager is not None
-    rotated = cli.token_manager.refresh(stale=cli.token_manager.current.access_token if cli.token_manager.current
-                                        else None)
+    rotated = cli.token_manager.refresh(
+        stale=cli.token_manager.current.access_token if cli.token_manager.current else None
+    )
     assert daemon.token_manager.current is not None
     assert daemon.token_manager.current.refresh_token != rotated.refresh_token  # the daemon's copy is now stale
     used = daemon.token_manager.refresh(stale=daemon.token_manager.current.access_token)

@@ -33,7 +33,8 @@ def _issue(client: JiraClient, summary: str) -> str:
 def test_retry_after_is_honoured(sim: Sim, recorder: RecordingTransport) -> None:
     observer = Retries()
     client = JiraClient.from_connection(
-        basic_connection(sim, HttpSettings(backoff_initial=0.01, backoff_max=0.02)), observer=observer,
+        basic_connection(sim, HttpSettings(backoff_initial=0.01, backoff_max=0.02)),
+        observer=observer,
         transport=recorder,
     )
     sim.faults(fail_next=[{"status": 429, "count": 1, "retry_after": 1, "path_contains": "/myself"}])

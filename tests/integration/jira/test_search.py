@@ -92,9 +92,7 @@ _text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=_value, text_value=_text)
-def test_any_label_or_property_text_matches_exactly(
-    basic_client: JiraClient, value: str, text_value: str
-) -> None:
+def test_any_label_or_property_text_matches_exactly(basic_client: JiraClient, value: str, text_value: str) -> None:
     """A value full of quotes, backslashes, JQL words or parentheses matches exactly the issues that carry it."""
     tag = f"hyp{time.monotonic_ns()}"
     target = DraftIssue(
@@ -114,7 +112,6 @@ def test_any_label_or_property_text_matches_exactly(
     by_label = {i["id"] for i in basic_client.search(jql.all_of(scope, jql.eq("labels", value)), fields=["labels"])}
     assert by_label == {target_id}
     by_prop = {
-        i["id"]
-        for i in basic_client.search(jql.all_of(scope, jql.property_eq("ml-connector", "ifsKey", text_value)))
+        i["id"] for i in basic_client.search(jql.all_of(scope, jql.property_eq("ml-connector", "ifsKey", text_value)))
     }
     assert by_prop == {target_id}

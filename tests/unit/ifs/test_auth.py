@@ -13,7 +13,7 @@ import httpx2
 import pytest
 
 from ml_connector.config.connections import HttpSettings
-from ml_connector.errors import AuthError
+from ml_connector.errors import AuthError, MalformedResponse
 from ml_connector.http import ApiSession, build_client
 from ml_connector.ifs.auth import IfsBearerAuth, TokenProvider
 
@@ -140,8 +140,8 @@ def test_refused_credentials_are_auth_error_without_the_secret() -> None:
     assert "s3cret-value" not in str(info.value)
 
 
-def test_answer_without_token_is_auth_error() -> None:
-    with pytest.raises(AuthError):
+def test_answer_without_token_is_malformed() -> None:
+    with pytest.raises(MalformedResponse, match="lacks access_token"):
         provider(lambda r: httpx2.Response(200, json={"token_type": "Bearer"}), Clock()).token()
 
 

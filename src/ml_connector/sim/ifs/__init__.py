@@ -4,12 +4,13 @@
 operations as Python methods). See ``docs/simulators-ifs.md``.
 """
 
-from ml_connector.sim.ifs.app import ConnectionDropped, IfsSimApp, create_app
+from ml_connector.sim.ifs.app import IfsSimApp, create_app
 from ml_connector.sim.ifs.odata import ODataError, quote_string
 from ml_connector.sim.ifs.options import FailNext, FaultSettings, IfsSimOptions
 from ml_connector.sim.ifs.schema import BASE_PATH
 from ml_connector.sim.ifs.seed import SPECIAL_ORDER_SUFFIXES, order_no
 from ml_connector.sim.ifs.simulator import IfsSimulator, SimError
+from ml_connector.sim.wire import ConnectionDropped
 
 __all__ = [
     "BASE_PATH",

@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from ml_connector.sim import wire
 from ml_connector.sim.ifs.odata import (
     Bound,
     CompiledFilter,
@@ -75,10 +76,6 @@ _DEFAULT_MESSAGES = {
     503: "The metadata of the projection has been modified; please retry the request.",
     429: "Too many requests; retry later.",
 }
-
-
-class ConnectionDropped(ConnectionError):
-    """Raised when a drop is injected but no uvicorn transport is at hand (e.g. an in-process ASGI transport)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -861,14 +858,22 @@ class IfsSimApp(Starlette):
                 sim.finish_request(entry, message["status"])
             await send(message)
 
-        decision = sim.decide(path, projection=projection)
+        decision = sim.decide(path, projection=projection, method=scope["method"])
         if decision.latency:
             await asyncio.sleep(decision.latency)
-        if decision.drop:
-            await _drop(send)
+        kind = decision.kind
+        if decision.drop or kind == "drop_before":
+            await wire.drop(send)
             return
+        if kind == "hang" and not await wire.hang(decision.hang_seconds, send):
+            await wire.drop(send)  # the client gave up; nobody is left to answer
+            return
+        held = wire.HeldResponse() if kind in wire.HELD_KINDS else None
+        reply: Send = held if held is not None else send_logged
         response: Response | None = None
-        if decision.status is not None:
+        if kind == "html":
+            response = wire.html_page()
+        elif kind == "status":
             response = _injected(decision, sim.options.realm)
         elif projection:
             if why:
@@ -884,9 +889,13 @@ class IfsSimApp(Starlette):
             # dispatched here, not by the router: keys may hold any character, newlines included
             response = await self.projections.endpoint(Request(scope, receive))
         if response is not None:
-            await response(scope, receive, send_logged)
+            await response(scope, receive, reply)
         else:
-            await super().__call__(scope, receive, send_logged)
+            await super().__call__(scope, receive, reply)
+        if held is not None and kind is not None:
+            if held.start is not None:
+                sim.finish_request(entry, held.start["status"])
+            await wire.deliver(kind, held, send)
 
 
 def _injected(decision: FaultDecision, realm: str) -> Response:
@@ -899,20 +908,6 @@ def _injected(decision: FaultDecision, realm: str) -> Response:
         headers["Retry-After"] = str(max(0, round(retry)))
     message = decision.message or _DEFAULT_MESSAGES.get(status, f"Injected failure ({status})")
     return ifs_error(status, message, decision.code, headers)
-
-
-async def _drop(send: Send) -> None:
-    """Close the connection without a byte of response (uvicorn), or raise where there is no socket."""
-    cycle = getattr(send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
-        raise ConnectionDropped("simulated dropped connection")
-    transport.close()
-    for _ in range(500):  # connection_lost marks the cycle disconnected, so uvicorn sends nothing more
-        if getattr(cycle, "disconnected", True):
-            return
-        await asyncio.sleep(0.001)
-    cycle.disconnected = True  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -6,22 +6,41 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml_connector.sim.wire import FaultKind
+
 SEED_FIELDS = frozenset(
     {"seed", "sites", "suppliers", "persons", "projects", "purchase_orders", "work_orders", "anchor"}
 )
 
 
 class FailNext(BaseModel):
-    """One scripted failure: the next ``count`` matching requests get ``status`` (0 drops the connection)."""
+    """One scripted failure of the next ``count`` matching requests (a large count makes it persistent).
+
+    ``kind`` is one of :data:`ml_connector.sim.wire.FaultKind` (``status``: answer ``status``, 0 being an alias of
+    ``drop_before``). A rule matches when ``path_contains`` is in the path (None: any projection call) and, if
+    ``method`` is given, the request's method is that one.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    status: int = Field(ge=0, le=599)
+    kind: FaultKind = "status"
+    status: int = Field(default=500, ge=0, le=599)
     count: int = Field(default=1, ge=1)
     retry_after: float | None = Field(default=None, ge=0)
     path_contains: str | None = None
+    method: str | None = None
+    hang_seconds: float = Field(default=30.0, ge=0)
     code: str | None = None
     message: str | None = None
+
+    @property
+    def effective_kind(self) -> FaultKind:
+        return "drop_before" if self.kind == "status" and self.status == 0 else self.kind
+
+    def matches(self, method: str, path: str, *, projection: bool) -> bool:
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return projection if self.path_contains is None else self.path_contains in path
 
 
 class FaultSettings(BaseModel):

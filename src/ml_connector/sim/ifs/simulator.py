@@ -33,6 +33,7 @@ from ml_connector.sim.ifs.store import (
     count_matching,
     to_wire,
 )
+from ml_connector.sim.wire import FaultKind
 
 CHANGED_AT = "Cf_Changed_At"
 _KIND_LETTER = {
@@ -67,8 +68,10 @@ class FaultDecision:
     """What the gate does to one request before the handler sees it."""
 
     latency: float = 0.0
-    drop: bool = False
+    kind: FaultKind | None = None  # a scripted fault (``wire.FaultKind``); None: none
+    drop: bool = False  # a random drop (``drop_rate``), before the handler
     status: int | None = None
+    hang_seconds: float = 0.0
     retry_after: float | None = None
     code: str | None = None
     message: str | None = None
@@ -472,14 +475,12 @@ class IfsSimulator:
                 self._windows.clear()
             return merged.model_copy(deep=True)
 
-    def decide(self, path: str, *, projection: bool) -> FaultDecision:
+    def decide(self, path: str, *, projection: bool, method: str = "GET") -> FaultDecision:
         """Scripted failures first, then latency, then random drops (projection calls only)."""
         with self.lock:
             f = self._faults
             for i, item in enumerate(f.fail_next):
-                if (item.path_contains is None and projection) or (
-                    item.path_contains is not None and item.path_contains in path
-                ):
+                if item.matches(method, path, projection=projection):
                     remaining = item.count - 1
                     rest = list(f.fail_next)
                     if remaining:
@@ -489,8 +490,9 @@ class IfsSimulator:
                     self._faults = f.model_copy(update={"fail_next": rest})
                     return FaultDecision(
                         latency=f.latency_ms / 1000,
-                        drop=item.status == 0,
+                        kind=item.effective_kind,
                         status=item.status or None,
+                        hang_seconds=item.hang_seconds,
                         retry_after=item.retry_after,
                         code=item.code,
                         message=item.message,

@@ -18,11 +18,13 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
+from ml_connector.sim import wire
 from ml_connector.sim.jira import seed
 from ml_connector.sim.jira.adf import adf_text
 from ml_connector.sim.jira.core import ApiError, JiraSim, Principal, basic_credentials
-from ml_connector.sim.jira.options import Faults, JiraSimOptions
+from ml_connector.sim.jira.options import FailRule, Faults, JiraSimOptions
 
 GONE = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. "
@@ -622,7 +624,8 @@ async def _dispatch(request: Request) -> Response:
         # The other half of the round trip: the answer travels back after the work is done, so a client can die
         # after Jira acted and before it heard about it, as over a real network.
         await asyncio.sleep(sim.faults.latency_ms / 2000)
-    sim.log_request(method, request.url.path, template, request.url.query, response.status_code, auth)
+    status = 0 if request.scope.get(_FAULT) == "drop_before" else response.status_code
+    sim.log_request(method, request.url.path, template, request.url.query, status, auth)
     return response
 
 
@@ -648,7 +651,11 @@ async def _handle(
         if principal is None and not route_def.anonymous:
             return _unauthorized()
     try:
-        _inject_faults(sim, request, route_def)
+        rule = _inject_faults(sim, request, route_def)
+        if rule is not None:
+            early = await _wire_fault(rule, request)
+            if early is not None:
+                return early
         body = await _read_body(request)
         ctx = Ctx(
             sim=sim,
@@ -664,19 +671,24 @@ async def _handle(
         return _error(exc)
 
 
-def _inject_faults(sim: JiraSim, request: Request, route_def: RouteDef) -> None:
+def _inject_faults(sim: JiraSim, request: Request, route_def: RouteDef) -> FailRule | None:
+    """Raise the scripted status or random 5xx, or check the burst limit; a wire-level fault rule is returned."""
     with sim.lock:
         faults = sim.faults
         for rule in faults.fail_next:
-            if rule.count > 0 and rule.path_contains in request.url.path:
+            if rule.count > 0 and rule.matches(request.method, request.url.path):
                 rule.count -= 1
+                if rule.kind != "status":
+                    faults.fail_next = [r for r in faults.fail_next if r.count > 0]
+                    return rule
                 headers: dict[str, str] = {}
                 if rule.retry_after is not None:
                     headers["Retry-After"] = (
                         str(int(rule.retry_after)) if rule.retry_after.is_integer() else str(rule.retry_after)
                     )
                 if rule.status == 429:
-                    headers.setdefault("Retry-After", str(int(faults.retry_after_seconds)))
+                    if faults.retry_after_seconds is not None:
+                        headers.setdefault("Retry-After", str(int(faults.retry_after_seconds)))
                     headers["RateLimit-Reason"] = "jira-burst-based"
                 faults.fail_next = [r for r in faults.fail_next if r.count > 0]
                 raise ApiError(rule.status, [f"Injected failure ({rule.status})."], headers=headers)
@@ -684,6 +696,46 @@ def _inject_faults(sim: JiraSim, request: Request, route_def: RouteDef) -> None:
             raise ApiError(503, ["Service Unavailable"], headers={"Retry-After": "1"})
         if route_def.template not in _OAUTH_PATHS:
             sim.check_burst(f"{request.method} {route_def.template}")
+    return None
+
+
+_RAW_SEND = "mlc.sim.raw_send"  # scope keys: uvicorn's own send, and the wire fault to apply to the response
+_FAULT = "mlc.sim.fault"
+
+
+async def _wire_fault(rule: FailRule, request: Request) -> Response | None:
+    """A response that replaces the handler's (html, or a placeholder for a drop), or None to run the handler."""
+    if rule.kind == "html":
+        return wire.html_page()
+    if rule.kind == "hang":
+        if await wire.hang(rule.hang_seconds, request.scope[_RAW_SEND]):
+            return None
+        request.scope[_FAULT] = "drop_before"  # the client gave up; nobody is left to answer
+        return Response(status_code=204)
+    request.scope[_FAULT] = rule.kind
+    return Response(status_code=204) if rule.kind == "drop_before" else None
+
+
+class JiraSimApp(Starlette):
+    """Starlette that can hold a response back and drop or cut it (the wire faults of ``sim.wire``)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        scope[_RAW_SEND] = send
+        held = wire.HeldResponse()
+
+        async def guarded(message: Message) -> None:
+            if scope.get(_FAULT) in wire.HELD_KINDS:
+                await held(message)
+            else:
+                await send(message)
+
+        await super().__call__(scope, receive, guarded)
+        kind = scope.get(_FAULT)
+        if kind in wire.HELD_KINDS:
+            await wire.deliver(kind, held, send)
 
 
 # ------------------------------------------------------------------------------------------------ control API
@@ -780,7 +832,7 @@ def create_app(options: JiraSimOptions | None = None) -> Starlette:
 
     from contextlib import asynccontextmanager
 
-    app = Starlette(
+    app = JiraSimApp(
         routes=[Route("/{path:path}", _dispatch, methods=_METHODS)],
         lifespan=asynccontextmanager(lifespan),
     )

@@ -1186,18 +1186,17 @@ class JiraSim:
 
     def rate_limited(self, reason: str, limit: float) -> ApiError:
         retry = self.faults.retry_after_seconds
-        reset = (datetime.now(UTC) + timedelta(seconds=retry)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return ApiError(
-            429,
-            ["Rate limit exceeded."],
-            headers={
-                "Retry-After": _num(retry),
-                "RateLimit-Reason": reason,
-                "X-RateLimit-Limit": _num(limit),
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": reset,
-            },
-        )
+        wait = 1.0 if retry is None else retry
+        reset = (datetime.now(UTC) + timedelta(seconds=wait)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        headers = {
+            "RateLimit-Reason": reason,
+            "X-RateLimit-Limit": _num(limit),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": reset,
+        }
+        if retry is not None:
+            headers["Retry-After"] = _num(retry)
+        return ApiError(429, ["Rate limit exceeded."], headers=headers)
 
     def check_burst(self, endpoint: str) -> None:
         rate = self.faults.burst_per_second

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml_connector.sim.wire import FaultKind
+
 
 class FailRule(BaseModel):
-    """Answer the next ``count`` requests whose path contains ``path_contains`` with ``status``."""
+    """A fault for the next ``count`` requests whose path contains ``path_contains`` (and whose method is ``method``,
+    when given); a large count makes it persistent.
+
+    ``kind`` is one of :data:`ml_connector.sim.wire.FaultKind`; ``status`` (the default) answers ``status``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
+    kind: FaultKind = "status"
     status: int = 503
     count: int = 1
     retry_after: float | None = None
     path_contains: str = ""
+    method: str | None = None
+    hang_seconds: float = Field(default=30.0, ge=0)
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.path_contains in path and (self.method is None or self.method.upper() == method.upper())
 
 
 class Faults(BaseModel):
@@ -25,7 +37,7 @@ class Faults(BaseModel):
     error_5xx_rate: float = Field(0.0, ge=0, le=1)
     burst_per_second: float | None = None  # per endpoint (method + path template) token bucket
     per_issue_writes_per_second: float | None = None  # per issue token bucket for writes
-    retry_after_seconds: float = 1.0
+    retry_after_seconds: float | None = 1.0  # None: 429s carry no Retry-After (Jira does not always send one)
     index_lag_seconds: float = 0.0
     duplicate_delivery_rate: float = Field(0.0, ge=0, le=1)
     access_token_lifetime_seconds: int = 3600
