@@ -92,10 +92,10 @@ class OutboundSync:
         self.stop = stop or threading.Event()
         self._ctx: MappingContext | None = None
         self._fingerprint = stable_hash(flow.model_dump(mode="json", exclude={"schedule", "enabled"}))
-        # Per run: issue reads and edits sent, how many answered 404, and the records first seen 404 in this run
-        # (a 404 is confirmed only on a later run).
-        self._edits = 0
-        self._not_found = 0
+        # Per run: records whose issue was edited or read, those that answered 404, and those first seen 404 in
+        # this run (a 404 is confirmed only on a later run). Sets: a record edited twice in a run counts once.
+        self._edited: set[int] = set()
+        self._not_found: set[int] = set()
         self._not_found_alert = False
         self._suspected: set[int] = set()
 
@@ -427,7 +427,10 @@ class OutboundSync:
             if self.stop.is_set():
                 report.interrupted = True
                 return
-            self._edits += 1
+            if record.id in self._suspected:
+                self._deleted(record, report)  # 404 earlier in this run (the record was read again): no new edit
+                continue
+            self._edited.add(record.id)
             self._update(record, accounts, fields_ctx, report)
 
     @property
@@ -675,7 +678,8 @@ class OutboundSync:
         """An edit answered 404: the issue was deleted, or the connector can no longer see it (a permission scheme
         change, an archived project, a glitch). One 404 proves neither, so nothing is recreated now: the record waits
         for a later run, after ``deleted_issue_grace``, where :meth:`_confirm_missing` reads again and searches."""
-        self._not_found += 1
+        first = record.id not in self._suspected
+        self._not_found.add(record.id)
         self._suspected.add(record.id)
         alert = self._check_not_found_share(report)
         grace = self.policy.deleted_issue_grace
@@ -692,8 +696,10 @@ class OutboundSync:
             }
             if alert:
                 detail["alert"] = self._alert_text()
-            tx.audit(record.id, AuditEvent("not_found", "warning", message, detail))
-        report.add("not_found")
+            if first:
+                tx.audit(record.id, AuditEvent("not_found", "warning", message, detail))
+        if first:
+            report.add("not_found")
 
     def _confirm_missing(
         self, records: Sequence[RecordRow], report: RunReport
@@ -738,11 +744,11 @@ class OutboundSync:
     def _read_again(self, record: RecordRow, report: RunReport) -> bool:
         """The second read of a 404'd issue: True when Jira shows it again."""
         assert record.jira_id is not None
-        self._edits += 1
+        self._edited.add(record.id)
         try:
             self.c.jira.get_issue(record.jira_id, fields=("labels",))
         except NotFound:
-            self._not_found += 1
+            self._not_found.add(record.id)
             self._check_not_found_share(report)
             return False
         return True
@@ -811,18 +817,19 @@ class OutboundSync:
     def _check_not_found_share(self, report: RunReport) -> bool:
         """Raise the run's 404 alert (once) when too many of its issue reads and edits answered 404."""
         policy = self.policy
+        missing, edited = len(self._not_found), len(self._edited | self._not_found)
         if not self._not_found_alert and (
-            self._not_found >= policy.not_found_alert_min
-            and self._not_found > policy.max_not_found_share * max(self._edits, 1)
+            missing >= policy.not_found_alert_min and missing > policy.max_not_found_share * edited
         ):
             self._not_found_alert = True
             report.add("not_found_alert")
-            log.warning("flow.not_found_alert", flow=self.flow.name, not_found=self._not_found, edits=self._edits)
+            log.warning("flow.not_found_alert", flow=self.flow.name, not_found=missing, edited=edited)
         return self._not_found_alert
 
     def _alert_text(self) -> str:
         return (
-            f"{self._not_found} of {self._edits} Jira issue edits and reads in this run answered 404 (limit "
+            f"{len(self._not_found)} of {len(self._edited | self._not_found)} Jira issues edited or read in this run "
+            f"answered 404 (limit "
             f"{self.policy.max_not_found_share:.0%}); recreating is suspended: check the connector user's permissions "
             "and archived projects"
         )
