@@ -20,7 +20,7 @@ import yaml
 from e2e.harness import World, connector_config, example_config, make_connector, world
 from ml_connector.engine import Connector, OutboundSync
 from ml_connector.metrics import Metrics, sample_value
-from ml_connector.store import PARKED, PENDING_CREATE, SYNCED, Store, utcnow
+from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, SYNCED, Store, utcnow
 
 SEARCH = "POST /rest/api/3/search/jql"
 BULK = "POST /rest/api/3/issue/bulk"
@@ -248,17 +248,26 @@ def test_sigterm_during_reconciliation_stops_the_daemon_within_5s(tmp_path: Path
                 daemon.kill()
                 daemon.wait()
         searches = w.jira_sim.counts().get(SEARCH, 0)
-        print(f"SIGTERM during reconciliation: exit after {elapsed:.2f} s, {searches} of 10 searches made")
+        batches = math.ceil(len(keys) / 50)
+        print(f"SIGTERM during reconciliation: exit after {elapsed:.2f} s, {searches} of {batches} searches made")
         assert daemon.returncode == 0, output
         assert elapsed < 5.0, output
-        assert searches < 10  # it stopped part way
+        assert searches < batches  # it stopped part way
 
         w.jira_sim.faults(latency_ms=0)
         store = Store.open(store_url)
         runs = store.recent_runs(flow="purchase_orders")
         assert runs and runs[0].status == "interrupted", [(r.kind, r.status) for r in runs]
         waiting = [r for r in store.list_records(flow="purchase_orders", limit=10_000) if r.state != SYNCED]
-        assert waiting and all(r.create_attempted_at is not None and r.jira_id is None for r in waiting)
+        # Left for the next run: linked (an edit to send), unchecked intents, and creates confirmed absent but not
+        # yet sent (no issue exists for those).
+        in_jira = _per_key(w)
+        linked = [r for r in waiting if r.jira_id is not None]
+        assert all(r.state == PENDING_UPDATE and in_jira[r.ifs_key] == 1 for r in linked)
+        unlinked = [r for r in waiting if r.jira_id is None]
+        assert all(r.state == PENDING_CREATE for r in unlinked)
+        assert any(r.create_attempted_at is not None for r in unlinked)  # stopped before checking these
+        assert all(in_jira[r.ifs_key] == 0 for r in unlinked if r.create_attempted_at is None)
         store.close()
         done = subprocess.run(
             [CLI, "sync", "-c", str(path), "--no-writeback"], capture_output=True, text=True, timeout=300
