@@ -82,6 +82,9 @@ class ApiSession:
         self.observer: CallObserver = observer or _NullObserver()
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
+        # Set when the process shuts down (SIGTERM): backoff and pacing waits end at once and the request is not
+        # sent, so a stop is never held up by a Retry-After. ``Connector`` shares its ``stopping`` event here.
+        self.stop = threading.Event()
 
     def close(self) -> None:
         self.client.close()
@@ -112,7 +115,7 @@ class ApiSession:
 
         def should_retry(exc: Exception) -> bool | float:
             nonlocal attempt
-            if not isinstance(exc, TransientError):
+            if not isinstance(exc, TransientError) or self.stop.is_set():
                 return False
             if not idempotent and not (
                 isinstance(exc, RateLimited) or exc.status == 503 or getattr(exc, "not_sent", False)
@@ -134,7 +137,10 @@ class ApiSession:
                 delay=round(delay, 3),
                 attempt=attempt,
             )
-            return delay
+            if attempt >= self.settings.max_attempts:
+                return delay  # stamina gives up now: no point in waiting
+            # Wait here rather than in stamina, so a shutdown ends the wait (and the retries) at once.
+            return False if self.stop.wait(delay) else 0.0
 
         for retry in stamina.retry_context(
             on=should_retry,
@@ -178,7 +184,7 @@ class ApiSession:
         allow_status: tuple[int, ...],
     ) -> httpx2.Response:
         request = self.client.build_request(method, url, params=params, json=json, data=data, headers=headers)
-        self.pacer.wait(request.url.host, pace_keys)
+        self.pacer.wait(request.url.host, pace_keys, stop=self.stop)
         started = time.monotonic()
         path = request.url.path
         try:

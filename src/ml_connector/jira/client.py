@@ -9,7 +9,6 @@ act (429, 503, never sent).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -268,7 +267,7 @@ class JiraClient:
         *,
         element_retries: int = 2,
         concurrency: int = 1,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> list[CreateOutcome]:
         """Create in chunks of 50; one outcome per draft, in input order.
 
@@ -285,7 +284,11 @@ class JiraClient:
             if not pending:
                 break
             if round_no:
-                sleep(self.session.backoff(round_no))
+                delay = self.session.backoff(round_no)
+                if sleep is not None:
+                    sleep(delay)
+                elif self.session.stop.wait(delay):
+                    break  # shutting down: the failed elements keep their (transient) outcome
             retry_next: list[int] = []
             chunks = [pending[start : start + BULK_LIMIT] for start in range(0, len(pending), BULK_LIMIT)]
             if concurrency > 1 and len(chunks) > 1:
