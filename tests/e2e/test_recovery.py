@@ -20,7 +20,7 @@ import yaml
 from e2e.harness import World, connector_config, example_config, make_connector, world
 from ml_connector.engine import Connector, OutboundSync
 from ml_connector.metrics import Metrics, sample_value
-from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, SYNCED, Store, utcnow
+from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, Store, utcnow
 
 SEARCH = "POST /rest/api/3/search/jql"
 BULK = "POST /rest/api/3/issue/bulk"
@@ -326,4 +326,27 @@ def test_control_characters_never_reach_jira_and_the_audit_says_so(tmp_path: Pat
         assert any(e.outcome == "warning" and "control characters" in (e.message or "") for e in mapped)
         clean = next(r for r in c.store.list_records(flow="purchase_orders") if r.ifs_key != key)
         assert not any("control characters" in (e.message or "") for e in c.store.audit_trail(clean.id))
+        c.close()
+
+
+def test_a_retry_waits_for_its_time_even_when_the_record_is_read_again(tmp_path: Path, store_url: str) -> None:
+    with world(purchase_orders=4, work_orders=0) as w:
+        c = _one_flow(w, tmp_path, store_url)
+        _run(c)
+        record = sorted(c.store.list_records(flow="purchase_orders"), key=lambda r: r.ifs_key)[0]
+        # As the failure policy leaves a record whose edit failed transiently: retry, due in an hour.
+        with c.store.transaction() as tx:
+            tx.update_record(record.id, state=RETRY, attempts=1, next_attempt_at=utcnow() + timedelta(hours=1))
+        w.jira_sim.clear_requests()
+        for full in (False, True):  # the same source read again, with and without --full: it keeps waiting
+            report = OutboundSync(c, c.config.flow("purchase_orders")).run(full=full)
+            assert report.counts["updated"] == 0 and report.counts["failed"] == 0, report.counts
+        assert "PUT /rest/api/3/issue/{id}" not in w.jira_sim.counts()
+        waiting = c.store.get_record("purchase_orders", record.ifs_key)
+        assert waiting is not None and waiting.state == RETRY
+
+        c.store.requeue(flow="purchase_orders", keys=[record.ifs_key])  # replay sends it at once
+        report = OutboundSync(c, c.config.flow("purchase_orders")).run(queue_only=True)
+        assert report.counts["updated"] == 1, report.counts
+        assert w.jira_sim.counts()["PUT /rest/api/3/issue/{id}"] == 1
         c.close()
