@@ -350,3 +350,33 @@ def test_a_retry_waits_for_its_time_even_when_the_record_is_read_again(tmp_path:
         assert report.counts["updated"] == 1, report.counts
         assert w.jira_sim.counts()["PUT /rest/api/3/issue/{id}"] == 1
         c.close()
+
+
+def test_the_404_check_waits_its_grace_and_edits_in_between_do_not_postpone_it(tmp_path: Path, store_url: str) -> None:
+    with world(purchase_orders=3, work_orders=0) as w:
+        c = _one_flow(w, tmp_path, store_url, deleted_issue_grace=3600)
+        _run(c)
+        record = sorted(c.store.list_records(flow="purchase_orders"), key=lambda r: r.ifs_key)[0]
+        w.jira_sim.call("DELETE", f"issues/{record.jira_key}")
+        _edit_all(w, [record.ifs_key], "first")
+        assert _run(c)["not_found"] == 1
+        suspect = c.store.get_record("purchase_orders", record.ifs_key)
+        assert suspect is not None and suspect.next_attempt_at is not None
+        assert suspect.next_attempt_at > utcnow() + timedelta(minutes=55)
+
+        w.jira_sim.clear_requests()
+        _edit_all(w, [record.ifs_key], "second")  # IFS keeps changing inside the grace period
+        counts = _run(c)
+        assert counts["created"] == 0 and counts["not_found"] == 0, counts
+        assert not w.jira_writes() and SEARCH not in w.jira_sim.counts()
+        again = c.store.get_record("purchase_orders", record.ifs_key)
+        assert again is not None and again.next_attempt_at == suspect.next_attempt_at  # not postponed
+        assert again.draft is not None and "second" in str(again.draft["summary"])  # the new content is kept
+
+        with c.store.transaction() as tx:  # the grace period has passed
+            tx.update_record(record.id, next_attempt_at=utcnow() - timedelta(seconds=1))
+        counts = _run(c)
+        assert counts["recreate"] == 1 and counts["created"] == 1, counts
+        (issue,) = [i for i in w.jira_issues() if i["properties"]["ml-connector"]["key"] == record.ifs_key]
+        assert issue["summary"].endswith(f"second {record.ifs_key}")
+        c.close()

@@ -330,6 +330,18 @@ class OutboundSync:
                     new_rows.append((p.key, values))
                     new_audits += [(p.key, AuditEvent("fetched", detail={"source_ts": source_ts})), (p.key, mapped)]
                     continue
+                elif _awaiting_404_check(rec):
+                    # Keep the 404 check's schedule (a record changing every run must not postpone it forever):
+                    # store the new content; the check edits with it or recreates from it.
+                    tx.update_record(
+                        rec.id,
+                        source_hash=source_hash,
+                        source_ts=source_ts,
+                        draft=draft,
+                        draft_hash=p.draft.content_hash,
+                    )
+                    audits.append((rec.id, mapped))
+                    continue
                 else:
                     tx.update_record(
                         rec.id,
@@ -415,7 +427,7 @@ class OutboundSync:
             emails.add(self._fallback_email)
         accounts = self.c.account_ids(emails)
         fields_ctx = self.c.resolve_fields(self.flow)
-        suspects = [r for r in updates if r.error_class == NOT_FOUND and r.state == RETRY]
+        suspects = [r for r in updates if _awaiting_404_check(r)]
         if suspects:
             ids = {r.id for r in suspects}
             visible, gone = self._confirm_missing(suspects, report)
@@ -872,6 +884,11 @@ class OutboundSync:
         log.warning(
             "record.failed", flow=self.flow.name, key=record.ifs_key, state=decision.state, error=decision.message
         )
+
+
+def _awaiting_404_check(record: RecordRow) -> bool:
+    """Its issue answered 404 and that is not yet confirmed or disproved (see ``OutboundSync._deleted``)."""
+    return record.state == RETRY and record.error_class == NOT_FOUND and record.jira_id is not None
 
 
 def _settled(current: RecordRow, source_hash: str, *, remap: bool) -> bool:
