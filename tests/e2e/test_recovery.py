@@ -204,15 +204,24 @@ def test_500_interrupted_creates_reconcile_in_batched_searches(tmp_path: Path, s
         _run(c)
         keys = _crash_after_creates(c, w, lost=40)
         assert len(keys) == len(_po_keys(w)) >= 500
+        changed = keys[100:110]
+        _edit_all(w, changed, "changed after the crash")
         w.jira_sim.clear_requests()
+        started = time.monotonic()
         counts = _run(c)
-        searches = w.jira_sim.counts().get(SEARCH, 0)
+        elapsed = time.monotonic() - started
+        calls = w.jira_sim.counts()
+        searches = calls.get(SEARCH, 0)
         limit = math.ceil(len(keys) / 50) + 3
-        print(f"interrupted creates={len(keys)} searches={searches} (limit {limit}) counts={dict(counts)}")
+        print(f"interrupted creates={len(keys)} rerun {elapsed:.1f} s, searches={searches} (limit {limit}) {calls}")
         assert searches <= limit, searches
         assert counts["reconciled"] == len(keys) - 40 and counts["created"] == 40, counts
+        # The issues found carry the draft they were made from: only the records changed since need an edit.
+        assert calls.get("PUT /rest/api/3/issue/{id}", 0) == len(changed) == counts["updated"], counts
         assert _per_key(w) == Counter(dict.fromkeys(keys, 1))  # 0 duplicates, 0 missing
         assert c.store.count_by_state("purchase_orders") == {SYNCED: len(keys)}
+        summaries = {str(i["properties"]["ml-connector"]["key"]): i["summary"] for i in w.jira_issues()}
+        assert all(summaries[k].endswith(f"changed after the crash {k}") for k in changed)
         c.close()
 
 

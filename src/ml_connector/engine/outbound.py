@@ -505,7 +505,15 @@ class OutboundSync:
                         DraftIssue(
                             fields=fields,
                             ref=record.ifs_key,
-                            properties={IDENTITY_PROPERTY: {"flow": self.flow.name, "key": record.ifs_key}},
+                            # "draft": what this create carries, so reconciliation can tell whether the issue an
+                            # interrupted create made is current (no edit needed) or needs the newer content.
+                            properties={
+                                IDENTITY_PROPERTY: {
+                                    "flow": self.flow.name,
+                                    "key": record.ifs_key,
+                                    "draft": record.draft_hash,
+                                }
+                            },
                         )
                     )
                     ready.append(record)
@@ -553,7 +561,8 @@ class OutboundSync:
     def _reconcile(
         self, records: Sequence[RecordRow], now: datetime, report: RunReport
     ) -> tuple[list[RecordRow], list[RecordRow]]:
-        """Earlier creates may have reached Jira: returns (linked to what they made, confirmed absent: create again).
+        """Earlier creates may have reached Jira: returns (linked to what they made and needing an edit, confirmed
+        absent: create again). An issue made from the record's current draft is linked as ``synced``, no edit.
 
         The rest are deferred (search may lag) or, when the run is stopped, left untouched with their intent for the
         next run."""
@@ -562,6 +571,7 @@ class OutboundSync:
         absent: list[RecordRow] = []
         settle = timedelta(seconds=self.policy.reconcile_settle)
         audits: list[tuple[int, AuditEvent]] = []
+        synced = 0
         with self.c.store.transaction(report.run_id) as tx:
             for record in records:
                 issues = found.get(record.id)
@@ -570,21 +580,28 @@ class OutboundSync:
                 assert record.create_attempted_at is not None
                 if issues:
                     issue = issues[0]
-                    tx.update_record(
-                        record.id,
-                        jira_id=str(issue["id"]),
-                        jira_key=str(issue["key"]),
-                        state=PENDING_UPDATE,
-                        create_attempted_at=None,
-                    )
+                    # Made from the current draft (the hash it carries): the issue is up to date, no edit needed.
+                    current = record.draft_hash is not None and _identity(issue).get("draft") == record.draft_hash
+                    values: dict[str, Any] = {
+                        "jira_id": str(issue["id"]),
+                        "jira_key": str(issue["key"]),
+                        "state": PENDING_UPDATE,
+                        "create_attempted_at": None,
+                    }
+                    if current:
+                        values.update(state=SYNCED, attempts=0, next_attempt_at=None, error_class=None, last_error=None)
+                    tx.update_record(record.id, **values)
                     message = "found the issue an interrupted create had made; linked instead of creating again"
+                    message += " (its content is current)" if current else " (sending the current content)"
                     if len(issues) > 1:
                         message += f" (also found {', '.join(str(i['key']) for i in issues[1:])}: duplicates to review)"
                     detail = {"jira_id": issue["id"], "jira_key": issue["key"]}
                     audits.append(
                         (record.id, AuditEvent("reconciled", "warning" if len(issues) > 1 else "ok", message, detail))
                     )
-                    linked.append(record.id)
+                    if not current:
+                        linked.append(record.id)
+                    synced += current
                 elif now - record.create_attempted_at < settle:
                     # Search may lag behind the create: an empty answer right after it proves nothing yet.
                     tx.update_record(record.id, next_attempt_at=record.create_attempted_at + settle)
@@ -604,7 +621,7 @@ class OutboundSync:
                     )
                     absent.append(record)
             tx.audit_many(audits)
-        report.add("reconciled", len(linked))
+        report.add("reconciled", len(linked) + synced)
         if len(found) < len(records):
             report.interrupted = True
         return self._rows(linked), [replace(r, create_attempted_at=None) for r in absent]
@@ -635,7 +652,7 @@ class OutboundSync:
             for label in chunk:
                 found[by_label[label].id] = []
             for issue in issues:
-                identity = (issue.get("properties") or {}).get(IDENTITY_PROPERTY) or {}
+                identity = _identity(issue)
                 for label in (issue.get("fields") or {}).get("labels") or ():
                     record = by_label.get(label)
                     if record is None or identity.get("key", record.ifs_key) != record.ifs_key:
@@ -884,6 +901,12 @@ class OutboundSync:
         log.warning(
             "record.failed", flow=self.flow.name, key=record.ifs_key, state=decision.state, error=decision.message
         )
+
+
+def _identity(issue: Mapping[str, Any]) -> dict[str, Any]:
+    """The issue's ``ml-connector`` property as a search returned it ({} when missing or malformed)."""
+    value = (issue.get("properties") or {}).get(IDENTITY_PROPERTY)
+    return value if isinstance(value, dict) else {}
 
 
 def _awaiting_404_check(record: RecordRow) -> bool:
