@@ -43,6 +43,11 @@ class _StoreCollector(Collector):
             "mlc_last_success_timestamp_seconds", "End of the last successful run per flow.", labels=["flow", "kind"]
         )
         inbox = GaugeMetricFamily("mlc_webhook_inbox_pending", "Webhook events stored but not yet applied.")
+        alerts = GaugeMetricFamily(
+            "mlc_flow_alert",
+            "1 while a flow's last outbound run raised the alert (jira_not_found: too many 404s, nothing recreated).",
+            labels=["flow", "alert"],
+        )
         try:
             by_flow_state = store.count_by_flow_state()
             flows = sorted({f for f, _ in by_flow_state} | set(self._metrics.flows))
@@ -54,6 +59,9 @@ class _StoreCollector(Collector):
             for flow, n in failed_by_flow.items():
                 failed.add_metric([flow], n)
             for flow in flows:
+                outbound = store.last_run(flow, kind="outbound")
+                alerted = outbound is not None and bool(outbound.counts.get("not_found_alert"))
+                alerts.add_metric([flow, "jira_not_found"], 1.0 if alerted else 0.0)
                 for kind in ("outbound", "writeback"):
                     run = store.last_run(flow, kind=kind, succeeded=True)
                     if run is not None and run.finished_at is not None:
@@ -66,6 +74,7 @@ class _StoreCollector(Collector):
         yield failed
         yield last_success
         yield inbox
+        yield alerts
 
 
 class Metrics:

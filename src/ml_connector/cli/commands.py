@@ -236,6 +236,14 @@ def status(config: Path | None = ConfigOption) -> None:
         ]
         table.add_row(*row)
     console.print(table)
+    for flow in connector.config.flows:
+        outbound = store.last_run(flow.name, kind="outbound")
+        if outbound is not None and outbound.counts.get("not_found_alert"):
+            console.print(
+                f"[bold red]alert[/] {flow.name}: run #{outbound.id} saw too many Jira 404s "
+                f"({outbound.counts.get('not_found', 0)} issues) and recreated nothing; check the connector user's "
+                "permissions and archived projects (ml-connector audit shows the records)"
+            )
     connector.close()
 
 

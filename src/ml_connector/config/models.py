@@ -117,6 +117,22 @@ class SyncPolicy(_Model):
     reconcile_settle: Seconds = Field(
         default=60.0, description="How long Jira search may lag behind a create; an unconfirmed create waits this long."
     )
+    deleted_issue_grace: Seconds = Field(
+        default=3600.0,
+        description="A 404 on an edit may be a deletion or a visibility glitch (permissions, archived project): the "
+        "record waits this long, and at least until a later run, before a second read and an identity-label search "
+        "decide whether the issue is really gone.",
+    )
+    max_not_found_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="If more than this share of a run's edits get 404, the run recreates nothing and raises a flow "
+        "alert (status, dashboard, metric): so many vanishing issues point at a permission or project change.",
+    )
+    not_found_alert_min: int = Field(
+        default=5, ge=1, description="404s a run must see before max_not_found_share can raise the alert."
+    )
     writeback_conflict_retries: int = Field(default=3, ge=0, le=20)
     bulk_size: int = Field(default=50, ge=1, le=50)
     bulk_concurrency: int = Field(default=4, ge=1, le=16, description="Bulk-create calls in flight at once.")

@@ -115,21 +115,14 @@ def backoff_ceiling(attempt: int, policy: SyncPolicy) -> float:
 
 
 def decide(
-    error: BaseException | str,
+    error: BaseException,
     *,
     attempts_so_far: int,
     policy: SyncPolicy,
     now: datetime,
     rng: random.Random | None = None,
-    transient: bool | None = None,
 ) -> FailureDecision:
-    """Decide a record's fate from the class of ``error``; re-raises systemic errors.
-
-    ``transient`` is a deprecated compatibility path for call sites that still pass a message and a flag: a string
-    becomes ``Unavailable`` (transient) or ``Rejected``; for an exception the flag is ignored.
-    """
-    if isinstance(error, str):
-        error = Unavailable(error) if transient else Rejected(error)
+    """Decide a record's fate from the class of ``error`` alone; re-raises systemic errors."""
     if is_systemic(error):
         raise error
     name, message = error_class(error), describe(error)

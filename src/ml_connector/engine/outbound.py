@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from ml_connector.mapping import (
     IssueDraft,
     MappingContext,
     build_issue_fields,
+    identity_label,
     map_issue,
     stable_hash,
 )
@@ -47,6 +49,9 @@ from ml_connector.store import (
 log = structlog.get_logger("ml_connector.engine")
 
 Progress = Callable[[int], None]
+
+SEARCH_LABELS = 50  # identity labels per reconciliation search (one JQL ``labels in (...)``)
+NOT_FOUND = "NotFound"  # error_class of a record whose issue answered 404, until that is confirmed or disproved
 
 
 def parse_ts(value: Any) -> datetime | None:
@@ -87,6 +92,12 @@ class OutboundSync:
         self.stop = stop or threading.Event()
         self._ctx: MappingContext | None = None
         self._fingerprint = stable_hash(flow.model_dump(mode="json", exclude={"schedule", "enabled"}))
+        # Per run: records whose issue was edited or read, those that answered 404, and those first seen 404 in
+        # this run (a 404 is confirmed only on a later run). Sets: a record edited twice in a run counts once.
+        self._edited: set[int] = set()
+        self._not_found: set[int] = set()
+        self._not_found_alert = False
+        self._suspected: set[int] = set()
 
     # ------------------------------------------------------------------------------------------------ entry point
 
@@ -220,7 +231,7 @@ class OutboundSync:
         now = utcnow()
         for row, key in zip(rows, keys, strict=True):
             current, source_hash = existing.get(key), self._source_hash(row)
-            if current is not None and (current.state == ORPHANED or (not remap and _waits(current, source_hash, now))):
+            if current is not None and _settled(current, source_hash, now, remap=remap):
                 # Seen before, unchanged (the cursor's lookback overlap, an idle run): no mapping, no lookups.
                 planned[key] = _Planned(key, "skip", row, existing=current, source_hash=source_hash)
             else:
@@ -328,6 +339,18 @@ class OutboundSync:
                     new_rows.append((p.key, values))
                     new_audits += [(p.key, AuditEvent("fetched", detail={"source_ts": source_ts})), (p.key, mapped)]
                     continue
+                elif _awaiting_404_check(rec):
+                    # Keep the 404 check's schedule (a record changing every run must not postpone it forever):
+                    # store the new content; the check edits with it or recreates from it.
+                    tx.update_record(
+                        rec.id,
+                        source_hash=source_hash,
+                        source_ts=source_ts,
+                        draft=draft,
+                        draft_hash=p.draft.content_hash,
+                    )
+                    audits.append((rec.id, mapped))
+                    continue
                 else:
                     tx.update_record(
                         rec.id,
@@ -422,6 +445,16 @@ class OutboundSync:
             return
         creates = [r for r in records if r.jira_id is None]
         updates = [r for r in records if r.jira_id is not None]
+        suspects = [r for r in updates if _awaiting_404_check(r)]
+        if suspects:
+            ids = {r.id for r in suspects}
+            try:
+                visible, gone = self._confirm_missing(suspects, report)
+            except Exception as exc:
+                self._fail_unfinished(suspects, exc, report)
+                visible, gone = [], []
+            updates = [r for r in updates if r.id not in ids] + visible
+            creates += gone
         if creates:
             try:
                 updates += self._create(creates, accounts, fields_ctx, report)
@@ -432,6 +465,10 @@ class OutboundSync:
                 report.interrupted = True
                 return
             try:
+                if record.id in self._suspected:
+                    self._deleted(record, report)  # 404 earlier in this run (the record was read again): no new edit
+                    continue
+                self._edited.add(record.id)
                 self._update(record, accounts, fields_ctx, report)
             except Exception as exc:
                 self._fail_unfinished([record], exc, report)
@@ -485,19 +522,12 @@ class OutboundSync:
     ) -> list[RecordRow]:
         """Bulk-create; returns records that reconciliation linked to an existing issue (they need an edit)."""
         store = self.c.store
-        now = utcnow()
-        fresh: list[RecordRow] = []
+        fresh = [r for r in records if r.create_attempted_at is None]
         linked: list[RecordRow] = []
-        for record in records:
-            if record.create_attempted_at is not None:
-                verdict = self._reconcile(record, now, report)
-                if verdict == "linked":
-                    row = store.get_record_by_id(record.id)
-                    if row is not None:
-                        linked.append(row)
-                if verdict != "create":
-                    continue
-            fresh.append(record)
+        interrupted = [r for r in records if r.create_attempted_at is not None]
+        if interrupted:
+            linked, confirmed_absent = self._reconcile(interrupted, utcnow(), report)
+            fresh += confirmed_absent
         for start in range(0, len(fresh), self.policy.bulk_size * 10):
             if self.stop.is_set():
                 report.interrupted = True
@@ -517,7 +547,15 @@ class OutboundSync:
                         DraftIssue(
                             fields=fields,
                             ref=record.ifs_key,
-                            properties={IDENTITY_PROPERTY: {"flow": self.flow.name, "key": record.ifs_key}},
+                            # "draft": what this create carries, so reconciliation can tell whether the issue an
+                            # interrupted create made is current (no edit needed) or needs the newer content.
+                            properties={
+                                IDENTITY_PROPERTY: {
+                                    "flow": self.flow.name,
+                                    "key": record.ifs_key,
+                                    "draft": record.draft_hash,
+                                }
+                            },
                         )
                     )
                     ready.append(record)
@@ -556,54 +594,110 @@ class OutboundSync:
                 report.add("created", len(created))
         return linked
 
-    def _reconcile(self, record: RecordRow, now: datetime, report: RunReport) -> str:
-        """An earlier create may have reached Jira: "linked" to what it made, "deferred", or "create" again."""
-        assert record.draft is not None and record.create_attempted_at is not None
-        label = str(record.draft["identity_label"])
-        query = jql.eq("labels", label)
-        found = [
-            issue
-            for issue in self.c.jira.search(query, fields=("labels", "status"), properties=(IDENTITY_PROPERTY,))
-            if (issue.get("properties") or {}).get(IDENTITY_PROPERTY, {}).get("key") in (record.ifs_key, None)
-        ]
+    def _reconcile(
+        self, records: Sequence[RecordRow], now: datetime, report: RunReport
+    ) -> tuple[list[RecordRow], list[RecordRow]]:
+        """Earlier creates may have reached Jira: returns (linked to what they made and needing an edit, confirmed
+        absent: create again). An issue made from the record's current draft is linked as ``synced``, no edit.
+
+        The rest are deferred (search may lag) or, when the run is stopped, left untouched with their intent for the
+        next run."""
+        found = self._find_by_identity(records)
+        linked: list[int] = []
+        absent: list[RecordRow] = []
+        settle = timedelta(seconds=self.policy.reconcile_settle)
+        audits: list[tuple[int, AuditEvent]] = []
+        synced = 0
         with self.c.store.transaction(report.run_id) as tx:
-            if found:
-                found.sort(key=lambda i: int(i["id"]))
-                issue = found[0]
-                tx.update_record(
-                    record.id,
-                    jira_id=str(issue["id"]),
-                    jira_key=str(issue["key"]),
-                    state=PENDING_UPDATE,
-                    create_attempted_at=None,
-                )
-                message = "found the issue an interrupted create had made; linked instead of creating again"
-                if len(found) > 1:
-                    message += f" (also found {', '.join(str(i['key']) for i in found[1:])}: duplicates to review)"
-                tx.audit(
-                    record.id,
-                    AuditEvent(
-                        "reconciled",
-                        "warning" if len(found) > 1 else "ok",
-                        message,
-                        {"jira_id": issue["id"], "jira_key": issue["key"]},
-                    ),
-                )
-                report.add("reconciled")
-                return "linked"
-            settle = timedelta(seconds=self.policy.reconcile_settle)
-            if now - record.create_attempted_at < settle:
-                # Search may lag behind the create: an empty answer right after it proves nothing yet.
-                tx.update_record(record.id, next_attempt_at=record.create_attempted_at + settle)
-                tx.audit(
-                    record.id,
-                    AuditEvent("retried", "warning", "create unconfirmed and search may lag; checking again later"),
-                )
-                report.add("deferred")
-                return "deferred"
-            tx.update_record(record.id, create_attempted_at=None)
-            tx.audit(record.id, AuditEvent("reconciled", message="no issue from the interrupted create; creating"))
-        return "create"
+            for record in records:
+                issues = found.get(record.id)
+                if issues is None:
+                    continue  # not searched before a stop: the intent stays for the next run
+                assert record.create_attempted_at is not None
+                if issues:
+                    issue = issues[0]
+                    # Made from the current draft (the hash it carries): the issue is up to date, no edit needed.
+                    current = record.draft_hash is not None and _identity(issue).get("draft") == record.draft_hash
+                    values: dict[str, Any] = {
+                        "jira_id": str(issue["id"]),
+                        "jira_key": str(issue["key"]),
+                        "state": PENDING_UPDATE,
+                        "create_attempted_at": None,
+                    }
+                    if current:
+                        values.update(state=SYNCED, attempts=0, next_attempt_at=None, error_class=None, last_error=None)
+                    tx.update_record(record.id, **values)
+                    message = "found the issue an interrupted create had made; linked instead of creating again"
+                    message += " (its content is current)" if current else " (sending the current content)"
+                    if len(issues) > 1:
+                        message += f" (also found {', '.join(str(i['key']) for i in issues[1:])}: duplicates to review)"
+                    detail = {"jira_id": issue["id"], "jira_key": issue["key"]}
+                    audits.append(
+                        (record.id, AuditEvent("reconciled", "warning" if len(issues) > 1 else "ok", message, detail))
+                    )
+                    if not current:
+                        linked.append(record.id)
+                    synced += current
+                elif now - record.create_attempted_at < settle:
+                    # Search may lag behind the create: an empty answer right after it proves nothing yet.
+                    tx.update_record(record.id, next_attempt_at=record.create_attempted_at + settle)
+                    audits.append(
+                        (
+                            record.id,
+                            AuditEvent(
+                                "retried", "warning", "create unconfirmed and search may lag; checking again later"
+                            ),
+                        )
+                    )
+                    report.add("deferred")
+                else:
+                    tx.update_record(record.id, create_attempted_at=None)
+                    audits.append(
+                        (record.id, AuditEvent("reconciled", message="no issue from the interrupted create; creating"))
+                    )
+                    absent.append(record)
+            tx.audit_many(audits)
+        report.add("reconciled", len(linked) + synced)
+        if len(found) < len(records):
+            report.interrupted = True
+        return self._rows(linked), [replace(r, create_attempted_at=None) for r in absent]
+
+    def _find_by_identity(self, records: Sequence[RecordRow]) -> dict[int, list[dict[str, Any]]]:
+        """Jira issues carrying each record's identity label, oldest first: one ``labels in (...)`` search per 50
+        records, a few in flight at once. Records not searched (the run was stopped) are absent from the answer.
+
+        An issue counts for a record when its identity property names that record, or is missing (a create that
+        failed half-way may have set the label without the property)."""
+        by_label = {identity_label(self.flow.name, r.ifs_key): r for r in records}
+        labels = list(by_label)
+        chunks = [labels[i : i + SEARCH_LABELS] for i in range(0, len(labels), SEARCH_LABELS)]
+
+        def search(chunk: list[str]) -> list[dict[str, Any]] | None:
+            if self.stop.is_set():
+                return None
+            issues = self.c.jira.search(jql.in_("labels", chunk), fields=("labels",), properties=(IDENTITY_PROPERTY,))
+            return list(issues)
+
+        workers = max(1, min(self.policy.bulk_concurrency, len(chunks)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlc-reconcile") as pool:
+            answers = list(pool.map(search, chunks))
+        found: dict[int, list[dict[str, Any]]] = {}
+        for chunk, issues in zip(chunks, answers, strict=True):
+            if issues is None:
+                continue
+            for label in chunk:
+                found[by_label[label].id] = []
+            for issue in issues:
+                identity = _identity(issue)
+                for label in (issue.get("fields") or {}).get("labels") or ():
+                    record = by_label.get(label)
+                    if record is None or identity.get("key", record.ifs_key) != record.ifs_key:
+                        continue
+                    if identity.get("flow", self.flow.name) == self.flow.name:
+                        found[record.id].append(issue)
+        for issues in found.values():
+            issues.sort(key=lambda i: int(i["id"]))
+        return found
 
     def _update(
         self, record: RecordRow, accounts: Mapping[str, str | None], fields_ctx: Mapping[str, Any], report: RunReport
@@ -644,44 +738,178 @@ class OutboundSync:
         report.add("updated")
 
     def _deleted(self, record: RecordRow, report: RunReport) -> None:
-        """The linked issue is gone from Jira: recreate it or leave it, per policy, audited either way."""
+        """An edit answered 404: the issue was deleted, or the connector can no longer see it (a permission scheme
+        change, an archived project, a glitch). One 404 proves neither, so nothing is recreated now: the record waits
+        for a later run, after ``deleted_issue_grace``, where :meth:`_confirm_missing` reads again and searches."""
+        first = record.id not in self._suspected
+        self._not_found.add(record.id)
+        self._suspected.add(record.id)
+        alert = self._check_not_found_share(report)
+        grace = self.policy.deleted_issue_grace
+        confirm_after = utcnow() + timedelta(seconds=grace)
+        message = f"Jira answered 404 for {record.jira_key}; confirming on a later run (after {grace:g} s)"
         with self.c.store.transaction(report.run_id) as tx:
-            if self.policy.deleted_issue == "recreate":
-                tx.update_record(record.id, jira_id=None, jira_key=None, state=PENDING_CREATE, create_attempted_at=None)
-                tx.audit(
-                    record.id,
-                    AuditEvent("deleted", "warning", f"Jira issue {record.jira_key} was deleted; recreating (policy)"),
-                )
-                report.add("recreate")
+            tx.update_record(
+                record.id, state=RETRY, next_attempt_at=confirm_after, error_class=NOT_FOUND, last_error=message
+            )
+            detail = {
+                "jira_id": record.jira_id,
+                "jira_key": record.jira_key,
+                "confirm_after": confirm_after.isoformat(),
+            }
+            if alert:
+                detail["alert"] = self._alert_text()
+            if first:
+                tx.audit(record.id, AuditEvent("not_found", "warning", message, detail))
+        if first:
+            report.add("not_found")
+
+    def _confirm_missing(
+        self, records: Sequence[RecordRow], report: RunReport
+    ) -> tuple[list[RecordRow], list[RecordRow]]:
+        """Records whose issue answered 404 on an earlier run: (still there: edit it, gone: create it again).
+
+        Still there means the identity-label search finds it (relinked when it moved to another id) or a second read
+        of its id succeeds. Gone needs both to fail, the deletion policy to be ``recreate`` and the run not to be in a
+        404 alert; otherwise the record is left orphaned (policy) or waits for a later run (alert, stop)."""
+        records = [r for r in records if r.id not in self._suspected]  # the 404 came in this run: not yet
+        if not records:
+            return [], []
+        found = self._find_by_identity(records)
+        relinked: list[tuple[RecordRow, dict[str, Any]]] = []
+        visible: list[RecordRow] = []
+        gone: list[RecordRow] = []
+        for record in records:
+            if record.id not in found or self.stop.is_set():
+                continue
+            issues = found[record.id]
+            if issues:
+                same = [i for i in issues if str(i["id"]) == record.jira_id]
+                relinked.append((record, (same or issues)[0]))
+            elif self._not_found_alert:
+                gone.append(record)  # no second read: nothing will be recreated in this run anyway
+            elif self._read_again(record, report):
+                visible.append(record)
             else:
-                tx.update_record(record.id, state=ORPHANED)
-                tx.audit(
-                    record.id,
-                    AuditEvent(
-                        "deleted", "warning", f"Jira issue {record.jira_key} was deleted; left deleted (policy)"
-                    ),
-                )
-                report.add("orphaned")
-        if self.policy.deleted_issue == "recreate":
-            fresh = self.c.store.get_record_by_id(record.id)
-            if fresh is not None:
-                self._apply([fresh], report)
+                gone.append(record)
+        recreate = self.policy.deleted_issue == "recreate" and not self._not_found_alert
+        with self.c.store.transaction(report.run_id) as tx:
+            for record, issue in relinked:
+                self._relink(tx, record, issue)
+            for record in visible:
+                tx.update_record(record.id, state=PENDING_UPDATE, next_attempt_at=None, error_class=None)
+                tx.audit(record.id, AuditEvent("found", message=f"Jira issue {record.jira_key} is readable again"))
+            for record in gone:
+                self._gone(tx, record, recreate=recreate, report=report)
+        ids = [r.id for r, _ in relinked] + [r.id for r in visible]
+        return self._rows(ids), self._rows([r.id for r in gone]) if recreate else []
+
+    def _read_again(self, record: RecordRow, report: RunReport) -> bool:
+        """The second read of a 404'd issue: True when Jira shows it again."""
+        assert record.jira_id is not None
+        self._edited.add(record.id)
+        try:
+            self.c.jira.get_issue(record.jira_id, fields=("labels",))
+        except NotFound:
+            self._not_found.add(record.id)
+            self._check_not_found_share(report)
+            return False
+        return True
+
+    def _relink(self, tx: Tx, record: RecordRow, issue: Mapping[str, Any]) -> None:
+        moved = str(issue["id"]) != record.jira_id
+        message = (
+            f"issue {record.jira_key} answered 404 but the identity search found {issue['key']}; relinked"
+            if moved
+            else f"issue {record.jira_key} answered 404 but the identity search still finds it; editing again"
+        )
+        tx.update_record(
+            record.id,
+            jira_id=str(issue["id"]),
+            jira_key=str(issue["key"]),
+            state=PENDING_UPDATE,
+            next_attempt_at=None,
+            error_class=None,
+        )
+        tx.audit(
+            record.id,
+            AuditEvent(
+                "reconciled", "warning" if moved else "ok", message, {"jira_id": issue["id"], "jira_key": issue["key"]}
+            ),
+        )
+
+    def _gone(self, tx: Tx, record: RecordRow, *, recreate: bool, report: RunReport) -> None:
+        """A confirmed 404 (two reads on two runs, no issue carries its label): act per policy, unless alerted."""
+        if self._not_found_alert:
+            confirm_after = utcnow() + timedelta(seconds=self.policy.deleted_issue_grace)
+            tx.update_record(record.id, next_attempt_at=confirm_after)
+            tx.audit(
+                record.id,
+                AuditEvent(
+                    "not_found",
+                    "warning",
+                    f"Jira issue {record.jira_key} still answers 404; not recreated while the flow is alerted",
+                    {"alert": self._alert_text(), "confirm_after": confirm_after.isoformat()},
+                ),
+            )
+            report.add("not_found")
+        elif recreate:
+            tx.update_record(
+                record.id,
+                jira_id=None,
+                jira_key=None,
+                state=PENDING_CREATE,
+                create_attempted_at=None,
+                next_attempt_at=None,
+                error_class=None,
+                last_error=None,
+            )
+            tx.audit(
+                record.id,
+                AuditEvent("deleted", "warning", f"Jira issue {record.jira_key} was deleted; recreating (policy)"),
+            )
+            report.add("recreate")
+        else:
+            tx.update_record(record.id, state=ORPHANED, next_attempt_at=None)
+            tx.audit(
+                record.id,
+                AuditEvent("deleted", "warning", f"Jira issue {record.jira_key} was deleted; left deleted (policy)"),
+            )
+            report.add("orphaned")
+
+    def _check_not_found_share(self, report: RunReport) -> bool:
+        """Raise the run's 404 alert (once) when too many of its issue reads and edits answered 404."""
+        policy = self.policy
+        missing, edited = len(self._not_found), len(self._edited | self._not_found)
+        if not self._not_found_alert and (
+            missing >= policy.not_found_alert_min and missing > policy.max_not_found_share * edited
+        ):
+            self._not_found_alert = True
+            report.add("not_found_alert")
+            log.warning("flow.not_found_alert", flow=self.flow.name, not_found=missing, edited=edited)
+        return self._not_found_alert
+
+    def _alert_text(self) -> str:
+        return (
+            f"{len(self._not_found)} of {len(self._edited | self._not_found)} Jira issues edited or read in this run "
+            f"answered 404 (limit "
+            f"{self.policy.max_not_found_share:.0%}); recreating is suspended: check the connector user's permissions "
+            "and archived projects"
+        )
 
     def _fail(
         self,
         tx: Tx,
         record: RecordRow,
-        error: BaseException | str,
+        error: BaseException,
         *,
         report: RunReport,
         keep_intent: bool = True,
-        transient: bool | None = None,
     ) -> FailureDecision:
         """Store the policy's decision for ``record`` and audit it; systemic errors propagate (``decide``).
 
-        ``keep_intent=False`` only when Jira certainly made nothing (it refused the create). ``transient`` is the
-        deprecated flag for callers that still pass a message string (see ``decide``)."""
-        decision = decide(error, transient=transient, attempts_so_far=record.attempts, policy=self.policy, now=utcnow())
+        ``keep_intent=False`` only when Jira certainly made nothing (it refused the create)."""
+        decision = decide(error, attempts_so_far=record.attempts, policy=self.policy, now=utcnow())
         values: dict[str, Any] = {
             "state": decision.state,
             "attempts": decision.attempts,
@@ -706,14 +934,29 @@ class OutboundSync:
         return decision
 
 
-def _waits(record: RecordRow, source_hash: str, now: datetime) -> bool:
-    """An unchanged record needs no mapping: synced, parked (until replayed) or a retry not yet due. A failed record
-    waits for its backoff, not for the next read of its page."""
-    if record.source_hash != source_hash:
+def _identity(issue: Mapping[str, Any]) -> dict[str, Any]:
+    """The issue's ``ml-connector`` property as a search returned it ({} when missing or malformed)."""
+    value = (issue.get("properties") or {}).get(IDENTITY_PROPERTY)
+    return value if isinstance(value, dict) else {}
+
+
+def _awaiting_404_check(record: RecordRow) -> bool:
+    """Its issue answered 404 and that is not yet confirmed or disproved (see ``OutboundSync._deleted``)."""
+    return record.state == RETRY and record.error_class == NOT_FOUND and record.jira_id is not None
+
+
+def _settled(current: RecordRow, source_hash: str, now: datetime, *, remap: bool) -> bool:
+    """Nothing to do for an unchanged record: synced (unless ``--full`` remaps), parked (until its source changes or
+    it is replayed), waiting for its retry time (the work queue brings it back), or orphaned by policy."""
+    if current.state == ORPHANED:
+        return True
+    if current.source_hash != source_hash:
         return False
-    if record.state == RETRY:
-        return record.next_attempt_at is not None and record.next_attempt_at > now
-    return record.state in (SYNCED, PARKED)
+    if current.state == PARKED:
+        return True
+    if current.state == RETRY:
+        return current.next_attempt_at is not None and current.next_attempt_at > now
+    return not remap and current.state == SYNCED
 
 
 def draft_from_dict(data: Mapping[str, Any]) -> IssueDraft:

@@ -63,6 +63,8 @@ class Connector:
     jira_factory: Callable[[], JiraClient] | None = None
     _ifs: IfsClient | None = None
     _jira: JiraClient | None = None
+    # Set on shutdown (the daemon's SIGTERM): HTTP backoff and pacing waits of both clients end at once.
+    stopping: threading.Event = field(default_factory=threading.Event)
     _cache: dict[str, _Cached] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,6 +73,7 @@ class Connector:
         with self._lock:
             if self._ifs is None:
                 self._ifs = (self.ifs_factory or self._default_ifs)()
+                self._ifs.session.stop = self.stopping
             return self._ifs
 
     @property
@@ -78,6 +81,7 @@ class Connector:
         with self._lock:
             if self._jira is None:
                 self._jira = (self.jira_factory or self._default_jira)()
+                self._jira.session.stop = self.stopping
             return self._jira
 
     def _default_ifs(self) -> IfsClient:

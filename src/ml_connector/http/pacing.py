@@ -6,6 +6,17 @@ import threading
 import time
 from collections.abc import Callable
 
+from ml_connector.errors import Unavailable
+
+
+def pause(seconds: float, stop: threading.Event | None, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Sleep ``seconds``; with ``stop``, end the wait as soon as it is set and raise ``Unavailable`` marked not sent,
+    so a process shutting down never sits out a backoff or a Retry-After before a request it would then send."""
+    if stop is None:
+        sleep(seconds)
+    elif stop.wait(seconds):
+        raise Unavailable(f"shutting down: not sent (it was waiting {seconds:.1f} s for a rate limit)", not_sent=True)
+
 
 class TokenBucket:
     """Classic token bucket; ``acquire`` blocks until a token is available."""
@@ -35,10 +46,10 @@ class TokenBucket:
             self._tokens -= 1.0
             return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
 
-    def acquire(self) -> float:
+    def acquire(self, stop: threading.Event | None = None) -> float:
         wait = self._reserve()
         if wait > 0:
-            self._sleep(wait)
+            pause(wait, stop, self._sleep)
         return wait
 
 
@@ -83,14 +94,16 @@ class Pacer:
             deadline = max((self._not_before.get(k, 0.0) for k in keys), default=0.0)
         return max(0.0, deadline - self._clock())
 
-    def wait(self, host: str, keys: tuple[str, ...] = ()) -> float:
-        """Block until ``host`` has a token and no key in ``keys`` is deferred; returns the time waited."""
+    def wait(self, host: str, keys: tuple[str, ...] = (), *, stop: threading.Event | None = None) -> float:
+        """Block until ``host`` has a token and no key in ``keys`` is deferred; returns the time waited.
+
+        A set ``stop`` cuts any wait short with ``Unavailable`` (not sent); a request that needs no wait goes out."""
         waited = 0.0
         delay = self.deferred_for(keys)
         if delay > 0:
-            self._sleep(delay)
+            pause(delay, stop, self._sleep)
             waited += delay
         bucket = self._bucket(host)
         if bucket is not None:
-            waited += bucket.acquire()
+            waited += bucket.acquire(stop)
         return waited

@@ -121,6 +121,8 @@ class ApiSession:
         self.observer: CallObserver = observer or _NullObserver()
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
+        # Set on shutdown (the connector shares its ``stopping`` event): every wait of this session ends at once.
+        self.stop = threading.Event()
 
     def close(self) -> None:
         self.client.close()
@@ -210,7 +212,7 @@ class ApiSession:
     ) -> T:
         """Send, classify and ``parse`` (which raises ``MalformedResponse`` for a body it cannot use), with retries."""
         resendable = idempotent if idempotent is not None else method.upper() in _IDEMPOTENT
-        budget = current_budget() or RateLimitBudget(self.settings.max_retry_seconds)
+        budget = current_budget() or RateLimitBudget(self.settings.max_retry_seconds, stop=self.stop)
         attempt = throttled = 0
         rate_waited = 0.0
         started = time.monotonic()
@@ -259,8 +261,16 @@ class ApiSession:
                     raise
                 self.observer.on_retry(self.system, exc, delay)
                 self._log_retry(method, exc, delay, attempt)
-                if budget.stop.wait(delay):
+                if self._pause(delay, budget):
                     raise
+
+    def _pause(self, seconds: float, budget: RateLimitBudget) -> bool:
+        """Sleep ``seconds``; True as soon as the run's or the session's stop is set (the caller gives up then)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if budget.stop.wait(min(left, 0.25)) or self.stop.is_set():
+                return True
+        return self.stop.is_set()
 
     def _wait_out_deferral(self, method: str, url: str, pace_keys: tuple[str, ...], budget: RateLimitBudget) -> None:
         """Wait while another call's 429 holds these keys back, charged to the run's budget and ended by stop."""
@@ -308,7 +318,7 @@ class ApiSession:
         allow_status: tuple[int, ...],
     ) -> httpx2.Response:
         request = self.client.build_request(method, url, params=params, json=json, data=data, headers=headers)
-        self.pacer.wait(request.url.host, pace_keys)
+        self.pacer.wait(request.url.host, pace_keys, stop=self.stop)
         started = time.monotonic()
         path = request.url.path
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -300,7 +299,7 @@ class JiraClient:
         *,
         element_retries: int = 2,
         concurrency: int = 1,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> list[CreateOutcome]:
         """Create in chunks of 50; one outcome per draft, in input order.
 
@@ -317,7 +316,11 @@ class JiraClient:
             if not pending:
                 break
             if round_no:
-                sleep(self.session.backoff(round_no))
+                delay = self.session.backoff(round_no)
+                if sleep is not None:
+                    sleep(delay)
+                elif self.session.stop.wait(delay):
+                    break  # shutting down: the failed elements keep their (transient) outcome
             retry_next: list[int] = []
             chunks = [pending[start : start + BULK_LIMIT] for start in range(0, len(pending), BULK_LIMIT)]
             if concurrency > 1 and len(chunks) > 1:

@@ -20,6 +20,15 @@ from ml_connector.mapping.template import render, resolve_value
 SUMMARY_MAX = 255
 IDENTITY_PROPERTY = "ml-connector"
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+# C0 controls except tab and newline, DEL, and C1 controls: Jira stores them verbatim and they break its UI and
+# exports (NUL, BEL, ESC sequences). Tab and newline are kept: descriptions and text areas use them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean_text(text: str) -> tuple[str, int]:
+    """``text`` without control characters (tab and newline kept, CR dropped), and how many were removed."""
+    cleaned, removed = _CONTROL.subn("", text)
+    return cleaned, removed
 
 
 @dataclass(frozen=True)
@@ -132,10 +141,18 @@ def map_issue(
     """Map one IFS record; raises ``MappingError`` with a reason a person can act on."""
     mapping: IssueMapping = flow.mapping
     key = record.get(flow.key)
-    if key is None or str(key) == "":
-        raise MappingError(f"record has no {flow.key}", field=flow.key)
+    if key is None or not str(key).strip():
+        shown = "" if key is None else f" ({str(key)!r})"
+        raise MappingError(f"record has a blank {flow.key}{shown}; it cannot be identified in Jira", field=flow.key)
     values = build_context(record, flow, ctx, lines)
     warnings: list[str] = []
+    cleaned: dict[str, int] = {}
+
+    def clean(text: str, what: str) -> str:
+        result, removed = clean_text(text)
+        if removed:
+            cleaned[what] = cleaned.get(what, 0) + removed
+        return result
 
     project = _lookup(mapping.project, values, "project")
     if project is None:
@@ -143,13 +160,13 @@ def map_issue(
     if ctx.jira_projects is not None and project not in ctx.jira_projects:
         raise MappingError(f"Jira project {project!r} does not exist or is not visible", field="project")
 
-    summary = " ".join(render(mapping.summary, values).split())
+    summary = " ".join(clean(render(mapping.summary, values), "summary").split())
     if not summary:
         raise MappingError("summary is empty after mapping", field="summary")
     if len(summary) > SUMMARY_MAX:
         raise MappingError(f"summary is {len(summary)} characters; Jira allows {SUMMARY_MAX}", field="summary")
 
-    description = render(mapping.description, values).strip() if mapping.description else None
+    description = clean(render(mapping.description, values), "description").strip() if mapping.description else None
 
     priority = _lookup(mapping.priority, values, "priority") if mapping.priority else None
     if priority is not None and ctx.priorities is not None and priority not in ctx.priorities:
@@ -161,9 +178,9 @@ def map_issue(
     for name, spec in mapping.custom_fields.items():
         if isinstance(spec, ValueMap):
             source = resolve_value(spec.source, values)
-            value = "" if source in (None, "") else (_lookup(spec, values, name) or "").strip()
+            value = "" if source in (None, "") else clean(_lookup(spec, values, name) or "", name).strip()
         else:
-            value = render(spec, values).strip()
+            value = clean(render(spec, values), name).strip()
         if not value:
             continue
         info = ctx.fields.get(name)
@@ -174,9 +191,12 @@ def map_issue(
     label = identity_label(flow.name, str(key))
     labels = [label]
     for template in mapping.labels:
-        text = render(template, values).strip()
+        text = clean(render(template, values), "labels").strip()
         if text:
             labels.append(_LABEL_UNSAFE.sub("_", text)[:255])
+    if cleaned:
+        removed = ", ".join(f"{n} from {what}" for what, n in sorted(cleaned.items()))
+        warnings.append(f"removed control characters Jira would store verbatim ({removed})")
 
     return IssueDraft(
         project=project,

@@ -75,6 +75,7 @@ class Daemon:
         if not self._stop.is_set():
             log.info("daemon.stopping", signal=signal.Signals(signum).name if signum else None)
         self._stop.set()
+        self.connector.stopping.set()  # HTTP waits (backoff, Retry-After) end now instead of after their delay
         if self.scheduler is not None:
             # Tell runs in flight at once: they stop at the next safe point (between pages or Jira batches).
             self.scheduler.stop_event.set()

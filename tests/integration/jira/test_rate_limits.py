@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime
+from typing import Any
 
 from ml_connector.config.connections import HttpSettings
 from ml_connector.errors import ConnectorError
@@ -89,4 +90,69 @@ def test_per_issue_write_limit_slows_only_that_issue(sim: Sim, recorder: Recordi
     assert client.get_issue(hot, fields=["summary"])["fields"]["summary"] == "hot 2"
     statuses = [r["status"] for r in sim.requests()["requests"] if r["method"] == "PUT"]
     assert 429 in statuses
+    client.close()
+
+
+def _stopped_within(call: Any, stop: threading.Event, started: threading.Event) -> tuple[float, BaseException | None]:
+    """Run ``call`` in a thread, set ``stop`` once ``started`` is set; (seconds from stop to the call's end, error)."""
+    outcome: list[BaseException | None] = []
+
+    def target() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:  # the test inspects it
+            outcome.append(exc)
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    assert started.wait(10), "the call never reached its wait"
+    stop.set()
+    stopped = time.monotonic()
+    worker.join(10)
+    assert not worker.is_alive()
+    return time.monotonic() - stopped, outcome[0]
+
+
+def test_a_stop_ends_a_retry_after_wait_at_once(sim: Sim, recorder: RecordingTransport) -> None:
+    started = threading.Event()
+
+    class Observer(Retries):
+        def on_retry(self, system: str, error: ConnectorError, delay: float) -> None:
+            super().on_retry(system, error, delay)
+            started.set()
+
+    observer = Observer()
+    client = JiraClient.from_connection(basic_connection(sim, HttpSettings()), observer=observer, transport=recorder)
+    sim.faults(fail_next=[{"status": 429, "count": 1, "retry_after": 30, "path_contains": "/myself"}])
+    elapsed, error = _stopped_within(client.myself, client.session.stop, started)
+    assert elapsed < 2.0 and observer.delays[0][1] >= 30
+    assert isinstance(error, ConnectorError) and type(error).__name__ == "RateLimited"
+    assert [r["status"] for r in sim.requests()["requests"] if r["path"].endswith("/myself")] == [429]  # no resend
+    client.close()
+
+
+def test_a_stop_ends_a_pacing_wait_and_the_request_is_not_sent(sim: Sim, recorder: RecordingTransport) -> None:
+    waiting = threading.Event()
+
+    def sleep(seconds: float) -> None:  # never used: with a stop event the pacer waits on it
+        raise AssertionError("pacer slept without the stop event")
+
+    class Clock:
+        def __call__(self) -> float:
+            waiting.set()  # read when the pacer computes how long the held-back key must wait
+            return time.monotonic()
+
+    pacer = Pacer(requests_per_minute=None, sleep=sleep, clock=Clock())
+    client = JiraClient.from_connection(
+        basic_connection(sim, HttpSettings()), pacer=pacer, observer=Retries(), transport=recorder
+    )
+    issue = _issue(client, "held")
+    puts = sum(r["method"] == "PUT" for r in sim.requests()["requests"])
+    pacer.defer(f"issue:{issue}", 30)  # as after a per-issue 429 with Retry-After: 30
+    waiting.clear()
+    elapsed, error = _stopped_within(lambda: client.edit_issue(issue, {"summary": "x"}), client.session.stop, waiting)
+    assert elapsed < 2.0
+    assert isinstance(error, ConnectorError) and getattr(error, "not_sent", False), error
+    assert sum(r["method"] == "PUT" for r in sim.requests()["requests"]) == puts
     client.close()

@@ -139,14 +139,6 @@ def test_an_unexpected_exception_is_an_internal_error_with_a_redacted_one_line_m
     assert decide(error, attempts_so_far=1, policy=policy, now=NOW).state == "parked"
 
 
-def test_the_deprecated_transient_flag_still_works_for_messages_and_is_ignored_for_exceptions() -> None:
-    policy = SyncPolicy()
-    assert decide("bulk: HTTP 500", transient=True, attempts_so_far=0, policy=policy, now=NOW).state == "retry"
-    refused = decide("bulk: 400 summary", transient=False, attempts_so_far=0, policy=policy, now=NOW)
-    assert refused.state == "parked" and refused.error_class == "Rejected"
-    assert decide(Unavailable("503"), transient=False, attempts_so_far=0, policy=policy, now=NOW).state == "retry"
-
-
 @pytest.mark.parametrize(
     ("failure", "error_class", "state"),
     [

@@ -12,6 +12,7 @@ from ml_connector.mapping import (
     MappingContext,
     build_issue_fields,
     check_template,
+    clean_text,
     identity_label,
     map_issue,
     map_status,
@@ -34,8 +35,16 @@ CTX = MappingContext(
     jira_projects=frozenset({"PROC", "MAINT", "CAPEX"}),
     priorities=frozenset({"Highest", "High", "Medium", "Low", "Lowest"}),
 )
-PO = {"OrderNo": "PO-1", "VendorNo": "S1", "Description": "Pumps", "BuyerCode": "BCHEN", "ProjectId": None,
-      "Contract": "S01", "TotalAmount": 10.0, "CurrencyCode": "EUR"}
+PO = {
+    "OrderNo": "PO-1",
+    "VendorNo": "S1",
+    "Description": "Pumps",
+    "BuyerCode": "BCHEN",
+    "ProjectId": None,
+    "Contract": "S01",
+    "TotalAmount": 10.0,
+    "CurrencyCode": "EUR",
+}
 LINES = [{"OrderNo": "PO-1", "CodeA": "4000", "CodeB": "CC100"}]
 
 
@@ -45,8 +54,13 @@ def test_purchase_order_maps_priority_from_tier_and_assignee_from_buyer(config: 
     assert draft.summary == "PO PO-1: Pumps"
     assert draft.priority == "High"
     assert draft.assignee_email == "bo.chen@example.com"
-    assert draft.custom_fields == {"GL Account": "4000", "Cost Center:text": "CC100", "Cost Center:select": "CC-100",
-                                   "Supplier": "S1", "IFS Reference": "PO-1"}
+    assert draft.custom_fields == {
+        "GL Account": "4000",
+        "Cost Center:text": "CC100",
+        "Cost Center:select": "CC-100",
+        "Supplier": "S1",
+        "IFS Reference": "PO-1",
+    }
     assert draft.labels[0] == draft.identity_label == "mlc-purchase_orders-PO-1"
     assert "Acme" in (draft.description or "")
 
@@ -70,7 +84,10 @@ def test_hash_ignores_warnings_and_source_only_fields(config: Any) -> None:
     ("record", "reason"),
     [
         ({**PO, "Description": "x" * 300}, "summary is"),
-        ({**PO, "OrderNo": None}, "has no OrderNo"),
+        ({**PO, "OrderNo": None}, "blank OrderNo; it cannot be identified"),
+        ({**PO, "OrderNo": ""}, "blank OrderNo"),
+        ({**PO, "OrderNo": " "}, r"blank OrderNo \(' '\)"),
+        ({**PO, "OrderNo": "\t\n "}, "blank OrderNo"),
     ],
 )
 def test_bad_records_raise_mapping_errors(config: Any, record: dict[str, Any], reason: str) -> None:
@@ -80,13 +97,22 @@ def test_bad_records_raise_mapping_errors(config: Any, record: dict[str, Any], r
 
 def test_unknown_priority_and_unmapped_project_are_mapping_errors(config: Any) -> None:
     flow = config.flow("purchase_orders")
-    strict = flow.model_copy(update={"mapping": flow.mapping.model_copy(update={
-        "priority": flow.mapping.priority.model_copy(update={"map": {"T1": "Urgent"}}),  # type: ignore[union-attr]
-        "project": flow.mapping.project.model_copy(update={"map": {"P9": "NOPE"}, "default": None}),
-    })})
+    strict = flow.model_copy(
+        update={
+            "mapping": flow.mapping.model_copy(
+                update={
+                    "priority": flow.mapping.priority.model_copy(update={"map": {"T1": "Urgent"}}),  # type: ignore[union-attr]
+                    "project": flow.mapping.project.model_copy(update={"map": {"P9": "NOPE"}, "default": None}),
+                }
+            )
+        }
+    )
     with pytest.raises(MappingError, match="priority 'Urgent'"):
-        map_issue({**PO, "ProjectId": "P9"}, strict.model_copy(update={"mapping": strict.mapping.model_copy(
-            update={"project": flow.mapping.project})}), CTX)
+        map_issue(
+            {**PO, "ProjectId": "P9"},
+            strict.model_copy(update={"mapping": strict.mapping.model_copy(update={"project": flow.mapping.project})}),
+            CTX,
+        )
     with pytest.raises(MappingError, match="no project mapped"):
         map_issue({**PO, "ProjectId": "P1"}, strict, CTX)
     with pytest.raises(MappingError, match="'NOPE' does not exist"):
@@ -114,11 +140,13 @@ def test_build_fields_uses_ids_and_field_kinds(config: Any) -> None:
     draft = map_issue(PO, config.flow("purchase_orders"), CTX, lines=LINES)
     fields = build_issue_fields(
         draft,
-        field_ids={"GL Account": FieldTarget("customfield_10050", "text"),
-                   "Cost Center:text": FieldTarget("customfield_10060", "text"),
-                   "Cost Center:select": FieldTarget("customfield_10051", "select"),
-                   "Supplier": FieldTarget("customfield_10052", "select"),
-                   "IFS Reference": FieldTarget("customfield_10053", "text")},
+        field_ids={
+            "GL Account": FieldTarget("customfield_10050", "text"),
+            "Cost Center:text": FieldTarget("customfield_10060", "text"),
+            "Cost Center:select": FieldTarget("customfield_10051", "select"),
+            "Supplier": FieldTarget("customfield_10052", "select"),
+            "IFS Reference": FieldTarget("customfield_10053", "text"),
+        },
         account_id="acc-1",
         to_adf=lambda text: {"type": "doc", "version": 1, "content": [text]},
     )
@@ -135,3 +163,22 @@ def test_status_writeback_mapping(config: Any) -> None:
     assert done is not None and done.changes == {"Cf_Jira_Status": "Done", "Cf_Jira_Key": "PROC-1"}
     raw = map_status(wb, status="In Progress", category="indeterminate", jira_key="PROC-1")
     assert raw is not None and raw.changes["Cf_Jira_Status"] == "In Progress"
+
+
+def test_control_characters_are_removed_from_text_going_to_jira_with_a_warning(config: Any) -> None:
+    dirty = {**PO, "Description": "Pu\x00mps\x07 \x1b[31mred\x1b[0m\x9b", "Contract": "S\x0001"}
+    draft = map_issue(dirty, config.flow("purchase_orders"), CTX, lines=LINES)
+    assert draft.summary == "PO PO-1: Pumps [31mred[0m"
+    assert draft.description is not None and "\x00" not in draft.description and "\x1b" not in draft.description
+    for value in [draft.summary, draft.description, *draft.custom_fields.values(), *draft.labels]:
+        assert not any((ord(ch) < 0x20 and ch not in "\t\n") or 0x7F <= ord(ch) <= 0x9F for ch in value), value
+    (warning,) = [w for w in draft.warnings if "control characters" in w]
+    assert "from summary" in warning and "from description" in warning
+    clean = map_issue(PO, config.flow("purchase_orders"), CTX, lines=LINES)
+    assert not any("control characters" in w for w in clean.warnings)
+
+
+def test_clean_text_keeps_tab_newline_and_unicode() -> None:
+    assert clean_text("a\tb\nc\r\n\u00e9\u4e2d\U0001f600") == ("a\tb\nc\n\u00e9\u4e2d\U0001f600", 1)
+    assert clean_text("\x00\x01\x08\x0b\x0c\x1f\x7f\x80\x9f") == ("", 9)
+    assert clean_text("\xa0ok") == ("\xa0ok", 0)
