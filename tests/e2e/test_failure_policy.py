@@ -294,7 +294,11 @@ def test_each_error_class_meets_its_policy_and_the_run_goes_on(
     """403 parks, a 429 storm defers without using an attempt, a bug while mapping or building one record's payload
     retries that record as InternalError; every other record is synced in the same run."""
     with world(purchase_orders=10, work_orders=0) as w:
-        tweak = {"sync": {"retry_initial": 600, "retry_max": 3600}, "jira": {"http": {"max_attempts": 2}}}
+        # A 1 s rate-limit budget: the storm outlasts it, so the record is deferred to a later run.
+        tweak = {
+            "sync": {"retry_initial": 600, "retry_max": 3600, "rate_limit_wait_max": 1},
+            "jira": {"http": {"max_attempts": 2}},
+        }
         c = make_connector(connector_config(w, tmp_path, store_url=store_url, tweak=tweak))
         flow = c.config.flow("purchase_orders")
         try:
@@ -306,7 +310,13 @@ def test_each_error_class_meets_its_policy_and_the_run_goes_on(
             w.jira_sim.faults(
                 fail_next=[
                     {"status": 403, "count": 100, "path_contains": f"/issue/{forbidden.jira_id}"},
-                    {"status": 429, "count": 100, "retry_after": 0, "path_contains": f"/issue/{limited.jira_id}"},
+                    {
+                        "status": 429,
+                        "count": 100,
+                        "retry_after": 0,
+                        "path_contains": f"/issue/{limited.jira_id}",
+                        "reason": "jira-per-issue-on-write",  # only that issue is held back, not the endpoint
+                    },
                 ]
             )
             real_map, real_fields = outbound_module.map_issue, outbound_module.build_issue_fields

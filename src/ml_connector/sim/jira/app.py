@@ -689,7 +689,7 @@ def _inject_faults(sim: JiraSim, request: Request, route_def: RouteDef) -> FailR
                 if rule.status == 429:
                     if faults.retry_after_seconds is not None:
                         headers.setdefault("Retry-After", str(int(faults.retry_after_seconds)))
-                    headers["RateLimit-Reason"] = "jira-burst-based"
+                    headers["RateLimit-Reason"] = rule.reason
                 faults.fail_next = [r for r in faults.fail_next if r.count > 0]
                 raise ApiError(rule.status, [f"Injected failure ({rule.status})."], headers=headers)
         if faults.error_5xx_rate and sim.rng.random() < faults.error_5xx_rate:

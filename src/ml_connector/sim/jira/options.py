@@ -23,6 +23,8 @@ class FailRule(BaseModel):
     path_contains: str = ""
     method: str | None = None
     hang_seconds: float = Field(default=30.0, ge=0)
+    # The ``RateLimit-Reason`` of an injected 429 (jira-api.md §9): burst (the endpoint), per-issue-on-write, quota.
+    reason: str = "jira-burst-based"
 
     def matches(self, method: str, path: str) -> bool:
         return self.path_contains in path and (self.method is None or self.method.upper() == method.upper())
