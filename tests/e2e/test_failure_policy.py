@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -384,8 +384,10 @@ def test_a_shared_lookup_failing_fails_the_batch_and_a_refused_one_stops_the_flo
             assert w.jira_issues() == []
 
             w.jira_sim.faults(fail_next=[{"status": 403, "count": 1000, "path_contains": "/user/search"}])
+            with c.store.transaction() as tx:  # their backoff has passed (a retry waits for it even under --full)
+                tx.set_records([r.id for r in records], next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
             with pytest.raises(AuthError):  # not one record's permission problem: the flow stops
-                OutboundSync(c, flow).run(full=True)
+                OutboundSync(c, flow).run()
             assert c.store.recent_runs(flow="purchase_orders", limit=1)[0].status == "failed"
             assert w.jira_issues() == [] and SYNCED not in c.store.count_by_state("purchase_orders")
         finally:

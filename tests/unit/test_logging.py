@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -86,6 +87,11 @@ def test_an_unexpected_cli_error_prints_no_locals(tmp_path: object) -> None:
     for debug in ("", "1"):
         env = {"ML_CONNECTOR_DEBUG": debug, "PATH": "/usr/bin:/bin"}
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 5, done.stderr
+        assert done.returncode == 7, done.stderr  # ExitCode.INTERNAL: a bug
         assert "KeyError" in done.stderr and SECRET not in done.stderr
         assert ("Traceback" in done.stderr) == bool(debug)
+        # One line names the private crash report; it holds the stack, redacted, and no local variables.
+        report = Path(done.stderr.split("the full report is in ", 1)[1].split()[0])
+        text = report.read_text()
+        assert "KeyError" in text and SECRET not in text and "locals" not in text.lower()
+        assert report.stat().st_mode & 0o777 == 0o600

@@ -20,7 +20,7 @@ def test_a_not_found_alert_shows_on_the_flow_pages_and_in_metrics(tmp_path: Path
     metrics = Metrics(store=store, flows=["purchase_orders"])
     calm = store.start_run("purchase_orders", "outbound")
     store.finish_run(calm, "succeeded", {"updated": 3})
-    with TestClient(create_app(c), client=("127.0.0.1", 40000)) as client:
+    with TestClient(create_app(c), base_url="http://127.0.0.1", client=("127.0.0.1", 40000)) as client:
         assert "too many Jira 404s" not in client.get("/runs?flow=purchase_orders", headers=HEADERS).text
         assert sample_value(metrics, "mlc_flow_alert", LABELS) == 0.0
 
