@@ -48,13 +48,22 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-def wait_until(predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.01, what: str = "") -> None:
-    """Poll ``predicate`` until it is truthy; fail after ``timeout`` seconds. Tests synchronise on this, not sleep."""
+def poll_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is truthy (True) or ``timeout`` seconds pass (False)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate!r}")
+            return False
         time.sleep(interval)
+    return True
+
+
+def wait_until(
+    predicate: Callable[[], object], *, timeout: float = 10.0, interval: float = 0.01, what: str = ""
+) -> None:
+    """Wait for a condition, failing after ``timeout`` seconds. Tests synchronise on this, never on a bare sleep."""
+    if not poll_until(predicate, timeout=timeout, interval=interval):
+        raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate!r}")
 
 
 def pg_dsn() -> str | None:

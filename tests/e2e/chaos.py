@@ -35,7 +35,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from e2e.procs import CliResult, SimProcess, records, run_cli, stored_records, write_config
+from e2e.procs import CliResult, SimProcess, run_cli, stored_records, write_config
+from ml_connector.config.models import load_config
+from ml_connector.engine import Connector, OutboundSync, WritebackSync
+from ml_connector.store import Store
 
 PERSISTENT = 100_000
 AUTH_EXIT = 3  # ExitCode.AUTH: credentials refused by IFS or Jira
@@ -329,9 +332,9 @@ def _run_cell(lane: Lane, cell: Cell, store_url: str, workdir: Path, result: Cel
         workdir / "ml-connector.yaml", ifs_url=lane.ifs.url, jira_url=lane.jira.url, store_url=store_url
     )
     _writeback(config)
-    baseline = run_cli(config, "sync")
-    if baseline.code != 0:
-        result.problems.append(f"baseline sync failed before any fault: {baseline.brief()}")
+    baseline = baseline_sync(config)
+    if baseline:
+        result.problems.append(f"baseline sync failed before any fault: {baseline}")
         return
     wos = [r["key"] for r in stored_records(store_url) if r["flow"] == "work_orders"]
     by_key = {_ref(i): i for i in lane.issues()}
@@ -362,7 +365,7 @@ def _run_cell(lane: Lane, cell: Cell, store_url: str, workdir: Path, result: Cel
     if faulty.code == -9:
         result.problems.append(f"sync did not finish with the fault on: {faulty.brief()}")
     else:
-        rows = records(config)  # through the CLI, as an operator would look
+        rows = stored_records(store_url)  # what `ml-connector records --json` prints, without a process start
         unconverged = convergence_problems(lane, rows, want)
         if faulty.code == 0 and unconverged:
             result.problems.append(f"exit 0 although not everything synced: {unconverged[:4]}")
@@ -384,6 +387,24 @@ def _run_cell(lane: Lane, cell: Cell, store_url: str, workdir: Path, result: Cel
     if again.code != 0:
         result.problems.append(f"sync after the fault cleared: {again.brief(600)}")
     result.problems += convergence_problems(lane, stored_records(store_url), want)
+
+
+def baseline_sync(config: Path) -> list[str]:
+    """The fault-free first sync, in this process (the same engine calls as ``ml-connector sync``, minus the start
+    of a Python process per cell): what it did not finish."""
+    settings = load_config(config)
+    assert settings.store.url is not None
+    connector = Connector(config=settings, store=Store.open(settings.store.url))
+    try:
+        reports = []
+        for flow in connector.config.flows:
+            reports.append(OutboundSync(connector, flow).run())
+            if flow.writeback.enabled:
+                reports.append(WritebackSync(connector, flow).run())
+    finally:
+        connector.close()
+        connector.store.close()
+    return [f"{r.flow} {r.kind}: {r.status} {dict(r.counts)}" for r in reports if r.failed]
 
 
 def _writeback(config: Path) -> None:

@@ -22,7 +22,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The chaos matrix as a table (endpoint rows x fault columns, passed/total), whatever ``-s`` says."""
     from e2e.chaos import RESULTS, TIMING, failure_lines, table
+    from e2e.harness import REPORT_LINES
 
+    if REPORT_LINES:
+        terminalreporter.write_sep("=", "e2e figures")
+        for line in REPORT_LINES:
+            terminalreporter.write_line(line)
     if not RESULTS:
         return
     terminalreporter.write_sep("=", "chaos matrix")
