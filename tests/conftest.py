@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 import structlog
@@ -42,10 +43,22 @@ def in_ci() -> bool:
 
 
 def unavailable(reason: str) -> NoReturn:
-    """A prerequisite the DESIGN requires is missing: fail under ``CI=true``, skip with the reason elsewhere."""
+    """A prerequisite the DESIGN requires is missing: fail under ``CI=true``, skip with the reason elsewhere.
+    Works in a test, a fixture or at module level (the whole module is skipped, or fails to collect)."""
     if in_ci():
         pytest.fail(f"{reason} (CI=true: a missing prerequisite fails the run)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def require_import(module: str, attr: str | None = None) -> Any:
+    """Import a module the tests need (a simulator, Playwright); missing, it is :func:`unavailable`."""
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError as exc:
+        unavailable(f"{module} cannot be imported ({exc})")
+    if attr is not None and not hasattr(loaded, attr):
+        unavailable(f"{module}.{attr} does not exist")
+    return loaded
 
 
 def poll_until(predicate: Callable[[], object], *, timeout: float, interval: float = 0.01) -> bool:
