@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from e2e.procs import CliResult, SimProcess, run_cli, stored_records, write_config
+from e2e.procs import CliResult, SimProcess, open_store, run_cli, stored_records, write_config
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector, OutboundSync, WritebackSync
-from ml_connector.store import Store
 
 PERSISTENT = 100_000
 AUTH_EXIT = 3  # ExitCode.AUTH: credentials refused by IFS or Jira
@@ -394,7 +393,7 @@ def baseline_sync(config: Path) -> list[str]:
     of a Python process per cell): what it did not finish."""
     settings = load_config(config)
     assert settings.store.url is not None
-    connector = Connector(config=settings, store=Store.open(settings.store.url))
+    connector = Connector(config=settings, store=open_store(settings.store.url))
     try:
         reports = []
         for flow in connector.config.flows:

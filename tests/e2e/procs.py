@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,9 +115,19 @@ def records(config: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
+# Alembic keeps its migration context in module globals: opening (migrating) stores from several threads at once
+# crashes the interpreter, so lanes open them one at a time.
+_OPENING = threading.Lock()
+
+
+def open_store(store_url: str) -> Store:
+    with _OPENING:
+        return Store.open(store_url)
+
+
 def stored_records(store_url: str) -> list[dict[str, Any]]:
     """The same rows as :func:`records`, read from the store in this process (saves a CLI start)."""
-    store = Store.open(store_url)
+    store = open_store(store_url)
     try:
         rows = store.list_records(limit=100_000)
     finally:
