@@ -133,10 +133,11 @@ class Cell:
 
     def systemic_exits(self) -> frozenset[int]:
         """Exit codes besides 0/1 this fault may honestly end with: the documented systemic codes for auth/token
-        faults (no token means no call at all: refused credentials are AUTH, an IAM outage UNAVAILABLE)."""
+        faults. Without a token nothing can be called (refused credentials: AUTH; an IAM outage: UNAVAILABLE); a
+        401 or 403 means credentials or permissions refused (AUTH)."""
         if self.endpoint.token:
             return frozenset({AUTH_EXIT, UNAVAILABLE_EXIT})
-        if self.fault == "token revoked" and self.endpoint.side == "jira":
+        if self.fault == "403" or (self.fault == "token revoked" and self.endpoint.side == "jira"):
             return frozenset({AUTH_EXIT})
         return frozenset()
 
@@ -300,11 +301,12 @@ def convergence_problems(lane: Lane, rows: list[dict[str, Any]], want: Expected)
 
 
 def _lost(rows: list[dict[str, Any]]) -> list[str]:
-    """Records neither synced nor in the failed queue with a reason."""
+    """Records neither synced, nor waiting in the work queue (pending: the next run takes them up without a change in
+    IFS, after a run that did not claim success), nor in the failed queue with a reason."""
     return [
         f"{r['flow']}:{r['key']} is {r['state']} with no reason"
         for r in rows
-        if r["state"] != "synced" and not r["error"]
+        if r["state"] not in ("synced", "pending_create", "pending_update") and not r["error"]
     ]
 
 

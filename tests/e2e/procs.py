@@ -86,7 +86,8 @@ class CliResult:
         return self.stdout + self.stderr
 
     def brief(self, limit: int = 1500) -> str:
-        return f"`{' '.join(self.args)}` exited {self.code} in {self.seconds:.1f} s:\n{self.output[-limit:]}"
+        command = " ".join(a for a in self.args if not a.endswith(".yaml") and a != "-c")
+        return f"`{command}` exited {self.code} in {self.seconds:.1f} s:\n{self.output[-limit:]}"
 
 
 def run_cli(config: Path, *args: str, timeout: float = 120) -> CliResult:
