@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +102,12 @@ def test_sigkill_at_random_points_never_duplicates_or_loses(tmp_path: Path, stor
         cmd = [sys.executable, "-m", "ml_connector.cli", "sync", "--no-writeback", "-c", str(path)]
         store = Store.open(store_url)
 
-        def creates_in_flight() -> bool:
-            return any(r.create_attempted_at and not r.jira_id for r in store.list_records(limit=100_000))
+        def creates_in_flight(since: datetime) -> bool:
+            """A create intent this run committed (older ones are leftovers of earlier kills) and no issue yet."""
+            return any(
+                r.create_attempted_at and r.create_attempted_at >= since and not r.jira_id
+                for r in store.list_records(limit=100_000)
+            )
 
         killed = in_flight = 0
         for trial in range(3 * kills_wanted):
@@ -112,16 +117,20 @@ def test_sigkill_at_random_points_never_duplicates_or_loses(tmp_path: Path, stor
                 w.ifs_state.create("PurchaseOrder", count=30)
                 for key in rng.sample(sorted(r["OrderNo"] for r in w.ifs_rows("PurchaseOrder")), 10):
                     w.ifs_state.edit("PurchaseOrder", key, {"Description": f"trial {trial}"})
+            since = datetime.now(UTC)
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if trial % 2:
                 # Aim: kill right after the intent is committed, while bulk creates are on the wire.
-                poll_until(lambda p=proc: p.poll() is not None or creates_in_flight(), timeout=20, interval=0.005)
+                def started_creating(p: subprocess.Popen[bytes] = proc, t: datetime = since) -> bool:
+                    return p.poll() is not None or creates_in_flight(t)
+
+                poll_until(started_creating, timeout=20, interval=0.005)
                 # The scenario, not synchronisation: on the way out, or after Jira acted and before the answer.
                 time.sleep(rng.choice((0.0, 0.06)))
             else:
                 time.sleep(rng.uniform(0.5, 2.0))  # the scenario: a kill at a random moment
             if proc.poll() is None:
-                mid_create = creates_in_flight()
+                mid_create = creates_in_flight(since)
                 proc.send_signal(signal.SIGKILL)
                 killed += 1
                 in_flight += mid_create
