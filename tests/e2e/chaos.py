@@ -231,6 +231,16 @@ class Lane:
         sim = self.ifs if cell.endpoint.side == "ifs" else self.jira
         sim.control.faults(fail_next=cell.rules())
 
+    def fault_hit(self, cell: Cell) -> bool:
+        """Whether the sync met the fault: a rule the simulator used up or counted down (logs may miss a drop)."""
+        sim = self.ifs if cell.endpoint.side == "ifs" else self.jira
+        left = sim.control.call("GET", "faults")["fail_next"]
+        for rule in cell.rules():
+            same = [r for r in left if r.get("path_contains") == rule["path_contains"]]
+            if not same or same[0]["count"] < rule["count"]:
+                return True
+        return False
+
     def new_po(self) -> str:
         made = self.ifs.control.call("POST", "records/PurchaseOrder", json={"values": {"Objstate": "Released"}})
         return str(made["records"][0]["OrderNo"])
@@ -360,6 +370,8 @@ def _run_cell(lane: Lane, cell: Cell, store_url: str, workdir: Path, result: Cel
         result.problems.append(f"the simulator refused the fault {cell.rules()}: {exc}")
         return
     faulty = run_cli(config, "sync", timeout=FAULT_RUN_TIMEOUT)
+    if not lane.fault_hit(cell):  # a cell whose endpoint this sync never called would prove nothing
+        result.problems.append("the fault was never hit: this sync did not call the endpoint")
     lane.clear_faults()
     result.fault_exit = faulty.code
     result.problems += _tracebacks(faulty)
