@@ -3,7 +3,6 @@ run as a subprocess, the way an operator meets them. State is reset between scen
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -109,13 +108,6 @@ def run_cli(config: Path, *args: str, timeout: float = 120) -> CliResult:
     )
 
 
-def records(config: Path) -> list[dict[str, Any]]:
-    """Every record the store holds (``ml-connector records --json``)."""
-    done = run_cli(config, "records", "--json", "--limit", "100000")
-    assert done.code == 0, done.brief()
-    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-
-
 # Alembic keeps its migration context in module globals: opening (migrating) stores from several threads at once
 # crashes the interpreter, so lanes open them one at a time.
 _OPENING = threading.Lock()
@@ -127,7 +119,7 @@ def open_store(store_url: str) -> Store:
 
 
 def stored_records(store_url: str) -> list[dict[str, Any]]:
-    """The same rows as :func:`records`, read from the store in this process (saves a CLI start)."""
+    """The rows ``ml-connector records --json`` prints, read from the store in this process (saves a CLI start)."""
     store = open_store(store_url)
     try:
         rows = store.list_records(limit=100_000)
