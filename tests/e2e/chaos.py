@@ -1,10 +1,22 @@
 """The chaos matrix (issue 9, "Done means"): every endpoint the connector calls x every fault kind.
 
 A cell: both simulators (own processes, shared by a lane, reset through their control APIs) and a fresh store; a
-baseline ``sync``; then work that uses the endpoint (new purchase orders to create, edited records to update, Jira
-issues moved to write back, one of them through a bound action); then ``sync`` with the fault on, which must end
-honestly (exit code, no traceback, nothing lost); then, fault cleared, ``replay --failed`` and ``sync``, after which
-every record in scope has exactly one issue, every edit reached Jira and every status reached IFS.
+baseline sync (in this process, to save a process start); then work that uses the endpoint (new purchase orders to
+create, edited records to update, Jira issues moved to write back, one of them through a bound action); then
+``ml-connector sync`` with the fault on, which must
+
+* meet the fault (a cell whose endpoint that sync never called proves nothing, so it fails);
+* exit 0 only if everything converged, 1 if not, or a documented systemic code where the fault is one: AUTH (3) for
+  401/403, AUTH or UNAVAILABLE (4) on the IFS token endpoint (without a token nothing can be called);
+* print no traceback and lose nothing: every record the store holds is synced, waiting in the work queue after a run
+  that said it was not done, or in the failed queue with a reason;
+
+then, fault cleared, ``ml-connector replay --failed`` and ``ml-connector sync`` (once more after the reconcile settle
+time if the first says it is not done), after which every record in scope has exactly one issue, every edit reached
+Jira and every status reached IFS.
+
+"token revoked": on IFS the access token is revoked just before the call (one 401; the client must log in again);
+on Jira (Basic auth) the API token is revoked, so every later call to the endpoint answers 401.
 
 Faults use the simulators' scripted-failure contract (``PUT /_sim/faults`` ``{"fail_next": [...]}``, with ``kind``
 one of status, drop_before, drop_after, html, truncated, hang). A rule matches by path, not by query, so:
