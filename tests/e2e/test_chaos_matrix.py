@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 from conftest import pg_dsn, require_pg, reset_postgres
@@ -55,7 +54,7 @@ def _param(cell: Cell) -> object:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # the first cell waits for the whole matrix
 @pytest.mark.parametrize("cell", [_param(c) for c in CELLS])
-def test_chaos_cell(cell: Cell, chaos: dict[str, CellResult], tmp_path: Path) -> None:
+def test_chaos_cell(cell: Cell, chaos: dict[str, CellResult]) -> None:
     if cell.backend == "postgresql":
         require_pg()
     result = chaos[cell.id]
