@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from e2e.procs import CliResult, SimProcess, open_store, run_cli, stored_records, write_config
+from e2e.procs import CliResult, SimProcess, open_store, run_cli, start_all, stored_records, write_config
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector, OutboundSync, WritebackSync
 
@@ -217,15 +217,21 @@ class Expected:
 class Lane:
     """A pair of simulator processes that runs cells one after another."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.ifs = SimProcess.start("ifs", workdir / "ifs.log", "--rate-limit", "0", "--log-level", "info")
-        try:
-            self.jira = SimProcess.start("jira", workdir / "jira.log", "--log-level", "info")
-        except BaseException:
-            self.ifs.stop()
-            raise
+    def __init__(self, ifs: SimProcess, jira: SimProcess) -> None:
+        self.ifs = ifs
+        self.jira = jira
+
+    @staticmethod
+    def start_all(root: Path, n: int) -> list[Lane]:
+        """``n`` lanes, their simulators started together from the calling (main) thread."""
+        specs: list[tuple[str, Path, tuple[str, ...]]] = []
+        for i in range(n):
+            workdir = root / f"lane{i}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            specs.append(("ifs", workdir / "ifs.log", ("--rate-limit", "0", "--log-level", "info")))
+            specs.append(("jira", workdir / "jira.log", ("--log-level", "info")))
+        sims = start_all(specs)
+        return [Lane(sims[2 * i], sims[2 * i + 1]) for i in range(n)]
 
     def stop(self) -> None:
         self.ifs.stop()
@@ -457,38 +463,40 @@ def run_matrix(
     take = threading.Lock()
     pg_lock = threading.Lock()
 
-    def lane_main(n: int) -> None:
-        lane = Lane(root / f"lane{n}")
-        try:
-            while True:
-                with take:
-                    if not queue:
-                        return
-                    cell = queue.pop(0)
-                slug = f"cell{len(results)}_{n}"
-                workdir = root / f"lane{n}" / slug
-                workdir.mkdir(parents=True, exist_ok=True)
-                if cell.backend == "postgresql":
-                    if pg_store is None:
-                        res = CellResult(cell, ["PostgreSQL cell without ML_CONNECTOR_TEST_PG_DSN"])
-                    else:
-                        with pg_lock:
-                            res = run_cell(lane, cell, pg_store(), workdir)
+    def lane_main(n: int, lane: Lane) -> None:
+        while True:
+            with take:
+                if not queue:
+                    return
+                cell = queue.pop(0)
+                workdir = root / f"lane{n}" / f"cell{len(results)}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            if cell.backend == "postgresql":
+                if pg_store is None:
+                    res = CellResult(cell, ["PostgreSQL cell without ML_CONNECTOR_TEST_PG_DSN"])
                 else:
-                    res = run_cell(lane, cell, f"sqlite:///{workdir / 'state.sqlite'}", workdir)
-                with take:
-                    results[cell.id] = res
-        finally:
-            lane.stop()
+                    with pg_lock:
+                        res = run_cell(lane, cell, pg_store(), workdir)
+            else:
+                res = run_cell(lane, cell, f"sqlite:///{workdir / 'state.sqlite'}", workdir)
+            with take:
+                results[cell.id] = res
 
-    threads = [threading.Thread(target=lane_main, args=(n,), name=f"chaos-lane-{n}") for n in range(lanes)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    running = Lane.start_all(root, lanes)
+    try:
+        threads = [
+            threading.Thread(target=lane_main, args=(n, lane), name=f"chaos-lane-{n}") for n, lane in enumerate(running)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        for lane in running:
+            lane.stop()
     missing = [c for c in cells if c.id not in results]
     for c in missing:
-        results[c.id] = CellResult(c, ["not run: its lane failed to start or stopped early"])
+        results[c.id] = CellResult(c, ["not run: its lane stopped early"])
     return results
 
 

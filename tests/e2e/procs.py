@@ -3,6 +3,7 @@ run as a subprocess, the way an operator meets them. State is reset between scen
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import signal
@@ -21,6 +22,21 @@ from e2e.harness import SimControl, example_config
 from ml_connector.store import Store
 
 CLI = [sys.executable, "-m", "ml_connector.cli"]
+_PR_SET_PDEATHSIG = 1
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None, use_errno=True)  # loaded here: the child only calls into it
+except OSError:
+    _LIBC = None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the thread that started it ends, so a crashed test run (a segfault,
+    a SIGKILL) leaves no simulator behind (Linux prctl; elsewhere stop() is all there is)."""
+    prctl = getattr(_LIBC, "prctl", None)
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 _LISTENING = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 
@@ -37,29 +53,47 @@ class SimProcess:
     @classmethod
     def start(cls, kind: str, log: Path, *args: str, timeout: float = 60) -> SimProcess:
         """Start ``ml-connector sim KIND --port 0`` and wait until uvicorn reports the port it bound."""
-        out = log.open("wb")
-        proc = subprocess.Popen([*CLI, "sim", kind, "--port", "0", *args], stdout=out, stderr=subprocess.STDOUT)
-        out.close()
-        found: list[str] = []
-
-        def listening() -> bool:
-            match = _LISTENING.search(log.read_text(errors="replace"))
-            if match:
-                found.append(match.group(1))
-            elif proc.poll() is not None:
-                raise RuntimeError(f"sim {kind} exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
-            return bool(match)
-
-        try:
-            wait_until(listening, timeout=timeout, what=f"sim {kind} to listen")
-        except BaseException:
-            _stop(proc)
-            raise
-        return cls(kind, proc, found[0], SimControl(found[0]), log)
+        return start_all([(kind, log, args)], timeout=timeout)[0]
 
     def stop(self) -> None:
         self.control.close()
         _stop(self.proc)
+
+
+def start_all(specs: list[tuple[str, Path, tuple[str, ...]]], *, timeout: float = 60) -> list[SimProcess]:
+    """Start several simulators at once (kind, log file, extra options each), then wait for all of them. Start them
+    from a thread that outlives them (the main one): each is tied to the life of the thread that started it."""
+    started: list[tuple[str, Path, subprocess.Popen[bytes]]] = []
+    try:
+        for kind, log, args in specs:
+            with log.open("wb") as out:
+                proc = subprocess.Popen(
+                    [*CLI, "sim", kind, "--port", "0", *args],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,
+                )
+            started.append((kind, log, proc))
+        return [_listening(kind, log, proc, timeout) for kind, log, proc in started]
+    except BaseException:
+        for _, _, proc in started:
+            _stop(proc)
+        raise
+
+
+def _listening(kind: str, log: Path, proc: subprocess.Popen[bytes], timeout: float) -> SimProcess:
+    found: list[str] = []
+
+    def bound() -> bool:
+        match = _LISTENING.search(log.read_text(errors="replace"))
+        if match:
+            found.append(match.group(1))
+        elif proc.poll() is not None:
+            raise RuntimeError(f"sim {kind} exited {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        return bool(match)
+
+    wait_until(bound, timeout=timeout, what=f"sim {kind} to listen")
+    return SimProcess(kind, proc, found[0], SimControl(found[0]), log)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
