@@ -6,26 +6,39 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import pg_dsn, reset_postgres
+from conftest import backends, require_pg, reset_postgres
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(pg_dsn() is None, reason="ML_CONNECTOR_TEST_PG_DSN not set (CI sets it)"),
-            ],
-        ),
-    ]
-)
+@pytest.fixture(params=backends())
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'state.sqlite'}"
         return
-    dsn = pg_dsn()
-    assert dsn is not None
+    dsn = require_pg()
     reset_postgres(dsn)
     yield dsn
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The chaos matrix as a table (endpoint rows x fault columns, passed/total), whatever ``-s`` says."""
+    from e2e.chaos import RESULTS, TIMING, failure_lines, table
+    from e2e.harness import REPORT_LINES
+
+    if REPORT_LINES:
+        terminalreporter.write_sep("=", "e2e figures")
+        for line in REPORT_LINES:
+            terminalreporter.write_line(line)
+    if not RESULTS:
+        return
+    terminalreporter.write_sep("=", "chaos matrix")
+    for line in table(RESULTS):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(
+        f"wall time {TIMING.get('wall_seconds', 0):.0f} s over {TIMING.get('lanes', 0):.0f} lanes; "
+        f"slowest cell {max(r.seconds for r in RESULTS.values()):.1f} s"
+    )
+    failures = failure_lines(RESULTS)
+    if failures:
+        terminalreporter.write_sep("-", "failed cells: first problem of each")
+        for line in failures:
+            terminalreporter.write_line(line)

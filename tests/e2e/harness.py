@@ -23,6 +23,9 @@ from ml_connector.sim.jira import create_app as create_jira
 from ml_connector.sim.server import ServerHandle, serve_in_thread
 from ml_connector.store import Store
 
+# Figures a test wants in the run's output whatever ``-s`` says (trial counts); the e2e conftest prints them.
+REPORT_LINES: list[str] = []
+
 
 def example_config() -> dict[str, Any]:
     text = resources.files("ml_connector.config").joinpath("templates/example.yaml").read_text(encoding="utf-8")

@@ -3,12 +3,12 @@ admin token, a record's audit trail, Replay of a parked record, Pause and Resume
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import require_import, unavailable
 from integration.web.support import ADMIN_TOKEN, READ_TOKEN, Sims, make_connector, simulators, wait_for
 
 from ml_connector.engine import Connector, OutboundSync
@@ -31,12 +31,9 @@ ARGS = [
 pytestmark = pytest.mark.browser
 
 if not Path(CHROMIUM).exists():
-    reason = f"{CHROMIUM} is missing; run scripts/install-browser.sh (Debian's chromium package)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+    unavailable(f"{CHROMIUM} is missing; run scripts/install-browser.sh (Debian's chromium package)")
 
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_import("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ With ``CI=true`` a missing document fails the run; elsewhere the test is skipped
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import require_import, unavailable
 from integration.jira.helpers import (
     RecordingTransport,
     Sim,
@@ -25,20 +25,14 @@ from integration.jira.helpers import (
 
 from ml_connector.jira import DraftIssue, JiraClient, MemoryTokenStore, jql, text_to_adf
 
-try:
-    from ml_connector.sim.jira import create_app  # noqa: F401
-except ImportError:
-    pytest.skip("the Jira simulator (ml_connector.sim.jira.create_app) is not available", allow_module_level=True)
+require_import("ml_connector.sim.jira", "create_app")
 
 
 @pytest.fixture(scope="module")
 def spec_available() -> Path:
     path = spec_path()
     if path is None:
-        message = "official Jira OpenAPI document not found (set ML_CONNECTOR_JIRA_SPEC or provide ../shared/specs/)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("official Jira OpenAPI document not found (set ML_CONNECTOR_JIRA_SPEC or provide ../shared/specs/)")
     return path
 
 

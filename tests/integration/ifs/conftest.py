@@ -8,14 +8,13 @@ from urllib.parse import quote
 
 import httpx2
 import pytest
+from conftest import require_import
 
 from ml_connector.config.connections import HttpSettings, IfsConnection
 from ml_connector.ifs import IfsClient
 from ml_connector.sim.server import ServerHandle, serve_in_thread
 
-sim_ifs = pytest.importorskip("ml_connector.sim.ifs", reason="IFS simulator not available")
-if not hasattr(sim_ifs, "create_app"):
-    pytest.skip("ml_connector.sim.ifs.create_app not there yet", allow_module_level=True)
+sim_ifs = require_import("ml_connector.sim.ifs", "create_app")
 
 # Retries without real waits worth mentioning; the Retry-After test relies on the server's value, not on backoff.
 FAST_HTTP = HttpSettings(max_attempts=5, backoff_initial=0.01, backoff_max=0.05, max_retry_seconds=30)

@@ -212,7 +212,7 @@ def test_short_lived_token_is_refreshed_before_it_expires(sim: tuple[ServerHandl
             assert c.tokens is not None
             control.clear_requests()
             c.count(PO_SET)
-            time.sleep(1.2)
+            time.sleep(1.2)  # the scenario: the token ages past the client's renewal point (half its 2 s life)
             c.count(PO_SET)
             assert c.tokens.refresh_count == 2
             assert all(r["status"] == 200 for r in control.requests()["requests"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from conftest import wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +33,11 @@ def test_1000_issues_100_per_page_exactly_once_with_index_lag(basic_client: Jira
     # Right after the writes the index lags: a search sees fewer (the reason callers must not trust one search).
     early = sum(1 for _ in basic_client.search(query, fields=["summary"], page_size=100))
     assert early < 1000
-    time.sleep(1.6)
+
+    def all_visible() -> bool:
+        return sum(1 for _ in basic_client.search(query, fields=["summary"], properties=[], page_size=100)) == 1000
+
+    wait_until(all_visible, timeout=10, interval=0.2, what="the search index to catch up with 1000 creates")
     sim.control.delete("/_sim/requests")
     ids = [issue["id"] for issue in basic_client.search(query, fields=["summary"], properties=[], page_size=100)]
     assert len(ids) == 1000 and set(ids) == created

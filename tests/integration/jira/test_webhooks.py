@@ -65,7 +65,10 @@ def _move(sim: Sim, key: str, status: str) -> None:
 
 
 def _deliveries_settled(sim: Sim) -> list[dict[str, Any]]:
-    time.sleep(0.3)
+    """Every delivery the simulator queued has been attempted (its worker is idle), then the delivery log."""
+    jira = sim.app.state.sim
+    if jira.worker is not None:
+        assert jira.wait_deliveries(10), "webhook deliveries still running after 10 s"
     data = sim.control.get("/_sim/webhook-deliveries").json()
     return list(data["deliveries"] if isinstance(data, dict) else data)
 

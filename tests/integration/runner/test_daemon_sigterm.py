@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import httpx2
 import pytest
+from conftest import wait_until
 
 from ml_connector.cli.app import ExitCode
 from ml_connector.config.models import load_config
@@ -51,13 +51,6 @@ def start(path: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_until(condition: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def jira_issues(jira_url: str) -> list[dict[str, Any]]:
     """Purchase-order issues live in PROC and, for mapped IFS projects, CAPEX."""
     issues: list[dict[str, Any]] = []
@@ -77,7 +70,7 @@ def test_sigterm_mid_run_leaves_consistent_state_and_next_run_completes(
     daemon = start(path, "--now")
     store = Store.open(f"sqlite:///{tmp_path / 'state.sqlite'}")
     try:
-        wait_until(lambda: store.count_by_state("purchase_orders").get(SYNCED, 0) >= 10)
+        wait_until(lambda: store.count_by_state("purchase_orders").get(SYNCED, 0) >= 10, timeout=30, interval=0.05)
         daemon.send_signal(signal.SIGTERM)
         output, _ = daemon.communicate(timeout=60)
     finally:
@@ -120,7 +113,7 @@ def test_second_daemon_refuses_to_schedule(sims: tuple[ServerHandle, ServerHandl
     first = start(path, "--no-web")
     store = Store.open(f"sqlite:///{tmp_path / 'state.sqlite'}")
     try:
-        wait_until(lambda: store.lease_holder("scheduler") is not None)
+        wait_until(lambda: store.lease_holder("scheduler") is not None, timeout=30, interval=0.05)
         holder, _until = store.lease_holder("scheduler") or ("", None)
         second = subprocess.run(
             [CLI, "run", "--config", str(path), "--no-web"], capture_output=True, text=True, timeout=60

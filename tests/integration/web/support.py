@@ -4,7 +4,6 @@ and SQL statement counting. Imported by the unit, integration and browser tests 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 
 import httpx2
 import yaml
+from conftest import poll_until
 from sqlalchemy import event
 
 from ml_connector.cli.commands import with_webhook_secret
@@ -136,9 +136,4 @@ class StatementCounter:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+    return poll_until(predicate, timeout=timeout, interval=interval)

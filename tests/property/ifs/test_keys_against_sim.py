@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import httpx2
 import pytest
+from conftest import require_import
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,9 +19,7 @@ from ml_connector.config.connections import HttpSettings, IfsConnection
 from ml_connector.ifs import F, IfsClient
 from ml_connector.sim.server import serve_in_thread
 
-sim_ifs = pytest.importorskip("ml_connector.sim.ifs", reason="IFS simulator not available")
-if not hasattr(sim_ifs, "create_app"):
-    pytest.skip("ml_connector.sim.ifs.create_app not there yet", allow_module_level=True)
+sim_ifs = require_import("ml_connector.sim.ifs", "create_app")
 
 PO_SET = "PurchaseOrderHandling.svc/PurchaseOrderSet"
 SPECIAL = [*list("'\"%&#$/?+=()\\,;:@!* \t~`^[]{}<>|"), "é", "ß", "€", "漢", "😀", "\xa0", "''", "%25", "%2F", "'--"]

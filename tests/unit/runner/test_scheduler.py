@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
+from conftest import wait_until
 
 from ml_connector.config.models import FlowConfig, load_config
 from ml_connector.engine import Connector, RunReport
@@ -23,11 +24,11 @@ START = datetime(2026, 3, 2, 0, 0, 30, tzinfo=UTC)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.005)
+    wait_until(condition, timeout=timeout, interval=0.005)
+
+
+# The short sleeps below are not synchronisation: after the awaited runs, they give the scheduler thread a window
+# in which a wrong extra run would show, so the test can assert that none happened (an absence has no condition).
 
 
 class Jobs:
