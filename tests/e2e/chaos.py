@@ -54,6 +54,9 @@ from ml_connector.engine import Connector, OutboundSync, WritebackSync
 PERSISTENT = 100_000
 AUTH_EXIT = 3  # ExitCode.AUTH: credentials refused by IFS or Jira
 UNAVAILABLE_EXIT = 4  # ExitCode.UNAVAILABLE: a far side stayed unreachable after retries
+ERROR_EXIT = 5  # ExitCode.ERROR: any other foreseeable error (here: a read the flow needs was refused)
+# Endpoints called once per record: a fault there fails records, never a flow.
+PER_RECORD = frozenset({"IFS PATCH", "IFS bound action", "Jira bulk create", "Jira edit"})
 HANG_SECONDS = 2.5  # past the cells' 1 s read timeout
 STORM = 5  # 429s answered in a row, each with Retry-After: 1 (a storm of about 5 s)
 FAULT_RUN_TIMEOUT = 90.0
@@ -144,14 +147,21 @@ class Cell:
         return [{**m, **extra, **({"kind": kind} if kind != "status" else {})} for m in self.endpoint.match()]
 
     def systemic_exits(self) -> frozenset[int]:
-        """Exit codes besides 0/1 this fault may honestly end with: the documented systemic codes for auth/token
-        faults. Without a token nothing can be called (refused credentials: AUTH; an IAM outage: UNAVAILABLE); a
-        401 or 403 means credentials or permissions refused (AUTH)."""
+        """Exit codes besides 0/1 this fault may honestly end with (README's exit codes, ``ExitCode``).
+
+        A fault on a per-record call (bulk create, edit, PATCH, bound action) fails records: 0 or 1 only. A fault on a
+        read or lookup a whole flow needs (IFS pages, lines, lookups, ``$metadata``; Jira metadata, user search
+        refused, the write-back search) stops that flow, and the exit code names the class of the stopper: a far side
+        that stayed unreachable (5xx, dropped, malformed, hanging: UNAVAILABLE 4), a refused request (400, 404:
+        ERROR 5), credentials or permissions refused (401/403: AUTH 3). The other flows still run (checked below:
+        every record in scope converges after the fault)."""
         if self.endpoint.token:
-            return frozenset({AUTH_EXIT, UNAVAILABLE_EXIT})
+            return frozenset({AUTH_EXIT, UNAVAILABLE_EXIT, ERROR_EXIT})
         if self.fault == "403" or (self.fault == "token revoked" and self.endpoint.side == "jira"):
             return frozenset({AUTH_EXIT})
-        return frozenset()
+        if self.endpoint.name in PER_RECORD:
+            return frozenset()
+        return frozenset({ERROR_EXIT}) if self.fault in ("400", "404") else frozenset({UNAVAILABLE_EXIT})
 
 
 def _fault_rule(endpoint: Endpoint, fault: str) -> tuple[str, dict[str, Any]]:

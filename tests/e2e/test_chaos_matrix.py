@@ -1,7 +1,7 @@
 """Issue 9 "Done means": the chaos matrix. Every endpoint the connector calls x every fault kind, with the
 simulators and the connector CLI in their own processes (see e2e/chaos.py for the cell and what it asserts).
 
-All selected cells run once, in a few parallel lanes (``ML_CONNECTOR_CHAOS_LANES``, default 4), when the first cell
+All selected cells run once, in a few parallel lanes (``ML_CONNECTOR_CHAOS_LANES``, default 6), when the first cell
 test asks for the results; each cell test then asserts its own result. The terminal summary prints the matrix.
 """
 
@@ -16,7 +16,7 @@ from conftest import pg_dsn, require_pg, reset_postgres
 from e2e.chaos import RESULTS, TIMING, Cell, CellResult, all_cells, run_matrix
 
 CELLS = all_cells()
-LANES = int(os.environ.get("ML_CONNECTOR_CHAOS_LANES", "4"))
+LANES = int(os.environ.get("ML_CONNECTOR_CHAOS_LANES", "6"))
 
 
 def _selected(session: pytest.Session) -> list[Cell]:

@@ -28,6 +28,7 @@ from ml_connector.engine.outbound import format_ts, parse_ts
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
 from ml_connector.errors import AuthError, ConcurrencyConflict, NotFound, TransientError, Unavailable
+from ml_connector.http.session import may_have_acted
 from ml_connector.ifs.odata import Key
 from ml_connector.jira import jql
 from ml_connector.jira.webhooks import changelog_id
@@ -460,7 +461,7 @@ class WritebackSync:
                 if needed:
                     row, etag = self.c.ifs.patch(self.entity_set, key, needed, etag)
                 if update.action:
-                    self.c.ifs.call_action(self.entity_set, key, update.action, etag)
+                    self._act(record, key, update.action, etag, report)
                 break
             except ConcurrencyConflict as exc:
                 conflicts += 1
@@ -480,6 +481,32 @@ class WritebackSync:
                 self._failed(record, exc, report)
                 return
         self._written(record, change, update, conflicts, report)
+
+    def _act(self, record: RecordRow, key: Key, action: str, etag: str, report: RunReport) -> None:
+        """Call a bound action. When its answer is lost (the call may have acted: a reset after sending, a cut or
+        malformed body, a timeout), read the entity again: a new ETag means IFS changed it, so the action is taken as
+        applied rather than called again (a second call would be refused for the state it is now in)."""
+        try:
+            self.c.ifs.call_action(self.entity_set, key, action, etag)
+        except TransientError as exc:
+            if not may_have_acted(exc):
+                raise
+            try:
+                _row, now_etag = self.c.ifs.get(self.entity_set, key)
+            except TransientError:
+                raise exc from None
+            if now_etag == etag:
+                raise  # unchanged: it did not act; the retry calls it again
+            with self.c.store.transaction(report.run_id) as tx:
+                tx.audit(
+                    record.id,
+                    AuditEvent(
+                        "written-back",
+                        "warning",
+                        f"the answer to {action} was lost ({type(exc).__name__}); IFS changed the record since "
+                        "(new ETag), so the action is taken as applied",
+                    ),
+                )
 
     def _conflict(self, record: RecordRow, exc: ConcurrencyConflict, conflicts: int, report: RunReport) -> None:
         with self.c.store.transaction(report.run_id) as tx:

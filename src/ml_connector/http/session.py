@@ -6,7 +6,7 @@
 * A 429 is back-pressure, not a failure: the call waits (``Retry-After``, else an exponential backoff) and resends
   without using up an attempt, for as long as the run's :class:`RateLimitBudget` lasts. A stop request ends any
   wait at once (the last error is raised).
-* A non-idempotent request (a create) is resent only when the server provably did not act on it: a 429, a 503, or
+* A non-idempotent request (a create) is resent only when the server provably did not act on it: a 429 or
   a connection that was never established. A malformed answer, a reset after sending or a read timeout raise at
   once: the server may have acted, and the caller reconciles.
 * Bodies are parsed inside the retry loop (:meth:`ApiSession.request_json`), so a malformed answer to a read is
@@ -89,8 +89,10 @@ def _endpoint_template(path: str) -> str:
 
 
 def may_have_acted(exc: ConnectorError) -> bool:
-    """False only for answers that prove the server did not act (429, 503, a connection never established)."""
-    if isinstance(exc, RateLimited) or getattr(exc, "status", None) == 503:
+    """False only for answers that prove the server did not act (a 429, a connection never established). A 5xx,
+    503 included, is ambiguous for a create (DESIGN §4.3; Jira: retry only what is idempotent), so it is not resent:
+    the engine's intent and reconcile path settles it."""
+    if isinstance(exc, RateLimited):
         return False
     return not (isinstance(exc, Unavailable) and exc.not_sent)
 

@@ -3,7 +3,7 @@
 All I/O goes through ``ApiSession`` (pacing, classification, retries honouring ``Retry-After``). Writes to one issue
 pass ``pace_keys=("burst:<class>", "issue:<id>")`` so a per-issue 429 slows only that issue and a burst 429 slows
 only that endpoint class. Creates are not idempotent: ``ApiSession`` resends a POST only when Jira provably did not
-act (429, 503, never sent).
+act (a 429, or a connection never made).
 """
 
 from __future__ import annotations
