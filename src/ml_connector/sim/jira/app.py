@@ -23,7 +23,8 @@ from starlette.types import Message, Receive, Scope, Send
 from ml_connector.sim import wire
 from ml_connector.sim.jira import seed
 from ml_connector.sim.jira.adf import adf_text
-from ml_connector.sim.jira.core import ApiError, JiraSim, Principal, basic_credentials
+from ml_connector.sim.jira.common import ApiError, Principal, basic_credentials
+from ml_connector.sim.jira.core import JiraSim
 from ml_connector.sim.jira.options import FailRule, Faults, JiraSimOptions
 
 GONE = (
