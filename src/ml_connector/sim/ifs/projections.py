@@ -34,6 +34,7 @@ from ml_connector.sim.ifs.urls import (
     encode_skiptoken,
     int_option,
     max_page_size,
+    not_found,
     prefers_minimal,
     query_string,
     resolve,
@@ -108,11 +109,7 @@ class ProjectionHandler:
         assert target.key is not None
         record = self.sim.get(target.kind.name, target.key)
         if record is None:
-            raise ODataError(
-                f"No {target.kind.type_name} with key {target.key!r} in {target.entity_set.name}",
-                status=404,
-                code="ODP_RESOURCE_NOTFOUND",
-            )
+            raise not_found(f"No {target.kind.type_name} with key {target.key!r} in {target.entity_set.name}")
         return record
 
     def _shape_plan(
@@ -258,11 +255,7 @@ class ProjectionHandler:
         assert target.child_key is not None
         record = self.sim.get(target.child.name, target.child_key)
         if record is None or record.values.get("OrderNo") != parent.values.get("OrderNo"):
-            raise ODataError(
-                f"No {target.child.type_name} with key {target.child_key!r} under this order",
-                status=404,
-                code="ODP_RESOURCE_NOTFOUND",
-            )
+            raise not_found(f"No {target.child.type_name} with key {target.child_key!r} under this order")
         return target.child, record
 
     def single(self, target: Target, options: Mapping[str, str], svc_url: str) -> Response:

@@ -27,6 +27,10 @@ _QUERY_SAFE = "$',()=:*/@;!"
 PropsOf = Callable[[EntityKind, Projection], dict[str, PropType]]
 
 
+def not_found(message: str) -> ODataError:
+    return ODataError(message, status=404, code="ODP_RESOURCE_NOTFOUND")
+
+
 def _skip_string(text: str, i: int) -> int:
     """Index after the string literal starting at ``text[i] == "'"`` (doubled quotes stay inside)."""
     i += 1
@@ -50,9 +54,7 @@ def split_resource_path(text: str) -> list[tuple[str, str | None]]:
             i += 1
         name = text[start:i]
         if not name:
-            raise ODataError(
-                f"Malformed Request: empty path segment in '{text}'", status=404, code="ODP_RESOURCE_NOTFOUND"
-            )
+            raise not_found(f"Malformed Request: empty path segment in '{text}'")
         key: str | None = None
         if i < n and text[i] == "(":
             depth, j = 1, i + 1
@@ -209,11 +211,7 @@ def resolve(projection: Projection, tail: str, props_of: PropsOf) -> Target:
     set_name, key_text = segments[0]
     entity_set = projection.entity_set(set_name)
     if entity_set is None:
-        raise ODataError(
-            f"The entity set '{set_name}' does not exist in {projection.name}",
-            status=404,
-            code="ODP_RESOURCE_NOTFOUND",
-        )
+        raise not_found(f"The entity set '{set_name}' does not exist in {projection.name}")
     target = Target(projection, entity_set)
     kind = target.kind
     props = props_of(kind, projection)
@@ -225,10 +223,10 @@ def resolve(projection: Projection, tail: str, props_of: PropsOf) -> Target:
         rest = rest[:-1]
     if not rest:
         if target.count and target.key is not None:
-            raise ODataError("$count applies to collections", status=404, code="ODP_RESOURCE_NOTFOUND")
+            raise not_found("$count applies to collections")
         return target
     if target.key is None or len(rest) > 1:
-        raise ODataError(f"The resource '{tail}' does not exist", status=404, code="ODP_RESOURCE_NOTFOUND")
+        raise not_found(f"The resource '{tail}' does not exist")
     name, sub_key = rest[0]
     nav = kind.nav(name)
     if nav is not None and nav.collection:
@@ -250,4 +248,4 @@ def resolve(projection: Projection, tail: str, props_of: PropsOf) -> Target:
         if entity_set.writable and any(t.action == action for t in kind.transitions):
             target.action = action
             return target
-    raise ODataError(f"The resource '{name}' does not exist on {set_name}", status=404, code="ODP_RESOURCE_NOTFOUND")
+    raise not_found(f"The resource '{name}' does not exist on {set_name}")

@@ -23,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 from ml_connector.sim import wire
 from ml_connector.sim.jira import seed
 from ml_connector.sim.jira.adf import adf_text
-from ml_connector.sim.jira.common import ApiError, Principal, basic_credentials
+from ml_connector.sim.jira.common import ApiError, Principal, basic_credentials, offset_page
 from ml_connector.sim.jira.core import JiraSim
 from ml_connector.sim.jira.options import FailRule, Faults, JiraSimOptions
 
@@ -161,15 +161,7 @@ def priorities(ctx: Ctx) -> Any:
 @route("GET", "/rest/api/{v}/priority/search")
 def priority_search(ctx: Ctx) -> Any:
     start, size = _int(ctx.params, "startAt", 0), _int(ctx.params, "maxResults", 50)
-    values = [ctx.sim.priority_json(p[0]) for p in seed.PRIORITIES]
-    page = values[start : start + size]
-    return {
-        "isLast": start + len(page) >= len(values),
-        "maxResults": size,
-        "startAt": start,
-        "total": len(values),
-        "values": page,
-    }
+    return offset_page([p[0] for p in seed.PRIORITIES], start, size, ctx.sim.priority_json)
 
 
 @route("GET", "/rest/api/{v}/priority/{id}")
@@ -191,14 +183,9 @@ def project_search(ctx: Ctx) -> Any:
         if (not keys or p.key in keys or p.id in keys)
         and (not query or query in p.key.lower() or query in p.name.lower())
     ]
-    page = matches[start : start + size]
     return {
         "self": f"{ctx.sim.base_url}/rest/api/3/project/search",
-        "maxResults": size,
-        "startAt": start,
-        "total": len(matches),
-        "isLast": start + len(page) >= len(matches),
-        "values": [ctx.sim.project_json(p, expand=expand) for p in page],
+        **offset_page(matches, start, size, lambda p: ctx.sim.project_json(p, expand=expand)),
     }
 
 

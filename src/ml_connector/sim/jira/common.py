@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
+
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -60,3 +63,15 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
         return None
     email, sep, token = decoded.partition(":")
     return (email, token) if sep else None
+
+
+def offset_page(items: Sequence[T], start: int, size: int, render: Callable[[T], Any]) -> dict[str, Any]:
+    """One ``startAt``/``maxResults`` page of ``items``, as Jira's paged lists show it."""
+    page = items[start : start + size]
+    return {
+        "isLast": start + len(page) >= len(items),
+        "maxResults": size,
+        "startAt": start,
+        "total": len(items),
+        "values": [render(item) for item in page],
+    }

@@ -140,16 +140,9 @@ class JiraSim:
     def priority_json(self, pid: str) -> dict[str, Any]:
         return self.render.priority_json(pid)
 
-    def issue_json(
-        self,
-        issue: Issue,
-        *,
-        fields: list[str] | None = None,
-        expand: str = "",
-        properties: list[str] | None = None,
-        for_search: bool = False,
-    ) -> dict[str, Any]:
-        return self.render.issue_json(issue, fields=fields, expand=expand, properties=properties, for_search=for_search)
+    def issue_json(self, issue: Issue, **options: Any) -> dict[str, Any]:
+        """See ``Renderer.issue_json`` for the options (fields, expand, properties, for_search)."""
+        return self.render.issue_json(issue, **options)
 
     def transitions_json(self, issue: Issue, *, with_fields: bool) -> list[dict[str, Any]]:
         return self.render.transitions_json(issue, with_fields=with_fields)

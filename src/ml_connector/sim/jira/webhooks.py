@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from ml_connector.sim.jira.common import ApiError, Principal
+from ml_connector.sim.jira.common import ApiError, Principal, offset_page
 from ml_connector.sim.jira.delivery import Delivery, DeliveryWorker
 from ml_connector.sim.jira.jql import Compiled, JqlError, compile_query, webhook_filter_error
 from ml_connector.sim.jira.model import Issue
@@ -152,14 +152,7 @@ class Webhooks:
     def listing(self, principal: Principal, start_at: int, max_results: int) -> dict[str, Any]:
         with self.sim.lock:
             mine = sorted(self._mine(principal), key=lambda w: w.id)
-            page = mine[start_at : start_at + max_results]
-            return {
-                "isLast": start_at + len(page) >= len(mine),
-                "maxResults": max_results,
-                "startAt": start_at,
-                "total": len(mine),
-                "values": [_dynamic_json(w) for w in page],
-            }
+            return offset_page(mine, start_at, max_results, _dynamic_json)
 
     def _owned(self, ids: Any, principal: Principal) -> list[DynamicWebhook]:
         """The hooks among ``ids`` that belong to the caller's app (unknown and foreign ids are ignored)."""
