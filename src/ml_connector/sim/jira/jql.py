@@ -414,6 +414,15 @@ def _field_missing(name: str) -> JqlError:
     return JqlError(f"Field '{name}' does not exist or you do not have permission to view it.")
 
 
+def _equality(op: str, name: str) -> bool:
+    """True for ``=``/``in``, False for ``!=``/``not in``; any other operator is refused."""
+    if op in ("=", "in"):
+        return True
+    if op in ("!=", "not in"):
+        return False
+    raise _op_unsupported(op, name)
+
+
 def _op_unsupported(op: str, name: str) -> JqlError:
     shown = op.upper() if op[0].isalpha() else op
     return JqlError(f"The operator '{shown}' is not supported by the '{name}' field.")
@@ -576,50 +585,12 @@ class _Compiler:
                 return self.clause(Clause(c.field, "is not", c.value, c.pos))
             raise _op_unsupported(op, name)
         values = _values(c.value)
-        positive = op in ("=", "in")
-        negative = op in ("!=", "not in")
-
         if canon in ("project", "issuetype", "status", "statusCategory", "priority", "resolution"):
-            if not (positive or negative):
-                raise _op_unsupported(op, name)
-            ids = {self.resolve_named(canon, self.lit(v, name), name) for v in values}
-            getter = _GETTERS[canon]
-            if positive:
-                pred: Pred = lambda i: getter(i) in ids  # noqa: E731
-            else:
-                pred = lambda i: (g := getter(i)) is not None and g not in ids  # noqa: E731
-            cand: Cand = _no_cand
-            if positive and canon == "project":
-                cand = lambda ix: _union(ix.by_project.get(k, set()) for k in ids)  # noqa: E731
-            elif positive and canon == "status":
-                cand = lambda ix: _union(ix.by_status.get(s, set()) for s in ids)  # noqa: E731
-            return pred, cand
+            return self.named_clause(canon, op, name, values)
         if canon == "labels":
-            if not (positive or negative):
-                raise _op_unsupported(op, name)
-            labels = {self.lit(v, name) for v in values}
-            if positive:
-                return (lambda i: any(lb in labels for lb in i.labels)), (
-                    lambda ix: _union(ix.by_label.get(lb, set()) for lb in labels)
-                )
-            return (lambda i: bool(i.labels) and not any(lb in labels for lb in i.labels)), _no_cand
+            return self.labels_clause(canon, op, name, values)
         if canon == "key":
-            if not (positive or negative):
-                raise _op_unsupported(op, name)
-            wanted: set[int] = set()
-            for v in values:
-                text = self.lit(v, name)
-                found = int(text) if text.isdigit() else self.env.key_to_id(text.upper())
-                if found is None:
-                    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*-\d+", text) and text.split("-")[0].upper() in PROJECTS:
-                        raise JqlError(f"An issue with key '{text}' does not exist for field 'key'.")
-                    if not text.isdigit():
-                        raise JqlError(f"The issue key '{text}' for field '{name}' is invalid.")
-                    continue
-                wanted.add(found)
-            if positive:
-                return (lambda i: i.id in wanted), (lambda ix: set(wanted))
-            return (lambda i: i.id not in wanted), _no_cand
+            return self.key_clause(canon, op, name, values)
         if canon in ("updated", "created", "resolutiondate"):
             if op in ("~", "!~"):
                 raise _op_unsupported(op, name)
@@ -633,26 +604,72 @@ class _Compiler:
                 else JqlError(f"Field '{name}' is not supported by this simulator.")
             )
         if canon in ("assignee", "reporter"):
-            if not (positive or negative):
-                raise _op_unsupported(op, name)
-            accounts = {self.user_ids(v, name) for v in values}
-            uget = _GETTERS[canon]
-            if positive:
-                return (lambda i: uget(i) in accounts), _no_cand
-            return (lambda i: (u := uget(i)) is not None and u not in accounts), _no_cand
+            return self.user_clause(canon, op, name, values)
         if canon in ("summary", "description", "text"):
-            if op not in ("~", "!~"):
-                raise _op_unsupported(op, name)
-            query = self.lit(values[0], name)
-            tget = _TEXT_GETTERS[canon]
-            if op == "~":
-                return (lambda i: _text_match(query, tget(i))), _no_cand
-            return (lambda i: not _text_match(query, tget(i))), _no_cand
+            return self.text_clause(canon, op, name, values)
         if canon == "custom":
             return self.custom_clause(c, cf_ids, values)
         if canon == "property":
             return self.property_clause(c, values)
         raise _field_missing(name)  # pragma: no cover - resolve_field covers every canonical name
+
+    def named_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        positive = _equality(op, name)
+        ids = {self.resolve_named(canon, self.lit(v, name), name) for v in values}
+        getter = _GETTERS[canon]
+        if positive:
+            pred: Pred = lambda i: getter(i) in ids  # noqa: E731
+        else:
+            pred = lambda i: (g := getter(i)) is not None and g not in ids  # noqa: E731
+        cand: Cand = _no_cand
+        if positive and canon == "project":
+            cand = lambda ix: _union(ix.by_project.get(k, set()) for k in ids)  # noqa: E731
+        elif positive and canon == "status":
+            cand = lambda ix: _union(ix.by_status.get(s, set()) for s in ids)  # noqa: E731
+        return pred, cand
+
+    def labels_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        positive = _equality(op, name)
+        labels = {self.lit(v, name) for v in values}
+        if positive:
+            return (lambda i: any(lb in labels for lb in i.labels)), (
+                lambda ix: _union(ix.by_label.get(lb, set()) for lb in labels)
+            )
+        return (lambda i: bool(i.labels) and not any(lb in labels for lb in i.labels)), _no_cand
+
+    def key_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        positive = _equality(op, name)
+        wanted: set[int] = set()
+        for v in values:
+            text = self.lit(v, name)
+            found = int(text) if text.isdigit() else self.env.key_to_id(text.upper())
+            if found is None:
+                if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*-\d+", text) and text.split("-")[0].upper() in PROJECTS:
+                    raise JqlError(f"An issue with key '{text}' does not exist for field 'key'.")
+                if not text.isdigit():
+                    raise JqlError(f"The issue key '{text}' for field '{name}' is invalid.")
+                continue
+            wanted.add(found)
+        if positive:
+            return (lambda i: i.id in wanted), (lambda ix: set(wanted))
+        return (lambda i: i.id not in wanted), _no_cand
+
+    def user_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        positive = _equality(op, name)
+        accounts = {self.user_ids(v, name) for v in values}
+        uget = _GETTERS[canon]
+        if positive:
+            return (lambda i: uget(i) in accounts), _no_cand
+        return (lambda i: (u := uget(i)) is not None and u not in accounts), _no_cand
+
+    def text_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        if op not in ("~", "!~"):
+            raise _op_unsupported(op, name)
+        query = self.lit(values[0], name)
+        tget = _TEXT_GETTERS[canon]
+        if op == "~":
+            return (lambda i: _text_match(query, tget(i))), _no_cand
+        return (lambda i: not _text_match(query, tget(i))), _no_cand
 
     def custom_clause(self, c: Clause, cf_ids: list[str], values: list[Lit | Func]) -> tuple[Pred, Cand]:
         fields = [CUSTOM_FIELDS[f] for f in cf_ids]
