@@ -20,7 +20,8 @@ from typing import Any
 
 import jwt
 
-from ml_connector.sim.ifs.odata import ENUM, Bound, Predicate
+from ml_connector.sim.ifs.odata import Bound, Predicate
+from ml_connector.sim.ifs.odata_syntax import ENUM
 from ml_connector.sim.ifs.options import SEED_FIELDS, FailNext, FaultSettings, IfsSimOptions
 from ml_connector.sim.ifs.schema import KINDS, EntityKind
 from ml_connector.sim.ifs.seed import SeedGenerator, Values
