@@ -18,7 +18,8 @@ from ml_connector.sim import wire
 from ml_connector.sim.ifs.projections import ProjectionHandler
 from ml_connector.sim.ifs.responses import DEFAULT_MESSAGES, ifs_error, rate_limited, unauthorized
 from ml_connector.sim.ifs.schema import BASE_PATH
-from ml_connector.sim.ifs.simulator import FaultDecision, IfsSimulator, TokenInfo
+from ml_connector.sim.ifs.simulator import FaultDecision, IfsSimulator
+from ml_connector.sim.ifs.tokens import TokenInfo
 from ml_connector.sim.ifs.urls import decoded_raw_path, endpoint_name
 
 
