@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from xml.sax.saxutils import quoteattr
 
-from ml_connector.sim.ifs.odata import BOOL, DATE, DATETIME, DECIMAL, ENUM, INT, STRING, PropType, edm_name
+from ml_connector.sim.ifs.odata_syntax import BOOL, DATE, DATETIME, DECIMAL, ENUM, INT, STRING, PropType, edm_name
 
 BASE_PATH = "/main/ifsapplications/projection/v1"
 

@@ -10,18 +10,17 @@ import datetime as dt
 import json
 import math
 import random
-import secrets
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
-from ml_connector.sim.ifs.odata import ENUM, Bound, Predicate
+from ml_connector.sim.ifs.odata import Bound, Predicate
+from ml_connector.sim.ifs.odata_syntax import ENUM
 from ml_connector.sim.ifs.options import SEED_FIELDS, FailNext, FaultSettings, IfsSimOptions
+from ml_connector.sim.ifs.requestlog import RequestLog
 from ml_connector.sim.ifs.schema import KINDS, EntityKind
 from ml_connector.sim.ifs.seed import SeedGenerator, Values
 from ml_connector.sim.ifs.store import (
@@ -33,6 +32,7 @@ from ml_connector.sim.ifs.store import (
     count_matching,
     to_wire,
 )
+from ml_connector.sim.ifs.tokens import TokenInfo, TokenStore
 from ml_connector.sim.wire import FaultKind
 
 CHANGED_AT = "Cf_Changed_At"
@@ -54,13 +54,6 @@ class SimError(Exception):
         self.message = message
         self.status = status
         self.code = code
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    client_id: str
-    expires_at: float  # simulator-clock epoch seconds
-    scope: str
 
 
 @dataclass(frozen=True)
@@ -87,11 +80,8 @@ class IfsSimulator:
         self.options = options or IfsSimOptions()
         self.lock = threading.RLock()
         self._clock_offset = 0.0
-        self._tokens: dict[str, TokenInfo] = {}
-        self._jwt_key = secrets.token_bytes(32)
-        self._log: deque[dict[str, Any]] = deque(maxlen=self.options.request_log_limit or None)
-        self._counts: Counter[str] = Counter()
-        self._seq = 0
+        self._tokens = TokenStore(self.time)
+        self._log = RequestLog(self.options.request_log_limit, lambda: to_wire(self.now()))
         self._windows: dict[str, deque[float]] = {}
         self._count_cache: dict[tuple[str, str], tuple[int, int]] = {}
         self.stores: dict[str, KindStore] = {}
@@ -139,7 +129,7 @@ class IfsSimulator:
             self._fault_rng = random.Random(self._faults.seed)
             self._clock_offset = 0.0
             self._windows.clear()
-            self._clear_log()
+            self._log.clear()
             self._seed()
             return self.sizes()
 
@@ -419,41 +409,17 @@ class IfsSimulator:
         with self.lock:
             client_id = client_id or self.options.client_id
             lifetime = self._faults.token_lifetime_seconds or self.options.token_expires_in
-            issued = self.time()
-            claims = {
-                "exp": int(issued + lifetime),
-                "iat": int(issued),
-                "jti": secrets.token_hex(8),
-                "iss": issuer or f"/auth/realms/{self.options.realm}",
-                "aud": "account",
-                "sub": f"service-account-{client_id}",
-                "typ": "Bearer",
-                "azp": client_id,
-                "preferred_username": f"service-account-{client_id}".lower(),
-                "scope": scope,
-                "clientId": client_id,
-            }
-            token = jwt.encode(claims, self._jwt_key, algorithm="HS256")
-            self._tokens[token] = TokenInfo(client_id, issued + lifetime, scope)
-            return token, lifetime
+            issuer = issuer or f"/auth/realms/{self.options.realm}"
+            return self._tokens.issue(client_id, scope, issuer, lifetime), lifetime
 
     def check_token(self, token: str | None) -> tuple[TokenInfo | None, str]:
         """(info, "") for a valid token, else (info or None, why it is refused)."""
         with self.lock:
-            if not token:
-                return None, "missing"
-            info = self._tokens.get(token)
-            if info is None:
-                return None, "invalid"
-            if self.time() >= info.expires_at:
-                return info, "expired"
-            return info, ""
+            return self._tokens.check(token)
 
     def revoke_tokens(self) -> int:
         with self.lock:
-            n = len(self._tokens)
-            self._tokens.clear()
-            return n
+            return self._tokens.revoke_all()
 
     # -- faults ----------------------------------------------------------------------------------------------------
     @property
@@ -539,22 +505,9 @@ class IfsSimulator:
         self, *, method: str, path: str, query: str, endpoint: str, if_match: str | None, client_id: str | None
     ) -> dict[str, Any]:
         with self.lock:
-            self._seq += 1
-            entry: dict[str, Any] = {
-                "seq": self._seq,
-                "time": to_wire(self.now()),
-                "method": method,
-                "path": path,
-                "query": query,
-                "status": None,
-                "if_match": if_match,
-                "client_id": client_id,
-                "endpoint": endpoint,
-            }
-            if self._log.maxlen != 0:
-                self._log.append(entry)
-            self._counts[endpoint] += 1
-            return entry
+            return self._log.add(
+                method=method, path=path, query=query, endpoint=endpoint, if_match=if_match, client_id=client_id
+            )
 
     def finish_request(self, entry: dict[str, Any], status: int | None) -> None:
         with self.lock:
@@ -562,16 +515,12 @@ class IfsSimulator:
 
     def requests(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [dict(e) for e in self._log]
+            return [dict(e) for e in self._log.entries]
 
     def request_counts(self) -> dict[str, int]:
         with self.lock:
-            return dict(self._counts)
+            return dict(self._log.counts)
 
     def clear_requests(self) -> None:
         with self.lock:
-            self._clear_log()
-
-    def _clear_log(self) -> None:
-        self._log.clear()
-        self._counts.clear()
+            self._log.clear()

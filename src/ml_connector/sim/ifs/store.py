@@ -14,7 +14,8 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ml_connector.sim.ifs.odata import DATE, DATETIME, DECIMAL, INT, Bound, Predicate, parse_datetime
+from ml_connector.sim.ifs.odata import Bound, Predicate
+from ml_connector.sim.ifs.odata_syntax import DATE, DATETIME, DECIMAL, INT, parse_datetime
 from ml_connector.sim.ifs.schema import EntityKind
 
 Key = tuple[Any, ...]

@@ -1,9 +1,9 @@
-"""The JQL subset of the simulator: lexer, parser, compiler to predicates plus index-backed candidate sets.
+"""The JQL subset of the simulator: the compiler from parsed JQL (``jqlparse``) to predicates plus index-backed
+candidate sets, sorting, and the webhook filter check.
 
 Jira semantics that the connector relies on and that are easy to get wrong are reproduced on purpose:
 datetimes are read in the account's time zone and compared at minute precision; ``!=`` / ``NOT IN`` never match an
-empty field; text fields only support ``~`` (word match, so confirm exactness client-side); unquoted strings may not
-contain reserved characters; quoted strings accept Jira's escape sequences only.
+empty field; text fields only support ``~`` (word match, so confirm exactness client-side).
 """
 
 from __future__ import annotations
@@ -16,6 +16,27 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ml_connector.sim.jira.adf import adf_text
+from ml_connector.sim.jira.jqlfields import (
+    PROP_RE,
+    field_missing,
+    resolve_field,
+    sort_issues,
+    sort_key,
+    webhook_filter_error,
+)
+from ml_connector.sim.jira.jqlparse import (
+    DATE_HELP,
+    Clause,
+    Empty,
+    Func,
+    JqlError,
+    Lit,
+    Node,
+    NotOp,
+    Operand,
+    parse,
+    tokenize,
+)
 from ml_connector.sim.jira.model import Issue
 from ml_connector.sim.jira.seed import (
     CATEGORIES,
@@ -27,327 +48,18 @@ from ml_connector.sim.jira.seed import (
     STATUSES,
 )
 
-
-class JqlError(Exception):
-    """Bad JQL; the message is the errorMessages entry Jira would return."""
-
-
-OPERATORS_HELP = (
-    "The valid operators are '=', '!=', '<', '>', '<=', '>=', '~', '!~', 'IN', 'NOT IN', 'IS' and 'IS NOT'."
-)
-DATE_HELP = (
-    "Valid formats include: 'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', "
-    "or a period format e.g. '-5d', '4w 2d'."
-)
-KEYWORDS = {"and", "or", "not", "in", "is", "empty", "null", "order", "by", "asc", "desc"}
-
-
-# --------------------------------------------------------------------------------------------------------- lexer
-@dataclass(frozen=True)
-class Tok:
-    kind: str  # WORD, STR, OP, LP, RP, COMMA, END
-    text: str
-    pos: int  # 1-based character position
-
-    @property
-    def lower(self) -> str:
-        return self.text.lower() if self.kind == "WORD" else ""
-
-
-_WORD = re.compile(r"[\w\-]+(?:\[[^\]]*\])?(?:\.[\w\-]+(?:\[[^\]]*\])?)*")
-_OPS = ("!=", "!~", "<=", ">=", "&&", "||", "=", "~", "<", ">", "!", "&", "|")
-_ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "n": "\n", "r": "\r", " ": " "}
-
-
-def _where(pos: int) -> str:
-    return f"(line 1, character {pos})"
-
-
-def _syntax(message: str, pos: int | None = None) -> JqlError:
-    """A parse error worded like Jira's, with its position."""
-    where = "" if pos is None else " " + _where(pos)
-    return JqlError(f"Error in the JQL Query: {message}{where}")
-
-
-def tokenize(text: str) -> list[Tok]:
-    toks: list[Tok] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-            continue
-        pos = i + 1
-        if ch in "()":
-            toks.append(Tok("LP" if ch == "(" else "RP", ch, pos))
-            i += 1
-            continue
-        if ch == ",":
-            toks.append(Tok("COMMA", ch, pos))
-            i += 1
-            continue
-        if ch in "\"'":
-            quote, j, out = ch, i + 1, []
-            while True:
-                if j >= n:
-                    raise _syntax(f"The quoted string '{text[i + 1 :]}' has not been completed.", pos)
-                c = text[j]
-                if c == quote:
-                    break
-                if c == "\\":
-                    nxt = text[j + 1] if j + 1 < n else ""
-                    if nxt in _ESCAPES:
-                        out.append(_ESCAPES[nxt])
-                        j += 2
-                        continue
-                    if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[j + 2 : j + 6]):
-                        out.append(chr(int(text[j + 2 : j + 6], 16)))
-                        j += 6
-                        continue
-                    raise _syntax(
-                        f"'\\{nxt}' is an illegal JQL escape sequence. The valid escape "
-                        f"sequences are \\', \\\", \\t, \\n, \\r, \\\\, '\\ ' and \\uXXXX.",
-                        j + 1,
-                    )
-                out.append(c)
-                j += 1
-            toks.append(Tok("STR", "".join(out), pos))
-            i = j + 1
-            continue
-        op = next((o for o in _OPS if text.startswith(o, i)), None)
-        if op is not None:
-            toks.append(Tok("OP", op, pos))
-            i += len(op)
-            continue
-        m = _WORD.match(text, i)
-        if m:
-            toks.append(Tok("WORD", m.group(0), pos))
-            i = m.end()
-            continue
-        raise _syntax(
-            f"The character '{ch}' is a reserved JQL character. You must enclose it in a "
-            f"string or use the escape '\\u{ord(ch):04x}' instead.",
-            pos,
-        )
-    toks.append(Tok("END", "", n + 1))
-    return toks
-
-
-# --------------------------------------------------------------------------------------------------------- AST
-@dataclass(frozen=True)
-class Lit:
-    text: str
-    quoted: bool
-    pos: int
-
-
-@dataclass(frozen=True)
-class Func:
-    name: str
-    args: tuple[str, ...]
-    pos: int
-
-
-@dataclass(frozen=True)
-class Empty:
-    pos: int
-
-
-Operand = Lit | Func | Empty | tuple[Lit | Func, ...]
-
-
-@dataclass(frozen=True)
-class Clause:
-    field: str
-    op: str  # lower case: =, !=, ~, !~, <, <=, >, >=, in, not in, is, is not
-    value: Operand
-    pos: int
-
-
-@dataclass(frozen=True)
-class BoolOp:
-    op: str  # and | or
-    items: tuple[Node, ...]
-
-
-@dataclass(frozen=True)
-class NotOp:
-    item: Node
-
-
-Node = Clause | BoolOp | NotOp
-
-
-@dataclass(frozen=True)
-class Query:
-    where: Node | None
-    order: tuple[tuple[str, bool], ...]  # (field, descending)
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.toks = tokenize(text)
-        self.i = 0
-
-    @property
-    def tok(self) -> Tok:
-        return self.toks[self.i]
-
-    def take(self) -> Tok:
-        tok = self.toks[self.i]
-        self.i += 1
-        return tok
-
-    def is_kw(self, *words: str) -> bool:
-        return self.tok.kind == "WORD" and self.tok.lower in words
-
-    def parse(self) -> Query:
-        where: Node | None = None
-        if not self.is_kw("order") and self.tok.kind != "END":
-            where = self.or_expr()
-        order: list[tuple[str, bool]] = []
-        if self.is_kw("order"):
-            self.take()
-            if not self.is_kw("by"):
-                raise _syntax(f"Expecting 'by' but got '{self.tok.text}'.", self.tok.pos)
-            self.take()
-            while True:
-                tok = self.take()
-                if tok.kind not in ("WORD", "STR") or tok.lower in KEYWORDS:
-                    raise _syntax(f"Expecting a field name but got '{tok.text or 'the end'}'.", tok.pos)
-                desc = False
-                if self.is_kw("asc", "desc"):
-                    desc = self.take().lower == "desc"
-                order.append((tok.text, desc))
-                if self.tok.kind != "COMMA":
-                    break
-                self.take()
-        if self.tok.kind != "END":
-            tok = self.tok
-            raise _syntax(f"Expecting either 'OR' or 'AND' but got '{tok.text}'.", tok.pos)
-        if len(order) > 7:
-            raise JqlError("The ORDER BY clause can contain at most 7 fields.")
-        return Query(where, tuple(order))
-
-    def or_expr(self) -> Node:
-        items = [self.and_expr()]
-        while self.is_kw("or") or (self.tok.kind == "OP" and self.tok.text in ("||", "|")):
-            self.take()
-            items.append(self.and_expr())
-        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
-
-    def and_expr(self) -> Node:
-        items = [self.not_expr()]
-        while self.is_kw("and") or (self.tok.kind == "OP" and self.tok.text in ("&&", "&")):
-            self.take()
-            items.append(self.not_expr())
-        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
-
-    def not_expr(self) -> Node:
-        if self.is_kw("not") or (self.tok.kind == "OP" and self.tok.text == "!"):
-            self.take()
-            return NotOp(self.not_expr())
-        if self.tok.kind == "LP":
-            self.take()
-            node = self.or_expr()
-            if self.tok.kind != "RP":
-                if self.tok.kind == "END":
-                    raise _syntax("Expecting ')' before the end of the query.")
-                raise _syntax(f"Expecting ')' but got '{self.tok.text}'.", self.tok.pos)
-            self.take()
-            return node
-        return self.clause()
-
-    def clause(self) -> Clause:
-        tok = self.take()
-        if tok.kind == "END":
-            raise _syntax("Expecting a field name before the end of the query.")
-        if tok.kind not in ("WORD", "STR") or (tok.kind == "WORD" and tok.lower in KEYWORDS):
-            raise _syntax(
-                f"Expecting a field name but got '{tok.text}'. You must surround "
-                f"'{tok.text}' in quotation marks to use it as a field name.",
-                tok.pos,
-            )
-        op = self.operator()
-        value = self.operand(op)
-        return Clause(tok.text, op, value, tok.pos)
-
-    def operator(self) -> str:
-        tok = self.tok
-        if tok.kind == "OP" and tok.text in ("=", "!=", "~", "!~", "<", "<=", ">", ">="):
-            self.take()
-            return tok.text
-        if self.is_kw("in"):
-            self.take()
-            return "in"
-        if self.is_kw("is"):
-            self.take()
-            if self.is_kw("not"):
-                self.take()
-                return "is not"
-            return "is"
-        if self.is_kw("not"):
-            self.take()
-            if self.is_kw("in"):
-                self.take()
-                return "not in"
-            tok = self.tok
-        if tok.kind == "END":
-            raise _syntax(f"Expecting operator before the end of the query. {OPERATORS_HELP}")
-        raise _syntax(f"Expecting operator but got '{tok.text}'. {OPERATORS_HELP}", tok.pos)
-
-    def operand(self, op: str) -> Operand:
-        if op in ("in", "not in"):
-            if self.tok.kind != "LP":
-                raise _syntax(f"Expecting '(' but got '{self.tok.text or 'the end'}'.", self.tok.pos)
-            self.take()
-            items: list[Lit | Func] = []
-            while True:
-                item = self.single()
-                if isinstance(item, Empty):
-                    raise _syntax("EMPTY is not allowed in a list.", item.pos)
-                items.append(item)
-                if self.tok.kind == "COMMA":
-                    self.take()
-                    continue
-                if self.tok.kind == "RP":
-                    self.take()
-                    return tuple(items)
-                raise _syntax(f"Expecting ')' but got '{self.tok.text or 'the end'}'.", self.tok.pos)
-        return self.single()
-
-    def single(self) -> Lit | Func | Empty:
-        tok = self.take()
-        if tok.kind == "STR":
-            return Lit(tok.text, True, tok.pos)
-        if tok.kind == "WORD":
-            if tok.lower in ("empty", "null"):
-                return Empty(tok.pos)
-            if tok.lower in KEYWORDS:
-                raise _syntax(
-                    f"Expecting either a value, list or function but got '{tok.text}'. You "
-                    f"must surround '{tok.text}' in quotation marks to use it as a value.",
-                    tok.pos,
-                )
-            if self.tok.kind == "LP":
-                self.take()
-                args: list[str] = []
-                while self.tok.kind in ("WORD", "STR", "COMMA"):
-                    t = self.take()
-                    if t.kind != "COMMA":
-                        args.append(t.text)
-                if self.tok.kind != "RP":
-                    raise _syntax(f"Expecting ')' but got '{self.tok.text}'.", self.tok.pos)
-                self.take()
-                return Func(tok.text, tuple(args), tok.pos)
-            return Lit(tok.text, False, tok.pos)
-        if tok.kind == "END":
-            raise _syntax("Expecting either a value, list or function before the end of the query.")
-        raise _syntax(f"Expecting either a value, list or function but got '{tok.text}'.", tok.pos)
-
-
-def parse(text: str) -> Query:
-    return _Parser(text).parse()
+__all__ = [
+    "Compiled",
+    "Index",
+    "JqlEnv",
+    "JqlError",
+    "UserRef",
+    "compile_query",
+    "parse",
+    "sort_issues",
+    "tokenize",
+    "webhook_filter_error",
+]
 
 
 # ------------------------------------------------------------------------------------------------- environment
@@ -410,8 +122,13 @@ class Compiled:
 
 
 # ------------------------------------------------------------------------------------------------- compiler
-def _field_missing(name: str) -> JqlError:
-    return JqlError(f"Field '{name}' does not exist or you do not have permission to view it.")
+def _equality(op: str, name: str) -> bool:
+    """True for ``=``/``in``, False for ``!=``/``not in``; any other operator is refused."""
+    if op in ("=", "in"):
+        return True
+    if op in ("!=", "not in"):
+        return False
+    raise _op_unsupported(op, name)
 
 
 def _op_unsupported(op: str, name: str) -> JqlError:
@@ -421,57 +138,6 @@ def _op_unsupported(op: str, name: str) -> JqlError:
 
 def _no_value(value: str, name: str) -> JqlError:
     return JqlError(f"The value '{value}' does not exist for the field '{name}'.")
-
-
-_SYSTEM_ALIASES = {
-    "project": "project",
-    "issuetype": "issuetype",
-    "type": "issuetype",
-    "status": "status",
-    "statuscategory": "statusCategory",
-    "category": "statusCategory",
-    "labels": "labels",
-    "label": "labels",
-    "key": "key",
-    "issuekey": "key",
-    "id": "key",
-    "updated": "updated",
-    "updateddate": "updated",
-    "created": "created",
-    "createddate": "created",
-    "assignee": "assignee",
-    "reporter": "reporter",
-    "summary": "summary",
-    "description": "description",
-    "text": "text",
-    "priority": "priority",
-    "resolution": "resolution",
-    "resolutiondate": "resolutiondate",
-    "resolved": "resolutiondate",
-    "duedate": "duedate",
-    "due": "duedate",
-}
-_CF_RE = re.compile(r"cf\[(\d+)\]$", re.IGNORECASE)
-_PROP_RE = re.compile(r"issue\.property\[([^\]]+)\](?:\.(.+))?$", re.IGNORECASE)
-
-
-def resolve_field(name: str) -> tuple[str, list[str]]:
-    """(canonical field, custom field ids) for a clause name; raises for unknown fields."""
-    low = name.lower()
-    if low in _SYSTEM_ALIASES:
-        return _SYSTEM_ALIASES[low], []
-    m = _CF_RE.match(name)
-    if m:
-        fid = f"customfield_{m.group(1)}"
-        if fid not in CUSTOM_FIELDS:
-            raise _field_missing(name)
-        return "custom", [fid]
-    if _PROP_RE.match(name):
-        return "property", []
-    ids = [f.id for f in CUSTOM_FIELDS.values() if f.name.lower() == low]
-    if ids:
-        return "custom", ids  # a name shared by several fields searches all of them, as Jira does
-    raise _field_missing(name)
 
 
 def _values(op: Operand) -> list[Lit | Func]:
@@ -576,50 +242,12 @@ class _Compiler:
                 return self.clause(Clause(c.field, "is not", c.value, c.pos))
             raise _op_unsupported(op, name)
         values = _values(c.value)
-        positive = op in ("=", "in")
-        negative = op in ("!=", "not in")
-
         if canon in ("project", "issuetype", "status", "statusCategory", "priority", "resolution"):
-            if not (positive or negative):
-                raise _op_unsupported(op, name)
-            ids = {self.resolve_named(canon, self.lit(v, name), name) for v in values}
-            getter = _GETTERS[canon]
-            if positive:
-                pred: Pred = lambda i: getter(i) in ids  # noqa: E731
-            else:
-                pred = lambda i: (g := getter(i)) is not None and g not in ids  # noqa: E731
-            cand: Cand = _no_cand
-            if positive and canon == "project":
-                cand = lambda ix: _union(ix.by_project.get(k, set()) for k in ids)  # noqa: E731
-            elif positive and canon == "status":
-                cand = lambda ix: _union(ix.by_status.get(s, set()) for s in ids)  # noqa: E731
-            return pred, cand
+            return self.named_clause(canon, op, name, values)
         if canon == "labels":
-            if not (positive or negative):
-                raise _op_unsupported(op, name)
-            labels = {self.lit(v, name) for v in values}
-            if positive:
-                return (lambda i: any(lb in labels for lb in i.labels)), (
-                    lambda ix: _union(ix.by_label.get(lb, set()) for lb in labels)
-                )
-            return (lambda i: bool(i.labels) and not any(lb in labels for lb in i.labels)), _no_cand
+            return self.labels_clause(canon, op, name, values)
         if canon == "key":
-            if not (positive or negative):
-                raise _op_unsupported(op, name)
-            wanted: set[int] = set()
-            for v in values:
-                text = self.lit(v, name)
-                found = int(text) if text.isdigit() else self.env.key_to_id(text.upper())
-                if found is None:
-                    if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*-\d+", text) and text.split("-")[0].upper() in PROJECTS:
-                        raise JqlError(f"An issue with key '{text}' does not exist for field 'key'.")
-                    if not text.isdigit():
-                        raise JqlError(f"The issue key '{text}' for field '{name}' is invalid.")
-                    continue
-                wanted.add(found)
-            if positive:
-                return (lambda i: i.id in wanted), (lambda ix: set(wanted))
-            return (lambda i: i.id not in wanted), _no_cand
+            return self.key_clause(canon, op, name, values)
         if canon in ("updated", "created", "resolutiondate"):
             if op in ("~", "!~"):
                 raise _op_unsupported(op, name)
@@ -633,26 +261,72 @@ class _Compiler:
                 else JqlError(f"Field '{name}' is not supported by this simulator.")
             )
         if canon in ("assignee", "reporter"):
-            if not (positive or negative):
-                raise _op_unsupported(op, name)
-            accounts = {self.user_ids(v, name) for v in values}
-            uget = _GETTERS[canon]
-            if positive:
-                return (lambda i: uget(i) in accounts), _no_cand
-            return (lambda i: (u := uget(i)) is not None and u not in accounts), _no_cand
+            return self.user_clause(canon, op, name, values)
         if canon in ("summary", "description", "text"):
-            if op not in ("~", "!~"):
-                raise _op_unsupported(op, name)
-            query = self.lit(values[0], name)
-            tget = _TEXT_GETTERS[canon]
-            if op == "~":
-                return (lambda i: _text_match(query, tget(i))), _no_cand
-            return (lambda i: not _text_match(query, tget(i))), _no_cand
+            return self.text_clause(canon, op, name, values)
         if canon == "custom":
             return self.custom_clause(c, cf_ids, values)
         if canon == "property":
             return self.property_clause(c, values)
-        raise _field_missing(name)  # pragma: no cover - resolve_field covers every canonical name
+        raise field_missing(name)  # pragma: no cover - resolve_field covers every canonical name
+
+    def named_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        positive = _equality(op, name)
+        ids = {self.resolve_named(canon, self.lit(v, name), name) for v in values}
+        getter = _GETTERS[canon]
+        if positive:
+            pred: Pred = lambda i: getter(i) in ids  # noqa: E731
+        else:
+            pred = lambda i: (g := getter(i)) is not None and g not in ids  # noqa: E731
+        cand: Cand = _no_cand
+        if positive and canon == "project":
+            cand = lambda ix: _union(ix.by_project.get(k, set()) for k in ids)  # noqa: E731
+        elif positive and canon == "status":
+            cand = lambda ix: _union(ix.by_status.get(s, set()) for s in ids)  # noqa: E731
+        return pred, cand
+
+    def labels_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        positive = _equality(op, name)
+        labels = {self.lit(v, name) for v in values}
+        if positive:
+            return (lambda i: any(lb in labels for lb in i.labels)), (
+                lambda ix: _union(ix.by_label.get(lb, set()) for lb in labels)
+            )
+        return (lambda i: bool(i.labels) and not any(lb in labels for lb in i.labels)), _no_cand
+
+    def key_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        positive = _equality(op, name)
+        wanted: set[int] = set()
+        for v in values:
+            text = self.lit(v, name)
+            found = int(text) if text.isdigit() else self.env.key_to_id(text.upper())
+            if found is None:
+                if re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*-\d+", text) and text.split("-")[0].upper() in PROJECTS:
+                    raise JqlError(f"An issue with key '{text}' does not exist for field 'key'.")
+                if not text.isdigit():
+                    raise JqlError(f"The issue key '{text}' for field '{name}' is invalid.")
+                continue
+            wanted.add(found)
+        if positive:
+            return (lambda i: i.id in wanted), (lambda ix: set(wanted))
+        return (lambda i: i.id not in wanted), _no_cand
+
+    def user_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        positive = _equality(op, name)
+        accounts = {self.user_ids(v, name) for v in values}
+        uget = _GETTERS[canon]
+        if positive:
+            return (lambda i: uget(i) in accounts), _no_cand
+        return (lambda i: (u := uget(i)) is not None and u not in accounts), _no_cand
+
+    def text_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
+        if op not in ("~", "!~"):
+            raise _op_unsupported(op, name)
+        query = self.lit(values[0], name)
+        tget = _TEXT_GETTERS[canon]
+        if op == "~":
+            return (lambda i: _text_match(query, tget(i))), _no_cand
+        return (lambda i: not _text_match(query, tget(i))), _no_cand
 
     def custom_clause(self, c: Clause, cf_ids: list[str], values: list[Lit | Func]) -> tuple[Pred, Cand]:
         fields = [CUSTOM_FIELDS[f] for f in cf_ids]
@@ -687,7 +361,7 @@ class _Compiler:
         raise _op_unsupported(op, name)
 
     def property_clause(self, c: Clause, values: list[Lit | Func]) -> tuple[Pred, Cand]:
-        m = _PROP_RE.match(c.field)
+        m = PROP_RE.match(c.field)
         assert m is not None
         prop_key, path = m.group(1), (m.group(2) or "")
         wanted = {self.lit(v, c.field) for v in values}
@@ -743,7 +417,7 @@ class _Compiler:
         if canon == "custom":
             return lambda i: all(i.custom.get(f) in (None, "") for f in cf_ids)
         if canon == "property":
-            m = _PROP_RE.match(raw)
+            m = PROP_RE.match(raw)
             assert m is not None
             key = m.group(1)
             return lambda i: key not in i.properties
@@ -910,77 +584,3 @@ def compile_query(text: str, env: JqlEnv) -> Compiled:
         return Compiled(lambda i: True, _no_cand, query.order, bounded=False)
     pred, cand = compiler.node(query.where)
     return Compiled(pred, cand, query.order, bounded=True)
-
-
-def sort_key(name: str) -> Callable[[Issue], Any]:
-    """A sort key (None-safe: empty values sort last ascending) for an ORDER BY field."""
-    canon, cf_ids = resolve_field(name)
-    simple: dict[str, Callable[[Issue], Any]] = {
-        "key": lambda i: (i.project, i.number),
-        "created": lambda i: i.created,
-        "updated": lambda i: i.updated,
-        "resolutiondate": lambda i: i.resolutiondate,
-        "priority": lambda i: None if i.priority is None else -int(i.priority),
-        "status": lambda i: STATUSES[i.status].name,
-        "statusCategory": lambda i: CATEGORIES[STATUSES[i.status].category].id,
-        "summary": lambda i: i.summary.lower(),
-        "project": lambda i: PROJECTS[i.project].name,
-        "issuetype": lambda i: ISSUE_TYPES[i.issuetype].name,
-        "assignee": lambda i: i.assignee,
-        "reporter": lambda i: i.reporter,
-        "duedate": lambda i: i.duedate,
-        "resolution": lambda i: i.resolution,
-    }
-    if canon in simple:
-        get = simple[canon]
-    elif canon == "custom":
-        fid = cf_ids[0]
-
-        def get(i: Issue) -> Any:
-            return i.custom.get(fid)
-    else:
-        raise JqlError(f"Not able to sort using field '{name}'.")
-
-    def key(i: Issue) -> tuple[bool, Any]:
-        value = get(i)
-        return (value is None, value if value is not None else 0)
-
-    return key
-
-
-def sort_issues(issues: list[Issue], order: tuple[tuple[str, bool], ...]) -> list[Issue]:
-    """Stable multi-key sort; without ORDER BY, newest first (by id, which follows creation)."""
-    result = sorted(issues, key=lambda i: i.id, reverse=not order)
-    for name, desc in reversed(order):
-        result.sort(key=sort_key(name), reverse=desc)
-    return result
-
-
-# Fields and operators the dynamic-webhook ``jqlFilter`` accepts (Jira documents a small subset).
-_WEBHOOK_FIELDS = {"issuekey", "key", "project", "issuetype", "type", "status", "assignee", "reporter"}
-
-
-def webhook_filter_error(text: str) -> str | None:
-    """Jira's error for a jqlFilter outside the webhook subset, or None when it is acceptable."""
-    try:
-        query = parse(text)
-    except JqlError as exc:
-        return str(exc)
-    if query.order:
-        return "The clause ORDER BY is unsupported"
-
-    def walk(n: Node | None) -> str | None:
-        if n is None:
-            return None
-        if isinstance(n, Clause):
-            low = n.field.lower()
-            if low not in _WEBHOOK_FIELDS and not _CF_RE.match(n.field) and not _PROP_RE.match(n.field):
-                return f"The clause {n.field} is unsupported"
-            if n.op not in ("=", "!=", "in", "not in"):
-                return f"The operator {n.op.upper()} is unsupported"
-            return None
-        if isinstance(n, NotOp):
-            return walk(n.item)
-        return next((e for e in (walk(i) for i in n.items) if e), None)
-
-    return walk(query.where)
