@@ -359,12 +359,37 @@ class ConnectorConfig(_Model):
             seen.add(flow.name)
         return flows
 
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret (any ``SecretStr`` anywhere in the tree), for verbatim redaction.
+
+        Walking the model instead of listing fields means a new secret setting is redacted without anyone
+        remembering to add it here.
+        """
+        found: dict[str, None] = {}
+        _collect_secrets(self, found)
+        return tuple(found)
+
     def flow(self, name: str) -> FlowConfig:
         for flow in self.flows:
             if flow.name == name:
                 return flow
         known = ", ".join(f.name for f in self.flows)
         raise ConfigError(f"no flow named {name!r} (configured: {known})", path="flows")
+
+
+def _collect_secrets(value: Any, found: dict[str, None]) -> None:
+    if isinstance(value, SecretStr):
+        if value.get_secret_value():
+            found[value.get_secret_value()] = None
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _collect_secrets(getattr(value, name), found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_secrets(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect_secrets(item, found)
 
 
 def parse_schedule(value: str) -> tuple[str, Any]:

@@ -22,6 +22,7 @@ from ml_connector.runner.credentials import DbTokenStore, resolve_key
 from ml_connector.runner.lease import Lease
 from ml_connector.runner.scheduler import LocalScheduler
 from ml_connector.runner.webhooks import WebhookManager
+from ml_connector.serve import serve_in_thread
 from ml_connector.store import Store
 
 log = structlog.get_logger("ml_connector.runner")
@@ -118,7 +119,6 @@ class Daemon:
         self.webhooks.maintain()
 
     def start_web(self) -> None:
-        from ml_connector.sim.server import serve_in_thread
         from ml_connector.web import create_app
 
         config = self.connector.config

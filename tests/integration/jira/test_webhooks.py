@@ -24,7 +24,7 @@ from ml_connector.jira import (
     verify_jwt,
     verify_signature,
 )
-from ml_connector.sim.server import serve_in_thread
+from ml_connector.serve import serve_in_thread
 
 from .helpers import CLIENT_SECRET, Sim
 
