@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, f
 from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection, JiraConnection
 from ml_connector.config.loader import read_yaml, validate
 from ml_connector.errors import ConfigError
+from ml_connector.template import check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -178,8 +179,6 @@ class IssueMapping(_Model):
     @field_validator("summary", "description", "custom_fields", "labels")
     @classmethod
     def _safe_templates(cls, value: Any) -> Any:
-        from ml_connector.mapping.template import check_template
-
         texts = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
         for text in texts:
             if isinstance(text, dict):
