@@ -130,6 +130,7 @@ class WebContext:
             can_act=self.auth.role(identity) == ADMIN,
             message=request.query_params.get("msg"),
             flows=self.flow_names,
+            query=query,
         )
         return self.templates.TemplateResponse(request, name, context)
 
@@ -181,9 +182,14 @@ async def _signed_in(request: Request, web: Web) -> tuple[str, Form]:
     return await web.checked_form(request, act=False)
 
 
+def _known_flow(web: Web, flow: str | None = None) -> str | None:
+    return web.known_flow(flow)
+
+
 Viewer = Annotated[str, Depends(_viewer)]  # any signed-in identity (GET pages)
 AdminForm = Annotated[tuple[str, Form], Depends(_acting)]  # an admin's checked POST
 SignedInForm = Annotated[tuple[str, Form], Depends(_signed_in)]  # any signed-in identity's checked POST
+FlowFilter = Annotated[str | None, Depends(_known_flow)]  # the ``flow`` query parameter, if it names a flow
 
 
 # -- small helpers ---------------------------------------------------------------------------------------------------

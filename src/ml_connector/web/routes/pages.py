@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from ml_connector.config.models import FlowConfig
 from ml_connector.store import RECORD_STATES, AuditRow
 from ml_connector.web import queries
-from ml_connector.web.context import Viewer, Web, WebContext, query, safe_next, to_int
+from ml_connector.web.context import FlowFilter, Viewer, Web, WebContext, safe_next, to_int
 from ml_connector.web.routes.health import HEALTH_LABELS, SYSTEMS
 
 PAGE_SIZE = 50
@@ -76,13 +76,10 @@ def _flow_row(web: WebContext, flow: FlowConfig, counts: dict[tuple[str, str], i
 
 
 @router.get("/runs", response_class=HTMLResponse)
-def runs(
-    request: Request, web: Web, identity: Viewer, flow: str | None = None, before: str | None = None
-) -> HTMLResponse:
-    flow = web.known_flow(flow)
+def runs(request: Request, web: Web, identity: Viewer, flow: FlowFilter, before: str | None = None) -> HTMLResponse:
     rows = queries.runs_page(web.store, flow=flow, before=to_int(before), limit=PAGE_SIZE)
     older = rows[-1].id if len(rows) == PAGE_SIZE else None
-    return web.page(request, "runs.html", identity, runs=rows, flow=flow, older=older, query=query)
+    return web.page(request, "runs.html", identity, runs=rows, flow=flow, older=older)
 
 
 @router.get("/records", response_class=HTMLResponse)
@@ -90,12 +87,11 @@ def records(
     request: Request,
     web: Web,
     identity: Viewer,
-    flow: str | None = None,
+    flow: FlowFilter,
     state: str | None = None,
     q: str | None = None,
     after: str | None = None,
 ) -> HTMLResponse:
-    flow = web.known_flow(flow)
     state = state if state in RECORD_STATES else None
     search = (q or "").strip()[:400] or None
     result = queries.list_records(
@@ -111,7 +107,6 @@ def records(
         state=state,
         q=search or "",
         states=RECORD_STATES,
-        query=query,
     )
 
 
@@ -150,10 +145,7 @@ def _event_row(web: WebContext, event: AuditRow) -> dict[str, Any]:
 
 
 @router.get("/failed", response_class=HTMLResponse)
-def failed(
-    request: Request, web: Web, identity: Viewer, flow: str | None = None, after: str | None = None
-) -> HTMLResponse:
-    flow = web.known_flow(flow)
+def failed(request: Request, web: Web, identity: Viewer, flow: FlowFilter, after: str | None = None) -> HTMLResponse:
     result = queries.failed_queue(web.store, flow=flow, after=to_int(after), limit=PAGE_SIZE)
     return web.page(
         request,
@@ -162,5 +154,4 @@ def failed(
         rows=[(r, web.clean_text(r.last_error)) for r in result.rows],
         next_after=result.next_after,
         flow=flow,
-        query=query,
     )
