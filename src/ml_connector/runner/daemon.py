@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from ml_connector.config.connections import JiraBasicAuth, JiraOAuth
+from ml_connector.config.models import ConnectorConfig
 from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
 from ml_connector.logging import adopt_uvicorn_loggers
@@ -38,7 +39,7 @@ class LeaseBusy(Exception):
         self.description = description
 
 
-def build_connector(config_path: Path | None, config: Any) -> Connector:
+def build_connector(config_path: Path | None, config: ConnectorConfig) -> Connector:
     """A connector for the daemon: OAuth tokens live encrypted in the store (rotations survive restarts)."""
     assert config.store.url is not None
     store = Store.open(config.store.url)

@@ -69,7 +69,7 @@ def _flow_row(web: WebContext, flow: FlowConfig, counts: dict[tuple[str, str], i
         "sync_requested_at": store.flow_control(flow.name).get("sync_requested_at"),
         "counts": by_state,
         "total": sum(by_state.values()),
-        "failed": by_state.get("parked", 0) + by_state.get("retry", 0),
+        "failed": sum(by_state[s] for s in queries.FAILED_STATES),
         "cursor": store.get_cursor(flow.name),
         "writeback_cursor": store.get_cursor(f"{flow.name}:writeback"),
     }
