@@ -8,8 +8,9 @@ are read at scrape time, so they are right even when runs happen in another proc
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -17,12 +18,43 @@ from prometheus_client.registry import Collector
 
 from ml_connector.errors import ConnectorError, RateLimited
 
-if TYPE_CHECKING:
-    from ml_connector.engine.report import RunReport
-    from ml_connector.store import Store
-
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-FAILED_STATES = ("parked", "retry")
+FAILED_STATES = ("parked", "retry")  # the failed queue: the store's PARKED and RETRY states
+
+
+# Metrics sits below the engine and the store: they report to it through these shapes, it imports neither.
+
+
+class FinishedRun(Protocol):
+    """A run as the engine reports it (``engine.report.RunReport``)."""
+
+    @property
+    def flow(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def dry_run(self) -> bool: ...
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+
+
+class StoredRun(Protocol):
+    """A finished run as the store keeps it (``store.RunRow``)."""
+
+    @property
+    def finished_at(self) -> datetime | None: ...
+    @property
+    def counts(self) -> Mapping[str, int]: ...
+
+
+class MetricsSource(Protocol):
+    """What the scrape-time gauges read (``store.Store`` satisfies it)."""
+
+    def count_by_flow_state(self) -> dict[tuple[str, str], int]: ...
+    def last_run(self, flow: str, *, kind: str | None = None, succeeded: bool = False) -> StoredRun | None: ...
+    def inbox_count(self, status: str | None = None) -> int: ...
 
 
 class _StoreCollector(Collector):
@@ -80,7 +112,7 @@ class _StoreCollector(Collector):
 class Metrics:
     """The connector's metrics; pass it as ``Connector(observer=...)`` so every API call is counted."""
 
-    def __init__(self, *, store: Store | None = None, flows: Iterable[str] = ()) -> None:
+    def __init__(self, *, store: MetricsSource | None = None, flows: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.store = store
         self.flows = list(flows)
@@ -156,7 +188,7 @@ class Metrics:
 
     # -- runs ------------------------------------------------------------------------------------------------------
 
-    def observe_run(self, report: RunReport, seconds: float) -> None:
+    def observe_run(self, report: FinishedRun, seconds: float) -> None:
         """Count a finished run (the daemon and the dashboard's background jobs call this); dry runs change nothing."""
         if report.dry_run:
             return

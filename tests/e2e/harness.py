@@ -16,11 +16,11 @@ import yaml
 from ml_connector.config.loader import validate
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.engine import Connector
+from ml_connector.serve import ServerHandle, serve_in_thread
 from ml_connector.sim.ifs import IfsSimOptions
 from ml_connector.sim.ifs import create_app as create_ifs
 from ml_connector.sim.jira import JiraSimOptions
 from ml_connector.sim.jira import create_app as create_jira
-from ml_connector.sim.server import ServerHandle, serve_in_thread
 from ml_connector.store import Store
 
 # Figures a test wants in the run's output whatever ``-s`` says (trial counts); the e2e conftest prints them.

@@ -20,11 +20,11 @@ from e2e.harness import SimControl, World, connector_config, example_config, mak
 from ml_connector.engine import OutboundSync
 from ml_connector.engine import outbound as outbound_module
 from ml_connector.errors import AuthError
+from ml_connector.serve import serve_in_thread
 from ml_connector.sim.ifs import IfsSimOptions
 from ml_connector.sim.ifs import create_app as create_ifs
 from ml_connector.sim.jira import JiraSimOptions
 from ml_connector.sim.jira import create_app as create_jira
-from ml_connector.sim.server import serve_in_thread
 from ml_connector.store import PENDING_CREATE, RETRY, SYNCED, RecordRow, Store, utcnow
 
 

@@ -34,17 +34,8 @@ def load(value: Path | None) -> ConnectorConfig:
     if not path.exists():
         raise ConfigError(f"config file {path} not found; create one with `ml-connector init`")
     config = load_config(path)
-    register_secret(config.ifs.client_secret.get_secret_value())
-    auth = config.jira.auth
-    for secret in (
-        getattr(auth, "api_token", None),
-        getattr(auth, "client_secret", None),
-        getattr(auth, "refresh_token", None),
-        config.jira.webhook_secret,
-        config.web.admin_token,
-    ):
-        if secret is not None:
-            register_secret(secret.get_secret_value())
+    for secret in config.secret_values():
+        register_secret(secret)
     configure(level=os.environ.get("ML_CONNECTOR_LOG_LEVEL", config.log_level))
     return config
 

@@ -18,7 +18,7 @@ from rich.table import Table
 from ml_connector.cli.app import app
 from ml_connector.cli.context import open_connector
 from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSync
-from ml_connector.sim.server import ServerHandle, serve_in_thread
+from ml_connector.serve import ServerHandle, serve_in_thread
 
 console = Console()
 

@@ -31,8 +31,8 @@ def sim_ifs(
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the IFS Cloud simulator (IAM token endpoint, OData projections, /_sim/ control API)."""
+    from ml_connector.serve import serve_forever
     from ml_connector.sim.ifs import FaultSettings, IfsSimOptions, create_app
-    from ml_connector.sim.server import serve_forever
 
     options = IfsSimOptions(
         seed=seed,

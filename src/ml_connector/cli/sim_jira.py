@@ -18,8 +18,8 @@ def sim_jira(
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a simulated Jira Cloud site (Basic: connector@example.com / sim-api-token; control API at /_sim/)."""
+    from ml_connector.serve import serve_forever
     from ml_connector.sim.jira import Faults, JiraSimOptions, create_app
-    from ml_connector.sim.server import serve_forever
 
     options = JiraSimOptions(admin_webhook_url=admin_webhook_url, faults=Faults(index_lag_seconds=index_lag))
     typer.echo(f"Jira Cloud simulator on http://{host}:{port} (control API: /_sim/)")

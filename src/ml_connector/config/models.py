@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, f
 from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection, JiraConnection
 from ml_connector.config.loader import read_yaml, validate
 from ml_connector.errors import ConfigError
+from ml_connector.template import check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -178,8 +179,6 @@ class IssueMapping(_Model):
     @field_validator("summary", "description", "custom_fields", "labels")
     @classmethod
     def _safe_templates(cls, value: Any) -> Any:
-        from ml_connector.mapping.template import check_template
-
         texts = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
         for text in texts:
             if isinstance(text, dict):
@@ -359,12 +358,37 @@ class ConnectorConfig(_Model):
             seen.add(flow.name)
         return flows
 
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret (any ``SecretStr`` anywhere in the tree), for verbatim redaction.
+
+        Walking the model instead of listing fields means a new secret setting is redacted without anyone
+        remembering to add it here.
+        """
+        found: dict[str, None] = {}
+        _collect_secrets(self, found)
+        return tuple(found)
+
     def flow(self, name: str) -> FlowConfig:
         for flow in self.flows:
             if flow.name == name:
                 return flow
         known = ", ".join(f.name for f in self.flows)
         raise ConfigError(f"no flow named {name!r} (configured: {known})", path="flows")
+
+
+def _collect_secrets(value: Any, found: dict[str, None]) -> None:
+    if isinstance(value, SecretStr):
+        if value.get_secret_value():
+            found[value.get_secret_value()] = None
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _collect_secrets(getattr(value, name), found)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_secrets(item, found)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect_secrets(item, found)
 
 
 def parse_schedule(value: str) -> tuple[str, Any]:

@@ -43,20 +43,6 @@ class CheckResult:
         return self.status == FAIL
 
 
-def _secrets(config: ConnectorConfig) -> tuple[str, ...]:
-    auth = config.jira.auth
-    values = [
-        config.ifs.client_secret,
-        getattr(auth, "api_token", None),
-        getattr(auth, "client_secret", None),
-        getattr(auth, "refresh_token", None),
-        config.jira.webhook_secret,
-        config.web.admin_token,
-        config.store.credentials_key,
-    ]
-    return tuple(v.get_secret_value() for v in values if v is not None and len(v.get_secret_value()) >= 4)
-
-
 def _why(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {exc}"
 
@@ -77,7 +63,7 @@ class Checker:
         self._store_factory = store_factory
         self._ifs_factory = ifs_factory or (lambda: IfsClient.from_connection(config.ifs))
         self._jira_factory = jira_factory or (lambda: JiraClient.from_connection(config.jira, token_store=token_store))
-        self._secret_values = _secrets(config)
+        self._secret_values = config.secret_values()
         self.results: list[CheckResult] = []
         self._ifs_ok = False  # IFS samples (users) are read only when the IFS token worked
 

@@ -10,7 +10,6 @@ from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue, Ji
 from ml_connector.jira.tokens import FileTokenStore, MemoryTokenStore, TokenSet, TokenStore
 from ml_connector.jira.users import UserResolution, UserResolver, choose_user
 from ml_connector.jira.webhooks import (
-    DeliveryDeduper,
     WebhookVerificationError,
     delivery_identifier,
     sign_body,
@@ -22,7 +21,6 @@ __all__ = [
     "BULK_LIMIT",
     "CreateOutcome",
     "CreatedIssue",
-    "DeliveryDeduper",
     "DraftIssue",
     "FieldInfo",
     "FieldRegistry",

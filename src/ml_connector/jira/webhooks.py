@@ -1,17 +1,15 @@
-"""Webhook delivery checks: admin-webhook HMAC signatures, OAuth-app JWTs, and delivery de-duplication.
+"""Webhook delivery checks: admin-webhook HMAC signatures, OAuth-app JWTs, and the delivery identifier.
 
 Admin webhooks with a secret carry ``X-Hub-Signature: <method>=<hex HMAC(secret, raw body)>`` (WebSub style).
 Dynamic webhooks of OAuth 2.0 apps carry ``Authorization: Bearer <JWT>`` signed HS256 with the app's client secret.
-Delivery is at least once; ``X-Atlassian-Webhook-Identifier`` is stable across retries, so it is the dedupe key.
+Delivery is at least once; ``X-Atlassian-Webhook-Identifier`` is stable across retries, so it is the dedupe key (the
+webhook inbox stores each identifier once: a redelivery is a no-op there).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -113,35 +111,3 @@ def delivery_identifier(headers: Mapping[str, str]) -> str | None:
         if name.lower() == IDENTIFIER_HEADER.lower():
             return value.strip() or None
     return None
-
-
-class DeliveryDeduper:
-    """Remembers delivery identifiers for ``ttl`` seconds (bounded by ``max_entries``).
-
-    In-process only: the durable guarantee is the store's unique delivery id in the webhook inbox; this spares the
-    store and the engine the common immediate duplicate.
-    """
-
-    def __init__(
-        self, *, ttl: float = 24 * 3600.0, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._ttl = ttl
-        self._max = max_entries
-        self._clock = clock
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def is_duplicate(self, identifier: str) -> bool:
-        """True when ``identifier`` was seen before; records it otherwise (check and record are one step)."""
-        now = self._clock()
-        with self._lock:
-            while self._seen:
-                oldest, expires = next(iter(self._seen.items()))
-                if expires > now and len(self._seen) <= self._max:
-                    break
-                del self._seen[oldest]
-            if identifier in self._seen and self._seen[identifier] > now:
-                return True
-            self._seen[identifier] = now + self._ttl
-            self._seen.move_to_end(identifier)
-            return False

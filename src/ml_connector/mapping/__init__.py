@@ -13,7 +13,7 @@ from ml_connector.mapping.issue import (
     map_status,
     stable_hash,
 )
-from ml_connector.mapping.template import check_template, render
+from ml_connector.template import check_template, render
 
 __all__ = [
     "IDENTITY_PROPERTY",

@@ -15,7 +15,7 @@ from typing import Any
 
 from ml_connector.config.models import FlowConfig, IssueMapping, ValueMap, WritebackMapping
 from ml_connector.errors import MappingError
-from ml_connector.mapping.template import render, resolve_value
+from ml_connector.template import render, resolve_value
 
 SUMMARY_MAX = 255
 IDENTITY_PROPERTY = "ml-connector"

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from ml_connector.config.connections import JiraBasicAuth, JiraOAuth
+from ml_connector.config.models import ConnectorConfig
 from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
 from ml_connector.logging import adopt_uvicorn_loggers
@@ -22,6 +23,7 @@ from ml_connector.runner.credentials import DbTokenStore, resolve_key
 from ml_connector.runner.lease import Lease
 from ml_connector.runner.scheduler import LocalScheduler
 from ml_connector.runner.webhooks import WebhookManager
+from ml_connector.serve import serve_in_thread
 from ml_connector.store import Store
 
 log = structlog.get_logger("ml_connector.runner")
@@ -37,7 +39,7 @@ class LeaseBusy(Exception):
         self.description = description
 
 
-def build_connector(config_path: Path | None, config: Any) -> Connector:
+def build_connector(config_path: Path | None, config: ConnectorConfig) -> Connector:
     """A connector for the daemon: OAuth tokens live encrypted in the store (rotations survive restarts)."""
     assert config.store.url is not None
     store = Store.open(config.store.url)
@@ -118,7 +120,6 @@ class Daemon:
         self.webhooks.maintain()
 
     def start_web(self) -> None:
-        from ml_connector.sim.server import serve_in_thread
         from ml_connector.web import create_app
 
         config = self.connector.config

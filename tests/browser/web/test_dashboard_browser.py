@@ -12,7 +12,7 @@ from conftest import require_import, unavailable
 from integration.web.support import ADMIN_TOKEN, READ_TOKEN, Sims, make_connector, simulators, wait_for
 
 from ml_connector.engine import Connector, OutboundSync
-from ml_connector.sim.server import ServerHandle, serve_in_thread
+from ml_connector.serve import ServerHandle, serve_in_thread
 from ml_connector.store import AuditEvent
 from ml_connector.web import create_app
 

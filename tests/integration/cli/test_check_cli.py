@@ -20,7 +20,7 @@ from ml_connector.engine.check import Checker
 from ml_connector.errors import Unavailable
 from ml_connector.jira import JiraClient, MemoryTokenStore
 from ml_connector.runner import WebhookManager
-from ml_connector.sim.server import ServerHandle
+from ml_connector.serve import ServerHandle
 from ml_connector.store import Store
 
 from ..jira.helpers import Sim, consent, oauth_connection

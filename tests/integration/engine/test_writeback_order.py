@@ -25,7 +25,7 @@ from ml_connector.engine import Connector, FlowBusy, OutboundSync, RunReport, Wr
 from ml_connector.engine.outbound import format_ts
 from ml_connector.engine.writeback import APPLY_LEASE, ISSUE_FIELDS, change_from_issue
 from ml_connector.errors import AuthError
-from ml_connector.sim.server import ServerHandle, serve_in_thread
+from ml_connector.serve import ServerHandle, serve_in_thread
 from ml_connector.store import PARKED, RecordRow, Store, utcnow
 from ml_connector.web import create_app
 

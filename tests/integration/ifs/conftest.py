@@ -12,7 +12,7 @@ from conftest import require_import
 
 from ml_connector.config.connections import HttpSettings, IfsConnection
 from ml_connector.ifs import IfsClient
-from ml_connector.sim.server import ServerHandle, serve_in_thread
+from ml_connector.serve import ServerHandle, serve_in_thread
 
 sim_ifs = require_import("ml_connector.sim.ifs", "create_app")
 

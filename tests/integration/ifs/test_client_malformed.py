@@ -13,7 +13,7 @@ import pytest
 from ml_connector.config.connections import HttpSettings
 from ml_connector.errors import ConcurrencyConflict, MalformedResponse, Unavailable
 from ml_connector.ifs import IfsClient
-from ml_connector.sim.server import ServerHandle
+from ml_connector.serve import ServerHandle
 
 from .conftest import PO_SET, SimControl, connection
 

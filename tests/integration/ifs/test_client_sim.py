@@ -14,7 +14,7 @@ import structlog
 from ml_connector import logging as mlc_logging
 from ml_connector.errors import AuthError, ConcurrencyConflict, NotFound, Rejected
 from ml_connector.ifs import EnumLiteral, F, IfsClient, decode_etag
-from ml_connector.sim.server import ServerHandle
+from ml_connector.serve import ServerHandle
 
 from .conftest import PO_SET, SimControl, connection
 

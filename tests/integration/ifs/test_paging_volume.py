@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ml_connector.ifs import IfsClient, Page
-from ml_connector.sim.server import ServerHandle
+from ml_connector.serve import ServerHandle
 
 from .conftest import PO_SET, SimControl, connection, start
 

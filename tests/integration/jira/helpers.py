@@ -102,8 +102,8 @@ class Sim:
     @classmethod
     @contextlib.contextmanager
     def start(cls, **options: Any) -> Iterator[Sim]:
+        from ml_connector.serve import serve_in_thread
         from ml_connector.sim.jira import JiraSimOptions, create_app
-        from ml_connector.sim.server import serve_in_thread
 
         app = create_app(JiraSimOptions(**options))
         handle = serve_in_thread(app)

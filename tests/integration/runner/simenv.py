@@ -10,10 +10,10 @@ from typing import Any
 
 import yaml
 
+from ml_connector.serve import ServerHandle, serve_in_thread
 from ml_connector.sim.ifs import IfsSimOptions
 from ml_connector.sim.ifs import create_app as ifs_app
 from ml_connector.sim.jira import create_app as jira_app
-from ml_connector.sim.server import ServerHandle, serve_in_thread
 
 
 def example_config() -> dict[str, Any]:

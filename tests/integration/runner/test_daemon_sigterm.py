@@ -19,7 +19,7 @@ from conftest import wait_until
 from ml_connector.cli.app import ExitCode
 from ml_connector.config.models import load_config
 from ml_connector.ifs import IfsClient
-from ml_connector.sim.server import ServerHandle, free_port
+from ml_connector.serve import ServerHandle, free_port
 from ml_connector.store import SYNCED, Store
 
 from .simenv import example_config, simulators, write_config

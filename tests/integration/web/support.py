@@ -20,7 +20,7 @@ from ml_connector.cli.commands import with_webhook_secret
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector
 from ml_connector.metrics import Metrics
-from ml_connector.sim.server import ServerHandle, serve_in_thread
+from ml_connector.serve import ServerHandle, serve_in_thread
 from ml_connector.store import Store
 
 ADMIN_TOKEN = "test-admin-token-0123456789"

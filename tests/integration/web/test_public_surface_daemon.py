@@ -33,11 +33,11 @@ from ml_connector.config.models import load_config
 from ml_connector.engine import OutboundSync
 from ml_connector.jira.webhooks import sign_body
 from ml_connector.runner import build_connector
+from ml_connector.serve import ServerHandle, free_port, serve_in_thread
 from ml_connector.sim.ifs import IfsSimOptions
 from ml_connector.sim.ifs import create_app as ifs_app
 from ml_connector.sim.jira import JiraSimOptions
 from ml_connector.sim.jira import create_app as jira_app
-from ml_connector.sim.server import ServerHandle, free_port, serve_in_thread
 from ml_connector.store import Store, schema
 
 from ..runner.simenv import example_config, write_config

@@ -13,7 +13,7 @@ import pytest
 
 from ml_connector.engine import Connector, OutboundSync
 from ml_connector.metrics import Metrics, sample_value
-from ml_connector.sim.server import ServerHandle, serve_in_thread
+from ml_connector.serve import ServerHandle, serve_in_thread
 from ml_connector.web import create_app
 
 from .support import WEBHOOK_SECRET, Sims, enable_webhooks, make_connector, simulators, wait_for

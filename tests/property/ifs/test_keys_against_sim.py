@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from ml_connector.config.connections import HttpSettings, IfsConnection
 from ml_connector.ifs import F, IfsClient
-from ml_connector.sim.server import serve_in_thread
+from ml_connector.serve import serve_in_thread
 
 sim_ifs = require_import("ml_connector.sim.ifs", "create_app")
 

@@ -71,8 +71,12 @@ def test_secrets_file_interpolation(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("hourly", ("cron", "0 * * * *")), ("daily", ("cron", "0 2 * * *")), ("every 10m", ("interval", 600.0)),
-     ("*/15 * * * *", ("cron", "*/15 * * * *"))],
+    [
+        ("hourly", ("cron", "0 * * * *")),
+        ("daily", ("cron", "0 2 * * *")),
+        ("every 10m", ("interval", 600.0)),
+        ("*/15 * * * *", ("cron", "*/15 * * * *")),
+    ],
 )
 def test_schedules(text: str, expected: tuple[str, object]) -> None:
     assert parse_schedule(text) == expected
@@ -88,3 +92,23 @@ def test_unsafe_template_is_refused_at_load_with_its_path(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as err:
         load_config(_write(tmp_path, text), env={})
     assert err.value.path == "flows[0].mapping.summary"
+
+
+def test_secret_values_lists_every_configured_secret_once(tmp_path: Path) -> None:
+    """One list for every redactor: connections, webhook secret, both dashboard tokens and the store's key."""
+    hook = "webhook-secret-0123456789-0123456789"
+    text = EXAMPLE.read_text().replace("  # webhook_secret: written by", f"  webhook_secret: {hook}  # written by")
+    text += (
+        "\nstore:\n  credentials_key: sim-secret\n"  # the IFS client secret's value again: listed once
+        "web:\n  admin_token: admin-token-0123456789\n  read_token: read-token-0123456789\n"
+    )
+    config = load_config(_write(tmp_path, text), env={})
+    assert config.secret_values() == (
+        "sim-secret",
+        "sim-api-token",
+        hook,
+        "admin-token-0123456789",
+        "read-token-0123456789",
+    )
+    bare = load_config(_write(tmp_path, EXAMPLE.read_text()), env={})
+    assert bare.secret_values() == ("sim-secret", "sim-api-token")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from integration.web.support import ADMIN_TOKEN, make_connector
+from integration.web.support import ADMIN_TOKEN, READ_TOKEN, WEBHOOK_SECRET, make_connector
 from sqlalchemy import create_engine
 
 from ml_connector.engine import Connector
@@ -156,3 +157,28 @@ def test_secrets_never_reach_the_pages(client: TestClient, connector: Connector)
     assert "PO-1" in pages[0].text
     assert "[redacted]" in pages[0].text
     assert client.get("/records/999999", headers=headers).status_code == 404
+
+
+def test_every_configured_secret_is_stripped_from_the_pages(tmp_path: Path) -> None:
+    """The pages redact what ``ConnectorConfig.secret_values()`` lists: the store's key and the read token too."""
+    key = "q3Zx9bW1d8Jm5Tn2Lr7Yc4Kp6Hs0Vg3Fa1Ee9Uo2Ii8="
+
+    def secrets(data: dict[str, Any]) -> None:
+        data["store"]["credentials_key"] = key
+        data["web"]["read_token"] = READ_TOKEN
+
+    connector = make_connector(tmp_path, admin_token=ADMIN_TOKEN, tweak=secrets)
+    leaked = f"key {key} and {READ_TOKEN} and {WEBHOOK_SECRET} in plain text"
+    try:
+        with connector.store.transaction() as tx:
+            record = tx.insert_record("purchase_orders", "PO-2", state="parked", last_error=leaked)
+            tx.audit(record.id, AuditEvent("failed", outcome="error", message=leaked))
+        with TestClient(create_app(connector), client=REMOTE, base_url=SITE) as client:
+            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            pages = [client.get(f"/records/{record.id}", headers=headers), client.get("/failed", headers=headers)]
+        for page in pages:
+            assert page.status_code == 200 and "in plain text" in page.text
+            for secret in (key, READ_TOKEN, WEBHOOK_SECRET):
+                assert secret not in page.text
+    finally:
+        connector.store.close()

@@ -3,6 +3,9 @@
 A template can read values from the mapping context and nothing else: no attribute access on Python objects, no
 calls, no expressions. ``{{`` and ``}}`` are literal braces. A missing value renders as an empty string unless a
 fallback is given with ``|or:text``.
+
+A leaf module (it imports only ``errors``): ``config`` checks templates when it loads, ``mapping`` renders them,
+and neither imports the other's package for it.
 """
 
 from __future__ import annotations

@@ -1,0 +1,157 @@
+"""Dashboard pages (GET, server-rendered): overview, runs, records, one record's trail, the failed queue, sign-in."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ml_connector.config.models import FlowConfig
+from ml_connector.store import RECORD_STATES, AuditRow
+from ml_connector.web import queries
+from ml_connector.web.context import FlowFilter, Viewer, Web, WebContext, safe_next, to_int
+from ml_connector.web.routes.health import HEALTH_LABELS, SYSTEMS
+
+PAGE_SIZE = 50
+SYSTEM_NAMES = {"ifs": "IFS Cloud", "jira": "Jira Cloud"}
+
+router = APIRouter()
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, web: Web, next: str = "/") -> Response:
+    if not web.auth.token_required:
+        return RedirectResponse("/", status_code=303)
+    return web.templates.TemplateResponse(request, "login.html", {"next": safe_next(next), "error": None})
+
+
+@router.get("/", response_class=HTMLResponse)
+def overview(request: Request, web: Web, identity: Viewer) -> HTMLResponse:
+    health = web.store.health()
+    systems = [_system_row(web, system, health.get(system)) for system in SYSTEMS]
+    counts = web.flow_counts.get()
+    return web.page(
+        request,
+        "index.html",
+        identity,
+        systems=systems,
+        flow_rows=[_flow_row(web, flow, counts) for flow in web.config.flows],
+        runs=queries.runs_page(web.store, limit=10),
+        inbox_pending=queries.inbox_pending(web.store),
+        live_scheduler=web.live_scheduler,
+    )
+
+
+def _system_row(web: WebContext, system: str, row: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "name": SYSTEM_NAMES[system],
+        "status": row["status"] if row else "unknown",
+        "label": HEALTH_LABELS.get(row["status"], row["status"]) if row else "Unknown (no contact yet)",
+        "reason": web.clean_text(row.get("reason")) if row else "",
+        "last_success_at": row.get("last_success_at") if row else None,
+        "checked_at": row.get("checked_at") if row else None,
+    }
+
+
+def _flow_row(web: WebContext, flow: FlowConfig, counts: dict[tuple[str, str], int]) -> dict[str, Any]:
+    by_state = {s: counts.get((flow.name, s), 0) for s in RECORD_STATES}
+    store, control = web.store, web.control
+    return {
+        "name": flow.name,
+        "enabled": flow.enabled,
+        "schedule": flow.schedule or "manual",
+        "entity_set": flow.entity_set,
+        "last_run": store.last_run(flow.name),
+        "next_run": control.next_run(flow.name),
+        "paused": control.is_paused(flow.name),
+        "sync_requested_at": store.flow_control(flow.name).get("sync_requested_at"),
+        "counts": by_state,
+        "total": sum(by_state.values()),
+        "failed": sum(by_state[s] for s in queries.FAILED_STATES),
+        "cursor": store.get_cursor(flow.name),
+        "writeback_cursor": store.get_cursor(f"{flow.name}:writeback"),
+    }
+
+
+@router.get("/runs", response_class=HTMLResponse)
+def runs(request: Request, web: Web, identity: Viewer, flow: FlowFilter, before: str | None = None) -> HTMLResponse:
+    rows = queries.runs_page(web.store, flow=flow, before=to_int(before), limit=PAGE_SIZE)
+    older = rows[-1].id if len(rows) == PAGE_SIZE else None
+    return web.page(request, "runs.html", identity, runs=rows, flow=flow, older=older)
+
+
+@router.get("/records", response_class=HTMLResponse)
+def records(
+    request: Request,
+    web: Web,
+    identity: Viewer,
+    flow: FlowFilter,
+    state: str | None = None,
+    q: str | None = None,
+    after: str | None = None,
+) -> HTMLResponse:
+    state = state if state in RECORD_STATES else None
+    search = (q or "").strip()[:400] or None
+    result = queries.list_records(
+        web.store, flow=flow, states=(state,) if state else (), search=search, after=to_int(after), limit=PAGE_SIZE
+    )
+    return web.page(
+        request,
+        "records.html",
+        identity,
+        rows=result.rows,
+        next_after=result.next_after,
+        flow=flow,
+        state=state,
+        q=search or "",
+        states=RECORD_STATES,
+    )
+
+
+@router.get("/records/{record_id}", response_class=HTMLResponse)
+def record_page(request: Request, web: Web, identity: Viewer, record_id: int) -> HTMLResponse:
+    record, trail = queries.record_with_trail(web.store, record_id)
+    if record is None:
+        missing = web.templates.get_template("missing.html").render(request=request, what=f"record {record_id}")
+        return HTMLResponse(missing, status_code=404)
+    draft = record.draft
+    payload = json.dumps(web.clean(draft), indent=2, sort_keys=True, default=str) if draft else None
+    return web.page(
+        request,
+        "record.html",
+        identity,
+        record=record,
+        last_error=web.clean_text(record.last_error),
+        payload=payload,
+        events=[_event_row(web, e) for e in trail],
+        failed=record.state in queries.FAILED_STATES,
+    )
+
+
+def _event_row(web: WebContext, event: AuditRow) -> dict[str, Any]:
+    detail = event.detail
+    return {
+        "id": event.id,
+        "at": event.at,
+        "run_id": event.run_id,
+        "event": event.event,
+        "outcome": event.outcome,
+        "message": web.clean_text(event.message),
+        "detail": json.dumps(web.clean(detail), sort_keys=True, default=str) if detail else "",
+        "digest": event.digest,
+    }
+
+
+@router.get("/failed", response_class=HTMLResponse)
+def failed(request: Request, web: Web, identity: Viewer, flow: FlowFilter, after: str | None = None) -> HTMLResponse:
+    result = queries.failed_queue(web.store, flow=flow, after=to_int(after), limit=PAGE_SIZE)
+    return web.page(
+        request,
+        "failed.html",
+        identity,
+        rows=[(r, web.clean_text(r.last_error)) for r in result.rows],
+        next_after=result.next_after,
+        flow=flow,
+    )
