@@ -102,7 +102,7 @@ def main(argv: list[str]) -> None:
 
 def serve(connector: Connector) -> dict[str, Any]:
     """The web app under uvicorn in this process; tells the parent its URL, then runs until told to stop."""
-    from ml_connector.sim.server import serve_in_thread
+    from ml_connector.serve import serve_in_thread
     from ml_connector.web import create_app
 
     app = create_app(connector)

@@ -9,8 +9,8 @@ from urllib.parse import quote
 import httpx2
 import pytest
 
+from ml_connector.serve import serve_in_thread
 from ml_connector.sim.ifs import BASE_PATH, IfsSimulator, create_app, quote_string
-from ml_connector.sim.server import serve_in_thread
 
 PO = "PurchaseOrderHandling.svc/PurchaseOrderSet"
 LINES = "PurchaseOrderHandling.svc/PurchaseOrderLinePartSet"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx2
 
-from ml_connector.sim.server import free_port
+from ml_connector.serve import free_port
 
 
 def _cli() -> list[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from ml_connector.serve import serve_in_thread
 from ml_connector.sim.ifs import IfsSimOptions, create_app
-from ml_connector.sim.server import serve_in_thread
 
 from .conftest import PO, Ifs
 

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
+from ml_connector.serve import serve_in_thread
 from ml_connector.sim.ifs import IfsSimOptions, create_app, order_no
-from ml_connector.sim.server import serve_in_thread
 
 from .conftest import PO, WO_PREP, WO_READ, Ifs, po_url
 

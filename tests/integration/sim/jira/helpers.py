@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ml_connector.serve import serve_in_thread
 from ml_connector.sim.jira import JiraSim, JiraSimOptions, create_app
-from ml_connector.sim.server import serve_in_thread
 
 EMAIL = "connector@example.com"
 TOKEN = "sim-api-token"
