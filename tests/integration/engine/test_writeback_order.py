@@ -445,16 +445,17 @@ def test_a_429_storm_that_outlasts_the_in_call_budget_backs_off_and_never_parks(
     needle = f"OrderNo='{limited.ifs_key}')"
     env.w.ifs_sim.faults(fail_next=[{"status": 429, "count": 1000, "path_contains": needle, "retry_after": 0}])
     report = WritebackSync(env.c, flow, clock=clock).run()
-    # IFS rate-limits per client id, so a 429 holds back every IFS call of the run; once the run's 1 s budget is
-    # spent, both records are deferred (no attempt used), none parked.
-    assert report.counts["deferred"] == 2 and report.counts["written_back"] == 0 and report.counts["parked"] == 0
+    # IFS rate-limits per client id, so a 429 holds back every IFS call after it; once the run's 1 s budget is spent,
+    # the limited record and any record after it are deferred (no attempt used), none parked.
+    deferred = report.counts["deferred"]
+    assert deferred >= 1 and deferred + report.counts["written_back"] == 2 and report.counts["parked"] == 0
     row = env.store.get_record(FLOW, limited.ifs_key)
     assert row is not None and row.error_class == "RateLimited" and row.state != PARKED
     assert row.writeback_attempts == 0
     assert row.writeback_next_attempt_at is not None and row.writeback_next_attempt_at > clock.now
     env.w.ifs_sim.faults(fail_next=[])
     clock.now = row.writeback_next_attempt_at + timedelta(seconds=1)
-    assert WritebackSync(env.c, flow, clock=clock).run().counts["written_back"] == 2
+    assert WritebackSync(env.c, flow, clock=clock).run().counts["written_back"] == deferred
     done = env.store.get_record(FLOW, limited.ifs_key)
     assert done is not None and done.writeback_attempts == 0 and done.error_class is None
     assert env.ifs_status(limited) == "In Progress"
