@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -24,7 +25,7 @@ from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSyn
 from ml_connector.engine.failures import describe
 from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
 from ml_connector.errors import ConfigError, ConnectorError
-from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED
+from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED, RecordRow
 
 console = Console()
 
@@ -33,6 +34,19 @@ def _flows(connector: Connector, name: str | None) -> list[str]:
     if name:
         return [connector.config.flow(name).name]
     return [f.name for f in connector.config.flows if f.enabled]
+
+
+def record_json(r: RecordRow) -> dict[str, Any]:
+    """One line of ``records --json``: a stable shape scripts can rely on."""
+    return {
+        "flow": r.flow,
+        "key": r.ifs_key,
+        "state": r.state,
+        "jira_key": r.jira_key,
+        "jira_id": r.jira_id,
+        "attempts": r.attempts,
+        "error": r.last_error,
+    }
 
 
 def _summary(reports: list[RunReport], *, dry_run: bool) -> None:
@@ -263,19 +277,7 @@ def records(
     connector.close()
     if as_json:
         for r in rows:
-            typer.echo(
-                json.dumps(
-                    {
-                        "flow": r.flow,
-                        "key": r.ifs_key,
-                        "state": r.state,
-                        "jira_key": r.jira_key,
-                        "jira_id": r.jira_id,
-                        "attempts": r.attempts,
-                        "error": r.last_error,
-                    }
-                )
-            )
+            typer.echo(json.dumps(record_json(r)))
         return
     table = Table(title=f"Records ({len(rows)})")
     for col in ("flow", "IFS key", "state", "Jira", "status in IFS", "attempts", "last error"):
