@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
+import threading
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -18,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ml_connector.cli.app import ExitCode, app, exit_code_for, print_error
+from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
@@ -34,6 +36,26 @@ def _flows(connector: Connector, name: str | None) -> list[str]:
     if name:
         return [connector.config.flow(name).name]
     return [f.name for f in connector.config.flows if f.enabled]
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set ``stop``: runs end at their next safe point (between pages, batches, waits) and every
+    record is left in a state the next run completes. Returns what puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def record_json(r: RecordRow) -> dict[str, Any]:
@@ -89,7 +111,8 @@ def _outbound(connector: Connector, flow_cfg: FlowConfig, *, dry_run: bool, full
         def advance(n: int) -> None:
             bar.advance(task, n)
 
-        return OutboundSync(connector, flow_cfg).run(dry_run=dry_run, full=full, progress=advance)
+        sync = OutboundSync(connector, flow_cfg, stop=connector.stopping)
+        return sync.run(dry_run=dry_run, full=full, progress=advance)
 
 
 def _parked(connector: Connector, flows: list[str]) -> int:
@@ -188,6 +211,7 @@ def sync(
     """Run the flows once: IFS → Jira, then Jira status → IFS."""
     connector = open_connector(config)
     runs = _Runs(crash_dir(connector.config.store.url))
+    restore = _stop_on_signals(connector.stopping)
     try:
         for name in _flows(connector, flow):
             flow_cfg = connector.config.flow(name)
@@ -200,8 +224,10 @@ def sync(
 
             def writeback(flow_cfg: FlowConfig = flow_cfg) -> RunReport:
                 with nullcontext() if dry_run else flow_lock(connector.store, flow_cfg.name):
-                    return WritebackSync(connector, flow_cfg).run(dry_run=dry_run)
+                    return WritebackSync(connector, flow_cfg, stop=connector.stopping).run(dry_run=dry_run)
 
+            if connector.stopping.is_set():
+                break  # SIGTERM: the flows not started yet run next time
             report = runs.run(name, "outbound", outbound)
             if dry_run and report is not None:
                 _plan_table(report)
@@ -216,8 +242,11 @@ def sync(
             runs.run("*", "webhook", inbox)
         parked = _parked(connector, _flows(connector, flow))
     finally:
+        restore()
         connector.close()
     _summary(runs.reports, dry_run=dry_run)
+    if connector.stopping.is_set():
+        err_console.print("Stopped by a signal at a safe point; the next `ml-connector sync` completes the rest.")
     _next_steps(runs.reports, dry_run=dry_run, parked_before=parked)
     code = runs.exit_code()
     if code != ExitCode.OK:
