@@ -29,8 +29,8 @@ Endpoints the connector does not call during ``sync`` are not in the matrix, so 
 
 * Jira transitions (``/issue/{id}/transitions``): the engine never transitions an issue; the write-back direction
   reads statuses by search. The work here moves issues through the Jira simulator's control API instead.
-* Jira webhooks (register, list, refresh): only the daemon (``ml-connector run``) with OAuth calls them; ``sync``
-  does not. They need a daemon scenario of their own.
+* Jira webhooks (list, register, refresh, delete): only the daemon's upkeep job (OAuth) calls them, never ``sync``.
+  Their row (4 calls x the same 12 faults) is ``tests/integration/runner/test_webhook_upkeep_faults.py``.
 * "token revoked" on the IFS token endpoint is not a revoked token but refused client credentials, i.e. a persistent
   401; the cell runs that and expects the systemic auth exit code.
 """

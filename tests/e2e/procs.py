@@ -19,6 +19,7 @@ import yaml
 from conftest import wait_until
 
 from e2e.harness import SimControl, example_config
+from ml_connector.cli.commands import record_json
 from ml_connector.store import Store
 
 CLI = [sys.executable, "-m", "ml_connector.cli"]
@@ -159,18 +160,7 @@ def stored_records(store_url: str) -> list[dict[str, Any]]:
         rows = store.list_records(limit=100_000)
     finally:
         store.close()
-    return [
-        {
-            "flow": r.flow,
-            "key": r.ifs_key,
-            "state": r.state,
-            "jira_key": r.jira_key,
-            "jira_id": r.jira_id,
-            "attempts": r.attempts,
-            "error": r.last_error,
-        }
-        for r in rows
-    ]
+    return [record_json(r) for r in rows]
 
 
 def write_config(

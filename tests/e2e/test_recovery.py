@@ -285,6 +285,43 @@ def test_sigterm_during_reconciliation_stops_the_daemon_within_5s(tmp_path: Path
         assert _per_key(w) == Counter(dict.fromkeys(keys, 1))  # 0 duplicates, 0 missing
 
 
+def test_sigterm_stops_a_cli_sync_within_5s_and_the_next_sync_completes(tmp_path: Path, store_url: str) -> None:
+    with world(purchase_orders=400, work_orders=0) as w:
+        # One bulk create at a time, each 1 s on the wire: the whole sync would take about 8 s.
+        path = _write_config(w, tmp_path, store_url, bulk_concurrency=1)
+        w.jira_sim.faults(latency_ms=1000)
+        args = [CLI, "sync", "-c", str(path), "--no-writeback"]
+        sync = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while w.jira_sim.counts().get(BULK, 0) < 1:
+                assert sync.poll() is None, sync.communicate()[0]
+                assert time.monotonic() < deadline, "no bulk create within 60 s"
+                time.sleep(0.05)
+            sync.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            output, _ = sync.communicate(timeout=30)
+            elapsed = time.monotonic() - sent
+        finally:
+            if sync.poll() is None:
+                sync.kill()
+                sync.wait()
+        print(f"SIGTERM during a CLI sync: exit {sync.returncode} after {elapsed:.2f} s")
+        assert elapsed < 5.0, output
+        assert sync.returncode == 1 and "Traceback" not in output, output  # stopped early: not everything synced
+        assert "Stopped by a signal" in output
+        assert sum(_per_key(w).values()) < len(_po_keys(w))  # it stopped part way
+
+        w.jira_sim.faults(latency_ms=0)
+        for _ in range(3):  # an interrupted create is reconciled once the search settle time (1 s) has passed
+            done = subprocess.run([*args], capture_output=True, text=True, timeout=300)
+            if done.returncode == 0:
+                break
+            time.sleep(1.1)  # the scenario: wait out reconcile_settle
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert _per_key(w) == Counter(dict.fromkeys(_po_keys(w), 1))  # 0 duplicates, 0 missing
+
+
 # ------------------------------------------------------------------------------------------------ bad records
 
 

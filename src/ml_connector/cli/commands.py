@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
+import threading
 from collections import Counter
 from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -17,14 +20,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ml_connector.cli.app import ExitCode, app, exit_code_for, print_error
+from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
 from ml_connector.engine.failures import describe
 from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
 from ml_connector.errors import ConfigError, ConnectorError
-from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED
+from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED, RecordRow
 
 console = Console()
 
@@ -33,6 +36,39 @@ def _flows(connector: Connector, name: str | None) -> list[str]:
     if name:
         return [connector.config.flow(name).name]
     return [f.name for f in connector.config.flows if f.enabled]
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set ``stop``: runs end at their next safe point (between pages, batches, waits) and every
+    record is left in a state the next run completes. Returns what puts the previous handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handle)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def record_json(r: RecordRow) -> dict[str, Any]:
+    """One line of ``records --json``: a stable shape scripts can rely on."""
+    return {
+        "flow": r.flow,
+        "key": r.ifs_key,
+        "state": r.state,
+        "jira_key": r.jira_key,
+        "jira_id": r.jira_id,
+        "attempts": r.attempts,
+        "error": r.last_error,
+    }
 
 
 def _summary(reports: list[RunReport], *, dry_run: bool) -> None:
@@ -75,7 +111,8 @@ def _outbound(connector: Connector, flow_cfg: FlowConfig, *, dry_run: bool, full
         def advance(n: int) -> None:
             bar.advance(task, n)
 
-        return OutboundSync(connector, flow_cfg).run(dry_run=dry_run, full=full, progress=advance)
+        sync = OutboundSync(connector, flow_cfg, stop=connector.stopping)
+        return sync.run(dry_run=dry_run, full=full, progress=advance)
 
 
 def _parked(connector: Connector, flows: list[str]) -> int:
@@ -174,6 +211,7 @@ def sync(
     """Run the flows once: IFS → Jira, then Jira status → IFS."""
     connector = open_connector(config)
     runs = _Runs(crash_dir(connector.config.store.url))
+    restore = _stop_on_signals(connector.stopping)
     try:
         for name in _flows(connector, flow):
             flow_cfg = connector.config.flow(name)
@@ -186,8 +224,10 @@ def sync(
 
             def writeback(flow_cfg: FlowConfig = flow_cfg) -> RunReport:
                 with nullcontext() if dry_run else flow_lock(connector.store, flow_cfg.name):
-                    return WritebackSync(connector, flow_cfg).run(dry_run=dry_run)
+                    return WritebackSync(connector, flow_cfg, stop=connector.stopping).run(dry_run=dry_run)
 
+            if connector.stopping.is_set():
+                break  # SIGTERM: the flows not started yet run next time
             report = runs.run(name, "outbound", outbound)
             if dry_run and report is not None:
                 _plan_table(report)
@@ -202,8 +242,11 @@ def sync(
             runs.run("*", "webhook", inbox)
         parked = _parked(connector, _flows(connector, flow))
     finally:
+        restore()
         connector.close()
     _summary(runs.reports, dry_run=dry_run)
+    if connector.stopping.is_set():
+        err_console.print("Stopped by a signal at a safe point; the next `ml-connector sync` completes the rest.")
     _next_steps(runs.reports, dry_run=dry_run, parked_before=parked)
     code = runs.exit_code()
     if code != ExitCode.OK:
@@ -263,19 +306,7 @@ def records(
     connector.close()
     if as_json:
         for r in rows:
-            typer.echo(
-                json.dumps(
-                    {
-                        "flow": r.flow,
-                        "key": r.ifs_key,
-                        "state": r.state,
-                        "jira_key": r.jira_key,
-                        "jira_id": r.jira_id,
-                        "attempts": r.attempts,
-                        "error": r.last_error,
-                    }
-                )
-            )
+            typer.echo(json.dumps(record_json(r)))
         return
     table = Table(title=f"Records ({len(rows)})")
     for col in ("flow", "IFS key", "state", "Jira", "status in IFS", "attempts", "last error"):

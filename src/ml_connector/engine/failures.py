@@ -32,6 +32,7 @@ from ml_connector.errors import (
     Rejected,
     Unavailable,
 )
+from ml_connector.http.backoff import backoff_window
 from ml_connector.http.redact import redact
 from ml_connector.jira.models import JiraFailure
 from ml_connector.logging import known_secrets
@@ -110,8 +111,8 @@ def create_failure_error(failure: JiraFailure) -> ConnectorError:
 
 
 def backoff_ceiling(attempt: int, policy: SyncPolicy) -> float:
-    """The full-jitter window after the ``attempt``-th failure (1-based): ``min(cap, initial * 2**(attempt-1))``."""
-    return float(min(policy.retry_max, policy.retry_initial * 2 ** (attempt - 1)))
+    """The full-jitter window after a record's ``attempt``-th failure (1-based)."""
+    return backoff_window(attempt, policy.retry_initial, policy.retry_max)
 
 
 def decide(

@@ -501,7 +501,7 @@ class WritebackSync:
                 tx.audit(
                     record.id,
                     AuditEvent(
-                        "written-back",
+                        "written_back",
                         "warning",
                         f"the answer to {action} was lost ({type(exc).__name__}); IFS changed the record since "
                         "(new ETag), so the action is taken as applied",

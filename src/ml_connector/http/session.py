@@ -33,6 +33,7 @@ from ml_connector.errors import (
     TransientError,
     Unavailable,
 )
+from ml_connector.http.backoff import backoff_window
 from ml_connector.http.classify import classify, response_json
 from ml_connector.http.pacing import Pacer
 from ml_connector.http.ratelimit import RateLimitBudget, current_budget
@@ -131,13 +132,13 @@ class ApiSession:
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for retry number ``attempt`` (1-based)."""
-        cap = min(self.settings.backoff_max, self.settings.backoff_initial * (2 ** (attempt - 1)))
+        cap = backoff_window(attempt, self.settings.backoff_initial, self.settings.backoff_max)
         with self._rng_lock:
             return self._rng.uniform(0, cap)
 
     def _throttle_delay(self, throttled: int, retry_after: float | None) -> float:
         """Wait after the ``throttled``-th 429 of a call: at least half the exponential window, and Retry-After."""
-        cap = min(self.settings.backoff_max, self.settings.backoff_initial * (2 ** (throttled - 1)))
+        cap = backoff_window(throttled, self.settings.backoff_initial, self.settings.backoff_max)
         with self._rng_lock:
             delay: float = cap / 2 + self._rng.uniform(0, cap / 2)
         return max(delay, retry_after) if retry_after is not None else delay

@@ -26,6 +26,7 @@ from ml_connector.errors import (
     PermanentError,
     Rejected,
     TransientError,
+    Unavailable,
 )
 from ml_connector.http import ApiSession, CallObserver, Pacer, build_client
 from ml_connector.http.session import may_have_acted
@@ -342,6 +343,10 @@ class JiraClient:
         return [outcomes[i] for i in range(len(drafts))]
 
     def _bulk_chunk(self, drafts: Sequence[DraftIssue], chunk: list[int]) -> dict[int, CreateOutcome]:
+        if self.session.stop.is_set():  # shutting down: this chunk is not sent (Jira provably made nothing)
+            stopped = Unavailable("not sent: the process is stopping", system="jira", not_sent=True)
+            failure = _failure_from_error(stopped, uncertain=False)
+            return {i: CreateOutcome(index=i, draft=drafts[i], failure=failure) for i in chunk}
         body = {"issueUpdates": [drafts[i].to_payload() for i in chunk]}
         try:
             response, data = self.session.request_json(
