@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,24 @@ def _daemon(path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def _sigterm_once(process: subprocess.Popen[str], ready: Callable[[], bool]) -> tuple[str, float]:
+    """Send SIGTERM once ``ready()`` holds (within 60 s); return the output and the seconds the process took to exit."""
+    try:
+        deadline = time.monotonic() + 60
+        while not ready():
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, "the moment to stop it never came within 60 s"
+            time.sleep(0.05)  # polling the simulator's request counts
+        process.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        output, _ = process.communicate(timeout=30)
+        return output, time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def test_sigterm_during_reconciliation_stops_the_daemon_within_5s(tmp_path: Path, store_url: str) -> None:
     with world(purchase_orders=530, work_orders=0) as w:
         c = _one_flow(w, tmp_path, store_url)
@@ -242,20 +261,7 @@ def test_sigterm_during_reconciliation_stops_the_daemon_within_5s(tmp_path: Path
         w.jira_sim.clear_requests()
         w.jira_sim.faults(latency_ms=1500)
         daemon = _daemon(path)
-        try:
-            deadline = time.monotonic() + 60
-            while w.jira_sim.counts().get(SEARCH, 0) < 1:
-                assert daemon.poll() is None, daemon.communicate()[0]
-                assert time.monotonic() < deadline, "no reconciliation search within 60 s"
-                time.sleep(0.05)
-            daemon.send_signal(signal.SIGTERM)
-            sent = time.monotonic()
-            output, _ = daemon.communicate(timeout=30)
-            elapsed = time.monotonic() - sent
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait()
+        output, elapsed = _sigterm_once(daemon, lambda: w.jira_sim.counts().get(SEARCH, 0) >= 1)
         searches = w.jira_sim.counts().get(SEARCH, 0)
         batches = math.ceil(len(keys) / 50)
         print(f"SIGTERM during reconciliation: exit after {elapsed:.2f} s, {searches} of {batches} searches made")
@@ -292,20 +298,7 @@ def test_sigterm_stops_a_cli_sync_within_5s_and_the_next_sync_completes(tmp_path
         w.jira_sim.faults(latency_ms=1000)
         args = [CLI, "sync", "-c", str(path), "--no-writeback"]
         sync = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while w.jira_sim.counts().get(BULK, 0) < 1:
-                assert sync.poll() is None, sync.communicate()[0]
-                assert time.monotonic() < deadline, "no bulk create within 60 s"
-                time.sleep(0.05)
-            sync.send_signal(signal.SIGTERM)
-            sent = time.monotonic()
-            output, _ = sync.communicate(timeout=30)
-            elapsed = time.monotonic() - sent
-        finally:
-            if sync.poll() is None:
-                sync.kill()
-                sync.wait()
+        output, elapsed = _sigterm_once(sync, lambda: w.jira_sim.counts().get(BULK, 0) >= 1)
         print(f"SIGTERM during a CLI sync: exit {sync.returncode} after {elapsed:.2f} s")
         assert elapsed < 5.0, output
         assert sync.returncode == 1 and "Traceback" not in output, output  # stopped early: not everything synced
