@@ -19,10 +19,11 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar
 
 import httpx2
 import structlog
+from typing_extensions import Unpack
 
 from ml_connector.config.connections import HttpSettings
 from ml_connector.errors import (
@@ -105,6 +106,18 @@ def _what_was_expected(request: httpx2.Request) -> str:
     return "XML" if "xml" in accept else "an API answer"
 
 
+class RequestOptions(TypedDict, total=False):
+    """What every request method passes through to :meth:`ApiSession.request_parsed`."""
+
+    params: Mapping[str, Any] | None
+    json: Any
+    data: Mapping[str, str] | None
+    headers: Mapping[str, str] | None
+    idempotent: bool | None
+    pace_keys: tuple[str, ...]
+    allow_status: tuple[int, ...]
+
+
 class ApiSession:
     """Sends requests for one system through a shared ``httpx2.Client``."""
 
@@ -143,32 +156,9 @@ class ApiSession:
             delay: float = cap / 2 + self._rng.uniform(0, cap / 2)
         return max(delay, retry_after) if retry_after is not None else delay
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        data: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-        pace_keys: tuple[str, ...] = (),
-        allow_status: tuple[int, ...] = (),
-    ) -> httpx2.Response:
+    def request(self, method: str, url: str, **options: Unpack[RequestOptions]) -> httpx2.Response:
         """Send and classify; raise a ``ConnectorError`` subclass unless the status is a success or allowed."""
-        return self.request_parsed(
-            method,
-            url,
-            lambda response: response,
-            params=params,
-            json=json,
-            data=data,
-            headers=headers,
-            idempotent=idempotent,
-            pace_keys=pace_keys,
-            allow_status=allow_status,
-        )
+        return self.request_parsed(method, url, lambda response: response, **options)
 
     def request_json(
         self,
@@ -177,26 +167,11 @@ class ApiSession:
         *,
         expect: type[dict[str, Any]] | type[list[Any]] | None = dict,
         require: tuple[str, ...] = (),
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        data: Mapping[str, str] | None = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-        pace_keys: tuple[str, ...] = (),
-        allow_status: tuple[int, ...] = (),
+        **options: Unpack[RequestOptions],
     ) -> tuple[httpx2.Response, Any]:
         """:meth:`request`, then the JSON body checked by :func:`response_json` (``MalformedResponse`` otherwise)."""
         return self.request_parsed(
-            method,
-            url,
-            lambda r: (r, response_json(r, system=self.system, expect=expect, require=require)),
-            params=params,
-            json=json,
-            data=data,
-            headers=headers,
-            idempotent=idempotent,
-            pace_keys=pace_keys,
-            allow_status=allow_status,
+            method, url, lambda r: (r, response_json(r, system=self.system, expect=expect, require=require)), **options
         )
 
     def request_parsed(
