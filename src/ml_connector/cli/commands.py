@@ -375,6 +375,7 @@ def replay(
         raise ConfigError("say what to replay: KEY..., --failed (with --flow to narrow) or --since TIME")
     connector = open_connector(config)
     runs = _Runs(crash_dir(connector.config.store.url))
+    restore = _stop_on_signals(connector.stopping)
     try:
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
@@ -384,10 +385,14 @@ def replay(
 
             def again(name: str = name) -> RunReport:
                 with flow_lock(connector.store, name):  # never beside a daemon or CLI run of the same flow
-                    return OutboundSync(connector, connector.config.flow(name)).run(queue_only=True)
+                    sync = OutboundSync(connector, connector.config.flow(name), stop=connector.stopping)
+                    return sync.run(queue_only=True)
 
+            if connector.stopping.is_set():
+                break  # SIGTERM: what is re-queued and not yet sent goes with the next run
             runs.run(name, "replay", again)
     finally:
+        restore()
         connector.close()
     if runs.reports:
         _summary(runs.reports, dry_run=False)
