@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -20,6 +20,7 @@ from ml_connector.config.models import FlowConfig
 from ml_connector.engine.failures import FailureDecision, create_failure_error, decide, describe, is_systemic
 from ml_connector.engine.report import PlannedAction, RunReport
 from ml_connector.engine.runtime import Connector
+from ml_connector.engine.timestamps import format_ts, parse_ts
 from ml_connector.errors import AuthError, NotFound, PermanentError
 from ml_connector.ifs.odata import F, Raw, and_, filter_text
 from ml_connector.jira import adf, jql
@@ -52,23 +53,6 @@ Progress = Callable[[int], None]
 
 SEARCH_LABELS = 50  # identity labels per reconciliation search (one JQL ``labels in (...)``)
 NOT_FOUND = "NotFound"  # error_class of a record whose issue answered 404, until that is confirmed or disproved
-
-
-def parse_ts(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = str(value).replace("Z", "+00:00")
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def format_ts(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass

@@ -24,9 +24,9 @@ import structlog
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.failures import FailureDecision, decide, is_systemic
 from ml_connector.engine.locks import FlowBusy, flow_lock
-from ml_connector.engine.outbound import format_ts, parse_ts
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
+from ml_connector.engine.timestamps import format_ts, parse_ts
 from ml_connector.errors import AuthError, ConcurrencyConflict, NotFound, TransientError, Unavailable
 from ml_connector.http.session import may_have_acted
 from ml_connector.ifs.odata import Key

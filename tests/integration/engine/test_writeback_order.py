@@ -22,7 +22,7 @@ from e2e.harness import World, connector_config, world
 from integration.sim.jira.helpers import Received, Receiver, webhook_receiver
 from integration.web.support import wait_for
 from ml_connector.engine import Connector, FlowBusy, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
-from ml_connector.engine.outbound import format_ts
+from ml_connector.engine.timestamps import format_ts
 from ml_connector.engine.writeback import APPLY_LEASE, ISSUE_FIELDS, change_from_issue
 from ml_connector.errors import AuthError
 from ml_connector.serve import ServerHandle, serve_in_thread
