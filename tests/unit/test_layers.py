@@ -46,6 +46,7 @@ def _under(name: str, *prefixes: str) -> bool:
         (("runner",), ("ml_connector.sim", "ml_connector.cli")),
         (("web",), ("ml_connector.sim", "ml_connector.cli", "ml_connector.runner")),
         (("engine",), ("ml_connector.web", "ml_connector.runner", "ml_connector.cli", "ml_connector.sim")),
+        (("diagnostics",), ("ml_connector.web", "ml_connector.runner", "ml_connector.cli", "ml_connector.sim")),
     ],
 )
 def test_no_module_imports_upward(where: tuple[str, ...], forbidden: tuple[str, ...]) -> None:
@@ -54,6 +55,19 @@ def test_no_module_imports_upward(where: tuple[str, ...], forbidden: tuple[str, 
         for path in _modules(*where)
         for name in _imports(path)
         if _under(name, *forbidden)
+    }
+    assert not wrong, sorted(wrong)
+
+
+def test_only_the_cli_imports_the_diagnostics() -> None:
+    """``ml-connector check`` sits on top of engine, config, clients and store: nothing they build on, nor the web or
+    the runner, reaches up into it."""
+    wrong = {
+        f"{path.relative_to(PACKAGE)} imports {name}"
+        for path in _modules()
+        if path.relative_to(PACKAGE).parts[0] not in {"cli", "diagnostics"}
+        for name in _imports(path)
+        if _under(name, "ml_connector.diagnostics")
     }
     assert not wrong, sorted(wrong)
 

@@ -15,7 +15,7 @@ from rich.table import Table
 from ml_connector.cli.app import ExitCode, app
 from ml_connector.cli.context import ConfigOption, config_path, load
 from ml_connector.config.connections import JiraOAuth
-from ml_connector.engine.check import FAIL, PASS, WARN, CheckResult, run_checks
+from ml_connector.diagnostics import FAIL, PASS, WARN, CheckResult, run_checks
 from ml_connector.jira.tokens import TokenStore
 from ml_connector.store import Store
 

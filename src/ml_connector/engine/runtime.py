@@ -37,14 +37,6 @@ def _field_kind(custom_type: str | None, schema_type: str | None) -> str:
     return "text"
 
 
-def split_field_name(name: str) -> tuple[str, str | None]:
-    """``"Cost Center:text"`` → (``"Cost Center"``, ``"textfield"``); a type suffix picks one of same-named fields."""
-    base, sep, suffix = name.rpartition(":")
-    if not sep or not base or suffix not in {"text", "textfield", "select", "textarea", "number", "float"}:
-        return name, None
-    return base, {"text": "textfield", "number": "float"}.get(suffix, suffix)
-
-
 @dataclass
 class _Cached:
     value: Any
@@ -174,11 +166,9 @@ class Connector:
         registry = self.field_registry()
         targets: dict[str, FieldTarget] = {}
         for configured in flow.mapping.custom_fields:
-            name, wanted_type = split_field_name(configured)
-            try:
-                field_id = registry.resolve(name, field_type=wanted_type)
-            except ConfigError as exc:
-                raise ConfigError(str(exc), path=f"flows.{flow.name}.mapping.custom_fields.{configured}") from None
+            field_id = registry.resolve_configured(
+                configured, path=f"flows.{flow.name}.mapping.custom_fields.{configured}"
+            )
             info = registry.get(field_id)
             kind = _field_kind(info.custom_type if info else None, info.schema_type if info else None)
             targets[configured] = FieldTarget(

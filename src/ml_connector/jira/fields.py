@@ -14,6 +14,23 @@ from typing import Any
 from ml_connector.errors import ConfigError
 
 _FIELD_ID = re.compile(r"^customfield_\d+$")
+# The type suffixes a configured name may carry, as Jira's short custom type they stand for.
+_TYPE_SUFFIXES = {
+    "text": "textfield",
+    "textfield": "textfield",
+    "select": "select",
+    "textarea": "textarea",
+    "number": "float",
+    "float": "float",
+}
+
+
+def split_field_name(name: str) -> tuple[str, str | None]:
+    """``"Cost Center:text"`` → (``"Cost Center"``, ``"textfield"``); a type suffix picks one of same-named fields."""
+    base, sep, suffix = name.rpartition(":")
+    if not sep or not base or suffix not in _TYPE_SUFFIXES:
+        return name, None
+    return base, _TYPE_SUFFIXES[suffix]
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,18 @@ class FieldRegistry:
         found = self._by_name.get(name.casefold(), [])
         exact = [f for f in found if f.name == name]
         return exact or list(found)
+
+    def resolve_configured(self, configured: str, *, path: str | None = None) -> str:
+        """The id for a ``mapping.custom_fields`` key: an id, a name, or a name with a type suffix.
+
+        A failure is a ``ConfigError``; ``path`` (the key's config path) prefixes its message when given."""
+        name, wanted_type = split_field_name(configured)
+        try:
+            return self.resolve(name, field_type=wanted_type)
+        except ConfigError as exc:
+            if path is None:
+                raise
+            raise ConfigError(str(exc), path=path) from None
 
     def resolve(self, name_or_id: str, *, field_type: str | None = None) -> str:
         """The id for a configured field; ``field_type`` (``select``, ``textfield``, ``string``...) disambiguates."""
