@@ -163,17 +163,6 @@ class IfsClient:
 
     # ------------------------------------------------------------------------------------------------ plumbing
 
-    def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> httpx2.Response:
-        return self.session.request(method, url, json=json, headers=headers, idempotent=idempotent, pace_keys=("ifs",))
-
     def _request_parsed(
         self,
         method: str,
@@ -184,7 +173,7 @@ class IfsClient:
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
     ) -> T:
-        """:meth:`_request` with ``parse`` inside the retry loop, so a malformed answer to a read is retried."""
+        """Send with the IFS pace key, ``parse`` inside the retry loop (a malformed answer to a read is retried)."""
         return self.session.request_parsed(
             method, url, parse, json=json, headers=headers, idempotent=idempotent, pace_keys=("ifs",)
         )
