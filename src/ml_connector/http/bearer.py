@@ -15,6 +15,7 @@ A grant (IFS client credentials, Jira OAuth 3LO) subclasses :class:`BearerTokenC
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
@@ -43,7 +44,7 @@ def granted_lifetime(expires_in: object, *, default: float) -> float:
     return default
 
 
-class BearerTokenCache:
+class BearerTokenCache(ABC):
     """Thread-safe cache of one grant's access token; subclasses supply :meth:`fetch_token`."""
 
     def __init__(self, *, margin: float, clock: Callable[[], float]) -> None:
@@ -53,9 +54,9 @@ class BearerTokenCache:
         self._bearer: BearerToken | None = None
         self.refresh_count = 0
 
+    @abstractmethod
     def fetch_token(self) -> BearerToken:
         """The grant's token call; runs under the renewal lock, so at most one is in flight."""
-        raise NotImplementedError
 
     def adopt_token(self) -> BearerToken | None:
         """A token obtained elsewhere (another process sharing the grant), tried before a token call."""
@@ -65,17 +66,14 @@ class BearerTokenCache:
         """How long before expiry a token of ``lifetime`` seconds (None: unknown) is renewed."""
         return self.refresh_margin if lifetime is None else min(self.refresh_margin, lifetime / 2)
 
-    def fresh(self, token: BearerToken | None) -> bool:
-        """True while ``token`` is outside its renewal margin."""
-        if token is None or not token.value:
-            return False
-        return self._clock() < token.expires_at - self.margin_for(token.lifetime)
+    def fresh(self, token: BearerToken) -> bool:
+        """True while ``token`` is outside its renewal margin (an empty one never is)."""
+        return bool(token.value) and self._clock() < token.expires_at - self.margin_for(token.lifetime)
 
     def token(self) -> str:
         """A token valid for at least the margin; renews first when needed."""
         current = self._bearer
-        if self.fresh(current):
-            assert current is not None
+        if current is not None and self.fresh(current):
             return current.value
         return self.renew(stale=current.value if current else None)
 
