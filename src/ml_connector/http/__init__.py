@@ -1,5 +1,6 @@
 """Shared HTTP layer: client factory, response classifier, retries, pacing and redaction."""
 
+from ml_connector.http.bearer import BearerAuth, BearerToken, BearerTokenCache, granted_lifetime
 from ml_connector.http.classify import parse_retry_after, raise_for_response, response_json
 from ml_connector.http.client import build_client, user_agent
 from ml_connector.http.pacing import Pacer, TokenBucket
@@ -9,12 +10,16 @@ from ml_connector.http.session import ApiSession, CallObserver
 
 __all__ = [
     "ApiSession",
+    "BearerAuth",
+    "BearerToken",
+    "BearerTokenCache",
     "CallObserver",
     "Pacer",
     "RateLimitBudget",
     "TokenBucket",
     "build_client",
     "current_budget",
+    "granted_lifetime",
     "parse_retry_after",
     "raise_for_response",
     "rate_limit_scope",

@@ -1,7 +1,7 @@
 """IFS Cloud client: IAM client-credentials auth, OData query building, paging, entity reads/writes with ETags,
 and discovery. Import from here; the submodules are implementation detail."""
 
-from ml_connector.ifs.auth import IfsBearerAuth, TokenProvider
+from ml_connector.ifs.auth import TokenProvider
 from ml_connector.ifs.client import IfsClient, Page
 from ml_connector.ifs.etag import EtagInfo, decode_etag, encode_etag
 from ml_connector.ifs.metadata import (
@@ -42,7 +42,6 @@ __all__ = [
     "EtagInfo",
     "Expr",
     "F",
-    "IfsBearerAuth",
     "IfsClient",
     "OrderKey",
     "Page",

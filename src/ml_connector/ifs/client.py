@@ -27,8 +27,8 @@ import structlog
 
 from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection
 from ml_connector.errors import MalformedResponse, PermanentError
-from ml_connector.http import ApiSession, CallObserver, Pacer, build_client, response_json
-from ml_connector.ifs.auth import IfsBearerAuth, TokenProvider
+from ml_connector.http import ApiSession, BearerAuth, CallObserver, Pacer, build_client, response_json
+from ml_connector.ifs.auth import TokenProvider
 from ml_connector.ifs.metadata import ServiceDocument, ServiceMetadata, parse_metadata, parse_service_document
 from ml_connector.ifs.odata import (
     Compare,
@@ -144,7 +144,9 @@ class IfsClient:
         tokens = TokenProvider.for_connection(connection, transport=transport)
         headers = {"X-Ifs-Time-Zone-Aware-Request": "true"} if connection.time_zone_aware else {}
         base = connection.base_url + "/" + connection.api_path.strip("/") + "/"
-        client = build_client(base, connection.http, auth=IfsBearerAuth(tokens), headers=headers, transport=transport)
+        client = build_client(
+            base, connection.http, auth=BearerAuth(tokens, system=SYSTEM), headers=headers, transport=transport
+        )
         session = ApiSession(client, system=SYSTEM, settings=connection.http, pacer=pacer, observer=observer)
         return cls(session, page_size=connection.page_size, tokens=tokens)
 
@@ -161,17 +163,6 @@ class IfsClient:
 
     # ------------------------------------------------------------------------------------------------ plumbing
 
-    def _request(
-        self,
-        method: str,
-        url: str,
-        *,
-        json: Any = None,
-        headers: Mapping[str, str] | None = None,
-        idempotent: bool | None = None,
-    ) -> httpx2.Response:
-        return self.session.request(method, url, json=json, headers=headers, idempotent=idempotent, pace_keys=("ifs",))
-
     def _request_parsed(
         self,
         method: str,
@@ -182,7 +173,7 @@ class IfsClient:
         headers: Mapping[str, str] | None = None,
         idempotent: bool | None = None,
     ) -> T:
-        """:meth:`_request` with ``parse`` inside the retry loop, so a malformed answer to a read is retried."""
+        """Send with the IFS pace key, ``parse`` inside the retry loop (a malformed answer to a read is retried)."""
         return self.session.request_parsed(
             method, url, parse, json=json, headers=headers, idempotent=idempotent, pace_keys=("ifs",)
         )

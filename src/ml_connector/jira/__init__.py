@@ -1,12 +1,14 @@
 """Jira Cloud client: auth (Basic, OAuth 3LO), issues, search, transitions, fields, users, ADF, JQL, webhooks."""
 
 from ml_connector.jira.adf import adf_to_text, text_to_adf
-from ml_connector.jira.auth import OAuthBearerAuth, OAuthTokenManager, authorize_url, discover_cloud_id
-from ml_connector.jira.client import BULK_LIMIT, JiraClient, PagingError
+from ml_connector.jira.auth import OAuthTokenManager, authorize_url, discover_cloud_id
+from ml_connector.jira.bulk import BULK_LIMIT
+from ml_connector.jira.client import JiraClient
 from ml_connector.jira.fields import FieldInfo, FieldRegistry
 from ml_connector.jira.jql import quote as jql_quote
 from ml_connector.jira.jql import updated_bound, updated_since
 from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue, JiraFailure, Transition, Webhook
+from ml_connector.jira.paging import PagingError
 from ml_connector.jira.tokens import FileTokenStore, MemoryTokenStore, TokenSet, TokenStore
 from ml_connector.jira.users import UserResolution, UserResolver, choose_user
 from ml_connector.jira.webhooks import (
@@ -28,7 +30,6 @@ __all__ = [
     "JiraClient",
     "JiraFailure",
     "MemoryTokenStore",
-    "OAuthBearerAuth",
     "OAuthTokenManager",
     "PagingError",
     "TokenSet",

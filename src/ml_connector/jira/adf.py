@@ -10,6 +10,7 @@ or ``• `` form a bullet list; ``http(s)://`` URLs become links.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 Node = dict[str, Any]
@@ -87,34 +88,28 @@ def text_to_adf(text: str | None) -> Node:
     plain: list[str] = []
     bullets: list[str] = []
 
-    def flush_plain() -> None:
-        if plain:
-            node = paragraph(plain)
+    def flush(lines: list[str], build: Callable[[list[str]], Node | None]) -> None:
+        """End the run of plain lines or bullets collected so far as one block."""
+        if lines:
+            node = build(lines)
             if node is not None:
                 blocks.append(node)
-            plain.clear()
-
-    def flush_bullets() -> None:
-        if bullets:
-            node = bullet_list(bullets)
-            if node is not None:
-                blocks.append(node)
-            bullets.clear()
+            lines.clear()
 
     for line in text.split("\n"):
         if not line.strip():
-            flush_plain()
-            flush_bullets()
+            flush(plain, paragraph)
+            flush(bullets, bullet_list)
             continue
         bullet = _BULLET.match(line)
         if bullet:
-            flush_plain()
+            flush(plain, paragraph)
             bullets.append(bullet.group(1))
         else:
-            flush_bullets()
+            flush(bullets, bullet_list)
             plain.append(line)
-    flush_plain()
-    flush_bullets()
+    flush(plain, paragraph)
+    flush(bullets, bullet_list)
     return doc(blocks)
 
 

@@ -1,32 +1,43 @@
 """Jira authentication: Basic (email + API token) and OAuth 2.0 3LO with rotating refresh tokens.
 
-OAuth rules this module enforces:
+:class:`OAuthTokenManager` is the 3LO grant behind the shared bearer mechanism
+(:class:`~ml_connector.http.bearer.BearerTokenCache`: expiry margin, single-flight renewal, one renewal and resend
+on 401). What is particular to Atlassian's grant stays here:
 
-* **Single flight.** Refreshes are serialised under one lock; a caller that waited re-checks whether somebody else
-  already replaced the token it saw fail, so N concurrent callers cause one token call. Atlassian rejects a
-  refresh token that was already used, so parallel refreshes would lock all but one caller out.
+* **Rotation.** Every refresh returns a new refresh token and invalidates the old one, so parallel refreshes would
+  lock all but one caller out (the cache's single flight prevents that).
 * **Persist first.** The rotated refresh token is saved to the ``TokenStore`` before the new access token is handed
   to anyone.
-* **Retry once on 401.** A 401 triggers one refresh and one resend; a second 401 is an ``AuthError``.
+* **Adopt a rotation.** When another process sharing the store (a CLI command beside the daemon) rotated the grant,
+  its tokens are adopted instead of reusing a spent refresh token.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx2
-
 from ml_connector.errors import AuthError, MalformedResponse, Rejected
-from ml_connector.http import ApiSession
+from ml_connector.http import ApiSession, BearerToken, BearerTokenCache, granted_lifetime
 from ml_connector.jira.tokens import TokenSet, TokenStore
 from ml_connector.logging import register_secret
 
+# When the token answer has no usable expires_in; Atlassian's access tokens live an hour.
+_DEFAULT_LIFETIME = 3600.0
 
-class OAuthTokenManager:
+
+def _bearer_of(tokens: TokenSet | None, lifetime: float | None = None) -> BearerToken | None:
+    return None if tokens is None else BearerToken(tokens.access_token, tokens.expires_at, lifetime)
+
+
+def _register(tokens: TokenSet) -> None:
+    register_secret(tokens.access_token)
+    register_secret(tokens.refresh_token)
+
+
+class OAuthTokenManager(BearerTokenCache):
     """Owns the current ``TokenSet`` of one Jira OAuth grant."""
 
     def __init__(
@@ -41,77 +52,54 @@ class OAuthTokenManager:
         refresh_margin: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__(margin=refresh_margin, clock=clock)
         self.session = session
         self.client_id = client_id
         self._client_secret = client_secret
         self.store = store
         self.token_path = token_path
-        self.refresh_margin = refresh_margin
-        self._clock = clock
-        self._lock = threading.Lock()
         register_secret(client_secret)
         current = store.load()
         if current is None and initial_refresh_token:
             current = TokenSet(access_token="", refresh_token=initial_refresh_token, expires_at=0.0)
         self._current = current
-        self.refresh_count = 0
         if current is not None:
-            register_secret(current.access_token)
-            register_secret(current.refresh_token)
+            _register(current)
+        self._hold(_bearer_of(current))
 
     @property
     def current(self) -> TokenSet | None:
         return self._current
 
-    def access_token(self) -> str:
-        """A valid access token, refreshing first when it is missing or about to expire."""
-        tokens = self._current
-        if tokens is not None and not tokens.expired(margin=self.refresh_margin, now=self._clock()):
-            return tokens.access_token
-        return self.refresh(stale=tokens.access_token if tokens else None).access_token
+    def adopt_token(self) -> BearerToken | None:
+        stored = self.store.load()
+        current = self._current
+        if stored is None or (current is not None and stored.refresh_token == current.refresh_token):
+            return None
+        # Another process rotated the grant: its refresh token is the live one, and maybe its access token too.
+        self._current = stored
+        _register(stored)
+        return _bearer_of(stored)
 
-    def refresh(self, *, stale: str | None) -> TokenSet:
-        """Refresh unless another caller already replaced ``stale``; returns the token set to use."""
-        with self._lock:
-            current = self._current
-            if (
-                current is not None
-                and current.access_token
-                and current.access_token != stale
-                and not current.expired(margin=self.refresh_margin, now=self._clock())
-            ):
-                return current
-            stored = self.store.load()
-            if stored is not None and (current is None or stored.refresh_token != current.refresh_token):
-                # Another process (a CLI command beside the daemon) rotated the grant: its token is the live one.
-                current = self._current = stored
-                register_secret(stored.access_token)
-                register_secret(stored.refresh_token)
-                if (
-                    stored.access_token
-                    and stored.access_token != stale
-                    and not stored.expired(margin=self.refresh_margin, now=self._clock())
-                ):
-                    return stored
-            refresh_token = current.refresh_token if current else None
-            if not refresh_token:
-                raise AuthError(
-                    "no Jira OAuth refresh token available; run the OAuth consent flow again", system="jira"
-                )
-            body = self._token_call({"grant_type": "refresh_token", "refresh_token": refresh_token})
-            tokens = self._tokens_from(body, previous=current)
-            self.store.save(tokens)  # durable before anyone uses the new access token
-            self._current = tokens
-            self.refresh_count += 1
-            return tokens
+    def fetch_token(self) -> BearerToken:
+        current = self._current
+        refresh_token = current.refresh_token if current else None
+        if not refresh_token:
+            raise AuthError("no Jira OAuth refresh token available; run the OAuth consent flow again", system="jira")
+        body = self._token_call({"grant_type": "refresh_token", "refresh_token": refresh_token})
+        tokens, lifetime = self._tokens_from(body, previous=current)
+        self.store.save(tokens)  # durable before anyone uses the new access token
+        self._current = tokens
+        return BearerToken(tokens.access_token, tokens.expires_at, lifetime)
 
     def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
         """Authorization-code grant (after the consent redirect)."""
         with self._lock:
             body = self._token_call({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri})
-            tokens = self._tokens_from(body, previous=None)
+            tokens, lifetime = self._tokens_from(body, previous=None)
             self.store.save(tokens)
             self._current = tokens
+            self._hold(_bearer_of(tokens, lifetime))
             return tokens
 
     def set_cloud_id(self, cloud_id: str) -> None:
@@ -148,39 +136,19 @@ class OAuthTokenManager:
         result: dict[str, Any] = body
         return result
 
-    def _tokens_from(self, body: dict[str, Any], *, previous: TokenSet | None) -> TokenSet:
-        access = str(body["access_token"])
+    def _tokens_from(self, body: dict[str, Any], *, previous: TokenSet | None) -> tuple[TokenSet, float]:
+        """The new grant and the access token's lifetime in seconds."""
         refresh = body.get("refresh_token") or (previous.refresh_token if previous else None)
-        register_secret(access)
-        register_secret(refresh)
-        raw_expiry = body.get("expires_in")
-        valid = isinstance(raw_expiry, int | float) and not isinstance(raw_expiry, bool) and raw_expiry > 0
-        expires_in = float(raw_expiry) if valid and raw_expiry is not None else 3600.0
-        return TokenSet(
-            access_token=access,
+        lifetime = granted_lifetime(body.get("expires_in"), default=_DEFAULT_LIFETIME)
+        tokens = TokenSet(
+            access_token=str(body["access_token"]),
             refresh_token=str(refresh) if refresh else None,
-            expires_at=self._clock() + expires_in,
+            expires_at=self._clock() + lifetime,
             scope=body.get("scope"),
             cloud_id=previous.cloud_id if previous else None,
         )
-
-
-class OAuthBearerAuth(httpx2.Auth):
-    """Adds ``Authorization: Bearer``; on a 401 refreshes once (single flight) and resends once."""
-
-    requires_request_body = True
-
-    def __init__(self, manager: OAuthTokenManager) -> None:
-        self.manager = manager
-
-    def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
-        token = self.manager.access_token()
-        request.headers["Authorization"] = f"Bearer {token}"
-        response = yield request
-        if response.status_code == 401:
-            fresh = self.manager.refresh(stale=token)
-            request.headers["Authorization"] = f"Bearer {fresh.access_token}"
-            yield request
+        _register(tokens)
+        return tokens, lifetime
 
 
 def authorize_url(

@@ -11,7 +11,6 @@ import json
 import os
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,10 +27,6 @@ class TokenSet:
     expires_at: float = 0.0
     scope: str | None = None
     cloud_id: str | None = None
-
-    def expired(self, *, margin: float = 60.0, now: float | None = None) -> bool:
-        current = time.time() if now is None else now
-        return not self.access_token or self.expires_at - margin <= current
 
     def to_dict(self) -> dict[str, Any]:
         return {

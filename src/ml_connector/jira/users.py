@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ml_connector.jira.base import JiraBase
+
 UserStatus = Literal["found", "not_found", "ambiguous"]
 
 
@@ -84,3 +86,17 @@ class UserResolver:
                 self._cache.clear()
             else:
                 self._cache.pop(email.strip().casefold(), None)
+
+
+class UserOps(JiraBase):
+    """``/user/search``, which the client's :class:`UserResolver` calls."""
+
+    def search_users(self, query: str) -> list[dict[str, Any]]:
+        data: list[dict[str, Any]] = self._json(
+            "GET",
+            "user/search",
+            expect=list,
+            params={"query": query, "maxResults": 50},
+            pace_keys=("burst:user-search",),
+        )
+        return data

@@ -96,7 +96,7 @@ def test_concurrent_401s_cause_one_refresh_and_old_token_is_rejected(
         store=MemoryTokenStore(TokenSet("", first.refresh_token, 0.0)),
     )
     with pytest.raises(AuthError) as info:
-        stale.refresh(stale=None)
+        stale.renew(stale=None)
     assert "invalid_grant" in str(info.value) or "refresh token" in str(info.value).lower()
     assert first.refresh_token not in str(info.value)
     session.close()
@@ -112,7 +112,9 @@ def test_concurrent_expiry_causes_one_refresh(sim: Sim, recorder: RecordingTrans
     assert manager is not None and manager.current is not None
     current = manager.current
     store.save(TokenSet(current.access_token, current.refresh_token, 0.0, cloud_id=current.cloud_id))
-    manager._current = store.load()  # the client now sees an expired token and must refresh proactively
+    client.close()
+    # A client built on that store sees an expired token and must refresh proactively.
+    client = JiraClient.from_connection(oauth_connection(sim), token_store=store, transport=recorder)
     sim.control.delete("/_sim/requests")
     barrier = threading.Barrier(5)
 
@@ -143,13 +145,13 @@ def test_a_grant_rotated_by_another_process_is_adopted_not_reused(sim: Sim, reco
     daemon.myself()
     cli = JiraClient.from_connection(oauth_connection(sim), token_store=store, transport=recorder)
     assert cli.token_manager is not None and daemon.token_manager is not None
-    rotated = cli.token_manager.refresh(
-        stale=cli.token_manager.current.access_token if cli.token_manager.current else None
-    )
-    assert daemon.token_manager.current is not None
+    cli.token_manager.renew(stale=cli.token_manager.current.access_token if cli.token_manager.current else None)
+    rotated = cli.token_manager.current
+    assert rotated is not None and daemon.token_manager.current is not None
     assert daemon.token_manager.current.refresh_token != rotated.refresh_token  # the daemon's copy is now stale
-    used = daemon.token_manager.refresh(stale=daemon.token_manager.current.access_token)
-    assert used.refresh_token == rotated.refresh_token  # adopted from the store, no 403 for a used token
+    daemon.token_manager.renew(stale=daemon.token_manager.current.access_token)
+    used = daemon.token_manager.current
+    assert used is not None and used.refresh_token == rotated.refresh_token  # adopted from the store, no 403
     daemon.myself(refresh=True)
     cli.close()
     daemon.close()

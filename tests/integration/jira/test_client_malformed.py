@@ -226,12 +226,12 @@ def test_a_token_answer_lost_before_acting_is_transient_and_the_grant_survives(
     stale = manager.current.access_token
     sim.faults(fail_next=[_rule(kind, "/oauth/token")])
     with pytest.raises((MalformedResponse, Unavailable)) as info:  # a token POST is not resent blindly
-        manager.refresh(stale=stale)
+        manager.renew(stale=stale)
     assert not isinstance(info.value, AuthError)
     assert "/oauth/token" in str(info.value) and "sim-oauth-secret" not in str(info.value)
     if kind == "html":
         assert str(info.value) == "jira: expected JSON from POST /oauth/token, got text/html (proxy or login page?)"
-    assert manager.refresh(stale=stale).access_token != stale  # the refresh token was not used up: it still works
+    assert manager.renew(stale=stale) != stale  # the refresh token was not used up: it still works
     assert oauth.myself()["accountId"]
 
 
@@ -240,4 +240,4 @@ def test_a_cut_token_answer_is_transient_not_auth(oauth: JiraClient, sim: Sim) -
     assert manager is not None and manager.current is not None
     sim.faults(fail_next=[_rule("truncated", "/oauth/token")])
     with pytest.raises(Unavailable, match="connection lost before the answer to POST /oauth/token"):
-        manager.refresh(stale=manager.current.access_token)
+        manager.renew(stale=manager.current.access_token)

@@ -14,8 +14,8 @@ import pytest
 
 from ml_connector.config.connections import HttpSettings
 from ml_connector.errors import AuthError, MalformedResponse
-from ml_connector.http import ApiSession, build_client
-from ml_connector.ifs.auth import IfsBearerAuth, TokenProvider
+from ml_connector.http import ApiSession, BearerAuth, build_client
+from ml_connector.ifs.auth import TokenProvider
 
 SETTINGS = HttpSettings(max_attempts=2, backoff_initial=0.01, backoff_max=0.01)
 
@@ -120,13 +120,12 @@ def test_single_flight_refresh_under_concurrency() -> None:
     assert results == ["tok-1"] * 8
 
 
-def test_invalidate_only_forgets_the_refused_token() -> None:
+def test_renew_replaces_only_the_refused_token() -> None:
     iam, clock = Iam(180), Clock()
     tokens = provider(iam, clock)
     first = tokens.token()
-    tokens.invalidate(first)
-    second = tokens.token()
-    tokens.invalidate(first)  # a late 401 for the old token must not throw away the new one
+    second = tokens.renew(stale=first)
+    assert tokens.renew(stale=first) == second  # a late 401 for the old token must not throw away the new one
     assert tokens.token() == second == "tok-2"
     assert iam.calls == 2
 
@@ -163,7 +162,7 @@ def test_bearer_flow_resends_once_with_a_fresh_token_then_gives_up() -> None:
 
     transport = httpx2.MockTransport(api)
     tokens = provider(api, Clock())
-    client = build_client("http://ifs.test", SETTINGS, auth=IfsBearerAuth(tokens), transport=transport)
+    client = build_client("http://ifs.test", SETTINGS, auth=BearerAuth(tokens, system="ifs"), transport=transport)
     session = ApiSession(client, system="ifs", settings=SETTINGS)
     assert session.request("GET", "/x").json() == {"ok": True}
     assert seen == ["Bearer tok-1", "Bearer tok-2"]
