@@ -159,16 +159,22 @@ def check_template(source: str, *, path: str, fields: Collection[str] | None = N
 
 def render(source: str, context: Mapping[str, Any]) -> str:
     """The template's text for one record; ``MappingError`` when it reads a field the record lacks."""
-    try:
-        return _compiled(source).render(context)
-    except UndefinedError as exc:
-        raise MappingError(f"template {source!r} cannot render: {exc.message}", field=None) from None
-    except SecurityError as exc:
-        raise MappingError(f"template {source!r} was refused: {exc}", field=None) from None
+    text: str = _evaluate(source, lambda: _compiled(source).render(context))
+    return text
 
 
 def resolve_value(source: str, context: Mapping[str, Any]) -> Any:
-    """A bare expression's value (``supplier.Cf_Supplier_Tier``), or a template's text."""
+    """A value source: a bare expression's value (``supplier.Cf_Supplier_Tier``; null when the record lacks the
+    field, so the value map's default applies), or a template's text."""
     if is_template(source):
         return render(source, context)
-    return _expression(source)(**context)
+    return _evaluate(source, lambda: _expression(source)(**context))
+
+
+def _evaluate(source: str, evaluate: Callable[[], Any]) -> Any:
+    try:
+        return evaluate()
+    except UndefinedError as exc:
+        raise MappingError(f"template {source!r} cannot render: {exc.message}") from None
+    except SecurityError as exc:
+        raise MappingError(f"template {source!r} was refused: {exc}") from None

@@ -133,3 +133,8 @@ def test_syntax_and_filter_errors_are_config_errors() -> None:
 
 def test_output_is_text_not_html() -> None:
     assert render("{{ Description }}", {"Description": "<b>A & B</b>"}) == "<b>A & B</b>"
+
+
+def test_a_value_source_reading_below_a_missing_field_is_a_mapping_error() -> None:
+    with pytest.raises(MappingError, match="'Missing' is undefined"):
+        resolve_value("Missing.Tier", {})
