@@ -151,8 +151,8 @@ class Bench:
             flow = data["flows"][0]
             flow.pop("lines", None)
             flow["mapping"]["custom_fields"].update({
-                "GL Account": "GL-{Contract}",
-                "Cost Center:text": "{Contract}",
+                "GL Account": "GL-{{ Contract }}",
+                "Cost Center:text": "{{ Contract }}",
                 "Cost Center:select": {"source": "Contract", "map": {}, "default": "CC-100"},
             })
             path.write_text(yaml.safe_dump(data, sort_keys=False))

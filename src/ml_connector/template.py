@@ -1,8 +1,10 @@
-"""Safe templates: ``{OrderNo}``, ``{supplier.Name}``, ``{lines[0].CodeA}``, ``{Description|upper}``.
+"""Mapping templates: Jinja2 in a sandbox, ``{{ OrderNo }}``, ``{{ supplier.Name or '(unknown)' }}``.
 
-A template can read values from the mapping context and nothing else: no attribute access on Python objects, no
-calls, no expressions. ``{{`` and ``}}`` are literal braces. A missing value renders as an empty string unless a
-fallback is given with ``|or:text``.
+Templates are compiled once, when the config loads (``check_template``), and rendered per record with
+``StrictUndefined``: a name the record does not have is an error, never a silent blank. Below the top level the
+reads are null-safe, because lookup rows and lines may be missing for a record: ``supplier.Name`` with no supplier,
+or ``lines[3]`` of a one-line order, is null and renders empty. Output is plain text (autoescape off: it becomes
+Jira text or ADF, not HTML); the sandbox refuses internals (``''.__class__``) at load and at render.
 
 A leaf module (it imports only ``errors``): ``config`` checks templates when it loads, ``mapping`` renders them,
 and neither imports the other's package for it.
@@ -11,100 +13,168 @@ and neither imports the other's package for it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
-from ml_connector.errors import ConfigError
+from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError, meta, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
-_PATH = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*|\[\d+\])*$")
-_SEGMENT = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
-_FILTERS = {"upper", "lower", "trim", "date"}
+from ml_connector.errors import ConfigError, MappingError
 
+# Names every template can read besides the record's fields (see mapping.issue.build_context).
+BUILTIN_NAMES = ("supplier", "person", "project", "lines", "line", "flow", "key")
+CONVERSION_HELP = "see 'Converting old templates' in docs/configuration.md"
 
-def _resolve(path: str, context: Mapping[str, Any]) -> Any:
-    value: Any = context
-    for match in _SEGMENT.finditer(path):
-        name, index = match.group(1), match.group(2)
-        if name is not None:
-            if not isinstance(value, Mapping):
-                return None
-            value = value.get(name)
-        else:
-            if not isinstance(value, Sequence) or isinstance(value, str):
-                return None
-            i = int(index)
-            value = value[i] if i < len(value) else None
-        if value is None:
-            return None
-    return value
+# The retired single-brace syntax: {OrderNo}, {supplier.Name|or:text}; {{ and }} were literal braces then.
+_OLD_PLACEHOLDER = re.compile(r"(?<![{$])\{\s*[A-Za-z_][\w.\[\]]*\s*(?:\|[^{}]*)?\}(?!\})")
+_OLD_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """How a value prints: null is empty, booleans are lower case, whole floats have no ``.0``, dates are ISO."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, datetime | date):
+        return value.isoformat()
     return str(value)
 
 
-def _apply(value: str, flt: str) -> str:
-    if flt == "upper":
-        return value.upper()
-    if flt == "lower":
-        return value.lower()
-    if flt == "trim":
-        return value.strip()
-    if flt == "date":
-        return value[:10]
-    raise AssertionError(flt)  # pragma: no cover - rejected by check_template
+def _on_text(operation: Callable[[str], str]) -> Callable[[Any], str]:
+    # Jinja's own upper/lower/trim print null as "None"; these print it as the empty text it renders as.
+    return lambda value: operation(as_text(value))
 
 
-def check_template(template: str, *, path: str) -> None:
-    """Raise ``ConfigError`` (naming ``path``) if the template uses anything but paths and known filters."""
-    for match in _PLACEHOLDER.finditer(template):
-        inner = match.group(1)
-        if inner is None:
-            continue
-        expr, *filters = [p.strip() for p in inner.split("|")]
-        if not _PATH.match(expr):
-            raise ConfigError(
-                f"template placeholder {{{inner}}} must be a field path like OrderNo or supplier.Name", path=path
-            )
-        for flt in filters:
-            if flt not in _FILTERS and not flt.startswith("or:"):
-                raise ConfigError(
-                    f"unknown template filter {flt!r} (use upper, lower, trim, date, or:<text>)", path=path
-                )
+class _FieldEnvironment(SandboxedEnvironment):
+    """A sandbox whose dots and brackets read row fields, null-safely, before anything else."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if obj is None:
+            return None
+        if isinstance(obj, Mapping):
+            return obj.get(attribute)
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if obj is None:
+            return None
+        if isinstance(obj, Mapping):
+            return obj.get(argument) if isinstance(argument, str | int) else None
+        if isinstance(obj, Sequence) and not isinstance(obj, str) and isinstance(argument, int):
+            return obj[argument] if -len(obj) <= argument < len(obj) else None
+        return super().getitem(obj, argument)
 
 
-def render(template: str, context: Mapping[str, Any]) -> str:
-    def substitute(match: re.Match[str]) -> str:
+_ENV = _FieldEnvironment(autoescape=False, undefined=StrictUndefined, finalize=as_text, keep_trailing_newline=True)
+_ENV.filters.update(
+    upper=_on_text(str.upper),
+    lower=_on_text(str.lower),
+    trim=_on_text(str.strip),
+    date=_on_text(lambda text: text[:10]),  # 2025-01-31T10:00:00Z → 2025-01-31
+)
+
+
+def is_template(source: str) -> bool:
+    """For a value source: a template (``{{ WorkTypeId }}-{{ PriorityId }}``), not an expression (``supplier.Tier``)."""
+    return "{{" in source or "{%" in source
+
+
+@lru_cache(maxsize=1024)
+def _compiled(source: str) -> Template:
+    return _ENV.from_string(source)
+
+
+@lru_cache(maxsize=1024)
+def _expression(source: str) -> Callable[..., Any]:
+    return _ENV.compile_expression(source)
+
+
+def convert_old(source: str) -> str:
+    """The new-syntax spelling of an old single-brace template (what the load error suggests)."""
+
+    def convert(match: re.Match[str]) -> str:
         token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        expr, *filters = [p.strip() for p in match.group(1).split("|")]
-        value = _resolve(expr, context)
-        if isinstance(value, datetime | date):
-            value = value.isoformat()
-        text = _as_text(value)
-        for flt in filters:
-            if flt.startswith("or:"):
-                text = text or flt[3:]
+        if token in ("{{", "}}"):
+            return f"{{{{ '{token[0]}' }}}}"
+        path, *filters = [part.strip() for part in match.group(1).split("|")]
+        expression = path
+        for name in filters:
+            if name.startswith("or:"):
+                fallback = name[3:].replace("\\", "\\\\").replace("'", "\\'")
+                expression = f"{expression} or '{fallback}'"
             else:
-                text = _apply(text, flt)
-        return text
+                expression = f"({expression})|{name}" if " or " in expression else f"{expression}|{name}"
+        return f"{{{{ {expression} }}}}"
 
-    return _PLACEHOLDER.sub(substitute, template)
+    return _OLD_TOKEN.sub(convert, source)
 
 
-def resolve_value(expr: str, context: Mapping[str, Any]) -> Any:
-    """A bare field path (``supplier.Cf_Supplier_Tier``) or a template (``{WorkTypeId}-{PriorityId}``)."""
-    if "{" in expr:
-        return render(expr, context)
-    return _resolve(expr, context)
+def _refuse_internals(tree: nodes.Template, source: str, path: str) -> None:
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name = node.attr if isinstance(node, nodes.Getattr) else getattr(getattr(node, "arg", None), "value", None)
+        if isinstance(name, str) and name.startswith("_"):
+            raise ConfigError(
+                f"template {source!r} reads the internal attribute {name!r}; templates may read fields only", path=path
+            )
+
+
+def check_template(source: str, *, path: str, fields: Collection[str] | None = None, source_of: bool = False) -> None:
+    """Compile a template; ``ConfigError`` naming ``path`` for anything it may not do.
+
+    ``source_of``: a value source, which may also be a bare expression (see ``resolve_value``). ``fields`` are the
+    record fields the flow reads; None (the flow reads every field) skips the name check.
+    """
+    bare = source_of and not is_template(source)
+    if _OLD_PLACEHOLDER.search(source):
+        raise ConfigError(
+            f"template {source!r} uses the old single-brace syntax; write it as {convert_old(source)!r} "
+            f"({CONVERSION_HELP})",
+            path=path,
+        )
+    try:
+        tree = _ENV.parse(f"{{{{ {source} }}}}" if bare else source)
+        if bare:
+            _expression(source)
+        else:
+            _compiled(source)
+    except TemplateError as exc:
+        raise ConfigError(f"template {source!r} is not valid: {exc.message}", path=path) from None
+    _refuse_internals(tree, source, path)
+    if fields is None:
+        return
+    available = [*fields, *BUILTIN_NAMES]
+    for name in sorted(meta.find_undeclared_variables(tree)):
+        if name not in available:
+            raise ConfigError(
+                f"unknown field {name!r} in template {source!r} — fields available: {', '.join(available)}",
+                path=path,
+            )
+
+
+def render(source: str, context: Mapping[str, Any]) -> str:
+    """The template's text for one record; ``MappingError`` when it reads a field the record lacks."""
+    text: str = _evaluate(source, lambda: _compiled(source).render(context))
+    return text
+
+
+def resolve_value(source: str, context: Mapping[str, Any]) -> Any:
+    """A value source: a bare expression's value (``supplier.Cf_Supplier_Tier``; null when the record lacks the
+    field, so the value map's default applies), or a template's text."""
+    if is_template(source):
+        return render(source, context)
+    return _evaluate(source, lambda: _expression(source)(**context))
+
+
+def _evaluate(source: str, evaluate: Callable[[], Any]) -> Any:
+    try:
+        return evaluate()
+    except UndefinedError as exc:
+        raise MappingError(f"template {source!r} cannot render: {exc.message}") from None
+    except SecurityError as exc:
+        raise MappingError(f"template {source!r} was refused: {exc}") from None

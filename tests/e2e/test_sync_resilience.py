@@ -281,7 +281,7 @@ def test_bad_records_are_parked_then_replayed_after_a_config_fix(tmp_path: Path,
                         "mapping": {
                             **f["mapping"],
                             "project": {"source": "ProjectId", "map": {"PRJ-1004": "CAPEX"}, "default": "PROC"},
-                            "summary": "PO {OrderNo}",
+                            "summary": "PO {{ OrderNo }}",
                         },
                     }
                     for f in example_config()["flows"]

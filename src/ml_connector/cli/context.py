@@ -11,6 +11,7 @@ from ml_connector.config.models import ConnectorConfig, load_config
 from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
 from ml_connector.logging import configure, register_secret
+from ml_connector.store.db import require_driver
 
 DEFAULT_CONFIG = "ml-connector.yaml"
 
@@ -34,6 +35,7 @@ def load(value: Path | None) -> ConnectorConfig:
     if not path.exists():
         raise ConfigError(f"config file {path} not found; create one with `ml-connector init`")
     config = load_config(path)
+    require_driver(config.store.url or "")  # every command, `check` included, names a missing extra up front
     for secret in config.secret_values():
         register_secret(secret)
     configure(level=os.environ.get("ML_CONNECTOR_LOG_LEVEL", config.log_level))

@@ -65,6 +65,8 @@ def read_yaml(path: Path, *, env: Mapping[str, str] | None = None) -> dict[str, 
         if context is not None and (mark is None or context.line != mark.line):
             where += f" (the construct opened at line {context.line + 1})"
         problem = getattr(exc, "problem", None)
+        if problem and "unhashable key" in problem:  # YAML reads an unquoted {{ ... }} as a nested mapping
+            problem += '; quote a template that starts with {{, e.g. summary: "{{ OrderNo }}"'
         raise ConfigError(f"{path} is not valid YAML{where}" + (f": {problem}" if problem else "")) from None
     if data is None:
         data = {}

@@ -7,6 +7,7 @@ path (``flows[1].mapping.priority.map``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -176,19 +177,22 @@ class IssueMapping(_Model):
     )
     labels: list[str] = Field(default_factory=list, description="Templates; each must render to a label.")
 
-    @field_validator("summary", "description", "custom_fields", "labels")
-    @classmethod
-    def _safe_templates(cls, value: Any) -> Any:
-        texts = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
-        for text in texts:
-            if isinstance(text, dict):
-                text = text.get("source")
-            if isinstance(text, str):
-                try:
-                    check_template(text, path="")
-                except ConfigError as exc:
-                    raise ValueError(exc.message.removeprefix(": ")) from None
-        return value
+    def templates(self) -> Iterator[tuple[str, str, bool]]:
+        """Every template of the mapping: its path below ``mapping``, its text, and whether it is a value source
+        (which may also be a bare expression such as ``supplier.Cf_Supplier_Tier``)."""
+        for name, spec in (("project", self.project), ("priority", self.priority), ("assignee", self.assignee)):
+            if spec is not None:
+                yield f"{name}.source", spec.source, True
+        yield "summary", self.summary, False
+        if self.description is not None:
+            yield "description", self.description, False
+        for name, field in self.custom_fields.items():
+            if isinstance(field, ValueMap):
+                yield f"custom_fields.{name}.source", field.source, True
+            else:
+                yield f"custom_fields.{name}", field, False
+        for index, label in enumerate(self.labels):
+            yield f"labels[{index}]", label, False
 
 
 class StatusWrite(_Model):
@@ -262,6 +266,12 @@ class FlowConfig(_Model):
     supplier_field: str | None = Field(default=None, description="Field joined to the suppliers lookup.")
     mapping: IssueMapping
     writeback: WritebackMapping = WritebackMapping()
+
+    def check_templates(self, path: str) -> None:
+        """Compile every template of the mapping; ``ConfigError`` naming ``path.mapping.<key>`` for a bad one."""
+        fields = self.read_fields() if self.select else None  # no select: every field is read, names unknown
+        for where, source, source_of in self.mapping.templates():
+            check_template(source, path=f"{path}.mapping.{where}", fields=fields, source_of=source_of)
 
     def read_fields(self) -> list[str]:
         """``$select`` for the flow: the configured fields plus the key and cursor field the engine relies on."""
@@ -357,6 +367,13 @@ class ConnectorConfig(_Model):
                 raise ValueError(f"flow name {flow.name!r} is used twice")
             seen.add(flow.name)
         return flows
+
+    @model_validator(mode="after")
+    def _compile_templates(self) -> ConnectorConfig:
+        # A ConfigError (not a ValueError) passes through pydantic with the exact path of the template.
+        for index, flow in enumerate(self.flows):
+            flow.check_templates(f"flows[{index}]")
+        return self
 
     def secret_values(self) -> tuple[str, ...]:
         """Every configured secret (any ``SecretStr`` anywhere in the tree), for verbatim redaction.

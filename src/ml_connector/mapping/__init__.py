@@ -13,7 +13,6 @@ from ml_connector.mapping.issue import (
     map_status,
     stable_hash,
 )
-from ml_connector.template import check_template, render
 
 __all__ = [
     "IDENTITY_PROPERTY",
@@ -22,11 +21,9 @@ __all__ = [
     "IssueDraft",
     "MappingContext",
     "build_issue_fields",
-    "check_template",
     "clean_text",
     "identity_label",
     "map_issue",
     "map_status",
-    "render",
     "stable_hash",
 ]

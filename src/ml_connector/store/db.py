@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import importlib.util
 import json
 import logging
 import math
@@ -27,6 +28,7 @@ from sqlalchemy.pool import NullPool
 from ml_connector.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+POSTGRES_EXTRA_FIX = "pip install 'ml-connector[postgres]'"
 
 
 def json_safe(value: Any) -> Any:
@@ -103,12 +105,22 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def require_driver(url: str) -> None:
+    """A PostgreSQL store needs psycopg, an optional extra: name the fix instead of failing with an ImportError."""
+    if normalise_url(url).startswith("postgresql") and importlib.util.find_spec("psycopg") is None:
+        raise ConfigError(
+            f"a PostgreSQL store needs psycopg, which is not installed; install it with {POSTGRES_EXTRA_FIX}",
+            path="store.url",
+        )
+
+
 def create_db_engine(url: str) -> Engine:
     url = normalise_url(url)
     try:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError(f"not a database URL: {url.split('@')[-1]!r}", path="store.url") from None
+    require_driver(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:":

@@ -93,7 +93,7 @@ def test_a_systemic_error_stops_its_flow_only(
     with world(purchase_orders=4, work_orders=3) as w:
         path = _config(w, tmp_path)
         data = yaml.safe_load(path.read_text())
-        data["flows"][1]["mapping"]["custom_fields"]["No Such Field"] = "{WoNo}"
+        data["flows"][1]["mapping"]["custom_fields"]["No Such Field"] = "{{ WoNo }}"
         path.write_text(yaml.safe_dump(data))
         code = _main(monkeypatch, "sync", "-c", str(path))
         out, err = capsys.readouterr()

@@ -87,11 +87,45 @@ def test_invalid_cron_is_refused() -> None:
         parse_schedule("61 * * * *")
 
 
+def _with_summary(tmp_path: Path, summary: str) -> Path:
+    original = "summary: \"PO {{ OrderNo }}: {{ Description or '(no description)' }}\""
+    text = EXAMPLE.read_text()
+    assert original in text
+    return _write(tmp_path, text.replace(original, f"summary: {summary!r}"))
+
+
 def test_unsafe_template_is_refused_at_load_with_its_path(tmp_path: Path) -> None:
-    text = EXAMPLE.read_text().replace('summary: "PO {OrderNo}:', 'summary: "PO {OrderNo.__class__}:')
+    with pytest.raises(ConfigError) as err:
+        load_config(_with_summary(tmp_path, "{{ ''.__class__ }}"), env={})
+    assert err.value.path == "flows[0].mapping.summary"
+    assert "internal attribute '__class__'" in str(err.value)
+
+
+def test_unknown_template_field_names_the_path_and_the_fields_available(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(_with_summary(tmp_path, "PO {{ OrderNr }}"), env={})
+    assert str(err.value).startswith(
+        "flows[0].mapping.summary: unknown field 'OrderNr' in template 'PO {{ OrderNr }}' — fields available: "
+        "OrderNo, VendorNo, Description,"
+    )
+    assert "supplier, person, project, lines, line, flow, key" in str(err.value)
+
+
+def test_old_template_syntax_is_refused_with_its_conversion(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(_with_summary(tmp_path, "PO {OrderNo}: {Description|or:(none)}"), env={})
+    assert err.value.path == "flows[0].mapping.summary"
+    assert "old single-brace syntax" in str(err.value)
+    assert "PO {{ OrderNo }}: {{ Description or '(none)' }}" in str(err.value)
+    assert "docs/configuration.md" in str(err.value)
+
+
+def test_every_template_of_a_mapping_is_checked_with_its_own_path(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text().replace('"{{ WorkTypeId|lower }}"', '"{{ WorkTypeId|shout }}"')
     with pytest.raises(ConfigError) as err:
         load_config(_write(tmp_path, text), env={})
-    assert err.value.path == "flows[0].mapping.summary"
+    assert err.value.path == "flows[1].mapping.labels[1]"
+    assert "No filter named 'shout'" in str(err.value)
 
 
 def test_secret_values_lists_every_configured_secret_once(tmp_path: Path) -> None:

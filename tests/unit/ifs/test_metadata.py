@@ -3,8 +3,13 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import httpx2
 import pytest
 
+from ml_connector.config.connections import HttpSettings
+from ml_connector.errors import MalformedResponse
+from ml_connector.http import ApiSession, build_client
+from ml_connector.ifs import IfsClient
 from ml_connector.ifs.metadata import parse_metadata, parse_service_document
 from ml_connector.ifs.odata import EnumLiteral, literal
 
@@ -89,9 +94,38 @@ def test_typed_values_render_typed_literals() -> None:
     assert meta.typed_value("PurchaseOrderSet", "Cf_Changed_At", None) is None
 
 
-def test_doctype_refused() -> None:
-    with pytest.raises(ValueError):
-        parse_metadata('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x/>')
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE lolz [
+  <!ENTITY lol "lol">
+  <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+  <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><x>&lol4;</x></edmx:Edmx>"""
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        BILLION_LAUGHS,
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x/>',
+        '<?xml version="1.0"?><!DOCTYPE x SYSTEM "http://evil.test/x.dtd"><x/>',
+    ],
+)
+def test_documents_with_a_dtd_are_refused_unparsed(document: str) -> None:
+    with pytest.raises(ValueError, match=r"\$metadata refused unparsed: it declares a DTD or entities"):
+        parse_metadata(document)
+
+
+def test_the_client_reports_an_entity_bomb_as_a_malformed_response() -> None:
+    def serve(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=BILLION_LAUGHS.encode(), headers={"Content-Type": "application/xml"})
+
+    settings = HttpSettings(max_attempts=1)
+    http = build_client("http://ifs.test/projection/v1/", settings, transport=httpx2.MockTransport(serve))
+    client = IfsClient(ApiSession(http, system="ifs", settings=settings))
+    with pytest.raises(MalformedResponse, match=r"expected a CSDL document .* refused unparsed"):
+        client.metadata("PurchaseOrderHandling")
 
 
 def test_service_document() -> None:

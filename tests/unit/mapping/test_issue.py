@@ -6,17 +6,15 @@ from typing import Any
 import pytest
 
 from ml_connector.config.models import load_config
-from ml_connector.errors import ConfigError, MappingError
+from ml_connector.errors import MappingError
 from ml_connector.mapping import (
     FieldTarget,
     MappingContext,
     build_issue_fields,
-    check_template,
     clean_text,
     identity_label,
     map_issue,
     map_status,
-    render,
 )
 
 EXAMPLE = Path(__file__).parents[3] / "src/ml_connector/config/templates/example.yaml"
@@ -124,16 +122,6 @@ def test_identity_label_is_safe_and_unique() -> None:
     b = identity_label("po", "PO_1_2")
     assert " " not in a and a != b
     assert identity_label("po", "PO-1") == "mlc-po-PO-1"
-
-
-def test_templates_read_fields_and_nothing_else() -> None:
-    ctx = {"a": {"b": [{"c": "deep"}]}, "n": 3.0, "s": "MiXed"}
-    assert render("{a.b[0].c} {n} {s|upper} {missing|or:none} {{literal}}", ctx) == "deep 3 MIXED none {literal}"
-    assert render("{__class__}", ctx) == ""
-    with pytest.raises(ConfigError):
-        check_template("{a.__class__.__init__()}", path="flows[0].mapping.summary")
-    with pytest.raises(ConfigError, match="unknown template filter"):
-        check_template("{a|exec}", path="x")
 
 
 def test_build_fields_uses_ids_and_field_kinds(config: Any) -> None:

@@ -1,11 +1,11 @@
-"""Properties of the pure mapping core: identity labels and templates, for any IFS key or field text."""
+"""Properties of the pure mapping core: identity labels, for any IFS key."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml_connector.mapping import identity_label, render
+from ml_connector.mapping import identity_label
 
 keys = st.text(min_size=1, max_size=300)
 
@@ -24,10 +24,3 @@ def test_identity_label_is_a_valid_jira_label(flow: str, key: str) -> None:
 def test_distinct_keys_get_distinct_labels(a: str, b: str) -> None:
     if a != b:
         assert identity_label("po", a) != identity_label("po", b)
-
-
-@given(value=st.text(max_size=200))
-def test_templates_insert_field_text_verbatim_and_never_evaluate_it(value: str) -> None:
-    # Field values are data: braces, pipes and paths inside them are never interpreted.
-    assert render("[{Description}]", {"Description": value}) == f"[{value}]"
-    assert render("{Description|or:none}", {"Description": value}) == (value or "none")
