@@ -25,7 +25,7 @@ def _check(tmp_path: Path, custom_fields: dict[str, str]) -> tuple[dict[str, str
 
 
 def test_resolved_fields_pass_with_their_ids(tmp_path: Path) -> None:
-    resolved, findings = _check(tmp_path, {"gl account": "{OrderNo}", "Cost Center:select": "{OrderNo}"})
+    resolved, findings = _check(tmp_path, {"gl account": "{{ OrderNo }}", "Cost Center:select": "{{ OrderNo }}"})
     assert resolved == {"gl account": "customfield_10050", "Cost Center:select": "customfield_10051"}
     assert [(r.name, r.status, r.detail) for r in findings.results] == [
         ("purchase_orders: field 'gl account'", PASS, "resolves to customfield_10050"),
@@ -34,7 +34,7 @@ def test_resolved_fields_pass_with_their_ids(tmp_path: Path) -> None:
 
 
 def test_an_ambiguous_name_fails_with_both_ids_and_a_type_suffix_to_pick_one(tmp_path: Path) -> None:
-    resolved, findings = _check(tmp_path, {"Cost Center": "{OrderNo}"})
+    resolved, findings = _check(tmp_path, {"Cost Center": "{{ OrderNo }}"})
     assert resolved == {}
     [result] = findings.results
     assert result.status == FAIL and "ambiguous" in result.detail
@@ -45,7 +45,7 @@ def test_an_ambiguous_name_fails_with_both_ids_and_a_type_suffix_to_pick_one(tmp
 
 
 def test_a_missing_field_fails_with_the_fix_to_correct_or_create_it(tmp_path: Path) -> None:
-    resolved, findings = _check(tmp_path, {"Nope": "{OrderNo}", "GL Account": "{OrderNo}"})
+    resolved, findings = _check(tmp_path, {"Nope": "{{ OrderNo }}", "GL Account": "{{ OrderNo }}"})
     assert resolved == {"GL Account": "customfield_10050"}
     failed = findings.results[0]
     assert (failed.status, failed.detail) == (FAIL, "no Jira field named 'Nope' is visible to the connector's user")

@@ -28,7 +28,7 @@ def _connector(tmp_path: Path, custom_fields: dict[str, str]) -> Connector:
 
 
 def test_fields_resolve_to_ids_and_kinds(tmp_path: Path) -> None:
-    keys = {"gl account": "{OrderNo}", "Cost Center:text": "{OrderNo}", "Cost Center:select": "{OrderNo}"}
+    keys = {"gl account": "{{ OrderNo }}", "Cost Center:text": "{{ OrderNo }}", "Cost Center:select": "{{ OrderNo }}"}
     connector = _connector(tmp_path, keys)
     targets = connector.resolve_fields(connector.config.flows[0])
     assert {k: (t.id, t.kind) for k, t in targets.items()} == {
@@ -46,7 +46,7 @@ def test_fields_resolve_to_ids_and_kinds(tmp_path: Path) -> None:
     ],
 )
 def test_an_unresolvable_field_is_a_config_error_naming_the_key(tmp_path: Path, key: str, message: str) -> None:
-    connector = _connector(tmp_path, {key: "{OrderNo}"})
+    connector = _connector(tmp_path, {key: "{{ OrderNo }}"})
     with pytest.raises(ConfigError) as info:
         connector.resolve_fields(connector.config.flows[0])
     assert info.value.path == f"flows.purchase_orders.mapping.custom_fields.{key}"
