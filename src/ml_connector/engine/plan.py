@@ -32,62 +32,56 @@ class PageRules:
 
 
 @dataclass(frozen=True)
-class Create:
+class _Planned:
+    key: str  # the record's IFS key, as stored
+    row: Row  # the IFS row this plan was made from
+    source_hash: str
+
+
+@dataclass(frozen=True)
+class Create(_Planned):
     """No issue and no create attempted: create one."""
 
     label: ClassVar[str] = "create"
-    key: str
-    row: Row
-    source_hash: str
     draft: IssueDraft
     existing: RecordRow | None = None
 
 
 @dataclass(frozen=True)
-class Reconcile:
+class _Remapped(_Planned):
+    draft: IssueDraft
+    existing: RecordRow
+
+
+@dataclass(frozen=True)
+class Reconcile(_Remapped):
     """No issue linked but a create was attempted and not confirmed: it may exist in Jira, so the apply step searches
     for it before creating. A dry run cannot tell and names it a create."""
 
     label: ClassVar[str] = "create"
-    key: str
-    row: Row
-    source_hash: str
-    draft: IssueDraft
-    existing: RecordRow
 
 
 @dataclass(frozen=True)
-class Update:
+class Update(_Remapped):
     """A linked issue whose content (or state) says it needs an edit."""
 
     label: ClassVar[str] = "update"
-    key: str
-    row: Row
-    source_hash: str
-    draft: IssueDraft
-    existing: RecordRow
 
 
 @dataclass(frozen=True)
-class Skip:
+class Skip(_Planned):
     """Nothing for Jira: settled before mapping (``draft`` None) or mapped to what the issue already holds."""
 
     label: ClassVar[str] = "skip"
-    key: str
-    row: Row
-    source_hash: str
     existing: RecordRow | None = None
     draft: IssueDraft | None = None
 
 
 @dataclass(frozen=True)
-class Fail:
+class Fail(_Planned):
     """Mapping failed for this record (a template or value-map bug): the failure policy decides its state."""
 
     label: ClassVar[str] = "fail"
-    key: str
-    row: Row
-    source_hash: str
     error: Exception
     existing: RecordRow | None = None
 
