@@ -71,9 +71,7 @@ LINKED = {"jira_id": "10001", "jira_key": "PROC-1"}
             True,
             id="source changed, draft did not",
         ),
-        pytest.param(
-            stored("A", PENDING_UPDATE, like=row("A"), **LINKED), row("A"), Update, True, id="pending update"
-        ),
+        pytest.param(stored("A", PENDING_UPDATE, like=row("A"), **LINKED), row("A"), Update, True, id="pending update"),
         pytest.param(stored("A", PARKED, like=row("A"), **LINKED), row("A"), Skip, False, id="parked, unchanged"),
         pytest.param(stored("A", PARKED, like=row("A"), **LINKED), row("A", "v2"), Update, True, id="parked, changed"),
         pytest.param(
