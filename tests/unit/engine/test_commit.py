@@ -2,83 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from datetime import timedelta
 
-import pytest
+from ml_connector.config.models import SyncPolicy
+from ml_connector.engine.plan import NOT_FOUND
+from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, Store
 
-from ml_connector.config.models import FlowConfig, SyncPolicy
-from ml_connector.engine.commit import RunScope, commit_page
-from ml_connector.engine.plan import NOT_FOUND, PageRules, Plan, plan_page
-from ml_connector.engine.report import RunReport
-from ml_connector.mapping import IssueDraft
-from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, RecordRow, Store
-
-FLOW = FlowConfig.model_validate(
-    {
-        "name": "purchase_orders",
-        "preset": "purchase_orders",
-        "mapping": {"project": {"source": "ProjectId", "default": "PROC"}, "issue_type": "Task", "summary": "PO"},
-    }
-)
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-SIGNPOST = NOW - timedelta(seconds=1)
-T1, T2 = "2026-03-01T10:00:00Z", "2026-03-01T11:00:00Z"
-
-
-def draft_of(row: Mapping[str, Any]) -> IssueDraft:
-    if row.get("Text") == "template bug":
-        raise TypeError("template bug")
-    summary = f"PO {row['OrderNo']}: {row.get('Text')}"
-    return IssueDraft("PROC", "Task", summary, None, None, None, {}, (), "mlc-po", warnings=())
-
-
-def row(key: str, text: str = "v1", changed: str = T1) -> dict[str, Any]:
-    return {"OrderNo": key, "Text": text, "Cf_Changed_At": changed}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store.open(f"sqlite:///{tmp_path / 'state.sqlite'}")
-    yield store
-    store.close()
-
-
-class Page:
-    """One outbound page: plan from the store's records, then commit, as the orchestrator does."""
-
-    def __init__(self, store: Store, policy: SyncPolicy | None = None) -> None:
-        self.store = store
-        self.report = RunReport(FLOW.name, "outbound")
-        self.report.run_id = store.start_run(FLOW.name, "outbound")
-        self.scope = RunScope(FLOW, policy or SyncPolicy(), self.report)
-
-    def plan(self, rows: Sequence[Mapping[str, Any]], *, remap: bool = False) -> list[Plan]:
-        with self.store.transaction() as tx:
-            existing = tx.get_records(FLOW.name, [str(r["OrderNo"]) for r in rows])
-        return plan_page(rows, existing, draft_of, PageRules(FLOW.key, "config", NOW, remap=remap))
-
-    def commit(self, rows: Sequence[Mapping[str, Any]], *, move_cursor: bool = True) -> list[str]:
-        """Commit a page; the keys of the records left with Jira work."""
-        ids, _newest = commit_page(self.store, self.scope, self.plan(rows), SIGNPOST, move_cursor=move_cursor)
-        return [r.ifs_key for r in self.store.get_records_by_ids(ids)]
-
-
-def record(store: Store, key: str) -> RecordRow:
-    found = store.get_record(FLOW.name, key)
-    assert found is not None
-    return found
-
-
-def events(store: Store, key: str) -> list[str]:
-    return [a.event for a in store.audit_trail(record(store, key).id)]
-
-
-def mark(store: Store, key: str, **values: Any) -> None:
-    with store.transaction() as tx:
-        tx.update_record(record(store, key).id, **values)
+from .support import FLOW, NOW, T1, T2, Page, draft_of, events, mark, record, row
 
 
 def test_new_records_wait_for_their_create_and_move_the_cursor(store: Store) -> None:
