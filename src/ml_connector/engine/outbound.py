@@ -18,6 +18,7 @@ from ml_connector.engine.apply import Applier
 from ml_connector.engine.commit import RunScope, advance_cursor, commit_page
 from ml_connector.engine.failures import describe
 from ml_connector.engine.plan import Fail, MapRow, PageRules, Plan, Row, plan_page, row_key, rows_to_map
+from ml_connector.engine.ports import IfsSource, RecordStore
 from ml_connector.engine.reconcile import NotFoundWatch, Reconciler
 from ml_connector.engine.report import PlannedAction, RunReport
 from ml_connector.engine.runtime import Connector
@@ -42,6 +43,12 @@ class OutboundSync:
         self._ctx: MappingContext | None = None
         self._fingerprint = stable_hash(flow.model_dump(mode="json", exclude={"schedule", "enabled"}))
         self._watch = NotFoundWatch()
+        self.store: RecordStore = connector.store
+
+    @property
+    def _ifs(self) -> IfsSource:
+        """The IFS client, built on first use (as the connector builds it)."""
+        return self.c.ifs
 
     # ------------------------------------------------------------------------------------------------ entry point
 
@@ -72,7 +79,7 @@ class OutboundSync:
 
     def _count_waiting(self, report: RunReport) -> None:
         """Records of the flow still waiting for a retry or a confirmation: the run did not finish them."""
-        states = self.c.store.count_by_state(self.flow.name)
+        states = self.store.count_by_state(self.flow.name)
         waiting = states.get(RETRY, 0) + states.get(PENDING_CREATE, 0) + states.get(PENDING_UPDATE, 0)
         if waiting:
             report.add("waiting", waiting)
@@ -86,7 +93,7 @@ class OutboundSync:
         base = flow.filter
         if flow.detection == "snapshot" or flow.cursor_field is None:
             return base, [flow.key], True
-        cursor = None if full else parse_ts(self.c.store.get_cursor(flow.name))
+        cursor = None if full else parse_ts(self.store.get_cursor(flow.name))
         if cursor is None:
             return base, [flow.key], True
         since = cursor - timedelta(seconds=flow.lookback)
@@ -100,7 +107,7 @@ class OutboundSync:
         query, order, key_ordered = self._query(full)
         select = flow.read_fields() if flow.select else None
         newest: datetime | None = None
-        for page in self.c.ifs.iter_pages(
+        for page in self._ifs.iter_pages(
             flow.entity_set, select=select, filter=query, orderby=order, key_fields=[flow.key], page_size=flow.page_size
         ):
             if self.stop.is_set():
@@ -123,7 +130,7 @@ class OutboundSync:
             if progress:
                 progress(len(page.rows))
         if key_ordered and newest is not None and flow.detection == "cursor" and not report.interrupted:
-            with self.c.store.transaction(report.run_id) as tx:
+            with self.store.transaction(report.run_id) as tx:
                 advance_cursor(tx, flow.name, min(newest, signpost))
 
     def _lines(self, rows: Sequence[Row], *, key_ordered: bool) -> dict[Any, list[dict[str, Any]]]:
@@ -135,13 +142,13 @@ class OutboundSync:
             first, last = rows[0].get(self.flow.key), rows[-1].get(self.flow.key)
             grouped: dict[Any, list[dict[str, Any]]] = {}
             in_range = and_(F(spec.parent_key) >= first, F(spec.parent_key) <= last)
-            for line in self.c.ifs.iter_records(
+            for line in self._ifs.iter_records(
                 spec.entity_set, select=spec.select or None, filter=in_range, orderby=spec.orderby or None
             ):
                 grouped.setdefault(line.get(spec.parent_key), []).append(line)
             return grouped
         parents = [r.get(spec.parent_key) for r in rows if r.get(spec.parent_key) is not None]
-        return self.c.ifs.children_by_parent(
+        return self._ifs.children_by_parent(
             spec.entity_set, spec.parent_key, parents, select=spec.select or None, orderby=spec.orderby or None
         )
 
@@ -156,7 +163,7 @@ class OutboundSync:
 
     def _plan(self, rows: Sequence[Row], *, key_ordered: bool, remap: bool = False) -> list[Plan]:
         """``remap`` (``--full``) maps unchanged records too, so changed lookups (a supplier's tier) reach Jira."""
-        with self.c.store.transaction() as tx:
+        with self.store.transaction() as tx:
             existing = tx.get_records(self.flow.name, [row_key(r, self.flow.key) for r in rows])
         rules = PageRules(self.flow.key, self._fingerprint, utcnow(), remap=remap)
         to_map = rows_to_map(rows, existing, rules)
@@ -177,8 +184,8 @@ class OutboundSync:
     def _commit(
         self, plans: Sequence[Plan], scope: RunScope, signpost: datetime, *, move_cursor: bool
     ) -> tuple[list[RecordRow], datetime | None]:
-        work_ids, newest = commit_page(self.c.store, scope, plans, signpost, move_cursor=move_cursor)
-        return self.c.store.get_records_by_ids(work_ids), newest
+        work_ids, newest = commit_page(self.store, scope, plans, signpost, move_cursor=move_cursor)
+        return self.store.get_records_by_ids(work_ids), newest
 
     # ------------------------------------------------------------------------------------------------ work queue
 
@@ -186,7 +193,7 @@ class OutboundSync:
         """Leftovers from earlier runs: unconfirmed creates, due retries, replays."""
         signpost = utcnow()
         while not self.stop.is_set():
-            batch = self.c.store.work_queue(self.flow.name, limit=WORK_QUEUE_BATCH)
+            batch = self.store.work_queue(self.flow.name, limit=WORK_QUEUE_BATCH)
             if not batch:
                 return
             stale = [r for r in batch if r.draft is None]
@@ -194,7 +201,7 @@ class OutboundSync:
                 # Replayed records are mapped again from fresh IFS data (the config may have been fixed since).
                 applier.apply(self._refetch(stale, applier.scope, signpost))
             applier.apply([r for r in batch if r.draft is not None])
-            after = self.c.store.work_queue(self.flow.name, limit=WORK_QUEUE_BATCH)
+            after = self.store.work_queue(self.flow.name, limit=WORK_QUEUE_BATCH)
             if _progress_marks(batch) <= _progress_marks(after):
                 return  # nothing moved (all deferred); leave them for a later run
 
@@ -204,12 +211,12 @@ class OutboundSync:
             {flow.key: int(r.ifs_key) if flow.key_type == "int" else r.ifs_key} for r in records
         ]
         select = flow.read_fields() if flow.select else None
-        found = self.c.ifs.get_many_by_keys(flow.entity_set, keys, select=select)
+        found = self._ifs.get_many_by_keys(flow.entity_set, keys, select=select)
         rows = [row for row, _etag in found.values()]
         present = {row_key(row, flow.key) for row in rows}
         missing = [r for r in records if r.ifs_key not in present]
         if missing:
-            with self.c.store.transaction(report.run_id) as tx:
+            with self.store.transaction(report.run_id) as tx:
                 for record in missing:
                     tx.update_record(record.id, state=PARKED, last_error="no longer in IFS (or outside the filter)")
                     tx.audit(record.id, AuditEvent("failed", "error", "replay: the record is no longer in IFS"))

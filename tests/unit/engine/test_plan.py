@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ml_connector.engine import plan as plan_module
 from ml_connector.engine.plan import (
     NOT_FOUND,
     Create,
@@ -247,3 +250,13 @@ def test_any_page_yields_one_plan_per_key_and_creates_only_what_is_unlinked(
             assert has_create_intent(plan.existing)
         if isinstance(plan, Update):
             assert plan.existing.jira_id is not None
+
+
+def test_the_planner_imports_nothing_that_does_io() -> None:
+    """No clients, no store engine, no clock helpers: only data types and pure rules."""
+    source = Path(plan_module.__file__).read_text(encoding="utf-8")
+    imported = {n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom) and n.module}
+    allowed = {"__future__", "collections.abc", "dataclasses", "datetime", "typing"}
+    allowed |= {"ml_connector.engine.failures", "ml_connector.mapping", "ml_connector.store"}
+    assert imported <= allowed
+    assert "utcnow" not in source and "datetime.now" not in source
