@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ml_connector.config.models import FlowConfig, SyncPolicy
+from ml_connector.engine.apply import Applier
 from ml_connector.engine.commit import RunScope, commit_page
 from ml_connector.engine.plan import PageRules, Plan, plan_page
+from ml_connector.engine.reconcile import NotFoundWatch, Reconciler
 from ml_connector.engine.report import RunReport
 from ml_connector.errors import NotFound, TransientError
 from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue
 from ml_connector.mapping import FieldTarget, IssueDraft, MappingContext, identity_label
-from ml_connector.store import RecordRow, Store
+from ml_connector.store import SYNCED, RecordRow, Store, utcnow
 
 FLOW = FlowConfig.model_validate(
     {
@@ -34,7 +37,9 @@ def draft_of(row: Mapping[str, Any]) -> IssueDraft:
     if row.get("Text") == "template bug":
         raise TypeError("template bug")
     label = identity_label(FLOW.name, str(row["OrderNo"]))
-    return IssueDraft("PROC", "Task", f"PO {row['OrderNo']}: {row.get('Text')}", None, None, None, {}, (label,), label)
+    custom = {"Cost Center": "CC-1"} if row.get("Text") == "unknown field" else {}  # FakeWiring knows no fields
+    summary = f"PO {row['OrderNo']}: {row.get('Text')}"
+    return IssueDraft("PROC", "Task", summary, None, None, None, custom, (label,), label)
 
 
 def row(key: str, text: str = "v1", changed: str = T1) -> dict[str, Any]:
@@ -144,3 +149,40 @@ class FakeWiring:
 
     def mapping_context(self, flow: FlowConfig) -> MappingContext:
         raise AssertionError("the apply step maps nothing")
+
+
+@dataclass
+class Run:
+    """One run's page, applier and 404 watch."""
+
+    page: Page
+    applier: Applier
+    watch: NotFoundWatch
+
+    @classmethod
+    def start(cls, store: Store, jira: FakeJira, policy: SyncPolicy | None = None) -> Run:
+        page, watch, stop = Page(store, policy), NotFoundWatch(), threading.Event()
+        wiring = FakeWiring(store, jira)
+        reconciler = Reconciler(wiring, page.scope, watch, stop)
+        return cls(page, Applier(wiring, page.scope, reconciler, stop), watch)
+
+    def sync(self, rows: Sequence[dict[str, object]]) -> None:
+        self.applier.apply(self.page.commit_records(rows))
+
+    def drain(self, store: Store) -> None:
+        """The work queue's due records, as a run starts with them."""
+        self.applier.apply(store.work_queue(self.page.scope.flow.name))
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.page.report.counts)
+
+
+def due(store: Store, key: str) -> None:
+    mark(store, key, next_attempt_at=utcnow() - timedelta(seconds=1))
+
+
+def linked(store: Store, key: str) -> RecordRow:
+    found = record(store, key)
+    assert found.state == SYNCED and found.jira_id is not None and found.create_attempted_at is None
+    return found
