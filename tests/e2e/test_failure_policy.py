@@ -18,6 +18,7 @@ import yaml
 
 from e2e.harness import SimControl, World, connector_config, example_config, make_connector, world
 from ml_connector.engine import OutboundSync
+from ml_connector.engine import apply as apply_module
 from ml_connector.engine import outbound as outbound_module
 from ml_connector.errors import AuthError
 from ml_connector.serve import serve_in_thread
@@ -319,7 +320,7 @@ def test_each_error_class_meets_its_policy_and_the_run_goes_on(
                     },
                 ]
             )
-            real_map, real_fields = outbound_module.map_issue, outbound_module.build_issue_fields
+            real_map, real_fields = outbound_module.map_issue, apply_module.build_issue_fields
 
             def map_issue(row: Any, *args: Any, **kwargs: Any) -> Any:
                 if row.get("OrderNo") == buggy_map.ifs_key:
@@ -332,7 +333,7 @@ def test_each_error_class_meets_its_policy_and_the_run_goes_on(
                 return real_fields(draft, **kwargs)
 
             monkeypatch.setattr(outbound_module, "map_issue", map_issue)
-            monkeypatch.setattr(outbound_module, "build_issue_fields", build_issue_fields)
+            monkeypatch.setattr(apply_module, "build_issue_fields", build_issue_fields)
             report = OutboundSync(c, flow).run()
 
             assert report.status == "partial"

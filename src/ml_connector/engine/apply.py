@@ -1,0 +1,240 @@
+"""The Jira writes of an outbound run: bulk creates (after reconciling interrupted ones) and edits.
+
+Whatever goes wrong for one record fails that record only (``commit.record_failure``); systemic errors stop the flow.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ml_connector.engine.commit import SYNCED_CLEAN, RunScope, fail_unfinished, record_failure
+from ml_connector.engine.failures import create_failure_error
+from ml_connector.engine.plan import awaiting_404_check
+from ml_connector.engine.ports import JiraWiring
+from ml_connector.engine.reconcile import Reconciler
+from ml_connector.errors import AuthError, NotFound, PermanentError
+from ml_connector.jira import adf
+from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue
+from ml_connector.mapping import IDENTITY_PROPERTY, IssueDraft, build_issue_fields
+from ml_connector.store import AuditEvent, RecordRow, utcnow
+
+Accounts = Mapping[str, str | None]
+
+
+class Applier:
+    """Jira writes for one run of one flow."""
+
+    def __init__(self, wiring: JiraWiring, scope: RunScope, reconciler: Reconciler, stop: threading.Event) -> None:
+        self.wiring = wiring
+        self.scope = scope
+        self.flow = scope.flow
+        self.policy = scope.policy
+        self.reconciler = reconciler
+        self.stop = stop
+        spec = self.flow.mapping.assignee
+        self.fallback_email = spec.fallback_email.strip().lower() if spec and spec.fallback_email else None
+
+    def _fail_unfinished(self, records: Sequence[RecordRow], error: Exception) -> None:
+        fail_unfinished(self.wiring.store, records, error, self.scope)
+
+    def apply(self, records: Sequence[RecordRow]) -> None:
+        """Jira writes for ``records``. Whatever goes wrong for one record fails that record only; a lookup that
+        fails for all of them (user search, fields) fails each of them. Systemic errors, and a refusal of those shared
+        lookups, stop the flow."""
+        if not records:
+            return
+        try:
+            emails = {str(r.draft.get("assignee_email")) for r in records if r.draft and r.draft.get("assignee_email")}
+            if self.fallback_email:
+                emails.add(self.fallback_email)
+            accounts = self.wiring.account_ids(emails)
+            fields_ctx = self.wiring.resolve_fields(self.flow)
+        except (AuthError, PermanentError):
+            raise  # a refused shared lookup is no record's fault (a 403 is no record's permission): stop the flow
+        except Exception as exc:
+            self._fail_unfinished(records, exc)
+            return
+        creates, updates = self._sort_suspects(records)
+        if creates:
+            try:
+                updates += self._create(creates, accounts, fields_ctx)
+            except Exception as exc:
+                self._fail_unfinished(creates, exc)
+        self._update_all(updates, accounts, fields_ctx)
+
+    def _sort_suspects(self, records: Sequence[RecordRow]) -> tuple[list[RecordRow], list[RecordRow]]:
+        """(to create, to edit): records awaiting a 404 check are confirmed first and land in one or the other."""
+        creates = [r for r in records if r.jira_id is None]
+        updates = [r for r in records if r.jira_id is not None]
+        suspects = [r for r in updates if awaiting_404_check(r)]
+        if not suspects:
+            return creates, updates
+        ids = {r.id for r in suspects}
+        try:
+            visible, gone = self.reconciler.confirm_missing(suspects)
+        except Exception as exc:
+            self._fail_unfinished(suspects, exc)
+            visible, gone = [], []
+        return creates + gone, [r for r in updates if r.id not in ids] + visible
+
+    def _update_all(self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
+        watch = self.reconciler.watch
+        for record in records:
+            if self.stop.is_set():
+                self.scope.report.interrupted = True
+                return
+            try:
+                if record.id in watch.suspected:
+                    self.reconciler.deleted(record)  # 404 earlier in this run (the record was read again): no new edit
+                    continue
+                watch.edited.add(record.id)
+                self._update(record, accounts, fields_ctx)
+            except Exception as exc:
+                self._fail_unfinished([record], exc)
+
+    def _payload(
+        self, record: RecordRow, accounts: Accounts, fields_ctx: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[str]]:
+        assert record.draft is not None
+        draft = draft_from_dict(record.draft)
+        warnings: list[str] = []
+        account = None
+        if draft.assignee_email:
+            account = accounts.get(draft.assignee_email)
+            fallback = self.fallback_email
+            if account is None:
+                fallback_account = accounts.get(fallback) if fallback else None
+                if fallback_account is not None and draft.assignee_email != fallback:
+                    account = fallback_account
+                    warnings.append(f"no Jira user for {draft.assignee_email}; assigned to the fallback {fallback}")
+                else:
+                    warnings.append(f"no Jira user for {draft.assignee_email}; left unassigned")
+        fields = build_issue_fields(draft, field_ids=fields_ctx, account_id=account, to_adf=adf.text_to_adf)
+        return fields, warnings
+
+    # ------------------------------------------------------------------------------------ creates
+
+    def _create(
+        self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]
+    ) -> list[RecordRow]:
+        """Bulk-create; returns records that reconciliation linked to an existing issue (they need an edit)."""
+        fresh = [r for r in records if r.create_attempted_at is None]
+        linked: list[RecordRow] = []
+        interrupted = [r for r in records if r.create_attempted_at is not None]
+        if interrupted:
+            linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
+            fresh += confirmed_absent
+        step = self.policy.bulk_size * 10
+        for start in range(0, len(fresh), step):
+            if self.stop.is_set():
+                self.scope.report.interrupted = True
+                return linked
+            self._create_chunk(fresh[start : start + step], accounts, fields_ctx)
+        return linked
+
+    def _create_chunk(self, chunk: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
+        ready, drafts = self._mark_intents(chunk, accounts, fields_ctx)
+        if not drafts:
+            return
+        try:
+            outcomes = self.wiring.jira.bulk_create(drafts, concurrency=self.policy.bulk_concurrency)
+        except Exception as exc:  # the answer is unknown: intents stay, the next attempt reconciles
+            self._fail_unfinished(ready, exc)
+            return
+        self._store_outcomes(ready, outcomes)
+
+    def _mark_intents(
+        self, chunk: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]
+    ) -> tuple[list[RecordRow], list[DraftIssue]]:
+        """Build each record's create payload and store the intent to create, in one transaction."""
+        drafts: list[DraftIssue] = []
+        ready: list[RecordRow] = []
+        warned: list[tuple[int, AuditEvent]] = []
+        with self.wiring.store.transaction(self.scope.report.run_id) as tx:
+            for record in chunk:
+                try:
+                    fields, warnings = self._payload(record, accounts, fields_ctx)
+                except Exception as exc:
+                    record_failure(tx, record, exc, self.scope)
+                    continue
+                drafts.append(self._draft_issue(record, fields))
+                ready.append(record)
+                if warnings:
+                    warned.append((record.id, AuditEvent("mapped", "warning", "; ".join(warnings))))
+            # The durable intent: from here on a crash means "may exist in Jira; reconcile first".
+            tx.set_records([r.id for r in ready], create_attempted_at=utcnow())
+            tx.audit_many(warned)
+        return ready, drafts
+
+    def _draft_issue(self, record: RecordRow, fields: dict[str, Any]) -> DraftIssue:
+        # "draft": what this create carries, so reconciliation can tell whether the issue an interrupted create made
+        # is current (no edit needed) or needs the newer content.
+        identity = {"flow": self.flow.name, "key": record.ifs_key, "draft": record.draft_hash}
+        return DraftIssue(fields=fields, ref=record.ifs_key, properties={IDENTITY_PROPERTY: identity})
+
+    def _store_outcomes(self, ready: Sequence[RecordRow], outcomes: Sequence[CreateOutcome]) -> None:
+        with self.wiring.store.transaction(self.scope.report.run_id) as tx:
+            created: list[tuple[int, dict[str, Any]]] = []
+            for record, outcome in zip(ready, outcomes, strict=True):
+                if outcome.issue is not None:
+                    created.append((record.id, _link(outcome.issue)))
+                    continue
+                failure = outcome.failure
+                assert failure is not None
+                # An uncertain failure may have created the issue: the intent stays, a later attempt reconciles.
+                record_failure(tx, record, create_failure_error(failure), self.scope, keep_intent=failure.uncertain)
+            done = {**SYNCED_CLEAN, "create_attempted_at": None}
+            tx.update_records([(record_id, {**link, **done}) for record_id, link in created])
+            tx.audit_many([(record_id, AuditEvent("created", detail=link)) for record_id, link in created])
+            self.scope.report.add("created", len(created))
+
+    # ------------------------------------------------------------------------------------ edits
+
+    def _fail_one(self, record: RecordRow, error: Exception) -> None:
+        with self.wiring.store.transaction(self.scope.report.run_id) as tx:
+            record_failure(tx, record, error, self.scope)
+
+    def _update(self, record: RecordRow, accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
+        assert record.jira_id is not None
+        try:
+            fields, warnings = self._payload(record, accounts, fields_ctx)
+        except Exception as exc:
+            self._fail_one(record, exc)
+            return
+        labels = fields.pop("labels", [])
+        fields.pop("project", None)
+        fields.pop("issuetype", None)
+        try:
+            self.wiring.jira.edit_issue(record.jira_id, fields, update={"labels": [{"add": label} for label in labels]})
+        except NotFound:
+            self.reconciler.deleted(record)
+            return
+        except Exception as exc:
+            self._fail_one(record, exc)
+            return
+        with self.wiring.store.transaction(self.scope.report.run_id) as tx:
+            tx.update_record(record.id, **SYNCED_CLEAN)
+            detail = {"jira_id": record.jira_id, "fields": sorted(fields)}
+            message = "; ".join(warnings) or None
+            tx.audit(record.id, AuditEvent("updated", "warning" if message else "ok", message, detail))
+        self.scope.report.add("updated")
+
+
+def _link(issue: CreatedIssue) -> dict[str, Any]:
+    return {"jira_id": issue.id, "jira_key": issue.key}
+
+
+def draft_from_dict(data: Mapping[str, Any]) -> IssueDraft:
+    return IssueDraft(
+        project=str(data["project"]),
+        issue_type=str(data["issue_type"]),
+        summary=str(data["summary"]),
+        description=data.get("description"),
+        priority=data.get("priority"),
+        assignee_email=data.get("assignee_email"),
+        custom_fields=dict(data.get("custom_fields") or {}),
+        labels=tuple(data.get("labels") or ()),
+        identity_label=str(data["identity_label"]),
+    )

@@ -1,0 +1,54 @@
+"""Plan, commit, then apply against a fake Jira and a real SQLite store: creates and edits, without HTTP."""
+
+from __future__ import annotations
+
+from ml_connector.errors import TransientError
+from ml_connector.store import PARKED, RETRY, Store
+
+from .support import FakeJira, Run, events, linked, record, row
+
+
+def test_new_records_are_created_in_one_bulk_call_and_linked(store: Store) -> None:
+    jira = FakeJira()
+    run = Run.start(store, jira)
+    run.sync([row("A"), row("B")])
+
+    assert jira.calls == [("bulk_create", "A,B")]
+    assert linked(store, "A").jira_id in jira.issues and linked(store, "B").jira_key == "PROC-2"
+    assert events(store, "A") == ["fetched", "mapped", "created"]
+    assert run.counts["created"] == 2
+
+
+def test_a_changed_record_is_edited(store: Store) -> None:
+    jira = FakeJira()
+    Run.start(store, jira).sync([row("A")])
+    run = Run.start(store, jira)
+    run.sync([row("A", "v2")])
+
+    issue_id = linked(store, "A").jira_id
+    assert issue_id is not None and jira.calls[-1] == ("edit_issue", issue_id)
+    assert jira.issues[issue_id]["fields"]["summary"] == "PO A: v2"
+    assert run.counts["updated"] == 1
+
+
+def test_a_failed_edit_is_retried_per_policy(store: Store) -> None:
+    jira = FakeJira()
+    Run.start(store, jira).sync([row("A")])
+    jira.down = TransientError("timeout", system="jira")
+    run = Run.start(store, jira)
+    run.sync([row("A", "v2")])
+    failed = record(store, "A")
+    assert failed.state == RETRY and failed.error_class == "TransientError" and failed.attempts == 1
+    assert events(store, "A")[-1] == "failed" and run.counts["failed"] == 1
+
+
+def test_a_payload_error_fails_its_record_not_the_bulk_call(store: Store) -> None:
+    jira = FakeJira()
+    run = Run.start(store, jira)
+    run.sync([row("A"), row("B", "unknown field"), row("C")])
+
+    assert jira.calls == [("bulk_create", "A,C")]
+    assert linked(store, "A") and linked(store, "C")
+    failed = record(store, "B")
+    assert failed.state == PARKED and failed.error_class == "MappingError" and failed.create_attempted_at is None
+    assert run.counts["created"] == 2 and run.counts["parked"] == 1
