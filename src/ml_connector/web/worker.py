@@ -114,12 +114,11 @@ class BackgroundWork:
             for run in replay_flows(self.connector, flows, stop=self.stop_event, observe=self.metrics.observe_run):
                 for step in run.steps:
                     error = step.error
-                    if error is not None:
+                    if error is not None and step.crashed:
+                        log.error("web.job_crashed", flow=run.flow, error_class=type(error).__name__)
+                    elif error is not None:  # e.g. FlowBusy: a sync runs the flow; the records go with its next run
                         log.warning(
-                            "web.replay_failed",
-                            flow=run.flow,
-                            error=step.report.error,
-                            error_class=type(error).__name__,
+                            "web.job_failed", flow=run.flow, error=step.report.error, error_class=type(error).__name__
                         )
                     else:
                         report = step.report
