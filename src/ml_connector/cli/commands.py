@@ -7,8 +7,8 @@ import secrets
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -17,16 +17,26 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector
-from ml_connector.config.models import FlowConfig
-from ml_connector.engine import Connector, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
-from ml_connector.engine.failures import describe
+from ml_connector.engine import (
+    Connector,
+    FlowOptions,
+    RunReport,
+    Step,
+    process_inbox,
+    replay_flows,
+    requeue_failed,
+    run_flow,
+)
+from ml_connector.engine.flows import run_step
+from ml_connector.engine.outbound import Progress
 from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
-from ml_connector.errors import ConfigError, ConnectorError
+from ml_connector.errors import ConfigError
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED, RecordRow
 
 console = Console()
@@ -96,8 +106,9 @@ def _plan_table(report: RunReport, limit: int = 50) -> None:
     console.print(table)
 
 
-def _outbound(connector: Connector, flow_cfg: FlowConfig, *, dry_run: bool, full: bool) -> RunReport:
-    """The outbound run with a progress bar on a terminal (records read so far, elapsed time)."""
+@contextmanager
+def _progress(flow: str) -> Iterator[Progress]:
+    """A progress bar on a terminal while ``flow`` runs (records read from IFS so far, elapsed time)."""
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -105,14 +116,13 @@ def _outbound(connector: Connector, flow_cfg: FlowConfig, *, dry_run: bool, full
         TextColumn("{task.completed}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task(f"{flow_cfg.name}: reading IFS", total=None)
+    with RichProgress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(f"{flow}: reading IFS", total=None)
 
         def advance(n: int) -> None:
             bar.advance(task, n)
 
-        sync = OutboundSync(connector, flow_cfg, stop=connector.stopping)
-        return sync.run(dry_run=dry_run, full=full, progress=advance)
+        yield advance
 
 
 def _parked(connector: Connector, flows: list[str]) -> int:
@@ -125,29 +135,27 @@ def _parked(connector: Connector, flows: list[str]) -> int:
 
 
 class _Runs:
-    """The reports of one command, and the flows that stopped: one flow stopping never stops the others."""
+    """The reports of one command, and the steps that failed: one flow stopping never stops the others."""
 
     def __init__(self, crash_directory: Path) -> None:
         self.reports: list[RunReport] = []
         self.errors: list[BaseException] = []
         self.crash_directory = crash_directory
 
-    def run(self, flow: str, kind: str, work: Callable[[], RunReport | None]) -> RunReport | None:
-        try:
-            report = work()
-        except Exception as exc:
-            stopped = RunReport(flow, kind, error=describe(exc))
-            self.reports.append(stopped)
-            self.errors.append(exc)
-            if isinstance(exc, ConnectorError):
-                print_error(exc, where=f"{flow} ({kind})")
-            else:
-                crash = write_crash_report(exc, directory=self.crash_directory, where=f"{flow} ({kind})")
-                print_error(exc, where=f"{flow} ({kind})", report=crash)
-            return None
-        if report is not None:
-            self.reports.append(report)
-        return report
+    def add(self, steps: Iterable[Step | None]) -> None:
+        """Keep each step's report; say what stopped a step (with a crash report for an unexpected error)."""
+        for step in steps:
+            if step is None:
+                continue
+            self.reports.append(step.report)
+            if step.error is None:
+                continue
+            self.errors.append(step.error)
+            where = f"{step.report.flow} ({step.kind})"
+            crash = (
+                write_crash_report(step.error, directory=self.crash_directory, where=where) if step.crashed else None
+            )
+            print_error(step.error, where=where, report=crash)
 
     def exit_code(self) -> ExitCode:
         """An unexpected error first, then the first stopped flow's error, then records not synced."""
@@ -212,34 +220,22 @@ def sync(
     connector = open_connector(config)
     runs = _Runs(crash_dir(connector.config.store.url))
     restore = _stop_on_signals(connector.stopping)
+    # Every step reports on its own, so a failed outbound run still leaves the write-back to run; the inbox (shared by
+    # all flows) is drained once at the end.
+    options = FlowOptions(
+        dry_run=dry_run, full=full, writeback=not no_writeback, inbox=False, keep_going=True, record_crash=False
+    )
     try:
         for name in _flows(connector, flow):
-            flow_cfg = connector.config.flow(name)
-
-            def outbound(flow_cfg: FlowConfig = flow_cfg) -> RunReport:
-                # One run per flow across processes (a daemon, another sync, a dashboard replay); a dry run
-                # writes nothing, so it takes no lock.
-                with nullcontext() if dry_run else flow_lock(connector.store, flow_cfg.name):
-                    return _outbound(connector, flow_cfg, dry_run=dry_run, full=full)
-
-            def writeback(flow_cfg: FlowConfig = flow_cfg) -> RunReport:
-                with nullcontext() if dry_run else flow_lock(connector.store, flow_cfg.name):
-                    return WritebackSync(connector, flow_cfg, stop=connector.stopping).run(dry_run=dry_run)
-
-            if connector.stopping.is_set():
-                break  # SIGTERM: the flows not started yet run next time
-            report = runs.run(name, "outbound", outbound)
-            if dry_run and report is not None:
-                _plan_table(report)
-            if not no_writeback and flow_cfg.writeback.enabled:
-                runs.run(name, "writeback", writeback)
+            with _progress(name) as progress:
+                run = run_flow(
+                    connector, connector.config.flow(name), stop=connector.stopping, options=options, progress=progress
+                )
+            runs.add(run.steps)
+            if dry_run and run.steps and run.steps[0].error is None:
+                _plan_table(run.steps[0].report)
         if not dry_run and not no_writeback:
-
-            def inbox() -> RunReport | None:
-                report = process_inbox(connector)
-                return report if report.counts else None
-
-            runs.run("*", "webhook", inbox)
+            runs.add([_inbox(connector)])
         parked = _parked(connector, _flows(connector, flow))
     finally:
         restore()
@@ -251,6 +247,16 @@ def sync(
     code = runs.exit_code()
     if code != ExitCode.OK:
         raise typer.Exit(code)
+
+
+def _inbox(connector: Connector) -> Step | None:
+    """The webhook inbox, drained once for all flows; a step only when it applied something."""
+
+    def drain() -> RunReport | None:
+        report = process_inbox(connector, stop=connector.stopping)
+        return report if report is not None and report.counts else None
+
+    return run_step(connector, "*", "webhook", drain, observe=None, record_crash=False)
 
 
 @app.command()
@@ -379,18 +385,10 @@ def replay(
     try:
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        queued = connector.store.requeue(flow=flow, keys=keys or (), since=since)
+        queued = requeue_failed(connector.store, flow=flow, keys=keys or (), since=since)
         console.print(f"re-queued {len(queued)} record(s)")
-        for name in sorted({r.flow for r in queued}):
-
-            def again(name: str = name) -> RunReport:
-                with flow_lock(connector.store, name):  # never beside a daemon or CLI run of the same flow
-                    sync = OutboundSync(connector, connector.config.flow(name), stop=connector.stopping)
-                    return sync.run(queue_only=True)
-
-            if connector.stopping.is_set():
-                break  # SIGTERM: what is re-queued and not yet sent goes with the next run
-            runs.run(name, "replay", again)
+        for run in replay_flows(connector, sorted({r.flow for r in queued}), stop=connector.stopping):
+            runs.add(run.steps)
     finally:
         restore()
         connector.close()

@@ -10,7 +10,7 @@ registrations never pile up.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,27 +73,18 @@ class WebhookStatus:
     expires_at: datetime
 
 
+@dataclass
 class WebhookManager:
     """Keeps exactly one live registration for ``url``; call :meth:`ensure` at start and then periodically."""
 
-    def __init__(
-        self,
-        jira: Callable[[], JiraClient],
-        store: Store,
-        *,
-        url: str,
-        jql_filter: str,
-        refresh_before: float,
-        events: tuple[str, ...] = EVENTS,
-        clock: Callable[[], datetime] = utcnow,
-    ) -> None:
-        self._jira = jira
-        self.store = store
-        self.url = url
-        self.jql = jql_filter
-        self.events = events
-        self.refresh_before = timedelta(seconds=refresh_before)
-        self.clock = clock
+    jira: Callable[[], JiraClient]
+    store: Store
+    _: KW_ONLY
+    url: str
+    jql_filter: str
+    refresh_before: float  # seconds before expiry at which the registration is refreshed
+    events: tuple[str, ...] = EVENTS
+    clock: Callable[[], datetime] = utcnow
 
     @classmethod
     def for_config(
@@ -114,11 +105,11 @@ class WebhookManager:
         )
 
     def _matches(self, events: Any, jql_filter: Any) -> bool:
-        return set(events or ()) == set(self.events) and str(jql_filter or "") == self.jql
+        return set(events or ()) == set(self.events) and str(jql_filter or "") == self.jql_filter
 
     def ensure(self) -> WebhookStatus:
         """Reuse, refresh, adopt or register; one registration at the end, whatever the starting state."""
-        jira = self._jira()
+        jira = self.jira()
         now = self.clock()
         live = {w.id: w for w in jira.list_webhooks()}
         stored = self.store.webhook_subscriptions()
@@ -144,7 +135,7 @@ class WebhookManager:
                 chosen, action = self._register(jira), "registered"
                 expires = now + JIRA_TTL
             self.store.save_webhook_subscription(
-                str(chosen), url=self.url, events=self.events, jql=self.jql, expires_at=expires
+                str(chosen), url=self.url, events=self.events, jql=self.jql_filter, expires_at=expires
             )
         duplicates = [w.id for w in live.values() if w.id != chosen and self._matches(w.events, w.jql_filter)] + [
             int(s["webhook_id"]) for s in keep[1:]
@@ -155,17 +146,17 @@ class WebhookManager:
             log.info("webhook.deleted", ids=sorted(set(duplicates)), reason="duplicate registration")
         live_expiry = parse_expiration(live[chosen].expiration, default=expires) if chosen in live else expires
         expires = min(expires, live_expiry)
-        if expires - now < self.refresh_before:
+        if expires - now < timedelta(seconds=self.refresh_before):
             expires = parse_expiration(jira.refresh_webhooks([chosen]), default=now + JIRA_TTL)
             self.store.save_webhook_subscription(
-                str(chosen), url=self.url, events=self.events, jql=self.jql, expires_at=expires
+                str(chosen), url=self.url, events=self.events, jql=self.jql_filter, expires_at=expires
             )
             action = "refreshed" if action in {"reused", "adopted"} else action
         log.info("webhook.ensured", webhook_id=chosen, action=action, expires_at=expires.isoformat())
         return WebhookStatus(chosen, action, expires)
 
     def _register(self, jira: JiraClient) -> int:
-        results = jira.register_webhooks(self.url, [{"events": list(self.events), "jqlFilter": self.jql}])
+        results = jira.register_webhooks(self.url, [{"events": list(self.events), "jqlFilter": self.jql_filter}])
         if not results or not isinstance(results[0], int):
             reason = "; ".join(getattr(results[0], "error_messages", ())) if results else "no result"
             raise ConnectorError(f"Jira refused the webhook registration: {reason}", system="jira")

@@ -1,30 +1,24 @@
 """Background work started with the web app: the webhook inbox processor and dashboard jobs (replay).
 
-The webhook endpoint only stores the delivery and wakes the inbox thread, so Jira gets its answer at once. One
-thread drains the inbox; an in-process lock and a store lease (``inbox``) make sure only one ``process_inbox`` runs at
-a time, across threads and across processes sharing the database. Dashboard jobs run one at a time on a second
-thread, through exactly the code path of the CLI (``OutboundSync(...).run(queue_only=True)`` for replay).
+The webhook endpoint only stores the delivery and wakes the inbox thread, so Jira gets its answer at once. The inbox
+thread runs the engine's one inbox processor (``engine.process_inbox``, which holds the store lease ``inbox``).
+Dashboard jobs run one at a time on a second thread, through the CLI's code path (``engine.replay_flows``).
 """
 
 from __future__ import annotations
 
-import os
 import queue
-import socket
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 import structlog
 
-from ml_connector.engine import Connector, OutboundSync, RunReport, flow_lock, process_inbox
+from ml_connector.engine import Connector, RunReport, process_inbox, replay_flows
 from ml_connector.errors import ConnectorError
 from ml_connector.metrics import Metrics
 
 log = structlog.get_logger("ml_connector.web")
-
-INBOX_LEASE = "inbox"
 
 
 class BackgroundWork:
@@ -37,17 +31,13 @@ class BackgroundWork:
         *,
         poll_seconds: float = 30.0,
         error_backoff: float = 5.0,
-        lease_ttl: timedelta = timedelta(minutes=5),
     ) -> None:
         self.connector = connector
         self.metrics = metrics
         self.poll_seconds = poll_seconds
         self.error_backoff = error_backoff
-        self.lease_ttl = lease_ttl
-        self.holder = f"web:{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.stop_event = threading.Event()
         self._wake = threading.Event()
-        self._inbox_lock = threading.Lock()
         self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
@@ -85,27 +75,7 @@ class BackgroundWork:
 
     def process_inbox_now(self) -> RunReport | None:
         """Drain pending inbox events once; None when another thread or process is already doing it."""
-        if not self._inbox_lock.acquire(blocking=False):
-            return None
-        try:
-            store = self.connector.store
-            if not store.acquire_lease(INBOX_LEASE, self.holder, self.lease_ttl):
-                return None
-            try:
-                total: RunReport | None = None
-                while not self.stop_event.is_set():
-                    started = time.monotonic()
-                    report = process_inbox(self.connector, stop=self.stop_event)
-                    if not report.counts.get("events"):
-                        break
-                    self.metrics.observe_run(report, time.monotonic() - started)
-                    total = report
-                    store.acquire_lease(INBOX_LEASE, self.holder, self.lease_ttl)  # renew between batches
-                return total
-            finally:
-                store.release_lease(INBOX_LEASE, self.holder)
-        finally:
-            self._inbox_lock.release()
+        return process_inbox(self.connector, stop=self.stop_event, observe=self.metrics.observe_run)
 
     def _inbox_loop(self) -> None:
         while not self.stop_event.is_set():
@@ -138,19 +108,21 @@ class BackgroundWork:
         self._jobs.put(job)
 
     def replay(self, flows: list[str]) -> None:
-        """Queue ``OutboundSync(...).run(queue_only=True)`` for each flow (records must be re-queued already)."""
+        """Send the re-queued records of ``flows`` in the background (``engine.replay_flows``, as the CLI does)."""
 
         def job() -> None:
-            for name in flows:
-                if self.stop_event.is_set():
-                    return
-                started = time.monotonic()
-                with flow_lock(self.connector.store, name):  # never beside a scheduled or CLI run of the flow
-                    report = OutboundSync(self.connector, self.connector.config.flow(name), stop=self.stop_event).run(
-                        queue_only=True
-                    )
-                self.metrics.observe_run(report, time.monotonic() - started)
-                log.info("web.replay_done", flow=name, status=report.status, counts=dict(report.counts))
+            for run in replay_flows(self.connector, flows, stop=self.stop_event, observe=self.metrics.observe_run):
+                for step in run.steps:
+                    error = step.error
+                    if error is not None and step.crashed:
+                        log.error("web.job_crashed", flow=run.flow, error_class=type(error).__name__)
+                    elif error is not None:  # e.g. FlowBusy: a sync runs the flow; the records go with its next run
+                        log.warning(
+                            "web.job_failed", flow=run.flow, error=step.report.error, error_class=type(error).__name__
+                        )
+                    else:
+                        report = step.report
+                        log.info("web.replay_done", flow=run.flow, status=report.status, counts=dict(report.counts))
 
         self.submit(job)
 

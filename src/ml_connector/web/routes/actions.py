@@ -6,6 +6,7 @@ CSRF) and is throttled per source address.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from urllib.parse import urlencode
 
@@ -14,8 +15,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ml_connector.engine import requeue_failed, requeue_records
 from ml_connector.store import Store
-from ml_connector.web import queries
 from ml_connector.web.auth import SESSION_COOKIE, SESSION_TTL
 from ml_connector.web.context import AdminForm, SignedInForm, Web, WebContext, client_host, safe_next, to_int
 from ml_connector.web.guard import Form, effective_scheme, parse_form, retry_after
@@ -96,20 +97,9 @@ async def replay(web: Web, checked: AdminForm) -> Response:
 
 
 def requeue(store: Store, ids: list[int], flow: str | None, replay_all: bool) -> dict[str, int]:
-    """Re-queue failed records (``Store.requeue``, the CLI's path); returns flow → count."""
-    done: dict[str, int] = {}
-    if replay_all:
-        for row in store.requeue(flow=flow):
-            done[row.flow] = done.get(row.flow, 0) + 1
-        return done
-    by_flow: dict[str, list[str]] = {}
-    for record_id in ids[:MAX_REPLAY_IDS]:
-        record = store.get_record_by_id(record_id)
-        if record is not None and record.state in queries.FAILED_STATES:
-            by_flow.setdefault(record.flow, []).append(record.ifs_key)
-    for name, keys in by_flow.items():
-        done[name] = len(store.requeue(flow=name, keys=keys))
-    return done
+    """Re-queue the selected failed records (the engine's replay, as the CLI's); returns flow → count."""
+    rows = requeue_failed(store, flow=flow) if replay_all else requeue_records(store, ids[:MAX_REPLAY_IDS])
+    return dict(Counter(row.flow for row in rows))
 
 
 @router.post("/flows/{name}/{action}")
