@@ -4,7 +4,9 @@ Retry and failed-queue decisions key off the class, never the message:
 
 * ``TransientError`` (``RateLimited``, ``Unavailable`` and its ``MalformedResponse``): retried inside the call, then
   on later runs. A ``RateLimited`` is back-pressure: it is waited out (bounded per run), never a record's failure.
-* ``PermanentError`` (``Rejected``, ``ConcurrencyConflict``) and ``MappingError``: parked at once with the reason.
+* ``PermanentError`` (``Rejected``) and ``MappingError``: parked at once with the reason.
+* ``ConcurrencyConflict`` (a stale ETag) is a ``PermanentError`` for the request, not for the record: the record is
+  retried with backoff like a transient failure (``engine/failures.decide``), since a fresh read usually succeeds.
 * ``AuthError`` and ``ConfigError``: stop the run; nothing a retry can fix.
 """
 

@@ -136,7 +136,7 @@ def test_many_404s_in_a_run_raise_an_alert_and_recreate_nothing(tmp_path: Path, 
         second = _run(c)  # a later run: confirmation reads stop once the share is exceeded; still no recreate
         assert second["not_found_alert"] == 1 and second["created"] == 0 and second["recreate"] == 0, second
         reads = w.jira_sim.counts().get("GET /rest/api/3/issue/{id}", 0)
-        assert 5 <= reads < len(vanished), reads  # not_found_alert_min reads, not one per vanished issue
+        assert 5 <= reads < len(vanished), reads  # NOT_FOUND_ALERT_MIN reads, not one per vanished issue
         assert len(w.jira_issues()) == len(keys) - len(vanished)
         trail = c.store.audit_trail(vanished[-1].id)
         assert any(e.event == "not_found" and "alert" in (e.detail or {}) for e in trail)

@@ -58,10 +58,7 @@ class IfsConnection(_Strict):
     client_id: str = Field(min_length=1, max_length=20)
     client_secret: SecretStr
     scope: str = "openid microprofile-jwt"
-    api_path: str = "/main/ifsapplications/projection/v1"
     page_size: int = Field(default=1000, ge=1)
-    token_refresh_margin: float = Field(default=30.0, ge=0, description="Refresh the token this many seconds early.")
-    time_zone_aware: bool = Field(default=True, description="Send X-Ifs-Time-Zone-Aware-Request: true.")
     http: HttpSettings = HttpSettings()
 
     @field_validator("page_size")
@@ -97,16 +94,6 @@ class JiraOAuth(_Strict):
     auth_url: AnyHttpUrl = AnyHttpUrl("https://auth.atlassian.com")
     api_url: AnyHttpUrl = AnyHttpUrl("https://api.atlassian.com")
     cloud_id: str | None = None
-    redirect_uri: AnyHttpUrl | None = None
-    scopes: list[str] = Field(
-        default_factory=lambda: [
-            "read:jira-work",
-            "write:jira-work",
-            "read:jira-user",
-            "manage:jira-webhook",
-            "offline_access",
-        ]
-    )
 
 
 JiraAuth = Annotated[JiraBasicAuth | JiraOAuth, Field(discriminator="kind")]

@@ -11,10 +11,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection, JiraConnection
 from ml_connector.config.loader import read_yaml, validate
+from ml_connector.config.retired import drop_retired
 from ml_connector.errors import ConfigError
 from ml_connector.template import check_template
 
@@ -71,7 +82,6 @@ class WebConfig(_Model):
         default=False,
         description="A TLS-terminating proxy sits in front: trust its X-Forwarded-Proto for HSTS and secure cookies.",
     )
-    max_form_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest dashboard POST body accepted.")
 
     @field_validator("admin_token", "read_token")
     @classmethod
@@ -95,16 +105,6 @@ class WebConfig(_Model):
 
 
 class RunnerConfig(_Model):
-    kind: Literal["local", "procrastinate"] = "local"
-
-    @field_validator("kind")
-    @classmethod
-    def _available(cls, value: str) -> str:
-        if value == "procrastinate":
-            raise ValueError("the procrastinate runner is not available in this version; use 'local'")
-        return value
-
-    misfire_grace: Seconds = 300.0
     lease_ttl: Seconds = 60.0
 
 
@@ -131,10 +131,6 @@ class SyncPolicy(_Model):
         description="If more than this share of a run's edits get 404, the run recreates nothing and raises a flow "
         "alert (status, dashboard, metric): so many vanishing issues point at a permission or project change.",
     )
-    not_found_alert_min: int = Field(
-        default=5, ge=1, description="404s a run must see before max_not_found_share can raise the alert."
-    )
-    writeback_conflict_retries: int = Field(default=3, ge=0, le=20)
     bulk_size: int = Field(default=50, ge=1, le=50)
     bulk_concurrency: int = Field(default=4, ge=1, le=16, description="Bulk-create calls in flight at once.")
     rate_limit_wait_max: Seconds = Field(
@@ -326,11 +322,6 @@ class WebhookConfig(_Model):
     """The Jira webhook receiver (POST /webhooks/jira); the route exists only when ``enabled``."""
 
     enabled: bool = False
-    refresh_before: Seconds = Field(default=7 * 86400.0, description="Refresh this long before the 30-day expiry.")
-    max_body_bytes: int = Field(
-        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Larger deliveries are refused unread."
-    )
-    read_timeout: Seconds = Field(default=10.0, gt=0, description="Time allowed to receive a whole delivery.")
     # Jira sends a bulk change as a burst from a few addresses: generous, but bounded (HMAC over 1 MiB is cheap).
     rate_per_second: float = Field(default=50.0, gt=0, description="Sustained deliveries per source address.")
     burst: int = Field(default=200, ge=1, description="Deliveries a source may send at once before being slowed.")
@@ -347,6 +338,21 @@ class ConnectorConfig(_Model):
     webhooks: WebhookConfig = WebhookConfig()
     flows: list[FlowConfig] = Field(min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    _deprecations: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _accept_retired(cls, data: Any, handler: ModelWrapValidatorHandler[ConnectorConfig]) -> ConnectorConfig:
+        """Drop retired keys (config/retired.py) before the strict models see them; keep a note for each."""
+        cleaned, notes = drop_retired(data)
+        config = handler(cleaned)
+        if notes:
+            config._deprecations = notes
+        return config
+
+    def deprecations(self) -> tuple[str, ...]:
+        """One note per retired key the config file still sets (logged as a warning when the file is loaded)."""
+        return self._deprecations
 
     @field_validator("flows")
     @classmethod
@@ -418,5 +424,5 @@ def load_config(path: Path, *, env: dict[str, str] | None = None) -> ConnectorCo
         default_db = (path.parent / "ml-connector.sqlite").resolve()
         config = config.model_copy(
             update={"store": StoreConfig(url=f"sqlite:///{default_db}", credentials_key=config.store.credentials_key)}
-        )
+        )  # private attributes (the deprecation notes) are copied too
     return config

@@ -52,6 +52,8 @@ log = structlog.get_logger("ml_connector.engine")
 Progress = Callable[[int], None]
 
 SEARCH_LABELS = 50  # identity labels per reconciliation search (one JQL ``labels in (...)``)
+NOT_FOUND_ALERT_MIN = 5  # 404s a run must see before sync.max_not_found_share can raise the alert
+CREATE_CHUNK_CALLS = 10  # bulk-create calls' worth of records mapped and committed as one chunk
 NOT_FOUND = "NotFound"  # error_class of a record whose issue answered 404, until that is confirmed or disproved
 
 
@@ -512,11 +514,11 @@ class OutboundSync:
         if interrupted:
             linked, confirmed_absent = self._reconcile(interrupted, utcnow(), report)
             fresh += confirmed_absent
-        for start in range(0, len(fresh), self.policy.bulk_size * 10):
+        for start in range(0, len(fresh), self.policy.bulk_size * CREATE_CHUNK_CALLS):
             if self.stop.is_set():
                 report.interrupted = True
                 return linked
-            chunk = fresh[start : start + self.policy.bulk_size * 10]
+            chunk = fresh[start : start + self.policy.bulk_size * CREATE_CHUNK_CALLS]
             drafts: list[DraftIssue] = []
             ready: list[RecordRow] = []
             warned: list[tuple[int, AuditEvent]] = []
@@ -866,7 +868,7 @@ class OutboundSync:
         policy = self.policy
         missing, edited = len(self._not_found), len(self._edited | self._not_found)
         if not self._not_found_alert and (
-            missing >= policy.not_found_alert_min and missing > policy.max_not_found_share * edited
+            missing >= NOT_FOUND_ALERT_MIN and missing > policy.max_not_found_share * edited
         ):
             self._not_found_alert = True
             report.add("not_found_alert")

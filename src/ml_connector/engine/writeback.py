@@ -45,6 +45,8 @@ POLL, WEBHOOK, PENDING = "poll", "webhook", "pending"
 NEWER, SAME, OLDER = "newer", "same", "older"
 WB_ERROR = "write-back: "
 LEGACY_READS_PER_RUN = 100
+CONFLICT_RETRIES = 3  # re-reads of the IFS row after a 412 before the write-back counts as failed
+SEARCH_PAGE_SIZE = 100  # issues per page of the changed-status search (Jira's maximum for these fields)
 
 # One applier at a time: the web inbox thread, a scheduled poll and a CLI sync never interleave their IFS writes on
 # one record (else an older status could land after a newer one while the store believes the newer). In-process a
@@ -272,7 +274,7 @@ class WritebackSync:
         )
         changes: list[StatusChange] = []
         newest: datetime | None = None
-        for issue in self.c.jira.search(query, fields=ISSUE_FIELDS, page_size=100):
+        for issue in self.c.jira.search(query, fields=ISSUE_FIELDS, page_size=SEARCH_PAGE_SIZE):
             change = change_from_issue(issue)
             if change is None:
                 continue
@@ -466,7 +468,7 @@ class WritebackSync:
             except ConcurrencyConflict as exc:
                 conflicts += 1
                 self._conflict(record, exc, conflicts, report)
-                if conflicts > self.policy.writeback_conflict_retries:
+                if conflicts > CONFLICT_RETRIES:
                     busy = Unavailable(
                         f"IFS record kept changing between read and write ({conflicts} times 412)",
                         system="ifs",

@@ -58,6 +58,8 @@ SYSTEM = "ifs"
 # Encoded $filter length per chunk when reading many keys at once: well below the 8 KiB request-line limit common
 # in front of IFS (and the 2 KiB some proxies keep), with room for the path, $select and $orderby.
 DEFAULT_MAX_FILTER_CHARS = 1800
+# Where IFS Cloud serves its projections, under the tenant URL.
+PROJECTION_PATH = "main/ifsapplications/projection/v1"
 
 T = TypeVar("T")
 Filter = Expr | str | None
@@ -142,8 +144,8 @@ class IfsClient:
         pacer: Pacer | None = None,
     ) -> IfsClient:
         tokens = TokenProvider.for_connection(connection, transport=transport)
-        headers = {"X-Ifs-Time-Zone-Aware-Request": "true"} if connection.time_zone_aware else {}
-        base = connection.base_url + "/" + connection.api_path.strip("/") + "/"
+        headers = {"X-Ifs-Time-Zone-Aware-Request": "true"}  # timestamps with their offset, never local time
+        base = f"{connection.base_url}/{PROJECTION_PATH}/"
         client = build_client(base, connection.http, auth=IfsBearerAuth(tokens), headers=headers, transport=transport)
         session = ApiSession(client, system=SYSTEM, settings=connection.http, pacer=pacer, observer=observer)
         return cls(session, page_size=connection.page_size, tokens=tokens)

@@ -40,6 +40,12 @@ from ml_connector.logging import register_secret
 
 API = "rest/api/3"
 BULK_LIMIT = 50
+# Page sizes: the largest Jira serves for each listing; fewer pages mean fewer calls against the rate limit.
+LIST_PAGE_SIZE = 50  # projects, user search
+WEBHOOK_PAGE_SIZE = 100
+SEARCH_PAGE_SIZE = 100
+SEARCH_MAX_PAGES = 1000  # a search longer than this is a paging loop, not data
+RECONCILE_LIMIT = 50  # reconcileIssues ids per search
 SYSTEM = "jira"
 
 
@@ -236,7 +242,7 @@ class JiraClient:
         out: list[dict[str, Any]] = []
         start = 0
         while True:
-            params: dict[str, Any] = {"startAt": start, "maxResults": 50}
+            params: dict[str, Any] = {"startAt": start, "maxResults": LIST_PAGE_SIZE}
             if keys:
                 params["keys"] = list(keys)
             page = self._json("GET", "project/search", params=params, pace_keys=("burst:read",))
@@ -281,7 +287,7 @@ class JiraClient:
             "GET",
             "user/search",
             expect=list,
-            params={"query": query, "maxResults": 50},
+            params={"query": query, "maxResults": LIST_PAGE_SIZE},
             pace_keys=("burst:user-search",),
         )
         return data
@@ -494,8 +500,8 @@ class JiraClient:
         *,
         fields: Sequence[str] = ("summary", "status", "updated", "labels"),
         properties: Sequence[str] = (),
-        page_size: int = 100,
-        max_pages: int = 1000,
+        page_size: int = SEARCH_PAGE_SIZE,
+        max_pages: int = SEARCH_MAX_PAGES,
         reconcile_issues: Iterable[int | str] = (),
         expand: Sequence[str] = (),
     ) -> Iterator[dict[str, Any]]:
@@ -508,7 +514,7 @@ class JiraClient:
         if len(properties) > 5:
             raise ValueError("Jira returns at most 5 issue properties per search")
         reconcile = [int(i) for i in reconcile_issues]
-        if len(reconcile) > 50:
+        if len(reconcile) > RECONCILE_LIMIT:
             raise ValueError("reconcileIssues takes at most 50 issue ids")
         seen_tokens: set[str] = set()
         seen_ids: set[str] = set()
@@ -649,7 +655,10 @@ class JiraClient:
         start = 0
         while True:
             page = self._json(
-                "GET", "webhook", params={"startAt": start, "maxResults": 100}, pace_keys=("burst:webhook",)
+                "GET",
+                "webhook",
+                params={"startAt": start, "maxResults": WEBHOOK_PAGE_SIZE},
+                pace_keys=("burst:webhook",),
             )
             values = page.get("values") or []
             for item in values:

@@ -17,6 +17,7 @@ from ml_connector.engine import Connector
 from ml_connector.jira.webhooks import sign_body
 from ml_connector.metrics import sample_value
 from ml_connector.web import create_app
+from ml_connector.web.app import MAX_WEBHOOK_BYTES
 
 SECRET = WEBHOOK_SECRET
 
@@ -161,7 +162,7 @@ def test_no_route_while_webhooks_are_disabled(tmp_path: Path) -> None:
 
 
 def test_bodies_over_the_limit_are_refused_while_reading(client: TestClient, connector: Connector) -> None:
-    limit = connector.config.webhooks.max_body_bytes
+    limit = MAX_WEBHOOK_BYTES
     declared = client.post(
         "/webhooks/jira", content=b"x" * (limit + 1), headers={"X-Atlassian-Webhook-Identifier": "big"}
     )
