@@ -10,10 +10,8 @@ from ml_connector.ifs.metadata import (
     EntityType,
     EnumType,
     Property,
-    ServiceDocument,
     ServiceMetadata,
     parse_metadata,
-    parse_service_document,
 )
 from ml_connector.ifs.odata import (
     EntitySetRef,
@@ -48,7 +46,6 @@ __all__ = [
     "Page",
     "Property",
     "Raw",
-    "ServiceDocument",
     "ServiceMetadata",
     "TokenProvider",
     "and_",
@@ -61,6 +58,5 @@ __all__ = [
     "literal",
     "or_",
     "parse_metadata",
-    "parse_service_document",
     "quote_string",
 ]

@@ -29,7 +29,7 @@ from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection
 from ml_connector.errors import MalformedResponse, PermanentError
 from ml_connector.http import ApiSession, CallObserver, Pacer, build_client, response_json
 from ml_connector.ifs.auth import IfsBearerAuth, TokenProvider
-from ml_connector.ifs.metadata import ServiceDocument, ServiceMetadata, parse_metadata, parse_service_document
+from ml_connector.ifs.metadata import ServiceMetadata, parse_metadata
 from ml_connector.ifs.odata import (
     Compare,
     EntitySetRef,
@@ -238,14 +238,6 @@ class IfsClient:
         with self._metadata_lock:
             self._metadata[projection] = parsed
         return parsed
-
-    def service_document(self, projection: str) -> ServiceDocument:
-        check_name(projection)
-        body = self._request_parsed("GET", f"{projection}.svc/", self._object)
-        try:
-            return parse_service_document(body)
-        except ValueError as exc:
-            raise MalformedResponse(f"service document of {projection}: {exc}", system=SYSTEM) from None
 
     def key_fields(self, entity_set: str) -> tuple[str, ...]:
         ref = EntitySetRef.parse(entity_set)

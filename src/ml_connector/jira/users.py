@@ -77,10 +77,3 @@ class UserResolver:
         with self._lock:
             self._cache[key] = (now + self._ttl, result)
         return result
-
-    def forget(self, email: str | None = None) -> None:
-        with self._lock:
-            if email is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(email.strip().casefold(), None)

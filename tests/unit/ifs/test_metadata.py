@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from ml_connector.ifs.metadata import parse_metadata, parse_service_document
-from ml_connector.ifs.odata import EnumLiteral, literal
+from ml_connector.ifs.metadata import parse_metadata
+from ml_connector.ifs.odata import literal
 
 CSDL = """<?xml version="1.0" encoding="utf-8"?>
 <edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">
@@ -63,11 +63,6 @@ def test_parses_sets_keys_types_enums_actions() -> None:
     assert unbound[0].parameters == {"Selection": "Edm.String"} and unbound[0].return_type == "Edm.String"
     et = meta.entity_set("PurchaseOrderSet").entity_type
     assert et.navigation["LinePartArray"] == "Collection(IfsApp.PurchaseOrderHandling.PurchaseOrderLinePart)"
-    assert meta.enum_literal("PurchaseOrderSet", "Objstate", "Released") == EnumLiteral(
-        "IfsApp.PurchaseOrderHandling.PurchaseOrderState", "Released"
-    )
-    with pytest.raises(KeyError):
-        meta.enum_literal("PurchaseOrderSet", "Objstate", "Flying")
     with pytest.raises(KeyError):
         meta.entity_set("Nope")
 
@@ -92,19 +87,3 @@ def test_typed_values_render_typed_literals() -> None:
 def test_doctype_refused() -> None:
     with pytest.raises(ValueError):
         parse_metadata('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><x/>')
-
-
-def test_service_document() -> None:
-    doc = parse_service_document(
-        {
-            "value": [
-                {"name": "PurchaseOrderSet", "kind": "EntitySet", "url": "PurchaseOrderSet"},
-                {"name": "Reference", "kind": "Singleton"},
-                {"name": "Plain"},
-            ]
-        }
-    )
-    assert doc.entity_sets == ("PurchaseOrderSet", "Plain")
-    assert doc.other == {"Reference": "Singleton"}
-    with pytest.raises(ValueError):
-        parse_service_document({"nope": 1})
