@@ -17,12 +17,13 @@ from typing import Any
 
 
 class ConnectorError(Exception):
-    """Base of every error the connector raises on purpose."""
+    """Base of every error the connector raises on purpose; ``status`` is the HTTP status behind it, if any."""
 
-    def __init__(self, message: str, *, system: str | None = None) -> None:
+    def __init__(self, message: str, *, system: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.system = system
+        self.status = status
 
     def __str__(self) -> str:
         return f"{self.system}: {self.message}" if self.system else self.message
@@ -39,17 +40,9 @@ class ConfigError(ConnectorError):
 class AuthError(ConnectorError):
     """Credentials refused (after one refresh) or missing permission."""
 
-    def __init__(self, message: str, *, system: str | None = None, status: int | None = None) -> None:
-        super().__init__(message, system=system)
-        self.status = status
-
 
 class TransientError(ConnectorError):
     """Worth retrying: the same request may succeed later."""
-
-    def __init__(self, message: str, *, system: str | None = None, status: int | None = None) -> None:
-        super().__init__(message, system=system)
-        self.status = status
 
 
 class RateLimited(TransientError):
@@ -110,8 +103,7 @@ class PermanentError(ConnectorError):
         code: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(message, system=system)
-        self.status = status
+        super().__init__(message, system=system, status=status)
         self.code = code
         self.details = dict(details or {})
 

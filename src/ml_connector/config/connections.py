@@ -28,11 +28,13 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every configuration model: unknown keys are errors (a typo is never silently ignored), values frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class HttpSettings(_Strict):
+class HttpSettings(StrictModel):
     """Timeouts, retry bounds and client-side pacing for one far-side system."""
 
     connect_timeout: float = Field(default=10.0, gt=0)
@@ -50,7 +52,7 @@ class HttpSettings(_Strict):
     verify_tls: bool = True
 
 
-class IfsConnection(_Strict):
+class IfsConnection(StrictModel):
     """An IFS Cloud tenant reached through IAM client credentials."""
 
     url: AnyHttpUrl
@@ -73,7 +75,7 @@ class IfsConnection(_Strict):
         return str(self.url).rstrip("/")
 
 
-class JiraBasicAuth(_Strict):
+class JiraBasicAuth(StrictModel):
     """Atlassian account email with an API token."""
 
     kind: Literal["basic"] = "basic"
@@ -81,7 +83,7 @@ class JiraBasicAuth(_Strict):
     api_token: SecretStr
 
 
-class JiraOAuth(_Strict):
+class JiraOAuth(StrictModel):
     """OAuth 2.0 (3LO) with rotating refresh tokens; the tokens themselves live in the credential store."""
 
     kind: Literal["oauth"] = "oauth"
@@ -99,7 +101,7 @@ class JiraOAuth(_Strict):
 JiraAuth = Annotated[JiraBasicAuth | JiraOAuth, Field(discriminator="kind")]
 
 
-class JiraConnection(_Strict):
+class JiraConnection(StrictModel):
     """A Jira Cloud site."""
 
     url: AnyHttpUrl

@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
@@ -23,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection, JiraConnection
+from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection, JiraConnection, StrictModel
 from ml_connector.config.loader import read_yaml, validate
 from ml_connector.config.retired import drop_retired
 from ml_connector.errors import ConfigError
@@ -48,11 +47,7 @@ def _duration(value: Any) -> Any:
 Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StoreConfig(_Model):
+class StoreConfig(StrictModel):
     url: str | None = Field(
         default=None, description="SQLAlchemy URL; default a SQLite file ml-connector.sqlite beside the config file."
     )
@@ -65,7 +60,7 @@ class StoreConfig(_Model):
 MIN_DASHBOARD_TOKEN_CHARS = 16
 
 
-class WebConfig(_Model):
+class WebConfig(StrictModel):
     """The web app. Without tokens the dashboard answers loopback clients only; with them, anyone who signs in."""
 
     host: str = "127.0.0.1"
@@ -104,11 +99,11 @@ class WebConfig(_Model):
         return self
 
 
-class RunnerConfig(_Model):
+class RunnerConfig(StrictModel):
     lease_ttl: Seconds = 60.0
 
 
-class SyncPolicy(_Model):
+class SyncPolicy(StrictModel):
     """Failure handling shared by all flows (DESIGN §4.3)."""
 
     max_attempts: int = Field(default=5, ge=1, le=100)
@@ -141,7 +136,7 @@ class SyncPolicy(_Model):
     )
 
 
-class ValueMap(_Model):
+class ValueMap(StrictModel):
     """Look a source value up in ``map``; fall back to ``default`` (None: the field is left unset)."""
 
     source: str = Field(description="Template or field path giving the lookup value, e.g. 'supplier.Cf_Supplier_Tier'.")
@@ -149,14 +144,14 @@ class ValueMap(_Model):
     default: str | None = None
 
 
-class AssigneeMapping(_Model):
+class AssigneeMapping(StrictModel):
     source: str = Field(description="IFS field holding the person id, e.g. BuyerCode or WorkLeaderSign.")
     emails: dict[str, str] = Field(default_factory=dict, description="Static person id → email map (wins over IFS).")
     from_persons: bool = Field(default=True, description="Look the email up in the IFS persons lookup.")
     fallback_email: str | None = Field(default=None, description="Assignee when the person cannot be resolved.")
 
 
-class IssueMapping(_Model):
+class IssueMapping(StrictModel):
     """How one IFS record becomes one Jira issue."""
 
     project: ValueMap
@@ -187,12 +182,12 @@ class IssueMapping(_Model):
         return value
 
 
-class StatusWrite(_Model):
+class StatusWrite(StrictModel):
     value: str | None = Field(default=None, description="Value written to the status field (default: the status).")
     action: str | None = Field(default=None, description="Bound action to call, e.g. PurchaseOrder_Close.")
 
 
-class WritebackMapping(_Model):
+class WritebackMapping(StrictModel):
     """How a Jira status goes back into IFS."""
 
     enabled: bool = True
@@ -220,7 +215,7 @@ class WritebackMapping(_Model):
         return value
 
 
-class LinesConfig(_Model):
+class LinesConfig(StrictModel):
     """A child set read once per page (e.g. PO lines carrying GL account and cost center code parts)."""
 
     entity_set: str
@@ -229,7 +224,7 @@ class LinesConfig(_Model):
     orderby: list[str] = Field(default_factory=list)
 
 
-class LookupConfig(_Model):
+class LookupConfig(StrictModel):
     entity_set: str
     key: str
     select: list[str] = Field(default_factory=list)
@@ -240,7 +235,7 @@ class LookupConfig(_Model):
 Schedule = str  # "hourly", "daily", a 5-field cron expression, or "every 10m"
 
 
-class FlowConfig(_Model):
+class FlowConfig(StrictModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
     preset: Literal["purchase_orders", "work_orders"] | None = None
     entity_set: str
@@ -307,7 +302,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class LookupsConfig(_Model):
+class LookupsConfig(StrictModel):
     suppliers: LookupConfig | None = LookupConfig(
         entity_set="SupplierHandling.svc/SupplierInfoGeneralSet", key="SupplierId"
     )
@@ -318,7 +313,7 @@ class LookupsConfig(_Model):
 WEBHOOK_PATH = "/webhooks/jira"  # where the receiver listens, under web.public_url
 
 
-class WebhookConfig(_Model):
+class WebhookConfig(StrictModel):
     """The Jira webhook receiver (POST /webhooks/jira); the route exists only when ``enabled``."""
 
     enabled: bool = False
@@ -327,7 +322,7 @@ class WebhookConfig(_Model):
     burst: int = Field(default=200, ge=1, description="Deliveries a source may send at once before being slowed.")
 
 
-class ConnectorConfig(_Model):
+class ConnectorConfig(StrictModel):
     ifs: IfsConnection
     jira: JiraConnection
     store: StoreConfig = StoreConfig()

@@ -53,6 +53,8 @@ Progress = Callable[[int], None]
 
 SEARCH_LABELS = 50  # identity labels per reconciliation search (one JQL ``labels in (...)``)
 NOT_FOUND_ALERT_MIN = 5  # 404s a run must see before sync.max_not_found_share can raise the alert
+WORK_QUEUE_BATCH = 500  # leftover records (retries, replays, unconfirmed creates) taken per pass
+RANGED_LINES_MIN_ROWS = 40  # from this page size on, one ranged read of the lines beats per-key reads
 CREATE_CHUNK_CALLS = 10  # bulk-create calls' worth of records mapped and committed as one chunk
 NOT_FOUND = "NotFound"  # error_class of a record whose issue answered 404, until that is confirmed or disproved
 
@@ -178,7 +180,7 @@ class OutboundSync:
         spec = self.flow.lines
         if spec is None:
             return {}
-        if key_ordered and spec.parent_key == self.flow.key and len(rows) > 40:
+        if key_ordered and spec.parent_key == self.flow.key and len(rows) > RANGED_LINES_MIN_ROWS:
             # A key-ordered page is a contiguous key range: one ranged read (paged by the server) covers its lines.
             first, last = rows[0].get(self.flow.key), rows[-1].get(self.flow.key)
             grouped: dict[Any, list[dict[str, Any]]] = {}
@@ -374,7 +376,7 @@ class OutboundSync:
         """Leftovers from earlier runs: unconfirmed creates, due retries, replays."""
         signpost = utcnow()
         while not self.stop.is_set():
-            batch = self.c.store.work_queue(self.flow.name, limit=500)
+            batch = self.c.store.work_queue(self.flow.name, limit=WORK_QUEUE_BATCH)
             if not batch:
                 return
             before = {(r.id, r.state, r.jira_id, r.attempts, r.draft_hash) for r in batch}
@@ -385,7 +387,7 @@ class OutboundSync:
             self._apply([r for r in batch if r.draft is not None], report)
             after = {
                 (r.id, r.state, r.jira_id, r.attempts, r.draft_hash)
-                for r in self.c.store.work_queue(self.flow.name, limit=500)
+                for r in self.c.store.work_queue(self.flow.name, limit=WORK_QUEUE_BATCH)
             }
             if before <= after:
                 return  # nothing moved (all deferred); leave them for a later run

@@ -45,6 +45,9 @@ POLL, WEBHOOK, PENDING = "poll", "webhook", "pending"
 NEWER, SAME, OLDER = "newer", "same", "older"
 WB_ERROR = "write-back: "
 LEGACY_READS_PER_RUN = 100
+WRITE_BATCH = (
+    200  # records per write batch: their ETags come in a few filtered reads, and a stop is checked between batches
+)
 CONFLICT_RETRIES = 3  # re-reads of the IFS row after a 412 before the write-back counts as failed
 SEARCH_PAGE_SIZE = 100  # issues per page of the changed-status search (Jira's maximum for these fields)
 
@@ -339,11 +342,11 @@ class WritebackSync:
         self._accept(accepted, stale, report)
         for record, error in broken:
             self._failed(record, error, report)
-        for start in range(0, len(todo), 200):
+        for start in range(0, len(todo), WRITE_BATCH):
             if self.stop.is_set():
                 report.interrupted = True
                 break
-            self._write_batch(todo[start : start + 200], report)
+            self._write_batch(todo[start : start + WRITE_BATCH], report)
         return [c for _, c in stale]
 
     def _plan(self, record: RecordRow, change: StatusChange, now: datetime, report: RunReport) -> IfsUpdate | None:
