@@ -62,7 +62,7 @@ NOT_FOUND = "NotFound"  # error_class of a record whose issue answered 404, unti
 @dataclass
 class _Planned:
     key: str
-    action: str  # create | update | skip | fail | requeue
+    action: str  # create | update | skip | fail
     record: Mapping[str, Any]
     draft: IssueDraft | None = None
     error: Exception | None = None
