@@ -75,7 +75,6 @@ NOTES: dict[tuple[type[BaseModel], str], str] = {
     (c.IfsConnection, "client_id"): "IAM client with a service account (client-credentials grant).",
     (c.IfsConnection, "client_secret"): "Secret of that IAM client.",
     (c.IfsConnection, "scope"): "Scope sent with the token request (omitted when empty).",
-    (c.IfsConnection, "api_path"): "Path of the projection API under `url`.",
     (c.IfsConnection, "page_size"): "Rows per page (`Prefer: odata.maxpagesize`) unless the flow sets its own; "
     "must be below 5000.",
     (c.IfsConnection, "http"): "Timeouts, retries and pacing for IFS (section below).",
@@ -104,15 +103,9 @@ NOTES: dict[tuple[type[BaseModel], str], str] = {
     (c.JiraOAuth, "auth_url"): "Authorization server (token endpoint `<auth_url>/oauth/token`).",
     (c.JiraOAuth, "api_url"): "API gateway; requests go to `<api_url>/ex/jira/<cloud id>/rest/api/3/...`.",
     (c.JiraOAuth, "cloud_id"): "Skip discovery through `accessible-resources` by naming the cloud id.",
-    (c.JiraOAuth, "redirect_uri"): "Accepted but not read by any command in this version (there is no consent "
-    "command).",
-    (c.JiraOAuth, "scopes"): "Accepted but not read by any command in this version (there is no consent command).",
     (m.WebConfig, "host"): "Bind address of the web app (`run --host` overrides).",
     (m.WebConfig, "port"): "Port of the web app (`run --port` overrides).",
     (m.WebConfig, "admin_token"): "Dashboard token. Unset: the dashboard answers only loopback clients.",
-    (m.RunnerConfig, "kind"): "Only `local` works; `procrastinate` is rejected as not available in this version.",
-    (m.RunnerConfig, "misfire_grace"): "A scheduled run that could not start on time still starts if it is at most "
-    "this late; later ones are skipped (and coalesced).",
     (m.RunnerConfig, "lease_ttl"): "Lifetime of the scheduler lease; renewed every third of it. A second daemon "
     "can take over this long after the holder died.",
     (m.SyncPolicy, "max_attempts"): "Failures a record may have before it is parked in the failed queue (outbound "
@@ -122,7 +115,6 @@ NOTES: dict[tuple[type[BaseModel], str], str] = {
     (m.SyncPolicy, "retry_max"): "Largest delay between record-level retries.",
     (m.SyncPolicy, "deleted_issue"): "A linked issue that Jira answers 404 for: `recreate` it, or `ignore` "
     "(the record becomes `orphaned`).",
-    (m.SyncPolicy, "writeback_conflict_retries"): "Re-reads after a 412 before the write-back counts as failed.",
     (m.SyncPolicy, "bulk_size"): "Issues per Jira bulk-create call (Jira's limit is 50).",
     (m.LookupsConfig, "suppliers"): "Joined on the flow's `supplier_field`; templates read it as `supplier.<Field>`. "
     "`null` turns it off.",

@@ -4,7 +4,9 @@ Retry and failed-queue decisions key off the class, never the message:
 
 * ``TransientError`` (``RateLimited``, ``Unavailable`` and its ``MalformedResponse``): retried inside the call, then
   on later runs. A ``RateLimited`` is back-pressure: it is waited out (bounded per run), never a record's failure.
-* ``PermanentError`` (``Rejected``, ``ConcurrencyConflict``) and ``MappingError``: parked at once with the reason.
+* ``PermanentError`` (``Rejected``) and ``MappingError``: parked at once with the reason.
+* ``ConcurrencyConflict`` (a stale ETag) is a ``PermanentError`` for the request, not for the record: the record is
+  retried with backoff like a transient failure (``engine/failures.decide``), since a fresh read usually succeeds.
 * ``AuthError`` and ``ConfigError``: stop the run; nothing a retry can fix.
 """
 
@@ -15,12 +17,13 @@ from typing import Any
 
 
 class ConnectorError(Exception):
-    """Base of every error the connector raises on purpose."""
+    """Base of every error the connector raises on purpose; ``status`` is the HTTP status behind it, if any."""
 
-    def __init__(self, message: str, *, system: str | None = None) -> None:
+    def __init__(self, message: str, *, system: str | None = None, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.system = system
+        self.status = status
 
     def __str__(self) -> str:
         return f"{self.system}: {self.message}" if self.system else self.message
@@ -37,17 +40,9 @@ class ConfigError(ConnectorError):
 class AuthError(ConnectorError):
     """Credentials refused (after one refresh) or missing permission."""
 
-    def __init__(self, message: str, *, system: str | None = None, status: int | None = None) -> None:
-        super().__init__(message, system=system)
-        self.status = status
-
 
 class TransientError(ConnectorError):
     """Worth retrying: the same request may succeed later."""
-
-    def __init__(self, message: str, *, system: str | None = None, status: int | None = None) -> None:
-        super().__init__(message, system=system)
-        self.status = status
 
 
 class RateLimited(TransientError):
@@ -108,8 +103,7 @@ class PermanentError(ConnectorError):
         code: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(message, system=system)
-        self.status = status
+        super().__init__(message, system=system, status=status)
         self.code = code
         self.details = dict(details or {})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -200,9 +200,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-def sample_value(metrics: Metrics, name: str, labels: dict[str, str] | None = None) -> float | None:
-    """One sample's value (tests, ``check``); None when absent."""
-    value: Any = metrics.registry.get_sample_value(name, labels or {})
-    return None if value is None else float(value)

@@ -350,7 +350,7 @@ def test_each_error_class_meets_its_policy_and_the_run_goes_on(
             payload_bug = _record(c.store, "purchase_orders", buggy_payload.ifs_key)
             assert payload_bug.state == RETRY and payload_bug.error_class == "InternalError"
             assert payload_bug.last_error == "ZeroDivisionError: payload bug"
-            assert {cls for cls, _, _ in report.top_reasons(5)} == {"AuthError", "RateLimited", "InternalError"}
+            assert {cls for cls, _ in report.reasons} == {"AuthError", "RateLimited", "InternalError"}
 
             # The bugs are fixed and Jira recovers: once due, the retries (re-mapped from IFS where no draft was
             # kept) go through; the parked record waits for a replay.

@@ -20,7 +20,7 @@ import yaml
 
 from e2e.harness import World, connector_config, example_config, make_connector, world
 from ml_connector.engine import Connector, OutboundSync
-from ml_connector.metrics import Metrics, sample_value
+from ml_connector.metrics import Metrics
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, Store, utcnow
 
 SEARCH = "POST /rest/api/3/search/jql"
@@ -136,7 +136,7 @@ def test_many_404s_in_a_run_raise_an_alert_and_recreate_nothing(tmp_path: Path, 
         second = _run(c)  # a later run: confirmation reads stop once the share is exceeded; still no recreate
         assert second["not_found_alert"] == 1 and second["created"] == 0 and second["recreate"] == 0, second
         reads = w.jira_sim.counts().get("GET /rest/api/3/issue/{id}", 0)
-        assert 5 <= reads < len(vanished), reads  # not_found_alert_min reads, not one per vanished issue
+        assert 5 <= reads < len(vanished), reads  # NOT_FOUND_ALERT_MIN reads, not one per vanished issue
         assert len(w.jira_issues()) == len(keys) - len(vanished)
         trail = c.store.audit_trail(vanished[-1].id)
         assert any(e.event == "not_found" and "alert" in (e.detail or {}) for e in trail)
@@ -146,7 +146,7 @@ def test_many_404s_in_a_run_raise_an_alert_and_recreate_nothing(tmp_path: Path, 
         assert "404" in status and "purchase_orders" in status, status
         metrics = Metrics(store=c.store, flows=["purchase_orders"])
         labels = {"flow": "purchase_orders", "alert": "jira_not_found"}
-        assert sample_value(metrics, "mlc_flow_alert", labels) == 1.0
+        assert metrics.registry.get_sample_value("mlc_flow_alert", labels) == 1.0
 
         # The operator checked: the issues really are gone. Allowing the share lets the next run recreate them.
         c.close()
@@ -155,7 +155,8 @@ def test_many_404s_in_a_run_raise_an_alert_and_recreate_nothing(tmp_path: Path, 
         assert third["recreate"] == len(vanished) and third["created"] == len(vanished), third
         assert third["not_found_alert"] == 0
         assert _per_key(w) == Counter(dict.fromkeys(keys, 1))
-        assert sample_value(Metrics(store=c.store, flows=["purchase_orders"]), "mlc_flow_alert", labels) == 0.0
+        fresh = Metrics(store=c.store, flows=["purchase_orders"])
+        assert fresh.registry.get_sample_value("mlc_flow_alert", labels) == 0.0
         c.close()
 
 

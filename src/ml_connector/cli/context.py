@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import structlog
 import typer
 
 from ml_connector.config.models import ConnectorConfig, load_config
@@ -39,6 +40,8 @@ def load(value: Path | None) -> ConnectorConfig:
     for secret in config.secret_values():
         register_secret(secret)
     configure(level=os.environ.get("ML_CONNECTOR_LOG_LEVEL", config.log_level))
+    for note in config.deprecations():
+        structlog.get_logger("ml_connector.config").warning("config.deprecated", file=str(path), detail=note)
     return config
 
 

@@ -28,11 +28,6 @@ def run(
 ) -> None:
     """Run the scheduler and the web app until SIGTERM; a second daemon on the same database refuses to schedule."""
     cfg = load(config)
-    if cfg.runner.kind != "local":
-        err.print(
-            f"runner.kind is {cfg.runner.kind!r}: start workers with `ml-connector worker`; `run` is the local runner"
-        )
-        raise typer.Exit(ExitCode.CONFIG)
     connector = build_connector(config_path(config), cfg)
     daemon = Daemon(connector, DaemonOptions(host=host, port=port, wait=wait, run_now=now, serve_web=not no_web))
     daemon.install_signal_handlers()

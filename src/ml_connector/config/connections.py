@@ -28,11 +28,13 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every configuration model: unknown keys are errors (a typo is never silently ignored), values frozen."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class HttpSettings(_Strict):
+class HttpSettings(StrictModel):
     """Timeouts, retry bounds and client-side pacing for one far-side system."""
 
     connect_timeout: float = Field(default=10.0, gt=0)
@@ -50,7 +52,7 @@ class HttpSettings(_Strict):
     verify_tls: bool = True
 
 
-class IfsConnection(_Strict):
+class IfsConnection(StrictModel):
     """An IFS Cloud tenant reached through IAM client credentials."""
 
     url: AnyHttpUrl
@@ -58,10 +60,7 @@ class IfsConnection(_Strict):
     client_id: str = Field(min_length=1, max_length=20)
     client_secret: SecretStr
     scope: str = "openid microprofile-jwt"
-    api_path: str = "/main/ifsapplications/projection/v1"
     page_size: int = Field(default=1000, ge=1)
-    token_refresh_margin: float = Field(default=30.0, ge=0, description="Refresh the token this many seconds early.")
-    time_zone_aware: bool = Field(default=True, description="Send X-Ifs-Time-Zone-Aware-Request: true.")
     http: HttpSettings = HttpSettings()
 
     @field_validator("page_size")
@@ -76,7 +75,7 @@ class IfsConnection(_Strict):
         return str(self.url).rstrip("/")
 
 
-class JiraBasicAuth(_Strict):
+class JiraBasicAuth(StrictModel):
     """Atlassian account email with an API token."""
 
     kind: Literal["basic"] = "basic"
@@ -84,7 +83,7 @@ class JiraBasicAuth(_Strict):
     api_token: SecretStr
 
 
-class JiraOAuth(_Strict):
+class JiraOAuth(StrictModel):
     """OAuth 2.0 (3LO) with rotating refresh tokens; the tokens themselves live in the credential store."""
 
     kind: Literal["oauth"] = "oauth"
@@ -97,22 +96,12 @@ class JiraOAuth(_Strict):
     auth_url: AnyHttpUrl = AnyHttpUrl("https://auth.atlassian.com")
     api_url: AnyHttpUrl = AnyHttpUrl("https://api.atlassian.com")
     cloud_id: str | None = None
-    redirect_uri: AnyHttpUrl | None = None
-    scopes: list[str] = Field(
-        default_factory=lambda: [
-            "read:jira-work",
-            "write:jira-work",
-            "read:jira-user",
-            "manage:jira-webhook",
-            "offline_access",
-        ]
-    )
 
 
 JiraAuth = Annotated[JiraBasicAuth | JiraOAuth, Field(discriminator="kind")]
 
 
-class JiraConnection(_Strict):
+class JiraConnection(StrictModel):
     """A Jira Cloud site."""
 
     url: AnyHttpUrl

@@ -12,10 +12,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
-from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection, JiraConnection
+from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection, JiraConnection, StrictModel
 from ml_connector.config.loader import read_yaml, validate
+from ml_connector.config.retired import drop_retired
 from ml_connector.errors import ConfigError
 from ml_connector.template import check_template
 
@@ -38,11 +48,7 @@ def _duration(value: Any) -> Any:
 Seconds = Annotated[float, BeforeValidator(_duration), Field(ge=0)]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class StoreConfig(_Model):
+class StoreConfig(StrictModel):
     url: str | None = Field(
         default=None, description="SQLAlchemy URL; default a SQLite file ml-connector.sqlite beside the config file."
     )
@@ -55,7 +61,7 @@ class StoreConfig(_Model):
 MIN_DASHBOARD_TOKEN_CHARS = 16
 
 
-class WebConfig(_Model):
+class WebConfig(StrictModel):
     """The web app. Without tokens the dashboard answers loopback clients only; with them, anyone who signs in."""
 
     host: str = "127.0.0.1"
@@ -72,7 +78,6 @@ class WebConfig(_Model):
         default=False,
         description="A TLS-terminating proxy sits in front: trust its X-Forwarded-Proto for HSTS and secure cookies.",
     )
-    max_form_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest dashboard POST body accepted.")
 
     @field_validator("admin_token", "read_token")
     @classmethod
@@ -95,21 +100,11 @@ class WebConfig(_Model):
         return self
 
 
-class RunnerConfig(_Model):
-    kind: Literal["local", "procrastinate"] = "local"
-
-    @field_validator("kind")
-    @classmethod
-    def _available(cls, value: str) -> str:
-        if value == "procrastinate":
-            raise ValueError("the procrastinate runner is not available in this version; use 'local'")
-        return value
-
-    misfire_grace: Seconds = 300.0
+class RunnerConfig(StrictModel):
     lease_ttl: Seconds = 60.0
 
 
-class SyncPolicy(_Model):
+class SyncPolicy(StrictModel):
     """Failure handling shared by all flows (DESIGN §4.3)."""
 
     max_attempts: int = Field(default=5, ge=1, le=100)
@@ -132,10 +127,6 @@ class SyncPolicy(_Model):
         description="If more than this share of a run's edits get 404, the run recreates nothing and raises a flow "
         "alert (status, dashboard, metric): so many vanishing issues point at a permission or project change.",
     )
-    not_found_alert_min: int = Field(
-        default=5, ge=1, description="404s a run must see before max_not_found_share can raise the alert."
-    )
-    writeback_conflict_retries: int = Field(default=3, ge=0, le=20)
     bulk_size: int = Field(default=50, ge=1, le=50)
     bulk_concurrency: int = Field(default=4, ge=1, le=16, description="Bulk-create calls in flight at once.")
     rate_limit_wait_max: Seconds = Field(
@@ -146,7 +137,7 @@ class SyncPolicy(_Model):
     )
 
 
-class ValueMap(_Model):
+class ValueMap(StrictModel):
     """Look a source value up in ``map``; fall back to ``default`` (None: the field is left unset)."""
 
     source: str = Field(description="Template or field path giving the lookup value, e.g. 'supplier.Cf_Supplier_Tier'.")
@@ -154,14 +145,14 @@ class ValueMap(_Model):
     default: str | None = None
 
 
-class AssigneeMapping(_Model):
+class AssigneeMapping(StrictModel):
     source: str = Field(description="IFS field holding the person id, e.g. BuyerCode or WorkLeaderSign.")
     emails: dict[str, str] = Field(default_factory=dict, description="Static person id → email map (wins over IFS).")
     from_persons: bool = Field(default=True, description="Look the email up in the IFS persons lookup.")
     fallback_email: str | None = Field(default=None, description="Assignee when the person cannot be resolved.")
 
 
-class IssueMapping(_Model):
+class IssueMapping(StrictModel):
     """How one IFS record becomes one Jira issue."""
 
     project: ValueMap
@@ -195,12 +186,12 @@ class IssueMapping(_Model):
             yield f"labels[{index}]", label, False
 
 
-class StatusWrite(_Model):
+class StatusWrite(StrictModel):
     value: str | None = Field(default=None, description="Value written to the status field (default: the status).")
     action: str | None = Field(default=None, description="Bound action to call, e.g. PurchaseOrder_Close.")
 
 
-class WritebackMapping(_Model):
+class WritebackMapping(StrictModel):
     """How a Jira status goes back into IFS."""
 
     enabled: bool = True
@@ -228,7 +219,7 @@ class WritebackMapping(_Model):
         return value
 
 
-class LinesConfig(_Model):
+class LinesConfig(StrictModel):
     """A child set read once per page (e.g. PO lines carrying GL account and cost center code parts)."""
 
     entity_set: str
@@ -237,7 +228,7 @@ class LinesConfig(_Model):
     orderby: list[str] = Field(default_factory=list)
 
 
-class LookupConfig(_Model):
+class LookupConfig(StrictModel):
     entity_set: str
     key: str
     select: list[str] = Field(default_factory=list)
@@ -248,7 +239,7 @@ class LookupConfig(_Model):
 Schedule = str  # "hourly", "daily", a 5-field cron expression, or "every 10m"
 
 
-class FlowConfig(_Model):
+class FlowConfig(StrictModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,40}$")
     preset: Literal["purchase_orders", "work_orders"] | None = None
     entity_set: str
@@ -321,7 +312,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class LookupsConfig(_Model):
+class LookupsConfig(StrictModel):
     suppliers: LookupConfig | None = LookupConfig(
         entity_set="SupplierHandling.svc/SupplierInfoGeneralSet", key="SupplierId"
     )
@@ -332,21 +323,16 @@ class LookupsConfig(_Model):
 WEBHOOK_PATH = "/webhooks/jira"  # where the receiver listens, under web.public_url
 
 
-class WebhookConfig(_Model):
+class WebhookConfig(StrictModel):
     """The Jira webhook receiver (POST /webhooks/jira); the route exists only when ``enabled``."""
 
     enabled: bool = False
-    refresh_before: Seconds = Field(default=7 * 86400.0, description="Refresh this long before the 30-day expiry.")
-    max_body_bytes: int = Field(
-        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Larger deliveries are refused unread."
-    )
-    read_timeout: Seconds = Field(default=10.0, gt=0, description="Time allowed to receive a whole delivery.")
     # Jira sends a bulk change as a burst from a few addresses: generous, but bounded (HMAC over 1 MiB is cheap).
     rate_per_second: float = Field(default=50.0, gt=0, description="Sustained deliveries per source address.")
     burst: int = Field(default=200, ge=1, description="Deliveries a source may send at once before being slowed.")
 
 
-class ConnectorConfig(_Model):
+class ConnectorConfig(StrictModel):
     ifs: IfsConnection
     jira: JiraConnection
     store: StoreConfig = StoreConfig()
@@ -357,6 +343,21 @@ class ConnectorConfig(_Model):
     webhooks: WebhookConfig = WebhookConfig()
     flows: list[FlowConfig] = Field(min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    _deprecations: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _accept_retired(cls, data: Any, handler: ModelWrapValidatorHandler[ConnectorConfig]) -> ConnectorConfig:
+        """Drop retired keys (config/retired.py) before the strict models see them; keep a note for each."""
+        cleaned, notes = drop_retired(data)
+        config = handler(cleaned)
+        if notes:
+            config._deprecations = notes
+        return config
+
+    def deprecations(self) -> tuple[str, ...]:
+        """One note per retired key the config file still sets (logged as a warning when the file is loaded)."""
+        return self._deprecations
 
     @field_validator("flows")
     @classmethod
@@ -435,5 +436,5 @@ def load_config(path: Path, *, env: dict[str, str] | None = None) -> ConnectorCo
         default_db = (path.parent / "ml-connector.sqlite").resolve()
         config = config.model_copy(
             update={"store": StoreConfig(url=f"sqlite:///{default_db}", credentials_key=config.store.credentials_key)}
-        )
+        )  # private attributes (the deprecation notes) are copied too
     return config

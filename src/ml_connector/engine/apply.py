@@ -20,6 +20,8 @@ from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue
 from ml_connector.mapping import IDENTITY_PROPERTY, IssueDraft, build_issue_fields
 from ml_connector.store import AuditEvent, RecordRow, utcnow
 
+CREATE_CHUNK_CALLS = 10  # bulk-create calls' worth of records mapped and committed as one chunk
+
 Accounts = Mapping[str, str | None]
 
 
@@ -126,7 +128,7 @@ class Applier:
         if interrupted:
             linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
             fresh += confirmed_absent
-        step = self.policy.bulk_size * 10
+        step = self.policy.bulk_size * CREATE_CHUNK_CALLS
         for start in range(0, len(fresh), step):
             if self.stop.is_set():
                 self.scope.report.interrupted = True

@@ -26,6 +26,7 @@ from ml_connector.store import ORPHANED, PENDING_CREATE, PENDING_UPDATE, RETRY, 
 log = structlog.get_logger("ml_connector.engine")
 
 SEARCH_LABELS = 50  # identity labels per reconciliation search (one JQL ``labels in (...)``)
+NOT_FOUND_ALERT_MIN = 5  # 404s a run must see before sync.max_not_found_share can raise the alert
 Audits = list[tuple[int, AuditEvent]]
 
 
@@ -249,9 +250,7 @@ class Reconciler:
         """Raise the run's 404 alert (once) when too many of its issue reads and edits answered 404."""
         policy, watch = self.policy, self.watch
         missing, edited = len(watch.not_found), len(watch.edited | watch.not_found)
-        if not watch.alert and (
-            missing >= policy.not_found_alert_min and missing > policy.max_not_found_share * edited
-        ):
+        if not watch.alert and (missing >= NOT_FOUND_ALERT_MIN and missing > policy.max_not_found_share * edited):
             watch.alert = True
             self.scope.report.add("not_found_alert")
             log.warning("flow.not_found_alert", flow=self.scope.flow.name, not_found=missing, edited=edited)

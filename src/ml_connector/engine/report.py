@@ -59,9 +59,6 @@ class RunReport:
         # Grouped without ids (".../issue/10042" → ".../issue/…"), so one cause is one line however many records.
         self.reasons[(error_class, _ID_SEGMENT.sub("…", message))] += 1
 
-    def top_reasons(self, n: int = 3) -> list[tuple[str, str, int]]:
-        return [(cls, message, count) for (cls, message), count in self.reasons.most_common(n)]
-
     @property
     def failed(self) -> int:
         return self.counts["failed"] + self.counts["parked"] + self.counts["would_fail"]

@@ -45,6 +45,11 @@ POLL, WEBHOOK, PENDING = "poll", "webhook", "pending"
 NEWER, SAME, OLDER = "newer", "same", "older"
 WB_ERROR = "write-back: "
 LEGACY_READS_PER_RUN = 100
+WRITE_BATCH = (
+    200  # records per write batch: their ETags come in a few filtered reads, and a stop is checked between batches
+)
+CONFLICT_RETRIES = 3  # re-reads of the IFS row after a 412 before the write-back counts as failed
+SEARCH_PAGE_SIZE = 100  # issues per page of the changed-status search (Jira's maximum for these fields)
 
 # One applier at a time: the web inbox thread, a scheduled poll and a CLI sync never interleave their IFS writes on
 # one record (else an older status could land after a newer one while the store believes the newer). In-process a
@@ -272,7 +277,7 @@ class WritebackSync:
         )
         changes: list[StatusChange] = []
         newest: datetime | None = None
-        for issue in self.c.jira.search(query, fields=ISSUE_FIELDS, page_size=100):
+        for issue in self.c.jira.search(query, fields=ISSUE_FIELDS, page_size=SEARCH_PAGE_SIZE):
             change = change_from_issue(issue)
             if change is None:
                 continue
@@ -337,11 +342,11 @@ class WritebackSync:
         self._accept(accepted, stale, report)
         for record, error in broken:
             self._failed(record, error, report)
-        for start in range(0, len(todo), 200):
+        for start in range(0, len(todo), WRITE_BATCH):
             if self.stop.is_set():
                 report.interrupted = True
                 break
-            self._write_batch(todo[start : start + 200], report)
+            self._write_batch(todo[start : start + WRITE_BATCH], report)
         return [c for _, c in stale]
 
     def _plan(self, record: RecordRow, change: StatusChange, now: datetime, report: RunReport) -> IfsUpdate | None:
@@ -466,7 +471,7 @@ class WritebackSync:
             except ConcurrencyConflict as exc:
                 conflicts += 1
                 self._conflict(record, exc, conflicts, report)
-                if conflicts > self.policy.writeback_conflict_retries:
+                if conflicts > CONFLICT_RETRIES:
                     busy = Unavailable(
                         f"IFS record kept changing between read and write ({conflicts} times 412)",
                         system="ifs",

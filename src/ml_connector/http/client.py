@@ -9,6 +9,10 @@ import httpx2
 from ml_connector import __version__
 from ml_connector.config.connections import HttpSettings
 
+# Connections per client: above the most calls a run keeps in flight (sync.bulk_concurrency is at most 16).
+MAX_CONNECTIONS = 20
+MAX_KEEPALIVE = 10
+
 
 def user_agent() -> str:
     return f"ml-connector/{__version__}"
@@ -33,5 +37,5 @@ def build_client(
         verify=settings.verify_tls,
         transport=transport,
         follow_redirects=False,
-        limits=httpx2.Limits(max_connections=20, max_keepalive_connections=10),
+        limits=httpx2.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE),
     )

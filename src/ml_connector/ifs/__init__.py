@@ -10,10 +10,8 @@ from ml_connector.ifs.metadata import (
     EntityType,
     EnumType,
     Property,
-    ServiceDocument,
     ServiceMetadata,
     parse_metadata,
-    parse_service_document,
 )
 from ml_connector.ifs.odata import (
     EntitySetRef,
@@ -47,7 +45,6 @@ __all__ = [
     "Page",
     "Property",
     "Raw",
-    "ServiceDocument",
     "ServiceMetadata",
     "TokenProvider",
     "and_",
@@ -60,6 +57,5 @@ __all__ = [
     "literal",
     "or_",
     "parse_metadata",
-    "parse_service_document",
     "quote_string",
 ]

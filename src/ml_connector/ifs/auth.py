@@ -26,6 +26,8 @@ log = structlog.get_logger("ml_connector.ifs.auth")
 
 # When the token response has no expires_in, assume a short life rather than the 3600 s many clients guess.
 _DEFAULT_LIFETIME = 60.0
+# Refresh this long before expiry (capped at half the token's life).
+REFRESH_MARGIN = 30.0
 
 
 def token_path(realm: str) -> str:
@@ -43,7 +45,7 @@ class TokenProvider(BearerTokenCache):
         client_id: str,
         client_secret: SecretStr | str,
         scope: str | None = None,
-        refresh_margin: float = 30.0,
+        refresh_margin: float = REFRESH_MARGIN,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(margin=refresh_margin, clock=clock)
@@ -67,7 +69,6 @@ class TokenProvider(BearerTokenCache):
             client_id=connection.client_id,
             client_secret=connection.client_secret,
             scope=connection.scope or None,
-            refresh_margin=connection.token_refresh_margin,
         )
 
     def close(self) -> None:

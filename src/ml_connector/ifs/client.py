@@ -29,7 +29,7 @@ from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection
 from ml_connector.errors import MalformedResponse, PermanentError
 from ml_connector.http import ApiSession, BearerAuth, CallObserver, Pacer, build_client, response_json
 from ml_connector.ifs.auth import TokenProvider
-from ml_connector.ifs.metadata import ServiceDocument, ServiceMetadata, parse_metadata, parse_service_document
+from ml_connector.ifs.metadata import ServiceMetadata, parse_metadata
 from ml_connector.ifs.odata import (
     Compare,
     EntitySetRef,
@@ -58,6 +58,8 @@ SYSTEM = "ifs"
 # Encoded $filter length per chunk when reading many keys at once: well below the 8 KiB request-line limit common
 # in front of IFS (and the 2 KiB some proxies keep), with room for the path, $select and $orderby.
 DEFAULT_MAX_FILTER_CHARS = 1800
+# Where IFS Cloud serves its projections, under the tenant URL.
+PROJECTION_PATH = "main/ifsapplications/projection/v1"
 
 T = TypeVar("T")
 Filter = Expr | str | None
@@ -142,8 +144,8 @@ class IfsClient:
         pacer: Pacer | None = None,
     ) -> IfsClient:
         tokens = TokenProvider.for_connection(connection, transport=transport)
-        headers = {"X-Ifs-Time-Zone-Aware-Request": "true"} if connection.time_zone_aware else {}
-        base = connection.base_url + "/" + connection.api_path.strip("/") + "/"
+        headers = {"X-Ifs-Time-Zone-Aware-Request": "true"}  # timestamps with their offset, never local time
+        base = f"{connection.base_url}/{PROJECTION_PATH}/"
         client = build_client(
             base, connection.http, auth=BearerAuth(tokens, system=SYSTEM), headers=headers, transport=transport
         )
@@ -227,14 +229,6 @@ class IfsClient:
         with self._metadata_lock:
             self._metadata[projection] = parsed
         return parsed
-
-    def service_document(self, projection: str) -> ServiceDocument:
-        check_name(projection)
-        body = self._request_parsed("GET", f"{projection}.svc/", self._object)
-        try:
-            return parse_service_document(body)
-        except ValueError as exc:
-            raise MalformedResponse(f"service document of {projection}: {exc}", system=SYSTEM) from None
 
     def key_fields(self, entity_set: str) -> tuple[str, ...]:
         ref = EntitySetRef.parse(entity_set)

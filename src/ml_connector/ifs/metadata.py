@@ -89,16 +89,6 @@ class ServiceMetadata:
         qualified = self.entity_set(entity_set).entity_type.qualified_name
         return [a for a in self.actions if a.bound and a.binding_type == qualified]
 
-    def enum_literal(self, entity_set: str, prop: str, value: str) -> EnumLiteral:
-        """The qualified literal for an enum-typed property, checking that ``value`` is a member."""
-        type_name = self.property(entity_set, prop).type
-        enum = self.enum_types.get(type_name)
-        if enum is None:
-            raise KeyError(f"{entity_set}.{prop} is {type_name}, not an enum")
-        if value not in enum.members:
-            raise KeyError(f"{value!r} is not a member of {type_name} ({', '.join(enum.members)})")
-        return EnumLiteral(type_name, value)
-
     def typed_value(self, entity_set: str, prop: str, value: Any) -> Scalar:
         """A JSON value of ``prop`` as the Python value whose OData literal has the property's type."""
         return typed_value(self.property(entity_set, prop).type, value, enum_types=self.enum_types)
@@ -219,27 +209,3 @@ def _unalias(type_name: str, alias: str | None, namespace: str) -> str:
     if alias and type_name.startswith(f"Collection({alias}."):
         return f"Collection({namespace}{type_name[len('Collection(') + len(alias) :]}"
     return type_name
-
-
-@dataclass(frozen=True)
-class ServiceDocument:
-    """Entity sets, singletons and function imports a projection's service document lists."""
-
-    entity_sets: tuple[str, ...]
-    other: Mapping[str, str]  # name -> kind, for singletons and function imports
-
-
-def parse_service_document(body: Any) -> ServiceDocument:
-    if not isinstance(body, dict) or not isinstance(body.get("value"), list):
-        raise ValueError("service document without a value list")
-    sets: list[str] = []
-    other: dict[str, str] = {}
-    for item in body["value"]:
-        if not isinstance(item, dict) or "name" not in item:
-            continue
-        kind = str(item.get("kind", "EntitySet"))
-        if kind == "EntitySet":
-            sets.append(str(item["name"]))
-        else:
-            other[str(item["name"])] = kind
-    return ServiceDocument(tuple(sets), other)

@@ -40,11 +40,6 @@ class EnumLiteral:
         if not _QUALIFIED.match(self.type_name):
             raise ValueError(f"enum type must be a qualified name such as IfsApp.Projection.Enum: {self.type_name!r}")
 
-    @classmethod
-    def of(cls, projection: str, enum_type: str, value: str) -> EnumLiteral:
-        """``EnumLiteral.of("PurchaseOrderHandling", "PurchaseOrderState", "Released")``."""
-        return cls(f"IfsApp.{projection}.{enum_type}", value)
-
 
 Scalar = str | int | float | Decimal | bool | None | dt.date | dt.datetime | EnumLiteral
 KeyValue = str | int

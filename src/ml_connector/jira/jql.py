@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ml_connector.errors import ConfigError
 
 _SIMPLE_FIELD = re.compile(r"^(?:[A-Za-z][A-Za-z0-9_]*|cf\[\d+\])$")
-_PROPERTY_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
-_PROPERTY_PATH = re.compile(r"^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 JQL_DATETIME_FORMAT = "%Y-%m-%d %H:%M"
 
@@ -41,15 +39,6 @@ def field(name: str) -> str:
     if name.startswith("customfield_") and name[len("customfield_") :].isdigit():
         return f"cf[{name[len('customfield_') :]}]"
     return name if _SIMPLE_FIELD.match(name) else quote(name)
-
-
-def issue_property(key: str, path: str) -> str:
-    """``issue.property[key].path``; key and path are validated because JQL cannot quote them."""
-    if not _PROPERTY_KEY.match(key):
-        raise ValueError(f"unsupported issue property key for JQL: {key!r}")
-    if not _PROPERTY_PATH.match(path):
-        raise ValueError(f"unsupported issue property path for JQL: {path!r}")
-    return f"issue.property[{key}].{path}"
 
 
 def eq(name: str, value: str | int) -> str:
@@ -79,22 +68,9 @@ def not_in(name: str, values: Iterable[str | int]) -> str:
     return f"{field(name)} not in ({', '.join(items)})"
 
 
-def property_eq(key: str, path: str, value: str | int) -> str:
-    return f"{issue_property(key, path)} = {quote(value)}"
-
-
 def all_of(*clauses: str) -> str:
     parts = [c for c in clauses if c]
     return " AND ".join(f"({c})" if len(parts) > 1 else c for c in parts)
-
-
-def any_of(*clauses: str) -> str:
-    parts = [c for c in clauses if c]
-    return " OR ".join(f"({c})" if len(parts) > 1 else c for c in parts)
-
-
-def not_(clause: str) -> str:
-    return f"NOT ({clause})"
 
 
 def order_by(query: str, *fields: str) -> str:

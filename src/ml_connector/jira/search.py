@@ -9,8 +9,9 @@ from typing import Any
 from ml_connector.jira import jql as jqlmod
 from ml_connector.jira.base import SYSTEM
 from ml_connector.jira.metadata import MetadataOps
-from ml_connector.jira.paging import PagingError
+from ml_connector.jira.paging import MAX_PAGES, PagingError
 
+SEARCH_PAGE = 100  # issues per /search/jql page: the most Jira returns with only a few fields asked
 MAX_PROPERTIES = 5  # issue properties Jira returns per search
 MAX_RECONCILE = 50  # issue ids reconcileIssues takes
 
@@ -43,8 +44,8 @@ class SearchOps(MetadataOps):
         *,
         fields: Sequence[str] = ("summary", "status", "updated", "labels"),
         properties: Sequence[str] = (),
-        page_size: int = 100,
-        max_pages: int = 1000,
+        page_size: int = SEARCH_PAGE,
+        max_pages: int = MAX_PAGES,
         reconcile_issues: Iterable[int | str] = (),
         expand: Sequence[str] = (),
     ) -> Iterator[dict[str, Any]]:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from ml_connector.jira.base import JiraBase
 
+USER_SEARCH_PAGE = 50  # the most /user/search returns per call
+
 UserStatus = Literal["found", "not_found", "ambiguous"]
 
 
@@ -80,13 +82,6 @@ class UserResolver:
             self._cache[key] = (now + self._ttl, result)
         return result
 
-    def forget(self, email: str | None = None) -> None:
-        with self._lock:
-            if email is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(email.strip().casefold(), None)
-
 
 class UserOps(JiraBase):
     """``/user/search``, which the client's :class:`UserResolver` calls."""
@@ -96,7 +91,7 @@ class UserOps(JiraBase):
             "GET",
             "user/search",
             expect=list,
-            params={"query": query, "maxResults": 50},
+            params={"query": query, "maxResults": USER_SEARCH_PAGE},
             pace_keys=("burst:user-search",),
         )
         return data

@@ -29,6 +29,8 @@ from ml_connector.store import utcnow
 log = structlog.get_logger("ml_connector.runner")
 
 FLOW_JOB = "flow:{}"
+# A scheduled run that could not start on time (a busy or paused process) still starts if at most this late.
+MISFIRE_GRACE_SECONDS = 300
 
 
 def trigger_for(schedule: str, *, start: datetime | None = None) -> BaseTrigger:
@@ -81,7 +83,7 @@ class LocalScheduler:
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
-                "misfire_grace_time": int(self.config.runner.misfire_grace) or None,
+                "misfire_grace_time": MISFIRE_GRACE_SECONDS,
             },
             timezone=UTC,
         )

@@ -26,6 +26,7 @@ log = structlog.get_logger("ml_connector.runner")
 
 EVENTS = ("jira:issue_updated", "jira:issue_deleted")
 JIRA_TTL = timedelta(days=30)
+REFRESH_BEFORE = 7 * 86400.0  # refresh a week before Jira's 30-day expiry: a daemon down for days still catches it
 
 
 def parse_expiration(value: Any, *, default: datetime) -> datetime:
@@ -82,7 +83,7 @@ class WebhookManager:
     _: KW_ONLY
     url: str
     jql_filter: str
-    refresh_before: float  # seconds before expiry at which the registration is refreshed
+    refresh_before: float = REFRESH_BEFORE  # seconds before expiry at which the registration is refreshed
     events: tuple[str, ...] = EVENTS
     clock: Callable[[], datetime] = utcnow
 
@@ -100,7 +101,6 @@ class WebhookManager:
             store,
             url=url,
             jql_filter=webhook_jql(config),
-            refresh_before=config.webhooks.refresh_before,
             **kwargs,
         )
 

@@ -29,6 +29,9 @@ from ml_connector.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 POSTGRES_EXTRA_FIX = "pip install 'ml-connector[postgres]'"
+# PostgreSQL connections per process: the daemon's flow threads, the web app and the inbox worker share them.
+POOL_SIZE = 5
+POOL_OVERFLOW = 5
 
 
 def json_safe(value: Any) -> Any:
@@ -143,7 +146,9 @@ def create_db_engine(url: str) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=json_dumps)
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, json_serializer=json_dumps
+        )
     raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}; use sqlite or postgresql", path="store.url")
 
 

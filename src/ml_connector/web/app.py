@@ -25,6 +25,10 @@ from ml_connector.web.routes import actions, health, pages, webhooks
 from ml_connector.web.worker import BackgroundWork
 
 MACHINE_PATHS = (*health.PATHS, WEBHOOK_PATH)
+# Bodies are read only up to these sizes, and only for this long: larger or slower requests are refused unread.
+MAX_FORM_BYTES = 64 * 1024  # a dashboard form (a bulk replay of a few hundred ids) is far smaller
+MAX_WEBHOOK_BYTES = 1024 * 1024  # a Jira delivery is a few KiB; HMAC over 1 MiB is cheap
+BODY_READ_TIMEOUT = 10.0
 
 
 def create_app(connector: Connector, *, scheduler: SchedulerControl | None = None) -> FastAPI:
@@ -73,8 +77,8 @@ def _add_middleware(app: FastAPI, web: WebContext) -> None:
     config = web.config
     app.add_middleware(
         BoundedBodies,
-        limit_for=lambda path: config.webhooks.max_body_bytes if path == WEBHOOK_PATH else config.web.max_form_bytes,
-        timeout_for=lambda path: config.webhooks.read_timeout,
+        limit_for=lambda path: MAX_WEBHOOK_BYTES if path == WEBHOOK_PATH else MAX_FORM_BYTES,
+        timeout_for=lambda path: BODY_READ_TIMEOUT,
     )
     policy = HostPolicy.from_config(config.web.public_url, config.web.public_hosts)
     app.add_middleware(HostCheck, policy=policy, exempt=_machine_path)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import time
 from collections.abc import Callable
 
 from starlette.requests import Request
+
+from ml_connector.config.connections import is_loopback_host
 
 SESSION_COOKIE = "mlc_session"
 SESSION_TTL = 12 * 3600
@@ -25,17 +26,6 @@ ADMIN, READ = "admin", "read"
 
 def _mac(key: bytes, message: str) -> str:
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class DashboardAuth:
@@ -100,7 +90,7 @@ class DashboardAuth:
     def identity(self, request: Request) -> str | None:
         """Who this request is (for CSRF binding); None when it may not see the dashboard."""
         if self._token is None:
-            return LOCAL_IDENTITY if is_loopback(request.client.host if request.client else None) else None
+            return LOCAL_IDENTITY if is_loopback_host(request.client.host if request.client else None) else None
         role = self.bearer_role(request)
         if role is not None:
             return f"bearer:{role}"

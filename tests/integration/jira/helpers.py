@@ -151,7 +151,6 @@ def oauth_connection(sim: Sim, settings: HttpSettings = FAST, refresh_token: str
             refresh_token=refresh_token,
             auth_url=sim.url,
             api_url=sim.url,
-            redirect_uri="http://127.0.0.1/callback",
         ),
         http=settings,
     )

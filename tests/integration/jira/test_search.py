@@ -117,6 +117,9 @@ def test_any_label_or_property_text_matches_exactly(basic_client: JiraClient, va
     by_label = {i["id"] for i in basic_client.search(jql.all_of(scope, jql.eq("labels", value)), fields=["labels"])}
     assert by_label == {target_id}
     by_prop = {
-        i["id"] for i in basic_client.search(jql.all_of(scope, jql.property_eq("ml-connector", "ifsKey", text_value)))
+        i["id"]
+        for i in basic_client.search(
+            jql.all_of(scope, f"issue.property[ml-connector].ifsKey = {jql.quote(text_value)}")
+        )
     }
     assert by_prop == {target_id}

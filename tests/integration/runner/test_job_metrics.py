@@ -8,7 +8,7 @@ from pathlib import Path
 from e2e.harness import connector_config, world
 
 from ml_connector.engine import Connector
-from ml_connector.metrics import Metrics, sample_value
+from ml_connector.metrics import Metrics
 from ml_connector.runner.jobs import run_flow_job
 from ml_connector.store import Store
 
@@ -22,9 +22,11 @@ def test_flow_job_counts_calls_and_runs(tmp_path: Path) -> None:
         connector = Connector(config=config, store=store, observer=metrics)
         reports = run_flow_job(connector, config.flow("purchase_orders"), threading.Event())
         assert [r.kind for r in reports][:2] == ["outbound", "writeback"]
-        ok = sample_value(metrics, "mlc_runs_total", {"flow": "purchase_orders", "kind": "outbound",
+        ok = metrics.registry.get_sample_value("mlc_runs_total", {"flow": "purchase_orders", "kind": "outbound",
                                                        "status": "succeeded"})
         assert ok == 1.0
-        bulk = sample_value(metrics, "mlc_api_calls_total", {"system": "jira", "method": "POST", "status": "201"})
+        bulk = metrics.registry.get_sample_value(
+            "mlc_api_calls_total", {"system": "jira", "method": "POST", "status": "201"}
+        )
         assert bulk is not None and bulk >= 1
         connector.close()

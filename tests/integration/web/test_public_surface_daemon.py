@@ -39,13 +39,14 @@ from ml_connector.sim.ifs import create_app as ifs_app
 from ml_connector.sim.jira import JiraSimOptions
 from ml_connector.sim.jira import create_app as jira_app
 from ml_connector.store import Store, schema
+from ml_connector.web.app import BODY_READ_TIMEOUT
 
 from ..runner.simenv import example_config, write_config
 from .support import ADMIN_TOKEN, READ_TOKEN, WEBHOOK_SECRET, wait_for
 
 CLI = str(Path(sys.executable).parent / "ml-connector")
 MB = 1024 * 1024
-READ_TIMEOUT = 2
+READ_TIMEOUT = BODY_READ_TIMEOUT  # fixed; the daemon runs in its own process
 SECRETS = (WEBHOOK_SECRET, ADMIN_TOKEN, READ_TOKEN, "sim-api-token", "sim-secret")
 # What a traceback with local variables looks like in any of the renderers we know (Rich, structlog, better-exceptions).
 LOCALS_DUMP = re.compile(r"locals|╭─|│ +\w+ += |Traceback \(most recent call last\)")
@@ -114,7 +115,7 @@ def _config(tmp: Path, ifs: ServerHandle, jira: ServerHandle, port: int, **web: 
     store_url = f"sqlite:///{tmp / 'state.sqlite'}"
     data["store"] = {"url": store_url}
     data["web"] = {"public_url": f"http://127.0.0.1:{port}", **web}
-    data["webhooks"] = {"enabled": True, "read_timeout": f"{READ_TIMEOUT}s"}
+    data["webhooks"] = {"enabled": True}
     return write_config(tmp, data), store_url
 
 

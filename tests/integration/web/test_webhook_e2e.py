@@ -12,7 +12,7 @@ import httpx2
 import pytest
 
 from ml_connector.engine import Connector, OutboundSync
-from ml_connector.metrics import Metrics, sample_value
+from ml_connector.metrics import Metrics
 from ml_connector.serve import ServerHandle, serve_in_thread
 from ml_connector.web import create_app
 
@@ -68,7 +68,7 @@ def test_transition_in_jira_reaches_ifs_within_seconds(sims: Sims, setup: tuple[
     assert wait_for(lambda: connector.store.inbox_count("processed") >= 1, timeout=5.0)
     metrics = connector.observer
     assert isinstance(metrics, Metrics)
-    assert (sample_value(metrics, "mlc_webhook_deliveries_total", {"result": "accepted"}) or 0) >= 1
+    assert (metrics.registry.get_sample_value("mlc_webhook_deliveries_total", {"result": "accepted"}) or 0) >= 1
 
 
 def test_duplicate_deliveries_are_written_once(sims: Sims, setup: tuple[Connector, ServerHandle]) -> None:
@@ -111,7 +111,7 @@ def test_metrics_move_after_a_sync(sims: Sims, setup: tuple[Connector, ServerHan
         "mlc_api_retries_total",
     ):
         assert name in text, name
-    synced = sample_value(metrics, "mlc_records", {"flow": "work_orders", "state": "synced"})
+    synced = metrics.registry.get_sample_value("mlc_records", {"flow": "work_orders", "state": "synced"})
     assert synced == 10
     ready = httpx2.get(f"{web.url}/readyz")
     assert ready.status_code == 200, ready.text

@@ -165,9 +165,9 @@ def test_the_report_is_partial_and_groups_reasons_without_ids() -> None:
         report.add_failure(decide(error, attempts_so_far=0, policy=SyncPolicy(), now=NOW))
     report.add_failure(decide(RateLimited("429 slow down"), attempts_so_far=0, policy=SyncPolicy(), now=NOW))
     assert report.status == "partial" and report.counts["failed"] == 2 and report.counts["deferred"] == 1
-    assert report.top_reasons() == [
-        ("Unavailable", "jira: 500 Injected failure (PUT /rest/api/3/issue/…)", 2),
-        ("RateLimited", "429 slow down", 1),
+    assert report.reasons.most_common() == [
+        (("Unavailable", "jira: 500 Injected failure (PUT /rest/api/3/issue/…)"), 2),
+        (("RateLimited", "429 slow down"), 1),
     ]
     waiting_only = RunReport("work_orders", "outbound")
     waiting_only.add("waiting")

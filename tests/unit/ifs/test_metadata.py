@@ -10,8 +10,8 @@ from ml_connector.config.connections import HttpSettings
 from ml_connector.errors import MalformedResponse
 from ml_connector.http import ApiSession, build_client
 from ml_connector.ifs import IfsClient
-from ml_connector.ifs.metadata import parse_metadata, parse_service_document
-from ml_connector.ifs.odata import EnumLiteral, literal
+from ml_connector.ifs.metadata import parse_metadata
+from ml_connector.ifs.odata import literal
 
 CSDL = """<?xml version="1.0" encoding="utf-8"?>
 <edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">
@@ -68,11 +68,6 @@ def test_parses_sets_keys_types_enums_actions() -> None:
     assert unbound[0].parameters == {"Selection": "Edm.String"} and unbound[0].return_type == "Edm.String"
     et = meta.entity_set("PurchaseOrderSet").entity_type
     assert et.navigation["LinePartArray"] == "Collection(IfsApp.PurchaseOrderHandling.PurchaseOrderLinePart)"
-    assert meta.enum_literal("PurchaseOrderSet", "Objstate", "Released") == EnumLiteral(
-        "IfsApp.PurchaseOrderHandling.PurchaseOrderState", "Released"
-    )
-    with pytest.raises(KeyError):
-        meta.enum_literal("PurchaseOrderSet", "Objstate", "Flying")
     with pytest.raises(KeyError):
         meta.entity_set("Nope")
 
@@ -126,19 +121,3 @@ def test_the_client_reports_an_entity_bomb_as_a_malformed_response() -> None:
     client = IfsClient(ApiSession(http, system="ifs", settings=settings))
     with pytest.raises(MalformedResponse, match=r"expected a CSDL document .* refused unparsed"):
         client.metadata("PurchaseOrderHandling")
-
-
-def test_service_document() -> None:
-    doc = parse_service_document(
-        {
-            "value": [
-                {"name": "PurchaseOrderSet", "kind": "EntitySet", "url": "PurchaseOrderSet"},
-                {"name": "Reference", "kind": "Singleton"},
-                {"name": "Plain"},
-            ]
-        }
-    )
-    assert doc.entity_sets == ("PurchaseOrderSet", "Plain")
-    assert doc.other == {"Reference": "Singleton"}
-    with pytest.raises(ValueError):
-        parse_service_document({"nope": 1})

@@ -50,7 +50,7 @@ from ml_connector.ifs.odata import (
         ),
         (dt.datetime(2025, 1, 31, 10, 0, 0, 250000, tzinfo=dt.UTC), "2025-01-31T10:00:00.25Z"),
         (
-            EnumLiteral.of("PurchaseOrderHandling", "PurchaseOrderState", "Released"),
+            EnumLiteral("IfsApp.PurchaseOrderHandling.PurchaseOrderState", "Released"),
             "IfsApp.PurchaseOrderHandling.PurchaseOrderState'Released'",
         ),
         (EnumLiteral("IfsApp.X.Y", "it's"), "IfsApp.X.Y'it''s'"),

@@ -8,7 +8,7 @@ from integration.web.support import make_connector
 
 from ml_connector.engine import RunReport
 from ml_connector.errors import RateLimited, Unavailable
-from ml_connector.metrics import Metrics, sample_value
+from ml_connector.metrics import Metrics
 
 
 def test_observer_counts_calls_429s_and_retries() -> None:
@@ -18,12 +18,14 @@ def test_observer_counts_calls_429s_and_retries() -> None:
     m.on_response("ifs", "GET", "/x", 0, 0.2)
     m.on_retry("jira", RateLimited("slow down", system="jira", retry_after=1.0), 1.0)
     m.on_retry("ifs", Unavailable("reset", system="ifs"), 0.3)
-    assert sample_value(m, "mlc_api_calls_total", {"system": "jira", "method": "POST", "status": "201"}) == 1
-    assert sample_value(m, "mlc_api_calls_total", {"system": "ifs", "method": "GET", "status": "0"}) == 1
-    assert sample_value(m, "mlc_api_rate_limited_total", {"system": "jira"}) == 1
-    assert sample_value(m, "mlc_api_retries_total", {"system": "jira", "error": "RateLimited"}) == 1
-    assert sample_value(m, "mlc_api_retries_total", {"system": "ifs", "error": "Unavailable"}) == 1
-    assert sample_value(m, "mlc_api_call_duration_seconds_count", {"system": "jira"}) == 2
+    assert (
+        m.registry.get_sample_value("mlc_api_calls_total", {"system": "jira", "method": "POST", "status": "201"}) == 1
+    )
+    assert m.registry.get_sample_value("mlc_api_calls_total", {"system": "ifs", "method": "GET", "status": "0"}) == 1
+    assert m.registry.get_sample_value("mlc_api_rate_limited_total", {"system": "jira"}) == 1
+    assert m.registry.get_sample_value("mlc_api_retries_total", {"system": "jira", "error": "RateLimited"}) == 1
+    assert m.registry.get_sample_value("mlc_api_retries_total", {"system": "ifs", "error": "Unavailable"}) == 1
+    assert m.registry.get_sample_value("mlc_api_call_duration_seconds_count", {"system": "jira"}) == 2
 
 
 def test_runs_count_outcomes_but_dry_runs_do_not() -> None:
@@ -35,25 +37,38 @@ def test_runs_count_outcomes_but_dry_runs_do_not() -> None:
     dry = RunReport("purchase_orders", "outbound", dry_run=True)
     dry.add("created", 5)
     m.observe_run(dry, 1.0)
-    assert sample_value(m, "mlc_records_processed_total", {"flow": "purchase_orders", "outcome": "created"}) == 3
-    assert sample_value(m, "mlc_runs_total", {"flow": "purchase_orders", "kind": "outbound", "status": "partial"}) == 1
-    assert sample_value(m, "mlc_run_duration_seconds_sum", {"flow": "purchase_orders", "kind": "outbound"}) == 2.0
+    assert (
+        m.registry.get_sample_value("mlc_records_processed_total", {"flow": "purchase_orders", "outcome": "created"})
+        == 3
+    )
+    assert (
+        m.registry.get_sample_value(
+            "mlc_runs_total", {"flow": "purchase_orders", "kind": "outbound", "status": "partial"}
+        )
+        == 1
+    )
+    assert (
+        m.registry.get_sample_value("mlc_run_duration_seconds_sum", {"flow": "purchase_orders", "kind": "outbound"})
+        == 2.0
+    )
 
 
 def test_store_gauges_follow_the_store(tmp_path: Path) -> None:
     connector = make_connector(tmp_path)
     m = connector.observer
     assert isinstance(m, Metrics)
-    assert sample_value(m, "mlc_failed_queue_size", {"flow": "work_orders"}) == 0
+    assert m.registry.get_sample_value("mlc_failed_queue_size", {"flow": "work_orders"}) == 0
     with connector.store.transaction() as tx:
         tx.insert_record("work_orders", "1", state="parked")
         tx.insert_record("work_orders", "2", state="retry")
         tx.insert_record("work_orders", "3", state="synced")
     run = connector.store.start_run("work_orders", "outbound")
     connector.store.finish_run(run, "succeeded", {"created": 1})
-    assert sample_value(m, "mlc_failed_queue_size", {"flow": "work_orders"}) == 2
-    assert sample_value(m, "mlc_records", {"flow": "work_orders", "state": "synced"}) == 1
-    last = sample_value(m, "mlc_last_success_timestamp_seconds", {"flow": "work_orders", "kind": "outbound"})
+    assert m.registry.get_sample_value("mlc_failed_queue_size", {"flow": "work_orders"}) == 2
+    assert m.registry.get_sample_value("mlc_records", {"flow": "work_orders", "state": "synced"}) == 1
+    last = m.registry.get_sample_value(
+        "mlc_last_success_timestamp_seconds", {"flow": "work_orders", "kind": "outbound"}
+    )
     assert last is not None and last > 1_600_000_000
-    assert sample_value(m, "mlc_webhook_inbox_pending") == 0
+    assert m.registry.get_sample_value("mlc_webhook_inbox_pending", {}) == 0
     connector.store.close()

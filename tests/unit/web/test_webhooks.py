@@ -15,8 +15,8 @@ from integration.web.support import WEBHOOK_SECRET, enable_webhooks, make_connec
 
 from ml_connector.engine import Connector
 from ml_connector.jira.webhooks import sign_body
-from ml_connector.metrics import sample_value
 from ml_connector.web import create_app
+from ml_connector.web.app import MAX_WEBHOOK_BYTES
 
 SECRET = WEBHOOK_SECRET
 
@@ -76,7 +76,7 @@ def test_unverified_delivery_gets_401_and_leaves_no_trace(
     assert SECRET not in r.text
     assert connector.store.inbox_count() == 0
     metrics = client.app.state.metrics  # type: ignore[attr-defined]
-    assert sample_value(metrics, "mlc_webhook_deliveries_total", {"result": "rejected"}) == 1
+    assert metrics.registry.get_sample_value("mlc_webhook_deliveries_total", {"result": "rejected"}) == 1
 
 
 def test_duplicate_delivery_is_stored_once_and_processed_once(client: TestClient, connector: Connector) -> None:
@@ -161,7 +161,7 @@ def test_no_route_while_webhooks_are_disabled(tmp_path: Path) -> None:
 
 
 def test_bodies_over_the_limit_are_refused_while_reading(client: TestClient, connector: Connector) -> None:
-    limit = connector.config.webhooks.max_body_bytes
+    limit = MAX_WEBHOOK_BYTES
     declared = client.post(
         "/webhooks/jira", content=b"x" * (limit + 1), headers={"X-Atlassian-Webhook-Identifier": "big"}
     )
