@@ -112,18 +112,19 @@ def test_a_404_in_this_run_is_not_checked_again_in_this_run(store: Store) -> Non
 
 def test_too_many_404s_raise_the_alert_and_recreate_nothing(store: Store) -> None:
     jira = FakeJira()
-    policy = SyncPolicy(deleted_issue_grace=0, not_found_alert_min=2, max_not_found_share=0.5)
-    Run.start(store, jira, policy).sync([row(key) for key in "ABC"])
+    keys = "ABCDEF"  # NOT_FOUND_ALERT_MIN (5) 404s at least
+    policy = SyncPolicy(deleted_issue_grace=0, max_not_found_share=0.5)
+    Run.start(store, jira, policy).sync([row(key) for key in keys])
     jira.issues.clear()
     run = Run.start(store, jira, policy)
-    run.sync([row(key, "v2") for key in "ABC"])
-    assert run.watch.alert and run.counts["not_found_alert"] == 1 and run.counts["not_found"] == 3
+    run.sync([row(key, "v2") for key in keys])
+    assert run.watch.alert and run.counts["not_found_alert"] == 1 and run.counts["not_found"] == len(keys)
 
     later = Run.start(store, jira, policy)
     later.drain(store)
     assert later.watch.alert and "recreate" not in later.counts and "created" not in later.counts
     assert "bulk_create" not in [name for name, _ in jira.calls[1:]]
-    for key in "ABC":
+    for key in keys:
         waiting = record(store, key)
         assert (waiting.state, waiting.error_class) == (RETRY, NOT_FOUND)
         assert events(store, key)[-1] == "not_found"
