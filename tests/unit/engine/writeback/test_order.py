@@ -9,19 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml_connector.engine.writeback import (
-    NEWER,
-    OLDER,
+from ml_connector.engine.writeback.changes import (
     PENDING,
     POLL,
-    SAME,
     WEBHOOK,
     StatusChange,
     change_from_delivery,
-    newest_per_issue,
     parse_jira_ts,
-    place,
 )
+from ml_connector.engine.writeback.order import NEWER, OLDER, SAME, newest_per_issue, place
 from ml_connector.jira.webhooks import changelog_id
 from ml_connector.store import SYNCED, RecordRow
 
