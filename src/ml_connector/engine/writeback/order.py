@@ -66,20 +66,20 @@ def is_stale(change: StatusChange, where: Placement) -> bool:
 
 
 @dataclass(frozen=True)
+class Sorted:
+    """A batch of changes against the store: the live one of each linked issue, and the stale ones to audit."""
+
+    live: list[Live]
+    stale: list[tuple[RecordRow, StatusChange]]
+
+
+@dataclass(frozen=True)
 class Live:
     """The newest change of a linked issue that is not stale; ``accept`` when the store must record it as newest."""
 
     record: RecordRow
     change: StatusChange
     accept: bool
-
-
-@dataclass(frozen=True)
-class Sorted:
-    """A batch of changes against the store: the live one of each linked issue, and the stale ones to audit."""
-
-    live: list[Live]
-    stale: list[tuple[RecordRow, StatusChange]]
 
 
 def sort_changes(changes: Sequence[StatusChange], records: Mapping[str, RecordRow]) -> Sorted:
