@@ -4,21 +4,19 @@ bound action where the mapping names one, and on 412 a fresh read and a re-apply
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.failures import is_systemic
 from ml_connector.engine.report import RunReport
-from ml_connector.engine.runtime import Connector
-from ml_connector.engine.writeback.outcomes import Outcomes
+from ml_connector.engine.writeback.changes import StatusChange
 from ml_connector.engine.writeback.plan import PlannedWrite, ifs_key, still_needed
 from ml_connector.errors import ConcurrencyConflict, TransientError, Unavailable
 from ml_connector.http.session import may_have_acted
-from ml_connector.ifs.client import IfsClient
 from ml_connector.ifs.odata import Key, KeyValue
 from ml_connector.mapping import IfsUpdate
 from ml_connector.store import RecordRow
@@ -26,20 +24,51 @@ from ml_connector.store import RecordRow
 log = structlog.get_logger("ml_connector.engine")
 
 Found = tuple[dict[str, Any], str]  # an IFS row and its ETag
+Select = Sequence[str] | str | None
+
+
+class IfsEntities(Protocol):
+    """The IFS calls a write-back makes (``IfsClient`` is one); a test passes a fake."""
+
+    def get(self, entity_set: str, key: Key, *, select: Select = None) -> Found: ...
+
+    def get_many_by_keys(
+        self, entity_set: str, keys: Sequence[Key], *, select: Select = None
+    ) -> dict[tuple[KeyValue, ...], Found]: ...
+
+    def patch(self, entity_set: str, key: Key, changes: Mapping[str, Any], etag: str) -> Found: ...
+
+    def call_action(
+        self, entity_set: str, key: Key, action: str, etag: str, params: Mapping[str, Any] | None = None
+    ) -> Any: ...
+
+
+class WriteOutcomes(Protocol):
+    """Where the writer reports each record's outcome (``Outcomes`` stores them)."""
+
+    def conflict(self, record: RecordRow, exc: ConcurrencyConflict, conflicts: int, report: RunReport) -> None: ...
+
+    def action_taken(self, record: RecordRow, action: str, lost: BaseException, report: RunReport) -> None: ...
+
+    def written(
+        self, record: RecordRow, change: StatusChange, update: IfsUpdate, conflicts: int, report: RunReport
+    ) -> None: ...
+
+    def failed(self, record: RecordRow, error: BaseException, report: RunReport) -> None: ...
 
 
 @dataclass
 class IfsStatusWriter:
-    connector: Connector
+    client: Callable[[], IfsEntities]  # built on first use: a run with nothing to write opens no IFS session
     flow: FlowConfig
     entity_set: str
-    outcomes: Outcomes
+    outcomes: WriteOutcomes
     conflict_retries: int
     stop: threading.Event
 
     @property
-    def ifs(self) -> IfsClient:
-        return self.connector.ifs  # built on first use: a run with nothing to write opens no IFS session
+    def ifs(self) -> IfsEntities:
+        return self.client()
 
     def write_batch(self, batch: Sequence[PlannedWrite], report: RunReport) -> None:
         """Write each planned update; a record's failure is stored for it and the batch goes on."""

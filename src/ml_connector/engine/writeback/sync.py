@@ -39,7 +39,7 @@ class WritebackSync:
         self.detector = ChangeDetector(connector, flow, self.stop)
         self.outcomes = Outcomes(connector.store, connector.config.sync, clock)
         self.writer = IfsStatusWriter(
-            connector,
+            lambda: connector.ifs,
             flow,
             flow.writeback.entity_set or flow.entity_set,
             self.outcomes,
