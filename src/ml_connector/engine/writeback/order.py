@@ -66,7 +66,7 @@ def is_stale(change: StatusChange, where: Placement) -> bool:
 
 
 @dataclass(frozen=True)
-class Sorted:
+class SortedChanges:
     """A batch of changes against the store: the live one of each linked issue, and the stale ones to audit."""
 
     live: list[Live]
@@ -82,7 +82,7 @@ class Live:
     accept: bool
 
 
-def sort_changes(changes: Sequence[StatusChange], records: Mapping[str, RecordRow]) -> Sorted:
+def sort_changes(changes: Sequence[StatusChange], records: Mapping[str, RecordRow]) -> SortedChanges:
     """Split ``changes`` by the order rule; changes of issues not in ``records`` (not linked) are left out.
 
     A pending change is the store's own accepted status, so it is always live and never accepted again. A superseded
@@ -100,4 +100,4 @@ def sort_changes(changes: Sequence[StatusChange], records: Mapping[str, RecordRo
             stale.append((record, change))
             continue
         live.append(Live(record, change, accept=where == NEWER and change.origin != PENDING))
-    return Sorted(live, stale)
+    return SortedChanges(live, stale)

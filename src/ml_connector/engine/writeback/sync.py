@@ -32,7 +32,7 @@ class WritebackSync:
         stop: threading.Event | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self.c = connector
+        self.connector = connector
         self.flow = flow
         self.stop = stop or threading.Event()
         self.clock = clock  # decides when a backed-off write-back is due (tests move it instead of waiting)
@@ -51,14 +51,14 @@ class WritebackSync:
         report = RunReport(self.flow.name, "writeback", dry_run=dry_run)
         if not self.flow.writeback.enabled:
             return report
-        with self.c.run_row(report, default_system="jira", stop=self.stop):
+        with self.connector.run_row(report, default_system="jira", stop=self.stop):
             changes, newest = self._detect(report)
-            self.c.note_contact("jira")
+            self.connector.note_contact("jira")
             self.apply(changes, report, dry_run=dry_run)
             if changes:
-                self.c.note_contact("ifs")
+                self.connector.note_contact("ifs")
             if newest is not None and not dry_run and not report.interrupted:
-                self.c.store.set_cursor(self.detector.cursor_name, format_ts(newest))
+                self.connector.store.set_cursor(self.detector.cursor_name, format_ts(newest))
         return report
 
     def _detect(self, report: RunReport) -> tuple[list[StatusChange], datetime | None]:
@@ -76,7 +76,7 @@ class WritebackSync:
             return []
         if dry_run:
             return self._apply(changes, report, dry_run=True)
-        with one_applier(self.c.store, self.stop):
+        with one_applier(self.connector.store, self.stop):
             return self._apply(changes, report, dry_run=False)
 
     def _apply(self, changes: Sequence[StatusChange], report: RunReport, *, dry_run: bool) -> list[StatusChange]:
@@ -96,7 +96,7 @@ class WritebackSync:
 
     def _linked(self, changes: Sequence[StatusChange]) -> dict[str, RecordRow]:
         """The records of this flow linked to the changed issues, by Jira issue id."""
-        found = self.c.store.records_by_jira_ids(c.jira_id for c in changes)
+        found = self.connector.store.records_by_jira_ids(c.jira_id for c in changes)
         return {jira_id: r for jira_id, r in found.items() if r.flow == self.flow.name}
 
     def _plan(
