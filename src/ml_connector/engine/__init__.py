@@ -7,7 +7,8 @@ from ml_connector.engine.outbound import OutboundSync
 from ml_connector.engine.replay import replay_flows, requeue_failed, requeue_records
 from ml_connector.engine.report import PlannedAction, RunReport
 from ml_connector.engine.runtime import Connector
-from ml_connector.engine.writeback import StatusChange, WritebackSync
+from ml_connector.engine.writeback.changes import StatusChange
+from ml_connector.engine.writeback.sync import WritebackSync
 
 __all__ = [
     "Connector",

@@ -24,7 +24,7 @@ from ml_connector.engine.locks import FlowBusy, flow_lock
 from ml_connector.engine.outbound import OutboundSync, Progress
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
-from ml_connector.engine.writeback import WritebackSync
+from ml_connector.engine.writeback.sync import WritebackSync
 from ml_connector.errors import ConnectorError
 
 log = structlog.get_logger("ml_connector.engine")

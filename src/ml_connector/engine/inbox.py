@@ -4,7 +4,7 @@ The endpoint only stores a delivery. Whoever drains the inbox holds the store le
 apply and mark of every batch: two processes (or two threads) reading the same pending rows would both apply them,
 and the second would mark the first one's events stale. The lease is the rule; a caller that finds it held skips the
 drain, since the holder handles those events. Within a batch, changes are ordered by the issue's own ``updated`` time
-and changelog id (``writeback.newest_per_issue``), never by arrival.
+and changelog id (``writeback.order``), never by arrival.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ml_connector.engine.locks import try_lease
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
-from ml_connector.engine.writeback import process_inbox as apply_inbox_batch
+from ml_connector.engine.writeback.inbox import apply_inbox_batch
 
 INBOX_LEASE = "inbox"
 BATCH_SIZE = 500

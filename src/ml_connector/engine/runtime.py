@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
-from ml_connector.engine.failures import describe as describe  # one copy; runner.jobs imports it from here
+from ml_connector.engine.failures import describe
 from ml_connector.engine.report import RunReport
 from ml_connector.errors import AuthError, ConfigError, TransientError
 from ml_connector.http.ratelimit import RateLimitBudget, rate_limit_scope

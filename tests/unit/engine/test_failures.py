@@ -12,7 +12,7 @@ from ml_connector.config.models import SyncPolicy
 from ml_connector.engine.failures import backoff_ceiling, create_failure_error, decide, is_systemic
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.timestamps import format_ts, parse_ts
-from ml_connector.engine.writeback import parse_jira_ts
+from ml_connector.engine.writeback.changes import parse_jira_ts
 from ml_connector.errors import (
     AuthError,
     ConcurrencyConflict,

@@ -23,7 +23,8 @@ from integration.sim.jira.helpers import Received, Receiver, webhook_receiver
 from integration.web.support import wait_for
 from ml_connector.engine import Connector, FlowBusy, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
 from ml_connector.engine.timestamps import format_ts
-from ml_connector.engine.writeback import APPLY_LEASE, ISSUE_FIELDS, change_from_issue
+from ml_connector.engine.writeback.changes import ISSUE_FIELDS, change_from_issue
+from ml_connector.engine.writeback.lease import APPLY_LEASE
 from ml_connector.errors import AuthError
 from ml_connector.serve import ServerHandle, serve_in_thread
 from ml_connector.store import PARKED, RecordRow, Store, utcnow
@@ -370,7 +371,7 @@ def test_another_applier_holding_the_store_lease_is_waited_for_then_reported(
     env.move(record, "In Progress")
     polled = change_from_issue(env.c.jira.get_issue(str(record.jira_id), fields=ISSUE_FIELDS))
     assert polled is not None
-    monkeypatch.setattr("ml_connector.engine.writeback.APPLY_WAIT", 0.2)
+    monkeypatch.setattr("ml_connector.engine.writeback.lease.APPLY_WAIT", 0.2)
     with flow_lock(env.store, APPLY_LEASE), pytest.raises(FlowBusy, match="another process is writing"):
         WritebackSync(env.c, flow).apply([polled], RunReport(FLOW, "writeback"))
     after = env.store.get_record(FLOW, record.ifs_key)
