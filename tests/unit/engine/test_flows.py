@@ -42,7 +42,7 @@ class Calls:
             return calls._step("outbound", sync.c)
 
         def writeback(sync: WritebackSync, **options: object) -> RunReport:
-            return calls._step("writeback", sync.c)
+            return calls._step("writeback", sync.connector)
 
         def inbox(c: Connector, **options: object) -> RunReport:
             return calls._step("webhook", c, flow="*")
