@@ -189,7 +189,7 @@ class Checker:
             return []
         store = self._store_factory()
         try:
-            return list(store.webhook_subscriptions())
+            return list(store.webhooks.all())
         finally:
             store.close()
 

@@ -48,19 +48,19 @@ def _gone(holder: str) -> bool:
 def flow_lock(store: Store, flow: str, *, ttl: timedelta = LEASE_TTL) -> Iterator[None]:
     name = f"flow:{flow}"
     holder = _holder()
-    if not store.acquire_lease(name, holder, ttl):
-        current = store.lease_holder(name)
+    if not store.leases.acquire(name, holder, ttl):
+        current = store.leases.holder(name)
         if current is not None and _gone(current[0]):
-            store.release_lease(name, current[0])
-        if not store.acquire_lease(name, holder, ttl):
-            current = store.lease_holder(name)
+            store.leases.release(name, current[0])
+        if not store.leases.acquire(name, holder, ttl):
+            current = store.leases.holder(name)
             who = f"{current[0]} until {current[1]:%Y-%m-%d %H:%M:%S} UTC" if current else "another process"
             raise FlowBusy(f"flow {flow!r} is being run by {who}; try again when it finishes")
     done = threading.Event()
 
     def renew() -> None:
         while not done.wait(ttl.total_seconds() / 3):
-            store.acquire_lease(name, holder, ttl)
+            store.leases.acquire(name, holder, ttl)
 
     renewer = threading.Thread(target=renew, name=f"lease-{flow}", daemon=True)
     renewer.start()
@@ -69,4 +69,4 @@ def flow_lock(store: Store, flow: str, *, ttl: timedelta = LEASE_TTL) -> Iterato
     finally:
         done.set()
         renewer.join(timeout=5)
-        store.release_lease(name, holder)
+        store.leases.release(name, holder)

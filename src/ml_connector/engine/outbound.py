@@ -110,7 +110,7 @@ class OutboundSync:
 
     def _count_waiting(self, report: RunReport) -> None:
         """Records of the flow still waiting for a retry or a confirmation: the run did not finish them."""
-        states = self.c.store.count_by_state(self.flow.name)
+        states = self.c.store.records.count_by_state(self.flow.name)
         waiting = states.get(RETRY, 0) + states.get(PENDING_CREATE, 0) + states.get(PENDING_UPDATE, 0)
         if waiting:
             report.add("waiting", waiting)
@@ -124,7 +124,7 @@ class OutboundSync:
         base = flow.filter
         if flow.detection == "snapshot" or flow.cursor_field is None:
             return base, [flow.key], True
-        cursor = None if full else parse_ts(self.c.store.get_cursor(flow.name))
+        cursor = None if full else parse_ts(self.c.store.cursors.get(flow.name))
         if cursor is None:
             return base, [flow.key], True
         since = cursor - timedelta(seconds=flow.lookback)
@@ -209,7 +209,7 @@ class OutboundSync:
         flow = self.flow
         keys = [str(r.get(flow.key)) for r in rows]
         with self.c.store.transaction() as tx:
-            existing = tx.get_records(flow.name, keys)
+            existing = tx.records.get_many(flow.name, keys)
         planned: dict[str, _Planned] = {}
         to_map: list[tuple[Mapping[str, Any], str, str]] = []
         now = utcnow()
@@ -288,9 +288,9 @@ class OutboundSync:
                         "draft_hash": None,
                     }
                     if rec is None:
-                        rec = tx.insert_record(flow.name, p.key, **values)
+                        rec = tx.records.insert(flow.name, p.key, **values)
                     elif rec.state != PARKED or rec.last_error != message or rec.source_hash != source_hash:
-                        tx.update_record(rec.id, **values)
+                        tx.records.update(rec.id, **values)
                     else:
                         continue  # the same bad record seen again: already parked with this reason
                     detail = {
@@ -303,7 +303,7 @@ class OutboundSync:
                     continue
                 if p.action == "skip":
                     if rec is not None and rec.source_hash != source_hash:
-                        tx.update_record(rec.id, source_hash=source_hash, source_ts=source_ts)
+                        tx.records.update(rec.id, source_hash=source_hash, source_ts=source_ts)
                         audits.append((rec.id, AuditEvent("skipped", message="source changed, issue content did not")))
                     report.add("unchanged")
                     continue
@@ -326,7 +326,7 @@ class OutboundSync:
                 elif _awaiting_404_check(rec):
                     # Keep the 404 check's schedule (a record changing every run must not postpone it forever):
                     # store the new content; the check edits with it or recreates from it.
-                    tx.update_record(
+                    tx.records.update(
                         rec.id,
                         source_hash=source_hash,
                         source_ts=source_ts,
@@ -336,7 +336,7 @@ class OutboundSync:
                     audits.append((rec.id, mapped))
                     continue
                 else:
-                    tx.update_record(
+                    tx.records.update(
                         rec.id,
                         state=state,
                         source_hash=source_hash,
@@ -350,21 +350,21 @@ class OutboundSync:
                     )
                 audits.append((rec.id, mapped))
                 work_ids.append(rec.id)
-            new_ids = tx.insert_records(flow.name, new_rows)
+            new_ids = tx.records.insert_many(flow.name, new_rows)
             work_ids += [new_ids[key] for key, _ in new_rows]
             audits += [(new_ids[key], event) for key, event in new_audits]
-            tx.audit_many(audits)
+            tx.audit.add_many(audits)
             if newest is not None and move_cursor:
                 self._advance_cursor(tx, min(newest, signpost))
         return self._rows(work_ids), newest
 
     def _advance_cursor(self, tx: Tx, candidate: datetime) -> None:
-        previous = parse_ts(tx.get_cursor(self.flow.name))
+        previous = parse_ts(tx.cursors.get(self.flow.name))
         if previous is None or candidate > previous:
-            tx.set_cursor(self.flow.name, format_ts(candidate))
+            tx.cursors.set(self.flow.name, format_ts(candidate))
 
     def _rows(self, ids: Iterable[int]) -> list[RecordRow]:
-        return self.c.store.get_records_by_ids(list(ids))
+        return self.c.store.records.by_ids(list(ids))
 
     # ------------------------------------------------------------------------------------------------ Jira writes
 
@@ -372,7 +372,7 @@ class OutboundSync:
         """Leftovers from earlier runs: unconfirmed creates, due retries, replays."""
         signpost = utcnow()
         while not self.stop.is_set():
-            batch = self.c.store.work_queue(self.flow.name, limit=500)
+            batch = self.c.store.records.work_queue(self.flow.name, limit=500)
             if not batch:
                 return
             before = {(r.id, r.state, r.jira_id, r.attempts, r.draft_hash) for r in batch}
@@ -383,7 +383,7 @@ class OutboundSync:
             self._apply([r for r in batch if r.draft is not None], report)
             after = {
                 (r.id, r.state, r.jira_id, r.attempts, r.draft_hash)
-                for r in self.c.store.work_queue(self.flow.name, limit=500)
+                for r in self.c.store.records.work_queue(self.flow.name, limit=500)
             }
             if before <= after:
                 return  # nothing moved (all deferred); leave them for a later run
@@ -401,8 +401,8 @@ class OutboundSync:
         if missing:
             with self.c.store.transaction(report.run_id) as tx:
                 for record in missing:
-                    tx.update_record(record.id, state=PARKED, last_error="no longer in IFS (or outside the filter)")
-                    tx.audit(record.id, AuditEvent("failed", "error", "replay: the record is no longer in IFS"))
+                    tx.records.update(record.id, state=PARKED, last_error="no longer in IFS (or outside the filter)")
+                    tx.audit.add(record.id, AuditEvent("failed", "error", "replay: the record is no longer in IFS"))
                     report.add("parked")
         if not rows:
             return []
@@ -464,7 +464,7 @@ class OutboundSync:
         if is_systemic(error):
             raise error
         now = utcnow()
-        current = self.c.store.get_records_by_ids([r.id for r in records])
+        current = self.c.store.records.by_ids([r.id for r in records])
         with self.c.store.transaction(report.run_id) as tx:
             for record in current:
                 waiting = record.next_attempt_at is None or record.next_attempt_at <= now
@@ -546,8 +546,8 @@ class OutboundSync:
                     if warnings:
                         warned.append((record.id, AuditEvent("mapped", "warning", "; ".join(warnings))))
                 # The durable intent: from here on a crash means "may exist in Jira; reconcile first".
-                tx.set_records([r.id for r in ready], create_attempted_at=utcnow())
-                tx.audit_many(warned)
+                tx.records.set_many([r.id for r in ready], create_attempted_at=utcnow())
+                tx.audit.add_many(warned)
             if not drafts:
                 continue
             try:
@@ -573,8 +573,8 @@ class OutboundSync:
                     "error_class": None,
                     "last_error": None,
                 }
-                tx.update_records([(record_id, {**link, **done}) for record_id, link in created])
-                tx.audit_many([(record_id, AuditEvent("created", detail=link)) for record_id, link in created])
+                tx.records.update_many([(record_id, {**link, **done}) for record_id, link in created])
+                tx.audit.add_many([(record_id, AuditEvent("created", detail=link)) for record_id, link in created])
                 report.add("created", len(created))
         return linked
 
@@ -610,7 +610,7 @@ class OutboundSync:
                     }
                     if current:
                         values.update(state=SYNCED, attempts=0, next_attempt_at=None, error_class=None, last_error=None)
-                    tx.update_record(record.id, **values)
+                    tx.records.update(record.id, **values)
                     message = "found the issue an interrupted create had made; linked instead of creating again"
                     message += " (its content is current)" if current else " (sending the current content)"
                     if len(issues) > 1:
@@ -624,7 +624,7 @@ class OutboundSync:
                     synced += current
                 elif now - record.create_attempted_at < settle:
                     # Search may lag behind the create: an empty answer right after it proves nothing yet.
-                    tx.update_record(record.id, next_attempt_at=record.create_attempted_at + settle)
+                    tx.records.update(record.id, next_attempt_at=record.create_attempted_at + settle)
                     audits.append(
                         (
                             record.id,
@@ -635,12 +635,12 @@ class OutboundSync:
                     )
                     report.add("deferred")
                 else:
-                    tx.update_record(record.id, create_attempted_at=None)
+                    tx.records.update(record.id, create_attempted_at=None)
                     audits.append(
                         (record.id, AuditEvent("reconciled", message="no issue from the interrupted create; creating"))
                     )
                     absent.append(record)
-            tx.audit_many(audits)
+            tx.audit.add_many(audits)
         report.add("reconciled", len(linked) + synced)
         if len(found) < len(records):
             report.interrupted = True
@@ -707,10 +707,10 @@ class OutboundSync:
                 self._fail(tx, record, exc, report=report)
             return
         with store.transaction(report.run_id) as tx:
-            tx.update_record(
+            tx.records.update(
                 record.id, state=SYNCED, attempts=0, next_attempt_at=None, error_class=None, last_error=None
             )
-            tx.audit(
+            tx.audit.add(
                 record.id,
                 AuditEvent(
                     "updated",
@@ -733,7 +733,7 @@ class OutboundSync:
         confirm_after = utcnow() + timedelta(seconds=grace)
         message = f"Jira answered 404 for {record.jira_key}; confirming on a later run (after {grace:g} s)"
         with self.c.store.transaction(report.run_id) as tx:
-            tx.update_record(
+            tx.records.update(
                 record.id, state=RETRY, next_attempt_at=confirm_after, error_class=NOT_FOUND, last_error=message
             )
             detail = {
@@ -744,7 +744,7 @@ class OutboundSync:
             if alert:
                 detail["alert"] = self._alert_text()
             if first:
-                tx.audit(record.id, AuditEvent("not_found", "warning", message, detail))
+                tx.audit.add(record.id, AuditEvent("not_found", "warning", message, detail))
         if first:
             report.add("not_found")
 
@@ -781,8 +781,8 @@ class OutboundSync:
             for record, issue in relinked:
                 self._relink(tx, record, issue)
             for record in visible:
-                tx.update_record(record.id, state=PENDING_UPDATE, next_attempt_at=None, error_class=None)
-                tx.audit(record.id, AuditEvent("found", message=f"Jira issue {record.jira_key} is readable again"))
+                tx.records.update(record.id, state=PENDING_UPDATE, next_attempt_at=None, error_class=None)
+                tx.audit.add(record.id, AuditEvent("found", message=f"Jira issue {record.jira_key} is readable again"))
             for record in gone:
                 self._gone(tx, record, recreate=recreate, report=report)
         ids = [r.id for r, _ in relinked] + [r.id for r in visible]
@@ -807,7 +807,7 @@ class OutboundSync:
             if moved
             else f"issue {record.jira_key} answered 404 but the identity search still finds it; editing again"
         )
-        tx.update_record(
+        tx.records.update(
             record.id,
             jira_id=str(issue["id"]),
             jira_key=str(issue["key"]),
@@ -815,7 +815,7 @@ class OutboundSync:
             next_attempt_at=None,
             error_class=None,
         )
-        tx.audit(
+        tx.audit.add(
             record.id,
             AuditEvent(
                 "reconciled", "warning" if moved else "ok", message, {"jira_id": issue["id"], "jira_key": issue["key"]}
@@ -826,8 +826,8 @@ class OutboundSync:
         """A confirmed 404 (two reads on two runs, no issue carries its label): act per policy, unless alerted."""
         if self._not_found_alert:
             confirm_after = utcnow() + timedelta(seconds=self.policy.deleted_issue_grace)
-            tx.update_record(record.id, next_attempt_at=confirm_after)
-            tx.audit(
+            tx.records.update(record.id, next_attempt_at=confirm_after)
+            tx.audit.add(
                 record.id,
                 AuditEvent(
                     "not_found",
@@ -838,7 +838,7 @@ class OutboundSync:
             )
             report.add("not_found")
         elif recreate:
-            tx.update_record(
+            tx.records.update(
                 record.id,
                 jira_id=None,
                 jira_key=None,
@@ -848,14 +848,14 @@ class OutboundSync:
                 error_class=None,
                 last_error=None,
             )
-            tx.audit(
+            tx.audit.add(
                 record.id,
                 AuditEvent("deleted", "warning", f"Jira issue {record.jira_key} was deleted; recreating (policy)"),
             )
             report.add("recreate")
         else:
-            tx.update_record(record.id, state=ORPHANED, next_attempt_at=None)
-            tx.audit(
+            tx.records.update(record.id, state=ORPHANED, next_attempt_at=None)
+            tx.audit.add(
                 record.id,
                 AuditEvent("deleted", "warning", f"Jira issue {record.jira_key} was deleted; left deleted (policy)"),
             )
@@ -903,14 +903,14 @@ class OutboundSync:
         }
         if not keep_intent:
             values["create_attempted_at"] = None
-        tx.update_record(record.id, **values)
+        tx.records.update(record.id, **values)
         if decision.deferred:  # back-pressure, not a failure
             event = AuditEvent(
                 "retried", "warning", f"rate limited, waiting: {decision.message}", decision.audit_detail()
             )
         else:
             event = AuditEvent("failed", "error", decision.message, decision.audit_detail())
-        tx.audit(record.id, event)
+        tx.audit.add(record.id, event)
         report.add_failure(decision)
         log.warning(
             "record.failed", flow=self.flow.name, key=record.ifs_key, state=decision.state, error=decision.message

@@ -207,7 +207,7 @@ class WritebackSync:
             if changes:
                 self.c.note_contact("ifs")
             if newest is not None and not dry_run and not report.interrupted:
-                self.c.store.set_cursor(self.cursor_name, format_ts(newest))
+                self.c.store.cursors.set(self.cursor_name, format_ts(newest))
         return report
 
     def _pending(self, polled: Sequence[StatusChange]) -> list[StatusChange]:
@@ -219,7 +219,7 @@ class WritebackSync:
         seen = {c.jira_id for c in polled}
         return [
             StatusChange(str(r.jira_id), r.jira_key, str(r.jira_status), r.jira_status_category, origin=PENDING)
-            for r in self.c.store.pending_writebacks(self.flow.name, now=self.clock())
+            for r in self.c.store.records.pending_writebacks(self.flow.name, now=self.clock())
             if r.jira_id and r.jira_id not in seen
         ]
 
@@ -228,7 +228,7 @@ class WritebackSync:
         stale delivery left in IFS before the upgrade is repaired even when the poll window no longer covers it."""
         seen = {c.jira_id for c in polled}
         changes: list[StatusChange] = []
-        for record in self.c.store.unordered_writebacks(self.flow.name, limit=LEGACY_READS_PER_RUN):
+        for record in self.c.store.records.unordered_writebacks(self.flow.name, limit=LEGACY_READS_PER_RUN):
             if record.jira_id in seen or self.stop.is_set():
                 continue
             try:
@@ -248,7 +248,7 @@ class WritebackSync:
         return changes
 
     def _projects(self) -> list[str]:
-        linked = self.c.store.linked_projects(self.flow.name)
+        linked = self.c.store.records.linked_projects(self.flow.name)
         if self.flow.mapping.project.default:
             linked.add(self.flow.mapping.project.default)
         linked.update(self.flow.mapping.project.map.values())
@@ -256,9 +256,9 @@ class WritebackSync:
 
     def _poll(self, report: RunReport) -> tuple[list[StatusChange], datetime | None]:
         signpost = utcnow()
-        cursor = parse_ts(self.c.store.get_cursor(self.cursor_name))
+        cursor = parse_ts(self.c.store.cursors.get(self.cursor_name))
         if cursor is None:
-            first = self.c.store.list_records(flow=self.flow.name, limit=1)
+            first = self.c.store.records.list(flow=self.flow.name, limit=1)
             if not first:
                 return [], None
             assert first[0].created_at is not None
@@ -300,7 +300,7 @@ class WritebackSync:
         newest, superseded = newest_per_issue(changes)
         records = {
             jira_id: r
-            for jira_id, r in self.c.store.records_by_jira_ids(c.jira_id for c in changes).items()
+            for jira_id, r in self.c.store.records.by_jira_ids(c.jira_id for c in changes).items()
             if r.flow == self.flow.name
         }
         stale = [(records[c.jira_id], c) for c in superseded if c.origin == WEBHOOK and c.jira_id in records]
@@ -381,10 +381,10 @@ class WritebackSync:
                 }
                 if record.written_status == change.status:  # nothing left to write: drop any backoff with it
                     values.update(writeback_attempts=0, writeback_next_attempt_at=None)
-                tx.update_record(record.id, **values)
+                tx.records.update(record.id, **values)
                 record.jira_status, record.jira_status_category = change.status, change.category
                 record.jira_updated, record.jira_changelog_id = change.updated, change.changelog_id
-            tx.audit_many([(record.id, self._stale_event(record, change)) for record, change in stale])
+            tx.audit.add_many([(record.id, self._stale_event(record, change)) for record, change in stale])
 
     @staticmethod
     def _stale_event(record: RecordRow, change: StatusChange) -> AuditEvent:
@@ -405,8 +405,8 @@ class WritebackSync:
 
     def _note_key(self, record: RecordRow, new_key: str, report: RunReport) -> None:
         with self.c.store.transaction(report.run_id) as tx:
-            tx.update_record(record.id, jira_key=new_key)
-            tx.audit(
+            tx.records.update(record.id, jira_key=new_key)
+            tx.audit.add(
                 record.id,
                 AuditEvent(
                     "updated",
@@ -498,7 +498,7 @@ class WritebackSync:
             if now_etag == etag:
                 raise  # unchanged: it did not act; the retry calls it again
             with self.c.store.transaction(report.run_id) as tx:
-                tx.audit(
+                tx.audit.add(
                     record.id,
                     AuditEvent(
                         "written_back",
@@ -510,7 +510,7 @@ class WritebackSync:
 
     def _conflict(self, record: RecordRow, exc: ConcurrencyConflict, conflicts: int, report: RunReport) -> None:
         with self.c.store.transaction(report.run_id) as tx:
-            tx.audit(
+            tx.audit.add(
                 record.id,
                 AuditEvent(
                     "conflict",
@@ -531,8 +531,8 @@ class WritebackSync:
         if (record.last_error or "").startswith(WB_ERROR):
             values.update(error_class=None, last_error=None)
         with self.c.store.transaction(report.run_id) as tx:
-            tx.update_record(record.id, **values)
-            tx.audit(
+            tx.records.update(record.id, **values)
+            tx.audit.add(
                 record.id,
                 AuditEvent(
                     "written_back",
@@ -569,8 +569,8 @@ class WritebackSync:
             values["state"] = PARKED
         retry_in = (decision.next_attempt_at - now).total_seconds() if decision.next_attempt_at else None
         with self.c.store.transaction(report.run_id) as tx:
-            tx.update_record(record.id, **values)
-            tx.audit(
+            tx.records.update(record.id, **values)
+            tx.audit.add(
                 record.id,
                 AuditEvent(
                     "failed",
@@ -594,13 +594,13 @@ def process_inbox(connector: Connector, *, limit: int = 500, stop: threading.Eve
     """Apply pending webhook events through the same write path as polling; stale ones end as ``stale``."""
     store = connector.store
     report = RunReport("*", "webhook")
-    events = store.pending_inbox(limit=limit)
+    events = store.inbox.pending(limit=limit)
     if not events:
         return report
     by_flow: dict[str, list[StatusChange]] = {}
     event_of: dict[int, int] = {}  # id(change) -> inbox row id
     ignored: list[int] = []
-    records = store.records_by_jira_ids(str(e["issue_id"]) for e in events if e.get("issue_id"))
+    records = store.records.by_jira_ids(str(e["issue_id"]) for e in events if e.get("issue_id"))
     writing = {f.name for f in connector.config.flows if f.enabled and f.writeback.enabled}
     for event in events:
         change = change_from_delivery(event.get("payload") or {})
@@ -617,8 +617,8 @@ def process_inbox(connector: Connector, *, limit: int = 500, stop: threading.Eve
         stale.update(event_of[id(c)] for c in dropped)
     # Every event is now accepted (durably, before any IFS write) or stale, even when a stop cut the writes short:
     # a status not yet in IFS is pending in the store and the next run writes it.
-    store.mark_inbox(ignored, "ignored")
-    store.mark_inbox(sorted(stale), "stale")
-    store.mark_inbox(sorted(set(event_of.values()) - stale), "processed")
+    store.inbox.mark(ignored, "ignored")
+    store.inbox.mark(sorted(stale), "stale")
+    store.inbox.mark(sorted(set(event_of.values()) - stale), "processed")
     report.add("events", len(events))
     return report

@@ -89,7 +89,7 @@ class BackgroundWork:
             return None
         try:
             store = self.connector.store
-            if not store.acquire_lease(INBOX_LEASE, self.holder, self.lease_ttl):
+            if not store.leases.acquire(INBOX_LEASE, self.holder, self.lease_ttl):
                 return None
             try:
                 total: RunReport | None = None
@@ -100,10 +100,10 @@ class BackgroundWork:
                         break
                     self.metrics.observe_run(report, time.monotonic() - started)
                     total = report
-                    store.acquire_lease(INBOX_LEASE, self.holder, self.lease_ttl)  # renew between batches
+                    store.leases.acquire(INBOX_LEASE, self.holder, self.lease_ttl)  # renew between batches
                 return total
             finally:
-                store.release_lease(INBOX_LEASE, self.holder)
+                store.leases.release(INBOX_LEASE, self.holder)
         finally:
             self._inbox_lock.release()
 

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from ml_connector.engine.requeue import requeue_failed
 from ml_connector.store import Store
 from ml_connector.web import queries
 from ml_connector.web.auth import SESSION_COOKIE, SESSION_TTL
@@ -96,19 +97,19 @@ async def replay(web: Web, checked: AdminForm) -> Response:
 
 
 def requeue(store: Store, ids: list[int], flow: str | None, replay_all: bool) -> dict[str, int]:
-    """Re-queue failed records (``Store.requeue``, the CLI's path); returns flow → count."""
+    """Re-queue failed records (``requeue_failed``, the CLI's path); returns flow → count."""
     done: dict[str, int] = {}
     if replay_all:
-        for row in store.requeue(flow=flow):
+        for row in requeue_failed(store, flow=flow):
             done[row.flow] = done.get(row.flow, 0) + 1
         return done
     by_flow: dict[str, list[str]] = {}
     for record_id in ids[:MAX_REPLAY_IDS]:
-        record = store.get_record_by_id(record_id)
+        record = store.records.by_id(record_id)
         if record is not None and record.state in queries.FAILED_STATES:
             by_flow.setdefault(record.flow, []).append(record.ifs_key)
     for name, keys in by_flow.items():
-        done[name] = len(store.requeue(flow=name, keys=keys))
+        done[name] = len(requeue_failed(store, flow=name, keys=keys))
     return done
 
 
