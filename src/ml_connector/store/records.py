@@ -140,7 +140,7 @@ class RecordRepository(Repository):
         keys: Sequence[str] = (),
         since: datetime | None = None,
     ) -> builtins.list[RecordRow]:
-        """Records in ``states``, optionally of one flow, matching IFS or Jira ``keys``, changed ``since``."""
+        """Records in ``states``, oldest first; narrowed to a flow, to IFS or Jira ``keys``, to changes ``since``."""
         query = select(t.records).where(_c.state.in_(tuple(states)))
         if flow:
             query = query.where(_c.flow == flow)
@@ -148,7 +148,7 @@ class RecordRepository(Repository):
             query = query.where(or_(_c.ifs_key.in_(list(keys)), _c.jira_key.in_(list(keys))))
         if since is not None:
             query = query.where(_c.updated_at >= since)
-        return self._rows(query)
+        return self._rows(query.order_by(_c.id))
 
     # -- writes ----------------------------------------------------------------------------------------------------
 
