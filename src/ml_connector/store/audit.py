@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -43,7 +44,7 @@ class AuditRepository(Repository):
         with self._source.reading() as conn:
             return [AuditRow(**{**dict(r), "at": aware(r["at"])}) for r in conn.execute(query).mappings()]
 
-    def _values(self, record_id: int, event: AuditEvent, now: Any) -> dict[str, Any]:
+    def _values(self, record_id: int, event: AuditEvent, now: datetime) -> dict[str, Any]:
         detail = redact(dict(event.detail)) if event.detail is not None else None
         return {
             "record_id": record_id,
