@@ -111,7 +111,7 @@ def serve(connector: Connector) -> dict[str, Any]:
     wait_parent()  # the parent drives the transitions and waits for the IFS writes
     app.state.work.stop()
     handle.stop()
-    return {"inbox_processed": connector.store.inbox_count("processed")}
+    return {"inbox_processed": connector.store.inbox.count("processed")}
 
 
 if __name__ == "__main__":

@@ -49,12 +49,27 @@ class StoredRun(Protocol):
     def counts(self) -> Mapping[str, int]: ...
 
 
+class StoredRecords(Protocol):
+    def count_by_flow_state(self) -> dict[tuple[str, str], int]: ...
+
+
+class StoredRuns(Protocol):
+    def last(self, flow: str, *, kind: str | None = None, succeeded: bool = False) -> StoredRun | None: ...
+
+
+class StoredInbox(Protocol):
+    def count(self, status: str | None = None) -> int: ...
+
+
 class MetricsSource(Protocol):
     """What the scrape-time gauges read (``store.Store`` satisfies it)."""
 
-    def count_by_flow_state(self) -> dict[tuple[str, str], int]: ...
-    def last_run(self, flow: str, *, kind: str | None = None, succeeded: bool = False) -> StoredRun | None: ...
-    def inbox_count(self, status: str | None = None) -> int: ...
+    @property
+    def records(self) -> StoredRecords: ...
+    @property
+    def runs(self) -> StoredRuns: ...
+    @property
+    def inbox(self) -> StoredInbox: ...
 
 
 class _StoreCollector(Collector):
@@ -81,7 +96,7 @@ class _StoreCollector(Collector):
             labels=["flow", "alert"],
         )
         try:
-            by_flow_state = store.count_by_flow_state()
+            by_flow_state = store.records.count_by_flow_state()
             flows = sorted({f for f, _ in by_flow_state} | set(self._metrics.flows))
             failed_by_flow = dict.fromkeys(flows, 0)
             for (flow, state), n in sorted(by_flow_state.items()):
@@ -91,14 +106,14 @@ class _StoreCollector(Collector):
             for flow, n in failed_by_flow.items():
                 failed.add_metric([flow], n)
             for flow in flows:
-                outbound = store.last_run(flow, kind="outbound")
+                outbound = store.runs.last(flow, kind="outbound")
                 alerted = outbound is not None and bool(outbound.counts.get("not_found_alert"))
                 alerts.add_metric([flow, "jira_not_found"], 1.0 if alerted else 0.0)
                 for kind in ("outbound", "writeback"):
-                    run = store.last_run(flow, kind=kind, succeeded=True)
+                    run = store.runs.last(flow, kind=kind, succeeded=True)
                     if run is not None and run.finished_at is not None:
                         last_success.add_metric([flow, kind], run.finished_at.timestamp())
-            inbox.add_metric([], store.inbox_count("pending"))
+            inbox.add_metric([], store.inbox.count("pending"))
         except Exception:  # a scrape must not fail because the database hiccups; /readyz reports that
             self._metrics.scrape_errors.inc()
             return

@@ -157,7 +157,7 @@ def stored_records(store_url: str) -> list[dict[str, Any]]:
     """The rows ``ml-connector records --json`` prints, read from the store in this process (saves a CLI start)."""
     store = open_store(store_url)
     try:
-        rows = store.list_records(limit=100_000)
+        rows = store.records.list(limit=100_000)
     finally:
         store.close()
     return [record_json(r) for r in rows]

@@ -53,7 +53,7 @@ def _no_traceback(done: subprocess.CompletedProcess[str]) -> None:
 
 
 def _record(store: Store, flow: str, key: str) -> RecordRow:
-    row = store.get_record(flow, key)
+    row = store.records.get(flow, key)
     assert row is not None
     return row
 
@@ -69,9 +69,9 @@ def test_a_persistent_5xx_on_an_edit_and_a_bulk_create_fails_those_records_only(
         assert first.returncode == 0, first.stdout + first.stderr
         store = Store.open(store_url)
         try:
-            orders = [r for r in store.list_records(flow="purchase_orders") if r.state == SYNCED]
+            orders = [r for r in store.records.list(flow="purchase_orders") if r.state == SYNCED]
             edited, moved = orders[0], orders[1]
-            works = [r for r in store.list_records(flow="work_orders") if r.state == SYNCED]
+            works = [r for r in store.records.list(flow="work_orders") if r.state == SYNCED]
             assert edited.jira_id and moved.jira_key and works
             # Work in every flow: an edit that Jira refuses with 500, a new order whose bulk create gets 500, a work
             # order edit and a Jira status change to write back to IFS (both unaffected by the faults).
@@ -95,7 +95,7 @@ def test_a_persistent_5xx_on_an_edit_and_a_bulk_create_fails_those_records_only(
             failed = _record(store, "purchase_orders", edited.ifs_key)
             assert failed.state == RETRY and failed.error_class == "Unavailable" and failed.attempts == 1
             assert failed.next_attempt_at is not None and failed.next_attempt_at > utcnow()
-            event = store.audit_trail(failed.id)[-1]
+            event = store.audit.trail(failed.id)[-1]
             assert event.event == "failed" and event.detail is not None
             assert event.detail["next_attempt_at"] == failed.next_attempt_at.isoformat()
             assert 0 <= event.detail["backoff_seconds"] <= 3600
@@ -130,13 +130,13 @@ def test_a_persistent_5xx_on_an_edit_and_a_bulk_create_fails_those_records_only(
             assert refs[new_key] == 1
             edited_issue = next(i for i in w.jira_issues() if i["id"] == edited.jira_id)
             assert "edited while Jira fails this issue" in edited_issue["summary"]
-            assert set(store.count_by_state()) == {SYNCED}
+            assert set(store.records.count_by_state()) == {SYNCED}
         finally:
             store.close()
 
 
 def _failed_events(store: Store, record_id: int) -> list[Any]:
-    return [e for e in store.audit_trail(record_id) if e.event == "failed"]
+    return [e for e in store.audit.trail(record_id) if e.event == "failed"]
 
 
 def test_a_record_that_fails_three_times_then_succeeds(tmp_path: Path, store_url: str) -> None:
@@ -150,7 +150,7 @@ def test_a_record_that_fails_three_times_then_succeeds(tmp_path: Path, store_url
         flow = c.config.flow("purchase_orders")
         try:
             assert OutboundSync(c, flow).run().status == "succeeded"
-            record = c.store.list_records(flow="purchase_orders")[0]
+            record = c.store.records.list(flow="purchase_orders")[0]
             w.ifs_state.edit("PurchaseOrder", record.ifs_key, {"Description": "third time lucky"})
             w.jira_sim.faults(fail_next=[{"status": 503, "count": 3, "path_contains": f"/issue/{record.jira_id}"}])
             statuses = []
@@ -164,7 +164,7 @@ def test_a_record_that_fails_three_times_then_succeeds(tmp_path: Path, store_url
             assert statuses == ["partial", "partial", "partial", "succeeded"]
             done = _record(c.store, "purchase_orders", record.ifs_key)
             assert done.state == SYNCED and done.attempts == 0 and done.next_attempt_at is None
-            trail = c.store.audit_trail(record.id)
+            trail = c.store.audit.trail(record.id)
             events = [e.event for e in trail if e.event in ("failed", "updated")]
             assert events[-4:] == ["failed", "failed", "failed", "updated"]
             failures = _failed_events(c.store, record.id)[-3:]
@@ -177,7 +177,7 @@ def test_a_record_that_fails_three_times_then_succeeds(tmp_path: Path, store_url
                 assert abs((due - event.at).total_seconds() - backoff) < 5
             issue = next(i for i in w.jira_issues() if i["id"] == record.jira_id)
             assert "third time lucky" in issue["summary"]
-            assert c.store.count_by_state("purchase_orders").get(PENDING_CREATE, 0) == 0
+            assert c.store.records.count_by_state("purchase_orders").get(PENDING_CREATE, 0) == 0
         finally:
             c.close()
 
@@ -249,8 +249,8 @@ def test_an_answer_lost_after_jira_acted_fails_the_record_and_never_duplicates(
         assert _cli("sync", "-c", path).returncode == 0
         store = Store.open(store_url)
         try:
-            edited = next(r for r in store.list_records(flow="purchase_orders") if r.state == SYNCED)
-            work = store.list_records(flow="work_orders")[0]
+            edited = next(r for r in store.records.list(flow="purchase_orders") if r.state == SYNCED)
+            work = store.records.list(flow="work_orders")[0]
             w.ifs_state.edit("PurchaseOrder", edited.ifs_key, {"Description": "edit whose answer is lost"})
             new_key = str(w.ifs_state.create("PurchaseOrder", values={"Objstate": "Released"})[0]["OrderNo"])
             w.ifs_state.edit("WorkOrder", work.ifs_key, {"ErrDescr": "work order flow unaffected"})
@@ -282,9 +282,9 @@ def test_an_answer_lost_after_jira_acted_fails_the_record_and_never_duplicates(
             assert [k for k, n in refs.items() if n > 1] == []  # reconciled, not created twice
             linked = _record(store, "purchase_orders", new_key)
             assert linked.state == SYNCED and linked.jira_id is not None
-            trail = [e.event for e in store.audit_trail(linked.id)]
+            trail = [e.event for e in store.audit.trail(linked.id)]
             assert "reconciled" in trail and "created" not in trail
-            assert set(store.count_by_state()) == {SYNCED}
+            assert set(store.records.count_by_state()) == {SYNCED}
         finally:
             store.close()
 
@@ -304,7 +304,7 @@ def test_each_error_class_meets_its_policy_and_the_run_goes_on(
         flow = c.config.flow("purchase_orders")
         try:
             assert OutboundSync(c, flow).run().status == "succeeded"
-            linked = sorted(c.store.list_records(flow="purchase_orders"), key=lambda r: r.ifs_key)
+            linked = sorted(c.store.records.list(flow="purchase_orders"), key=lambda r: r.ifs_key)
             forbidden, limited, buggy_map, buggy_payload = linked[:4]
             for record in linked:
                 w.ifs_state.edit("PurchaseOrder", record.ifs_key, {"Description": f"changed {record.ifs_key}"})
@@ -343,7 +343,7 @@ def test_each_error_class_meets_its_policy_and_the_run_goes_on(
             assert parked.state == "parked" and parked.error_class == "AuthError" and parked.next_attempt_at is None
             deferred = _record(c.store, "purchase_orders", limited.ifs_key)
             assert deferred.state == RETRY and deferred.error_class == "RateLimited" and deferred.attempts == 0
-            assert c.store.audit_trail(deferred.id)[-1].event == "retried"
+            assert c.store.audit.trail(deferred.id)[-1].event == "retried"
             mapped_bug = _record(c.store, "purchase_orders", buggy_map.ifs_key)
             assert mapped_bug.state == RETRY and mapped_bug.error_class == "InternalError"
             assert mapped_bug.draft is None and mapped_bug.last_error == "mapping failed: TypeError: template bug"
@@ -379,17 +379,17 @@ def test_a_shared_lookup_failing_fails_the_batch_and_a_refused_one_stops_the_flo
             w.jira_sim.faults(fail_next=[{"status": 500, "count": 1000, "path_contains": "/user/search"}])
             report = OutboundSync(c, flow).run()
             assert report.status == "partial" and report.counts["created"] == 0
-            records = c.store.list_records(flow="purchase_orders")
+            records = c.store.records.list(flow="purchase_orders")
             assert records and report.counts["failed"] == len(records)
             assert {(r.state, r.error_class) for r in records} == {(RETRY, "Unavailable")}
             assert w.jira_issues() == []
 
             w.jira_sim.faults(fail_next=[{"status": 403, "count": 1000, "path_contains": "/user/search"}])
             with c.store.transaction() as tx:  # their backoff has passed (a retry waits for it even under --full)
-                tx.set_records([r.id for r in records], next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
+                tx.records.set_many([r.id for r in records], next_attempt_at=datetime.now(UTC) - timedelta(seconds=1))
             with pytest.raises(AuthError):  # not one record's permission problem: the flow stops
                 OutboundSync(c, flow).run()
-            assert c.store.recent_runs(flow="purchase_orders", limit=1)[0].status == "failed"
-            assert w.jira_issues() == [] and SYNCED not in c.store.count_by_state("purchase_orders")
+            assert c.store.runs.recent(flow="purchase_orders", limit=1)[0].status == "failed"
+            assert w.jira_issues() == [] and SYNCED not in c.store.records.count_by_state("purchase_orders")
         finally:
             c.close()

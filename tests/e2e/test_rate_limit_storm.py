@@ -80,7 +80,7 @@ def test_a_429_storm_slows_the_run_and_it_succeeds(
         ) >= storm
         assert w.jira_sim.counts()[BULK] >= refusals
         _one_issue_per_record(w)
-        assert c.store.count_by_state().get(SYNCED) == len({i["id"] for i in w.jira_issues()})
+        assert c.store.records.count_by_state().get(SYNCED) == len({i["id"] for i in w.jira_issues()})
         c.close()
 
 
@@ -116,5 +116,5 @@ def test_a_stop_request_ends_a_long_rate_limit_wait_within_a_second(tmp_path: Pa
             c.jira.myself()
         assert time.monotonic() - started < 1.5
         assert report.rate_limit_wait_s == pytest.approx(0.5, abs=0.3)
-        assert c.store.last_run("purchase_orders") is not None
+        assert c.store.runs.last("purchase_orders") is not None
         c.close()

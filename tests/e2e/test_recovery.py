@@ -20,6 +20,7 @@ import yaml
 
 from e2e.harness import World, connector_config, example_config, make_connector, world
 from ml_connector.engine import Connector, OutboundSync
+from ml_connector.engine.requeue import requeue_failed
 from ml_connector.metrics import Metrics
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, Store, utcnow
 
@@ -65,7 +66,7 @@ def test_transient_404s_on_existing_issues_never_create_a_duplicate(tmp_path: Pa
     with world(purchase_orders=12, work_orders=0) as w:
         c = _one_flow(w, tmp_path, store_url)
         _run(c)
-        records = sorted(c.store.list_records(flow="purchase_orders"), key=lambda r: r.ifs_key)
+        records = sorted(c.store.records.list(flow="purchase_orders"), key=lambda r: r.ifs_key)
         keys = [r.ifs_key for r in records]
         flaky = records[:4]  # 4 of 12: under the alert minimum, so only confirmation keeps duplicates away
         assert len(_per_key(w)) == len(keys)
@@ -79,13 +80,13 @@ def test_transient_404s_on_existing_issues_never_create_a_duplicate(tmp_path: Pa
             assert counts["created"] == 0 and counts["recreate"] == 0 and counts["not_found_alert"] == 0, counts
             if run:  # the previous run's 404s were re-checked: the identity search still finds each issue
                 for r in flaky:
-                    events = [e.event for e in c.store.audit_trail(r.id)]
+                    events = [e.event for e in c.store.audit.trail(r.id)]
                     assert events.count("reconciled") == run, events
         assert max(_per_key(w).values()) == 1 and len(w.jira_issues()) == len(keys)
 
         w.jira_sim.faults(fail_next=[])
         _run(c)
-        assert c.store.count_by_state("purchase_orders") == {SYNCED: len(keys)}
+        assert c.store.records.count_by_state("purchase_orders") == {SYNCED: len(keys)}
         summaries = {str(i["properties"]["ml-connector"]["key"]): i["summary"] for i in w.jira_issues()}
         assert all(summaries[k].endswith(f"run 2 {k}") for k in keys)  # every edit reached Jira in the end
         assert _per_key(w) == Counter(dict.fromkeys(keys, 1))
@@ -96,7 +97,7 @@ def test_404_on_a_moved_issue_relinks_to_what_the_identity_search_finds(tmp_path
     with world(purchase_orders=3, work_orders=0) as w:
         c = _one_flow(w, tmp_path, store_url)
         _run(c)
-        record = sorted(c.store.list_records(flow="purchase_orders"), key=lambda r: r.ifs_key)[0]
+        record = sorted(c.store.records.list(flow="purchase_orders"), key=lambda r: r.ifs_key)[0]
         assert record.jira_id is not None
         # Jira lost sight of the linked id (say a restore gave the issue a new id): same label, another id.
         clone = w.jira_sim.call("GET", f"issues/{record.jira_key}")
@@ -112,9 +113,9 @@ def test_404_on_a_moved_issue_relinks_to_what_the_identity_search_finds(tmp_path
         assert _run(c)["not_found"] == 1
         counts = _run(c)
         assert counts["created"] == 0 and counts["updated"] == 1, counts
-        after = c.store.get_record("purchase_orders", record.ifs_key)
+        after = c.store.records.get("purchase_orders", record.ifs_key)
         assert after is not None and after.state == SYNCED and after.jira_id == copy["id"]
-        assert any(e.event == "reconciled" and "relinked" in (e.message or "") for e in c.store.audit_trail(after.id))
+        assert any(e.event == "reconciled" and "relinked" in (e.message or "") for e in c.store.audit.trail(after.id))
         issue = next(i for i in w.jira_issues() if i["id"] == copy["id"])
         assert issue["summary"].endswith(f"after restore {record.ifs_key}")
         c.close()
@@ -124,7 +125,7 @@ def test_many_404s_in_a_run_raise_an_alert_and_recreate_nothing(tmp_path: Path, 
     with world(purchase_orders=20, work_orders=0) as w:
         c = _one_flow(w, tmp_path, store_url)
         _run(c)
-        records = sorted(c.store.list_records(flow="purchase_orders"), key=lambda r: r.ifs_key)
+        records = sorted(c.store.records.list(flow="purchase_orders"), key=lambda r: r.ifs_key)
         keys = [r.ifs_key for r in records]
         vanished = records[:8]  # as after a permission scheme change: 404 on read and edit, absent from search
         for r in vanished:
@@ -138,7 +139,7 @@ def test_many_404s_in_a_run_raise_an_alert_and_recreate_nothing(tmp_path: Path, 
         reads = w.jira_sim.counts().get("GET /rest/api/3/issue/{id}", 0)
         assert 5 <= reads < len(vanished), reads  # NOT_FOUND_ALERT_MIN reads, not one per vanished issue
         assert len(w.jira_issues()) == len(keys) - len(vanished)
-        trail = c.store.audit_trail(vanished[-1].id)
+        trail = c.store.audit.trail(vanished[-1].id)
         assert any(e.event == "not_found" and "alert" in (e.detail or {}) for e in trail)
 
         # The alert is visible: the status command, the dashboard's runs table, and a gauge.
@@ -186,11 +187,11 @@ def _status(w: World, tmp_path: Path, store_url: str) -> str:
 def _crash_after_creates(c: Connector, w: World, *, lost: int) -> list[str]:
     """As if the process died after Jira created every issue and before it heard back: every record keeps its
     create intent and no Jira id. ``lost`` of those issues are then deleted (creates that never happened)."""
-    records = sorted(c.store.list_records(flow="purchase_orders", limit=100_000), key=lambda r: r.ifs_key)
+    records = sorted(c.store.records.list(flow="purchase_orders", limit=100_000), key=lambda r: r.ifs_key)
     for r in records[:lost]:
         w.jira_sim.call("DELETE", f"issues/{r.jira_key}")
     with c.store.transaction() as tx:
-        tx.set_records(
+        tx.records.set_many(
             [r.id for r in records],
             jira_id=None,
             jira_key=None,
@@ -221,7 +222,7 @@ def test_500_interrupted_creates_reconcile_in_batched_searches(tmp_path: Path, s
         # The issues found carry the draft they were made from: only the records changed since need an edit.
         assert calls.get("PUT /rest/api/3/issue/{id}", 0) == len(changed) == counts["updated"], counts
         assert _per_key(w) == Counter(dict.fromkeys(keys, 1))  # 0 duplicates, 0 missing
-        assert c.store.count_by_state("purchase_orders") == {SYNCED: len(keys)}
+        assert c.store.records.count_by_state("purchase_orders") == {SYNCED: len(keys)}
         summaries = {str(i["properties"]["ml-connector"]["key"]): i["summary"] for i in w.jira_issues()}
         assert all(summaries[k].endswith(f"changed after the crash {k}") for k in changed)
         c.close()
@@ -272,9 +273,9 @@ def test_sigterm_during_reconciliation_stops_the_daemon_within_5s(tmp_path: Path
 
         w.jira_sim.faults(latency_ms=0)
         store = Store.open(store_url)
-        runs = store.recent_runs(flow="purchase_orders")
+        runs = store.runs.recent(flow="purchase_orders")
         assert runs and runs[0].status == "interrupted", [(r.kind, r.status) for r in runs]
-        waiting = [r for r in store.list_records(flow="purchase_orders", limit=10_000) if r.state != SYNCED]
+        waiting = [r for r in store.records.list(flow="purchase_orders", limit=10_000) if r.state != SYNCED]
         # Left for the next run: linked (an edit to send), unchecked intents, and creates confirmed absent but not
         # yet sent (no issue exists for those).
         in_jira = _per_key(w)
@@ -330,10 +331,10 @@ def test_blank_key_and_refused_create_are_parked_and_not_resent_until_changed(tm
         counts = _run(c)
         assert counts["parked"] == 2, counts
         assert w.jira_sim.counts().get(BULK, 0) == 1  # the refused record; the blank key never reached Jira
-        blank = c.store.get_record("purchase_orders", " ")
+        blank = c.store.records.get("purchase_orders", " ")
         assert blank is not None and blank.state == PARKED and blank.error_class == "MappingError"
         assert "blank OrderNo" in (blank.last_error or "")
-        parked = c.store.get_record("purchase_orders", str(refused["OrderNo"]))
+        parked = c.store.records.get("purchase_orders", str(refused["OrderNo"]))
         assert parked is not None and parked.state == PARKED
 
         for _ in range(2):  # read again and again (snapshot of the overlap, --full): no Jira call for either
@@ -342,7 +343,7 @@ def test_blank_key_and_refused_create_are_parked_and_not_resent_until_changed(tm
             report = OutboundSync(c, c.config.flow("purchase_orders")).run(full=True)
             assert report.counts["parked"] == 0 and report.counts["created"] == 0
             assert BULK not in w.jira_sim.counts()
-        assert [e.event for e in c.store.audit_trail(parked.id)].count("failed") == 1
+        assert [e.event for e in c.store.audit.trail(parked.id)].count("failed") == 1
 
         w.ifs_state.edit("PurchaseOrder", refused["OrderNo"], {"Description": "fixed in IFS"})
         assert _run(c)["created"] == 1
@@ -360,12 +361,12 @@ def test_control_characters_never_reach_jira_and_the_audit_says_so(tmp_path: Pat
         assert issue["summary"] == f"PO {key}: Pumps bell [31mred[0m"
         text = yaml.safe_dump(issue)  # every field the issue holds, description and custom fields included
         assert not any(ch in str(issue) for ch in ("\x00", "\x07", "\x1b")), text
-        record = c.store.get_record("purchase_orders", key)
+        record = c.store.records.get("purchase_orders", key)
         assert record is not None
-        mapped = [e for e in c.store.audit_trail(record.id) if e.event == "mapped"]
+        mapped = [e for e in c.store.audit.trail(record.id) if e.event == "mapped"]
         assert any(e.outcome == "warning" and "control characters" in (e.message or "") for e in mapped)
-        clean = next(r for r in c.store.list_records(flow="purchase_orders") if r.ifs_key != key)
-        assert not any("control characters" in (e.message or "") for e in c.store.audit_trail(clean.id))
+        clean = next(r for r in c.store.records.list(flow="purchase_orders") if r.ifs_key != key)
+        assert not any("control characters" in (e.message or "") for e in c.store.audit.trail(clean.id))
         c.close()
 
 
@@ -373,19 +374,19 @@ def test_a_retry_waits_for_its_time_even_when_the_record_is_read_again(tmp_path:
     with world(purchase_orders=4, work_orders=0) as w:
         c = _one_flow(w, tmp_path, store_url)
         _run(c)
-        record = sorted(c.store.list_records(flow="purchase_orders"), key=lambda r: r.ifs_key)[0]
+        record = sorted(c.store.records.list(flow="purchase_orders"), key=lambda r: r.ifs_key)[0]
         # As the failure policy leaves a record whose edit failed transiently: retry, due in an hour.
         with c.store.transaction() as tx:
-            tx.update_record(record.id, state=RETRY, attempts=1, next_attempt_at=utcnow() + timedelta(hours=1))
+            tx.records.update(record.id, state=RETRY, attempts=1, next_attempt_at=utcnow() + timedelta(hours=1))
         w.jira_sim.clear_requests()
         for full in (False, True):  # the same source read again, with and without --full: it keeps waiting
             report = OutboundSync(c, c.config.flow("purchase_orders")).run(full=full)
             assert report.counts["updated"] == 0 and report.counts["failed"] == 0, report.counts
         assert "PUT /rest/api/3/issue/{id}" not in w.jira_sim.counts()
-        waiting = c.store.get_record("purchase_orders", record.ifs_key)
+        waiting = c.store.records.get("purchase_orders", record.ifs_key)
         assert waiting is not None and waiting.state == RETRY
 
-        c.store.requeue(flow="purchase_orders", keys=[record.ifs_key])  # replay sends it at once
+        requeue_failed(c.store, flow="purchase_orders", keys=[record.ifs_key])  # replay sends it at once
         report = OutboundSync(c, c.config.flow("purchase_orders")).run(queue_only=True)
         assert report.counts["updated"] == 1, report.counts
         assert w.jira_sim.counts()["PUT /rest/api/3/issue/{id}"] == 1
@@ -396,11 +397,11 @@ def test_the_404_check_waits_its_grace_and_edits_in_between_do_not_postpone_it(t
     with world(purchase_orders=3, work_orders=0) as w:
         c = _one_flow(w, tmp_path, store_url, deleted_issue_grace=3600)
         _run(c)
-        record = sorted(c.store.list_records(flow="purchase_orders"), key=lambda r: r.ifs_key)[0]
+        record = sorted(c.store.records.list(flow="purchase_orders"), key=lambda r: r.ifs_key)[0]
         w.jira_sim.call("DELETE", f"issues/{record.jira_key}")
         _edit_all(w, [record.ifs_key], "first")
         assert _run(c)["not_found"] == 1
-        suspect = c.store.get_record("purchase_orders", record.ifs_key)
+        suspect = c.store.records.get("purchase_orders", record.ifs_key)
         assert suspect is not None and suspect.next_attempt_at is not None
         assert suspect.next_attempt_at > utcnow() + timedelta(minutes=55)
 
@@ -409,12 +410,12 @@ def test_the_404_check_waits_its_grace_and_edits_in_between_do_not_postpone_it(t
         counts = _run(c)
         assert counts["created"] == 0 and counts["not_found"] == 0, counts
         assert not w.jira_writes() and SEARCH not in w.jira_sim.counts()
-        again = c.store.get_record("purchase_orders", record.ifs_key)
+        again = c.store.records.get("purchase_orders", record.ifs_key)
         assert again is not None and again.next_attempt_at == suspect.next_attempt_at  # not postponed
         assert again.draft is not None and "second" in str(again.draft["summary"])  # the new content is kept
 
         with c.store.transaction() as tx:  # the grace period has passed
-            tx.update_record(record.id, next_attempt_at=utcnow() - timedelta(seconds=1))
+            tx.records.update(record.id, next_attempt_at=utcnow() - timedelta(seconds=1))
         counts = _run(c)
         assert counts["recreate"] == 1 and counts["created"] == 1, counts
         (issue,) = [i for i in w.jira_issues() if i["properties"]["ml-connector"]["key"] == record.ifs_key]

@@ -27,6 +27,7 @@ from e2e.harness import (
     world,
 )
 from ml_connector.engine import OutboundSync, WritebackSync
+from ml_connector.engine.requeue import requeue_failed
 from ml_connector.store import PARKED, SYNCED, Store
 
 
@@ -68,7 +69,7 @@ def test_concurrent_ifs_edits_during_writeback_lose_nothing(tmp_path: Path, stor
             raw = w.ifs_state.get_raw("PurchaseOrder", issue["properties"]["ml-connector"]["key"])
             assert raw["Cf_Jira_Status"] == "In Progress" and raw["Cf_Jira_Key"] == issue["key"]
         conflicted = [
-            r for r in c.store.list_records(limit=1000) if any(e.event == "conflict" for e in c.store.audit_trail(r.id))
+            r for r in c.store.records.list(limit=1000) if any(e.event == "conflict" for e in c.store.audit.trail(r.id))
         ]
         assert len(conflicted) > 0
         c.close()
@@ -108,7 +109,7 @@ def test_sigkill_at_random_points_never_duplicates_or_loses(tmp_path: Path, stor
             """A create intent this run committed (older ones are leftovers of earlier kills) and no issue yet."""
             return any(
                 r.create_attempted_at and r.create_attempted_at >= since and not r.jira_id
-                for r in store.list_records(limit=100_000)
+                for r in store.records.list(limit=100_000)
             )
 
         killed = in_flight = 0
@@ -153,7 +154,7 @@ def test_sigkill_at_random_points_never_duplicates_or_loses(tmp_path: Path, stor
         # Kills that landed while creates were in flight left intents; the next runs reconciled each of them:
         # linked to the issue Jira had made (found by label), or confirmed absent and created once.
         store = make_connector(connector_config(w, tmp_path, store_url=store_url)).store
-        trails = [store.audit_trail(r.id) for r in store.list_records(limit=10_000)]
+        trails = [store.audit.trail(r.id) for r in store.records.list(limit=10_000)]
         reconciled = [t for t in trails if any(e.event == "reconciled" for e in t)]
         linked = [t for t in reconciled if any(e.event == "reconciled" and (e.detail or {}).get("jira_id") for e in t)]
         line = (
@@ -206,14 +207,14 @@ def test_chaos_429_5xx_and_expiring_tokens_on_both_sides(tmp_path: Path, store_u
         # so those records are reconciled once the search settle time (1 s) has passed, then created.
         for _ in range(6):
             _sync(c)
-            if set(c.store.count_by_state()) <= {SYNCED}:
+            if set(c.store.records.count_by_state()) <= {SYNCED}:
                 break
             time.sleep(1.1)  # the scenario: wait out reconcile_settle before the next run
         counts = w.jira_sim.counts()
         refs = _refs(w)
         assert [k for k, n in refs.items() if n > 1] == []
         assert set(refs) == _expected_keys(w)
-        assert c.store.count_by_state().get(SYNCED) == len(refs)
+        assert c.store.records.count_by_state().get(SYNCED) == len(refs)
         ifs_log = w.ifs_sim.requests()["requests"]
         assert any(r["status"] == 429 for r in ifs_log) and any(r["status"] == 503 for r in ifs_log)
         # tokens expired again and again mid-run (2 s lifetime) and were renewed each time
@@ -253,7 +254,7 @@ def test_bad_records_are_parked_then_replayed_after_a_config_fix(tmp_path: Path,
         }
         c = make_connector(connector_config(w, tmp_path, store_url=store_url, tweak=tweak))
         report = OutboundSync(c, c.config.flow("purchase_orders")).run()
-        parked = {r.ifs_key: str(r.last_error) for r in c.store.list_records(state=PARKED)}
+        parked = {r.ifs_key: str(r.last_error) for r in c.store.records.list(state=PARKED)}
         t1 = {r["SupplierId"] for r in w.ifs_rows("Supplier") if r["Cf_Supplier_Tier"] == "T1"}
         rows = {r["OrderNo"]: r for r in w.ifs_rows("PurchaseOrder") if r["Objstate"] != "Cancelled"}
         too_long = {k for k, r in rows.items() if len(r["Description"] or "") > 250}
@@ -266,7 +267,7 @@ def test_bad_records_are_parked_then_replayed_after_a_config_fix(tmp_path: Path,
         assert all("Urgent" in parked[k] for k in urgent)
         assert report.counts["created"] == len(keys) - len(parked)
         assert report.counts["parked"] == len(parked)
-        assert c.store.count_by_state("purchase_orders")[SYNCED] == len(keys) - len(parked)
+        assert c.store.records.count_by_state("purchase_orders")[SYNCED] == len(keys) - len(parked)
         c.close()
 
         # the operator fixes the config and replays the failed queue through the same code path
@@ -290,17 +291,17 @@ def test_bad_records_are_parked_then_replayed_after_a_config_fix(tmp_path: Path,
             },
         )
         c = make_connector(fixed)
-        queued = c.store.requeue(flow="purchase_orders")
+        queued = requeue_failed(c.store, flow="purchase_orders")
         assert {r.ifs_key for r in queued} == set(parked)
         w.ifs_sim.clear_requests()
         again = OutboundSync(c, c.config.flow("purchase_orders")).run(queue_only=True)
         # replay reads exactly the parked records back from IFS (batched), not the whole set
         assert sum(n for k, n in w.ifs_sim.counts().items() if "PurchaseOrderSet" in k) <= 2
         assert again.counts["parked"] == 0
-        assert c.store.count_by_state("purchase_orders") == {SYNCED: len(keys)}
+        assert c.store.records.count_by_state("purchase_orders") == {SYNCED: len(keys)}
         assert [k for k, n in _refs(w).items() if n > 1] == []
         assert any(
-            e.event == "replayed" for e in c.store.audit_trail(c.store.get_record("purchase_orders", keys[0]).id)
+            e.event == "replayed" for e in c.store.audit.trail(c.store.records.get("purchase_orders", keys[0]).id)
         )  # type: ignore[union-attr]
         c.close()
 
@@ -316,9 +317,9 @@ def test_dry_run_writes_nothing_anywhere(tmp_path: Path, store_url: str) -> None
         reports = [OutboundSync(c, f).run(dry_run=True) for f in c.config.flows]
         assert w.jira_writes() == {}
         assert [k for k in w.ifs_sim.counts() if k.split()[0] in ("PATCH", "POST") and "token" not in k] == []
-        assert c.store.list_records(limit=10) == []
-        assert c.store.get_cursor("purchase_orders") is None
-        assert c.store.recent_runs() == []
+        assert c.store.records.list(limit=10) == []
+        assert c.store.cursors.get("purchase_orders") is None
+        assert c.store.runs.recent() == []
         po = reports[0]
         assert po.counts["would_create"] >= 20 and po.counts["would_fail"] == 1
         assert {p.action for p in po.plan} == {"create", "fail"}
@@ -332,14 +333,17 @@ def test_moved_issue_keeps_updating_and_deleted_issue_follows_policy(tmp_path: P
             connector_config(w, tmp_path, store_url=store_url, tweak={"sync": {"deleted_issue_grace": 0}})
         )
         _sync(c)
-        keys = sorted(r.ifs_key for r in c.store.list_records())
-        moved, deleted = c.store.get_record("purchase_orders", keys[0]), c.store.get_record("purchase_orders", keys[1])
+        keys = sorted(r.ifs_key for r in c.store.records.list())
+        moved, deleted = (
+            c.store.records.get("purchase_orders", keys[0]),
+            c.store.records.get("purchase_orders", keys[1]),
+        )
         assert moved is not None and deleted is not None
         w.jira_sim.call("POST", f"issues/{moved.jira_key}/move", json={"project": "CAPEX"})
         w.jira_sim.call("POST", f"issues/{moved.jira_key}/transition", json={"status": "In Progress"})
         w.jira_sim.call("DELETE", f"issues/{deleted.jira_key}")
         WritebackSync(c, c.config.flow("purchase_orders")).run()
-        after_move = c.store.get_record("purchase_orders", keys[0])
+        after_move = c.store.records.get("purchase_orders", keys[0])
         assert after_move is not None and after_move.jira_key != moved.jira_key
         assert after_move.jira_key.startswith("CAPEX-") and after_move.jira_id == moved.jira_id
         for key in keys[:2]:
@@ -348,13 +352,13 @@ def test_moved_issue_keeps_updating_and_deleted_issue_follows_policy(tmp_path: P
         issue = next(i for i in w.jira_issues() if i["id"] == moved.jira_id)
         assert issue["summary"].endswith(f"changed {keys[0]}")
         assert report.counts["not_found"] == 1 and report.counts["created"] == 0
-        suspect = c.store.get_record("purchase_orders", keys[1])
+        suspect = c.store.records.get("purchase_orders", keys[1])
         assert suspect is not None and suspect.jira_id == deleted.jira_id and suspect.error_class == "NotFound"
         report = OutboundSync(c, c.config.flow("purchase_orders")).run()  # a later run: read again, search, recreate
-        recreated = c.store.get_record("purchase_orders", keys[1])
+        recreated = c.store.records.get("purchase_orders", keys[1])
         assert recreated is not None and recreated.jira_id not in (None, deleted.jira_id)
         assert report.counts["recreate"] == 1 and report.counts["created"] == 1
-        trail = [e.event for e in c.store.audit_trail(recreated.id)]
+        trail = [e.event for e in c.store.audit.trail(recreated.id)]
         # 404 seen, confirmed deleted on the next run, created again (a fallback-assignee warning may sit between)
         assert trail[-1] == "created" and trail.index("not_found") < len(trail) - 1 - trail[::-1].index("deleted")
         c.close()
@@ -371,7 +375,7 @@ def test_moved_issue_keeps_updating_and_deleted_issue_follows_policy(tmp_path: P
         assert report.counts["not_found"] == 1 and report.counts["created"] == 0
         report = OutboundSync(c, c.config.flow("purchase_orders")).run()
         assert report.counts["orphaned"] == 1 and report.counts["created"] == 0
-        orphan = c.store.get_record("purchase_orders", keys[1])
+        orphan = c.store.records.get("purchase_orders", keys[1])
         assert orphan is not None and orphan.state == "orphaned"
         assert OutboundSync(c, c.config.flow("purchase_orders")).run().counts["created"] == 0
         c.close()
@@ -396,7 +400,7 @@ def test_failed_writeback_is_retried_after_the_poll_moved_on(tmp_path: Path, sto
         assert second.counts["written_back"] == 1
         ref = issue["properties"]["ml-connector"]["key"]
         assert w.ifs_state.get_raw("PurchaseOrder", ref)["Cf_Jira_Status"] == "In Progress"
-        record = c.store.get_record("purchase_orders", ref)
+        record = c.store.records.get("purchase_orders", ref)
         assert record is not None and record.written_status == "In Progress" and record.attempts == 0
         assert WritebackSync(c, flow).run().counts["written_back"] == 0
         c.close()
@@ -429,9 +433,9 @@ def test_unresolvable_assignee_falls_back_with_a_warning(tmp_path: Path, store_u
         assert orphans and chen
         chen_account = by_ref[chen[0]]["assignee"]
         assert chen_account and all(by_ref[k]["assignee"] == chen_account for k in orphans)
-        record = c.store.get_record("purchase_orders", orphans[0])
+        record = c.store.records.get("purchase_orders", orphans[0])
         assert record is not None
-        trail = [(e.event, e.message) for e in c.store.audit_trail(record.id)]
+        trail = [(e.event, e.message) for e in c.store.audit.trail(record.id)]
         assert any("fallback" in (m or "") for _, m in trail), trail
         c.close()
 
@@ -455,10 +459,10 @@ def test_a_pending_writeback_is_dropped_when_jira_moves_back(tmp_path: Path, sto
         w.jira_sim.call("POST", f"issues/{issue['key']}/transition", json={"status": "In Progress"})
         WritebackSync(c, flow).run()
         assert w.ifs_state.get_raw("PurchaseOrder", ref)["Cf_Jira_Status"] == "In Progress"
-        record = c.store.get_record("purchase_orders", ref)
+        record = c.store.records.get("purchase_orders", ref)
         assert record is not None and record.jira_status == "In Progress" and record.written_status == "In Progress"
         # later runs whose poll no longer sees the issue must not resurrect the stale "Awaiting Delivery"
-        c.store.set_cursor("purchase_orders:writeback", "2099-01-01T00:00:00.000000Z")
+        c.store.cursors.set("purchase_orders:writeback", "2099-01-01T00:00:00.000000Z")
         assert WritebackSync(c, flow).run().counts["written_back"] == 0
         assert w.ifs_state.get_raw("PurchaseOrder", ref)["Cf_Jira_Status"] == "In Progress"
         c.close()

@@ -128,7 +128,7 @@ def _progress(flow: str) -> Iterator[Progress]:
 def _parked(connector: Connector, flows: list[str]) -> int:
     """Parked records of ``flows`` (0 when the store cannot say: this only adds a hint to the summary)."""
     try:
-        counts = connector.store.count_by_flow_state()
+        counts = connector.store.records.count_by_flow_state()
     except Exception:
         return 0
     return sum(n for (name, state), n in counts.items() if state == PARKED and name in flows)
@@ -264,16 +264,16 @@ def status(config: Path | None = ConfigOption) -> None:
     """Per flow: cursor, last run, record counts and the failed queue."""
     connector = open_connector(config)
     store = connector.store
-    counts = store.count_by_flow_state()
+    counts = store.records.count_by_flow_state()
     table = Table(title="Flows")
     for col in ("flow", "schedule", "cursor", "last run", "result", "synced", "pending", "failed queue"):
         table.add_column(col)
     for flow in connector.config.flows:
-        last = store.last_run(flow.name)
+        last = store.runs.last(flow.name)
         row = [
             flow.name,
             flow.schedule or "-",
-            store.get_cursor(flow.name) or "-",
+            store.cursors.get(flow.name) or "-",
             last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
             last.status if last else "-",
         ]
@@ -286,7 +286,7 @@ def status(config: Path | None = ConfigOption) -> None:
         table.add_row(*row)
     console.print(table)
     for flow in connector.config.flows:
-        outbound = store.last_run(flow.name, kind="outbound")
+        outbound = store.runs.last(flow.name, kind="outbound")
         if outbound is not None and outbound.counts.get("not_found_alert"):
             console.print(
                 f"[bold red]alert[/] {flow.name}: run #{outbound.id} saw too many Jira 404s "
@@ -308,7 +308,7 @@ def records(
     if state is not None and state not in RECORD_STATES:
         raise ConfigError(f"unknown state {state!r}; use one of {', '.join(RECORD_STATES)}")
     connector = open_connector(config)
-    rows = connector.store.list_records(flow=flow, state=state, limit=limit)
+    rows = connector.store.records.list(flow=flow, state=state, limit=limit)
     connector.close()
     if as_json:
         for r in rows:
@@ -341,7 +341,7 @@ def audit(
     store = connector.store
     matches = [
         r
-        for r in store.find_records(key)
+        for r in store.records.find(key)
         if (r.ifs_key == key or r.jira_key == key) and (flow is None or r.flow == flow)
     ]
     if not matches:
@@ -356,7 +356,7 @@ def audit(
         table = Table()
         for col in ("time (UTC)", "run", "event", "outcome", "message"):
             table.add_column(col)
-        for event in store.audit_trail(record.id):
+        for event in store.audit.trail(record.id):
             table.add_row(
                 event.at.strftime("%Y-%m-%d %H:%M:%S"),
                 str(event.run_id or "-"),

@@ -103,7 +103,7 @@ def _after_table(connector: Connector, ifs_url: str, moved: list[tuple[str, str]
     for col in ("IFS record", "Jira issue", "status in Jira", "Cf_Jira_Status in IFS"):
         table.add_column(col)
     for jira_key, status in moved:
-        matches = connector.store.find_records(jira_key)
+        matches = connector.store.records.find(jira_key)
         record = next((r for r in matches if r.jira_key == jira_key), None)
         if record is None:
             continue
@@ -146,7 +146,7 @@ def demo(
         back = [WritebackSync(connector, f).run() for f in flows]
         console.print(_report_table("Write-back", back))
         console.print(_after_table(connector, ifs.url, moved))
-        counts = connector.store.count_by_flow_state()
+        counts = connector.store.records.count_by_flow_state()
         summary = ", ".join(f"{flow}/{state}={n}" for (flow, state), n in sorted(counts.items()))
         console.print(f"\nrecords in the store: {summary}")
         console.print(

@@ -145,6 +145,6 @@ class WebhookChecks:
             return []
         store = self._store_factory()
         try:
-            return list(store.webhook_subscriptions())
+            return list(store.webhooks.all())
         finally:
             store.close()

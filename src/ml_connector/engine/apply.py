@@ -166,8 +166,8 @@ class Applier:
                 if warnings:
                     warned.append((record.id, AuditEvent("mapped", "warning", "; ".join(warnings))))
             # The durable intent: from here on a crash means "may exist in Jira; reconcile first".
-            tx.set_records([r.id for r in ready], create_attempted_at=utcnow())
-            tx.audit_many(warned)
+            tx.records.set_many([r.id for r in ready], create_attempted_at=utcnow())
+            tx.audit.add_many(warned)
         return ready, drafts
 
     def _draft_issue(self, record: RecordRow, fields: dict[str, Any]) -> DraftIssue:
@@ -188,8 +188,8 @@ class Applier:
                 # An uncertain failure may have created the issue: the intent stays, a later attempt reconciles.
                 record_failure(tx, record, create_failure_error(failure), self.scope, keep_intent=failure.uncertain)
             done = {**SYNCED_CLEAN, "create_attempted_at": None}
-            tx.update_records([(record_id, {**link, **done}) for record_id, link in created])
-            tx.audit_many([(record_id, AuditEvent("created", detail=link)) for record_id, link in created])
+            tx.records.update_many([(record_id, {**link, **done}) for record_id, link in created])
+            tx.audit.add_many([(record_id, AuditEvent("created", detail=link)) for record_id, link in created])
             self.scope.report.add("created", len(created))
 
     # ------------------------------------------------------------------------------------ edits
@@ -217,10 +217,10 @@ class Applier:
             self._fail_one(record, exc)
             return
         with self.wiring.store.transaction(self.scope.report.run_id) as tx:
-            tx.update_record(record.id, **SYNCED_CLEAN)
+            tx.records.update(record.id, **SYNCED_CLEAN)
             detail = {"jira_id": record.jira_id, "fields": sorted(fields)}
             message = "; ".join(warnings) or None
-            tx.audit(record.id, AuditEvent("updated", "warning" if message else "ok", message, detail))
+            tx.audit.add(record.id, AuditEvent("updated", "warning" if message else "ok", message, detail))
         self.scope.report.add("updated")
 
 

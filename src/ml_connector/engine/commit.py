@@ -48,10 +48,10 @@ class _PageWrites:
     work_ids: list[int] = field(default_factory=list)
 
     def flush(self) -> None:
-        new_ids = self.tx.insert_records(self.scope.flow.name, self.new_rows)
+        new_ids = self.tx.records.insert_many(self.scope.flow.name, self.new_rows)
         self.work_ids += [new_ids[key] for key, _ in self.new_rows]
         self.audits += [(new_ids[key], event) for key, event in self.new_audits]
-        self.tx.audit_many(self.audits)
+        self.tx.audit.add_many(self.audits)
 
 
 def commit_page(
@@ -79,9 +79,9 @@ def commit_page(
 
 
 def advance_cursor(tx: RecordTx, flow: str, candidate: datetime) -> None:
-    previous = parse_ts(tx.get_cursor(flow))
+    previous = parse_ts(tx.cursors.get(flow))
     if previous is None or candidate > previous:
-        tx.set_cursor(flow, format_ts(candidate))
+        tx.cursors.set(flow, format_ts(candidate))
 
 
 def _source_value(plan: Plan, cursor_field: str | None) -> Any:
@@ -105,9 +105,9 @@ def _commit_fail(writes: _PageWrites, plan: Fail, source_ts: str | None) -> None
         "draft_hash": None,
     }
     if rec is None:
-        rec = writes.tx.insert_record(scope.flow.name, plan.key, **values)
+        rec = writes.tx.records.insert(scope.flow.name, plan.key, **values)
     elif rec.state != PARKED or rec.last_error != message or rec.source_hash != plan.source_hash:
-        writes.tx.update_record(rec.id, **values)
+        writes.tx.records.update(rec.id, **values)
     else:
         return  # the same bad record seen again: already parked with this reason
     detail = {**decision.audit_detail(), "field": getattr(plan.error, "field", None), "source_hash": plan.source_hash}
@@ -118,7 +118,7 @@ def _commit_fail(writes: _PageWrites, plan: Fail, source_ts: str | None) -> None
 def _commit_skip(writes: _PageWrites, plan: Skip, source_ts: str | None) -> None:
     rec = plan.existing
     if rec is not None and rec.source_hash != plan.source_hash:
-        writes.tx.update_record(rec.id, source_hash=plan.source_hash, source_ts=source_ts)
+        writes.tx.records.update(rec.id, source_hash=plan.source_hash, source_ts=source_ts)
         writes.audits.append((rec.id, AuditEvent("skipped", message="source changed, issue content did not")))
     writes.scope.report.add("unchanged")
 
@@ -145,10 +145,10 @@ def _commit_mapped(writes: _PageWrites, plan: Mapped, source_ts: str | None) -> 
     if awaiting_404_check(rec):
         # Keep the 404 check's schedule (a record changing every run must not postpone it forever): store the new
         # content; the check edits with it or recreates from it.
-        writes.tx.update_record(rec.id, **content)
+        writes.tx.records.update(rec.id, **content)
         return
     attempts = 0 if rec.state in (PARKED, RETRY) else rec.attempts
-    writes.tx.update_record(rec.id, state=state, **content, **NO_FAILURE, attempts=attempts)
+    writes.tx.records.update(rec.id, state=state, **content, **NO_FAILURE, attempts=attempts)
     writes.work_ids.append(rec.id)
 
 
@@ -168,12 +168,12 @@ def record_failure(
     }
     if not keep_intent:
         values["create_attempted_at"] = None
-    tx.update_record(record.id, **values)
+    tx.records.update(record.id, **values)
     if decision.deferred:  # back-pressure, not a failure
         event = AuditEvent("retried", "warning", f"rate limited, waiting: {decision.message}", decision.audit_detail())
     else:
         event = AuditEvent("failed", "error", decision.message, decision.audit_detail())
-    tx.audit(record.id, event)
+    tx.audit.add(record.id, event)
     scope.report.add_failure(decision)
     log.warning("record.failed", flow=scope.flow.name, key=record.ifs_key, state=decision.state, error=decision.message)
     return decision
@@ -186,7 +186,7 @@ def fail_unfinished(store: RecordStore, records: Sequence[RecordRow], error: Exc
     if is_systemic(error):
         raise error
     now = utcnow()
-    current = store.get_records_by_ids([r.id for r in records])
+    current = store.records.by_ids([r.id for r in records])
     with store.transaction(scope.report.run_id) as tx:
         for record in current:
             waiting = record.next_attempt_at is None or record.next_attempt_at <= now

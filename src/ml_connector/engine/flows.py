@@ -153,7 +153,7 @@ def run_step(
 def _record_crash(connector: Connector, flow: str, kind: str, exc: BaseException) -> None:
     """An unexpected exception may have left no failed run row: write one so the dashboard shows it."""
     try:
-        run_id = connector.store.start_run(flow, kind)
-        connector.store.finish_run(run_id, "failed", {}, f"{type(exc).__name__}: {describe(exc)}")
+        run_id = connector.store.runs.start(flow, kind)
+        connector.store.runs.finish(run_id, "failed", {}, f"{type(exc).__name__}: {describe(exc)}")
     except Exception:  # the store itself may be what failed
         log.exception("flow.crash_not_recorded", flow=flow)

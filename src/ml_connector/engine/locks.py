@@ -49,18 +49,18 @@ def try_lease(store: Store, name: str, *, ttl: timedelta = LEASE_TTL) -> Iterato
     """Hold lease ``name`` while the block runs (renewed by a small thread); yields False, holding nothing, when
     another holder has it. Each call is its own holder, so two threads of one process exclude each other too."""
     holder = _holder()
-    if not store.acquire_lease(name, holder, ttl):
-        current = store.lease_holder(name)
+    if not store.leases.acquire(name, holder, ttl):
+        current = store.leases.holder(name)
         if current is not None and _gone(current[0]):
-            store.release_lease(name, current[0])
-        if not store.acquire_lease(name, holder, ttl):
+            store.leases.release(name, current[0])
+        if not store.leases.acquire(name, holder, ttl):
             yield False
             return
     done = threading.Event()
 
     def renew() -> None:
         while not done.wait(ttl.total_seconds() / 3):
-            store.acquire_lease(name, holder, ttl)
+            store.leases.acquire(name, holder, ttl)
 
     renewer = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
     renewer.start()
@@ -69,7 +69,7 @@ def try_lease(store: Store, name: str, *, ttl: timedelta = LEASE_TTL) -> Iterato
     finally:
         done.set()
         renewer.join(timeout=5)
-        store.release_lease(name, holder)
+        store.leases.release(name, holder)
 
 
 @contextmanager
@@ -77,7 +77,7 @@ def flow_lock(store: Store, flow: str, *, ttl: timedelta = LEASE_TTL) -> Iterato
     name = f"flow:{flow}"
     with try_lease(store, name, ttl=ttl) as held:
         if not held:
-            current = store.lease_holder(name)
+            current = store.leases.holder(name)
             who = f"{current[0]} until {current[1]:%Y-%m-%d %H:%M:%S} UTC" if current else "another process"
             raise FlowBusy(f"flow {flow!r} is being run by {who}; try again when it finishes")
         yield

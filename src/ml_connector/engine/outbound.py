@@ -79,7 +79,7 @@ class OutboundSync:
 
     def _count_waiting(self, report: RunReport) -> None:
         """Records of the flow still waiting for a retry or a confirmation: the run did not finish them."""
-        states = self.store.count_by_state(self.flow.name)
+        states = self.store.records.count_by_state(self.flow.name)
         waiting = states.get(RETRY, 0) + states.get(PENDING_CREATE, 0) + states.get(PENDING_UPDATE, 0)
         if waiting:
             report.add("waiting", waiting)
@@ -93,7 +93,7 @@ class OutboundSync:
         base = flow.filter
         if flow.detection == "snapshot" or flow.cursor_field is None:
             return base, [flow.key], True
-        cursor = None if full else parse_ts(self.store.get_cursor(flow.name))
+        cursor = None if full else parse_ts(self.store.cursors.get(flow.name))
         if cursor is None:
             return base, [flow.key], True
         since = cursor - timedelta(seconds=flow.lookback)
@@ -164,7 +164,7 @@ class OutboundSync:
     def _plan(self, rows: Sequence[Row], *, key_ordered: bool, remap: bool = False) -> list[Plan]:
         """``remap`` (``--full``) maps unchanged records too, so changed lookups (a supplier's tier) reach Jira."""
         with self.store.transaction() as tx:
-            existing = tx.get_records(self.flow.name, [row_key(r, self.flow.key) for r in rows])
+            existing = tx.records.get_many(self.flow.name, [row_key(r, self.flow.key) for r in rows])
         rules = PageRules(self.flow.key, self._fingerprint, utcnow(), remap=remap)
         to_map = rows_to_map(rows, existing, rules)
         return plan_page(rows, existing, self._mapper(to_map, key_ordered=key_ordered), rules)
@@ -185,7 +185,7 @@ class OutboundSync:
         self, plans: Sequence[Plan], scope: RunScope, signpost: datetime, *, move_cursor: bool
     ) -> tuple[list[RecordRow], datetime | None]:
         work_ids, newest = commit_page(self.store, scope, plans, signpost, move_cursor=move_cursor)
-        return self.store.get_records_by_ids(work_ids), newest
+        return self.store.records.by_ids(work_ids), newest
 
     # ------------------------------------------------------------------------------------------------ work queue
 
@@ -193,7 +193,7 @@ class OutboundSync:
         """Leftovers from earlier runs: unconfirmed creates, due retries, replays."""
         signpost = utcnow()
         while not self.stop.is_set():
-            batch = self.store.work_queue(self.flow.name, limit=WORK_QUEUE_BATCH)
+            batch = self.store.records.work_queue(self.flow.name, limit=WORK_QUEUE_BATCH)
             if not batch:
                 return
             stale = [r for r in batch if r.draft is None]
@@ -201,7 +201,7 @@ class OutboundSync:
                 # Replayed records are mapped again from fresh IFS data (the config may have been fixed since).
                 applier.apply(self._refetch(stale, applier.scope, signpost))
             applier.apply([r for r in batch if r.draft is not None])
-            after = self.store.work_queue(self.flow.name, limit=WORK_QUEUE_BATCH)
+            after = self.store.records.work_queue(self.flow.name, limit=WORK_QUEUE_BATCH)
             if _progress_marks(batch) <= _progress_marks(after):
                 return  # nothing moved (all deferred); leave them for a later run
 
@@ -218,8 +218,8 @@ class OutboundSync:
         if missing:
             with self.store.transaction(report.run_id) as tx:
                 for record in missing:
-                    tx.update_record(record.id, state=PARKED, last_error="no longer in IFS (or outside the filter)")
-                    tx.audit(record.id, AuditEvent("failed", "error", "replay: the record is no longer in IFS"))
+                    tx.records.update(record.id, state=PARKED, last_error="no longer in IFS (or outside the filter)")
+                    tx.audit.add(record.id, AuditEvent("failed", "error", "replay: the record is no longer in IFS"))
                     report.add("parked")
         if not rows:
             return []

@@ -59,7 +59,7 @@ class Reconciler:
         self.stop = stop
 
     def _rows(self, ids: Sequence[int]) -> list[RecordRow]:
-        return self.wiring.store.get_records_by_ids(list(ids))
+        return self.wiring.store.records.by_ids(list(ids))
 
     # ------------------------------------------------------------------------------------ interrupted creates
 
@@ -91,7 +91,7 @@ class Reconciler:
                     report.add("deferred")
                 else:
                     absent.append(record)
-            tx.audit_many(audits)
+            tx.audit.add_many(audits)
         report.add("reconciled", len(linked) + synced)
         if len(found) < len(records):
             report.interrupted = True
@@ -103,11 +103,11 @@ class Reconciler:
         assert record.create_attempted_at is not None
         settle = timedelta(seconds=self.policy.reconcile_settle)
         if now - record.create_attempted_at < settle:
-            tx.update_record(record.id, next_attempt_at=record.create_attempted_at + settle)
+            tx.records.update(record.id, next_attempt_at=record.create_attempted_at + settle)
             message = "create unconfirmed and search may lag; checking again later"
             audits.append((record.id, AuditEvent("retried", "warning", message)))
             return True
-        tx.update_record(record.id, create_attempted_at=None)
+        tx.records.update(record.id, create_attempted_at=None)
         audits.append((record.id, AuditEvent("reconciled", message="no issue from the interrupted create; creating")))
         return False
 
@@ -154,7 +154,7 @@ class Reconciler:
         confirm_after = utcnow() + timedelta(seconds=grace)
         message = f"Jira answered 404 for {record.jira_key}; confirming on a later run (after {grace:g} s)"
         with self.wiring.store.transaction(report.run_id) as tx:
-            tx.update_record(
+            tx.records.update(
                 record.id, state=RETRY, next_attempt_at=confirm_after, error_class=NOT_FOUND, last_error=message
             )
             detail = {"jira_id": record.jira_id, "jira_key": record.jira_key}
@@ -162,7 +162,7 @@ class Reconciler:
             if alert:
                 detail["alert"] = watch.alert_text(self.policy.max_not_found_share)
             if first:
-                tx.audit(record.id, AuditEvent("not_found", "warning", message, detail))
+                tx.audit.add(record.id, AuditEvent("not_found", "warning", message, detail))
         if first:
             report.add("not_found")
 
@@ -181,8 +181,8 @@ class Reconciler:
             for record, issue in relinked:
                 _relink(tx, record, issue)
             for record in visible:
-                tx.update_record(record.id, state=PENDING_UPDATE, next_attempt_at=None, error_class=None)
-                tx.audit(record.id, AuditEvent("found", message=f"Jira issue {record.jira_key} is readable again"))
+                tx.records.update(record.id, state=PENDING_UPDATE, next_attempt_at=None, error_class=None)
+                tx.audit.add(record.id, AuditEvent("found", message=f"Jira issue {record.jira_key} is readable again"))
             for record in gone:
                 self._gone(tx, record, recreate=recreate)
         ids = [r.id for r, _ in relinked] + [r.id for r in visible]
@@ -228,22 +228,22 @@ class Reconciler:
         report = self.scope.report
         if self.watch.alert:
             confirm_after = utcnow() + timedelta(seconds=self.policy.deleted_issue_grace)
-            tx.update_record(record.id, next_attempt_at=confirm_after)
+            tx.records.update(record.id, next_attempt_at=confirm_after)
             message = f"Jira issue {record.jira_key} still answers 404; not recreated while the flow is alerted"
             alert = self.watch.alert_text(self.policy.max_not_found_share)
             detail = {"alert": alert, "confirm_after": confirm_after.isoformat()}
-            tx.audit(record.id, AuditEvent("not_found", "warning", message, detail))
+            tx.audit.add(record.id, AuditEvent("not_found", "warning", message, detail))
             report.add("not_found")
         elif recreate:
             unlinked = {"jira_id": None, "jira_key": None, "create_attempted_at": None}
-            tx.update_record(record.id, state=PENDING_CREATE, **unlinked, **NO_FAILURE)
+            tx.records.update(record.id, state=PENDING_CREATE, **unlinked, **NO_FAILURE)
             message = f"Jira issue {record.jira_key} was deleted; recreating (policy)"
-            tx.audit(record.id, AuditEvent("deleted", "warning", message))
+            tx.audit.add(record.id, AuditEvent("deleted", "warning", message))
             report.add("recreate")
         else:
-            tx.update_record(record.id, state=ORPHANED, next_attempt_at=None)
+            tx.records.update(record.id, state=ORPHANED, next_attempt_at=None)
             message = f"Jira issue {record.jira_key} was deleted; left deleted (policy)"
-            tx.audit(record.id, AuditEvent("deleted", "warning", message))
+            tx.audit.add(record.id, AuditEvent("deleted", "warning", message))
             report.add("orphaned")
 
     def check_not_found_share(self) -> bool:
@@ -270,7 +270,7 @@ def _link_created(tx: RecordTx, record: RecordRow, issues: Sequence[Mapping[str,
     }
     if current:
         values.update(SYNCED_CLEAN)
-    tx.update_record(record.id, **values)
+    tx.records.update(record.id, **values)
     message = "found the issue an interrupted create had made; linked instead of creating again"
     message += " (its content is current)" if current else " (sending the current content)"
     if len(issues) > 1:
@@ -288,9 +288,9 @@ def _relink(tx: RecordTx, record: RecordRow, issue: Mapping[str, Any]) -> None:
         else f"issue {record.jira_key} answered 404 but the identity search still finds it; editing again"
     )
     link = {"jira_id": str(issue["id"]), "jira_key": str(issue["key"])}
-    tx.update_record(record.id, **link, state=PENDING_UPDATE, next_attempt_at=None, error_class=None)
+    tx.records.update(record.id, **link, state=PENDING_UPDATE, next_attempt_at=None, error_class=None)
     detail = {"jira_id": issue["id"], "jira_key": issue["key"]}
-    tx.audit(record.id, AuditEvent("reconciled", "warning" if moved else "ok", message, detail))
+    tx.audit.add(record.id, AuditEvent("reconciled", "warning" if moved else "ok", message, detail))
 
 
 def _issues_by_record(

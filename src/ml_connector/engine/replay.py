@@ -7,11 +7,11 @@ say how many, and sends in the background.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable
 
 from ml_connector.engine.flows import FlowOptions, FlowRun, run_flow
 from ml_connector.engine.inbox import Observe
+from ml_connector.engine.requeue import requeue_failed
 from ml_connector.engine.runtime import Connector
 from ml_connector.store import RecordRow, Store
 
@@ -19,18 +19,11 @@ from ml_connector.store import RecordRow, Store
 QUEUE_ONLY = FlowOptions(queue_only=True, writeback=False, inbox=False, keep_going=True, record_crash=False)
 
 
-def requeue_failed(
-    store: Store, *, flow: str | None = None, keys: Sequence[str] = (), since: datetime | None = None
-) -> list[RecordRow]:
-    """Failed records (of ``flow``, with one of ``keys``, updated since ``since``) back in the work queue."""
-    return store.requeue(flow=flow, keys=keys, since=since)
-
-
 def requeue_records(store: Store, record_ids: Iterable[int]) -> list[RecordRow]:
     """The failed ones among ``record_ids`` back in the work queue (the dashboard's selection)."""
     by_flow: dict[str, list[str]] = {}
     for record_id in record_ids:
-        record = store.get_record_by_id(record_id)
+        record = store.records.by_id(record_id)
         if record is not None:
             by_flow.setdefault(record.flow, []).append(record.ifs_key)
     return [row for name, keys in by_flow.items() for row in requeue_failed(store, flow=name, keys=keys)]

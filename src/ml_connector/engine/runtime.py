@@ -100,7 +100,7 @@ class Connector:
         The run's API calls wait out 429s against one budget of ``sync.rate_limit_wait_max`` seconds; ``stop`` ends
         such a wait at once. The time waited is ``report.rate_limit_wait_s``."""
         if not report.dry_run:
-            report.run_id = self.store.start_run(report.flow, report.kind)
+            report.run_id = self.store.runs.start(report.flow, report.kind)
         budget = RateLimitBudget(self.config.sync.rate_limit_wait_max, stop=stop)
         try:
             with rate_limit_scope(budget):
@@ -118,17 +118,17 @@ class Connector:
                 counts = dict(report.counts)
                 if budget.waited:
                     counts["rate_limit_wait_s"] = round(budget.waited)  # kept with the run for the dashboard
-                self.store.finish_run(report.run_id, report.status, counts, report.error)
+                self.store.runs.finish(report.run_id, report.status, counts, report.error)
 
     def note_contact(self, system: str, error: BaseException | None = None) -> None:
         """Remember the last contact outcome per system for /readyz and the dashboard."""
         system = system.split("-", 1)[0]  # "ifs-iam" (the token endpoint) is IFS as far as operators care
         if error is None:
-            self.store.record_health(system, "operational")
+            self.store.health.record(system, "operational")
         elif isinstance(error, AuthError):
-            self.store.record_health(system, "auth_failed", str(error))
+            self.store.health.record(system, "auth_failed", str(error))
         elif isinstance(error, TransientError):
-            self.store.record_health(system, "unreachable", str(error))
+            self.store.health.record(system, "unreachable", str(error))
 
     # -- cached lookups --------------------------------------------------------------------------------------------
 
@@ -227,7 +227,7 @@ class Connector:
 
     def account_ids(self, emails: set[str]) -> dict[str, str | None]:
         """email → accountId (None: no such Jira user); misses are cached in the store like hits."""
-        known = self.store.cached_users(max_age=USER_CACHE_AGE)
+        known = self.store.users.cached(max_age=USER_CACHE_AGE)
         result: dict[str, str | None] = {}
         for email in sorted(emails):
             key = email.lower()
@@ -236,6 +236,6 @@ class Connector:
                 continue
             resolution = self.jira.users.resolve(email)
             account = resolution.account_id if resolution.found else None
-            self.store.cache_user(key, account)
+            self.store.users.cache(key, account)
             result[email] = account
         return result

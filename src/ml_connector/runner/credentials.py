@@ -80,7 +80,7 @@ class DbTokenStore:
 
     def load(self) -> TokenSet | None:
         with self._lock:
-            blob = self._store.get_credential(self._name)
+            blob = self._store.credentials.get(self._name)
         if blob is None:
             return None
         try:
@@ -100,4 +100,4 @@ class DbTokenStore:
         register_secret(tokens.refresh_token)
         blob = self._fernet.encrypt(json.dumps(tokens.to_dict(), sort_keys=True).encode())
         with self._lock:
-            self._store.put_credential(self._name, blob)
+            self._store.credentials.put(self._name, blob)

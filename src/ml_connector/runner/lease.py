@@ -37,7 +37,7 @@ class Lease:
         """Take or renew; also the renewal call, so a lapse to another holder is noticed here."""
         with self._lock:  # renewals from several threads of this process would race each other's update
             was_held = self.held
-            held = self.store.acquire_lease(self.name, self.holder, self.ttl)
+            held = self.store.leases.acquire(self.name, self.holder, self.ttl)
             if not held:
                 current = self.current()
                 held = current is not None and current[0] == self.holder
@@ -48,11 +48,11 @@ class Lease:
 
     def release(self) -> None:
         if self.held:
-            self.store.release_lease(self.name, self.holder)
+            self.store.leases.release(self.name, self.holder)
             self.held = False
 
     def current(self) -> tuple[str, datetime] | None:
-        return self.store.lease_holder(self.name)
+        return self.store.leases.holder(self.name)
 
     def describe_holder(self) -> str:
         current = self.current()

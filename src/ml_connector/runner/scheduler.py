@@ -194,13 +194,13 @@ class LocalScheduler:
             return
         store = self.connector.store
         for name in self._flows:
-            control = store.flow_control(name)
+            control = store.controls.get(name)
             requested = _aware(control.get("sync_requested_at"))
             if requested is None or control.get("paused"):
                 continue
             if requested <= self._handled_requests.get(name, datetime.min.replace(tzinfo=UTC)):
                 continue
-            last = store.last_run(name)
+            last = store.runs.last(name)
             if last is not None and last.started_at >= requested and last.status != "running":
                 self._handled_requests[name] = requested
                 continue
@@ -233,19 +233,19 @@ class LocalScheduler:
 
     def sync_now(self, flow: str) -> None:
         now = utcnow()
-        self.connector.store.set_flow_control(flow, sync_requested_at=now)
+        self.connector.store.controls.set(flow, sync_requested_at=now)
         if flow in self._flows and self.scheduling and not self.is_running(flow):
             self._handled_requests[flow] = now
             self._submit(flow, "sync_now")
 
     def pause(self, flow: str) -> None:
-        self.connector.store.set_flow_control(flow, paused=True)
+        self.connector.store.controls.set(flow, paused=True)
 
     def resume(self, flow: str) -> None:
-        self.connector.store.set_flow_control(flow, paused=False)
+        self.connector.store.controls.set(flow, paused=False)
 
     def is_paused(self, flow: str) -> bool:
-        return bool(self.connector.store.flow_control(flow).get("paused"))
+        return bool(self.connector.store.controls.get(flow).get("paused"))
 
     # -- helpers for the daemon ------------------------------------------------------------------------------------
 

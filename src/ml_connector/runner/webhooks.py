@@ -112,7 +112,7 @@ class WebhookManager:
         jira = self.jira()
         now = self.clock()
         live = {w.id: w for w in jira.list_webhooks()}
-        stored = self.store.webhook_subscriptions()
+        stored = self.store.webhooks.all()
         mine = [s for s in stored if s["url"] == self.url and self._matches(s["events"], s["jql"])]
         # Rows Jira no longer has, or for an old URL/filter, are stale: forget them (and delete old-filter hooks).
         stale = [s for s in stored if s not in mine or int(s["webhook_id"]) not in live]
@@ -120,7 +120,7 @@ class WebhookManager:
         if outdated:
             jira.delete_webhooks(outdated)
             log.info("webhook.deleted", ids=outdated, reason="url or filter changed")
-        self.store.delete_webhook_subscriptions(str(s["webhook_id"]) for s in stale)
+        self.store.webhooks.delete(str(s["webhook_id"]) for s in stale)
         keep = [s for s in mine if int(s["webhook_id"]) in live]
         action = "reused"
         if keep:
@@ -134,7 +134,7 @@ class WebhookManager:
             else:
                 chosen, action = self._register(jira), "registered"
                 expires = now + JIRA_TTL
-            self.store.save_webhook_subscription(
+            self.store.webhooks.save(
                 str(chosen), url=self.url, events=self.events, jql=self.jql_filter, expires_at=expires
             )
         duplicates = [w.id for w in live.values() if w.id != chosen and self._matches(w.events, w.jql_filter)] + [
@@ -142,13 +142,13 @@ class WebhookManager:
         ]
         if duplicates:
             jira.delete_webhooks(sorted(set(duplicates)))
-            self.store.delete_webhook_subscriptions(str(i) for i in duplicates)
+            self.store.webhooks.delete(str(i) for i in duplicates)
             log.info("webhook.deleted", ids=sorted(set(duplicates)), reason="duplicate registration")
         live_expiry = parse_expiration(live[chosen].expiration, default=expires) if chosen in live else expires
         expires = min(expires, live_expiry)
         if expires - now < timedelta(seconds=self.refresh_before):
             expires = parse_expiration(jira.refresh_webhooks([chosen]), default=now + JIRA_TTL)
-            self.store.save_webhook_subscription(
+            self.store.webhooks.save(
                 str(chosen), url=self.url, events=self.events, jql=self.jql_filter, expires_at=expires
             )
             action = "refreshed" if action in {"reused", "adopted"} else action

@@ -1,6 +1,6 @@
 """State store (SQLAlchemy 2 Core; SQLite in WAL mode by default, PostgreSQL through psycopg 3)."""
 
-from ml_connector.store.store import (
+from ml_connector.store.rows import (
     ORPHANED,
     PARKED,
     PENDING_CREATE,
@@ -12,10 +12,9 @@ from ml_connector.store.store import (
     AuditRow,
     RecordRow,
     RunRow,
-    Store,
-    Tx,
     utcnow,
 )
+from ml_connector.store.store import Store, Tx
 
 __all__ = [
     "ORPHANED",

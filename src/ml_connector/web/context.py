@@ -101,7 +101,7 @@ class WebContext:
         self.templates.env.filters["when"] = when
         self.flow_names = [f.name for f in self.config.flows]
         # Counting 100,000 records is an index scan; the overview reuses the result for a few seconds.
-        self.flow_counts = TtlCache(self.store.count_by_flow_state, ttl=COUNTS_TTL)
+        self.flow_counts = TtlCache(self.store.records.count_by_flow_state, ttl=COUNTS_TTL)
 
     @property
     def config(self) -> ConnectorConfig:

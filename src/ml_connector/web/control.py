@@ -38,13 +38,13 @@ class StoreControl:
         return None
 
     def sync_now(self, flow: str) -> None:
-        self.store.set_flow_control(flow, sync_requested_at=utcnow())
+        self.store.controls.set(flow, sync_requested_at=utcnow())
 
     def pause(self, flow: str) -> None:
-        self.store.set_flow_control(flow, paused=True)
+        self.store.controls.set(flow, paused=True)
 
     def resume(self, flow: str) -> None:
-        self.store.set_flow_control(flow, paused=False)
+        self.store.controls.set(flow, paused=False)
 
     def is_paused(self, flow: str) -> bool:
-        return bool(self.store.flow_control(flow).get("paused"))
+        return bool(self.store.controls.get(flow).get("paused"))

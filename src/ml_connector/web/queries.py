@@ -86,7 +86,7 @@ def failed_queue(store: Store, *, flow: str | None = None, after: int | None = N
 
 
 def record_with_trail(store: Store, record_id: int, *, limit: int = 1000) -> tuple[RecordRow | None, list[AuditRow]]:
-    record = store.get_record_by_id(record_id)
+    record = store.records.by_id(record_id)
     if record is None:
         return None, []
     query = (
@@ -105,11 +105,11 @@ def runs_page(store: Store, *, flow: str | None = None, before: int | None = Non
         query = query.where(t.runs.c.id < before)
     query = query.order_by(t.runs.c.id.desc()).limit(limit)
     with store.engine.connect() as conn:
-        return [Store._run(r) for r in conn.execute(query).mappings()]
+        return [RunRow.from_row(r) for r in conn.execute(query).mappings()]
 
 
 def inbox_pending(store: Store) -> int:
-    return store.inbox_count("pending")
+    return store.inbox.count("pending")
 
 
 def database_ok(store: Store) -> str | None:

@@ -109,7 +109,7 @@ def test_login_with_token(browser: Any, world: tuple[Sims, Connector, ServerHand
 
 def test_record_page_shows_the_audit_trail(page: Any, world: tuple[Sims, Connector, ServerHandle]) -> None:
     _, connector, _ = world
-    record = connector.store.linked_records("purchase_orders")[0]
+    record = connector.store.records.linked("purchase_orders")[0]
     page.goto("/records")
     page.fill("input[name=q]", record.ifs_key)
     page.click("text=Search")
@@ -117,7 +117,7 @@ def test_record_page_shows_the_audit_trail(page: Any, world: tuple[Sims, Connect
     page.wait_for_url(f"**/records/{record.id}")
     events = page.locator("tr.audit-event").evaluate_all("rows => rows.map(r => r.dataset.event)")
     assert "created" in events
-    assert events == [e.event for e in connector.store.audit_trail(record.id)]
+    assert events == [e.event for e in connector.store.audit.trail(record.id)]
     assert record.ifs_key in page.inner_text("#payload")
     assert page.inner_text("#record-state") == "synced"
 
@@ -126,10 +126,10 @@ def test_replay_moves_a_parked_record_out_of_the_failed_queue(
     page: Any, world: tuple[Sims, Connector, ServerHandle]
 ) -> None:
     _, connector, _ = world
-    record = connector.store.linked_records("purchase_orders")[1]
+    record = connector.store.records.linked("purchase_orders")[1]
     with connector.store.transaction() as tx:  # a record that failed for good, as the engine parks it
-        tx.update_record(record.id, state="parked", attempts=5, error_class="Rejected", last_error="400 from Jira")
-        tx.audit(record.id, AuditEvent("failed", outcome="error", message="parked after 5 attempts"))
+        tx.records.update(record.id, state="parked", attempts=5, error_class="Rejected", last_error="400 from Jira")
+        tx.audit.add(record.id, AuditEvent("failed", outcome="error", message="parked after 5 attempts"))
     page.goto("/failed")
     row = page.locator(f"tr[data-record='{record.id}']")
     assert row.count() == 1
@@ -138,7 +138,7 @@ def test_replay_moves_a_parked_record_out_of_the_failed_queue(
     assert "Re-queued 1 record" in page.inner_text("[role=status]")
 
     def replayed() -> bool:
-        current = connector.store.get_record_by_id(record.id)
+        current = connector.store.records.by_id(record.id)
         return current is not None and current.state == "synced"
 
     assert wait_for(replayed, timeout=10)
@@ -157,14 +157,14 @@ def test_pause_and_resume(page: Any, world: tuple[Sims, Connector, ServerHandle]
     page.wait_for_url("**/?msg=*")
     row = page.locator("tr[data-flow='work_orders']")
     assert row.locator(".flow-state").inner_text().startswith("Paused")
-    assert connector.store.flow_control("work_orders")["paused"] is True
+    assert connector.store.controls.get("work_orders")["paused"] is True
     row.locator("text=Resume").click()
     page.wait_for_url("**/?msg=*")
     assert page.locator("tr[data-flow='work_orders'] .flow-state").inner_text().startswith("Active")
-    assert connector.store.flow_control("work_orders")["paused"] is False
+    assert connector.store.controls.get("work_orders")["paused"] is False
     page.locator("tr[data-flow='work_orders']").locator("text=Sync now").click()
     page.wait_for_url("**/?msg=*")
-    assert connector.store.flow_control("work_orders")["sync_requested_at"] is not None
+    assert connector.store.controls.get("work_orders")["sync_requested_at"] is not None
 
 
 def test_read_only_sign_in_and_no_policy_violations(browser: Any, world: tuple[Sims, Connector, ServerHandle]) -> None:
@@ -187,5 +187,5 @@ def test_read_only_sign_in_and_no_policy_violations(browser: Any, world: tuple[S
     background = p.evaluate("getComputedStyle(document.querySelector('header')).backgroundColor")
     assert background == "rgb(36, 41, 47)", "the external stylesheet did not apply"
     assert not [m for m in problems if "Content Security Policy" in m], problems
-    assert connector.store.flow_control("purchase_orders")["paused"] is False
+    assert connector.store.controls.get("purchase_orders")["paused"] is False
     context.close()

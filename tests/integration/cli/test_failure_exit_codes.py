@@ -63,7 +63,7 @@ def test_a_bug_in_one_flow_stops_that_flow_only_and_names_its_report(
         assert len(w.jira_issues("MAINT")) == 3
         store = Store.open(f"sqlite:///{tmp_path / 'state' / 'state.sqlite'}")
         try:
-            assert store.last_run("work_orders", kind="outbound").status == "succeeded"  # type: ignore[union-attr]
+            assert store.runs.last("work_orders", kind="outbound").status == "succeeded"  # type: ignore[union-attr]
         finally:
             store.close()
 

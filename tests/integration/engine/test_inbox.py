@@ -38,12 +38,12 @@ class Recorder:
             self.active += 1
             self.most_active = max(self.most_active, self.active)
         try:
-            events = connector.store.pending_inbox(limit=limit)
+            events = connector.store.inbox.pending(limit=limit)
             time.sleep(0.02)  # a window in which a second, unlocked processor would read the same rows
             ids = [int(e["id"]) for e in events]
             with self.lock:
                 self.handled.update(ids)
-            connector.store.mark_inbox(ids, "processed")
+            connector.store.inbox.mark(ids, "processed")
             report = RunReport("*", "webhook")
             if events:
                 report.add("events", len(events))
@@ -69,7 +69,7 @@ def test_two_processors_never_handle_the_same_event(tmp_path: Path, monkeypatch:
     def drain(c: Connector, name: str) -> None:
         start.wait()
         for i in range(EVENTS):  # deliveries keep arriving while both drain
-            c.store.add_inbox_event(f"{name}-{i}", "jira:issue_updated", str(i), {})
+            c.store.inbox.add(f"{name}-{i}", "jira:issue_updated", str(i), {})
             if process_inbox(c, batch_size=BATCH) is None:
                 skipped[name] += 1
 
@@ -83,7 +83,7 @@ def test_two_processors_never_handle_the_same_event(tmp_path: Path, monkeypatch:
         assert recorder.most_active == 1  # never two batches at once
         assert len(recorder.handled) == 2 * EVENTS and set(recorder.handled.values()) == {1}
         assert sum(skipped.values()) > 0  # they did meet: one found the lease held and left the events to it
-        assert first.store.inbox_count("pending") == 0 and first.store.lease_holder(INBOX_LEASE) is None
+        assert first.store.inbox.count("pending") == 0 and first.store.leases.holder(INBOX_LEASE) is None
     finally:
         first.store.close()
         second.store.close()
@@ -93,11 +93,11 @@ def test_a_held_lease_skips_the_drain_and_leaves_the_events(tmp_path: Path, monk
     c = _connector(f"sqlite:///{tmp_path / 'state.sqlite'}")
     recorder = Recorder()
     monkeypatch.setattr(inbox_module, "apply_inbox_batch", recorder)
-    c.store.add_inbox_event("d1", "jira:issue_updated", "1", {})
-    assert c.store.acquire_lease(INBOX_LEASE, "elsewhere:1:x", timedelta(minutes=5))
+    c.store.inbox.add("d1", "jira:issue_updated", "1", {})
+    assert c.store.leases.acquire(INBOX_LEASE, "elsewhere:1:x", timedelta(minutes=5))
     try:
         assert process_inbox(c) is None and not recorder.handled
-        c.store.release_lease(INBOX_LEASE, "elsewhere:1:x")
+        c.store.leases.release(INBOX_LEASE, "elsewhere:1:x")
         report = process_inbox(c, batch_size=BATCH)
         assert report is not None and report.counts["events"] == 1 and recorder.handled == Counter({1: 1})
     finally:

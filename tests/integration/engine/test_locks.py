@@ -24,7 +24,7 @@ def test_a_second_run_of_the_same_flow_is_refused_and_others_are_not(store: Stor
 def test_a_killed_holder_on_this_host_is_taken_over_at_once(store: Store) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     holder = f"{socket.gethostname()}:{dead.stdout.strip()}:deadbeef"
-    assert store.acquire_lease("flow:purchase_orders", holder, timedelta(hours=1))
+    assert store.leases.acquire("flow:purchase_orders", holder, timedelta(hours=1))
     with flow_lock(store, "purchase_orders"):
-        current = store.lease_holder("flow:purchase_orders")
+        current = store.leases.holder("flow:purchase_orders")
         assert current is not None and current[0] != holder

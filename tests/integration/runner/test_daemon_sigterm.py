@@ -70,7 +70,9 @@ def test_sigterm_mid_run_leaves_consistent_state_and_next_run_completes(
     daemon = start(path, "--now")
     store = Store.open(f"sqlite:///{tmp_path / 'state.sqlite'}")
     try:
-        wait_until(lambda: store.count_by_state("purchase_orders").get(SYNCED, 0) >= 10, timeout=30, interval=0.05)
+        wait_until(
+            lambda: store.records.count_by_state("purchase_orders").get(SYNCED, 0) >= 10, timeout=30, interval=0.05
+        )
         daemon.send_signal(signal.SIGTERM)
         output, _ = daemon.communicate(timeout=60)
     finally:
@@ -79,11 +81,11 @@ def test_sigterm_mid_run_leaves_consistent_state_and_next_run_completes(
     assert daemon.returncode == 0, output
     assert "stopped cleanly" in output
 
-    runs = store.recent_runs(flow="purchase_orders")
+    runs = store.runs.recent(flow="purchase_orders")
     assert runs and all(r.status != "running" for r in runs), [(r.kind, r.status) for r in runs]
     assert runs[0].kind == "outbound" and runs[0].status == "interrupted"
-    assert store.lease_holder("scheduler") is None  # released on the way out
-    records = store.list_records(flow="purchase_orders", limit=1000)
+    assert store.leases.holder("scheduler") is None  # released on the way out
+    records = store.records.list(flow="purchase_orders", limit=1000)
     assert 10 <= len(records) < PURCHASE_ORDERS  # stopped part way
     issues = jira_issues(jira_url)
     # No half-done record: every Jira issue belongs to exactly one record that knows its id, and vice versa.
@@ -104,7 +106,7 @@ def test_sigterm_mid_run_leaves_consistent_state_and_next_run_completes(
     per_key = Counter(str(i["fields"].get("customfield_10053")) for i in jira_issues(jira_url))
     assert set(per_key) == keys
     assert set(per_key.values()) == {1}  # every IFS key has exactly one Jira issue
-    assert store.count_by_state("purchase_orders") == {SYNCED: len(keys)}
+    assert store.records.count_by_state("purchase_orders") == {SYNCED: len(keys)}
     store.close()
 
 
@@ -113,8 +115,8 @@ def test_second_daemon_refuses_to_schedule(sims: tuple[ServerHandle, ServerHandl
     first = start(path, "--no-web")
     store = Store.open(f"sqlite:///{tmp_path / 'state.sqlite'}")
     try:
-        wait_until(lambda: store.lease_holder("scheduler") is not None, timeout=30, interval=0.05)
-        holder, _until = store.lease_holder("scheduler") or ("", None)
+        wait_until(lambda: store.leases.holder("scheduler") is not None, timeout=30, interval=0.05)
+        holder, _until = store.leases.holder("scheduler") or ("", None)
         second = subprocess.run(
             [CLI, "run", "--config", str(path), "--no-web"], capture_output=True, text=True, timeout=60
         )
@@ -122,7 +124,7 @@ def test_second_daemon_refuses_to_schedule(sims: tuple[ServerHandle, ServerHandl
         message = " ".join((second.stdout + second.stderr).split())
         assert "another daemon on this database holds the scheduler lease" in message
         assert holder in message and " until " in message
-        assert store.recent_runs() == []  # nobody ran anything (hourly, not yet due)
+        assert store.runs.recent() == []  # nobody ran anything (hourly, not yet due)
     finally:
         first.send_signal(signal.SIGTERM)
         first.communicate(timeout=30)

@@ -63,7 +63,7 @@ def test_registration_survives_restarts_and_is_refreshed_before_expiry(
         again = manager(jira, store, clock).ensure()
         assert (again.webhook_id, again.action) == (first.webhook_id, "reused")
     assert [w.id for w in jira.list_webhooks()] == [first.webhook_id]
-    assert [s["webhook_id"] for s in store.webhook_subscriptions()] == [str(first.webhook_id)]
+    assert [s["webhook_id"] for s in store.webhooks.all()] == [str(first.webhook_id)]
 
     shift(sim, clock, 20)  # 10 days left: outside the 7-day window, nothing to do
     assert manager(jira, store, clock).ensure().action == "reused"
@@ -91,6 +91,6 @@ def test_lost_database_adopts_and_lost_registration_is_replaced(sim: Sim, jira: 
     replaced = manager(jira, fresh, clock).ensure()
     assert replaced.action == "registered" and replaced.webhook_id != original.webhook_id
     assert [w.id for w in jira.list_webhooks()] == [replaced.webhook_id]
-    assert [s["webhook_id"] for s in fresh.webhook_subscriptions()] == [str(replaced.webhook_id)]
+    assert [s["webhook_id"] for s in fresh.webhooks.all()] == [str(replaced.webhook_id)]
     old.close()
     fresh.close()

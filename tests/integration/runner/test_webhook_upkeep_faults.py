@@ -130,6 +130,6 @@ def test_webhook_upkeep_survives_the_fault_and_ends_with_one_registration(
     status = u.manager().ensure()
     live = u.mine()
     assert live == [status.webhook_id], (call, fault, live)
-    stored = [int(s["webhook_id"]) for s in u.store.webhook_subscriptions()]
+    stored = [int(s["webhook_id"]) for s in u.store.webhooks.all()]
     assert stored == [status.webhook_id]
     assert status.expires_at - u.clock() > timedelta(days=REFRESH_BEFORE_DAYS)

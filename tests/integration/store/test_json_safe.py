@@ -67,16 +67,16 @@ values = st.recursive(
 def test_any_engine_value_is_stored_and_read_back(store: Store, value: Any) -> None:
     detail = {"value": value, "next_attempt_at": datetime(2026, 1, 1, 12, tzinfo=UTC), "ids": {uuid.uuid4()}}
     with store.transaction() as tx:
-        record = tx.insert_record("flow", str(uuid.uuid4()), state=RETRY, draft=detail)
-        tx.audit(record.id, AuditEvent("failed", "error", f"nul \x00 in {value}", detail))
+        record = tx.records.insert("flow", str(uuid.uuid4()), state=RETRY, draft=detail)
+        tx.audit.add(record.id, AuditEvent("failed", "error", f"nul \x00 in {value}", detail))
     expected = json_safe(redact(detail))
-    trail = store.audit_trail(record.id)
+    trail = store.audit.trail(record.id)
     assert trail[-1].detail == expected
-    stored = store.get_record_by_id(record.id)
+    stored = store.records.by_id(record.id)
     assert stored is not None and stored.draft == json_safe(detail)
-    run_id = store.start_run("flow", "outbound")
-    store.finish_run(run_id, "partial", {"failed": 1}, error=f"nul \x00 in {value}")
-    run = store.recent_runs(limit=1)[0]
+    run_id = store.runs.start("flow", "outbound")
+    store.runs.finish(run_id, "partial", {"failed": 1}, error=f"nul \x00 in {value}")
+    run = store.runs.recent(limit=1)[0]
     assert run.counts == {"failed": 1} and run.error is not None and run.error.startswith("nul \ufffd in")
 
 

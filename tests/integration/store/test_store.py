@@ -1,72 +1,67 @@
+"""The transaction object: repositories on one connection commit or roll back together (SQLite and PostgreSQL)."""
+
 from __future__ import annotations
 
-from datetime import timedelta
+import pytest
 
-from sqlalchemy import inspect
-
-from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, SYNCED, AuditEvent, Store
-
-
-def test_migrations_create_every_table(store: Store) -> None:
-    names = set(inspect(store.engine).get_table_names())
-    assert {"runs", "cursors", "records", "audit_events", "webhook_inbox", "webhook_subscriptions", "credentials",
-            "leases", "flow_controls", "jira_users", "alembic_version"} <= names
+from ml_connector.store import PENDING_CREATE, SYNCED, AuditEvent, Store
 
 
 def test_page_transaction_is_atomic(store: Store) -> None:
-    run_id = store.start_run("po", "outbound")
-    try:
-        with store.transaction(run_id) as tx:
-            rec = tx.insert_record("po", "PO-1", state=PENDING_CREATE, draft_hash="h1")
-            tx.audit(rec.id, AuditEvent("mapped"))
-            tx.set_cursor("po", "2026-01-01T00:00:00Z")
-            raise RuntimeError("crash mid-page")
-    except RuntimeError:
-        pass
-    assert store.get_record("po", "PO-1") is None
-    assert store.get_cursor("po") is None
+    run_id = store.runs.start("po", "outbound")
+    with pytest.raises(RuntimeError), store.transaction(run_id) as tx:
+        rec = tx.records.insert("po", "PO-1", state=PENDING_CREATE, draft_hash="h1")
+        tx.audit.add(rec.id, AuditEvent("mapped"))
+        tx.cursors.set("po", "2026-01-01T00:00:00Z")
+        raise RuntimeError("crash mid-page")
+    assert store.records.get("po", "PO-1") is None
+    assert store.cursors.get("po") is None
     with store.transaction(run_id) as tx:
-        rec = tx.insert_record("po", "PO-1", state=PENDING_CREATE, draft_hash="h1")
-        tx.audit(rec.id, AuditEvent("mapped", detail={"Authorization": "Bearer abcdefghij", "summary": "x"}))
-        tx.set_cursor("po", "2026-01-01T00:00:00Z")
-    assert store.get_cursor("po") == "2026-01-01T00:00:00Z"
-    trail = store.audit_trail(rec.id)
+        rec = tx.records.insert("po", "PO-1", state=PENDING_CREATE, draft_hash="h1")
+        tx.audit.add(rec.id, AuditEvent("mapped", detail={"Authorization": "Bearer abcdefghij", "summary": "x"}))
+        tx.cursors.set("po", "2026-01-01T00:00:00Z")
+    assert store.cursors.get("po") == "2026-01-01T00:00:00Z"
+    trail = store.audit.trail(rec.id)
     assert [e.event for e in trail] == ["mapped"]
     assert trail[0].detail == {"Authorization": "[redacted]", "summary": "x"}
     assert trail[0].run_id == run_id
 
 
-def test_work_queue_and_replay(store: Store) -> None:
+def test_a_write_of_every_repository_rolls_back_with_the_transaction(store: Store) -> None:
     with store.transaction() as tx:
-        a = tx.insert_record("po", "A", state=PENDING_CREATE)
-        b = tx.insert_record("po", "B", state=PARKED, jira_id="10001", last_error="bad priority")
-        tx.insert_record("po", "C", state=SYNCED, jira_id="10002")
-    assert [r.ifs_key for r in store.work_queue("po")] == ["A"]
-    replayed = store.requeue(flow="po")
-    assert [r.ifs_key for r in replayed] == ["B"]
-    b2 = store.get_record("po", "B")
-    assert b2 is not None and b2.state == PENDING_UPDATE
-    assert [r.ifs_key for r in store.work_queue("po")] == ["A", "B"]
-    assert [e.event for e in store.audit_trail(b.id)] == ["replayed"]
-    assert a.id != b.id
+        kept = tx.records.insert("po", "KEPT", state=PENDING_CREATE)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.records.update(kept.id, state=SYNCED, jira_id="10001")
+        tx.records.set_many([kept.id], attempts=3)
+        tx.records.insert_many("po", [("NEW", {"state": PENDING_CREATE})])
+        tx.audit.add_many([(kept.id, AuditEvent("created"))])
+        tx.cursors.set("po", "2026-01-01T00:00:00Z")
+        raise RuntimeError("rolled back")
+    after = store.records.get("po", "KEPT")
+    assert after is not None and (after.state, after.jira_id, after.attempts) == (PENDING_CREATE, None, 0)
+    assert store.records.get("po", "NEW") is None
+    assert store.audit.trail(kept.id) == []
+    assert store.cursors.get("po") is None
 
 
-def test_inbox_deduplicates_on_delivery_id(store: Store) -> None:
-    assert store.add_inbox_event("d-1", "jira:issue_updated", "10001", {"x": 1}) is True
-    assert store.add_inbox_event("d-1", "jira:issue_updated", "10001", {"x": 1}) is False
-    assert store.inbox_count() == 1
+def test_a_read_outside_the_transaction_sees_committed_data_only(store: Store) -> None:
+    with store.transaction() as tx:
+        record = tx.records.insert("po", "PO-1", state=PENDING_CREATE)
+        tx.cursors.set("po", "c1")
+        inside = tx.records.get("po", "PO-1")
+        assert inside is not None and inside.id == record.id  # the transaction reads its own writes
+        assert tx.cursors.get("po") == "c1"
+        assert store.records.get("po", "PO-1") is None  # another connection does not, yet
+        assert store.cursors.get("po") is None
+        assert store.records.count_by_state("po") == {}
+    assert store.records.get("po", "PO-1") == record
+    assert store.cursors.get("po") == "c1"
 
 
-def test_lease_excludes_a_second_holder(store: Store) -> None:
-    assert store.acquire_lease("scheduler", "host-a", timedelta(seconds=60))
-    assert not store.acquire_lease("scheduler", "host-b", timedelta(seconds=60))
-    assert store.acquire_lease("scheduler", "host-a", timedelta(seconds=60))  # renewal
-    store.release_lease("scheduler", "host-a")
-    assert store.acquire_lease("scheduler", "host-b", timedelta(seconds=60))
-    holder = store.lease_holder("scheduler")
-    assert holder is not None and holder[0] == "host-b"
-
-
-def test_expired_lease_can_be_taken_over(store: Store) -> None:
-    assert store.acquire_lease("scheduler", "host-a", timedelta(seconds=-1))
-    assert store.acquire_lease("scheduler", "host-b", timedelta(seconds=60))
+def test_audit_rows_and_cursors_carry_the_transactions_run(store: Store) -> None:
+    run_id = store.runs.start("po", "outbound")
+    with store.transaction(run_id) as tx:
+        record = tx.records.insert("po", "PO-1", state=PENDING_CREATE)
+        tx.audit.add(record.id, AuditEvent("mapped"))
+    store.audit.add(record.id, AuditEvent("noted"))  # outside a transaction: no run
+    assert [(e.event, e.run_id) for e in store.audit.trail(record.id)] == [("mapped", run_id), ("noted", None)]

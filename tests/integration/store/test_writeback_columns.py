@@ -8,6 +8,7 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import insert, inspect, select, text
 
+from ml_connector.engine.requeue import requeue_failed
 from ml_connector.store import PARKED, SYNCED, Store, utcnow
 from ml_connector.store import schema as t
 from ml_connector.store.db import alembic_config, create_db_engine
@@ -32,10 +33,10 @@ def test_upgrading_from_0003_keeps_rows_and_defaults_the_new_columns(tmp_path: P
     engine.dispose()
     store = Store.open(f"sqlite:///{tmp_path / 'old.sqlite'}")
     try:
-        record = store.get_record("po", "PO-1")
+        record = store.records.get("po", "PO-1")
         assert record is not None and record.writeback_attempts == 0 and record.writeback_next_attempt_at is None
         assert record.jira_updated is None and record.jira_changelog_id is None
-        assert [r.ifs_key for r in store.unordered_writebacks("po")] == ["PO-1"]  # gets one repair read
+        assert [r.ifs_key for r in store.records.unordered_writebacks("po")] == ["PO-1"]  # gets one repair read
         with store.engine.connect() as conn:
             assert conn.execute(select(t.records.c.writeback_attempts)).scalar_one() == 0
     finally:
@@ -68,13 +69,17 @@ def test_pending_writebacks_respect_the_backoff_and_replay_clears_it(store: Stor
                 {**base, "flow": "po", "ifs_key": "parked", "jira_id": "4", "state": PARKED},
             ],
         )
-    assert [r.ifs_key for r in store.pending_writebacks("po", now=now)] == ["due", "new"]
-    assert [r.ifs_key for r in store.pending_writebacks("po", now=now + timedelta(hours=2))] == ["due", "later", "new"]
-    later = store.get_record("po", "later")
+    assert [r.ifs_key for r in store.records.pending_writebacks("po", now=now)] == ["due", "new"]
+    assert [r.ifs_key for r in store.records.pending_writebacks("po", now=now + timedelta(hours=2))] == [
+        "due",
+        "later",
+        "new",
+    ]
+    later = store.records.get("po", "later")
     assert later is not None
     with store.transaction() as tx:
-        tx.update_record(later.id, state=PARKED, writeback_attempts=5)
-    store.requeue(keys=["later"])
-    replayed = store.get_record("po", "later")
+        tx.records.update(later.id, state=PARKED, writeback_attempts=5)
+    requeue_failed(store, keys=["later"])
+    replayed = store.records.get("po", "later")
     assert replayed is not None and replayed.writeback_attempts == 0 and replayed.writeback_next_attempt_at is None
-    assert "later" in [r.ifs_key for r in store.pending_writebacks("po", now=now)]
+    assert "later" in [r.ifs_key for r in store.records.pending_writebacks("po", now=now)]

@@ -142,7 +142,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     connector = build_connector(path, load_config(path))
     try:
         OutboundSync(connector, connector.config.flow("purchase_orders")).run()
-        record = next(r for r in connector.store.linked_records("purchase_orders") if r.jira_key)
+        record = next(r for r in connector.store.records.linked("purchase_orders") if r.jira_key)
     finally:
         connector.close()
         connector.store.close()
@@ -303,7 +303,7 @@ def test_a_trickling_body_is_dropped_after_the_read_timeout(world: World) -> Non
 def _paused(daemon: Daemon) -> bool:
     store = Store.open(daemon.store_url)
     try:
-        return bool(store.flow_control("purchase_orders")["paused"])
+        return bool(store.controls.get("purchase_orders")["paused"])
     finally:
         store.close()
 

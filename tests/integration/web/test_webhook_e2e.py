@@ -52,7 +52,7 @@ def _ifs_po(sims: Sims, key: str) -> dict[str, Any]:
 
 def _linked_po(connector: Connector) -> Any:
     OutboundSync(connector, connector.config.flow("purchase_orders")).run()
-    linked = [r for r in connector.store.linked_records("purchase_orders") if r.jira_key]
+    linked = [r for r in connector.store.records.linked("purchase_orders") if r.jira_key]
     assert len(linked) >= 20
     return linked[0]
 
@@ -65,7 +65,7 @@ def test_transition_in_jira_reaches_ifs_within_seconds(sims: Sims, setup: tuple[
     reached = wait_for(lambda: _ifs_po(sims, record.ifs_key).get("Cf_Jira_Status") == "In Progress", timeout=5.0)
     assert reached, "the webhook write-back did not reach IFS within 5 s"
     # The row is marked once the whole batch is through (after the IFS write and the applier's lease release).
-    assert wait_for(lambda: connector.store.inbox_count("processed") >= 1, timeout=5.0)
+    assert wait_for(lambda: connector.store.inbox.count("processed") >= 1, timeout=5.0)
     metrics = connector.observer
     assert isinstance(metrics, Metrics)
     assert (metrics.registry.get_sample_value("mlc_webhook_deliveries_total", {"result": "accepted"}) or 0) >= 1
@@ -84,8 +84,8 @@ def test_duplicate_deliveries_are_written_once(sims: Sims, setup: tuple[Connecto
     copies = [d for d in deliveries if d["identifier"] == last]
     assert len(copies) == 2 and {d["status"] for d in copies} == {200, 202}
     # IFS may already hold this status from an earlier test (shared simulators): wait for the event, not the value.
-    assert wait_for(lambda: connector.store.inbox_count("processed") == 1, timeout=5.0)
-    assert connector.store.inbox_count() == 1
+    assert wait_for(lambda: connector.store.inbox.count("processed") == 1, timeout=5.0)
+    assert connector.store.inbox.count() == 1
     patches = [r for r in sims.ifs_control("GET", "requests")["requests"] if r["method"] == "PATCH"]
     assert len(patches) == 1
 

@@ -52,36 +52,36 @@ class Page:
     def __init__(self, store: Store, policy: SyncPolicy | None = None) -> None:
         self.store = store
         self.report = RunReport(FLOW.name, "outbound")
-        self.report.run_id = store.start_run(FLOW.name, "outbound")
+        self.report.run_id = store.runs.start(FLOW.name, "outbound")
         self.scope = RunScope(FLOW, policy or SyncPolicy(), self.report)
 
     def plan(self, rows: Sequence[Mapping[str, Any]], *, remap: bool = False) -> list[Plan]:
         with self.store.transaction() as tx:
-            existing = tx.get_records(FLOW.name, [str(r["OrderNo"]) for r in rows])
+            existing = tx.records.get_many(FLOW.name, [str(r["OrderNo"]) for r in rows])
         return plan_page(rows, existing, draft_of, PageRules(FLOW.key, "config", NOW, remap=remap))
 
     def commit_records(self, rows: Sequence[Mapping[str, Any]], *, move_cursor: bool = True) -> list[RecordRow]:
         """Commit a page; the records left with Jira work."""
         ids, _newest = commit_page(self.store, self.scope, self.plan(rows), SIGNPOST, move_cursor=move_cursor)
-        return self.store.get_records_by_ids(ids)
+        return self.store.records.by_ids(ids)
 
     def commit(self, rows: Sequence[Mapping[str, Any]], *, move_cursor: bool = True) -> list[str]:
         return [r.ifs_key for r in self.commit_records(rows, move_cursor=move_cursor)]
 
 
 def record(store: Store, key: str) -> RecordRow:
-    found = store.get_record(FLOW.name, key)
+    found = store.records.get(FLOW.name, key)
     assert found is not None
     return found
 
 
 def events(store: Store, key: str) -> list[str]:
-    return [a.event for a in store.audit_trail(record(store, key).id)]
+    return [a.event for a in store.audit.trail(record(store, key).id)]
 
 
 def mark(store: Store, key: str, **values: Any) -> None:
     with store.transaction() as tx:
-        tx.update_record(record(store, key).id, **values)
+        tx.records.update(record(store, key).id, **values)
 
 
 @dataclass
@@ -171,7 +171,7 @@ class Run:
 
     def drain(self, store: Store) -> None:
         """The work queue's due records, as a run starts with them."""
-        self.applier.apply(store.work_queue(self.page.scope.flow.name))
+        self.applier.apply(store.records.work_queue(self.page.scope.flow.name))
 
     @property
     def counts(self) -> dict[str, int]:

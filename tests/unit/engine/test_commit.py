@@ -19,19 +19,19 @@ def test_new_records_wait_for_their_create_and_move_the_cursor(store: Store) -> 
     assert (a.state, a.source_ts, a.jira_id, a.create_attempted_at) == (PENDING_CREATE, T1, None, None)
     assert a.draft is not None and a.draft["summary"] == "PO A: v1" and a.draft_hash == draft_of(row("A")).content_hash
     assert events(store, "A") == ["fetched", "mapped"]
-    assert store.get_cursor(FLOW.name) == "2026-03-01T11:00:00.000000Z"
+    assert store.cursors.get(FLOW.name) == "2026-03-01T11:00:00.000000Z"
 
 
 def test_the_cursor_never_passes_the_signpost_nor_goes_back(store: Store) -> None:
     Page(store).commit([row("A", changed="2026-03-01T13:00:00Z")])  # a clock ahead of ours
-    assert store.get_cursor(FLOW.name) == "2026-03-01T11:59:59.000000Z"
+    assert store.cursors.get(FLOW.name) == "2026-03-01T11:59:59.000000Z"
     Page(store).commit([row("B", changed=T1)])
-    assert store.get_cursor(FLOW.name) == "2026-03-01T11:59:59.000000Z"
+    assert store.cursors.get(FLOW.name) == "2026-03-01T11:59:59.000000Z"
 
 
 def test_a_key_ordered_pass_leaves_the_cursor_to_the_orchestrator(store: Store) -> None:
     Page(store).commit([row("A")], move_cursor=False)
-    assert store.get_cursor(FLOW.name) is None
+    assert store.cursors.get(FLOW.name) is None
 
 
 def test_an_unchanged_synced_record_is_left_alone(store: Store) -> None:

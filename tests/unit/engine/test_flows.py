@@ -81,16 +81,16 @@ def flow(connector: Connector) -> FlowConfig:
 
 
 def runs(connector: Connector) -> list[tuple[str, str]]:
-    return [(r.kind, r.status) for r in reversed(connector.store.recent_runs(flow=FLOW))]
+    return [(r.kind, r.status) for r in reversed(connector.store.runs.recent(flow=FLOW))]
 
 
 def test_the_steps_run_in_order_under_the_flow_lock(connector: Connector, calls: Calls) -> None:
     seen_lock: list[bool] = []
-    calls.then["writeback"] = lambda: seen_lock.append(connector.store.lease_holder(f"flow:{FLOW}") is not None)
+    calls.then["writeback"] = lambda: seen_lock.append(connector.store.leases.holder(f"flow:{FLOW}") is not None)
     run = run_flow(connector, flow(connector), stop=threading.Event(), observe=calls.observe)
     assert calls.kinds == ["outbound", "writeback", "webhook"]
     assert [s.kind for s in run.steps] == ["outbound", "writeback", "webhook"] and not run.busy
-    assert seen_lock == [True] and connector.store.lease_holder(f"flow:{FLOW}") is None  # released after
+    assert seen_lock == [True] and connector.store.leases.holder(f"flow:{FLOW}") is None  # released after
     # The inbox observes its own batches; run_flow observes the flow's runs.
     assert calls.observed == [("outbound", "succeeded"), ("writeback", "succeeded")]
 
@@ -142,7 +142,7 @@ def test_an_unexpected_exception_writes_a_crash_row_and_is_not_observed_as_a_run
     assert run.steps[-1].crashed and run.steps[-1].kind == "writeback"
     # The step's own row (finished as failed by run_row) and the crash row, whatever the step left behind.
     assert runs(connector) == [("outbound", "succeeded"), ("writeback", "failed"), ("writeback", "failed")]
-    crash = connector.store.recent_runs(flow=FLOW, limit=1)[0]
+    crash = connector.store.runs.recent(flow=FLOW, limit=1)[0]
     assert crash.error is not None and crash.error.startswith("KeyError")
     assert calls.observed == [("outbound", "succeeded")]
 

@@ -22,7 +22,7 @@ def test_round_trip_is_encrypted_at_rest(tmp_path: Path) -> None:
     grant = TokenSet("access-AAAA", "refresh-BBBB", expires_at=123.0, cloud_id="c1")
     tokens.save(grant)
     tokens.save(TokenSet("access-CCCC", "refresh-DDDD", expires_at=456.0, cloud_id="c1"))  # rotation replaces
-    blob = store.get_credential("jira_oauth")
+    blob = store.credentials.get("jira_oauth")
     assert blob is not None and b"refresh-DDDD" not in blob and b"access" not in blob
     loaded = DbTokenStore(Store.open(f"sqlite:///{tmp_path / 's.sqlite'}"), key).load()  # a restarted daemon
     assert loaded == TokenSet("access-CCCC", "refresh-DDDD", expires_at=456.0, cloud_id="c1")

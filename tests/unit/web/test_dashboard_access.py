@@ -80,15 +80,15 @@ def test_actions_need_a_csrf_token(client: TestClient, connector: Connector) -> 
     assert page.status_code == 200
     assert client.post("/flows/purchase_orders/pause", data={}).status_code == 403
     assert client.post("/flows/purchase_orders/pause", data={"csrf": "0" * 64}).status_code == 403
-    assert connector.store.flow_control("purchase_orders")["paused"] is False
+    assert connector.store.controls.get("purchase_orders")["paused"] is False
     r = client.post("/flows/purchase_orders/pause", data={"csrf": _csrf(page.text)})
     assert r.status_code == 303
-    assert connector.store.flow_control("purchase_orders")["paused"] is True
+    assert connector.store.controls.get("purchase_orders")["paused"] is True
     assert "Paused" in client.get("/").text
     client.post("/flows/purchase_orders/sync", data={"csrf": _csrf(page.text)})
-    assert connector.store.flow_control("purchase_orders")["sync_requested_at"] is not None
+    assert connector.store.controls.get("purchase_orders")["sync_requested_at"] is not None
     client.post("/flows/purchase_orders/resume", data={"csrf": _csrf(page.text)})
-    assert connector.store.flow_control("purchase_orders")["paused"] is False
+    assert connector.store.controls.get("purchase_orders")["paused"] is False
 
 
 def test_without_a_token_only_localhost_gets_in(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_without_a_token_only_localhost_gets_in(tmp_path: Path) -> None:
         assert page.status_code == 200
         assert local.post("/flows/work_orders/pause", data={}).status_code == 403  # CSRF still required
         assert local.post("/flows/work_orders/pause", data={"csrf": _csrf(page.text)}).status_code == 303
-    assert connector.store.flow_control("work_orders")["paused"] is True
+    assert connector.store.controls.get("work_orders")["paused"] is True
     connector.store.close()
 
 
@@ -111,8 +111,8 @@ def test_health_and_readiness(client: TestClient, connector: Connector) -> None:
     fresh = client.get("/readyz")
     assert fresh.status_code == 200
     assert fresh.json()["systems"]["ifs"]["status"] == "unknown"
-    connector.store.record_health("ifs", "operational")
-    connector.store.record_health("jira", "auth_failed", "jira: 401 on GET /rest/api/3/myself (Basic sim-api-token)")
+    connector.store.health.record("ifs", "operational")
+    connector.store.health.record("jira", "auth_failed", "jira: 401 on GET /rest/api/3/myself (Basic sim-api-token)")
     r = client.get("/readyz")
     assert r.status_code == 503
     body = r.json()
@@ -139,7 +139,7 @@ def test_readiness_reports_an_unreachable_database(client: TestClient, connector
 
 def test_secrets_never_reach_the_pages(client: TestClient, connector: Connector) -> None:
     with connector.store.transaction() as tx:
-        record = tx.insert_record(
+        record = tx.records.insert(
             "purchase_orders",
             "PO-1",
             state="parked",
@@ -147,7 +147,7 @@ def test_secrets_never_reach_the_pages(client: TestClient, connector: Connector)
             error_class="Rejected",
             last_error="400 from Jira; sent Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
         )
-        tx.audit(record.id, AuditEvent("failed", outcome="error", message="client_secret=sim-secret was refused"))
+        tx.audit.add(record.id, AuditEvent("failed", outcome="error", message="client_secret=sim-secret was refused"))
     headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     pages = [client.get(f"/records/{record.id}", headers=headers), client.get("/failed", headers=headers)]
     for page in pages:
@@ -171,8 +171,8 @@ def test_every_configured_secret_is_stripped_from_the_pages(tmp_path: Path) -> N
     leaked = f"key {key} and {READ_TOKEN} and {WEBHOOK_SECRET} in plain text"
     try:
         with connector.store.transaction() as tx:
-            record = tx.insert_record("purchase_orders", "PO-2", state="parked", last_error=leaked)
-            tx.audit(record.id, AuditEvent("failed", outcome="error", message=leaked))
+            record = tx.records.insert("purchase_orders", "PO-2", state="parked", last_error=leaked)
+            tx.audit.add(record.id, AuditEvent("failed", outcome="error", message=leaked))
         with TestClient(create_app(connector), client=REMOTE, base_url=SITE) as client:
             headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             pages = [client.get(f"/records/{record.id}", headers=headers), client.get("/failed", headers=headers)]

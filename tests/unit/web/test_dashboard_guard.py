@@ -69,7 +69,7 @@ def test_localhost_mode_refuses_a_foreign_host_before_serving_the_page(local_mod
         assert "csrf" not in r.text
         post = client.post("/flows/purchase_orders/pause", headers={"Host": host, "Origin": f"http://{host}"})
         assert post.status_code == 400
-    assert local_mode.store.flow_control("purchase_orders")["paused"] is False
+    assert local_mode.store.controls.get("purchase_orders")["paused"] is False
 
 
 @pytest.mark.parametrize("host", ["localhost:8080", "127.0.0.1:8080", "[::1]:8080"])
@@ -110,12 +110,12 @@ def test_localhost_mode_refuses_cross_origin_actions(local_mode: Connector, head
         r = client.post("/flows/purchase_orders/pause", data={"csrf": csrf}, headers=headers)
         assert r.status_code == 403
         assert "cross-origin" in r.text
-        assert local_mode.store.flow_control("purchase_orders")["paused"] is False
+        assert local_mode.store.controls.get("purchase_orders")["paused"] is False
         ok = client.post(
             "/flows/purchase_orders/pause", data={"csrf": csrf}, headers={"Referer": "http://127.0.0.1:8080/"}
         )
         assert ok.status_code == 303
-    assert local_mode.store.flow_control("purchase_orders")["paused"] is True
+    assert local_mode.store.controls.get("purchase_orders")["paused"] is True
 
 
 def test_token_mode_refuses_cross_origin_actions_and_logins(token_mode: Connector) -> None:
@@ -126,14 +126,14 @@ def test_token_mode_refuses_cross_origin_actions_and_logins(token_mode: Connecto
         csrf = _csrf(client.get("/").text)
         r = client.post("/flows/purchase_orders/pause", data={"csrf": csrf}, headers={"Origin": "https://evil.example"})
         assert r.status_code == 403
-        assert token_mode.store.flow_control("purchase_orders")["paused"] is False
+        assert token_mode.store.controls.get("purchase_orders")["paused"] is False
         # An API client with the Bearer token sends no Origin: allowed (no browser attaches it on its own) ...
         bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         assert client.post("/flows/purchase_orders/pause", headers=bearer).status_code == 303
         # ... but a foreign Origin is refused even then.
         r = client.post("/flows/purchase_orders/resume", headers={**bearer, "Origin": "https://evil.example"})
         assert r.status_code == 403
-    assert token_mode.store.flow_control("purchase_orders")["paused"] is True
+    assert token_mode.store.controls.get("purchase_orders")["paused"] is True
 
 
 def test_https_behind_a_tls_proxy(tmp_path: Path) -> None:
@@ -221,7 +221,7 @@ def test_a_read_only_sign_in_sees_pages_but_cannot_act(token_mode: Connector) ->
         bearer = {"Authorization": f"Bearer {READ_TOKEN}"}
         assert client.post("/flows/purchase_orders/pause", headers=bearer).status_code == 403
         assert client.post("/logout", data={"csrf": csrf}, headers={"Origin": PUBLIC}).status_code == 303
-    ctl = token_mode.store.flow_control("purchase_orders")
+    ctl = token_mode.store.controls.get("purchase_orders")
     assert ctl["paused"] is False and ctl["sync_requested_at"] is None
 
 
@@ -232,7 +232,7 @@ def test_an_admin_sign_in_can_act(token_mode: Connector) -> None:
         assert ">Sync now</button>" in page.text
         r = client.post("/flows/purchase_orders/pause", data={"csrf": _csrf(page.text)}, headers={"Origin": PUBLIC})
         assert r.status_code == 303
-    assert token_mode.store.flow_control("purchase_orders")["paused"] is True
+    assert token_mode.store.controls.get("purchase_orders")["paused"] is True
 
 
 def test_oversized_form_posts_are_refused_unread(local_mode: Connector) -> None:

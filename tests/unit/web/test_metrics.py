@@ -59,11 +59,11 @@ def test_store_gauges_follow_the_store(tmp_path: Path) -> None:
     assert isinstance(m, Metrics)
     assert m.registry.get_sample_value("mlc_failed_queue_size", {"flow": "work_orders"}) == 0
     with connector.store.transaction() as tx:
-        tx.insert_record("work_orders", "1", state="parked")
-        tx.insert_record("work_orders", "2", state="retry")
-        tx.insert_record("work_orders", "3", state="synced")
-    run = connector.store.start_run("work_orders", "outbound")
-    connector.store.finish_run(run, "succeeded", {"created": 1})
+        tx.records.insert("work_orders", "1", state="parked")
+        tx.records.insert("work_orders", "2", state="retry")
+        tx.records.insert("work_orders", "3", state="synced")
+    run = connector.store.runs.start("work_orders", "outbound")
+    connector.store.runs.finish(run, "succeeded", {"created": 1})
     assert m.registry.get_sample_value("mlc_failed_queue_size", {"flow": "work_orders"}) == 2
     assert m.registry.get_sample_value("mlc_records", {"flow": "work_orders", "state": "synced"}) == 1
     last = m.registry.get_sample_value(

@@ -21,8 +21,8 @@ HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 def connector(tmp_path: Path) -> Iterator[Connector]:
     c = make_connector(tmp_path, admin_token=ADMIN_TOKEN)
     with c.store.transaction() as tx:
-        tx.insert_record("purchase_orders", "PO-77", state="parked", last_error="po failed")
-        tx.insert_record("work_orders", "9911", state="retry", last_error="wo failed")
+        tx.records.insert("purchase_orders", "PO-77", state="parked", last_error="po failed")
+        tx.records.insert("work_orders", "9911", state="retry", last_error="wo failed")
     yield c
     c.store.close()
 

@@ -54,7 +54,7 @@ def test_signed_delivery_is_stored_and_acknowledged(client: TestClient, connecto
     r = _post(client, body, {"X-Hub-Signature": sign_body(body, SECRET), "X-Atlassian-Webhook-Identifier": "d-1"})
     assert r.status_code == 202
     assert r.json() == {"status": "accepted"}
-    assert connector.store.inbox_count() == 1
+    assert connector.store.inbox.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_unverified_delivery_gets_401_and_leaves_no_trace(
     r = _post(client, body, {"X-Atlassian-Webhook-Identifier": f"bad-{name}", **headers_for(body)})
     assert r.status_code == 401
     assert SECRET not in r.text
-    assert connector.store.inbox_count() == 0
+    assert connector.store.inbox.count() == 0
     metrics = client.app.state.metrics  # type: ignore[attr-defined]
     assert metrics.registry.get_sample_value("mlc_webhook_deliveries_total", {"result": "rejected"}) == 1
 
@@ -88,10 +88,10 @@ def test_duplicate_delivery_is_stored_once_and_processed_once(client: TestClient
     assert second.json() == {"status": "duplicate"}
     work = client.app.state.work  # type: ignore[attr-defined]
     assert work.wait_idle(10)
-    assert connector.store.inbox_count() == 1
+    assert connector.store.inbox.count() == 1
     # The one stored event was handled exactly once (ignored: no linked record for that issue).
-    assert connector.store.inbox_count("pending") == 0
-    assert connector.store.inbox_count("ignored") == 1
+    assert connector.store.inbox.count("pending") == 0
+    assert connector.store.inbox.count("ignored") == 1
 
 
 def test_missing_identifier_or_bad_json_is_refused(client: TestClient, connector: Connector) -> None:
@@ -100,7 +100,7 @@ def test_missing_identifier_or_bad_json_is_refused(client: TestClient, connector
     junk = b"not json"
     r = _post(client, junk, {"X-Hub-Signature": sign_body(junk, SECRET), "X-Atlassian-Webhook-Identifier": "j"})
     assert r.status_code == 400
-    assert connector.store.inbox_count() == 0
+    assert connector.store.inbox.count() == 0
 
 
 def test_no_configured_secret_refuses_everything(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_no_configured_secret_refuses_everything(tmp_path: Path) -> None:
         body = _event()
         r = _post(client, body, {"X-Hub-Signature": sign_body(body, ""), "X-Atlassian-Webhook-Identifier": "x"})
         assert r.status_code == 401
-    assert connector.store.inbox_count() == 0
+    assert connector.store.inbox.count() == 0
     connector.store.close()
 
 
@@ -143,10 +143,10 @@ def test_oauth_app_webhooks_need_a_valid_jwt(tmp_path: Path) -> None:
             assert r.status_code == 401, name
         r = _post(client, body, {"X-Atlassian-Webhook-Identifier": "none"})
         assert r.status_code == 401
-        assert connector.store.inbox_count() == 0
+        assert connector.store.inbox.count() == 0
         ok = _post(client, body, {"Authorization": _jwt("sim-oauth-secret"), "X-Atlassian-Webhook-Identifier": "ok"})
         assert ok.status_code == 202
-    assert connector.store.inbox_count() == 1
+    assert connector.store.inbox.count() == 1
     connector.store.close()
 
 
@@ -156,7 +156,7 @@ def test_no_route_while_webhooks_are_disabled(tmp_path: Path) -> None:
         body = _event()
         r = _post(client, body, {"X-Hub-Signature": sign_body(body, SECRET), "X-Atlassian-Webhook-Identifier": "x"})
         assert r.status_code == 404
-    assert connector.store.inbox_count() == 0
+    assert connector.store.inbox.count() == 0
     connector.store.close()
 
 
@@ -176,7 +176,7 @@ def test_bodies_over_the_limit_are_refused_while_reading(client: TestClient, con
 
     chunked = client.post("/webhooks/jira", content=chunks(), headers={"X-Atlassian-Webhook-Identifier": "chunked"})
     assert chunked.status_code == 413
-    assert connector.store.inbox_count() == 0
+    assert connector.store.inbox.count() == 0
 
 
 def test_a_source_over_its_rate_is_told_to_wait(tmp_path: Path) -> None:

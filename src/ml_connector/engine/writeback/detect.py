@@ -65,7 +65,9 @@ class ChangeDetector:
         since = self._since()
         if since is None:
             return [], None
-        projects = projects_to_poll(self.connector.store.linked_projects(self.flow.name), self.flow.mapping.project)
+        projects = projects_to_poll(
+            self.connector.store.records.linked_projects(self.flow.name), self.flow.mapping.project
+        )
         if not projects:
             return [], None
         jira = self.connector.jira
@@ -78,9 +80,9 @@ class ChangeDetector:
     def _since(self) -> datetime | None:
         """The cursor less the lookback; the first run starts from the flow's first record (None: no records)."""
         store = self.connector.store
-        cursor = parse_ts(store.get_cursor(self.cursor_name))
+        cursor = parse_ts(store.cursors.get(self.cursor_name))
         if cursor is None:
-            first = store.list_records(flow=self.flow.name, limit=1)
+            first = store.records.list(flow=self.flow.name, limit=1)
             if not first:
                 return None
             assert first[0].created_at is not None
@@ -96,7 +98,7 @@ class ChangeDetector:
         seen = {c.jira_id for c in polled}
         return [
             pending_change(r)
-            for r in self.connector.store.pending_writebacks(self.flow.name, now=now)
+            for r in self.connector.store.records.pending_writebacks(self.flow.name, now=now)
             if r.jira_id and r.jira_id not in seen
         ]
 
@@ -105,7 +107,7 @@ class ChangeDetector:
         stale delivery left in IFS before the upgrade is repaired even when the poll window no longer covers it."""
         seen = {c.jira_id for c in polled}
         changes: list[StatusChange] = []
-        for record in self.connector.store.unordered_writebacks(self.flow.name, limit=LEGACY_READS_PER_RUN):
+        for record in self.connector.store.records.unordered_writebacks(self.flow.name, limit=LEGACY_READS_PER_RUN):
             if record.jira_id in seen or self.stop.is_set():
                 continue
             try:

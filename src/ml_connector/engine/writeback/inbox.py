@@ -44,10 +44,10 @@ def apply_inbox_batch(connector: Connector, *, limit: int, stop: threading.Event
     """Apply one batch of pending webhook events through the same write path as polling; stale ones end as ``stale``."""
     store = connector.store
     report = RunReport("*", "webhook")
-    events = store.pending_inbox(limit=limit)
+    events = store.inbox.pending(limit=limit)
     if not events:
         return report
-    records = store.records_by_jira_ids(str(e["issue_id"]) for e in events if e.get("issue_id"))
+    records = store.records.by_jira_ids(str(e["issue_id"]) for e in events if e.get("issue_id"))
     writing = {f.name for f in connector.config.flows if f.enabled and f.writeback.enabled}
     deliveries = _sort_events(events, records, writing)
     stale: set[int] = set()
@@ -57,8 +57,8 @@ def apply_inbox_batch(connector: Connector, *, limit: int, stop: threading.Event
         stale.update(deliveries.event_of[id(c)] for c in dropped)
     # Every event is now accepted (durably, before any IFS write) or stale, even when a stop cut the writes short:
     # a status not yet in IFS is pending in the store and the next run writes it.
-    store.mark_inbox(deliveries.ignored, "ignored")
-    store.mark_inbox(sorted(stale), "stale")
-    store.mark_inbox(sorted(set(deliveries.event_of.values()) - stale), "processed")
+    store.inbox.mark(deliveries.ignored, "ignored")
+    store.inbox.mark(sorted(stale), "stale")
+    store.inbox.mark(sorted(set(deliveries.event_of.values()) - stale), "processed")
     report.add("events", len(events))
     return report

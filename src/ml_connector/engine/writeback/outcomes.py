@@ -125,8 +125,8 @@ class Outcomes:
     def _save(self, record: RecordRow, values: dict[str, Any], event: AuditEvent, report: RunReport) -> None:
         with self.store.transaction(report.run_id) as tx:
             if values:
-                tx.update_record(record.id, **values)
-            tx.audit(record.id, event)
+                tx.records.update(record.id, **values)
+            tx.audit.add(record.id, event)
 
     def accept(
         self,
@@ -140,10 +140,10 @@ class Outcomes:
             return
         with self.store.transaction(report.run_id) as tx:
             for record, change in accepted:
-                tx.update_record(record.id, **accepted_values(record, change))
+                tx.records.update(record.id, **accepted_values(record, change))
                 record.jira_status, record.jira_status_category = change.status, change.category
                 record.jira_updated, record.jira_changelog_id = change.updated, change.changelog_id
-            tx.audit_many([(record.id, stale_event(record, change)) for record, change in stale])
+            tx.audit.add_many([(record.id, stale_event(record, change)) for record, change in stale])
 
     def key_moved(self, record: RecordRow, new_key: str, report: RunReport) -> None:
         message = f"Jira key changed {record.jira_key} → {new_key} (issue moved); link kept by issue id"

@@ -58,7 +58,7 @@ class WritebackSync:
             if changes:
                 self.connector.note_contact("ifs")
             if newest is not None and not dry_run and not report.interrupted:
-                self.connector.store.set_cursor(self.detector.cursor_name, format_ts(newest))
+                self.connector.store.cursors.set(self.detector.cursor_name, format_ts(newest))
         return report
 
     def _detect(self, report: RunReport) -> tuple[list[StatusChange], datetime | None]:
@@ -96,7 +96,7 @@ class WritebackSync:
 
     def _linked(self, changes: Sequence[StatusChange]) -> dict[str, RecordRow]:
         """The records of this flow linked to the changed issues, by Jira issue id."""
-        found = self.connector.store.records_by_jira_ids(c.jira_id for c in changes)
+        found = self.connector.store.records.by_jira_ids(c.jira_id for c in changes)
         return {jira_id: r for jira_id, r in found.items() if r.flow == self.flow.name}
 
     def _plan(

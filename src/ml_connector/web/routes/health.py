@@ -33,7 +33,7 @@ def readyz(web: Web) -> JSONResponse:
     systems: dict[str, Any] = {}
     reasons: list[str] = [problem] if problem else []
     if not problem:
-        health = web.store.health()
+        health = web.store.health.all()
         for system in SYSTEMS:
             systems[system] = _system_status(web, health.get(system), system, reasons)
     ready = not reasons

@@ -29,7 +29,7 @@ def login_form(request: Request, web: Web, next: str = "/") -> Response:
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, web: Web, identity: Viewer) -> HTMLResponse:
-    health = web.store.health()
+    health = web.store.health.all()
     systems = [_system_row(web, system, health.get(system)) for system in SYSTEMS]
     counts = web.flow_counts.get()
     return web.page(
@@ -63,15 +63,15 @@ def _flow_row(web: WebContext, flow: FlowConfig, counts: dict[tuple[str, str], i
         "enabled": flow.enabled,
         "schedule": flow.schedule or "manual",
         "entity_set": flow.entity_set,
-        "last_run": store.last_run(flow.name),
+        "last_run": store.runs.last(flow.name),
         "next_run": control.next_run(flow.name),
         "paused": control.is_paused(flow.name),
-        "sync_requested_at": store.flow_control(flow.name).get("sync_requested_at"),
+        "sync_requested_at": store.controls.get(flow.name).get("sync_requested_at"),
         "counts": by_state,
         "total": sum(by_state.values()),
         "failed": sum(by_state[s] for s in queries.FAILED_STATES),
-        "cursor": store.get_cursor(flow.name),
-        "writeback_cursor": store.get_cursor(f"{flow.name}:writeback"),
+        "cursor": store.cursors.get(flow.name),
+        "writeback_cursor": store.cursors.get(f"{flow.name}:writeback"),
     }
 
 

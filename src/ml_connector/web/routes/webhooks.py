@@ -75,7 +75,7 @@ async def _accept(web: WebContext, request: Request, body: bytes) -> JSONRespons
     event = str(payload.get("webhookEvent") or "unknown")[:60]
     issue = payload.get("issue")
     issue_id = str(issue["id"])[:40] if isinstance(issue, dict) and issue.get("id") is not None else None
-    stored = await run_in_threadpool(web.store.add_inbox_event, identifier[:200], event, issue_id, payload)
+    stored = await run_in_threadpool(web.store.inbox.add, identifier[:200], event, issue_id, payload)
     if not stored:
         web.metrics.webhooks.labels("duplicate").inc()
         return JSONResponse({"status": "duplicate"}, status_code=200)

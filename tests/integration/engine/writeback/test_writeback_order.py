@@ -22,6 +22,7 @@ from e2e.harness import World, connector_config, world
 from integration.sim.jira.helpers import Received, Receiver, webhook_receiver
 from integration.web.support import wait_for
 from ml_connector.engine import Connector, FlowBusy, OutboundSync, RunReport, WritebackSync, flow_lock, process_inbox
+from ml_connector.engine.requeue import requeue_failed
 from ml_connector.engine.timestamps import format_ts
 from ml_connector.engine.writeback.changes import ISSUE_FIELDS, change_from_issue
 from ml_connector.engine.writeback.lease import APPLY_LEASE
@@ -52,7 +53,7 @@ class Env:
     store: Store
 
     def linked(self) -> list[RecordRow]:
-        return sorted(self.store.linked_records(FLOW), key=lambda r: r.ifs_key)
+        return sorted(self.store.records.linked(FLOW), key=lambda r: r.ifs_key)
 
     def move(self, record: RecordRow, status: str) -> None:
         """A person moves the issue; the Jira clock steps on so every change has its own ``updated``."""
@@ -71,7 +72,7 @@ class Env:
         return sum(1 for r in self.w.ifs_sim.requests()["requests"] if r["method"] == "PATCH" and needle in r["path"])
 
     def events(self, record: RecordRow, name: str) -> list[Any]:
-        return [e for e in self.store.audit_trail(record.id) if e.event == name]
+        return [e for e in self.store.audit.trail(record.id) if e.event == name]
 
     def fail(self, record: RecordRow, status: int, count: int = 1000) -> None:
         rule = {"status": status, "count": count, "path_contains": f"OrderNo='{record.ifs_key}')"}
@@ -135,7 +136,7 @@ def _forward(web: ServerHandle, delivery: Received, identifier: str | None = Non
 def _inbox(env: Env, delivery: Received, identifier: str | None = None) -> None:
     payload = json.loads(delivery.body)
     issue_id = str(payload["issue"]["id"])
-    assert env.store.add_inbox_event(identifier or uuid.uuid4().hex, payload["webhookEvent"], issue_id, payload)
+    assert env.store.inbox.add(identifier or uuid.uuid4().hex, payload["webhookEvent"], issue_id, payload)
 
 
 def test_out_of_order_and_replayed_deliveries_never_overwrite_a_newer_status(
@@ -159,17 +160,17 @@ def test_out_of_order_and_replayed_deliveries_never_overwrite_a_newer_status(
 
     assert env.ifs_status(record) == "Awaiting Delivery"
     assert env.patches(record) == 1
-    assert env.store.inbox_count("stale") == 3 and env.store.inbox_count("processed") == 1
+    assert env.store.inbox.count("stale") == 3 and env.store.inbox.count("processed") == 1
     stale = env.events(record, "stale")
     assert [e.detail["status"] for e in stale] == ["In Progress", "In Progress", "Awaiting Delivery"]
     assert all(e.detail["origin"] == "webhook" and e.outcome == "warning" for e in stale)
     assert stale[0].detail["applied_status"] == "Awaiting Delivery"
     assert stale[0].detail["changelog_id"] < stale[0].detail["applied_changelog_id"]
-    after = env.store.get_record(FLOW, record.ifs_key)
+    after = env.store.records.get(FLOW, record.ifs_key)
     assert after is not None and after.jira_status == after.written_status == "Awaiting Delivery"
 
     # The issue's scenario: IFS "In Progress" must not survive the next poll either (it never got there here).
-    env.store.set_cursor(f"{FLOW}:writeback", format_ts(utcnow() + timedelta(hours=1)))
+    env.store.cursors.set(f"{FLOW}:writeback", format_ts(utcnow() + timedelta(hours=1)))
     report = WritebackSync(env.c, env.c.config.flow(FLOW)).run()
     assert report.counts["written_back"] == 0 and env.ifs_status(record) == "Awaiting Delivery"
 
@@ -194,7 +195,7 @@ def test_one_inbox_batch_applies_only_the_newest_change_of_each_issue(env: Env) 
         assert env.ifs_status(record) == "Awaiting Delivery"
         assert env.patches(record) == 1  # "In Progress" was never written, not even for a moment
         assert [e.detail["status"] for e in env.events(record, "stale")] == ["In Progress"]
-    assert env.store.inbox_count("stale") == 2 and env.store.inbox_count("processed") == 2
+    assert env.store.inbox.count("stale") == 2 and env.store.inbox.count("processed") == 2
 
 
 def test_a_late_poll_result_older_than_an_applied_webhook_is_stale(env: Env) -> None:
@@ -233,14 +234,14 @@ def test_the_poll_repairs_a_status_ifs_should_not_have(env: Env) -> None:
     # from before schema 0004), and the issue's ``updated`` is older than the poll window.
     env.w.ifs_state.edit("PurchaseOrder", record.ifs_key, {"Cf_Jira_Status": "In Progress"})
     with env.store.transaction() as tx:
-        tx.update_record(
+        tx.records.update(
             record.id,
             jira_status="In Progress",
             written_status="In Progress",
             jira_updated=None,
             jira_changelog_id=None,
         )
-    env.store.set_cursor(f"{FLOW}:writeback", format_ts(utcnow() + timedelta(hours=1)))
+    env.store.cursors.set(f"{FLOW}:writeback", format_ts(utcnow() + timedelta(hours=1)))
     report = WritebackSync(env.c, flow).run()
     assert report.counts["verified"] == 1 and report.counts["written_back"] == 1
     assert env.ifs_status(record) == "Awaiting Delivery"
@@ -251,7 +252,7 @@ def test_the_poll_repairs_a_status_ifs_should_not_have(env: Env) -> None:
     # A write that lost a race: the store knows Jira's newest status, IFS got an older one. The next poll fixes it.
     env.w.ifs_state.edit("PurchaseOrder", record.ifs_key, {"Cf_Jira_Status": "In Progress"})
     with env.store.transaction() as tx:
-        tx.update_record(record.id, written_status="In Progress")
+        tx.records.update(record.id, written_status="In Progress")
     assert WritebackSync(env.c, flow).run().counts["written_back"] == 1
     assert env.ifs_status(record) == "Awaiting Delivery"
 
@@ -276,7 +277,7 @@ def test_a_persistent_ifs_500_backs_off_then_parks_while_the_others_are_written(
     first = WritebackSync(env.c, flow, clock=clock).run()
     assert first.counts["written_back"] == 2 and first.counts["failed"] == 1
     delays: list[float] = []
-    row = env.store.get_record(FLOW, bad.ifs_key)
+    row = env.store.records.get(FLOW, bad.ifs_key)
     assert row is not None and row.writeback_attempts == 1 and row.writeback_next_attempt_at is not None
     delays.append((row.writeback_next_attempt_at - clock.now).total_seconds())
 
@@ -291,7 +292,7 @@ def test_a_persistent_ifs_500_backs_off_then_parks_while_the_others_are_written(
         assert row is not None and row.writeback_next_attempt_at is not None
         clock.now = row.writeback_next_attempt_at + timedelta(seconds=1)
         report = WritebackSync(env.c, flow, clock=clock).run()
-        row = env.store.get_record(FLOW, bad.ifs_key)
+        row = env.store.records.get(FLOW, bad.ifs_key)
         assert row is not None and row.writeback_attempts == attempt
         if attempt < 3:
             assert report.counts["failed"] == 1 and row.writeback_next_attempt_at is not None
@@ -313,12 +314,12 @@ def test_a_persistent_ifs_500_backs_off_then_parks_while_the_others_are_written(
     assert 0 < retry_in[0] <= 60 and 0 < retry_in[1] <= 120 and retry_in[2] is None  # full jitter under the ceilings
     for record in good[:3]:
         assert env.ifs_status(record) == "In Progress"
-        after = env.store.get_record(FLOW, record.ifs_key)
+        after = env.store.records.get(FLOW, record.ifs_key)
         assert after is not None and after.state != PARKED and after.written_status == "In Progress"
 
     # Replay after the outage: the same path writes it.
     env.w.ifs_sim.faults(fail_next=[])
-    env.store.requeue(keys=[bad.ifs_key])
+    requeue_failed(env.store, keys=[bad.ifs_key])
     assert WritebackSync(env.c, flow, clock=clock).run().counts["written_back"] == 1
     assert env.ifs_status(bad) == "In Progress"
 
@@ -333,7 +334,7 @@ def test_a_permanent_ifs_refusal_parks_the_record_at_once(backoff_env: Env, stat
     env.fail(bad, status)
     report = WritebackSync(env.c, flow).run()
     assert report.counts["parked"] == 1 and report.counts["written_back"] == 1 and report.counts["failed"] == 0
-    row = env.store.get_record(FLOW, bad.ifs_key)
+    row = env.store.records.get(FLOW, bad.ifs_key)
     assert row is not None and row.state == PARKED and row.writeback_attempts == 1
     assert row.error_class in {"Rejected", "NotFound", "AuthError"} and row.writeback_next_attempt_at is None
     assert env.ifs_status(ok) == "In Progress"
@@ -342,7 +343,7 @@ def test_a_permanent_ifs_refusal_parks_the_record_at_once(backoff_env: Env, stat
     env.move(bad, "Awaiting Delivery")
     held = WritebackSync(env.c, flow).run()
     assert held.counts["held"] == 1 and held.counts["written_back"] == 0
-    env.store.requeue(keys=[bad.ifs_key])
+    requeue_failed(env.store, keys=[bad.ifs_key])
     assert WritebackSync(env.c, flow).run().counts["written_back"] == 1
     assert env.ifs_status(bad) == "Awaiting Delivery"
 
@@ -374,7 +375,7 @@ def test_another_applier_holding_the_store_lease_is_waited_for_then_reported(
     monkeypatch.setattr("ml_connector.engine.writeback.lease.APPLY_WAIT", 0.2)
     with flow_lock(env.store, APPLY_LEASE), pytest.raises(FlowBusy, match="another process is writing"):
         WritebackSync(env.c, flow).apply([polled], RunReport(FLOW, "writeback"))
-    after = env.store.get_record(FLOW, record.ifs_key)
+    after = env.store.records.get(FLOW, record.ifs_key)
     assert after is not None and after.jira_status is None and env.ifs_status(record) in (None, "")
     report = RunReport(FLOW, "writeback")
     WritebackSync(env.c, flow).apply([polled], report)  # the lease is free again
@@ -399,7 +400,7 @@ def test_an_unforeseen_error_on_one_record_fails_that_record_only(backoff_env: E
     report = WritebackSync(env.c, flow).run()
     # The shared policy (DESIGN §4.3): an unexpected error is an InternalError, retried with backoff, then parked.
     assert report.counts["written_back"] == 2 and report.counts["failed"] == 1 and report.status == "partial"
-    row = env.store.get_record(FLOW, bad.ifs_key)
+    row = env.store.records.get(FLOW, bad.ifs_key)
     assert row is not None and row.state != PARKED and row.error_class == "InternalError"
     assert row.writeback_next_attempt_at is not None and "RuntimeError" in (row.last_error or "")
     assert all(env.ifs_status(r) == "In Progress" for r in good)
@@ -413,10 +414,10 @@ def test_credentials_refused_stop_the_flow_without_parking_anything(backoff_env:
     env.fail(record, 401)
     with pytest.raises(AuthError):
         WritebackSync(env.c, flow).run()
-    row = env.store.get_record(FLOW, record.ifs_key)
+    row = env.store.records.get(FLOW, record.ifs_key)
     assert row is not None and row.state != PARKED and row.writeback_attempts == 0
     assert row.jira_status == "In Progress" and row.written_status is None  # accepted, written by a later run
-    assert env.store.recent_runs(flow=FLOW, limit=1)[0].status == "failed"
+    assert env.store.runs.recent(flow=FLOW, limit=1)[0].status == "failed"
     env.w.ifs_sim.faults(fail_next=[])
     assert WritebackSync(env.c, flow).run().counts["written_back"] == 1
 
@@ -428,11 +429,11 @@ def test_a_stale_delivery_from_before_a_move_does_not_bring_the_old_key_back(env
     env.w.jira_sim.call("PUT", "clock", json={"advance_seconds": 2})
     env.w.jira_sim.call("POST", f"issues/{record.jira_key}/move", json={"project": "CAPEX"})
     WritebackSync(env.c, env.c.config.flow(FLOW)).run()
-    moved = env.store.get_record(FLOW, record.ifs_key)
+    moved = env.store.records.get(FLOW, record.ifs_key)
     assert moved is not None and moved.jira_key is not None and moved.jira_key.startswith("CAPEX-")
     _inbox(env, before_move)
     assert process_inbox(env.c).counts["stale"] == 1
-    after = env.store.get_record(FLOW, record.ifs_key)
+    after = env.store.records.get(FLOW, record.ifs_key)
     assert after is not None and after.jira_key == moved.jira_key
 
 
@@ -450,13 +451,13 @@ def test_a_429_storm_that_outlasts_the_in_call_budget_backs_off_and_never_parks(
     # the limited record and any record after it are deferred (no attempt used), none parked.
     deferred = report.counts["deferred"]
     assert deferred >= 1 and deferred + report.counts["written_back"] == 2 and report.counts["parked"] == 0
-    row = env.store.get_record(FLOW, limited.ifs_key)
+    row = env.store.records.get(FLOW, limited.ifs_key)
     assert row is not None and row.error_class == "RateLimited" and row.state != PARKED
     assert row.writeback_attempts == 0
     assert row.writeback_next_attempt_at is not None and row.writeback_next_attempt_at > clock.now
     env.w.ifs_sim.faults(fail_next=[])
     clock.now = row.writeback_next_attempt_at + timedelta(seconds=1)
     assert WritebackSync(env.c, flow, clock=clock).run().counts["written_back"] == deferred
-    done = env.store.get_record(FLOW, limited.ifs_key)
+    done = env.store.records.get(FLOW, limited.ifs_key)
     assert done is not None and done.writeback_attempts == 0 and done.error_class is None
     assert env.ifs_status(limited) == "In Progress"

@@ -1,0 +1,26 @@
+"""The Jira user cache: e-mail address to account id (or None: no such user), with the time it was resolved."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, insert, select
+
+from ml_connector.store import schema as t
+from ml_connector.store.rows import aware, utcnow
+from ml_connector.store.source import Repository
+
+
+class UserRepository(Repository):
+    def cached(self, *, max_age: timedelta) -> dict[str, str | None]:
+        """Every entry resolved within ``max_age``: e-mail → account id."""
+        cutoff = utcnow() - max_age
+        with self._source.reading() as conn:
+            rows = conn.execute(select(t.jira_users)).mappings()
+            return {r["email"]: r["account_id"] for r in rows if (aware(r["resolved_at"]) or cutoff) >= cutoff}
+
+    def cache(self, email: str, account_id: str | None) -> None:
+        email = email.lower()
+        with self._source.writing() as conn:
+            conn.execute(delete(t.jira_users).where(t.jira_users.c.email == email))
+            conn.execute(insert(t.jira_users).values(email=email, account_id=account_id, resolved_at=utcnow()))
