@@ -38,9 +38,11 @@ class AuditRepository(Repository):
         with self._source.writing() as conn:
             conn.execute(insert(t.audit_events), values)
 
-    def trail(self, record_id: int) -> list[AuditRow]:
-        """A record's events, oldest first."""
+    def trail(self, record_id: int, *, limit: int | None = None) -> list[AuditRow]:
+        """A record's events, oldest first (the first ``limit`` of them)."""
         query = select(t.audit_events).where(t.audit_events.c.record_id == record_id).order_by(t.audit_events.c.id)
+        if limit is not None:
+            query = query.limit(limit)
         with self._source.reading() as conn:
             return [AuditRow(**{**dict(r), "at": aware(r["at"])}) for r in conn.execute(query).mappings()]
 

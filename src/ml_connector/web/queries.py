@@ -8,7 +8,6 @@ rowid/id suffix on SQLite), ``ifs_key`` and ``jira_key``, and ``audit_events(rec
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
@@ -19,10 +18,6 @@ from ml_connector.store import schema as t
 FAILED_STATES = (PARKED, RETRY)  # the failed queue
 # Sorts after every real character in a binary (code point) collation: the upper bound of a prefix range.
 _PREFIX_END = "\U0010ffff"
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite drops the zone; all UTC
 
 
 @dataclass
@@ -89,12 +84,7 @@ def record_with_trail(store: Store, record_id: int, *, limit: int = 1000) -> tup
     record = store.records.by_id(record_id)
     if record is None:
         return None, []
-    query = (
-        select(t.audit_events).where(t.audit_events.c.record_id == record_id).order_by(t.audit_events.c.id).limit(limit)
-    )
-    with store.engine.connect() as conn:
-        trail = [AuditRow(**{**dict(r), "at": _aware(r["at"])}) for r in conn.execute(query).mappings()]
-    return record, trail
+    return record, store.audit.trail(record_id, limit=limit)
 
 
 def runs_page(store: Store, *, flow: str | None = None, before: int | None = None, limit: int = 50) -> list[RunRow]:
