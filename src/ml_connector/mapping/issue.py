@@ -131,6 +131,25 @@ def _lookup(vm: ValueMap, values: Mapping[str, Any], what: str) -> str | None:
     raise MappingError(f"no {what} mapped for {vm.source}={text!r} and no default", field=what)
 
 
+class _Cleaner:
+    """Removes control characters from mapped text and counts, per field, how many it removed."""
+
+    def __init__(self) -> None:
+        self.removed: dict[str, int] = {}
+
+    def __call__(self, text: str, what: str) -> str:
+        result, removed = clean_text(text)
+        if removed:
+            self.removed[what] = self.removed.get(what, 0) + removed
+        return result
+
+    def warning(self) -> str | None:
+        if not self.removed:
+            return None
+        removed = ", ".join(f"{n} from {what}" for what, n in sorted(self.removed.items()))
+        return f"removed control characters Jira would store verbatim ({removed})"
+
+
 def map_issue(
     record: Mapping[str, Any],
     flow: FlowConfig,
@@ -145,35 +164,60 @@ def map_issue(
         shown = "" if key is None else f" ({str(key)!r})"
         raise MappingError(f"record has a blank {flow.key}{shown}; it cannot be identified in Jira", field=flow.key)
     values = build_context(record, flow, ctx, lines)
+    clean = _Cleaner()
     warnings: list[str] = []
-    cleaned: dict[str, int] = {}
+    project = _project(mapping, values, ctx)
+    summary = _summary(mapping, values, clean)
+    description = clean(render(mapping.description, values), "description").strip() if mapping.description else None
+    priority = _priority(mapping, values, ctx)
+    assignee_email = _assignee_email(values, mapping, ctx, warnings)
+    custom = _custom_fields(mapping, values, ctx, clean)
+    label = identity_label(flow.name, str(key))
+    labels = _labels(mapping, values, label, clean)
+    if (cleaned := clean.warning()) is not None:
+        warnings.append(cleaned)
+    return IssueDraft(
+        project=project,
+        issue_type=mapping.issue_type,
+        summary=summary,
+        description=description or None,
+        priority=priority,
+        assignee_email=assignee_email,
+        custom_fields=custom,
+        labels=labels,
+        identity_label=label,
+        warnings=tuple(warnings),
+    )
 
-    def clean(text: str, what: str) -> str:
-        result, removed = clean_text(text)
-        if removed:
-            cleaned[what] = cleaned.get(what, 0) + removed
-        return result
 
+def _project(mapping: IssueMapping, values: Mapping[str, Any], ctx: MappingContext) -> str:
     project = _lookup(mapping.project, values, "project")
     if project is None:
         raise MappingError("no Jira project for this record", field="project")
     if ctx.jira_projects is not None and project not in ctx.jira_projects:
         raise MappingError(f"Jira project {project!r} does not exist or is not visible", field="project")
+    return project
 
+
+def _summary(mapping: IssueMapping, values: Mapping[str, Any], clean: _Cleaner) -> str:
     summary = " ".join(clean(render(mapping.summary, values), "summary").split())
     if not summary:
         raise MappingError("summary is empty after mapping", field="summary")
     if len(summary) > SUMMARY_MAX:
         raise MappingError(f"summary is {len(summary)} characters; Jira allows {SUMMARY_MAX}", field="summary")
+    return summary
 
-    description = clean(render(mapping.description, values), "description").strip() if mapping.description else None
 
+def _priority(mapping: IssueMapping, values: Mapping[str, Any], ctx: MappingContext) -> str | None:
     priority = _lookup(mapping.priority, values, "priority") if mapping.priority else None
     if priority is not None and ctx.priorities is not None and priority not in ctx.priorities:
         raise MappingError(f"priority {priority!r} does not exist in Jira", field="priority")
+    return priority
 
-    assignee_email = _assignee_email(values, mapping, ctx, warnings)
 
+def _custom_fields(
+    mapping: IssueMapping, values: Mapping[str, Any], ctx: MappingContext, clean: _Cleaner
+) -> dict[str, str]:
     custom: dict[str, str] = {}
     for name, spec in mapping.custom_fields.items():
         if isinstance(spec, ValueMap):
@@ -187,29 +231,17 @@ def map_issue(
         if info is not None and info.allowed is not None and value not in info.allowed:
             raise MappingError(f"{value!r} is not an allowed value of Jira field {name!r}", field=name)
         custom[name] = value
+    return custom
 
-    label = identity_label(flow.name, str(key))
-    labels = [label]
+
+def _labels(mapping: IssueMapping, values: Mapping[str, Any], identity: str, clean: _Cleaner) -> tuple[str, ...]:
+    """The identity label first, then the configured ones (made safe for Jira), each once."""
+    labels = [identity]
     for template in mapping.labels:
         text = clean(render(template, values), "labels").strip()
         if text:
             labels.append(_LABEL_UNSAFE.sub("_", text)[:255])
-    if cleaned:
-        removed = ", ".join(f"{n} from {what}" for what, n in sorted(cleaned.items()))
-        warnings.append(f"removed control characters Jira would store verbatim ({removed})")
-
-    return IssueDraft(
-        project=project,
-        issue_type=mapping.issue_type,
-        summary=summary,
-        description=description or None,
-        priority=priority,
-        assignee_email=assignee_email,
-        custom_fields=custom,
-        labels=tuple(dict.fromkeys(labels)),
-        identity_label=label,
-        warnings=tuple(warnings),
-    )
+    return tuple(dict.fromkeys(labels))
 
 
 def _assignee_email(
