@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ml_connector.errors import ConfigError
+
 # YAML path → why it went (and what replaces it). Paths hold no list indices: only fixed-position keys retired.
 RETIRED: dict[tuple[str, ...], str] = {
     ("ifs", "api_path"): "every IFS Cloud tenant serves projections under the same path",
@@ -29,18 +31,39 @@ RETIRED: dict[tuple[str, ...], str] = {
     ("webhooks", "read_timeout"): "a delivery must arrive within 10 seconds; the limit is fixed",
 }
 
+# Retired keys whose old value asked for something this release cannot do: any other value is refused, not dropped,
+# so a config that asks for the distributed runner never runs quietly on the local one.
+ONLY_VALUE: dict[tuple[str, ...], str] = {("runner", "kind"): "local"}
+
 
 def drop_retired(data: Any) -> tuple[Any, tuple[str, ...]]:
     """``data`` without the retired keys (the input is not changed), and one deprecation note per key dropped."""
     notes: list[str] = []
     for path, why in RETIRED.items():
         if _holds(data, path):
+            _refuse_other_value(data, path)
             data = _without(data, path)
             notes.append(
                 f"{'.'.join(path)} is no longer a setting ({why}); it is ignored in this release and refused in "
                 "the next: remove it from the config file"
             )
     return data, tuple(notes)
+
+
+def _refuse_other_value(data: Any, path: tuple[str, ...]) -> None:
+    allowed = ONLY_VALUE.get(path)
+    value = _value(data, path)
+    if allowed is not None and value != allowed:
+        raise ConfigError(
+            f"{value!r} is not available in this release (only {allowed!r} was ever supported); remove the key",
+            path=".".join(path),
+        )
+
+
+def _value(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        data = data[key]
+    return data
 
 
 def _holds(data: Any, path: tuple[str, ...]) -> bool:

@@ -93,3 +93,9 @@ def test_the_cli_logs_a_warning_for_each_retired_key(
     load(_old_file(tmp_path, web={"max_form_bytes": 4096}))
     err = capsys.readouterr().err
     assert "config.deprecated" in err and "web.max_form_bytes is no longer a setting" in err
+
+
+def test_a_retired_runner_kind_other_than_local_is_refused_not_ignored(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"runner\.kind: 'procrastinate' is not available in this release"):
+        load_config(_old_file(tmp_path, runner={"kind": "procrastinate"}))
+    assert load_config(_old_file(tmp_path, runner={"kind": "local"})).deprecations()
