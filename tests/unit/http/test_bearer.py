@@ -15,16 +15,9 @@ import pytest
 from ml_connector.config.connections import HttpSettings
 from ml_connector.errors import AuthError
 from ml_connector.http import ApiSession, BearerAuth, BearerToken, BearerTokenCache, build_client, granted_lifetime
+from unit.clock import Clock
 
 SETTINGS = HttpSettings(max_attempts=2, backoff_initial=0.01, backoff_max=0.01)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Grant(BearerTokenCache):

@@ -16,16 +16,9 @@ from ml_connector.config.connections import HttpSettings
 from ml_connector.errors import AuthError, MalformedResponse
 from ml_connector.http import ApiSession, BearerAuth, build_client
 from ml_connector.ifs.auth import TokenProvider
+from unit.clock import Clock
 
 SETTINGS = HttpSettings(max_attempts=2, backoff_initial=0.01, backoff_max=0.01)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Iam:
