@@ -15,8 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
+import structlog
+
 from ml_connector.errors import ConnectorError
 from ml_connector.store import Store
+
+log = structlog.get_logger("ml_connector.engine")
 
 LEASE_TTL = timedelta(minutes=2)
 
@@ -59,8 +63,9 @@ def try_lease(store: Store, name: str, *, ttl: timedelta = LEASE_TTL) -> Iterato
     done = threading.Event()
 
     def renew() -> None:
+        # Renewed every third of the TTL, so two missed renewals (a store outage) still leave the lease held.
         while not done.wait(ttl.total_seconds() / 3):
-            store.leases.acquire(name, holder, ttl)
+            _renew_once(store, name, holder, ttl)
 
     renewer = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
     renewer.start()
@@ -70,6 +75,15 @@ def try_lease(store: Store, name: str, *, ttl: timedelta = LEASE_TTL) -> Iterato
         done.set()
         renewer.join(timeout=5)
         store.leases.release(name, holder)
+
+
+def _renew_once(store: Store, name: str, holder: str, ttl: timedelta) -> None:
+    """One renewal; a failure is logged and the next tick tries again (the renewing thread must not die)."""
+    try:
+        if not store.leases.acquire(name, holder, ttl):
+            log.error("lease.lost", lease=name, holder=holder)
+    except Exception as exc:  # the store unreachable for a moment: keep renewing
+        log.warning("lease.renew_failed", lease=name, error_class=type(exc).__name__)
 
 
 @contextmanager

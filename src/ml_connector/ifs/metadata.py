@@ -1,4 +1,4 @@
-"""Discovery: the CSDL ``$metadata`` of a projection and its service document.
+"""Discovery: the CSDL ``$metadata`` of a projection (parsed with defusedxml: no DTDs, no entities).
 
 Used by ``check`` (does the set, property, enum value or action the configuration names exist?) and by the client
 itself: keyset paging needs each order key's EDM type to write a correctly typed literal for the last value seen
