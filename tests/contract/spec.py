@@ -8,6 +8,10 @@
   ``host_url`` *is* that server and whose ``path`` is the API path (``/ex/jira/{cloudId}`` stripped), so any
   loopback port validates cleanly.
 * ``Recorder``: an httpx2 event hook that records every exchange of a client for later validation.
+* ``logged_exchanges``: the same exchanges read back from the Jira simulator's request log (``record_exchanges``),
+  for traffic a test cannot hook, such as a connector run in another process.
+* Paths: ``/ex/jira/{cloudId}`` is stripped, ``/rest/api/2`` maps onto ``/rest/api/3`` (see ``api_path``), a short
+  allow-list (``ALLOWED_PREFIXES``) is skipped, and any other path the document lacks is a violation.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,12 +81,50 @@ class Exchange:
     response_body: bytes
 
 
-def api_path(url: str) -> str | None:
-    """The spec path of a platform REST URL (``/ex/jira/{cloudId}`` stripped); None for other URLs."""
-    path = urlsplit(url).path
+# Paths outside the platform document that a run may call, and why each is allowed unchecked.
+ALLOWED_PREFIXES = (
+    "/authorize",  # OAuth 3LO consent (auth.atlassian.com): the test's consent step, not the platform API
+    "/oauth/token",  # OAuth token endpoint and accessible-resources (auth/api.atlassian.com), separate documents
+    "/rest/webhooks/1.0/webhook",  # admin (legacy) webhooks: a Jira REST resource the platform document omits
+    "/_sim/",  # the simulator's own control API
+)
+
+
+@functools.cache
+def _spec_paths() -> tuple[re.Pattern[str], ...]:
+    """A matcher per path template of the document (``{param}`` matches one segment)."""
+    path = spec_path()
+    if path is None:
+        return ()
+    templates = json.loads(path.read_text(encoding="utf-8"))["paths"]
+    return tuple(re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(t)) + "$") for t in templates)
+
+
+def _strip_cloud(path: str) -> str:
+    """``/ex/jira/{cloudId}/rest/...`` (the OAuth gateway form) -> ``/rest/...``."""
     if path.startswith("/ex/jira/"):
-        path = "/" + path.split("/", 4)[4]
-    return path if path.startswith("/rest/api/3/") else None
+        return "/" + path.split("/", 4)[4] if path.count("/") >= 4 else "/"
+    return path
+
+
+def api_path(url: str) -> str | None:
+    """The document path a platform REST URL validates against, None for an allow-listed one; a path the document
+    does not have is returned as is (``validate`` reports it).
+
+    ``/rest/api/2/...`` is validated against the ``/rest/api/3/...`` operation of the same path: the v2 document is
+    not in shared/specs, and v2 differs from v3 only in rich-text fields (wiki markup strings instead of ADF), which
+    the connector sends and reads as ADF on v3 alone.
+    """
+    path = _strip_cloud(urlsplit(url).path)
+    if any(path.startswith(prefix) for prefix in ALLOWED_PREFIXES):
+        return None
+    if path.startswith("/rest/api/2/"):
+        path = "/rest/api/3/" + path[len("/rest/api/2/") :]
+    return path
+
+
+def documented(path: str) -> bool:
+    return any(pattern.match(path) for pattern in _spec_paths())
 
 
 class _Request:
@@ -125,7 +168,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def validate(openapi: Any, ex: Exchange, *, check_request: bool = True) -> list[str]:
-    """Problems found validating one exchange (empty list = valid); non-platform URLs are ignored.
+    """Problems found validating one exchange (empty list = valid); allow-listed URLs are skipped, an
+    undocumented path is a problem.
 
     A 202/204 with an empty body passes even where the document declares ``application/json`` with an empty
     schema (editIssue, doTransition): HTTP forbids a 204 body and real Jira sends none.
@@ -133,6 +177,8 @@ def validate(openapi: Any, ex: Exchange, *, check_request: bool = True) -> list[
     path = api_path(ex.url)
     if path is None:
         return []
+    if not documented(path):
+        return [f"request {ex.method} {path} -> {ex.status}: no such path in the official document"]
     from openapi_core.templating.responses.exceptions import ResponseNotFound
 
     problems: list[str] = []
@@ -181,6 +227,33 @@ class Recorder:
 
     def statuses(self) -> list[tuple[str, str, int]]:
         return [(e.method, urlsplit(e.url).path, e.status) for e in self.exchanges]
+
+
+# The simulator's log keeps the auth scheme, never the credentials; the document's security check wants a header.
+_PLACEHOLDER_AUTH = {"basic": "Basic cmVkYWN0ZWQ6cmVkYWN0ZWQ=", "bearer": "Bearer redacted"}
+
+
+def logged_exchanges(entries: Iterable[dict[str, Any]]) -> list[Exchange]:
+    """The exchanges of a Jira simulator request log (``GET /_sim/requests``) kept with ``record_exchanges`` on."""
+    exchanges = []
+    for entry in entries:
+        assert "response_body" in entry, f"logged without record_exchanges: {entry}"
+        headers = dict(entry["request_headers"])
+        if entry["auth"] in _PLACEHOLDER_AUTH:
+            headers["authorization"] = _PLACEHOLDER_AUTH[entry["auth"]]
+        query = f"?{entry['query']}" if entry["query"] else ""
+        exchanges.append(
+            Exchange(
+                method=entry["method"],
+                url=f"{SPEC_SERVER}{entry['path']}{query}",
+                request_headers=headers,
+                request_body=entry["request_body"].encode(),
+                status=entry["status"],
+                response_headers=dict(entry["response_headers"]),
+                response_body=entry["response_body"].encode(),
+            )
+        )
+    return exchanges
 
 
 def dumps(value: Any) -> str:

@@ -15,6 +15,9 @@ def sim_jira(
     admin_webhook_url: str | None = typer.Option(
         None, "--admin-webhook-url", help="Pre-register an admin webhook (signed with the sim webhook secret)."
     ),
+    record_exchanges: bool = typer.Option(
+        False, "--record-exchanges", help="Keep headers and bodies in the request log (for contract checks)."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a simulated Jira Cloud site (Basic: connector@example.com / sim-api-token; control API at /_sim/)."""
@@ -22,5 +25,7 @@ def sim_jira(
     from ml_connector.sim.jira import Faults, JiraSimOptions, create_app
 
     options = JiraSimOptions(admin_webhook_url=admin_webhook_url, faults=Faults(index_lag_seconds=index_lag))
+    app = create_app(options)
+    app.state.sim.record_exchanges(record_exchanges)
     typer.echo(f"Jira Cloud simulator on http://{host}:{port} (control API: /_sim/)")
-    serve_forever(create_app(options), host=host, port=port, log_level=log_level)
+    serve_forever(app, host=host, port=port, log_level=log_level)

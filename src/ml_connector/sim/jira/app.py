@@ -23,6 +23,7 @@ from ml_connector.sim.jira.common import ApiError, Principal, basic_credentials
 from ml_connector.sim.jira.control import control
 from ml_connector.sim.jira.core import JiraSim
 from ml_connector.sim.jira.options import FailRule, Faults, JiraSimOptions
+from ml_connector.sim.jira.requestlog import Exchange
 from ml_connector.sim.jira.routes import (
     OAUTH_PATHS,
     Ctx,
@@ -74,8 +75,19 @@ async def _dispatch(request: Request) -> Response:
         # after Jira acted and before it heard about it, as over a real network.
         await asyncio.sleep(sim.faults.latency_ms / 2000)
     status = 0 if request.scope.get(_FAULT) == "drop_before" else response.status_code
-    sim.log_request(method, request.url.path, template, request.url.query, status, auth)
+    exchange = await _exchange(request, response) if sim.log.record_exchanges else None
+    sim.log_request(method, request.url.path, template, request.url.query, status, auth, exchange)
     return response
+
+
+async def _exchange(request: Request, response: Response) -> Exchange:
+    """What the request log keeps when recording exchanges (the body was already read, so this is the cached one)."""
+    return Exchange(
+        request_headers=request.headers,
+        request_body=await request.body(),
+        response_headers=response.headers,
+        response_body=bytes(getattr(response, "body", b"")),
+    )
 
 
 async def _handle(

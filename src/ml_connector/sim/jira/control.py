@@ -53,6 +53,8 @@ def _control_sync(sim: JiraSim, request: Request, body: Any) -> Any:
         if method == "DELETE":
             sim.clear_requests()
             return 204, None
+        if method == "PUT":
+            sim.record_exchanges(bool((body or {}).get("record_exchanges")))
         return sim.request_log()
     if parts == ["webhook-deliveries"]:
         with sim.lock:

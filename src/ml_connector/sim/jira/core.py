@@ -28,7 +28,7 @@ from ml_connector.sim.jira.oauth import OAuth
 from ml_connector.sim.jira.options import Faults, JiraSimOptions
 from ml_connector.sim.jira.ratelimit import RateLimits
 from ml_connector.sim.jira.render import Renderer
-from ml_connector.sim.jira.requestlog import RequestLog
+from ml_connector.sim.jira.requestlog import Exchange, RequestLog
 from ml_connector.sim.jira.search import SearchIndex, SearchRequest
 from ml_connector.sim.jira.webhooks import AdminWebhook, Webhooks
 from ml_connector.sim.jira.workflow import Workflow
@@ -42,6 +42,7 @@ class JiraSim:
     def __init__(self, options: JiraSimOptions | None = None) -> None:
         self.lock = threading.RLock()
         self.worker: DeliveryWorker | None = None
+        self.log = RequestLog(self.now)  # kept across resets so its record_exchanges switch is too
         self.reset(options or JiraSimOptions())
 
     # ------------------------------------------------------------------------------------------------ lifecycle
@@ -65,7 +66,7 @@ class JiraSim:
             self.store = IssueStore(self)
             self.search_index = SearchIndex(self)
             self.limits = RateLimits(lambda: self.faults)
-            self.log = RequestLog(self.now)
+            self.log.clear()
             self.oauth = OAuth(self)
             if self.worker is not None:
                 self.worker.stop()
@@ -229,9 +230,15 @@ class JiraSim:
     def check_issue_write(self, issue: Issue) -> None:
         self.limits.check_issue_write(issue)
 
-    def log_request(self, method: str, path: str, template: str, query: str, status: int, auth: str) -> None:
+    def log_request(
+        self, method: str, path: str, template: str, query: str, status: int, auth: str, exchange: Exchange | None
+    ) -> None:
         with self.lock:
-            self.log.add(method, path, template, query, status, auth)
+            self.log.add(method, path, template, query, status, auth, exchange)
+
+    def record_exchanges(self, on: bool) -> None:
+        with self.lock:
+            self.log.record_exchanges = on
 
     def request_log(self) -> dict[str, Any]:
         with self.lock:
