@@ -19,6 +19,9 @@ from contract.spec import api_path, logged_exchanges, require_openapi, validate_
 
 from e2e.harness import REPORT_LINES, example_config, oauth_refresh_token
 from e2e.procs import CliResult, SimProcess, run_cli, start_all, write_config
+from ml_connector.config.models import load_config
+from ml_connector.runner import WebhookManager, build_connector
+from ml_connector.runner.webhooks import webhook_jql
 
 PO_WRITEBACK = {"statuses": {"Done": {"value": "Done", "action": "PurchaseOrder_Close"}}, "categories": {}}
 
@@ -77,7 +80,9 @@ def _issue_of(jira: SimProcess, order_no: str) -> dict[str, Any]:
 
 
 def _scenario(ifs: SimProcess, jira: SimProcess, config: Path) -> None:
-    """Creates (with lines, custom fields, assignee lookup), a parked record replayed, an edit, a write-back."""
+    """A check, creates (with lines, custom fields, assignee lookup), a parked record replayed, an edit, a
+    write-back."""
+    _run(config, "check")
     pos = [ifs.control.call("POST", "records/PurchaseOrder", json={"values": {"Objstate": "Released"}}) for _ in "123"]
     keys = [str(made["records"][0]["OrderNo"]) for made in pos]
 
@@ -98,6 +103,24 @@ def _scenario(ifs: SimProcess, jira: SimProcess, config: Path) -> None:
     assert written["Cf_Jira_Status"] == "Done", written
 
 
+def _webhook_upkeep(config_path: Path) -> None:
+    """The daemon's dynamic-webhook upkeep (OAuth apps only), run twice: register, then list and refresh (a
+    refresh window longer than Jira's 30 days makes the second pass refresh)."""
+    config = load_config(config_path)
+    connector = build_connector(config_path, config)  # the CLI's: OAuth tokens from the store, as runs rotated them
+    try:
+        for _ in range(2):
+            WebhookManager(
+                lambda: connector.jira,
+                connector.store,
+                url="https://connector.example.com/webhooks/jira",
+                jql_filter=webhook_jql(config),
+                refresh_before=40 * 86400,
+            ).ensure()
+    finally:
+        connector.close()
+
+
 @pytest.mark.parametrize("auth", ["basic", "oauth"])
 def test_recorded_traffic_matches_the_official_document(
     auth: str, sims: tuple[SimProcess, SimProcess], tmp_path: Path
@@ -115,6 +138,8 @@ def test_recorded_traffic_matches_the_official_document(
     )
     jira.control.clear_requests()  # the consent above is the test's, not the connector's
     _scenario(ifs, jira, config)
+    if auth == "oauth":
+        _webhook_upkeep(config)
 
     log = jira.control.requests()
     assert log["record_exchanges"] is True
@@ -122,8 +147,12 @@ def test_recorded_traffic_matches_the_official_document(
     checked = [ex for ex in exchanges if api_path(ex.url) is not None]
     problems = validate_all(openapi, exchanges)
     calls = Counter(f"{e['method']} {e['endpoint']}" for e in log["requests"])
-    line = f"Jira traffic ({auth}): {len(exchanges)} exchanges, {len(checked)} validated, {len(problems)} violations"
+    line = (
+        f"Jira traffic ({auth}): {len(exchanges)} exchanges over {len(calls)} endpoints, {len(checked)} validated "
+        f"against the official document, {len(problems)} violations"
+    )
     REPORT_LINES.append(line)
+    print(line, dict(calls))
     assert not problems, "\n".join(problems[:15])
     # the scenario exercised what it claims: creates, edits, user lookup, search for write-back
     assert any("/issue/bulk" in k or k == "POST /rest/api/3/issue" for k in calls), calls
@@ -132,4 +161,5 @@ def test_recorded_traffic_matches_the_official_document(
     assert any("/search/jql" in k for k in calls), calls
     assert len(checked) >= 15
     if auth == "oauth":
+        assert calls["POST /rest/api/3/webhook"] == 1 and calls["PUT /rest/api/3/webhook/refresh"] >= 1, calls
         assert all(e["path"].startswith("/ex/jira/") for e in log["requests"] if "/rest/api/" in e["path"])
