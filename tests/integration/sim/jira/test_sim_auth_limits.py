@@ -103,6 +103,6 @@ def test_fail_next_5xx_and_request_log(jira: RunningSim) -> None:
     assert [r["status"] for r in log["requests"]] == [503, 503, 200, 201, 200, 404]
     assert {r["auth"] for r in log["requests"]} == {"basic"}
     assert jira.control.delete("/_sim/requests").status_code == 204
-    assert jira.control.get("/_sim/requests").json() == {"requests": [], "counts": {}}
+    assert jira.control.get("/_sim/requests").json() == {"requests": [], "counts": {}, "record_exchanges": False}
     jira.control.put("/_sim/faults", json={"error_5xx_rate": 1.0})
     assert jira.basic().get("/rest/api/3/field").status_code == 503
