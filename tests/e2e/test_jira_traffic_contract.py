@@ -101,6 +101,23 @@ def _scenario(ifs: SimProcess, jira: SimProcess, config: Path) -> None:
     assert _issue_of(jira, keys[0])["summary"].endswith("edited in IFS")
     written = ifs.control.call("GET", f"records/PurchaseOrder/{quote(keys[1], safe='')}")
     assert written["Cf_Jira_Status"] == "Done", written
+    _moved_and_deleted(ifs, jira, config, keys[0], keys[2])
+
+
+def _moved_and_deleted(ifs: SimProcess, jira: SimProcess, config: Path, moved: str, deleted: str) -> None:
+    """Someone moves one issue to another project and deletes another: the connector follows the move and, once the
+    deletion is confirmed on a later run, recreates the issue (404 answers are part of the recorded traffic)."""
+    before = _issue_of(jira, moved)["key"]
+    target = "PROC" if before.startswith("CAPEX-") else "CAPEX"
+    jira.control.call("POST", f"issues/{before}/move", json={"project": target})
+    jira.control.call("DELETE", f"issues/{_issue_of(jira, deleted)['key']}")
+    for key in (moved, deleted):
+        ifs.control.call("PATCH", f"records/PurchaseOrder/{quote(key, safe='')}", json={"Description": f"again {key}"})
+    _run(config, "sync", codes=(0, 1))
+    _run(config, "sync")
+    assert _issue_of(jira, moved)["key"].startswith(f"{target}-")
+    assert _issue_of(jira, moved)["summary"].endswith(f"again {moved}")
+    assert _issue_of(jira, deleted)["summary"].endswith(f"again {deleted}")
 
 
 def _webhook_upkeep(config_path: Path) -> None:
@@ -134,7 +151,7 @@ def test_recorded_traffic_matches_the_official_document(
         ifs_url=ifs.url,
         jira_url=jira.url,
         store_url=f"sqlite:///{tmp_path / 'state.sqlite'}",
-        tweak={"jira": {"auth": _auth(auth, jira.url)}, "flows": _flows()},
+        tweak={"jira": {"auth": _auth(auth, jira.url)}, "flows": _flows(), "sync": {"deleted_issue_grace": 0}},
     )
     jira.control.clear_requests()  # the consent above is the test's, not the connector's
     _scenario(ifs, jira, config)
