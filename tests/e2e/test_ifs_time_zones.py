@@ -4,8 +4,9 @@ east (Asia/Kolkata) of UTC, with a time-zone-aware and a naive cursor attribute,
 The simulators run in their own processes; the simulator's clock walks through each window in steps longer than
 the flow's lookback, a few purchase orders are edited at each step, then the outbound flow runs. Every edit must
 reach Jira once (one ``updated`` each, none missed, none repeated), and outside a fall-back fold a run fetches only
-the rows edited since the last one and those stamped at the cursor itself (inside the lookback). A naive cursor re-reads the repeated hour of a fall-back change
-by design (docs/operations.md): those runs find the re-read rows unchanged.
+the rows edited since the last one and those stamped at the cursor itself (inside the lookback). A naive cursor
+re-reads the repeated hour of a fall-back change by design (docs/operations.md): those runs find the re-read rows
+unchanged.
 """
 
 from __future__ import annotations
