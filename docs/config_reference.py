@@ -77,6 +77,9 @@ NOTES: dict[tuple[type[BaseModel], str], str] = {
     (c.IfsConnection, "scope"): "Scope sent with the token request (omitted when empty).",
     (c.IfsConnection, "page_size"): "Rows per page (`Prefer: odata.maxpagesize`) unless the flow sets its own; "
     "must be below 5000.",
+    (c.IfsConnection, "server_time_zone"): "IANA zone the IFS server (site) keeps wall time in, e.g. "
+    "`America/Chicago`; reads and filters cursor attributes that are not time-zone aware (see Detecting changes). "
+    "`check` compares it with what IFS shows.",
     (c.IfsConnection, "http"): "Timeouts, retries and pacing for IFS (section below).",
     (c.HttpSettings, "connect_timeout"): "Seconds to open a connection.",
     (c.HttpSettings, "read_timeout"): "Seconds to wait for a response.",
@@ -142,6 +145,8 @@ NOTES: dict[tuple[type[BaseModel], str], str] = {
     (m.FlowConfig, "detection"): "`cursor`: read what changed since the cursor. `snapshot`: read every matching "
     "record each run and skip the unchanged ones.",
     (m.FlowConfig, "cursor_field"): "Change (or creation) timestamp field; required for `detection: cursor`.",
+    (m.FlowConfig, "cursor_time_zone_aware"): "`false` when `cursor_field` is not time-zone aware (often a `Cf_*` "
+    "custom attribute): its values are then read and filtered as wall time in `ifs.server_time_zone`.",
     (m.FlowConfig, "lookback"): "Overlap subtracted from the cursor on each read.",
     (m.FlowConfig, "page_size"): "Rows per page for this flow (default `ifs.page_size`).",
     (m.FlowConfig, "schedule"): "`hourly`, `daily` (02:00 UTC), `every <duration>` or a 5-field cron expression in "

@@ -27,6 +27,12 @@ def sim_ifs(
     require_if_match: bool = typer.Option(
         True, "--require-if-match/--allow-patch-without-if-match", help="Refuse PATCH without If-Match (428)."
     ),
+    time_zone: str = typer.Option("UTC", help="The server's time zone (IANA name), e.g. America/Chicago."),
+    naive_custom_attributes: bool = typer.Option(
+        False,
+        "--naive-custom-attributes/--zone-aware-custom-attributes",
+        help="Cf_* date-times are the server's wall time, whatever X-Ifs-Time-Zone-Aware-Request says.",
+    ),
     rate_limit: int = typer.Option(1000, help="Requests per minute per client id before 429 (0 disables)."),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
@@ -49,6 +55,8 @@ def sim_ifs(
         max_page_size=max_page_size,
         next_links=next_links,
         require_if_match_on_patch=require_if_match,
+        time_zone=time_zone,
+        custom_attributes_time_zone_aware=not naive_custom_attributes,
         faults=FaultSettings(rate_limit_per_minute=rate_limit or None),
     )
     app = create_app(options)

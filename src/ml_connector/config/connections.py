@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
@@ -61,7 +62,23 @@ class IfsConnection(StrictModel):
     client_secret: SecretStr
     scope: str = "openid microprofile-jwt"
     page_size: int = Field(default=1000, ge=1)
+    # The IANA zone the IFS server (site) keeps its wall time in: needed to read and filter date-time attributes
+    # that are not time-zone aware (flows with cursor_time_zone_aware: false). `check` compares it with IFS.
+    server_time_zone: str = "UTC"
     http: HttpSettings = HttpSettings()
+
+    @field_validator("server_time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: give an IANA name such as 'America/Chicago'") from None
+        return value
+
+    @property
+    def server_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.server_time_zone)
 
     @field_validator("page_size")
     @classmethod

@@ -249,6 +249,9 @@ class FlowConfig(StrictModel):
     filter: str | None = None
     detection: Literal["cursor", "snapshot"] = "cursor"
     cursor_field: str | None = None
+    # False: the cursor attribute is not time-zone aware (often a Cf_* custom attribute): it holds the IFS server's
+    # wall time (ifs.server_time_zone), whatever the time-zone header says.
+    cursor_time_zone_aware: bool = True
     lookback: Seconds = 300.0
     page_size: int | None = Field(default=None, ge=1, le=IFS_MAX_PAGE_SIZE)
     schedule: Schedule | None = "hourly"

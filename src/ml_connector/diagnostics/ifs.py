@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
+from ml_connector.diagnostics.ifs_zones import check_cursor_zone
 from ml_connector.diagnostics.results import FAIL, PASS, SKIP, Findings
 from ml_connector.errors import AuthError, ConnectorError, NotFound, Rejected, TransientError
 from ml_connector.ifs import IfsClient
@@ -153,6 +154,8 @@ class IfsChecks:
         select = flow.read_fields()
         fields_ok = self._fields_present(meta, ref, select, f"{where}.select / key / cursor_field")
         self._flow_read(ifs, ref, where, flow, select if fields_ok else [flow.key])
+        if fields_ok and flow.detection == "cursor":
+            check_cursor_zone(ifs, flow, self.config.ifs, self.findings)
         if flow.lines:
             lref = EntitySetRef.parse(flow.lines.entity_set)
             lmeta = metadata.get(lref.projection)

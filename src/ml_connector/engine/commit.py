@@ -5,7 +5,7 @@ Also the one place a record's failure is stored (``record_failure``), for mappin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,12 +55,18 @@ class _PageWrites:
 
 
 def commit_page(
-    store: RecordStore, scope: RunScope, plans: Sequence[Plan], signpost: datetime, *, move_cursor: bool = True
+    store: RecordStore,
+    scope: RunScope,
+    plans: Sequence[Plan],
+    signpost: datetime,
+    *,
+    move_cursor: bool = True,
+    read_ts: Callable[[Any], datetime | None] = parse_ts,
 ) -> tuple[list[int], datetime | None]:
     """One transaction: record states, audit events, cursor. Returns the ids of the records with Jira work to do and
-    the newest source timestamp of the page."""
+    the newest source timestamp of the page (``read_ts`` reads a row's cursor value as an instant)."""
     cursor_field = scope.flow.cursor_field
-    newest = max((s for s in (parse_ts(_source_value(p, cursor_field)) for p in plans) if s is not None), default=None)
+    newest = max((s for s in (read_ts(_source_value(p, cursor_field)) for p in plans) if s is not None), default=None)
     with store.transaction(scope.report.run_id) as tx:
         writes = _PageWrites(tx, scope)
         for plan in plans:

@@ -22,8 +22,8 @@ from ml_connector.engine.ports import IfsSource, RecordStore
 from ml_connector.engine.reconcile import NotFoundWatch, Reconciler
 from ml_connector.engine.report import PlannedAction, RunReport
 from ml_connector.engine.runtime import Connector
-from ml_connector.engine.timestamps import parse_ts
-from ml_connector.ifs.odata import F, Raw, and_, filter_text
+from ml_connector.engine.timestamps import CursorTime, parse_ts
+from ml_connector.ifs.odata import F, Raw, WallTime, and_, filter_text
 from ml_connector.mapping import IssueDraft, MappingContext, map_issue, stable_hash
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, AuditEvent, RecordRow, utcnow
 
@@ -41,7 +41,11 @@ class OutboundSync:
         self.policy = connector.config.sync
         self.stop = stop or threading.Event()
         self._ctx: MappingContext | None = None
-        self._fingerprint = stable_hash(flow.model_dump(mode="json", exclude={"schedule", "enabled"}))
+        # How the cursor attribute reads changes no issue: not part of the mapping's fingerprint.
+        self._fingerprint = stable_hash(
+            flow.model_dump(mode="json", exclude={"schedule", "enabled", "cursor_time_zone_aware"})
+        )
+        self._cursor_time = CursorTime(None if flow.cursor_time_zone_aware else connector.config.ifs.server_zone)
         self._watch = NotFoundWatch()
         self.store: RecordStore = connector.store
 
@@ -96,8 +100,8 @@ class OutboundSync:
         cursor = None if full else parse_ts(self.store.cursors.get(flow.name))
         if cursor is None:
             return base, [flow.key], True
-        since = cursor - timedelta(seconds=flow.lookback)
-        condition = F(flow.cursor_field) >= since
+        since = self._cursor_time.since(cursor - timedelta(seconds=flow.lookback))
+        condition = F(flow.cursor_field) >= (since if flow.cursor_time_zone_aware else WallTime(since))
         return filter_text(and_(Raw(base) if base else None, condition)), [flow.cursor_field, flow.key], False
 
     def _read_pages(self, applier: Applier, *, dry_run: bool, full: bool, progress: Progress | None) -> None:
@@ -184,7 +188,9 @@ class OutboundSync:
     def _commit(
         self, plans: Sequence[Plan], scope: RunScope, signpost: datetime, *, move_cursor: bool
     ) -> tuple[list[RecordRow], datetime | None]:
-        work_ids, newest = commit_page(self.store, scope, plans, signpost, move_cursor=move_cursor)
+        work_ids, newest = commit_page(
+            self.store, scope, plans, signpost, move_cursor=move_cursor, read_ts=self._cursor_time.read
+        )
         return self.store.records.by_ids(work_ids), newest
 
     # ------------------------------------------------------------------------------------------------ work queue

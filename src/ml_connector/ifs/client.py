@@ -61,6 +61,8 @@ DEFAULT_MAX_FILTER_CHARS = 1800
 # Where IFS Cloud serves its projections, under the tenant URL.
 PROJECTION_PATH = "main/ifsapplications/projection/v1"
 
+# Sent as "true" on every call: time-zone-aware date-times then travel as instants (ifs-api.md §3.9).
+TIME_ZONE_AWARE_HEADER = "X-Ifs-Time-Zone-Aware-Request"
 T = TypeVar("T")
 Filter = Expr | str | None
 Record = dict[str, Any]
@@ -144,7 +146,7 @@ class IfsClient:
         pacer: Pacer | None = None,
     ) -> IfsClient:
         tokens = TokenProvider.for_connection(connection, transport=transport)
-        headers = {"X-Ifs-Time-Zone-Aware-Request": "true"}  # timestamps with their offset, never local time
+        headers = {TIME_ZONE_AWARE_HEADER: "true"}  # zone-aware timestamps as instants, never server-local time
         base = f"{connection.base_url}/{PROJECTION_PATH}/"
         client = build_client(
             base, connection.http, auth=BearerAuth(tokens, system=SYSTEM), headers=headers, transport=transport

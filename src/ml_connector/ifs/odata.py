@@ -5,7 +5,8 @@ Everything that puts a *value* into a URL goes through :func:`literal`, and ever
 
 * strings are single-quoted with embedded quotes doubled (``O'Brien`` → ``'O''Brien'``);
 * dates are bare ``2025-01-31``; datetimes are converted to UTC and written ``2025-01-31T10:00:00Z``
-  (a naive datetime is refused: IFS would read it in the server's zone);
+  (a naive datetime is refused: IFS would read it in the server's zone); a :class:`WallTime` (the server's wall
+  time, for an attribute that is not time-zone aware) is written with its own digits and ``Z``, as IFS shows it;
 * numbers are bare (no exponent, no NaN/inf); ``None`` is ``null``; booleans ``true``/``false``;
 * enums are namespace-qualified, ``IfsApp.PurchaseOrderHandling.PurchaseOrderState'Released'`` (IFS answers a plain
   string compared with an enum property with 400).
@@ -41,7 +42,19 @@ class EnumLiteral:
             raise ValueError(f"enum type must be a qualified name such as IfsApp.Projection.Enum: {self.type_name!r}")
 
 
-Scalar = str | int | float | Decimal | bool | None | dt.date | dt.datetime | EnumLiteral
+@dataclass(frozen=True)
+class WallTime:
+    """A wall time in the IFS server's zone (``value`` naive): the literal of a date-time attribute that is not
+    time-zone aware, which IFS compares by its digits whatever ``Z`` or offset follows them (ifs-api.md §3.9)."""
+
+    value: dt.datetime
+
+    def __post_init__(self) -> None:
+        if self.value.tzinfo is not None:
+            raise ValueError("a WallTime is naive: the server's zone gives it its meaning")
+
+
+Scalar = str | int | float | Decimal | bool | None | dt.date | dt.datetime | EnumLiteral | WallTime
 KeyValue = str | int
 Key = Mapping[str, KeyValue]
 
@@ -62,7 +75,10 @@ def format_datetime(value: dt.datetime) -> str:
     """UTC with ``Z``; whole seconds unless there are microseconds. Naive datetimes are refused."""
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValueError("naive datetime: give a timezone so the value means one instant (IFS reads naive as local)")
-    utc = value.astimezone(dt.UTC)
+    return _digits_z(value.astimezone(dt.UTC))
+
+
+def _digits_z(utc: dt.datetime) -> str:
     text = f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"
     if utc.microsecond:
         text += f".{utc.microsecond:06d}".rstrip("0")
@@ -98,6 +114,8 @@ def literal(value: Scalar) -> str:
         return format_number(value)
     if isinstance(value, dt.datetime):  # before date: datetime is a date subclass
         return format_datetime(value)
+    if isinstance(value, WallTime):
+        return _digits_z(value.value)
     if isinstance(value, dt.date):
         return value.isoformat()
     raise TypeError(f"no OData literal for {type(value).__name__}")

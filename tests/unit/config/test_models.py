@@ -146,3 +146,21 @@ def test_secret_values_lists_every_configured_secret_once(tmp_path: Path) -> Non
     )
     bare = load_config(_write(tmp_path, EXAMPLE.read_text()), env={})
     assert bare.secret_values() == ("sim-secret", "sim-api-token")
+
+
+def test_server_time_zone_is_an_iana_name(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    text = EXAMPLE.read_text()
+    path.write_text(text)
+    assert load_config(path, env={}).ifs.server_time_zone == "UTC"  # the default
+    zoned = text.replace("  page_size: 1000 ", "  server_time_zone: America/Chicago\n  page_size: 1000 ", 1)
+    path.write_text(
+        zoned.replace(
+            "    cursor_field: Cf_Changed_At ", "    cursor_time_zone_aware: false\n    cursor_field: Cf_Changed_At ", 1
+        )
+    )
+    config = load_config(path, env={})
+    assert config.ifs.server_zone.key == "America/Chicago" and not config.flows[0].cursor_time_zone_aware
+    path.write_text(zoned.replace("America/Chicago", "CST-ish"))
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        load_config(path, env={})

@@ -14,6 +14,7 @@ from ml_connector.ifs.odata import (
     F,
     OrderKey,
     Raw,
+    WallTime,
     and_,
     encode_query,
     entity_path,
@@ -54,6 +55,7 @@ from ml_connector.ifs.odata import (
             "IfsApp.PurchaseOrderHandling.PurchaseOrderState'Released'",
         ),
         (EnumLiteral("IfsApp.X.Y", "it's"), "IfsApp.X.Y'it''s'"),
+        (WallTime(dt.datetime(2025, 11, 2, 1, 30)), "2025-11-02T01:30:00Z"),  # the server's wall time, as IFS shows it
     ],
 )
 def test_literal_forms(value: object, expected: str) -> None:
@@ -64,6 +66,11 @@ def test_literal_forms(value: object, expected: str) -> None:
 def test_literal_refuses_values_without_a_safe_form(bad: object) -> None:
     with pytest.raises((ValueError, TypeError)):
         literal(bad)  # type: ignore[arg-type]
+
+
+def test_wall_time_is_naive() -> None:
+    with pytest.raises(ValueError):
+        WallTime(dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
 
 
 def test_enum_type_must_be_qualified() -> None:

@@ -1,4 +1,4 @@
-"""The ``/_sim/`` control API: reset, seed and edit records, faults, token revocation, clock, request log."""
+"""The ``/_sim/`` control API: reset, seed and edit records, faults, token revocation, clock, time zone, request log."""
 
 from __future__ import annotations
 
@@ -81,6 +81,7 @@ class ControlApi:
             Route("/_sim/faults", _guard(self.faults), methods=["GET", "PUT"]),
             Route("/_sim/tokens/revoke", _guard(self.revoke), methods=["POST"]),
             Route("/_sim/clock", _guard(self.clock), methods=["GET", "PUT"]),
+            Route("/_sim/time-zone", _guard(self.time_zone), methods=["GET", "PUT"]),
             Route("/_sim/requests", _guard(self.requests), methods=["GET", "DELETE"]),
         ]
 
@@ -90,6 +91,7 @@ class ControlApi:
             "options": json.loads(sim.options.model_dump_json()),
             "sizes": sim.sizes(),
             "clock_offset_seconds": sim.clock_offset,
+            "time_zone": sim.time_zone,
         }
 
     async def reset(self, request: Request) -> Any:
@@ -143,6 +145,19 @@ class ControlApi:
                 raise SimError('the body must be {"offset_seconds": <number>}')
             self.sim.set_clock(offset)
         return {"offset_seconds": self.sim.clock_offset, "now": to_wire(self.sim.now())}
+
+    async def time_zone(self, request: Request) -> Any:
+        """The server's zone; ``PUT {"time_zone": "America/Chicago"}`` moves it (naive values keep their digits)."""
+        if request.method == "PUT":
+            body = await _obj_body(request)
+            name = body.get("time_zone")
+            if set(body) != {"time_zone"} or not isinstance(name, str):
+                raise SimError('the body must be {"time_zone": "<IANA zone name>"}')
+            self.sim.set_time_zone(name)
+        return {
+            "time_zone": self.sim.time_zone,
+            "custom_attributes_time_zone_aware": self.sim.custom_attributes_time_zone_aware,
+        }
 
     async def requests(self, request: Request) -> Any:
         if request.method == "DELETE":

@@ -7,9 +7,10 @@ refused before any row is read.
 
 from __future__ import annotations
 
+import datetime as dt
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ml_connector.sim.ifs.odata_syntax import (
@@ -302,9 +303,34 @@ def _bounds(node: Node, props: Mapping[str, PropType]) -> list[Bound]:
     return []
 
 
-def compile_filter(text: str, props: Mapping[str, PropType]) -> CompiledFilter:
-    """Parse and type-check ``text`` against ``props``; raise ODataError (400/501) for what IFS refuses."""
-    node = parse_filter(text)
+DateTimeReader = Callable[[str, dt.datetime], dt.datetime]  # (property, literal) -> the value compared with it
+
+
+def _utc(prop: str, value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC)
+
+
+def _read_datetimes(node: Node, read: DateTimeReader) -> Node:
+    """``node`` with each date-time literal compared with a property replaced by what ``read`` makes of it."""
+    if isinstance(node, BoolOp):
+        return replace(node, left=_read_datetimes(node.left, read), right=_read_datetimes(node.right, read))
+    if isinstance(node, Not):
+        return replace(node, operand=_read_datetimes(node.operand, read))
+    if isinstance(node, Compare):
+        left, right = node.left, node.right
+        if isinstance(left, Prop) and isinstance(right, Literal) and right.kind == DATETIME:
+            return replace(node, right=replace(right, value=read(left.name, right.value)))
+        if isinstance(right, Prop) and isinstance(left, Literal) and left.kind == DATETIME:
+            return replace(node, left=replace(left, value=read(right.name, left.value)))
+    return node
+
+
+def compile_filter(text: str, props: Mapping[str, PropType], read_datetime: DateTimeReader = _utc) -> CompiledFilter:
+    """Parse and type-check ``text`` against ``props``; raise ODataError (400/501) for what IFS refuses.
+
+    ``read_datetime`` turns a date-time literal compared with a property into that property's stored form (the
+    server's time-zone rules, ``zones.ZoneView.literal``)."""
+    node = _read_datetimes(parse_filter(text), read_datetime)
     predicate = _Compiler(props, text).compile_bool(node)
     return CompiledFilter(predicate=predicate, bounds=tuple(_bounds(node, props)))
 

@@ -89,10 +89,11 @@ def parse_datetime(text: str) -> dt.datetime:
     m = _DATETIME_RE.fullmatch(text)
     if not m:
         raise ValueError(f"not a DateTimeOffset: {text!r}")
-    return _datetime_from_match(m)
+    return _datetime_from_match(m).astimezone(dt.UTC)
 
 
 def _datetime_from_match(m: re.Match[str]) -> dt.datetime:
+    """The literal with the offset it was written with (its digits matter where IFS reads them as wall time)."""
     year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
     second = int(m.group(6) or 0)
     frac = m.group(7)
@@ -103,8 +104,7 @@ def _datetime_from_match(m: re.Match[str]) -> dt.datetime:
     else:
         sign = 1 if zone[0] == "+" else -1
         tz = dt.timezone(sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
-    value = dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
-    return value.astimezone(dt.UTC)
+    return dt.datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
 
 
 def parse_date(text: str) -> dt.date:

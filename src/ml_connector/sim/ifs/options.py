@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ml_connector.sim.ifs.zones import server_zone
 from ml_connector.sim.wire import FaultKind
 
 SEED_FIELDS = frozenset(
-    {"seed", "sites", "suppliers", "persons", "projects", "purchase_orders", "work_orders", "anchor"}
+    {
+        "seed",
+        "sites",
+        "suppliers",
+        "persons",
+        "projects",
+        "purchase_orders",
+        "work_orders",
+        "anchor",
+        "time_zone",
+        "custom_attributes_time_zone_aware",
+    }
 )
 
 
@@ -84,5 +96,13 @@ class IfsSimOptions(BaseModel):
     page_size_limit: int = Field(default=5000, ge=2)  # $top or maxpagesize at or above this is refused (400)
     next_links: bool = True  # False: truncate silently to the page size, no @odata.nextLink
     require_if_match_on_patch: bool = True  # False: PATCH without If-Match upserts, and If-Match: * is accepted
+    time_zone: str = "UTC"  # the server's zone (IANA name): wall time of naive values and of header-less requests
+    custom_attributes_time_zone_aware: bool = True  # False: Cf_* date-times are the server's wall time (zones.py)
     request_log_limit: int = Field(default=100_000, ge=0)  # entries kept; counts stay exact
     faults: FaultSettings = Field(default_factory=FaultSettings)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        server_zone(value)
+        return value

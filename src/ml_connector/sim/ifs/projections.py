@@ -40,6 +40,7 @@ from ml_connector.sim.ifs.urls import (
     resolve,
     system_options,
 )
+from ml_connector.sim.ifs.zones import aware_request
 
 Scoped = tuple[Predicate, tuple[Bound, ...], str]  # a child collection's predicate, bounds and context
 
@@ -99,7 +100,7 @@ class ProjectionHandler:
                 return ifs_error(405, f"{method} is not allowed on an entity set in this simulator")
             return self.collection(request, target, options, params, raw_path, svc_url)
         if method == "GET":
-            return self.single(target, options, svc_url)
+            return self.single(target, options, svc_url, aware=aware_request(request.headers))
         if method == "PATCH":
             return await self.patch(request, target, options, svc_url)
         return ifs_error(405, f"{method} is not allowed on this entity")
@@ -146,9 +147,12 @@ class ProjectionHandler:
         kind: EntityKind,
         select: list[str] | None,
         expands: list[tuple[ExpandItem, EntityKind, list[str] | None]],
+        aware: bool,
     ) -> dict[str, Any]:
+        """The row as served; ``aware``: the request sent ``X-Ifs-Time-Zone-Aware-Request: true``."""
+        view = self.sim.zone_view(kind, aware_request=aware)
         if select is None and not expands:
-            return record.wire
+            return view.row(record.wire, kind.props)
         wire = record.wire
         if select is None:
             out = dict(wire)
@@ -161,8 +165,8 @@ class ProjectionHandler:
             assert nav is not None
             fk = tuple(record.values.get(p) for p in nav.local)
             related = None if any(v is None for v in fk) else self.sim.get(target.name, fk)
-            out[item.nav] = None if related is None else self._shape(related, target, sub, [])
-        return out
+            out[item.nav] = None if related is None else self._shape(related, target, sub, [], aware)
+        return view.row(out, kind.props)
 
     def _under_parent(self, target: Target, predicate: Predicate | None, bounds: tuple[Bound, ...]) -> Scoped:
         """Narrow a child collection (an order's lines) to its parent: predicate, index bounds, context path."""
@@ -192,13 +196,17 @@ class ProjectionHandler:
         sim, opts = self.sim, self.sim.options
         kind = target.child or target.kind
         props = self.props(kind, target.projection)
-        compiled: CompiledFilter | None = compile_filter(options["$filter"], props) if "$filter" in options else None
+        aware = aware_request(request.headers)
+        view = sim.zone_view(kind, aware_request=aware)
+        compiled: CompiledFilter | None = (
+            compile_filter(options["$filter"], props, view.literal) if "$filter" in options else None
+        )
         predicate = compiled.predicate if compiled else None
         bounds = compiled.bounds if compiled else ()
         context = target.entity_set.name
         if target.child is not None:
             predicate, bounds, context = self._under_parent(target, predicate, bounds)
-        cache_key = f"{options.get('$filter', '')}|{context}"
+        cache_key = f"{options.get('$filter', '')}|{context}|{view.zone.key}|{aware}"
         if target.count:
             n = sim.count(kind.name, predicate, cache_key)
             return Response(str(n), media_type="text/plain", headers={"OData-Version": "4.0"})
@@ -233,7 +241,7 @@ class ProjectionHandler:
         }
         if count_flag == "true":
             body["@odata.count"] = sim.count(kind.name, predicate, cache_key)
-        body["value"] = [self._shape(r, kind, select, expands) for r in rows]
+        body["value"] = [self._shape(r, kind, select, expands, aware) for r in rows]
         headers: dict[str, str] = {}
         if preferred is not None:
             headers["Preference-Applied"] = f"odata.maxpagesize={preferred}"
@@ -258,7 +266,7 @@ class ProjectionHandler:
             raise not_found(f"No {target.child.type_name} with key {target.child_key!r} under this order")
         return target.child, record
 
-    def single(self, target: Target, options: Mapping[str, str], svc_url: str) -> Response:
+    def single(self, target: Target, options: Mapping[str, str], svc_url: str, *, aware: bool) -> Response:
         extra = set(options) - {"$select", "$expand", "$format"}
         if extra:
             raise ODataError(f"Malformed Request: {', '.join(sorted(extra))} cannot be used on a single entity")
@@ -267,7 +275,7 @@ class ProjectionHandler:
         context_set = target.entity_set.name if target.child is None else f"{target.entity_set.name}/{target.child_nav}"
         body = {
             "@odata.context": f"{svc_url}/$metadata#{context_set}/$entity",
-            **self._shape(record, kind, select, expands),
+            **self._shape(record, kind, select, expands, aware),
         }
         response = json_response(body, headers={"ETag": record.etag})
         if target.child is None:

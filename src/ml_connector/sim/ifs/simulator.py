@@ -33,6 +33,7 @@ from ml_connector.sim.ifs.store import (
     to_wire,
 )
 from ml_connector.sim.ifs.tokens import TokenInfo, TokenStore
+from ml_connector.sim.ifs.zones import ZoneView, naive_props, server_zone, wall_time
 from ml_connector.sim.wire import FaultKind
 
 CHANGED_AT = "Cf_Changed_At"
@@ -90,6 +91,7 @@ class IfsSimulator:
         self._seed_options = self.options
         self._generator = SeedGenerator(self.options)
         self._objids = 0
+        self._zone = server_zone(self.options.time_zone)
         self._seed()
 
     # -- clock -----------------------------------------------------------------------------------------------------
@@ -107,6 +109,42 @@ class IfsSimulator:
     def set_clock(self, offset_seconds: float) -> None:
         with self.lock:
             self._clock_offset = float(offset_seconds)
+
+    # -- time zone -------------------------------------------------------------------------------------------------
+    @property
+    def time_zone(self) -> str:
+        return self._zone.key
+
+    @property
+    def custom_attributes_time_zone_aware(self) -> bool:
+        return self._seed_options.custom_attributes_time_zone_aware
+
+    def set_time_zone(self, name: str) -> None:
+        """Move the server to zone ``name``. Naive values keep their wall time, as a real database's would."""
+        with self.lock:
+            try:
+                self._zone = server_zone(name)
+            except ValueError as exc:
+                raise SimError(str(exc)) from None
+
+    def zone_view(self, kind: EntityKind, *, aware_request: bool) -> ZoneView:
+        """How a request with or without ``X-Ifs-Time-Zone-Aware-Request`` sees ``kind``'s date-times."""
+        with self.lock:
+            return ZoneView(self._zone, self._naive(kind), aware_request)
+
+    def _naive(self, kind: EntityKind) -> frozenset[str]:
+        return naive_props(kind.props, self._seed_options.custom_attributes_time_zone_aware)
+
+    def _stamp(self, kind: EntityKind, name: str, instant: dt.datetime) -> dt.datetime:
+        """``instant`` as attribute ``name`` stores it: the server's wall time for a naive attribute."""
+        return wall_time(instant, self._zone) if name in self._naive(kind) else instant
+
+    def _stored(self, kind: EntityKind, values: Values) -> Values:
+        out = dict(values)
+        for name in self._naive(kind):
+            if isinstance(out.get(name), dt.datetime):
+                out[name] = self._stamp(kind, name, out[name])
+        return out
 
     # -- seeding ---------------------------------------------------------------------------------------------------
     def reset(self, **seed_fields: Any) -> dict[str, int]:
@@ -128,6 +166,7 @@ class IfsSimulator:
             self._faults = self.options.faults.model_copy(deep=True)
             self._fault_rng = random.Random(self._faults.seed)
             self._clock_offset = 0.0
+            self._zone = server_zone(merged.time_zone)
             self._windows.clear()
             self._log.clear()
             self._seed()
@@ -147,7 +186,7 @@ class IfsSimulator:
         old = o.anchor - dt.timedelta(days=400)
 
         def add(kind_name: str, values: Values, version: dt.datetime) -> None:
-            batches[kind_name].append(self._new_record(kind_name, values, version))
+            batches[kind_name].append(self._new_record(kind_name, self._stored(KINDS[kind_name], values), version))
 
         for _ in range(o.suppliers):
             add("Supplier", gen.supplier(), old)
@@ -194,7 +233,7 @@ class IfsSimulator:
             if state is not None:
                 values["Objstate"] = state
             if CHANGED_AT in store.kind.props and CHANGED_AT not in changes:
-                values[CHANGED_AT] = self.now().replace(microsecond=0)
+                values[CHANGED_AT] = self._stamp(store.kind, CHANGED_AT, self.now().replace(microsecond=0))
             objversion = self._bump_version(old.objversion)
             new = Record(store.kind, key, values, old.objid, objversion)
             store.replace(old, new)
@@ -211,7 +250,7 @@ class IfsSimulator:
             full = dict(values)
             now = self.now().replace(microsecond=0)
             if CHANGED_AT in store.kind.props and full.get(CHANGED_AT) is None:
-                full[CHANGED_AT] = now
+                full[CHANGED_AT] = self._stamp(store.kind, CHANGED_AT, now)
             key = store.key_of(full)
             if key in store.records:
                 raise SimError(f"{kind_name} {key!r} already exists", status=409, code="SIM_CONFLICT")
@@ -277,6 +316,8 @@ class IfsSimulator:
                 typed[name] = coerce(f"{kind.name}.{name}", prop_kind, value)
             except ValueError as exc:
                 raise SimError(str(exc)) from None
+            if isinstance(typed[name], dt.datetime):  # control-API values are instants
+                typed[name] = self._stamp(kind, name, typed[name])
         return typed
 
     def raw(self, record: Record, kind_name: str) -> dict[str, Any]:
