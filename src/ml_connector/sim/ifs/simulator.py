@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from ml_connector.sim.ifs.odata import Bound, Predicate
 from ml_connector.sim.ifs.odata_syntax import ENUM
 from ml_connector.sim.ifs.options import SEED_FIELDS, FailNext, FaultSettings, IfsSimOptions
@@ -70,6 +72,22 @@ class FaultDecision:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class Throttled:
+    """A request over the rate budget: the 429's ``Retry-After`` seconds (None: no header)."""
+
+    retry_after: float | None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Pydantic's errors as one short line each: ``field: what is wrong``."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
 def _objid(kind: str, n: int) -> str:
     """An Oracle-rowid-like 18-character objid."""
     return f"AAAS{_KIND_LETTER[kind]}AA{n:011X}"
@@ -87,6 +105,7 @@ class IfsSimulator:
         self.stores: dict[str, KindStore] = {}
         self._faults = self.options.faults.model_copy(deep=True)
         self._fault_rng = random.Random(self._faults.seed)
+        self.strict_if_match = self.options.strict_if_match
         self._seed_options = self.options
         self._generator = SeedGenerator(self.options)
         self._objids = 0
@@ -110,7 +129,7 @@ class IfsSimulator:
 
     # -- seeding ---------------------------------------------------------------------------------------------------
     def reset(self, **seed_fields: Any) -> dict[str, int]:
-        """Reseed deterministically (any subset of the seed options), restore faults and clock, clear the log.
+        """Reseed deterministically (any subset of the seed options), restore faults, settings and clock, clear the log.
 
         Issued tokens stay valid, so a client in the middle of a test need not log in again."""
         unknown = set(seed_fields) - SEED_FIELDS
@@ -121,13 +140,14 @@ class IfsSimulator:
         with self.lock:
             try:
                 merged = self.options.model_validate({**self.options.model_dump(), **seed_fields})
-            except ValueError as exc:
-                raise SimError(str(exc)) from None
+            except ValidationError as exc:
+                raise SimError(f"invalid seed options: {validation_message(exc)}") from None
             self._seed_options = merged
             self._generator = SeedGenerator(merged)
             self._faults = self.options.faults.model_copy(deep=True)
             self._fault_rng = random.Random(self._faults.seed)
             self._clock_offset = 0.0
+            self.strict_if_match = self.options.strict_if_match
             self._windows.clear()
             self._log.clear()
             self._seed()
@@ -421,6 +441,23 @@ class IfsSimulator:
         with self.lock:
             return self._tokens.revoke_all()
 
+    # -- run-time settings -------------------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        with self.lock:
+            return {"strict_if_match": self.strict_if_match}
+
+    def set_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change behaviour switches at run time (``strict_if_match``); ``reset`` restores the start-up options."""
+        unknown = set(changes) - {"strict_if_match"}
+        if unknown:
+            raise SimError(f"not run-time settings: {', '.join(sorted(unknown))} (allowed: strict_if_match)")
+        strict = changes.get("strict_if_match", self.strict_if_match)
+        if not isinstance(strict, bool):
+            raise SimError(f"strict_if_match must be true or false, got {strict!r}")
+        with self.lock:
+            self.strict_if_match = strict
+            return self.settings()
+
     # -- faults ----------------------------------------------------------------------------------------------------
     @property
     def faults(self) -> FaultSettings:
@@ -432,8 +469,8 @@ class IfsSimulator:
         with self.lock:
             try:
                 merged = FaultSettings.model_validate({**self._faults.model_dump(), **changes})
-            except ValueError as exc:
-                raise SimError(str(exc)) from None
+            except ValidationError as exc:
+                raise SimError(f"invalid faults: {validation_message(exc)}") from None
             self._faults = merged
             if "seed" in changes:
                 self._fault_rng = random.Random(merged.seed)
@@ -483,8 +520,8 @@ class IfsSimulator:
                 self.write(kind_name, key, {})
             return len(bumped)
 
-    def admit(self, client_id: str) -> float | None:
-        """Count a request against the client's rolling-minute budget; the Retry-After seconds when over it."""
+    def admit(self, client_id: str) -> Throttled | None:
+        """Count a request against the client's rolling-minute budget; None when admitted, else the 429 to send."""
         with self.lock:
             budget = self._faults.rate_limit_per_minute
             if budget is None:
@@ -494,9 +531,10 @@ class IfsSimulator:
             while window and window[0] <= now - 60:
                 window.popleft()
             if len(window) >= budget:
-                if self._faults.retry_after_seconds is not None:
-                    return self._faults.retry_after_seconds
-                return float(max(1, math.ceil(window[0] + 60 - now)))
+                configured = self._faults.retry_after_seconds
+                if configured != "window":
+                    return Throttled(configured)
+                return Throttled(float(max(1, math.ceil(window[0] + 60 - now))))
             window.append(now)
             return None
 
