@@ -154,4 +154,8 @@ class ControlApi:
         if request.method == "DELETE":
             self.sim.clear_requests()
             return Response(status_code=204)
-        return {"requests": self.sim.requests(), "counts": self.sim.request_counts()}
+        return {
+            "requests": self.sim.requests(),
+            "counts": self.sim.request_counts(),
+            "preconditions": self.sim.preconditions(),
+        }

@@ -287,6 +287,7 @@ class ProjectionHandler:
     def _precondition(self, if_match: str | None, record: Record | None, *, action: bool) -> Response | None:
         """IFS's If-Match rules: required on bound actions, optional on PATCH (absent: an upsert), ``*`` matches any
         current version. ``strict_if_match`` refuses the absent header and ``*`` on PATCH too, unlike IFS."""
+        self.sim.note_precondition("action" if action else "PATCH", if_match)
         strict = self.sim.strict_if_match
         what = "a bound action" if action else "PATCH"
         if if_match is None:

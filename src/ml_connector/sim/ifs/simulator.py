@@ -10,9 +10,10 @@ import datetime as dt
 import json
 import math
 import random
+import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,18 @@ class Throttled:
     retry_after: float | None
 
 
+_ETAG = re.compile(r'(W/)?"[^"]*"')
+
+
+def precondition_kind(if_match: str | None) -> str:
+    """How a write's If-Match reads: ``none``, ``any`` (``*``), ``etag`` (one quoted tag) or ``malformed``."""
+    if if_match is None:
+        return "none"
+    if if_match.strip() == "*":
+        return "any"
+    return "etag" if _ETAG.fullmatch(if_match.strip()) else "malformed"
+
+
 def validation_message(exc: ValidationError) -> str:
     """Pydantic's errors as one short line each: ``field: what is wrong``."""
     parts = []
@@ -101,6 +114,7 @@ class IfsSimulator:
         self._tokens = TokenStore(self.time)
         self._log = RequestLog(self.options.request_log_limit, lambda: to_wire(self.now()))
         self._windows: dict[str, deque[float]] = {}
+        self._preconditions: Counter[str] = Counter()
         self._count_cache: dict[tuple[str, str], tuple[int, int]] = {}
         self.stores: dict[str, KindStore] = {}
         self._faults = self.options.faults.model_copy(deep=True)
@@ -149,6 +163,7 @@ class IfsSimulator:
             self._clock_offset = 0.0
             self.strict_if_match = self.options.strict_if_match
             self._windows.clear()
+            self._preconditions.clear()
             self._log.clear()
             self._seed()
             return self.sizes()
@@ -546,6 +561,16 @@ class IfsSimulator:
             return self._log.add(
                 method=method, path=path, query=query, endpoint=endpoint, if_match=if_match, client_id=client_id
             )
+
+    def note_precondition(self, write: str, if_match: str | None) -> None:
+        """Tally the If-Match of a write (``PATCH`` or ``action``) as ``etag``, ``any`` (``*``), ``none`` or
+        ``malformed``; kept until ``reset``, not cleared with the log, so a test can check a whole run."""
+        with self.lock:
+            self._preconditions[f"{write} {precondition_kind(if_match)}"] += 1
+
+    def preconditions(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self._preconditions)
 
     def finish_request(self, entry: dict[str, Any], status: int | None) -> None:
         with self.lock:

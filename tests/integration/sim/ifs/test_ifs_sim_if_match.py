@@ -120,3 +120,17 @@ def test_strict_if_match_through_the_control_api(ifs: Ifs) -> None:
 def test_settings_refuse_bad_bodies(ifs: Ifs, body: object, needle: str) -> None:
     response = ifs.http.put("/_sim/settings", json=body)
     assert response.status_code == 400 and needle in response.json()["error"]["message"]
+
+
+def test_preconditions_are_tallied_until_reset_not_cleared_with_the_log(ifs: Ifs) -> None:
+    etag = ifs.get(po_url("PO-000037")).headers["ETag"]
+    ifs.patch(po_url("PO-000037"), {"Cf_Jira_Key": "A-1"}, **{"If-Match": etag})
+    ifs.patch(po_url("PO-000037"), {"Cf_Jira_Key": "A-2"}, **{"If-Match": "*"})
+    ifs.patch(po_url("PO-000037"), {"Cf_Jira_Key": "A-3"})
+    ifs.patch(po_url("PO-000037"), {"Cf_Jira_Key": "A-4"}, **{"If-Match": "not-a-tag"})
+    ifs.post(f"{po_url('PO-000037')}/{RELEASE}")
+    ifs.http.delete("/_sim/requests")
+    tally = ifs.http.get("/_sim/requests").json()["preconditions"]
+    assert tally == {"PATCH etag": 1, "PATCH any": 1, "PATCH none": 1, "PATCH malformed": 1, "action none": 1}
+    ifs.http.post("/_sim/reset", json={})
+    assert ifs.http.get("/_sim/requests").json()["preconditions"] == {}
