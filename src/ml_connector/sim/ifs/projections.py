@@ -154,9 +154,9 @@ class ProjectionHandler:
         expands: list[tuple[ExpandItem, EntityKind, list[str] | None]],
         ieee754: bool = False,
     ) -> dict[str, Any]:
-        if select is None and not expands:
-            return as_ieee754(record.wire, kind) if ieee754 else record.wire
         wire = as_ieee754(record.wire, kind) if ieee754 else record.wire
+        if select is None and not expands:
+            return wire
         if select is None:
             out = dict(wire)
         else:
@@ -286,7 +286,7 @@ class ProjectionHandler:
     # -- writes ----------------------------------------------------------------------------------------------------
     def _precondition(self, if_match: str | None, record: Record | None, *, action: bool) -> Response | None:
         """IFS's If-Match rules: required on bound actions, optional on PATCH (absent: an upsert), ``*`` matches any
-        current version. ``strict_if_match`` refuses the absent header and ``*`` on PATCH too, unlike IFS."""
+        current version. ``strict_if_match`` also refuses PATCH without it and ``*`` anywhere, unlike IFS."""
         self.sim.note_precondition("action" if action else "PATCH", if_match)
         strict = self.sim.strict_if_match
         what = "a bound action" if action else "PATCH"
