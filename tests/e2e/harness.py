@@ -89,6 +89,13 @@ class World:
             if k.split()[0] in {"POST", "PUT", "DELETE"} and "/search" not in k
         }
 
+    def unsafe_ifs_writes(self) -> dict[str, int]:
+        """IFS writes that did not carry one concrete ETag: ``If-Match: *``, none (IFS upserts then) or garbage.
+
+        The simulator accepts the first two as IFS does, so only this tally shows the connector relying on them."""
+        tally: dict[str, int] = self.ifs_sim.requests()["preconditions"]
+        return {kind: n for kind, n in tally.items() if not kind.endswith(" etag")}
+
     def stop(self) -> None:
         self.ifs_sim.close()
         self.jira_sim.close()
@@ -111,6 +118,8 @@ def world(
     w = World(ifs_handle, jira_handle, SimControl(ifs_handle.url), SimControl(jira_handle.url), ifs_app.state.sim)
     try:
         yield w
+        # every test run on this harness proves the connector never wrote to IFS without a concrete ETag
+        assert not w.unsafe_ifs_writes(), f"IFS writes without a concrete If-Match: {w.unsafe_ifs_writes()}"
     finally:
         w.stop()
 

@@ -10,6 +10,7 @@ import httpx2
 
 from e2e.harness import World, connector_config, make_connector, world
 from ml_connector.engine import OutboundSync, WritebackSync
+from ml_connector.sim.ifs import precondition_kind
 from ml_connector.sim.people import PEOPLE
 
 PRIORITY_BY_TIER = {"T1": "High", "T2": "Medium", "T3": "Low"}
@@ -115,7 +116,7 @@ def test_volume_sync_edit_and_writeback(tmp_path: Path, store_url: str) -> None:
             for r in w.ifs_sim.requests()["requests"]
             if r["method"] in ("PATCH", "POST") and "/auth/" not in r["path"]
         ]
-        assert len(writes) == 100 and all(r["if_match"] for r in writes)
+        assert len(writes) == 100 and all(precondition_kind(r["if_match"]) == "etag" for r in writes)
         statuses = Counter()
         for issue in moved:
             ref = issue["properties"]["ml-connector"]["key"]

@@ -24,8 +24,10 @@ def sim_ifs(
     token_expires_in: int = typer.Option(180, help="Access-token lifetime in seconds."),
     max_page_size: int = typer.Option(1000, help="Server page size when the client sends no maxpagesize."),
     next_links: bool = typer.Option(True, "--next-links/--no-next-links", help="Emit @odata.nextLink."),
-    require_if_match: bool = typer.Option(
-        True, "--require-if-match/--allow-patch-without-if-match", help="Refuse PATCH without If-Match (428)."
+    strict_if_match: bool = typer.Option(
+        False,
+        "--strict-if-match/--no-strict-if-match",
+        help="Refuse PATCH without If-Match and If-Match: * (428); IFS itself upserts and accepts *.",
     ),
     time_zone: str = typer.Option("UTC", help="The server's time zone (IANA name), e.g. America/Chicago."),
     naive_custom_attributes: bool = typer.Option(
@@ -54,7 +56,7 @@ def sim_ifs(
         token_expires_in=token_expires_in,
         max_page_size=max_page_size,
         next_links=next_links,
-        require_if_match_on_patch=require_if_match,
+        strict_if_match=strict_if_match,
         time_zone=time_zone,
         custom_attributes_time_zone_aware=not naive_custom_attributes,
         faults=FaultSettings(rate_limit_per_minute=rate_limit or None),

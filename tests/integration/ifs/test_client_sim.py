@@ -15,6 +15,7 @@ from ml_connector import logging as mlc_logging
 from ml_connector.errors import AuthError, ConcurrencyConflict, NotFound, Rejected
 from ml_connector.ifs import EnumLiteral, F, IfsClient, decode_etag
 from ml_connector.serve import ServerHandle
+from ml_connector.sim.ifs import precondition_kind
 
 from .conftest import PO_SET, SimControl, connection
 
@@ -53,9 +54,15 @@ def test_get_patch_and_stale_etag(client: IfsClient, sim: tuple[ServerHandle, Si
     assert done["Cf_Jira_Status"] == "Done"
     assert str(control.raw("PurchaseOrder", row["OrderNo"])["objversion"]) > str(after)
     patches = _requests(control, "PATCH", "PurchaseOrderSet")
-    assert all(p["if_match"] for p in patches)
-    with pytest.raises(ValueError):
-        client.patch(PO_SET, key, {"Cf_Jira_Status": "x"}, "*")
+    assert patches and all(precondition_kind(str(p["if_match"])) == "etag" for p in patches)
+    tally = control.requests()["preconditions"]
+    assert tally["PATCH etag"] >= 3 and all(kind.endswith(" etag") for kind in tally), tally
+    for unsafe in ("*", " * ", ""):  # the simulator accepts * as IFS does, so the client must refuse it itself
+        with pytest.raises(ValueError):
+            client.patch(PO_SET, key, {"Cf_Jira_Status": "x"}, unsafe)
+        with pytest.raises(ValueError):
+            client.call_action(PO_SET, key, "PurchaseOrder_Release", unsafe)
+    assert control.requests()["preconditions"] == tally, "nothing was sent"
 
 
 def test_concurrent_edit_between_read_and_write_is_a_conflict(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import httpx2
 import pytest
@@ -10,7 +11,7 @@ from ml_connector.config.connections import HttpSettings
 from ml_connector.errors import MalformedResponse
 from ml_connector.http import ApiSession, build_client
 from ml_connector.ifs import IfsClient
-from ml_connector.ifs.metadata import parse_metadata
+from ml_connector.ifs.metadata import parse_metadata, typed_value
 from ml_connector.ifs.odata import literal
 
 CSDL = """<?xml version="1.0" encoding="utf-8"?>
@@ -121,3 +122,27 @@ def test_the_client_reports_an_entity_bomb_as_a_malformed_response() -> None:
     client = IfsClient(ApiSession(http, system="ifs", settings=settings))
     with pytest.raises(MalformedResponse, match=r"expected a CSDL document .* refused unparsed"):
         client.metadata("PurchaseOrderHandling")
+
+
+@pytest.mark.parametrize(
+    ("edm_type", "number", "text"),
+    [
+        ("Edm.Decimal", 1234.5, "1234.5"),
+        ("Edm.Decimal", 0.1, "0.1"),
+        ("Edm.Decimal", -7, "-7"),
+        ("Edm.Int64", 9007199254740993, "9007199254740993"),  # beyond a double's exact range: only a string is safe
+        ("Edm.Int64", -3, "-3"),
+    ],
+)
+def test_decimal_and_int64_read_the_same_as_number_or_ieee754_string(edm_type: str, number: Any, text: str) -> None:
+    """IEEE754Compatible=true servers send Edm.Decimal and Edm.Int64 as JSON strings; keyset paging must build the
+    same literal from either form."""
+    from_number, from_text = typed_value(edm_type, number), typed_value(edm_type, text)
+    assert literal(from_number) == literal(from_text) == text  # the keyset filter is all the values are used for
+
+
+def test_an_ieee754_string_that_is_not_a_number_is_refused() -> None:
+    with pytest.raises(ValueError):
+        typed_value("Edm.Decimal", "12,5")
+    with pytest.raises(ValueError):
+        typed_value("Edm.Int64", "1.5")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,21 @@ def test_clean_text_keeps_tab_newline_and_unicode() -> None:
     assert clean_text("a\tb\nc\r\n\u00e9\u4e2d\U0001f600") == ("a\tb\nc\n\u00e9\u4e2d\U0001f600", 1)
     assert clean_text("\x00\x01\x08\x0b\x0c\x1f\x7f\x80\x9f") == ("", 9)
     assert clean_text("\xa0ok") == ("\xa0ok", 0)
+
+
+def test_a_decimal_as_number_or_ieee754_string_maps_alike(config: Any) -> None:
+    """An IFS answering with IEEE754Compatible=true sends Edm.Decimal as a JSON string. The connector never asks for
+    it, but a string must map without error, and one in the shortest form renders as the number does."""
+    as_number = map_issue(PO, config.flow("purchase_orders"), CTX, lines=LINES)
+    as_string = map_issue({**PO, "TotalAmount": "10"}, config.flow("purchase_orders"), CTX, lines=LINES)
+    assert as_string.description == as_number.description
+    assert as_string.content_hash == as_number.content_hash
+    for amount in (1234.5, "1234.5", "1234.50"):
+        draft = dataclasses.replace(as_number, custom_fields={"Amount": str(amount)})
+        fields = build_issue_fields(
+            draft,
+            field_ids={"Amount": FieldTarget("customfield_10070", "number")},
+            account_id=None,
+            to_adf=lambda text: text,
+        )
+        assert fields["customfield_10070"] == 1234.5

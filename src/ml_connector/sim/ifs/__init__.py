@@ -9,7 +9,7 @@ from ml_connector.sim.ifs.odata import ODataError, quote_string
 from ml_connector.sim.ifs.options import FailNext, FaultSettings, IfsSimOptions
 from ml_connector.sim.ifs.schema import BASE_PATH
 from ml_connector.sim.ifs.seed import SPECIAL_ORDER_SUFFIXES, order_no
-from ml_connector.sim.ifs.simulator import IfsSimulator, SimError
+from ml_connector.sim.ifs.simulator import IfsSimulator, SimError, precondition_kind
 from ml_connector.sim.wire import ConnectionDropped
 
 __all__ = [
@@ -25,5 +25,6 @@ __all__ = [
     "SimError",
     "create_app",
     "order_no",
+    "precondition_kind",
     "quote_string",
 ]

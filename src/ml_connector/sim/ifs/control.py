@@ -79,6 +79,7 @@ class ControlApi:
             Route("/_sim/records/{entity}/bulk-edit", _guard(self.bulk_edit), methods=["POST"]),
             Route("/_sim/records/{entity}/{key:sim_ifs_key}", _guard(self.record), methods=["GET", "PATCH"]),
             Route("/_sim/faults", _guard(self.faults), methods=["GET", "PUT"]),
+            Route("/_sim/settings", _guard(self.settings), methods=["GET", "PUT"]),
             Route("/_sim/tokens/revoke", _guard(self.revoke), methods=["POST"]),
             Route("/_sim/clock", _guard(self.clock), methods=["GET", "PUT"]),
             Route("/_sim/time-zone", _guard(self.time_zone), methods=["GET", "PUT"]),
@@ -134,6 +135,11 @@ class ControlApi:
             self.sim.set_faults(**await _obj_body(request))
         return json.loads(self.sim.faults.model_dump_json())
 
+    async def settings(self, request: Request) -> Any:
+        if request.method == "PUT":
+            return self.sim.set_settings(await _obj_body(request))
+        return self.sim.settings()
+
     async def revoke(self, request: Request) -> Any:
         return {"revoked": self.sim.revoke_tokens()}
 
@@ -163,4 +169,8 @@ class ControlApi:
         if request.method == "DELETE":
             self.sim.clear_requests()
             return Response(status_code=204)
-        return {"requests": self.sim.requests(), "counts": self.sim.request_counts()}
+        return {
+            "requests": self.sim.requests(),
+            "counts": self.sim.request_counts(),
+            "preconditions": self.sim.preconditions(),
+        }

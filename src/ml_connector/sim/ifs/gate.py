@@ -93,9 +93,9 @@ class FaultGate:
         if why:
             return unauthorized(sim.options.realm, why)
         assert info is not None
-        retry_after = sim.admit(info.client_id)
-        if retry_after is not None:
-            return rate_limited(retry_after)
+        throttled = sim.admit(info.client_id)
+        if throttled is not None:
+            return rate_limited(throttled.retry_after)
         if sim.random_503():
             return ifs_error(503, DEFAULT_MESSAGES[503], "MI_MODIFIED_ERROR")
         return None

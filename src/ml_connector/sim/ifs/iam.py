@@ -14,6 +14,7 @@ from ml_connector.sim.ifs.responses import json_response, oauth_error
 from ml_connector.sim.ifs.simulator import IfsSimulator
 
 _BAD_CLIENT = "Invalid client or Invalid client credentials"
+REFRESH_EXPIRES_IN = 1800  # the refresh lifetime in IFS's documented token answer (30 minutes)
 
 
 class Iam:
@@ -66,7 +67,7 @@ class Iam:
         body = {
             "access_token": access,
             "expires_in": lifetime,
-            "refresh_expires_in": 0,
+            "refresh_expires_in": REFRESH_EXPIRES_IN,
             "token_type": "Bearer",
             "not-before-policy": 0,
             "scope": scope,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -62,13 +63,24 @@ class FaultSettings(BaseModel):
 
     latency_ms: float = Field(default=0, ge=0)
     rate_limit_per_minute: int | None = Field(default=1000, ge=1)  # per client id; None disables the budget
-    retry_after_seconds: float | None = Field(default=None, ge=0)  # None: time until the window frees a slot
+    # the 429's Retry-After: "window" = seconds until the window frees a slot; a number; None = no header
+    retry_after_seconds: float | Literal["window"] | None = "window"
     error_503_rate: float = Field(default=0.0, ge=0, le=1)
     drop_rate: float = Field(default=0.0, ge=0, le=1)
     concurrent_edit_rate: float = Field(default=0.0, ge=0, le=1)
     token_lifetime_seconds: int | None = Field(default=None, ge=1)  # None: IfsSimOptions.token_expires_in
     fail_next: list[FailNext] = Field(default_factory=list)
     seed: int = 0
+
+    @field_validator("retry_after_seconds", mode="before")
+    @classmethod
+    def _retry_after(cls, value: Any) -> Any:
+        """One clear message instead of pydantic's one-per-union-member list."""
+        if value is None or value == "window":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+            raise ValueError(f'must be a finite number >= 0, "window" or null, got {value!r}')
+        return float(value)
 
 
 class IfsSimOptions(BaseModel):
@@ -95,7 +107,7 @@ class IfsSimOptions(BaseModel):
     max_page_size: int = Field(default=1000, ge=1, le=4999)  # server page when the client sends no maxpagesize
     page_size_limit: int = Field(default=5000, ge=2)  # $top or maxpagesize at or above this is refused (400)
     next_links: bool = True  # False: truncate silently to the page size, no @odata.nextLink
-    require_if_match_on_patch: bool = True  # False: PATCH without If-Match upserts, and If-Match: * is accepted
+    strict_if_match: bool = False  # True: refuse PATCH without If-Match and If-Match: * (428), unlike IFS
     time_zone: str = "UTC"  # the server's zone (IANA name): wall time of naive values and of header-less requests
     custom_attributes_time_zone_aware: bool = True  # False: Cf_* date-times are the server's wall time (zones.py)
     request_log_limit: int = Field(default=100_000, ge=0)  # entries kept; counts stay exact

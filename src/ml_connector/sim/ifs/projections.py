@@ -23,10 +23,16 @@ from ml_connector.sim.ifs.odata import (
     parse_orderby,
     parse_select,
 )
-from ml_connector.sim.ifs.responses import ifs_error, json_response
+from ml_connector.sim.ifs.responses import (
+    IEEE754_JSON_TYPE,
+    JSON_TYPE,
+    ieee754_compatible,
+    ifs_error,
+    json_response,
+)
 from ml_connector.sim.ifs.schema import BASE_PATH, KINDS, PROJECTIONS, EntityKind, Projection, metadata_xml, prop_types
 from ml_connector.sim.ifs.simulator import IfsSimulator, SimError
-from ml_connector.sim.ifs.store import OrderSpec, Record, coerce
+from ml_connector.sim.ifs.store import OrderSpec, Record, as_ieee754, coerce
 from ml_connector.sim.ifs.urls import (
     Target,
     decode_skiptoken,
@@ -100,7 +106,13 @@ class ProjectionHandler:
                 return ifs_error(405, f"{method} is not allowed on an entity set in this simulator")
             return self.collection(request, target, options, params, raw_path, svc_url)
         if method == "GET":
-            return self.single(target, options, svc_url, aware=aware_request(request.headers))
+            return self.single(
+                target,
+                options,
+                svc_url,
+                aware=aware_request(request.headers),
+                ieee754=ieee754_compatible(request.headers.get("accept")),
+            )
         if method == "PATCH":
             return await self.patch(request, target, options, svc_url)
         return ifs_error(405, f"{method} is not allowed on this entity")
@@ -148,12 +160,14 @@ class ProjectionHandler:
         select: list[str] | None,
         expands: list[tuple[ExpandItem, EntityKind, list[str] | None]],
         aware: bool,
+        ieee754: bool = False,
     ) -> dict[str, Any]:
-        """The row as served; ``aware``: the request sent ``X-Ifs-Time-Zone-Aware-Request: true``."""
+        """The row as served; ``aware``: the request sent ``X-Ifs-Time-Zone-Aware-Request: true``; ``ieee754``: its
+        Accept asked for ``IEEE754Compatible=true`` (decimals as strings)."""
         view = self.sim.zone_view(kind, aware_request=aware)
+        wire = as_ieee754(record.wire, kind) if ieee754 else record.wire
         if select is None and not expands:
-            return view.row(record.wire, kind.props)
-        wire = record.wire
+            return view.row(wire, kind.props)
         if select is None:
             out = dict(wire)
         else:
@@ -165,7 +179,7 @@ class ProjectionHandler:
             assert nav is not None
             fk = tuple(record.values.get(p) for p in nav.local)
             related = None if any(v is None for v in fk) else self.sim.get(target.name, fk)
-            out[item.nav] = None if related is None else self._shape(related, target, sub, [], aware)
+            out[item.nav] = None if related is None else self._shape(related, target, sub, [], aware, ieee754)
         return view.row(out, kind.props)
 
     def _under_parent(self, target: Target, predicate: Predicate | None, bounds: tuple[Bound, ...]) -> Scoped:
@@ -239,9 +253,11 @@ class ProjectionHandler:
         body: dict[str, Any] = {
             "@odata.context": f"{svc_url}/$metadata#{context}" + (f"({','.join(select)})" if select else "")
         }
+        ieee754 = ieee754_compatible(request.headers.get("accept"))
         if count_flag == "true":
-            body["@odata.count"] = sim.count(kind.name, predicate, cache_key)
-        body["value"] = [self._shape(r, kind, select, expands, aware) for r in rows]
+            n = sim.count(kind.name, predicate, cache_key)
+            body["@odata.count"] = str(n) if ieee754 else n  # OData: the count is an Int64
+        body["value"] = [self._shape(r, kind, select, expands, aware, ieee754) for r in rows]
         headers: dict[str, str] = {}
         if preferred is not None:
             headers["Preference-Applied"] = f"odata.maxpagesize={preferred}"
@@ -252,7 +268,7 @@ class ProjectionHandler:
                 kept.append(("$top", str(remaining)))
             kept.append(("$skiptoken", encode_skiptoken(order, rows[-1])))
             body["@odata.nextLink"] = f"{str(request.base_url).rstrip('/')}{raw_path}?{query_string(kept)}"
-        response = json_response(body, headers=headers)
+        response = json_response(body, headers=headers, media_type=_json_type(ieee754))
         sim.concurrent_edits(kind.name, [r.key for r in rows])  # ETags read from a collection go stale too
         return response
 
@@ -266,7 +282,9 @@ class ProjectionHandler:
             raise not_found(f"No {target.child.type_name} with key {target.child_key!r} under this order")
         return target.child, record
 
-    def single(self, target: Target, options: Mapping[str, str], svc_url: str, *, aware: bool) -> Response:
+    def single(
+        self, target: Target, options: Mapping[str, str], svc_url: str, *, aware: bool, ieee754: bool
+    ) -> Response:
         extra = set(options) - {"$select", "$expand", "$format"}
         if extra:
             raise ODataError(f"Malformed Request: {', '.join(sorted(extra))} cannot be used on a single entity")
@@ -275,17 +293,19 @@ class ProjectionHandler:
         context_set = target.entity_set.name if target.child is None else f"{target.entity_set.name}/{target.child_nav}"
         body = {
             "@odata.context": f"{svc_url}/$metadata#{context_set}/$entity",
-            **self._shape(record, kind, select, expands, aware),
+            **self._shape(record, kind, select, expands, aware, ieee754),
         }
-        response = json_response(body, headers={"ETag": record.etag})
+        response = json_response(body, headers={"ETag": record.etag}, media_type=_json_type(ieee754))
         if target.child is None:
             self.sim.concurrent_edits(kind.name, [record.key])  # a user saves the record right after the read
         return response
 
     # -- writes ----------------------------------------------------------------------------------------------------
-    def _precondition(self, request: Request, record: Record | None, *, action: bool) -> Response | None:
-        if_match = request.headers.get("if-match")
-        strict = self.sim.options.require_if_match_on_patch
+    def _precondition(self, if_match: str | None, record: Record | None, *, action: bool) -> Response | None:
+        """IFS's If-Match rules: required on bound actions, optional on PATCH (absent: an upsert), ``*`` matches any
+        current version. ``strict_if_match`` also refuses PATCH without it and ``*`` anywhere, unlike IFS."""
+        self.sim.note_precondition("action" if action else "PATCH", if_match)
+        strict = self.sim.strict_if_match
         what = "a bound action" if action else "PATCH"
         if if_match is None:
             if action or strict:
@@ -295,16 +315,14 @@ class ProjectionHandler:
                     "ODP_MISSING_PRECONDITION",
                 )
             return None
-        if if_match.strip() == "*":
-            if strict:
-                return ifs_error(
-                    428, "If-Match: * is not accepted: send the ETag read from the entity", "ODP_MISSING_PRECONDITION"
-                )
-            return None
+        if if_match.strip() == "*" and strict:
+            return ifs_error(
+                428, "If-Match: * is not accepted: send the ETag read from the entity", "ODP_MISSING_PRECONDITION"
+            )
         if record is None:
             return ifs_error(404, "The entity does not exist", "ODP_RESOURCE_NOTFOUND")
         tags = [t.strip() for t in if_match.split(",")]
-        if record.etag not in tags:
+        if "*" not in tags and record.etag not in tags:
             return ifs_error(
                 412,
                 f"The {record.wire['luname']} has been modified by another user since it was "
@@ -327,12 +345,13 @@ class ProjectionHandler:
         except ValueError:
             raise ODataError("Error while de-serializing contents.", code="ODP_DESERIALIZATION_ERROR") from None
 
-    def _typed_patch(self, kind: EntityKind, key: tuple[Any, ...], body: Any) -> dict[str, Any]:
+    def _typed_body(self, kind: EntityKind, key: tuple[Any, ...], body: Any, *, ieee754: bool) -> dict[str, Any]:
+        """Every property of a PATCH body, typed (keys must equal the URL's and are left out)."""
         if not isinstance(body, dict):
             raise ODataError(
                 "Error while de-serializing contents: the body must be a JSON object", code="ODP_DESERIALIZATION_ERROR"
             )
-        changes: dict[str, Any] = {}
+        typed: dict[str, Any] = {}
         for name, value in body.items():
             if name.startswith("@") or name in ("luname", "keyref", "Objgrants"):
                 continue
@@ -346,24 +365,29 @@ class ProjectionHandler:
                 if value != key[kind.keys.index(name)]:
                     raise ODataError(f"The key attribute {name} cannot be changed", code="DATABASE_ERROR")
                 continue
-            if name not in kind.writable:
-                raise ODataError(
-                    f"ORA-20113: {kind.luname}.UPDATE: Field [{name}] is not updatable", code="DATABASE_ERROR"
-                )
             try:
-                typed = coerce(name, prop_kind, value)
+                typed[name] = coerce(name, prop_kind, value, ieee754=ieee754)
             except ValueError:
                 raise ODataError(
                     f"Error while de-serializing contents: invalid value for '{name}'", code="ODP_DESERIALIZATION_ERROR"
                 ) from None
             limit = kind.max_length.get(name)
-            if limit is not None and isinstance(typed, str) and len(typed) > limit:
+            if limit is not None and isinstance(typed[name], str) and len(typed[name]) > limit:
                 raise ODataError(
-                    f"ORA-12899: value too large for {name} (actual: {len(typed)}, maximum: {limit})",
+                    f"ORA-12899: value too large for {name} (actual: {len(typed[name])}, maximum: {limit})",
                     code="DATABASE_ERROR",
                 )
-            changes[name] = typed
-        return changes
+        return typed
+
+    @staticmethod
+    def _updatable(kind: EntityKind, typed: Mapping[str, Any], *, upsert: bool) -> dict[str, Any]:
+        """The changes an update applies: an upsert ignores non-updatable attributes, a plain update refuses them."""
+        refused = [name for name in typed if name not in kind.writable]
+        if refused and not upsert:
+            raise ODataError(
+                f"ORA-20113: {kind.luname}.UPDATE: Field [{refused[0]}] is not updatable", code="DATABASE_ERROR"
+            )
+        return {name: value for name, value in typed.items() if name in kind.writable}
 
     async def patch(self, request: Request, target: Target, options: Mapping[str, str], svc_url: str) -> Response:
         if options:
@@ -375,29 +399,36 @@ class ProjectionHandler:
         kind = target.kind
         assert target.key is not None
         body = await self._json_body(request)
-        changes = self._typed_patch(kind, target.key, body if body is not None else {})
+        ieee754_in = ieee754_compatible(request.headers.get("content-type"))
+        typed = self._typed_body(kind, target.key, body if body is not None else {}, ieee754=ieee754_in)
+        if_match = request.headers.get("if-match")
         sim = self.sim
         with sim.lock:
             record = sim.get(kind.name, target.key)
-            refused = self._precondition(request, record, action=False)
+            refused = self._precondition(if_match, record, action=False)
             if refused is not None:
                 return refused
+            changes = self._updatable(kind, typed, upsert=if_match is None)
             if record is None:  # PATCH without If-Match is an upsert in IFS: a typo'd key creates a record
                 values: dict[str, Any] = dict(zip(kind.keys, target.key, strict=True))
-                values.update(changes)
+                values.update({k: v for k, v in typed.items() if k != "Objstate"})
                 values["Objstate"] = kind.initial_state
                 record = sim.create_record(kind.name, values)
                 status = 201
             else:
                 record = sim.write(kind.name, target.key, changes)
                 status = 200
+        return self._written(request, record, status, f"{svc_url}/$metadata#{target.entity_set.name}/$entity")
+
+    def _written(self, request: Request, record: Record, status: int, context: str) -> Response:
         headers = {"ETag": record.etag}
         if prefers_minimal(request.headers):
             return Response(
                 status_code=204, headers={**headers, "Preference-Applied": "return=minimal", "OData-Version": "4.0"}
             )
-        body_out = {"@odata.context": f"{svc_url}/$metadata#{target.entity_set.name}/$entity", **record.wire}
-        return json_response(body_out, status, headers)
+        ieee754 = ieee754_compatible(request.headers.get("accept"))
+        wire = as_ieee754(record.wire, record.kind) if ieee754 else record.wire
+        return json_response({"@odata.context": context, **wire}, status, headers, _json_type(ieee754))
 
     async def bound_action(self, request: Request, target: Target) -> Response:
         kind = target.kind
@@ -411,7 +442,7 @@ class ProjectionHandler:
         sim = self.sim
         with sim.lock:
             record = self._parent_or_404(target)
-            refused = self._precondition(request, record, action=True)
+            refused = self._precondition(request.headers.get("if-match"), record, action=True)
             if refused is not None:
                 return refused
             state = record.values.get("Objstate")
@@ -424,3 +455,7 @@ class ProjectionHandler:
                 )
             sim.write(kind.name, target.key, {}, state=transition.target)
         return Response(status_code=204, headers={"OData-Version": "4.0"})
+
+
+def _json_type(ieee754: bool) -> str:
+    return IEEE754_JSON_TYPE if ieee754 else JSON_TYPE

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.responses import Response
 
 JSON_TYPE = "application/json;odata.metadata=minimal"
+IEEE754_JSON_TYPE = JSON_TYPE + ";IEEE754Compatible=true"
 DEFAULT_CODES = {
     400: "ODP_UNSUPPORTED_URL",
     401: "UNAUTHORIZED",
@@ -39,6 +40,17 @@ def json_response(
     return Response(content, status_code=status, headers=out, media_type=media_type)
 
 
+def ieee754_compatible(media: str | None) -> bool:
+    """Whether an Accept or Content-Type value carries the OData format parameter ``IEEE754Compatible=true``
+    (Edm.Int64 and Edm.Decimal travel as JSON strings then)."""
+    for media_range in (media or "").split(","):
+        for param in media_range.split(";")[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "ieee754compatible" and value.strip().strip('"').lower() == "true":
+                return True
+    return False
+
+
 def ifs_error(status: int, message: str, code: str | None = None, headers: Mapping[str, str] | None = None) -> Response:
     body = {"error": {"code": code or DEFAULT_CODES.get(status, "ERROR"), "message": message, "details": []}}
     return json_response(body, status, headers, media_type="application/json")
@@ -54,9 +66,10 @@ def unauthorized(realm: str, why: str) -> Response:
     return ifs_error(401, text, "UNAUTHORIZED", {"WWW-Authenticate": challenge})
 
 
-def rate_limited(retry_after: float) -> Response:
-    seconds = str(max(0, round(retry_after)))
-    return ifs_error(429, DEFAULT_MESSAGES[429], headers={"Retry-After": seconds})
+def rate_limited(retry_after: float | None) -> Response:
+    """A 429; ``retry_after`` None sends no ``Retry-After`` (IFS documents no rate-limit headers at all)."""
+    headers = {} if retry_after is None else {"Retry-After": str(max(0, round(retry_after)))}
+    return ifs_error(429, DEFAULT_MESSAGES[429], headers=headers)
 
 
 def oauth_error(status: int, error: str, description: str) -> Response:

@@ -10,12 +10,15 @@ import datetime as dt
 import json
 import math
 import random
+import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import ValidationError
 
 from ml_connector.sim.ifs.odata import Bound, Predicate
 from ml_connector.sim.ifs.odata_syntax import ENUM
@@ -71,6 +74,34 @@ class FaultDecision:
     message: str | None = None
 
 
+@dataclass(frozen=True)
+class Throttled:
+    """A request over the rate budget: the 429's ``Retry-After`` seconds (None: no header)."""
+
+    retry_after: float | None
+
+
+_ETAG = re.compile(r'(W/)?"[^"]*"')
+
+
+def precondition_kind(if_match: str | None) -> str:
+    """How a write's If-Match reads: ``none``, ``any`` (``*``), ``etag`` (one quoted tag) or ``malformed``."""
+    if if_match is None:
+        return "none"
+    if if_match.strip() == "*":
+        return "any"
+    return "etag" if _ETAG.fullmatch(if_match.strip()) else "malformed"
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Pydantic's errors as one short line each: ``field: what is wrong``."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "body"
+        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
 def _objid(kind: str, n: int) -> str:
     """An Oracle-rowid-like 18-character objid."""
     return f"AAAS{_KIND_LETTER[kind]}AA{n:011X}"
@@ -84,10 +115,12 @@ class IfsSimulator:
         self._tokens = TokenStore(self.time)
         self._log = RequestLog(self.options.request_log_limit, lambda: to_wire(self.now()))
         self._windows: dict[str, deque[float]] = {}
+        self._preconditions: Counter[str] = Counter()
         self._count_cache: dict[tuple[str, str], tuple[int, int]] = {}
         self.stores: dict[str, KindStore] = {}
         self._faults = self.options.faults.model_copy(deep=True)
         self._fault_rng = random.Random(self._faults.seed)
+        self.strict_if_match = self.options.strict_if_match
         self._seed_options = self.options
         self._generator = SeedGenerator(self.options)
         self._objids = 0
@@ -148,7 +181,7 @@ class IfsSimulator:
 
     # -- seeding ---------------------------------------------------------------------------------------------------
     def reset(self, **seed_fields: Any) -> dict[str, int]:
-        """Reseed deterministically (any subset of the seed options), restore faults and clock, clear the log.
+        """Reseed deterministically (any subset of the seed options), restore faults, settings and clock, clear the log.
 
         Issued tokens stay valid, so a client in the middle of a test need not log in again."""
         unknown = set(seed_fields) - SEED_FIELDS
@@ -159,15 +192,17 @@ class IfsSimulator:
         with self.lock:
             try:
                 merged = self.options.model_validate({**self.options.model_dump(), **seed_fields})
-            except ValueError as exc:
-                raise SimError(str(exc)) from None
+            except ValidationError as exc:
+                raise SimError(f"invalid seed options: {validation_message(exc)}") from None
             self._seed_options = merged
             self._generator = SeedGenerator(merged)
             self._faults = self.options.faults.model_copy(deep=True)
             self._fault_rng = random.Random(self._faults.seed)
             self._clock_offset = 0.0
             self._zone = server_zone(merged.time_zone)
+            self.strict_if_match = self.options.strict_if_match
             self._windows.clear()
+            self._preconditions.clear()
             self._log.clear()
             self._seed()
             return self.sizes()
@@ -462,6 +497,23 @@ class IfsSimulator:
         with self.lock:
             return self._tokens.revoke_all()
 
+    # -- run-time settings -------------------------------------------------------------------------------------------
+    def settings(self) -> dict[str, Any]:
+        with self.lock:
+            return {"strict_if_match": self.strict_if_match}
+
+    def set_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change behaviour switches at run time (``strict_if_match``); ``reset`` restores the start-up options."""
+        unknown = set(changes) - {"strict_if_match"}
+        if unknown:
+            raise SimError(f"not run-time settings: {', '.join(sorted(unknown))} (allowed: strict_if_match)")
+        strict = changes.get("strict_if_match", self.strict_if_match)
+        if not isinstance(strict, bool):
+            raise SimError(f"strict_if_match must be true or false, got {strict!r}")
+        with self.lock:
+            self.strict_if_match = strict
+            return self.settings()
+
     # -- faults ----------------------------------------------------------------------------------------------------
     @property
     def faults(self) -> FaultSettings:
@@ -473,8 +525,8 @@ class IfsSimulator:
         with self.lock:
             try:
                 merged = FaultSettings.model_validate({**self._faults.model_dump(), **changes})
-            except ValueError as exc:
-                raise SimError(str(exc)) from None
+            except ValidationError as exc:
+                raise SimError(f"invalid faults: {validation_message(exc)}") from None
             self._faults = merged
             if "seed" in changes:
                 self._fault_rng = random.Random(merged.seed)
@@ -524,8 +576,8 @@ class IfsSimulator:
                 self.write(kind_name, key, {})
             return len(bumped)
 
-    def admit(self, client_id: str) -> float | None:
-        """Count a request against the client's rolling-minute budget; the Retry-After seconds when over it."""
+    def admit(self, client_id: str) -> Throttled | None:
+        """Count a request against the client's rolling-minute budget; None when admitted, else the 429 to send."""
         with self.lock:
             budget = self._faults.rate_limit_per_minute
             if budget is None:
@@ -535,9 +587,10 @@ class IfsSimulator:
             while window and window[0] <= now - 60:
                 window.popleft()
             if len(window) >= budget:
-                if self._faults.retry_after_seconds is not None:
-                    return self._faults.retry_after_seconds
-                return float(max(1, math.ceil(window[0] + 60 - now)))
+                configured = self._faults.retry_after_seconds
+                if configured != "window":
+                    return Throttled(configured)
+                return Throttled(float(max(1, math.ceil(window[0] + 60 - now))))
             window.append(now)
             return None
 
@@ -549,6 +602,16 @@ class IfsSimulator:
             return self._log.add(
                 method=method, path=path, query=query, endpoint=endpoint, if_match=if_match, client_id=client_id
             )
+
+    def note_precondition(self, write: str, if_match: str | None) -> None:
+        """Tally the If-Match of a write (``PATCH`` or ``action``) as ``etag``, ``any`` (``*``), ``none`` or
+        ``malformed``; kept until ``reset``, not cleared with the log, so a test can check a whole run."""
+        with self.lock:
+            self._preconditions[f"{write} {precondition_kind(if_match)}"] += 1
+
+    def preconditions(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self._preconditions)
 
     def finish_request(self, entry: dict[str, Any], status: int | None) -> None:
         with self.lock:

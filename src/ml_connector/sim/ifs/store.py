@@ -12,6 +12,7 @@ import datetime as dt
 from bisect import bisect_left, bisect_right, insort
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ml_connector.sim.ifs.odata import Bound, Predicate
@@ -36,6 +37,23 @@ def to_wire(value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+def as_ieee754(row: Mapping[str, Any], kind: EntityKind) -> dict[str, Any]:
+    """A copy of a wire row with its Edm.Decimal values as JSON strings (``IEEE754Compatible=true``).
+
+    Edm.Int64 would be treated alike; no simulated property has that type."""
+    out = dict(row)
+    for name, prop_kind in kind.props.items():
+        value = out.get(name)
+        if prop_kind == DECIMAL and isinstance(value, int | float) and not isinstance(value, bool):
+            out[name] = format_decimal(value)
+    return out
+
+
+def format_decimal(value: float) -> str:
+    """A number as a plain decimal string: no exponent, no trailing ``.0`` noise beyond what repr gives."""
+    return format(Decimal(repr(value)), "f")
 
 
 def make_etag(objid: str, objversion: dt.datetime) -> str:
@@ -212,8 +230,10 @@ def count_matching(store: KindStore, predicate: Predicate | None) -> int:
     return sum(1 for r in store.records.values() if predicate(r.values))
 
 
-def coerce(kind_name: str, prop_kind: str, value: Any) -> Any:
-    """A JSON value converted to the typed value of a property (control API and PATCH bodies)."""
+def coerce(kind_name: str, prop_kind: str, value: Any, *, ieee754: bool = False) -> Any:
+    """A JSON value converted to the typed value of a property (control API and PATCH bodies).
+
+    ``ieee754``: the body was sent with ``IEEE754Compatible=true``, so a decimal may come as a JSON string."""
     if value is None:
         return None
     if prop_kind == DATETIME:
@@ -231,9 +251,21 @@ def coerce(kind_name: str, prop_kind: str, value: Any) -> Any:
             raise ValueError(f"{kind_name}: expected an integer, got {value!r}")
         return value
     if prop_kind == DECIMAL:
+        if ieee754 and isinstance(value, str):
+            return _decimal_string(kind_name, value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{kind_name}: expected a number, got {value!r}")
         return float(value)
     if not isinstance(value, str):
         raise ValueError(f"{kind_name}: expected a string, got {value!r}")
     return value
+
+
+def _decimal_string(kind_name: str, text: str) -> float:
+    try:
+        number = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f"{kind_name}: expected a decimal string, got {text!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"{kind_name}: expected a finite decimal, got {text!r}")
+    return float(number)

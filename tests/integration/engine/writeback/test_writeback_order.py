@@ -28,6 +28,7 @@ from ml_connector.engine.writeback.changes import ISSUE_FIELDS, change_from_issu
 from ml_connector.engine.writeback.lease import APPLY_LEASE
 from ml_connector.errors import AuthError
 from ml_connector.serve import ServerHandle, serve_in_thread
+from ml_connector.sim.ifs import precondition_kind
 from ml_connector.store import PARKED, RecordRow, Store, utcnow
 from ml_connector.web import create_app
 
@@ -222,6 +223,22 @@ def test_a_late_poll_result_older_than_an_applied_webhook_is_stale(env: Env) -> 
     assert again is not None
     assert WritebackSync(env.c, flow).apply([again], RunReport(FLOW, "writeback")) == []
     assert len(env.events(record, "stale")) == 1
+
+
+def test_every_write_back_patch_carries_the_etag_it_read(env: Env) -> None:
+    """IFS (and its simulator) accept ``If-Match: *`` and upsert on a PATCH without If-Match, so nothing would fail if
+    the connector sent either: only the request log shows it. A user edit between read and write forces a re-read."""
+    first, second = env.linked()[:2]
+    env.move(first, "In Progress")
+    env.move(second, "In Progress")
+    env.w.ifs_sim.clear_requests()
+    env.w.ifs_sim.faults(fail_next=[{"status": 412, "count": 1, "method": "PATCH"}])
+    assert WritebackSync(env.c, env.c.config.flow(FLOW)).run().counts["written_back"] == 2
+    patches = [r for r in env.w.ifs_sim.requests()["requests"] if r["method"] == "PATCH"]
+    assert len(patches) == 3, "one 412 and its retry, then the other record"
+    assert all(precondition_kind(p["if_match"]) == "etag" for p in patches), [p["if_match"] for p in patches]
+    assert not env.w.unsafe_ifs_writes()
+    assert env.ifs_status(first) == env.ifs_status(second) == "In Progress"
 
 
 def test_the_poll_repairs_a_status_ifs_should_not_have(env: Env) -> None:

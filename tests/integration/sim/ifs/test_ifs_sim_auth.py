@@ -23,6 +23,7 @@ def test_token_endpoint_answers_keycloak_shaped_json(ifs: Ifs) -> None:
     body = response.json()
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 180
+    assert body["refresh_expires_in"] == 1800  # as IFS's documented answer says
     assert body["scope"] == "openid microprofile-jwt"
     claims = jwt.decode(body["access_token"], options={"verify_signature": False})
     assert claims["azp"] == "ml-connector"

@@ -32,6 +32,7 @@ def test_cli_serves_the_simulator() -> None:
         str(port),
         "--purchase-orders",
         "7",
+        "--strict-if-match",
         "--log-level",
         "warning",
     ]
@@ -50,6 +51,7 @@ def test_cli_serves_the_simulator() -> None:
         assert response is not None and response.status_code == 200
         assert response.json()["token_endpoint"].endswith("/auth/realms/mlc/protocol/openid-connect/token")
         assert httpx2.get(f"{base}/_sim/records/PurchaseOrder", timeout=5).json()["count"] == 7
+        assert httpx2.get(f"{base}/_sim/settings", timeout=5).json() == {"strict_if_match": True}
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -63,3 +65,4 @@ def test_cli_help_lists_the_options() -> None:
     result = subprocess.run([*_cli(), "sim", "ifs", "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0
     assert "--purchase-orders" in result.stdout and "--port" in result.stdout
+    assert "--strict-if-match" in result.stdout

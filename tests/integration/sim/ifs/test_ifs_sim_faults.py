@@ -46,6 +46,33 @@ def test_retry_after_seconds_override(ifs: Ifs) -> None:
     assert ifs.get(PO, {"$top": "1"}).headers["Retry-After"] == "7"
 
 
+def test_retry_after_null_means_no_header_and_window_restores_the_computed_one(ifs: Ifs) -> None:
+    response = ifs.http.put("/_sim/faults", json={"rate_limit_per_minute": 1, "retry_after_seconds": None})
+    assert response.status_code == 200 and response.json()["retry_after_seconds"] is None
+    ifs.get(PO, {"$top": "1"})
+    refused = ifs.get(PO, {"$top": "1"})
+    assert refused.status_code == 429 and "Retry-After" not in refused.headers
+    assert ifs.http.put("/_sim/faults", json={"retry_after_seconds": "window"}).status_code == 200
+    assert 1 <= int(ifs.get(PO, {"$top": "1"}).headers["Retry-After"]) <= 60
+    assert IfsSimOptions().faults.retry_after_seconds == "window"
+
+
+@pytest.mark.parametrize("value", ["soon", True, -1, [5], {"s": 5}])
+def test_retry_after_of_a_wrong_type_is_a_clear_400(ifs: Ifs, value: object) -> None:
+    response = ifs.http.put("/_sim/faults", json={"retry_after_seconds": value})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert message.startswith("invalid faults: retry_after_seconds: must be a finite number >= 0"), message
+    assert ifs.http.get("/_sim/faults").json()["retry_after_seconds"] == "window"
+
+
+def test_other_fault_type_errors_are_400_naming_the_field(ifs: Ifs) -> None:
+    response = ifs.http.put("/_sim/faults", json={"latency_ms": None, "fail_next": [{"status": "x"}]})
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert "latency_ms:" in message and "fail_next.0.status:" in message and "errors.pydantic.dev" not in message
+
+
 def test_latency(ifs: Ifs) -> None:
     ifs.http.put("/_sim/faults", json={"latency_ms": 300})
     start = time.monotonic()
@@ -144,7 +171,9 @@ def test_request_log_counts_per_endpoint(ifs: Ifs) -> None:
     assert len(bad) == 1 and bad[0]["client_id"] is None and bad[0]["query"] == "%24top=1"
     assert all(e["time"].endswith("Z") for e in entries)
     assert ifs.http.delete("/_sim/requests").status_code == 204
-    assert ifs.http.get("/_sim/requests").json() == {"requests": [], "counts": {}}
+    cleared = ifs.http.get("/_sim/requests").json()
+    assert cleared["requests"] == [] and cleared["counts"] == {}
+    assert cleared["preconditions"] == {"PATCH etag": 1}, "the write tally outlives the log, until reset"
 
 
 def test_drop_in_process_raises_where_there_is_no_socket() -> None:
