@@ -142,21 +142,26 @@ class QuotaGauge:
             self._reset_seen = True
 
     def wait_needed(self) -> float:
-        """Seconds to hold the next call back (0: send it)."""
+        """Seconds until the quota has points again (0: it has, or nothing is known)."""
         with self._lock:
-            now = self._clock()
-            self._roll(now)
-            if self.remaining is None or self.remaining > 0:
-                return 0.0
-            if self._resets_at is None:
-                self._resets_at = now + _next_utc_hour(self._wall())
-            return self._resets_at - now
+            return self._wait(self._clock())
 
-    def take(self) -> None:
-        """A call is about to be sent: it costs at least the base point."""
+    def acquire(self) -> float:
+        """Take a point for a call about to be sent (it costs at least the base point) and return 0, or return the
+        seconds to wait before asking again; one step, so concurrent calls cannot both take the last point."""
         with self._lock:
-            if self.remaining is not None:
-                self.remaining = max(0, self.remaining - 1)
+            wait = self._wait(self._clock())
+            if wait == 0 and self.remaining is not None:
+                self.remaining -= 1
+            return wait
+
+    def _wait(self, now: float) -> float:
+        self._roll(now)
+        if self.remaining is None or self.remaining > 0:
+            return 0.0
+        if self._resets_at is None:
+            self._resets_at = now + _next_utc_hour(self._wall())
+        return self._resets_at - now
 
     def observe(self, reading: QuotaReading) -> int:
         """Take in an answer's quota headers; the points this answer shows spent (an estimate, see below).

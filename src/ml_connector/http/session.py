@@ -273,18 +273,16 @@ class ApiSession:
 
     def _wait_for_quota(self, method: str, url: str, budget: RateLimitBudget) -> None:
         """Hold the call back while the points quota is spent, until its window resets, charged to the run's budget."""
-        delay = self.pacer.quota.wait_needed()
-        if delay <= 0:
-            return
-        log.info("http.quota_wait", system=self.system, seconds=round(delay, 1), limit=self.pacer.quota.limit)
-        if not budget.wait(delay):
-            raise RateLimited(
-                f"{method} {url.split('?', 1)[0]} held back: the points quota is spent until its reset in "
-                f"{delay:.0f} s, beyond the run's rate-limit wait budget (or a stop was requested)",
-                system=self.system,
-                retry_after=delay,
-                reason="quota",
-            )
+        while (delay := self.pacer.quota.acquire()) > 0:
+            log.info("http.quota_wait", system=self.system, seconds=round(delay, 1), limit=self.pacer.quota.limit)
+            if not budget.wait(delay):
+                raise RateLimited(
+                    f"{method} {url.split('?', 1)[0]} held back: the points quota is spent until its reset in "
+                    f"{delay:.0f} s, beyond the run's rate-limit wait budget (or a stop was requested)",
+                    system=self.system,
+                    retry_after=delay,
+                    reason="quota",
+                )
 
     def _observe_quota(self, response: httpx2.Response, budget: RateLimitBudget) -> None:
         reading = read_quota(response.headers, response.status_code)
@@ -332,7 +330,6 @@ class ApiSession:
     ) -> httpx2.Response:
         request = self.client.build_request(method, url, params=params, json=json, data=data, headers=headers)
         self.pacer.wait(request.url.host, pace_keys, stop=self.stop)
-        self.pacer.quota.take()
         started = time.monotonic()
         path = request.url.path
         try:

@@ -79,16 +79,14 @@ def test_the_gauge_holds_calls_back_at_zero_until_the_reset() -> None:
     gauge = QuotaGauge(clock=clock)
     assert gauge.wait_needed() == 0  # nothing known: the first call is the probe
     assert gauge.observe(QuotaReading(limit=10, remaining=2, reset_in=60)) == 1  # the window began before us
-    gauge.take()
-    gauge.take()  # two calls in flight take the last two points before their answers arrive
-    assert gauge.wait_needed() == 60
+    assert gauge.acquire() == 0 and gauge.acquire() == 0  # two calls in flight take the last two points
+    assert gauge.acquire() == 60 and gauge.wait_needed() == 60
     assert gauge.observe(QuotaReading(limit=10, remaining=1, reset_in=60)) == 1
     assert gauge.observe(QuotaReading(limit=10, remaining=0, reset_in=60)) == 1
     clock.now += 59.5
     assert gauge.wait_needed() == pytest.approx(0.5)
     clock.now += 1
-    assert gauge.wait_needed() == 0  # a new window: probe again
-    gauge.take()
+    assert gauge.acquire() == 0  # a new window: probe again
     assert gauge.observe(QuotaReading(limit=10, remaining=7, reset_in=3600)) == 3  # the new window's first answer
 
 
