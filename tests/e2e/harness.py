@@ -144,12 +144,12 @@ def make_connector(config: ConnectorConfig) -> Connector:
     return Connector(config=config, store=Store.open(config.store.url))
 
 
-def oauth_refresh_token(w: World) -> str:
-    """Run the 3LO consent against the Jira simulator and return the first refresh token."""
+def oauth_refresh_token(jira_url: str) -> str:
+    """Run the 3LO consent against the Jira simulator at ``jira_url`` and return the first refresh token."""
     from urllib.parse import parse_qs, urlsplit
 
     redirect = "http://127.0.0.1/callback"
-    with httpx2.Client(base_url=w.jira.url) as http:
+    with httpx2.Client(base_url=jira_url) as http:
         answer = http.get(
             "/authorize",
             params={

@@ -169,7 +169,7 @@ def test_sigkill_at_random_points_never_duplicates_or_loses(tmp_path: Path, stor
 
 def test_chaos_429_5xx_and_expiring_tokens_on_both_sides(tmp_path: Path, store_url: str) -> None:
     with world(purchase_orders=300, work_orders=60) as w:
-        refresh = oauth_refresh_token(w)
+        refresh = oauth_refresh_token(w.jira.url)
         config = connector_config(
             w,
             tmp_path,

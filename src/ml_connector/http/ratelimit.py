@@ -152,17 +152,23 @@ def structured_items(name: str, value: str) -> list[tuple[str, dict[str, float]]
     return items
 
 
-def _reset_in(headers: Mapping[str, str], now: datetime) -> float | None:
-    """Seconds until the quota resets: the smallest ``t`` of a (Beta-)RateLimit item, else X-RateLimit-Reset."""
-    waits = [
-        params["t"]
+def _smallest(headers: Mapping[str, str], param: str) -> float | None:
+    """The smallest ``param`` over the items of the (Beta-)RateLimit headers (the pool that binds first)."""
+    values = [
+        params[param]
         for name in _STRUCTURED
         if name in headers
         for _, params in structured_items(name, headers[name])
-        if "t" in params
+        if param in params
     ]
-    if waits:
-        return max(0.0, min(waits))
+    return min(values) if values else None
+
+
+def _reset_in(headers: Mapping[str, str], now: datetime) -> float | None:
+    """Seconds until the quota resets: the smallest ``t`` of a (Beta-)RateLimit item, else X-RateLimit-Reset."""
+    waits = _smallest(headers, "t")
+    if waits is not None:
+        return max(0.0, waits)
     raw = headers.get("X-RateLimit-Reset")
     if raw is None:
         return None
@@ -187,6 +193,8 @@ def read_quota(headers: Mapping[str, str], status: int, *, now: datetime | None 
     if not exhausted and "X-RateLimit-Remaining" not in headers and not any(n in headers for n in _STRUCTURED):
         return None
     remaining = 0 if exhausted else _int_header(headers, "X-RateLimit-Remaining")
+    if remaining is None and (r := _smallest(headers, "r")) is not None:
+        remaining = max(0, int(r))  # ``r`` (near the limit only) when X-RateLimit-Remaining is missing
     return QuotaReading(
         limit=_int_header(headers, "X-RateLimit-Limit"),
         remaining=remaining,

@@ -96,7 +96,7 @@ def test_oauth_refresh_token_rotation_survives_between_commands(tmp_path: Path) 
     """Jira rotates the refresh token on every use: each command must leave the new one for the next."""
     with world(purchase_orders=4, work_orders=0) as w:
         auth = {"kind": "oauth", "client_id": "sim-oauth-client", "client_secret": "sim-oauth-secret",
-                "refresh_token": oauth_refresh_token(w), "auth_url": w.jira.url, "api_url": w.jira.url}
+                "refresh_token": oauth_refresh_token(w.jira.url), "auth_url": w.jira.url, "api_url": w.jira.url}
         data = example_config()
         path = _config(w, tmp_path, jira={**data["jira"], "url": w.jira.url, "auth": auth})
         for _ in range(3):

@@ -13,6 +13,7 @@ from ml_connector.errors import RateLimited
 from ml_connector.http import ApiSession, RateLimitBudget, rate_limit_scope, ratelimit
 from ml_connector.http.pacing import QuotaGauge
 from ml_connector.http.ratelimit import QuotaReading, read_quota, structured_items
+from ml_connector.metrics import Metrics
 
 NOW = datetime(2026, 12, 5, 1, 50, tzinfo=UTC)
 FAST = HttpSettings(max_attempts=3, backoff_initial=0.01, backoff_max=0.02, max_retry_seconds=30)
@@ -34,6 +35,8 @@ def test_a_quota_429_and_its_reset_time() -> None:
     assert read_quota(headers, 429, now=NOW) == QuotaReading(None, 0, 600.0, exhausted=True)
     beta = {"Beta-RateLimit": '"global-app-quota";t=30', "X-RateLimit-Remaining": "5"}
     assert read_quota(beta, 200, now=NOW) == QuotaReading(None, 5, 30.0)
+    only_structured = {"RateLimit": '"global-app-quota";r=40;t=30, "tenant-app-quota";r=7;t=30'}
+    assert read_quota(only_structured, 200, now=NOW) == QuotaReading(None, 7, 30.0)
 
 
 def test_answers_without_quota_headers_and_burst_429s_say_nothing_about_the_quota() -> None:
@@ -130,7 +133,8 @@ def _quota_server(size: int, window: float) -> tuple[httpx2.MockTransport, list[
 def test_the_session_waits_for_the_reset_instead_of_meeting_quota_429s() -> None:
     transport, statuses = _quota_server(size=3, window=0.5)
     client = httpx2.Client(base_url="https://api.atlassian.example", transport=transport)
-    api = ApiSession(client, system="jira", settings=FAST)
+    metrics = Metrics()
+    api = ApiSession(client, system="jira", settings=FAST, observer=metrics)
     budget = RateLimitBudget(30)
     with rate_limit_scope(budget):
         for _ in range(7):
@@ -138,6 +142,7 @@ def test_the_session_waits_for_the_reset_instead_of_meeting_quota_429s() -> None
     assert statuses == [201] * 7
     assert budget.points == 1 + 2 + 3 + 1  # the first answer's window began before us: 1, then what headers show
     assert 0.4 < budget.waited < 2
+    assert metrics.registry.get_sample_value("mlc_jira_points_used_total") == budget.points
 
 
 def test_a_reset_beyond_the_budget_ends_the_call_honestly() -> None:
