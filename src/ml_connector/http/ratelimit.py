@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 
 import structlog
 
+from ml_connector.http.classify import parse_retry_after
+
 log = structlog.get_logger("ml_connector.http")
 
 
@@ -195,10 +197,13 @@ def read_quota(headers: Mapping[str, str], status: int, *, now: datetime | None 
     remaining = 0 if exhausted else _int_header(headers, "X-RateLimit-Remaining")
     if remaining is None and (r := _smallest(headers, "r")) is not None:
         remaining = max(0, int(r))  # ``r`` (near the limit only) when X-RateLimit-Remaining is missing
+    reset_in = _reset_in(headers, now or datetime.now(UTC))
+    if reset_in is None and exhausted:
+        reset_in = parse_retry_after(headers.get("Retry-After"))  # the window's end, when nothing else says it
     return QuotaReading(
         limit=_int_header(headers, "X-RateLimit-Limit"),
         remaining=remaining,
-        reset_in=_reset_in(headers, now or datetime.now(UTC)),
+        reset_in=reset_in,
         near_limit=headers.get("X-RateLimit-NearLimit", "").strip().lower() == "true",
         exhausted=exhausted,
     )

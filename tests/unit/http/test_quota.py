@@ -154,3 +154,23 @@ def test_a_reset_beyond_the_budget_ends_the_call_honestly() -> None:
         with pytest.raises(RateLimited, match="points quota is spent"):
             api.request("POST", "/rest/api/3/issue", json={})
     assert statuses == [201]
+
+
+def test_a_quota_429_nobody_saw_coming_is_waited_out_until_the_reset() -> None:
+    """Other users of the app's global pool spent it: the first call meets the 429, waits for the reset, resends."""
+    answers = [
+        httpx2.Response(429, headers={"RateLimit-Reason": "jira-quota-global-based", "Retry-After": "1"}, json={}),
+        _charged(2, 30),
+    ]
+    seen: list[int] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(len(seen))
+        return answers[min(len(seen), 2) - 1]
+
+    api = ApiSession(httpx2.Client(transport=httpx2.MockTransport(handler)), system="jira", settings=FAST)
+    budget = RateLimitBudget(30)
+    with rate_limit_scope(budget):
+        api.request("POST", "https://api.atlassian.example/rest/api/3/issue", json={})
+    assert len(seen) == 2 and 1 <= budget.waited < 3
+    assert budget.points == 1
