@@ -39,6 +39,9 @@ class CountingObserver:
         with self.lock:
             self.retries[f"{system} {'429' if isinstance(error, RateLimited) else type(error).__name__}"] += 1
 
+    def on_quota_points(self, system: str, points: int) -> None:
+        return None  # the bench runs on Basic auth, which Jira's points quota does not charge
+
     def take(self) -> dict[str, Any]:
         with self.lock:
             out = {"calls": dict(self.calls), "retries": dict(self.retries)}

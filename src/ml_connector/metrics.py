@@ -154,6 +154,11 @@ class Metrics:
             ["system"],
             registry=self.registry,
         )
+        self.quota_points = Counter(
+            "mlc_jira_points_used",
+            "Points of Jira's hourly quota (OAuth apps) the calls used, as the quota headers told.",
+            registry=self.registry,
+        )
         self.retries = Counter(
             "mlc_api_retries",
             "Retries of transient errors by system and error class.",
@@ -200,6 +205,9 @@ class Metrics:
         self.retries.labels(system, name).inc()
         if isinstance(error, RateLimited):
             self.rate_limit_wait.labels(system).inc(delay)
+
+    def on_quota_points(self, system: str, points: int) -> None:
+        self.quota_points.inc(points)
 
     # -- runs ------------------------------------------------------------------------------------------------------
 

@@ -92,7 +92,12 @@ def _summary(reports: list[RunReport], *, dry_run: bool) -> None:
     console.print(table)
     waited = sum(r.rate_limit_wait_s for r in reports)
     if waited >= 0.1:  # back-pressure, not failure: say where the time went
-        console.print(f"Waited {waited:.1f} s for rate limits (429) across the runs' calls.", highlight=False)
+        console.print(
+            f"Waited {waited:.1f} s for rate limits (429s, Jira quota resets) across the runs' calls.", highlight=False
+        )
+    points = sum(r.quota_points for r in reports)
+    if points:
+        console.print(f"Used {points} Jira quota points (OAuth points quota, as its headers told).", highlight=False)
 
 
 def _plan_table(report: RunReport, limit: int = 50) -> None:

@@ -18,13 +18,28 @@ def sim_jira(
     record_exchanges: bool = typer.Option(
         False, "--record-exchanges", help="Keep headers and bodies in the request log (for contract checks)."
     ),
+    quota_global: int | None = typer.Option(
+        None, "--quota-global", help="Points per window in the OAuth app's global pool (default: no quota)."
+    ),
+    quota_tenant: int | None = typer.Option(
+        None, "--quota-tenant", help="Points per window in the per-tenant pool (default: no such pool)."
+    ),
+    quota_window: float = typer.Option(
+        3600.0, "--quota-window", help="Seconds per quota window (an hour, at the top of the UTC hour, on Jira)."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a simulated Jira Cloud site (Basic: connector@example.com / sim-api-token; control API at /_sim/)."""
     from ml_connector.serve import serve_forever
     from ml_connector.sim.jira import Faults, JiraSimOptions, create_app
 
-    options = JiraSimOptions(admin_webhook_url=admin_webhook_url, faults=Faults(index_lag_seconds=index_lag))
+    faults = Faults(
+        index_lag_seconds=index_lag,
+        quota_global_points=quota_global,
+        quota_tenant_points=quota_tenant,
+        quota_window_seconds=quota_window,
+    )
+    options = JiraSimOptions(admin_webhook_url=admin_webhook_url, faults=faults)
     app = create_app(options)
     app.state.sim.record_exchanges(record_exchanges)
     typer.echo(f"Jira Cloud simulator on http://{host}:{port} (control API: /_sim/)")

@@ -63,3 +63,4 @@ def _merge(total: RunReport, batch: RunReport) -> None:
     total.reasons.update(batch.reasons)
     total.interrupted = total.interrupted or batch.interrupted
     total.rate_limit_wait_s += batch.rate_limit_wait_s
+    total.quota_points += batch.quota_points

@@ -46,6 +46,7 @@ class RunReport:
     interrupted: bool = False
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     rate_limit_wait_s: float = 0.0  # seconds calls waited out 429s (summed over concurrent calls)
+    quota_points: int = 0  # Jira points-quota points the run's calls used, as the quota headers told (OAuth only)
 
     def add(self, what: str, n: int = 1) -> None:
         self.counts[what] += n
@@ -80,6 +81,7 @@ class RunReport:
             "counts": dict(self.counts),
             "error": self.error,
             "rate_limit_wait_s": round(self.rate_limit_wait_s, 3),
+            "quota_points": self.quota_points,
         }
 
 

@@ -98,7 +98,8 @@ class Connector:
         when an unforeseen bug escapes (the row must never say "succeeded" then). Far-side failures update health.
 
         The run's API calls wait out 429s against one budget of ``sync.rate_limit_wait_max`` seconds; ``stop`` ends
-        such a wait at once. The time waited is ``report.rate_limit_wait_s``."""
+        such a wait at once. The time waited is ``report.rate_limit_wait_s``, the Jira quota points used
+        ``report.quota_points``."""
         if not report.dry_run:
             report.run_id = self.store.runs.start(report.flow, report.kind)
         budget = RateLimitBudget(self.config.sync.rate_limit_wait_max, stop=stop)
@@ -114,10 +115,13 @@ class Connector:
             raise
         finally:
             report.rate_limit_wait_s = budget.waited
+            report.quota_points = budget.points
             if report.run_id is not None:
                 counts = dict(report.counts)
                 if budget.waited:
                     counts["rate_limit_wait_s"] = round(budget.waited)  # kept with the run for the dashboard
+                if budget.points:
+                    counts["quota_points"] = budget.points
                 self.store.runs.finish(report.run_id, report.status, counts, report.error)
 
     def note_contact(self, system: str, error: BaseException | None = None) -> None:

@@ -1,4 +1,6 @@
-"""Client-side pacing: a token bucket per host, and deferrals per key (an endpoint class or one issue)."""
+"""Client-side pacing: a token bucket per host, deferrals per key (an endpoint class or one issue), and the gauge of
+Jira's hourly points quota (jira-api.md §9: no gradual throttling, so spend freely and pause at zero until the reset).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from ml_connector.errors import Unavailable
+from ml_connector.http.ratelimit import QuotaReading
 
 
 def pause(seconds: float, stop: threading.Event | None, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -71,6 +74,7 @@ class Pacer:
         self._buckets: dict[str, TokenBucket] = {}
         self._not_before: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.quota = QuotaGauge(clock=clock)
 
     def _bucket(self, host: str) -> TokenBucket | None:
         if self._rpm is None:
@@ -107,3 +111,87 @@ class Pacer:
         if bucket is not None:
             waited += bucket.acquire(stop)
         return waited
+
+
+def _next_utc_hour(now: float) -> float:
+    """Seconds until the top of the next UTC hour, when a quota answer did not say when it resets."""
+    return 3600.0 - now % 3600.0
+
+
+class QuotaGauge:
+    """The points left in the current quota window, as the last answers told, less one per call sent since.
+
+    Each call sent takes a point locally before its answer arrives, so concurrent calls cannot overdraw the quota
+    together; an answer can only lower the count within a window (answers arrive out of order). When nothing is left
+    the gauge says how long to wait: until the window resets (``reset_in``, else the top of the next UTC hour).
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._wall = wall
+        self._lock = threading.Lock()
+        self.remaining: int | None = None  # None: not known (no quota seen, or a new window not yet probed)
+        self.limit: int | None = None
+        self._resets_at: float | None = None  # on ``clock``
+        self._seen_low: int | None = None  # the lowest Remaining an answer showed in this window
+        self._reset_seen = False  # this gauge saw the window reset and no answer of the new one yet
+
+    def _roll(self, now: float) -> None:
+        if self._resets_at is not None and now >= self._resets_at:
+            self.remaining = self._seen_low = self._resets_at = None
+            self._reset_seen = True
+
+    def wait_needed(self) -> float:
+        """Seconds until the quota has points again (0: it has, or nothing is known)."""
+        with self._lock:
+            return self._wait(self._clock())
+
+    def acquire(self) -> float:
+        """Take a point for a call about to be sent (it costs at least the base point) and return 0, or return the
+        seconds to wait before asking again; one step, so concurrent calls cannot both take the last point."""
+        with self._lock:
+            wait = self._wait(self._clock())
+            if wait == 0 and self.remaining is not None:
+                self.remaining -= 1
+            return wait
+
+    def _wait(self, now: float) -> float:
+        self._roll(now)
+        if self.remaining is None or self.remaining > 0:
+            return 0.0
+        if self._resets_at is None:
+            self._resets_at = now + _next_utc_hour(self._wall())
+        return self._resets_at - now
+
+    def observe(self, reading: QuotaReading) -> int:
+        """Take in an answer's quota headers; the points this answer shows spent (an estimate, see below).
+
+        Within a window that is the drop of the lowest Remaining seen; the first answer of a window whose start this
+        gauge saw reset counts ``limit - remaining``; the first answer ever, whose window started before us, counts 1.
+        """
+        with self._lock:
+            now = self._clock()
+            self._roll(now)
+            new_window, self._reset_seen = self._reset_seen, False
+            if reading.reset_in is not None:
+                resets_at = now + reading.reset_in
+                if self._resets_at is not None and resets_at > self._resets_at + 1.0:
+                    new_window = True  # the answer's reset is a window later: the window turned over
+                    self._seen_low = None
+                self._resets_at = resets_at
+            if reading.limit is not None:
+                self.limit = reading.limit
+            if reading.remaining is None:
+                return 0 if reading.exhausted else 1
+            spent = self._spent(reading.remaining, new_window)
+            self._seen_low = reading.remaining if self._seen_low is None else min(self._seen_low, reading.remaining)
+            local = self.remaining if self.remaining is not None and not new_window else reading.remaining
+            self.remaining = min(local, reading.remaining)
+            return 0 if reading.exhausted else spent
+
+    def _spent(self, remaining: int, new_window: bool) -> int:
+        if self._seen_low is not None and not new_window:
+            return max(0, self._seen_low - remaining)
+        if new_window and self.limit is not None:
+            return max(1, self.limit - remaining)
+        return 1

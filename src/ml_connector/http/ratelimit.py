@@ -3,15 +3,27 @@
 The engine opens one :class:`RateLimitBudget` per run with :func:`rate_limit_scope`; every ``ApiSession`` call made
 in that run (in that thread, or in a worker given a copy of its context) waits against it. A call made outside any
 run (``check``, a one-off command) gets a budget of its own, bounded by the session's ``max_retry_seconds``.
+
+Jira's points quota (jira-api.md §9) speaks through headers on every charged answer; :func:`read_quota` turns them
+into a :class:`QuotaReading` and ignores (and logs) any it cannot read: a malformed header never fails a call.
 """
 
 from __future__ import annotations
 
 import contextvars
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from ml_connector.http.classify import parse_retry_after
+
+log = structlog.get_logger("ml_connector.http")
 
 
 class RateLimitBudget:
@@ -31,7 +43,18 @@ class RateLimitBudget:
         self.stop = stop if stop is not None else threading.Event()
         self._clock = clock
         self._waited = 0.0
+        self._points = 0
         self._lock = threading.Lock()
+
+    @property
+    def points(self) -> int:
+        """Quota points the run's calls used, as the quota headers tell (see ``QuotaGauge.observe``)."""
+        with self._lock:
+            return self._points
+
+    def add_points(self, points: int) -> None:
+        with self._lock:
+            self._points += points
 
     @property
     def waited(self) -> float:
@@ -76,3 +99,111 @@ def rate_limit_scope(budget: RateLimitBudget) -> Iterator[RateLimitBudget]:
         yield budget
     finally:
         _current.reset(token)
+
+
+# ------------------------------------------------------------------------------------------------ quota headers
+_STRUCTURED = ("RateLimit", "Beta-RateLimit", "X-Beta-RateLimit")
+_PARAM = re.compile(r"^\s*(\w+)\s*=\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class QuotaReading:
+    """What one answer said about the points quota; None where it said nothing (or nothing readable)."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_in: float | None = None  # seconds until the window resets
+    near_limit: bool = False
+    exhausted: bool = False  # a quota 429 (RateLimit-Reason jira-quota-*)
+
+
+def _ignored(header: str, value: str) -> None:
+    log.info("http.quota_header_ignored", header=header, value=value[:120])
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return max(0, int(raw.strip()))
+    except ValueError:
+        _ignored(name, raw)
+        return None
+
+
+def structured_items(name: str, value: str) -> list[tuple[str, dict[str, float]]]:
+    """A structured-field list (``"global-app-quota";q=65000;w=3600, ...``) as (name, numeric params); an item
+    that does not parse is left out and logged, the rest are kept, in any order."""
+    items: list[tuple[str, dict[str, float]]] = []
+    for item in value.split(","):
+        label, *raw_params = item.split(";")
+        label = label.strip().strip('"')
+        params: dict[str, float] = {}
+        for raw in raw_params:
+            match = _PARAM.match(raw)
+            if match is None:
+                _ignored(name, item)
+                break
+            params[match.group(1)] = float(match.group(2))
+        else:
+            if label:
+                items.append((label, params))
+                continue
+            _ignored(name, item)
+    return items
+
+
+def _smallest(headers: Mapping[str, str], param: str) -> float | None:
+    """The smallest ``param`` over the items of the (Beta-)RateLimit headers (the pool that binds first)."""
+    values = [
+        params[param]
+        for name in _STRUCTURED
+        if name in headers
+        for _, params in structured_items(name, headers[name])
+        if param in params
+    ]
+    return min(values) if values else None
+
+
+def _reset_in(headers: Mapping[str, str], now: datetime) -> float | None:
+    """Seconds until the quota resets: the smallest ``t`` of a (Beta-)RateLimit item, else X-RateLimit-Reset."""
+    waits = _smallest(headers, "t")
+    if waits is not None:
+        return max(0.0, waits)
+    raw = headers.get("X-RateLimit-Reset")
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+    except ValueError:
+        _ignored("X-RateLimit-Reset", raw)
+        return None
+    return max(0.0, (when - now).total_seconds())
+
+
+def read_quota(headers: Mapping[str, str], status: int, *, now: datetime | None = None) -> QuotaReading | None:
+    """The points-quota state in an answer's headers, or None when it carries none (Basic traffic, other limits).
+
+    A 429 speaks for the quota only with a ``jira-quota-*`` reason (a burst 429 has X-RateLimit-* headers too)."""
+    reason = headers.get("RateLimit-Reason", "")
+    exhausted = status == 429 and reason.startswith("jira-quota")
+    if status == 429 and not exhausted:
+        return None
+    if not exhausted and "X-RateLimit-Remaining" not in headers and not any(n in headers for n in _STRUCTURED):
+        return None
+    remaining = 0 if exhausted else _int_header(headers, "X-RateLimit-Remaining")
+    if remaining is None and (r := _smallest(headers, "r")) is not None:
+        remaining = max(0, int(r))  # ``r`` (near the limit only) when X-RateLimit-Remaining is missing
+    reset_in = _reset_in(headers, now or datetime.now(UTC))
+    if reset_in is None and exhausted:
+        reset_in = parse_retry_after(headers.get("Retry-After"))  # the window's end, when nothing else says it
+    return QuotaReading(
+        limit=_int_header(headers, "X-RateLimit-Limit"),
+        remaining=remaining,
+        reset_in=reset_in,
+        near_limit=headers.get("X-RateLimit-NearLimit", "").strip().lower() == "true",
+        exhausted=exhausted,
+    )

@@ -9,6 +9,9 @@
 * A non-idempotent request (a create) is resent only when the server provably did not act on it: a 429 or
   a connection that was never established. A malformed answer, a reset after sending or a read timeout raise at
   once: the server may have acted, and the caller reconciles.
+* Jira's points quota (OAuth apps): every answer's quota headers feed the pacer's ``QuotaGauge``; when it shows
+  nothing left, calls wait for the window's reset (charged to the run's rate-limit budget) instead of meeting 429s,
+  and the points each answer shows spent are added to the run's budget (``RateLimitBudget.points``).
 * Bodies are parsed inside the retry loop (:meth:`ApiSession.request_json`), so a malformed answer to a read is
   retried like a 5xx and never escapes as a parser exception.
 """
@@ -37,7 +40,7 @@ from ml_connector.errors import (
 from ml_connector.http.backoff import backoff_window
 from ml_connector.http.classify import classify, response_json
 from ml_connector.http.pacing import Pacer
-from ml_connector.http.ratelimit import RateLimitBudget, current_budget
+from ml_connector.http.ratelimit import RateLimitBudget, current_budget, read_quota
 from ml_connector.http.redact import redact_text
 
 T = TypeVar("T")
@@ -53,12 +56,17 @@ class CallObserver(Protocol):
 
     def on_retry(self, system: str, error: ConnectorError, delay: float) -> None: ...
 
+    def on_quota_points(self, system: str, points: int) -> None: ...
+
 
 class _NullObserver:
     def on_response(self, system: str, method: str, endpoint: str, status: int, seconds: float) -> None:
         return None
 
     def on_retry(self, system: str, error: ConnectorError, delay: float) -> None:
+        return None
+
+    def on_quota_points(self, system: str, points: int) -> None:
         return None
 
 
@@ -196,6 +204,7 @@ class ApiSession:
         started = time.monotonic()
         while True:
             self._wait_out_deferral(method, url, pace_keys, budget)
+            self._wait_for_quota(method, url, budget)
             try:
                 response = self._send_once(
                     method,
@@ -206,11 +215,12 @@ class ApiSession:
                     headers=headers,
                     pace_keys=pace_keys,
                     allow_status=allow_status,
+                    budget=budget,
                 )
                 return parse(response)
             except RateLimited as exc:
                 throttled += 1
-                delay = self._throttle_delay(throttled, exc.retry_after)
+                delay = max(self._throttle_delay(throttled, exc.retry_after), self.pacer.quota.wait_needed())
                 self._after_throttle(exc, pace_keys, delay)
                 if not budget.reserve(delay):
                     log.warning(
@@ -261,6 +271,28 @@ class ApiSession:
                 retry_after=delay,
             )
 
+    def _wait_for_quota(self, method: str, url: str, budget: RateLimitBudget) -> None:
+        """Hold the call back while the points quota is spent, until its window resets, charged to the run's budget."""
+        while (delay := self.pacer.quota.acquire()) > 0:
+            log.info("http.quota_wait", system=self.system, seconds=round(delay, 1), limit=self.pacer.quota.limit)
+            if not budget.wait(delay):
+                raise RateLimited(
+                    f"{method} {url.split('?', 1)[0]} held back: the points quota is spent until its reset in "
+                    f"{delay:.0f} s, beyond the run's rate-limit wait budget (or a stop was requested)",
+                    system=self.system,
+                    retry_after=delay,
+                    reason="quota",
+                )
+
+    def _observe_quota(self, response: httpx2.Response, budget: RateLimitBudget) -> None:
+        reading = read_quota(response.headers, response.status_code)
+        if reading is None:
+            return
+        points = self.pacer.quota.observe(reading)
+        if points:
+            budget.add_points(points)
+            self.observer.on_quota_points(self.system, points)
+
     def _log_retry(self, method: str, exc: TransientError, delay: float, attempt: int) -> None:
         log.info(
             "http.retry",
@@ -294,6 +326,7 @@ class ApiSession:
         headers: Mapping[str, str] | None,
         pace_keys: tuple[str, ...],
         allow_status: tuple[int, ...],
+        budget: RateLimitBudget,
     ) -> httpx2.Response:
         request = self.client.build_request(method, url, params=params, json=json, data=data, headers=headers)
         self.pacer.wait(request.url.host, pace_keys, stop=self.stop)
@@ -306,6 +339,7 @@ class ApiSession:
             raise _transport_error(exc, self.system, method, path) from None
         response.read()
         elapsed = time.monotonic() - started
+        self._observe_quota(response, budget)
         self.observer.on_response(self.system, method, _endpoint_template(path), response.status_code, elapsed)
         log.debug(
             "http.response",

@@ -23,6 +23,7 @@ from ml_connector.sim.jira.common import ApiError, Principal, basic_credentials
 from ml_connector.sim.jira.control import control
 from ml_connector.sim.jira.core import JiraSim
 from ml_connector.sim.jira.options import FailRule, Faults, JiraSimOptions
+from ml_connector.sim.jira.ratelimit import points_cost
 from ml_connector.sim.jira.requestlog import Exchange
 from ml_connector.sim.jira.routes import (
     OAUTH_PATHS,
@@ -111,6 +112,13 @@ async def _handle(
         principal = _authenticate(sim, request, prefixed)
         if principal is None and not route_def.anonymous:
             return unauthorized()
+    charged = prefixed and principal is not None and principal.auth == "bearer"  # OAuth pays points; Basic not
+    try:
+        if charged:
+            with sim.lock:
+                sim.quota.admit()
+    except ApiError as exc:
+        return error_response(exc)
     try:
         rule = _inject_faults(sim, request, route_def)
         if rule is not None:
@@ -127,9 +135,24 @@ async def _handle(
             principal=principal or Principal(sim.me.account_id, "none"),
             version="2" if "/rest/api/2/" in route_def.template else "3",
         )
-        return render(route_def.handler(ctx))
+        result = route_def.handler(ctx)
+        response = render(result)
+        if charged:
+            _charge(sim, request.method, route_def.template, response, result)
+        return response
     except ApiError as exc:
-        return error_response(exc)
+        response = error_response(exc)
+        if charged:
+            _charge(sim, request.method, route_def.template, response, None)
+        return response
+
+
+def _charge(sim: JiraSim, method: str, template: str, response: Response, result: Any) -> None:
+    """Take the request's points from the quota and put the quota headers on its answer."""
+    body = result[1] if isinstance(result, tuple) else result
+    cost = points_cost(method, template, response.status_code, body)
+    with sim.lock:
+        response.headers.update(sim.quota.charge(cost))
 
 
 def _inject_faults(sim: JiraSim, request: Request, route_def: RouteDef) -> FailRule | None:

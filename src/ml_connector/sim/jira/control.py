@@ -1,4 +1,5 @@
-"""The ``/_sim/`` control API: reset, faults, clock, request log, deliveries, index flush, and issues as a person."""
+"""The ``/_sim/`` control API: reset, faults, clock, points quota, request log, deliveries, index flush, and issues
+as a person."""
 
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ def _actor(sim: JiraSim, body: Any) -> str:
     raise ApiError(400, [f"Unknown user '{who}'."])
 
 
+def _quota(sim: JiraSim, method: str, body: Any) -> Any:
+    """GET: the points pools now; PUT ``{"spend_global": n}``: other tenants use ``n`` points of the app's pool."""
+    with sim.lock:
+        if method == "PUT":
+            sim.quota.spend_elsewhere(int((body or {}).get("spend_global", 0)))
+        return sim.quota.state()
+
+
 def _control_sync(sim: JiraSim, request: Request, body: Any) -> Any:
     method, parts = request.method, request.url.path.strip("/").split("/")[1:]
     params = request.query_params
@@ -49,6 +58,8 @@ def _control_sync(sim: JiraSim, request: Request, body: Any) -> Any:
             else:
                 sim.set_clock(float((body or {}).get("offset_seconds", 0)))
         return {"offset_seconds": sim.clock_offset, "now": sim.now().isoformat()}
+    if parts == ["quota"]:
+        return _quota(sim, method, body)
     if parts == ["requests"]:
         if method == "DELETE":
             sim.clear_requests()

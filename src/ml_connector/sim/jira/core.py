@@ -26,7 +26,7 @@ from ml_connector.sim.jira.jql import JqlEnv, UserRef
 from ml_connector.sim.jira.model import Issue
 from ml_connector.sim.jira.oauth import OAuth
 from ml_connector.sim.jira.options import Faults, JiraSimOptions
-from ml_connector.sim.jira.ratelimit import RateLimits
+from ml_connector.sim.jira.ratelimit import PointsQuota, RateLimits
 from ml_connector.sim.jira.render import Renderer
 from ml_connector.sim.jira.requestlog import Exchange, RequestLog
 from ml_connector.sim.jira.search import SearchIndex, SearchRequest
@@ -66,6 +66,7 @@ class JiraSim:
             self.store = IssueStore(self)
             self.search_index = SearchIndex(self)
             self.limits = RateLimits(lambda: self.faults)
+            self.quota = PointsQuota(lambda: self.faults, self.now)
             self.log.clear()
             self.oauth = OAuth(self)
             if self.worker is not None:

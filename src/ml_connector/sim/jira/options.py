@@ -43,6 +43,13 @@ class Faults(BaseModel):
     index_lag_seconds: float = 0.0
     duplicate_delivery_rate: float = Field(0.0, ge=0, le=1)
     access_token_lifetime_seconds: int = 3600
+    # The points quota of OAuth traffic (jira-api.md §9): pool sizes per window (None: no such pool), the window
+    # (an hour on the real service, aligned to the top of the UTC hour; shorter in tests), and the ``Beta-`` header
+    # prefix used before enforcement.
+    quota_global_points: int | None = Field(default=None, ge=0)
+    quota_tenant_points: int | None = Field(default=None, ge=0)
+    quota_window_seconds: float = Field(default=3600.0, gt=0)
+    quota_beta_headers: bool = False
     fail_next: list[FailRule] = Field(default_factory=list)
     seed: int = 42
 
