@@ -13,7 +13,8 @@ BAD_TOKEN = "The provided next page token is invalid or expired."
 
 
 def _seed(jira: RunningSim, count: int, label: str = "paging") -> list[str]:
-    specs = [{"project": "PROC", "issuetype": "Task", "summary": f"{label} {i}", "labels": [label]} for i in range(count)]
+    spec = {"project": "PROC", "issuetype": "Task", "labels": [label]}
+    specs = [{**spec, "summary": f"{label} {i}"} for i in range(count)]
     response = jira.control.post("/_sim/issues", json={"issues": specs})
     assert response.status_code == 201, response.text
     return [i["key"] for i in response.json()["issues"]]
