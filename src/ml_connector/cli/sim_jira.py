@@ -12,6 +12,9 @@ def sim_jira(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8081, help="Port to listen on."),
     index_lag: float = typer.Option(0.0, "--index-lag", help="Seconds before changes show up in search."),
+    index_lag_jitter: float = typer.Option(
+        0.0, "--index-lag-jitter", help="Up to this many more seconds per change, so changes show up out of order."
+    ),
     admin_webhook_url: str | None = typer.Option(
         None, "--admin-webhook-url", help="Pre-register an admin webhook (signed with the sim webhook secret)."
     ),
@@ -35,6 +38,7 @@ def sim_jira(
 
     faults = Faults(
         index_lag_seconds=index_lag,
+        index_lag_jitter_seconds=index_lag_jitter,
         quota_global_points=quota_global,
         quota_tenant_points=quota_tenant,
         quota_window_seconds=quota_window,

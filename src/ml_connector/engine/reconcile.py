@@ -99,7 +99,9 @@ class Reconciler:
 
     def _defer_unconfirmed(self, tx: RecordTx, record: RecordRow, now: datetime, audits: Audits) -> bool:
         """No issue found. True when it is too early to believe that (search may lag behind the create); otherwise
-        the intent is dropped and the record is created again."""
+        the intent is dropped and the record is created again. The settle counts from the start of the attempt, so
+        it must cover the search lag plus the time the create may have spent on the wire (docs/configuration.md);
+        ``reconcileIssues`` cannot shorten it: the ids an interrupted create made are unknown."""
         assert record.create_attempted_at is not None
         settle = timedelta(seconds=self.policy.reconcile_settle)
         if now - record.create_attempted_at < settle:

@@ -53,7 +53,8 @@ class SearchOps(MetadataOps):
 
         Raises :class:`PagingError` when Jira repeats a page token or the search exceeds ``max_pages``, after the
         pages read so far were yielded. ``reconcile_issues`` (≤ 50 ids just written) gives read-after-write
-        consistency despite index lag; it is sent unchanged on every page as Jira requires.
+        consistency despite index lag; it is sent unchanged on every page as Jira requires. A page whose answer was
+        lost is resent with the same token: tokens stay valid until they expire (7 days), and give the same page.
         """
         if len(properties) > MAX_PROPERTIES:
             raise ValueError(f"Jira returns at most {MAX_PROPERTIES} issue properties per search")

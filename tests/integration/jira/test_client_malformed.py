@@ -190,6 +190,19 @@ def test_a_passing_fault_on_search_is_retried(kind: str, client: JiraClient, sim
     assert len(found) == 1
 
 
+@pytest.mark.parametrize("kind", ["drop_after", "truncated"])
+def test_a_lost_answer_to_a_later_page_is_retried_with_the_same_token(kind: str, client: JiraClient, sim: Sim) -> None:
+    created = {client.create_issue(draft(f"PO-P{i}")).id for i in range(5)}
+    pages = client.search('labels = "ifs" ORDER BY key ASC', page_size=2)
+    found = [next(pages)["id"], next(pages)["id"]]
+    sim.control.delete("/_sim/requests")
+    # The next page's answer is lost after Jira served it: the token is resent, and Jira serves that page again.
+    sim.faults(fail_next=[_rule(kind, "/search/jql")])
+    found += [issue["id"] for issue in pages]
+    assert sorted(found) == sorted(created) and len(found) == 5
+    assert len(_calls(sim, "POST", "/rest/api/3/search/jql")) == 3  # the lost page, its resend, the last page
+
+
 @pytest.mark.parametrize(
     ("kind", "error", "phrase"),
     [

@@ -37,7 +37,10 @@ def projects_to_poll(linked: Iterable[str], project: ValueMap) -> list[str]:
 
 def poll_mark(changes: Iterable[StatusChange], signpost: datetime) -> datetime | None:
     """The cursor a poll may move to: its newest ``updated``, never past ``signpost`` (the poll's start), so that a
-    clock skew ahead of ours does not skip changes."""
+    clock skew ahead of ours does not skip changes.
+
+    Search is eventually consistent: a change older than this mark may not have been searchable yet. The next poll
+    reads from the mark less the look-back, so the look-back must cover the search lag (docs/configuration.md)."""
     newest = max((c.updated for c in changes if c.updated is not None), default=None)
     return min(newest, signpost) if newest is not None else None
 

@@ -40,7 +40,9 @@ class Faults(BaseModel):
     burst_per_second: float | None = None  # per endpoint (method + path template) token bucket
     per_issue_writes_per_second: float | None = None  # per issue token bucket for writes
     retry_after_seconds: float | None = 1.0  # None: 429s carry no Retry-After (Jira does not always send one)
-    index_lag_seconds: float = 0.0
+    index_lag_seconds: float = Field(0.0, ge=0)
+    # Each change waits index_lag_seconds plus up to this many more (random), so changes show up out of order.
+    index_lag_jitter_seconds: float = Field(0.0, ge=0)
     duplicate_delivery_rate: float = Field(0.0, ge=0, le=1)
     access_token_lifetime_seconds: int = 3600
     # The points quota of OAuth traffic (jira-api.md §9): pool sizes per window (None: no such pool), the window

@@ -1,4 +1,5 @@
-"""Search and its index: frozen issue copies fed through a delay queue (index lag), JQL paging with cursors."""
+"""Search and its index: frozen issue copies fed through a delay queue (index lag, optionally jittered so changes
+show up out of order), JQL paging with reusable page tokens."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import heapq
 import itertools
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,16 +19,26 @@ if TYPE_CHECKING:
     from ml_connector.sim.jira.core import JiraSim
 
 MAX_RECONCILE = 50
-MAX_CURSORS = 1000
+MAX_TOKENS = 20000
+TOKEN_TTL = timedelta(days=7)  # jira-api.md §2: a nextPageToken "will expire in 7 days"
+BAD_TOKEN = "The provided next page token is invalid or expired."
 
 
 @dataclass
 class Cursor:
+    """One search's frozen, ordered result; each page start has one token, so a page fetched again is the same."""
+
     ids: list[int]
     reconciled: set[int]
+    jql: str
+    tokens: dict[int, str] = field(default_factory=dict)  # page start -> its token
+
+
+@dataclass
+class PageToken:
+    cursor: Cursor
     pos: int
     expires: datetime
-    jql: str
 
 
 @dataclass
@@ -50,19 +61,27 @@ class SearchIndex:
         self.index = Index()
         self.pending: list[tuple[datetime, int, int, Issue | None]] = []
         self.pending_seq = itertools.count()
-        self.cursors: OrderedDict[str, Cursor] = OrderedDict()
+        self.indexed_seq: dict[int, int] = {}  # issue id -> the newest change the index holds
+        self.tokens: OrderedDict[str, PageToken] = OrderedDict()
 
     def reindex(self, issue_id: int, issue: Issue | None) -> None:
-        """Feed a change (None = deleted) to the index, now or after the configured lag."""
+        """Feed a change (None = deleted) to the index, now or after the configured lag plus a random jitter (with a
+        jitter, changes of different issues become searchable out of order)."""
         snap = issue.snapshot() if issue is not None else None
-        lag = self.sim.faults.index_lag_seconds
-        if lag <= 0 and not self.pending:
-            self._apply(issue_id, snap)
+        seq = next(self.pending_seq)
+        faults = self.sim.faults
+        delay = faults.index_lag_seconds
+        if faults.index_lag_jitter_seconds > 0:
+            delay += self.sim.rng.uniform(0, faults.index_lag_jitter_seconds)
+        if delay <= 0 and not self.pending:
+            self._apply(seq, issue_id, snap)
             return
-        due = self.sim.now() + timedelta(seconds=lag)
-        heapq.heappush(self.pending, (due, next(self.pending_seq), issue_id, snap))
+        heapq.heappush(self.pending, (self.sim.now() + timedelta(seconds=delay), seq, issue_id, snap))
 
-    def _apply(self, issue_id: int, snap: Issue | None) -> None:
+    def _apply(self, seq: int, issue_id: int, snap: Issue | None) -> None:
+        if seq < self.indexed_seq.get(issue_id, -1):
+            return  # an older change of the issue arriving late never hides a newer one
+        self.indexed_seq[issue_id] = seq
         if snap is None:
             self.index.remove(issue_id)
         else:
@@ -71,15 +90,15 @@ class SearchIndex:
     def _drain(self) -> None:
         now = self.sim.now()
         while self.pending and self.pending[0][0] <= now:
-            _, _, issue_id, snap = heapq.heappop(self.pending)
-            self._apply(issue_id, snap)
+            _, seq, issue_id, snap = heapq.heappop(self.pending)
+            self._apply(seq, issue_id, snap)
 
     def flush(self) -> None:
         """Control: make every pending change searchable now."""
         with self.sim.lock:
             while self.pending:
-                _, _, issue_id, snap = heapq.heappop(self.pending)
-                self._apply(issue_id, snap)
+                _, seq, issue_id, snap = heapq.heappop(self.pending)
+                self._apply(seq, issue_id, snap)
 
     def _compile(self, jql: str, principal: Principal) -> Compiled:
         try:
@@ -95,30 +114,36 @@ class SearchIndex:
     def search(self, req: SearchRequest) -> dict[str, Any]:
         with self.sim.lock:
             self._drain()
-            cursor = self._resume(req) if req.next_page_token else self._first_page(req)
+            cursor, pos = self._resume(req) if req.next_page_token else (self._first_page(req), 0)
             limit_cap = 5000 if req.fields is not None and set(req.fields) <= {"id", "key"} else 100
             size = max(0, min(req.max_results, limit_cap))
-            page_ids = cursor.ids[cursor.pos : cursor.pos + size]
-            cursor.pos += len(page_ids)
+            page_ids = cursor.ids[pos : pos + size]
+            end = pos + len(page_ids)
             out: dict[str, Any] = {"issues": self._page(cursor, page_ids, req)}
-            if cursor.pos < len(cursor.ids):
-                token = secrets.token_urlsafe(24)
-                self.cursors[token] = cursor
-                while len(self.cursors) > MAX_CURSORS:
-                    self.cursors.popitem(last=False)
-                out["nextPageToken"] = token
+            if end < len(cursor.ids):
+                out["nextPageToken"] = self._token(cursor, end)
                 out["isLast"] = False
             else:
                 out["isLast"] = True
             return out
 
-    def _resume(self, req: SearchRequest) -> Cursor:
-        token = req.next_page_token or ""
-        cursor = self.cursors.get(token)
-        if cursor is None or cursor.expires < self.sim.now() or cursor.jql != req.jql:
-            raise ApiError(400, ["The provided next page token is invalid or expired."])
-        del self.cursors[token]
-        return cursor
+    def _token(self, cursor: Cursor, pos: int) -> str:
+        """The token of the page starting at ``pos``: the same one each time that page is reached again."""
+        token = cursor.tokens.get(pos)
+        if token is None or token not in self.tokens:
+            token = secrets.token_urlsafe(24)
+            cursor.tokens[pos] = token
+            self.tokens[token] = PageToken(cursor, pos, self.sim.now() + TOKEN_TTL)
+            while len(self.tokens) > MAX_TOKENS:
+                self.tokens.popitem(last=False)
+        return token
+
+    def _resume(self, req: SearchRequest) -> tuple[Cursor, int]:
+        """A token is reusable until it expires; an unknown or expired one, or one of another JQL, is a 400."""
+        held = self.tokens.get(req.next_page_token or "")
+        if held is None or held.expires < self.sim.now() or held.cursor.jql != req.jql:
+            raise ApiError(400, [BAD_TOKEN])
+        return held.cursor, held.pos
 
     def _first_page(self, req: SearchRequest) -> Cursor:
         """Match once, in order; later pages walk the frozen id list (reconciled ids read live issues)."""
@@ -136,7 +161,7 @@ class SearchIndex:
         matched = [iss for iid, iss in pool.items() if iid not in recon and compiled.pred(iss)]
         matched += [live[i] for i in recon if compiled.pred(live[i])]
         ordered = sort_issues(matched, compiled.order)
-        return Cursor([i.id for i in ordered], recon, 0, self.sim.now() + timedelta(days=7), req.jql)
+        return Cursor([i.id for i in ordered], recon, req.jql)
 
     def _page(self, cursor: Cursor, page_ids: list[int], req: SearchRequest) -> list[dict[str, Any]]:
         live = self.sim.store.issues
