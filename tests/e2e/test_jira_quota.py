@@ -18,7 +18,7 @@ import pytest
 from e2e.harness import REPORT_LINES, oauth_refresh_token
 from e2e.procs import SimProcess, open_store, run_cli, start_all, write_config
 
-RECORDS = 2500  # purchase orders, ~2,400 in scope (cancelled ones are not synced): as many creates, then updates
+RECORDS = 2650  # purchase orders, ~2,540 in scope (cancelled ones are not synced): as many creates, then updates
 QUOTA = 2000  # points per quota window
 QUOTA_WINDOW = 20  # seconds per simulated quota hour
 
@@ -96,6 +96,7 @@ def test_creates_and_updates_wait_for_the_quota_reset_and_report_points(
         f"({charged / QUOTA:.1f} windows), {reported} points reported; runs took "
         f"{created.seconds:.0f} s + {updated.seconds:.0f} s"
     )
+    assert writes >= 5000  # the scale: 5,000 creates and updates
     assert charged > 2 * QUOTA  # the work needed at least three quota windows
     assert _quota_429s(jira) == []  # the connector waited for each reset instead of meeting 429s
     assert "Waited" in updated.output  # ... and said so
