@@ -21,6 +21,7 @@ from ml_connector.config.models import ConnectorConfig
 from ml_connector.errors import AuthError, ConfigError
 from ml_connector.http import ApiSession, BearerAuth, build_client
 from ml_connector.jira.auth import OAuthTokenManager, authorize_url, discover_cloud_id
+from ml_connector.jira.tokens import TokenSet, TokenStore
 from ml_connector.store import Store
 
 # The classic scopes cover every call the connector makes; offline_access yields the refresh token.
@@ -116,7 +117,7 @@ def _exchange_and_store(cfg: ConnectorConfig, config: Path | None, code: str, re
         session=ApiSession(token_http, system="jira", settings=jira.http),
         client_id=auth.client_id,
         client_secret=auth.client_secret.get_secret_value(),
-        store=token_store,
+        store=_NewGrant(token_store),
     )
     try:
         _exchange(manager, code, redirect)
@@ -125,6 +126,20 @@ def _exchange_and_store(cfg: ConnectorConfig, config: Path | None, code: str, re
     finally:
         manager.session.close()
     return cloud_id
+
+
+class _NewGrant:
+    """Writes through to the store but never reads it: a consent replaces a grant that is spent, revoked or
+    encrypted with a lost key, so the old one must not be decrypted (that failure is what sends admins here)."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self._store = store
+
+    def load(self) -> TokenSet | None:
+        return None
+
+    def save(self, tokens: TokenSet) -> None:
+        self._store.save(tokens)
 
 
 def _exchange(manager: OAuthTokenManager, code: str, redirect: str) -> None:

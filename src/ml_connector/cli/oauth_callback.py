@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -57,6 +58,10 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _Ipv6Server(HTTPServer):
+    address_family = socket.AF_INET6
+
+
 class CallbackListener:
     """Binds at once (so the port is known before the URL is shown); answers the one redirect to ``path``."""
 
@@ -64,7 +69,8 @@ class CallbackListener:
         self.path = path
         self.received: Callback | None = None
         try:
-            self._server = HTTPServer((host, port), self._handler_class())
+            server_type = _Ipv6Server if ":" in host else HTTPServer
+            self._server = server_type((host, port), self._handler_class())
         except OSError as exc:
             raise ConfigError(f"cannot listen on {host}:{port} for the consent redirect: {exc.strerror}") from None
 

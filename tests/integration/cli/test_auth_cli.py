@@ -130,3 +130,19 @@ def test_pasted_redirect_url_is_state_checked_and_stored(tmp_path: Path) -> None
         code, out, err = _finish(proc)
         assert code == 0 and "grant stored" in out, err
         assert _cli("sync", "-c", str(path)).returncode == 0
+
+
+def test_consent_replaces_a_grant_stored_under_a_lost_key(tmp_path: Path) -> None:
+    """`sync` says "re-run the OAuth consent" when the stored grant cannot be decrypted: the consent must work then."""
+    with world(purchase_orders=1, work_orders=0) as w:
+        path, port = _config(w, tmp_path), _free_port()
+        proc, url = _start_listening(path, port)
+        httpx2.get(httpx2.get(url).headers["location"])
+        assert _finish(proc)[0] == 0
+        (tmp_path / "state.sqlite.key").unlink()  # the key is lost: a new one is made, the old grant is unreadable
+        assert "re-run the OAuth consent" in _cli("sync", "-c", str(path)).stderr
+        proc, url = _start_listening(path, port)
+        httpx2.get(httpx2.get(url).headers["location"])
+        code, _, err = _finish(proc)
+        assert code == 0, err
+        assert _cli("sync", "-c", str(path)).returncode == 0
