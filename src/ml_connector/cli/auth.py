@@ -59,7 +59,8 @@ def jira(
         raise ConfigError("--scope must include offline_access: without it Jira grants no refresh token")
     redirect = redirect_uri or f"http://{listen or DEFAULT_LISTEN}/callback"
     if code is not None:
-        grant_code = parse_pasted(code).code or ""
+        pasted = parse_pasted(code)
+        grant_code = pasted.checked_code(pasted.state)  # this run sent no request to compare the state with
     else:
         grant_code = _consent(auth, redirect, scopes, listen=listen, open_browser=open_browser, timeout=timeout)
     cloud_id = _exchange_and_store(cfg, config, grant_code, redirect)
@@ -107,8 +108,6 @@ def _exchange_and_store(cfg: ConnectorConfig, config: Path | None, code: str, re
     from ml_connector.runner.credentials import DbTokenStore, resolve_key
 
     assert cfg.store.url is not None
-    if not code:
-        raise ConfigError("--code is empty: pass the code (or the redirect URL) the consent produced")
     auth = _oauth_settings(cfg)
     jira = cfg.jira
     token_store = DbTokenStore(Store.open(cfg.store.url), resolve_key(cfg, config_path=config_path(config)))

@@ -27,7 +27,7 @@ class Callback:
         params = {name: values[0] for name, values in parse_qs(query).items() if values}
         return cls(params.get("code"), params.get("state"), params.get("error"), params.get("error_description"))
 
-    def checked_code(self, expected_state: str) -> str:
+    def checked_code(self, expected_state: str | None) -> str:
         """The authorization code, once the redirect is proved to answer this consent (RFC 6749 §10.12)."""
         if self.state != expected_state:
             raise AuthError(

@@ -45,3 +45,9 @@ def test_listen_address(value: str, expected: tuple[str, int]) -> None:
 def test_listen_address_needs_host_and_port(value: str) -> None:
     with pytest.raises(ConfigError, match="HOST:PORT"):
         parse_listen(value)
+
+
+def test_a_pasted_denial_is_reported_as_such() -> None:
+    pasted = parse_pasted("http://127.0.0.1:8765/callback?error=access_denied&state=s")
+    with pytest.raises(AuthError, match="consent was not given"):
+        pasted.checked_code(pasted.state)
