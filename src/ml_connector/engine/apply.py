@@ -143,7 +143,9 @@ class Applier:
         if interrupted:
             linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
             fresh += confirmed_absent
-        step = self.policy.bulk_size * CREATE_CHUNK_CALLS
+        # Someone watching the progress gets a count after every round of calls in flight, not every 10 calls.
+        calls = max(1, self.policy.bulk_concurrency) if self.counter.watched else CREATE_CHUNK_CALLS
+        step = self.policy.bulk_size * calls
         for start in range(0, len(fresh), step):
             if self.stop.is_set():
                 self.scope.report.interrupted = True

@@ -39,6 +39,11 @@ class PhaseCounter:
         self._done: dict[Phase, int] = {}
         self._total: dict[Phase, int] = {}
 
+    @property
+    def watched(self) -> bool:
+        """Whether anyone listens (the engine may then report in smaller steps)."""
+        return self.progress is not None
+
     def expect(self, phase: Phase, count: int) -> None:
         """``count`` more units of ``phase`` are on their way."""
         if count and self.progress is not None:

@@ -30,7 +30,7 @@ def _assert_moves_to_total(events: list[PhaseEvent], total: int) -> None:
 
 def test_outbound_and_writeback_emit_phase_events(tmp_path: Path) -> None:
     with world(purchase_orders=60, work_orders=0) as w:
-        c = make_connector(connector_config(w, tmp_path, tweak={"sync": {"bulk_size": 5}}))  # chunks of 50 creates
+        c = make_connector(connector_config(w, tmp_path, tweak={"sync": {"bulk_size": 5}}))  # rounds of 20 creates
         flow = c.config.flow("purchase_orders")
         try:
             events: list[PhaseEvent] = []
