@@ -210,7 +210,7 @@ def sync(
     )
     try:
         for name in _flows(connector, flow):
-            with phase_progress(console, name) as progress:
+            with phase_progress(err_console, name) as progress:  # stderr: stdout keeps only the results
                 run = run_flow(
                     connector, connector.config.flow(name), stop=connector.stopping, options=options, progress=progress
                 )

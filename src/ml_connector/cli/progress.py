@@ -77,6 +77,7 @@ class PhaseDisplay:
             task = self.bar.add_task(f"{self.flow}: {event.phase.value}", total=event.total)
             self.tasks[event.phase] = task
         self.bar.update(task, completed=event.done, total=event.total)
+        self.bar.refresh()  # events come per page, chunk or edit: each one is worth showing, not only every 0.1 s
 
 
 @contextmanager

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -54,13 +55,19 @@ def _run_in_pty(args: list[str]) -> tuple[int, str]:
     return proc.wait(timeout=60), b"".join(chunks).decode("utf-8", "replace")
 
 
+def _plain(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
 def test_sync_on_a_terminal_shows_no_http_request_lines(tmp_path: Path) -> None:
-    with world(purchase_orders=30, work_orders=5) as w:
+    with world(purchase_orders=260, work_orders=5) as w:
         path = _config(w, tmp_path)
         cli = [sys.executable, "-m", "ml_connector.cli", "--log-level", "INFO", "sync", "-c", str(path)]
         code, text = _run_in_pty(cli)
         assert code in (0, 1), text
         assert "created" in text
+        creating = {(int(n), int(m)) for n, m in re.findall(r"creating in Jira\D*?(\d+)/(\d+)", _plain(text))}
+        assert any(0 < n < m for n, m in creating), creating  # the count moved during the Jira phase
         assert "HTTP Request" not in text
         assert not any(secret in text for secret in SECRETS)
 
