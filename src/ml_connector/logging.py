@@ -1,4 +1,5 @@
-"""structlog configuration: every event passes through secret redaction before it is rendered.
+"""Logging configuration: every event, ours (structlog) and the libraries' (stdlib records rendered by structlog's
+``ProcessorFormatter``), passes through secret redaction and is rendered in one format, console or JSON lines.
 
 Exceptions are logged as their type, message and a short stack ("file:line in function"), never with local
 variables: a locals dump is one redaction miss away from a leaked secret and buries the one line that matters. The
@@ -132,7 +133,6 @@ def configure(
     *,
     level: str = "INFO",
     log_format: str = "console",
-    json: bool = False,
     stream: TextIO | None = None,
     debug: bool | None = None,
 ) -> None:
@@ -141,7 +141,7 @@ def configure(
     if debug is not None:
         _state["debug"] = debug
     numeric = getattr(logging, level.upper(), logging.INFO)
-    render = _renderer("json" if json else log_format)
+    render = _renderer(log_format)
     structlog.configure(
         processors=[*_stamp_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

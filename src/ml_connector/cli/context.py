@@ -11,7 +11,7 @@ import typer
 from ml_connector.config.models import ConnectorConfig, load_config
 from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
-from ml_connector.logging import configure, default_log_format, register_secret
+from ml_connector.logging import LOG_FORMATS, configure, default_log_format, register_secret
 from ml_connector.store.db import require_driver
 
 DEFAULT_CONFIG = "ml-connector.yaml"
@@ -55,7 +55,7 @@ def configure_logging(config: ConnectorConfig, *, service: bool = False) -> None
     fmt = log_overrides["format"] or os.environ.get(LOG_FORMAT_ENV) or config.log_format
     if fmt is None:
         fmt = default_log_format() if service else "console"
-    if fmt not in ("console", "json"):
+    if fmt not in LOG_FORMATS:
         raise ConfigError(f"log format {fmt!r} is not one of console, json (set {LOG_FORMAT_ENV} or log_format)")
     configure(level=level, log_format=fmt)
 
