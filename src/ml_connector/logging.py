@@ -1,4 +1,5 @@
-"""structlog configuration: every event passes through secret redaction before it is rendered.
+"""Logging configuration: every event, ours (structlog) and the libraries' (stdlib records rendered by structlog's
+``ProcessorFormatter``), passes through secret redaction and is rendered in one format, console or JSON lines.
 
 Exceptions are logged as their type, message and a short stack ("file:line in function"), never with local
 variables: a locals dump is one redaction miss away from a leaked secret and buries the one line that matters. The
@@ -90,37 +91,95 @@ def _redact_processor(_logger: Any, _name: str, event: MutableMapping[str, Any])
     return cleaned
 
 
+LOG_FORMATS = ("console", "json")
+# Chatty libraries: their INFO lines (every HTTP request, every scheduler tick) drown ours; WARNING and up still show.
+THIRD_PARTY_LOGGERS = (
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "apscheduler",
+    "uvicorn",
+    "uvicorn.access",
+    "uvicorn.error",
+    "sqlalchemy",
+    "alembic",
+    "asyncio",
+    "urllib3",
+)
+
+
+def _stamp_processors() -> list[Any]:
+    """Level and time for every event, ours and the stdlib's alike (exceptions and redaction come after)."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def _renderer(log_format: str) -> Any:
+    if log_format == "json":
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+
+
+def default_log_format(stream: TextIO | None = None) -> str:
+    """JSON lines for services (a non-terminal stderr), a readable console format on a terminal."""
+    out = stream or sys.stderr
+    return "console" if out.isatty() else "json"
+
+
 def configure(
-    *, level: str = "INFO", json: bool = False, stream: TextIO | None = None, debug: bool | None = None
+    *,
+    level: str = "INFO",
+    log_format: str = "console",
+    stream: TextIO | None = None,
+    debug: bool | None = None,
 ) -> None:
-    """Configure structlog and the stdlib root logger (httpx2 and uvicorn log through it)."""
+    """One format everywhere: structlog events and stdlib records (httpx2, uvicorn, APScheduler...) are rendered
+    by the same structlog chain, so a third-party warning looks like ours and is redacted like ours."""
     if debug is not None:
         _state["debug"] = debug
     numeric = getattr(logging, level.upper(), logging.INFO)
-    out = stream or sys.stderr
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
-    )
+    render = _renderer(log_format)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _exception_processor,
-            _redact_processor,
-            renderer,
-        ],
+        processors=[*_stamp_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(out)
-    handler.addFilter(_StdlibRedactFilter())
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[_foreign_exc_info, *_stamp_processors()],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _exception_processor,
+            _redact_processor,
+            render,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric)
+    quiet_third_party(logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING)
+
+
+def quiet_third_party(level: int = logging.WARNING) -> None:
+    """Third-party loggers at ``level`` (WARNING unless we log at DEBUG ourselves)."""
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+
+
+def _foreign_exc_info(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A stdlib record's exception goes through our exception processor (short stack, no locals)."""
+    record = event.get("_record")
+    if isinstance(record, logging.LogRecord) and record.exc_info and record.exc_info[1] is not None:
+        event["exc_info"] = record.exc_info[1]
+        record.exc_info = None
+        record.exc_text = None
+    event.setdefault("logger", getattr(record, "name", None))
+    return event
 
 
 def adopt_uvicorn_loggers() -> None:
@@ -130,14 +189,3 @@ def adopt_uvicorn_loggers() -> None:
         logger.handlers[:] = []
         logger.propagate = True
         logger.disabled = False
-
-
-class _StdlibRedactFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        record.msg = _clean(message)
-        record.args = None
-        if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = describe_exception(record.exc_info[1])
-        record.stack_info = None
-        return True

@@ -36,7 +36,7 @@ def _fail(depth: int) -> None:
 
 @pytest.mark.parametrize("json", [False, True])
 def test_structlog_exceptions_have_a_short_stack_and_no_locals(stream: io.StringIO, json: bool) -> None:
-    mlc_logging.configure(json=json, stream=stream)
+    mlc_logging.configure(log_format="json" if json else "console", stream=stream)
     try:
         _fail(30)
     except RuntimeError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 
 import typer
@@ -24,6 +24,18 @@ app = typer.Typer(
     add_completion=False,
 )
 err_console = Console(stderr=True)
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
 
 
 class ExitCode(IntEnum):
@@ -46,7 +58,20 @@ def _root(
     debug: bool = typer.Option(
         False, "--debug", help="Full tracebacks in logs and errors (still redacted; never local variables)."
     ),
+    log_level: LogLevel | None = typer.Option(
+        None, "--log-level", help="Log level (default: $ML_CONNECTOR_LOG_LEVEL, then log_level in the config)."
+    ),
+    log_format: LogFormat | None = typer.Option(
+        None,
+        "--log-format",
+        help="console or json (default: $ML_CONNECTOR_LOG_FORMAT, then log_format in the config, then console; "
+        "`run` on a non-terminal stderr logs json).",
+    ),
 ) -> None:
+    from ml_connector.cli.context import log_overrides
+
+    log_overrides["level"] = log_level.value if log_level else None
+    log_overrides["format"] = log_format.value if log_format else None
     if debug:
         os.environ[DEBUG_ENV] = "1"  # read by logging.configure and by main() below
     if version:

@@ -7,8 +7,7 @@ import secrets
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -17,12 +16,11 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector
+from ml_connector.cli.progress import phase_progress
 from ml_connector.engine import (
     Connector,
     FlowOptions,
@@ -34,7 +32,6 @@ from ml_connector.engine import (
     run_flow,
 )
 from ml_connector.engine.flows import run_step
-from ml_connector.engine.outbound import Progress
 from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
 from ml_connector.errors import ConfigError
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED, RecordRow
@@ -109,25 +106,6 @@ def _plan_table(report: RunReport, limit: int = 50) -> None:
     for item in report.plan[:limit]:
         table.add_row(escape(item.key), item.action, escape(item.reason or item.summary or ""))
     console.print(table)
-
-
-@contextmanager
-def _progress(flow: str) -> Iterator[Progress]:
-    """A progress bar on a terminal while ``flow`` runs (records read from IFS so far, elapsed time)."""
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}"),
-        TimeElapsedColumn(),
-    )
-    with RichProgress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task(f"{flow}: reading IFS", total=None)
-
-        def advance(n: int) -> None:
-            bar.advance(task, n)
-
-        yield advance
 
 
 def _parked(connector: Connector, flows: list[str]) -> int:
@@ -232,7 +210,7 @@ def sync(
     )
     try:
         for name in _flows(connector, flow):
-            with _progress(name) as progress:
+            with phase_progress(err_console, name) as progress:  # stderr: stdout keeps only the results
                 run = run_flow(
                     connector, connector.config.flow(name), stop=connector.stopping, options=options, progress=progress
                 )

@@ -11,10 +11,14 @@ import typer
 from ml_connector.config.models import ConnectorConfig, load_config
 from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
-from ml_connector.logging import configure, register_secret
+from ml_connector.logging import LOG_FORMATS, configure, default_log_format, register_secret
 from ml_connector.store.db import require_driver
 
 DEFAULT_CONFIG = "ml-connector.yaml"
+LOG_LEVEL_ENV = "ML_CONNECTOR_LOG_LEVEL"
+LOG_FORMAT_ENV = "ML_CONNECTOR_LOG_FORMAT"
+# ``--log-level`` / ``--log-format`` from the root command line; they win over the environment and the config.
+log_overrides: dict[str, str | None] = {"level": None, "format": None}
 
 ConfigOption = typer.Option(
     None,
@@ -31,7 +35,7 @@ def config_path(value: Path | None) -> Path:
     return Path(os.environ.get("ML_CONNECTOR_CONFIG", DEFAULT_CONFIG))
 
 
-def load(value: Path | None) -> ConnectorConfig:
+def load(value: Path | None, *, service: bool = False) -> ConnectorConfig:
     path = config_path(value)
     if not path.exists():
         raise ConfigError(f"config file {path} not found; create one with `ml-connector init`")
@@ -39,10 +43,21 @@ def load(value: Path | None) -> ConnectorConfig:
     require_driver(config.store.url or "")  # every command, `check` included, names a missing extra up front
     for secret in config.secret_values():
         register_secret(secret)
-    configure(level=os.environ.get("ML_CONNECTOR_LOG_LEVEL", config.log_level))
+    configure_logging(config, service=service)
     for note in config.deprecations():
         structlog.get_logger("ml_connector.config").warning("config.deprecated", file=str(path), detail=note)
     return config
+
+
+def configure_logging(config: ConnectorConfig, *, service: bool = False) -> None:
+    """Level and format: command line, then environment, then config; a service on a non-terminal logs JSON."""
+    level = log_overrides["level"] or os.environ.get(LOG_LEVEL_ENV) or config.log_level
+    fmt = log_overrides["format"] or os.environ.get(LOG_FORMAT_ENV) or config.log_format
+    if fmt is None:
+        fmt = default_log_format() if service else "console"
+    if fmt not in LOG_FORMATS:
+        raise ConfigError(f"log format {fmt!r} is not one of console, json (set {LOG_FORMAT_ENV} or log_format)")
+    configure(level=level, log_format=fmt)
 
 
 def open_connector(value: Path | None) -> Connector:

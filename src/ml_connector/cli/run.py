@@ -27,7 +27,7 @@ def run(
     config: Path | None = ConfigOption,
 ) -> None:
     """Run the scheduler and the web app until SIGTERM; a second daemon on the same database refuses to schedule."""
-    cfg = load(config)
+    cfg = load(config, service=True)
     connector = build_connector(config_path(config), cfg)
     daemon = Daemon(connector, DaemonOptions(host=host, port=port, wait=wait, run_now=now, serve_web=not no_web))
     daemon.install_signal_handlers()

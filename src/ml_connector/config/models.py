@@ -346,6 +346,7 @@ class ConnectorConfig(StrictModel):
     webhooks: WebhookConfig = WebhookConfig()
     flows: list[FlowConfig] = Field(min_length=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["console", "json"] | None = None  # None: console on a terminal; json for `run` as a service
     _deprecations: tuple[str, ...] = PrivateAttr(default=())
 
     @model_validator(mode="wrap")

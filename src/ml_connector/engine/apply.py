@@ -13,6 +13,7 @@ from ml_connector.engine.commit import SYNCED_CLEAN, RunScope, fail_unfinished, 
 from ml_connector.engine.failures import create_failure_error
 from ml_connector.engine.plan import awaiting_404_check
 from ml_connector.engine.ports import JiraWiring
+from ml_connector.engine.progress import Phase, PhaseCounter
 from ml_connector.engine.reconcile import Reconciler
 from ml_connector.errors import AuthError, NotFound, PermanentError
 from ml_connector.jira import adf
@@ -28,8 +29,17 @@ Accounts = Mapping[str, str | None]
 class Applier:
     """Jira writes for one run of one flow."""
 
-    def __init__(self, wiring: JiraWiring, scope: RunScope, reconciler: Reconciler, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        wiring: JiraWiring,
+        scope: RunScope,
+        reconciler: Reconciler,
+        stop: threading.Event,
+        *,
+        counter: PhaseCounter | None = None,
+    ) -> None:
         self.wiring = wiring
+        self.counter = counter or PhaseCounter()
         self.scope = scope
         self.flow = scope.flow
         self.policy = scope.policy
@@ -59,11 +69,14 @@ class Applier:
             self._fail_unfinished(records, exc)
             return
         creates, updates = self._sort_suspects(records)
+        self.counter.expect(Phase.CREATE, len(creates))
         if creates:
             try:
                 updates += self._create(creates, accounts, fields_ctx)
             except Exception as exc:
                 self._fail_unfinished(creates, exc)
+        self.counter.settle(Phase.CREATE)  # linked by reconciliation or failed: handled either way
+        self.counter.expect(Phase.EDIT, len(updates))
         self._update_all(updates, accounts, fields_ctx)
 
     def _sort_suspects(self, records: Sequence[RecordRow]) -> tuple[list[RecordRow], list[RecordRow]]:
@@ -95,6 +108,8 @@ class Applier:
                 self._update(record, accounts, fields_ctx)
             except Exception as exc:
                 self._fail_unfinished([record], exc)
+            finally:
+                self.counter.done(Phase.EDIT)
 
     def _payload(
         self, record: RecordRow, accounts: Accounts, fields_ctx: Mapping[str, Any]
@@ -128,7 +143,9 @@ class Applier:
         if interrupted:
             linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
             fresh += confirmed_absent
-        step = self.policy.bulk_size * CREATE_CHUNK_CALLS
+        # Someone watching the progress gets a count after every round of calls in flight, not every 10 calls.
+        calls = max(1, self.policy.bulk_concurrency) if self.counter.watched else CREATE_CHUNK_CALLS
+        step = self.policy.bulk_size * calls
         for start in range(0, len(fresh), step):
             if self.stop.is_set():
                 self.scope.report.interrupted = True
@@ -139,12 +156,15 @@ class Applier:
     def _create_chunk(self, chunk: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
         ready, drafts = self._mark_intents(chunk, accounts, fields_ctx)
         if not drafts:
+            self.counter.done(Phase.CREATE, len(chunk))
             return
         try:
             outcomes = self.wiring.jira.bulk_create(drafts, concurrency=self.policy.bulk_concurrency)
         except Exception as exc:  # the answer is unknown: intents stay, the next attempt reconciles
             self._fail_unfinished(ready, exc)
             return
+        finally:
+            self.counter.done(Phase.CREATE, len(chunk))
         self._store_outcomes(ready, outcomes)
 
     def _mark_intents(

@@ -21,7 +21,8 @@ from ml_connector.config.models import FlowConfig
 from ml_connector.engine.failures import describe
 from ml_connector.engine.inbox import Observe, observer_of, process_inbox
 from ml_connector.engine.locks import FlowBusy, flow_lock
-from ml_connector.engine.outbound import OutboundSync, Progress
+from ml_connector.engine.outbound import OutboundSync
+from ml_connector.engine.progress import Progress
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.writeback.sync import WritebackSync
@@ -115,7 +116,12 @@ def _steps(
 
     steps: list[tuple[str, Work]] = [(REPLAY if options.queue_only else OUTBOUND, outbound)]
     if options.writeback and flow.writeback.enabled:
-        steps.append((WRITEBACK, lambda: WritebackSync(connector, flow, stop=stop).run(dry_run=options.dry_run)))
+        steps.append(
+            (
+                WRITEBACK,
+                lambda: WritebackSync(connector, flow, stop=stop, progress=progress).run(dry_run=options.dry_run),
+            )
+        )
     if options.inbox and not options.dry_run:
         steps.append((WEBHOOK, lambda: process_inbox(connector, stop=stop, observe=observe)))
     return steps

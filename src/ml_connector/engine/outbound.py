@@ -9,7 +9,7 @@ create) lives in the records table and is picked up at the start of the next run
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from ml_connector.engine.commit import RunScope, advance_cursor, commit_page
 from ml_connector.engine.failures import describe
 from ml_connector.engine.plan import Fail, MapRow, PageRules, Plan, Row, plan_page, row_key, rows_to_map
 from ml_connector.engine.ports import IfsSource, RecordStore
+from ml_connector.engine.progress import Phase, PhaseCounter, Progress
 from ml_connector.engine.reconcile import NotFoundWatch, Reconciler
 from ml_connector.engine.report import PlannedAction, RunReport
 from ml_connector.engine.runtime import Connector
@@ -27,7 +28,6 @@ from ml_connector.ifs.odata import F, Raw, WallTime, and_, filter_text
 from ml_connector.mapping import IssueDraft, MappingContext, map_issue, stable_hash
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, AuditEvent, RecordRow, utcnow
 
-Progress = Callable[[int], None]
 WORK_QUEUE_BATCH = 500  # records of the work queue taken at once
 RANGED_LINES_MIN = 40  # from this many rows, a key-ordered page reads its lines with one key-range request
 
@@ -70,12 +70,14 @@ class OutboundSync:
         """
         report = RunReport(self.flow.name, "replay" if queue_only else "outbound", dry_run=dry_run)
         scope = RunScope(self.flow, self.policy, report)
-        applier = Applier(self.c, scope, Reconciler(self.c, scope, self._watch, self.stop), self.stop)
+        counter = PhaseCounter(progress)
+        reconciler = Reconciler(self.c, scope, self._watch, self.stop)
+        applier = Applier(self.c, scope, reconciler, self.stop, counter=counter)
         with self.c.run_row(report, default_system="ifs", stop=self.stop):
             if not dry_run:
                 self._drain_work_queue(applier)
             if not queue_only:
-                self._read_pages(applier, dry_run=dry_run, full=full, progress=progress)
+                self._read_pages(applier, dry_run=dry_run, full=full)
             self.c.note_contact("ifs")
             if not dry_run:
                 self._count_waiting(report)
@@ -104,8 +106,8 @@ class OutboundSync:
         condition = F(flow.cursor_field) >= (since if flow.cursor_time_zone_aware else WallTime(since))
         return filter_text(and_(Raw(base) if base else None, condition)), [flow.cursor_field, flow.key], False
 
-    def _read_pages(self, applier: Applier, *, dry_run: bool, full: bool, progress: Progress | None) -> None:
-        flow, scope = self.flow, applier.scope
+    def _read_pages(self, applier: Applier, *, dry_run: bool, full: bool) -> None:
+        flow, scope, counter = self.flow, applier.scope, applier.counter
         report = scope.report
         signpost = utcnow()
         query, order, key_ordered = self._query(full)
@@ -120,7 +122,10 @@ class OutboundSync:
             if not page.rows:
                 continue
             report.add("fetched", len(page.rows))
+            counter.done(Phase.READ, len(page.rows))
+            counter.expect(Phase.MAP, len(page.rows))
             plans = self._plan(page.rows, key_ordered=key_ordered, remap=full)
+            counter.done(Phase.MAP, len(page.rows))
             if dry_run:
                 _report_dry_run(plans, report)
             else:
@@ -131,8 +136,6 @@ class OutboundSync:
                 if page_newest is not None and (newest is None or page_newest > newest):
                     newest = page_newest
                 applier.apply(work)
-            if progress:
-                progress(len(page.rows))
         if key_ordered and newest is not None and flow.detection == "cursor" and not report.interrupted:
             with self.store.transaction(report.run_id) as tx:
                 advance_cursor(tx, flow.name, min(newest, signpost))

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.failures import is_systemic
+from ml_connector.engine.progress import Phase, PhaseCounter, Progress
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.timestamps import format_ts
@@ -31,8 +32,10 @@ class WritebackSync:
         *,
         stop: threading.Event | None = None,
         clock: Callable[[], datetime] = utcnow,
+        progress: Progress | None = None,
     ) -> None:
         self.connector = connector
+        self.counter = PhaseCounter(progress)
         self.flow = flow
         self.stop = stop or threading.Event()
         self.clock = clock  # decides when a backed-off write-back is due (tests move it instead of waiting)
@@ -124,8 +127,11 @@ class WritebackSync:
         return todo, broken
 
     def _write(self, todo: Sequence[PlannedWrite], report: RunReport) -> None:
+        self.counter.expect(Phase.WRITE_BACK, len(todo))
         for start in range(0, len(todo), WRITE_BATCH_SIZE):
             if self.stop.is_set():
                 report.interrupted = True
                 break
-            self.writer.write_batch(todo[start : start + WRITE_BATCH_SIZE], report)
+            batch = todo[start : start + WRITE_BATCH_SIZE]
+            self.writer.write_batch(batch, report)
+            self.counter.done(Phase.WRITE_BACK, len(batch))
