@@ -37,7 +37,17 @@ from ml_connector.engine.flows import run_step
 from ml_connector.engine.outbound import Progress
 from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
 from ml_connector.errors import ConfigError
-from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED, RecordRow
+from ml_connector.store import (
+    FAILED_STATES,
+    PARKED,
+    PENDING_CREATE,
+    PENDING_UPDATE,
+    RECORD_STATES,
+    RETRY,
+    SYNCED,
+    RecordRow,
+    Store,
+)
 
 console = Console()
 
@@ -68,13 +78,23 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def record_json(r: RecordRow) -> dict[str, Any]:
+FAILED = "failed"  # `records --state failed`: the failed queue, as the web UI names it
+_STATE_CHOICES = (*RECORD_STATES, FAILED)
+
+
+def browse_url(jira_url: str, jira_key: str | None) -> str | None:
+    """The issue's page in Jira, the link the README promises."""
+    return f"{jira_url.rstrip('/')}/browse/{jira_key}" if jira_key else None
+
+
+def record_json(r: RecordRow, jira_url: str | None = None) -> dict[str, Any]:
     """One line of ``records --json``: a stable shape scripts can rely on."""
     return {
         "flow": r.flow,
         "key": r.ifs_key,
         "state": r.state,
         "jira_key": r.jira_key,
+        "jira_url": browse_url(jira_url, r.jira_key) if jira_url else None,
         "jira_id": r.jira_id,
         "attempts": r.attempts,
         "error": r.last_error,
@@ -264,31 +284,39 @@ def _inbox(connector: Connector) -> Step | None:
     return run_step(connector, "*", "webhook", drain, observe=None, record_crash=False)
 
 
+def _health(last_status: str | None, retrying: int, parked: int) -> str:
+    """The flow's honest state: a succeeded last run does not hide records waiting in the failed queue."""
+    if parked:
+        return f"[bold red]{parked} parked[/]" + (f", {retrying} retrying" if retrying else "")
+    if retrying:
+        return f"[yellow]{retrying} retrying[/]"
+    return last_status or "never run"
+
+
 @app.command()
 def status(config: Path | None = ConfigOption) -> None:
-    """Per flow: cursor, last run, record counts and the failed queue."""
+    """Per flow: cursor, last runs, record counts, the failed queue and the flow's overall state."""
     connector = open_connector(config)
     store = connector.store
     counts = store.records.count_by_flow_state()
     table = Table(title="Flows")
-    for col in ("flow", "schedule", "cursor", "last run", "result", "synced", "pending", "failed queue"):
-        table.add_column(col)
+    for col in ("flow", "schedule", "cursor", "last run", "result", "synced", "pending", "retry", "parked", "state"):
+        table.add_column(col, overflow="fold")
     for flow in connector.config.flows:
         last = store.runs.last(flow.name)
-        row = [
-            flow.name,
+        count = {state: counts.get((flow.name, state), 0) for state in RECORD_STATES}
+        table.add_row(
+            escape(flow.name),
             flow.schedule or "-",
-            store.cursors.get(flow.name) or "-",
+            escape(store.cursors.get(flow.name) or "-"),
             last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
-            last.status if last else "-",
-        ]
-        pending = counts.get((flow.name, PENDING_CREATE), 0) + counts.get((flow.name, PENDING_UPDATE), 0)
-        row += [
-            str(counts.get((flow.name, SYNCED), 0)),
-            str(pending),
-            str(counts.get((flow.name, PARKED), 0) + counts.get((flow.name, RETRY), 0)),
-        ]
-        table.add_row(*row)
+            f"{last.status} ({last.kind})" if last else "-",
+            str(count[SYNCED]),
+            str(count[PENDING_CREATE] + count[PENDING_UPDATE]),
+            str(count[RETRY]),
+            str(count[PARKED]),
+            _health(last.status if last else None, count[RETRY], count[PARKED]),
+        )
     console.print(table)
     for flow in connector.config.flows:
         outbound = store.runs.last(flow.name, kind="outbound")
@@ -301,33 +329,43 @@ def status(config: Path | None = ConfigOption) -> None:
     connector.close()
 
 
+def _list_records(store: Store, flow: str | None, state: str | None, limit: int) -> list[RecordRow]:
+    if state != FAILED:
+        return store.records.list(flow=flow, state=state, limit=limit)
+    rows = [r for s in FAILED_STATES for r in store.records.list(flow=flow, state=s, limit=limit)]
+    return sorted(rows, key=lambda r: r.id)[:limit]
+
+
 @app.command()
 def records(
     flow: str | None = typer.Option(None, "--flow", "-f"),
-    state: str | None = typer.Option(None, "--state", "-s", help=f"One of: {', '.join(RECORD_STATES)}."),
+    state: str | None = typer.Option(
+        None, "--state", "-s", help=f"One of: {', '.join(_STATE_CHOICES)} ({FAILED} = {' + '.join(FAILED_STATES)})."
+    ),
     limit: int = typer.Option(50, "--limit", "-n"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     config: Path | None = ConfigOption,
 ) -> None:
     """List records with their Jira link and state."""
-    if state is not None and state not in RECORD_STATES:
-        raise ConfigError(f"unknown state {state!r}; use one of {', '.join(RECORD_STATES)}")
+    if state is not None and state not in _STATE_CHOICES:
+        raise ConfigError(f"unknown state {state!r}; use one of {', '.join(_STATE_CHOICES)}")
     connector = open_connector(config)
-    rows = connector.store.records.list(flow=flow, state=state, limit=limit)
+    jira_url = str(connector.config.jira.url)
+    rows = _list_records(connector.store, flow, state, limit)
     connector.close()
     if as_json:
         for r in rows:
-            typer.echo(json.dumps(record_json(r)))
+            typer.echo(json.dumps(record_json(r, jira_url)))
         return
     table = Table(title=f"Records ({len(rows)})")
     for col in ("flow", "IFS key", "state", "Jira", "status in IFS", "attempts", "last error"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(
             r.flow,
             escape(r.ifs_key),
             r.state,
-            r.jira_key or "-",
+            browse_url(jira_url, r.jira_key) or "-",
             r.written_status or "-",
             str(r.attempts),
             escape((r.last_error or "")[:80]),

@@ -52,10 +52,19 @@ def test_sync_status_records_audit_replay(tmp_path: Path) -> None:
 
         status = _cli("status", "-c", str(path))
         assert status.returncode == 0 and "purchase_orders" in status.stdout
+        assert "1 parked" in status.stdout  # the last run succeeded, the flow still has a failed record
 
         parked = _cli("records", "--state", "parked", "--json", "-c", str(path))
         rows = [json.loads(line) for line in parked.stdout.splitlines()]
         assert [r["key"] for r in rows] == [long_key] and "summary is" in rows[0]["error"]
+        failed = _cli("records", "--state", "failed", "--json", "-c", str(path))
+        assert failed.returncode == 0 and [json.loads(line) for line in failed.stdout.splitlines()] == rows
+
+        synced = _cli("records", "--state", "synced", "--json", "-c", str(path))
+        linked = [json.loads(line) for line in synced.stdout.splitlines()]
+        assert linked and all(r["jira_url"].endswith(f"/browse/{r['jira_key']}") for r in linked)
+        table = _cli("records", "--state", "synced", "-c", str(path))
+        assert f"/browse/{linked[0]['jira_key']}" in table.stdout
 
         trail = _cli("audit", long_key, "-c", str(path))
         assert trail.returncode == 0 and "failed" in trail.stdout and "summary is" in trail.stdout
