@@ -23,6 +23,8 @@ from rich.table import Table
 
 from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector
+from ml_connector.config.models import ConnectorConfig
+from ml_connector.diagnostics.fixes import config_fix
 from ml_connector.engine import (
     Connector,
     FlowOptions,
@@ -162,10 +164,11 @@ def _parked(connector: Connector, flows: list[str]) -> int:
 class _Runs:
     """The reports of one command, and the steps that failed: one flow stopping never stops the others."""
 
-    def __init__(self, crash_directory: Path) -> None:
+    def __init__(self, config: ConnectorConfig) -> None:
         self.reports: list[RunReport] = []
         self.errors: list[BaseException] = []
-        self.crash_directory = crash_directory
+        self.config = config
+        self.crash_directory = crash_dir(config.store.url)
 
     def add(self, steps: Iterable[Step | None]) -> None:
         """Keep each step's report; say what stopped a step (with a crash report for an unexpected error)."""
@@ -181,6 +184,9 @@ class _Runs:
                 write_crash_report(step.error, directory=self.crash_directory, where=where) if step.crashed else None
             )
             print_error(step.error, where=where, report=crash)
+            fix = config_fix(self.config, step.error)
+            if fix:  # the same config key `ml-connector check` would name
+                err_console.print(f"  fix: {escape(fix)}", highlight=False, soft_wrap=True)
 
     def exit_code(self) -> ExitCode:
         """An unexpected error first, then the first stopped flow's error, then records not synced."""
@@ -243,7 +249,7 @@ def sync(
 ) -> None:
     """Run the flows once: IFS → Jira, then Jira status → IFS."""
     connector = open_connector(config)
-    runs = _Runs(crash_dir(connector.config.store.url))
+    runs = _Runs(connector.config)
     restore = _stop_on_signals(connector.stopping)
     # Every step reports on its own, so a failed outbound run still leaves the write-back to run; the inbox (shared by
     # all flows) is drained once at the end.
@@ -423,7 +429,7 @@ def replay(
     if not keys and not failed and since is None:
         raise ConfigError("say what to replay: KEY..., --failed (with --flow to narrow) or --since TIME")
     connector = open_connector(config)
-    runs = _Runs(crash_dir(connector.config.store.url))
+    runs = _Runs(connector.config)
     restore = _stop_on_signals(connector.stopping)
     try:
         if since is not None and since.tzinfo is None:
