@@ -22,7 +22,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
-from ml_connector.cli.context import ConfigOption, config_path, load, open_connector
+from ml_connector.cli.context import ConfigOption, config_path, load, open_connector, open_store
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.diagnostics.fixes import config_fix
 from ml_connector.engine import (
@@ -302,13 +302,12 @@ def _health(last_status: str | None, retrying: int, parked: int) -> str:
 @app.command()
 def status(config: Path | None = ConfigOption) -> None:
     """Per flow: cursor, last runs, record counts, the failed queue and the flow's overall state."""
-    connector = open_connector(config)
-    store = connector.store
+    cfg, store = open_store(config)
     counts = store.records.count_by_flow_state()
     table = Table(title="Flows")
     for col in ("flow", "schedule", "cursor", "last run", "result", "synced", "pending", "retry", "parked", "state"):
         table.add_column(col, overflow="fold")
-    for flow in connector.config.flows:
+    for flow in cfg.flows:
         last = store.runs.last(flow.name)
         count = {state: counts.get((flow.name, state), 0) for state in RECORD_STATES}
         table.add_row(
@@ -324,7 +323,7 @@ def status(config: Path | None = ConfigOption) -> None:
             _health(last.status if last else None, count[RETRY], count[PARKED]),
         )
     console.print(table)
-    for flow in connector.config.flows:
+    for flow in cfg.flows:
         outbound = store.runs.last(flow.name, kind="outbound")
         if outbound is not None and outbound.counts.get("not_found_alert"):
             console.print(
@@ -332,7 +331,7 @@ def status(config: Path | None = ConfigOption) -> None:
                 f"({outbound.counts.get('not_found', 0)} issues) and recreated nothing; check the connector user's "
                 "permissions and archived projects (ml-connector audit shows the records)"
             )
-    connector.close()
+    store.close()
 
 
 def _list_records(store: Store, flow: str | None, state: str | None, limit: int) -> list[RecordRow]:
@@ -355,10 +354,10 @@ def records(
     """List records with their Jira link and state."""
     if state is not None and state not in _STATE_CHOICES:
         raise ConfigError(f"unknown state {state!r}; use one of {', '.join(_STATE_CHOICES)}")
-    connector = open_connector(config)
-    jira_url = str(connector.config.jira.url)
-    rows = _list_records(connector.store, flow, state, limit)
-    connector.close()
+    cfg, store = open_store(config)
+    jira_url = str(cfg.jira.url)
+    rows = _list_records(store, flow, state, limit)
+    store.close()
     if as_json:
         for r in rows:
             typer.echo(json.dumps(record_json(r, jira_url)))
@@ -386,15 +385,14 @@ def audit(
     config: Path | None = ConfigOption,
 ) -> None:
     """The whole audit trail of one record."""
-    connector = open_connector(config)
-    store = connector.store
+    _, store = open_store(config)
     matches = [
         r
         for r in store.records.find(key)
         if (r.ifs_key == key or r.jira_key == key) and (flow is None or r.flow == flow)
     ]
     if not matches:
-        connector.close()
+        store.close()
         console.print(f"no record with key {escape(key)!r}")
         raise typer.Exit(ExitCode.ERROR)
     for record in matches:
@@ -414,7 +412,7 @@ def audit(
                 escape(event.message or ""),
             )
         console.print(table)
-    connector.close()
+    store.close()
 
 
 @app.command()
