@@ -143,3 +143,21 @@ def test_an_unreachable_host_names_its_url_key(
         err = capsys.readouterr().err
         assert code == cli_app.ExitCode.UNAVAILABLE
         assert f"fix: check ifs.url (http://127.0.0.1:{data['ifs']['url'].rsplit(':', 1)[1]}" in err, err
+
+
+def test_a_config_error_in_one_flow_stops_that_flow_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
+    with world(purchase_orders=2, work_orders=2) as w:
+        path = _config(w, tmp_path)
+        data = yaml.safe_load(path.read_text())
+        po = next(f for f in data["flows"] if f["name"] == "purchase_orders")
+        fields = po["mapping"]["custom_fields"]
+        fields["No Such Field"] = fields.pop("GL Account")
+        path.write_text(yaml.safe_dump(data))
+        code = _main(monkeypatch, "sync", "-c", str(path))
+        err = capsys.readouterr().err
+        assert code == cli_app.ExitCode.CONFIG
+        assert "purchase_orders" in err and "No Such Field" in err, err
+        assert w.jira_issues("MAINT") and not w.jira_issues("CAPEX") + w.jira_issues("PROC")  # work orders ran
