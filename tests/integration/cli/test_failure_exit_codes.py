@@ -161,3 +161,19 @@ def test_a_config_error_in_one_flow_stops_that_flow_only(
         assert code == cli_app.ExitCode.CONFIG
         assert "purchase_orders" in err and "No Such Field" in err, err
         assert w.jira_issues("MAINT") and not w.jira_issues("CAPEX") + w.jira_issues("PROC")  # work orders ran
+
+
+def test_an_unknown_project_in_one_flow_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
+    with world(purchase_orders=2, work_orders=2) as w:
+        path = _config(w, tmp_path)
+        data = yaml.safe_load(path.read_text())
+        wo = next(f for f in data["flows"] if f["name"] == "work_orders")
+        wo["mapping"]["project"] = {"source": "WorkTypeId", "map": {}, "default": "NOPE"}
+        path.write_text(yaml.safe_dump(data))
+        code = _main(monkeypatch, "sync", "-c", str(path))
+        out, err = capsys.readouterr()
+        assert code != cli_app.ExitCode.OK and "NOPE" in out + err, out + err
+        assert w.jira_issues("PROC") or w.jira_issues("CAPEX")  # purchase orders ran
