@@ -19,8 +19,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
-from ml_connector.cli.context import ConfigOption, config_path, load, open_connector
+from ml_connector.cli.context import ConfigOption, config_path, load, open_connector, open_store
 from ml_connector.cli.progress import phase_progress
+from ml_connector.config.models import ConnectorConfig
+from ml_connector.diagnostics.fixes import config_fix
 from ml_connector.engine import (
     Connector,
     FlowOptions,
@@ -34,7 +36,17 @@ from ml_connector.engine import (
 from ml_connector.engine.flows import run_step
 from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
 from ml_connector.errors import ConfigError
-from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED, RecordRow
+from ml_connector.store import (
+    FAILED_STATES,
+    PARKED,
+    PENDING_CREATE,
+    PENDING_UPDATE,
+    RECORD_STATES,
+    RETRY,
+    SYNCED,
+    RecordRow,
+    Store,
+)
 
 console = Console()
 
@@ -65,13 +77,23 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def record_json(r: RecordRow) -> dict[str, Any]:
+FAILED = "failed"  # `records --state failed`: the failed queue, as the web UI names it
+_STATE_CHOICES = (*RECORD_STATES, FAILED)
+
+
+def browse_url(jira_url: str, jira_key: str | None) -> str | None:
+    """The issue's page in Jira, the link the README promises."""
+    return f"{jira_url.rstrip('/')}/browse/{jira_key}" if jira_key else None
+
+
+def record_json(r: RecordRow, jira_url: str | None = None) -> dict[str, Any]:
     """One line of ``records --json``: a stable shape scripts can rely on."""
     return {
         "flow": r.flow,
         "key": r.ifs_key,
         "state": r.state,
         "jira_key": r.jira_key,
+        "jira_url": browse_url(jira_url, r.jira_key) if jira_url else None,
         "jira_id": r.jira_id,
         "attempts": r.attempts,
         "error": r.last_error,
@@ -120,10 +142,11 @@ def _parked(connector: Connector, flows: list[str]) -> int:
 class _Runs:
     """The reports of one command, and the steps that failed: one flow stopping never stops the others."""
 
-    def __init__(self, crash_directory: Path) -> None:
+    def __init__(self, config: ConnectorConfig) -> None:
         self.reports: list[RunReport] = []
         self.errors: list[BaseException] = []
-        self.crash_directory = crash_directory
+        self.config = config
+        self.crash_directory = crash_dir(config.store.url)
 
     def add(self, steps: Iterable[Step | None]) -> None:
         """Keep each step's report; say what stopped a step (with a crash report for an unexpected error)."""
@@ -139,6 +162,9 @@ class _Runs:
                 write_crash_report(step.error, directory=self.crash_directory, where=where) if step.crashed else None
             )
             print_error(step.error, where=where, report=crash)
+            fix = config_fix(self.config, step.error)
+            if fix:  # the same config key `ml-connector check` would name
+                err_console.print(f"  fix: {escape(fix)}", highlight=False, soft_wrap=True)
 
     def exit_code(self) -> ExitCode:
         """An unexpected error first, then the first stopped flow's error, then records not synced."""
@@ -201,7 +227,7 @@ def sync(
 ) -> None:
     """Run the flows once: IFS → Jira, then Jira status → IFS."""
     connector = open_connector(config)
-    runs = _Runs(crash_dir(connector.config.store.url))
+    runs = _Runs(connector.config)
     restore = _stop_on_signals(connector.stopping)
     # Every step reports on its own, so a failed outbound run still leaves the write-back to run; the inbox (shared by
     # all flows) is drained once at the end.
@@ -242,33 +268,40 @@ def _inbox(connector: Connector) -> Step | None:
     return run_step(connector, "*", "webhook", drain, observe=None, record_crash=False)
 
 
+def _health(last_status: str | None, retrying: int, parked: int) -> str:
+    """The flow's honest state: a succeeded last run does not hide records waiting in the failed queue."""
+    if parked:
+        return f"[bold red]{parked} parked[/]" + (f", {retrying} retrying" if retrying else "")
+    if retrying:
+        return f"[yellow]{retrying} retrying[/]"
+    return last_status or "never run"
+
+
 @app.command()
 def status(config: Path | None = ConfigOption) -> None:
-    """Per flow: cursor, last run, record counts and the failed queue."""
-    connector = open_connector(config)
-    store = connector.store
+    """Per flow: cursor, last runs, record counts, the failed queue and the flow's overall state."""
+    cfg, store = open_store(config)
     counts = store.records.count_by_flow_state()
     table = Table(title="Flows")
-    for col in ("flow", "schedule", "cursor", "last run", "result", "synced", "pending", "failed queue"):
-        table.add_column(col)
-    for flow in connector.config.flows:
+    for col in ("flow", "schedule", "cursor", "last run", "result", "synced", "pending", "retry", "parked", "state"):
+        table.add_column(col, overflow="fold")
+    for flow in cfg.flows:
         last = store.runs.last(flow.name)
-        row = [
-            flow.name,
+        count = {state: counts.get((flow.name, state), 0) for state in RECORD_STATES}
+        table.add_row(
+            escape(flow.name),
             flow.schedule or "-",
-            store.cursors.get(flow.name) or "-",
+            escape(store.cursors.get(flow.name) or "-"),
             last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
-            last.status if last else "-",
-        ]
-        pending = counts.get((flow.name, PENDING_CREATE), 0) + counts.get((flow.name, PENDING_UPDATE), 0)
-        row += [
-            str(counts.get((flow.name, SYNCED), 0)),
-            str(pending),
-            str(counts.get((flow.name, PARKED), 0) + counts.get((flow.name, RETRY), 0)),
-        ]
-        table.add_row(*row)
+            f"{last.status} ({last.kind})" if last else "-",
+            str(count[SYNCED]),
+            str(count[PENDING_CREATE] + count[PENDING_UPDATE]),
+            str(count[RETRY]),
+            str(count[PARKED]),
+            _health(last.status if last else None, count[RETRY], count[PARKED]),
+        )
     console.print(table)
-    for flow in connector.config.flows:
+    for flow in cfg.flows:
         outbound = store.runs.last(flow.name, kind="outbound")
         if outbound is not None and outbound.counts.get("not_found_alert"):
             console.print(
@@ -276,36 +309,46 @@ def status(config: Path | None = ConfigOption) -> None:
                 f"({outbound.counts.get('not_found', 0)} issues) and recreated nothing; check the connector user's "
                 "permissions and archived projects (ml-connector audit shows the records)"
             )
-    connector.close()
+    store.close()
+
+
+def _list_records(store: Store, flow: str | None, state: str | None, limit: int) -> list[RecordRow]:
+    if state != FAILED:
+        return store.records.list(flow=flow, state=state, limit=limit)
+    rows = [r for s in FAILED_STATES for r in store.records.list(flow=flow, state=s, limit=limit)]
+    return sorted(rows, key=lambda r: r.id)[:limit]
 
 
 @app.command()
 def records(
     flow: str | None = typer.Option(None, "--flow", "-f"),
-    state: str | None = typer.Option(None, "--state", "-s", help=f"One of: {', '.join(RECORD_STATES)}."),
+    state: str | None = typer.Option(
+        None, "--state", "-s", help=f"One of: {', '.join(_STATE_CHOICES)} ({FAILED} = {' + '.join(FAILED_STATES)})."
+    ),
     limit: int = typer.Option(50, "--limit", "-n"),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
     config: Path | None = ConfigOption,
 ) -> None:
     """List records with their Jira link and state."""
-    if state is not None and state not in RECORD_STATES:
-        raise ConfigError(f"unknown state {state!r}; use one of {', '.join(RECORD_STATES)}")
-    connector = open_connector(config)
-    rows = connector.store.records.list(flow=flow, state=state, limit=limit)
-    connector.close()
+    if state is not None and state not in _STATE_CHOICES:
+        raise ConfigError(f"unknown state {state!r}; use one of {', '.join(_STATE_CHOICES)}")
+    cfg, store = open_store(config)
+    jira_url = str(cfg.jira.url)
+    rows = _list_records(store, flow, state, limit)
+    store.close()
     if as_json:
         for r in rows:
-            typer.echo(json.dumps(record_json(r)))
+            typer.echo(json.dumps(record_json(r, jira_url)))
         return
     table = Table(title=f"Records ({len(rows)})")
     for col in ("flow", "IFS key", "state", "Jira", "status in IFS", "attempts", "last error"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(
             r.flow,
             escape(r.ifs_key),
             r.state,
-            r.jira_key or "-",
+            browse_url(jira_url, r.jira_key) or "-",
             r.written_status or "-",
             str(r.attempts),
             escape((r.last_error or "")[:80]),
@@ -320,15 +363,14 @@ def audit(
     config: Path | None = ConfigOption,
 ) -> None:
     """The whole audit trail of one record."""
-    connector = open_connector(config)
-    store = connector.store
+    _, store = open_store(config)
     matches = [
         r
         for r in store.records.find(key)
         if (r.ifs_key == key or r.jira_key == key) and (flow is None or r.flow == flow)
     ]
     if not matches:
-        connector.close()
+        store.close()
         console.print(f"no record with key {escape(key)!r}")
         raise typer.Exit(ExitCode.ERROR)
     for record in matches:
@@ -348,7 +390,7 @@ def audit(
                 escape(event.message or ""),
             )
         console.print(table)
-    connector.close()
+    store.close()
 
 
 @app.command()
@@ -363,7 +405,7 @@ def replay(
     if not keys and not failed and since is None:
         raise ConfigError("say what to replay: KEY..., --failed (with --flow to narrow) or --since TIME")
     connector = open_connector(config)
-    runs = _Runs(crash_dir(connector.config.store.url))
+    runs = _Runs(connector.config)
     restore = _stop_on_signals(connector.stopping)
     try:
         if since is not None and since.tzinfo is None:

@@ -12,6 +12,7 @@ from ml_connector.config.models import ConnectorConfig, load_config
 from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
 from ml_connector.logging import LOG_FORMATS, configure, default_log_format, register_secret
+from ml_connector.store import Store
 from ml_connector.store.db import require_driver
 
 DEFAULT_CONFIG = "ml-connector.yaml"
@@ -35,11 +36,13 @@ def config_path(value: Path | None) -> Path:
     return Path(os.environ.get("ML_CONNECTOR_CONFIG", DEFAULT_CONFIG))
 
 
-def load(value: Path | None, *, service: bool = False) -> ConnectorConfig:
+def load(value: Path | None, *, service: bool = False, store_only: bool = False) -> ConnectorConfig:
+    """The validated config; ``store_only`` (commands that only read the store) lets IFS/Jira secrets be unset;
+    ``service`` (the daemon) logs JSON when stderr is not a terminal."""
     path = config_path(value)
     if not path.exists():
         raise ConfigError(f"config file {path} not found; create one with `ml-connector init`")
-    config = load_config(path)
+    config = load_config(path, store_only=store_only)
     require_driver(config.store.url or "")  # every command, `check` included, names a missing extra up front
     for secret in config.secret_values():
         register_secret(secret)
@@ -67,3 +70,10 @@ def open_connector(value: Path | None) -> Connector:
 
     config = load(value)
     return build_connector(config_path(value), config)
+
+
+def open_store(value: Path | None) -> tuple[ConnectorConfig, Store]:
+    """The config and the store, for commands that only read it (status, records, audit): no IFS or Jira client
+    is built, so their secrets need not be set."""
+    config = load(value, store_only=True)
+    return config, Store.open(config.store.url or "")

@@ -19,17 +19,31 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 _PLACEHOLDER = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*|file:[^}]+)(?::-(?P<default>[^}]*))?\}")
 
 
-def interpolate(value: Any, *, env: Mapping[str, str] | None = None, path: str = "") -> Any:
+# Keys holding credentials: a command that only reads the store (status, records, audit) may leave them unset.
+SECRET_KEYS = frozenset({"client_secret", "api_token", "webhook_secret", "admin_token", "read_token"})
+
+
+def unset_secret(name: str) -> str:
+    """Stands in for a secret a store-only command does not need; long and unique so no validator takes it for a
+    simulator's published secret."""
+    return f"(unset: ${{{name}}} is not in the environment; this command does not use it)"
+
+
+def interpolate(value: Any, *, env: Mapping[str, str] | None = None, path: str = "", store_only: bool = False) -> Any:
     """Replace ``${VAR}`` placeholders in every string of a parsed YAML tree.
 
     ``${file:/run/secrets/x}`` reads a secrets file (trailing newline stripped). A missing variable without a
-    default is a ``ConfigError`` naming the YAML path, never an empty string that fails later.
+    default is a ``ConfigError`` naming the YAML path, never an empty string that fails later; with ``store_only``
+    a missing one under a secret key (SECRET_KEYS) becomes ``unset_secret`` instead.
     """
     env = os.environ if env is None else env
     if isinstance(value, dict):
-        return {k: interpolate(v, env=env, path=f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        return {
+            k: interpolate(v, env=env, path=f"{path}.{k}" if path else str(k), store_only=store_only)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [interpolate(v, env=env, path=f"{path}[{i}]") for i, v in enumerate(value)]
+        return [interpolate(v, env=env, path=f"{path}[{i}]", store_only=store_only) for i, v in enumerate(value)]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -45,13 +59,15 @@ def interpolate(value: Any, *, env: Mapping[str, str] | None = None, path: str =
             return env[name]
         if default is not None:
             return default
+        if store_only and path.rsplit(".", 1)[-1] in SECRET_KEYS:
+            return unset_secret(name)
         raise ConfigError(f"environment variable {name} is not set (referenced as ${{{name}}})", path=path)
 
     return _PLACEHOLDER.sub(substitute, value)
 
 
-def read_yaml(path: Path, *, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Parse a YAML file into a mapping, interpolating the environment."""
+def read_yaml(path: Path, *, env: Mapping[str, str] | None = None, store_only: bool = False) -> dict[str, Any]:
+    """Parse a YAML file into a mapping, interpolating the environment (``store_only``: see ``interpolate``)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -72,7 +88,7 @@ def read_yaml(path: Path, *, env: Mapping[str, str] | None = None) -> dict[str, 
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping at the top level, not {type(data).__name__}")
-    result: dict[str, Any] = interpolate(data, env=env)
+    result: dict[str, Any] = interpolate(data, env=env, store_only=store_only)
     return result
 
 

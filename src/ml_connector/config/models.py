@@ -433,8 +433,9 @@ def parse_schedule(value: str) -> tuple[str, Any]:
     raise ValueError(f"schedule {value!r} is not 'hourly', 'daily', 'every <duration>' or a 5-field cron expression")
 
 
-def load_config(path: Path, *, env: dict[str, str] | None = None) -> ConnectorConfig:
-    data = read_yaml(path, env=env)
+def load_config(path: Path, *, env: dict[str, str] | None = None, store_only: bool = False) -> ConnectorConfig:
+    """``store_only``: for commands that only read the store, unset secrets are allowed (``interpolate``)."""
+    data = read_yaml(path, env=env, store_only=store_only)
     config = validate(ConnectorConfig, data)
     if config.store.url is None:
         default_db = (path.parent / "ml-connector.sqlite").resolve()

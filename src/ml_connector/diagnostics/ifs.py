@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
+from ml_connector.diagnostics.fixes import ifs_connection_fix, ifs_credentials_fix
 from ml_connector.diagnostics.ifs_zones import check_cursor_zone
 from ml_connector.diagnostics.results import FAIL, PASS, SKIP, Findings
 from ml_connector.errors import AuthError, ConnectorError, NotFound, Rejected, TransientError
@@ -70,16 +71,10 @@ class IfsChecks:
         try:
             ifs.tokens.token()
         except AuthError as exc:
-            self.findings.fail(
-                "ifs",
-                "IFS token",
-                exc,
-                f"check ifs.client_id ({cfg.client_id}) and ifs.client_secret (IFS_CLIENT_SECRET) for realm "
-                f"{cfg.realm}: the IAM client must exist, be enabled and have a service account",
-            )
+            self.findings.fail("ifs", "IFS token", exc, ifs_credentials_fix(self.config))
             return False
         except (TransientError, ConnectorError) as exc:
-            self.findings.fail("ifs", "IFS token", exc, f"check ifs.url ({cfg.base_url}) and ifs.realm ({cfg.realm})")
+            self.findings.fail("ifs", "IFS token", exc, ifs_connection_fix(self.config))
             return False
         self.findings.add("ifs", "IFS token", PASS, f"client {cfg.client_id} got a token from realm {cfg.realm}")
         return True

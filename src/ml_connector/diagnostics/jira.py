@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ml_connector.config.models import ConnectorConfig, FlowConfig
+from ml_connector.diagnostics.fixes import jira_connection_fix, jira_credentials_fix
 from ml_connector.diagnostics.jira_fields import check_create_screens, check_custom_fields
 from ml_connector.diagnostics.jira_users import check_users
 from ml_connector.diagnostics.results import FAIL, PASS, WARN, Findings
@@ -45,12 +46,14 @@ class JiraChecks:
             self.findings.fail("jira", "Jira authentication", exc, self._auth_fix())
             return None
         except ConnectorError as exc:
-            self.findings.fail("jira", "Jira client", exc, "check jira.url and the jira.auth section")
+            self.findings.fail(
+                "jira", "Jira client", exc, f"{jira_connection_fix(self.config)} and the jira.auth section"
+            )
             return None
         try:
             me = jira.myself()
         except ConnectorError as exc:
-            fix = self._auth_fix() if isinstance(exc, AuthError) else f"check jira.url ({self.config.jira.url})"
+            fix = self._auth_fix() if isinstance(exc, AuthError) else jira_connection_fix(self.config)
             self.findings.fail("jira", "Jira authentication", exc, fix)
             jira.close()
             return None
@@ -59,14 +62,7 @@ class JiraChecks:
         return jira
 
     def _auth_fix(self) -> str:
-        if self.config.jira.auth.kind == "basic":
-            return (
-                "check jira.auth.email and the API token (JIRA_API_TOKEN; create one at "
-                "https://id.atlassian.com/manage-profile/security/api-tokens) for that account"
-            )
-        return (
-            "check jira.auth.client_id / client_secret; if the refresh token was revoked, run the OAuth consent again"
-        )
+        return jira_credentials_fix(self.config)
 
     def flows(self, jira: JiraClient) -> None:
         flows = [(i, f) for i, f in enumerate(self.config.flows) if f.enabled]

@@ -1,6 +1,7 @@
 """State store (SQLAlchemy 2 Core; SQLite in WAL mode by default, PostgreSQL through psycopg 3)."""
 
 from ml_connector.store.rows import (
+    FAILED_STATES,
     ORPHANED,
     PARKED,
     PENDING_CREATE,
@@ -17,6 +18,7 @@ from ml_connector.store.rows import (
 from ml_connector.store.store import Store, Tx
 
 __all__ = [
+    "FAILED_STATES",
     "ORPHANED",
     "PARKED",
     "PENDING_CREATE",

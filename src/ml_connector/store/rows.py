@@ -27,6 +27,7 @@ RETRY = "retry"
 PARKED = "parked"
 ORPHANED = "orphaned"
 RECORD_STATES = (PENDING_CREATE, PENDING_UPDATE, SYNCED, RETRY, PARKED, ORPHANED)
+FAILED_STATES = (PARKED, RETRY)  # the failed queue, as the CLI and the web both call it
 
 _RECORD_TIMES = (
     "create_attempted_at",

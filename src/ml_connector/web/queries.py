@@ -12,10 +12,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 
-from ml_connector.store import PARKED, RETRY, AuditRow, RecordRow, RunRow, Store
+from ml_connector.store import FAILED_STATES, AuditRow, RecordRow, RunRow, Store
 from ml_connector.store import schema as t
 
-FAILED_STATES = (PARKED, RETRY)  # the failed queue
 # Sorts after every real character in a binary (code point) collation: the upper bound of a prefix range.
 _PREFIX_END = "\U0010ffff"
 

@@ -12,7 +12,7 @@ import pytest
 
 from ml_connector.cli.app import ExitCode
 
-from ..diagnostics.helpers import check
+from ..diagnostics.helpers import check, json_rows
 from ..runner.simenv import example_config, simulators, write_config
 
 
@@ -25,6 +25,28 @@ def test_example_config_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert "all passed" in output
     assert "FAIL" not in output
     assert not (tmp_path / "state.sqlite").exists(), "check must not create or write the store (Basic auth)"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///{tmp}/a-file/state.sqlite",  # a folder that cannot be created: a file is in the way
+        "postgresql+psycopg://nobody:pw@127.0.0.1:1/none",  # nothing listens
+        "not a url",
+    ],
+)
+def test_an_unusable_store_url_fails_check_with_the_config_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    with simulators(purchase_orders=2, work_orders=2, seed=7) as (ifs, jira):
+        monkeypatch.setenv("IFS_URL", ifs.url)
+        monkeypatch.setenv("JIRA_URL", jira.url)
+        code, rows = json_rows(tmp_path, {**example_config(), "store": {"url": url.format(tmp=tmp_path)}})
+    assert code == ExitCode.CONFIG, rows
+    store = [r for r in rows if r["system"] == "store"]
+    assert [r["status"] for r in store] == ["fail"] and "set store.url to a writable SQLite file" in store[0]["fix"]
+    assert "pw@" not in str(rows)
 
 
 # -- a weak webhook secret on a real Jira stops the command before it reads anything (issue 15) ------------------------

@@ -52,13 +52,23 @@ def test_sync_status_records_audit_replay(tmp_path: Path) -> None:
 
         status = _cli("status", "-c", str(path))
         assert status.returncode == 0 and "purchase_orders" in status.stdout
+        assert "1 parked" in status.stdout  # the last run succeeded, the flow still has a failed record
 
         parked = _cli("records", "--state", "parked", "--json", "-c", str(path))
         rows = [json.loads(line) for line in parked.stdout.splitlines()]
         assert [r["key"] for r in rows] == [long_key] and "summary is" in rows[0]["error"]
+        failed = _cli("records", "--state", "failed", "--json", "-c", str(path))
+        assert failed.returncode == 0 and [json.loads(line) for line in failed.stdout.splitlines()] == rows
+
+        synced = _cli("records", "--state", "synced", "--json", "-c", str(path))
+        linked = [json.loads(line) for line in synced.stdout.splitlines()]
+        assert linked and all(r["jira_url"].endswith(f"/browse/{r['jira_key']}") for r in linked)
+        table = _cli("records", "--state", "synced", "-c", str(path))
+        assert f"/browse/{linked[0]['jira_key']}" in table.stdout
 
         trail = _cli("audit", long_key, "-c", str(path))
         assert trail.returncode == 0 and "failed" in trail.stdout and "summary is" in trail.stdout
+        _store_commands_need_no_secrets(path, long_key)
 
         w.ifs_state.edit("PurchaseOrder", long_key, {"Description": "fixed in IFS"})
         replayed = _cli("replay", long_key, "-c", str(path))
@@ -114,3 +124,18 @@ def test_oauth_refresh_token_rotation_survives_between_commands(tmp_path: Path) 
         code, _, err = busy.stdout.partition("\n")
         assert code == "6", busy.stdout + busy.stderr
         assert "is being run by" in err
+
+
+def _store_commands_need_no_secrets(path: Path, key: str) -> None:
+    """status, records and audit only read the store: unset IFS/Jira secrets do not stop them; sync still says."""
+    data = yaml.safe_load(path.read_text())
+    data["ifs"]["client_secret"] = "${MLC_TEST_UNSET_IFS_SECRET}"
+    data["jira"]["auth"]["api_token"] = "${MLC_TEST_UNSET_JIRA_TOKEN}"
+    bare = path.with_name("no-secrets.yaml")
+    bare.write_text(yaml.safe_dump(data))
+    for args in (["status"], ["records", "--state", "failed"], ["audit", key]):
+        done = _cli(*args, "-c", str(bare))
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        assert key in done.stdout or args == ["status"]
+    sync = _cli("sync", "-c", str(bare))
+    assert sync.returncode == 2 and "MLC_TEST_UNSET_IFS_SECRET" in sync.stderr, sync.stderr

@@ -105,3 +105,75 @@ def test_a_systemic_error_stops_its_flow_only(
         assert len(w.jira_issues("MAINT")) == 0
         assert len([i for i in w.jira_issues() if i["project"] != "MAINT"]) == 4  # the other flow synced
         assert "purchase_orders" in out and "succeeded" in out and "failed" in out
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_refused_credentials_name_the_config_key_as_check_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
+    with world(purchase_orders=2, work_orders=1) as w:
+        path = _config(w, tmp_path)
+        data = yaml.safe_load(path.read_text())
+        data["jira"]["auth"]["api_token"] = "wrong-token"
+        path.write_text(yaml.safe_dump(data))
+        code = _main(monkeypatch, "sync", "-c", str(path))
+        err = capsys.readouterr().err
+        assert code == cli_app.ExitCode.AUTH
+        assert "fix: check jira.auth.email and jira.auth.api_token" in err, err
+
+
+def test_an_unreachable_host_names_its_url_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
+    with world(purchase_orders=2, work_orders=1) as w:
+        path = _config(w, tmp_path)
+        data = yaml.safe_load(path.read_text())
+        data["ifs"]["url"] = f"http://127.0.0.1:{_unused_port()}"
+        path.write_text(yaml.safe_dump(data))
+        code = _main(monkeypatch, "sync", "-c", str(path))
+        err = capsys.readouterr().err
+        assert code == cli_app.ExitCode.UNAVAILABLE
+        assert f"fix: check ifs.url (http://127.0.0.1:{data['ifs']['url'].rsplit(':', 1)[1]}" in err, err
+
+
+def test_a_config_error_in_one_flow_stops_that_flow_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
+    with world(purchase_orders=2, work_orders=2) as w:
+        path = _config(w, tmp_path)
+        data = yaml.safe_load(path.read_text())
+        po = next(f for f in data["flows"] if f["name"] == "purchase_orders")
+        fields = po["mapping"]["custom_fields"]
+        fields["No Such Field"] = fields.pop("GL Account")
+        path.write_text(yaml.safe_dump(data))
+        code = _main(monkeypatch, "sync", "-c", str(path))
+        err = capsys.readouterr().err
+        assert code == cli_app.ExitCode.CONFIG
+        assert "purchase_orders" in err and "No Such Field" in err, err
+        assert w.jira_issues("MAINT") and not w.jira_issues("CAPEX") + w.jira_issues("PROC")  # work orders ran
+
+
+def test_an_unknown_project_in_one_flow_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
+    with world(purchase_orders=2, work_orders=2) as w:
+        path = _config(w, tmp_path)
+        data = yaml.safe_load(path.read_text())
+        wo = next(f for f in data["flows"] if f["name"] == "work_orders")
+        wo["mapping"]["project"] = {"source": "WorkTypeId", "map": {}, "default": "NOPE"}
+        path.write_text(yaml.safe_dump(data))
+        code = _main(monkeypatch, "sync", "-c", str(path))
+        out, err = capsys.readouterr()
+        assert code != cli_app.ExitCode.OK and "NOPE" in out + err, out + err
+        assert w.jira_issues("PROC") or w.jira_issues("CAPEX")  # purchase orders ran

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ml_connector.config.models import FlowConfig
-from ml_connector.store import RECORD_STATES, AuditRow
+from ml_connector.store import FAILED_STATES, RECORD_STATES, AuditRow
 from ml_connector.web import queries
 from ml_connector.web.context import FlowFilter, Viewer, Web, WebContext, safe_next, to_int
 from ml_connector.web.routes.health import HEALTH_LABELS, SYSTEMS
@@ -69,7 +69,7 @@ def _flow_row(web: WebContext, flow: FlowConfig, counts: dict[tuple[str, str], i
         "sync_requested_at": store.controls.get(flow.name).get("sync_requested_at"),
         "counts": by_state,
         "total": sum(by_state.values()),
-        "failed": sum(by_state[s] for s in queries.FAILED_STATES),
+        "failed": sum(by_state[s] for s in FAILED_STATES),
         "cursor": store.cursors.get(flow.name),
         "writeback_cursor": store.cursors.get(f"{flow.name}:writeback"),
     }
@@ -126,7 +126,7 @@ def record_page(request: Request, web: Web, identity: Viewer, record_id: int) ->
         last_error=web.clean_text(record.last_error),
         payload=payload,
         events=[_event_row(web, e) for e in trail],
-        failed=record.state in queries.FAILED_STATES,
+        failed=record.state in FAILED_STATES,
     )
 
 
