@@ -4,6 +4,7 @@ report, and exits 7; nothing foreseeable ever shows a traceback."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,14 @@ from ml_connector.engine import OutboundSync, RunReport
 from ml_connector.store import Store
 
 
-def _config(w: World, tmp_path: Path) -> Path:
+def _config(w: World, tmp_path: Path, edit: Callable[[dict[str, Any]], object] | None = None) -> Path:
+    """The example config against ``w``, changed by ``edit`` (the mistake a test makes)."""
     data = example_config()
     data["ifs"].update(url=w.ifs.url, http={"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 2})
     data["jira"].update(url=w.jira.url, http={"backoff_initial": 0.05, "backoff_max": 0.2, "max_attempts": 2})
     data["store"] = {"url": f"sqlite:///{tmp_path / 'state' / 'state.sqlite'}"}
+    if edit is not None:
+        edit(data)
     path = tmp_path / "ml-connector.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -91,10 +95,10 @@ def test_a_systemic_error_stops_its_flow_only(
     order flow and its write-back still run; the exit code is the config error's."""
     monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
     with world(purchase_orders=4, work_orders=3) as w:
-        path = _config(w, tmp_path)
-        data = yaml.safe_load(path.read_text())
-        data["flows"][1]["mapping"]["custom_fields"]["No Such Field"] = "{{ WoNo }}"
-        path.write_text(yaml.safe_dump(data))
+        def mistake(data: dict[str, Any]) -> None:
+            data["flows"][1]["mapping"]["custom_fields"]["No Such Field"] = "{{ WoNo }}"
+
+        path = _config(w, tmp_path, mistake)
         code = _main(monkeypatch, "sync", "-c", str(path))
         out, err = capsys.readouterr()
         assert code == cli_app.ExitCode.CONFIG
@@ -120,10 +124,10 @@ def test_refused_credentials_name_the_config_key_as_check_does(
 ) -> None:
     monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
     with world(purchase_orders=2, work_orders=1) as w:
-        path = _config(w, tmp_path)
-        data = yaml.safe_load(path.read_text())
-        data["jira"]["auth"]["api_token"] = "wrong-token"
-        path.write_text(yaml.safe_dump(data))
+        def mistake(data: dict[str, Any]) -> None:
+            data["jira"]["auth"]["api_token"] = "wrong-token"
+
+        path = _config(w, tmp_path, mistake)
         code = _main(monkeypatch, "sync", "-c", str(path))
         err = capsys.readouterr().err
         assert code == cli_app.ExitCode.AUTH
@@ -134,15 +138,16 @@ def test_an_unreachable_host_names_its_url_key(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
+    port = _unused_port()
     with world(purchase_orders=2, work_orders=1) as w:
-        path = _config(w, tmp_path)
-        data = yaml.safe_load(path.read_text())
-        data["ifs"]["url"] = f"http://127.0.0.1:{_unused_port()}"
-        path.write_text(yaml.safe_dump(data))
+        def mistake(data: dict[str, Any]) -> None:
+            data["ifs"]["url"] = f"http://127.0.0.1:{port}"
+
+        path = _config(w, tmp_path, mistake)
         code = _main(monkeypatch, "sync", "-c", str(path))
         err = capsys.readouterr().err
         assert code == cli_app.ExitCode.UNAVAILABLE
-        assert f"fix: check ifs.url (http://127.0.0.1:{data['ifs']['url'].rsplit(':', 1)[1]}" in err, err
+        assert f"fix: check ifs.url (http://127.0.0.1:{port}" in err, err
 
 
 def test_a_config_error_in_one_flow_stops_that_flow_only(
@@ -150,12 +155,12 @@ def test_a_config_error_in_one_flow_stops_that_flow_only(
 ) -> None:
     monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
     with world(purchase_orders=2, work_orders=2) as w:
-        path = _config(w, tmp_path)
-        data = yaml.safe_load(path.read_text())
-        po = next(f for f in data["flows"] if f["name"] == "purchase_orders")
-        fields = po["mapping"]["custom_fields"]
-        fields["No Such Field"] = fields.pop("GL Account")
-        path.write_text(yaml.safe_dump(data))
+        def mistake(data: dict[str, Any]) -> None:
+            po = next(f for f in data["flows"] if f["name"] == "purchase_orders")
+            fields = po["mapping"]["custom_fields"]
+            fields["No Such Field"] = fields.pop("GL Account")
+
+        path = _config(w, tmp_path, mistake)
         code = _main(monkeypatch, "sync", "-c", str(path))
         err = capsys.readouterr().err
         assert code == cli_app.ExitCode.CONFIG
@@ -168,11 +173,11 @@ def test_an_unknown_project_in_one_flow_does_not_stop_the_others(
 ) -> None:
     monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
     with world(purchase_orders=2, work_orders=2) as w:
-        path = _config(w, tmp_path)
-        data = yaml.safe_load(path.read_text())
-        wo = next(f for f in data["flows"] if f["name"] == "work_orders")
-        wo["mapping"]["project"] = {"source": "WorkTypeId", "map": {}, "default": "NOPE"}
-        path.write_text(yaml.safe_dump(data))
+        def mistake(data: dict[str, Any]) -> None:
+            wo = next(f for f in data["flows"] if f["name"] == "work_orders")
+            wo["mapping"]["project"] = {"source": "WorkTypeId", "map": {}, "default": "NOPE"}
+
+        path = _config(w, tmp_path, mistake)
         code = _main(monkeypatch, "sync", "-c", str(path))
         out, err = capsys.readouterr()
         assert code != cli_app.ExitCode.OK and "NOPE" in out + err, out + err
