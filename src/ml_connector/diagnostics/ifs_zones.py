@@ -14,7 +14,7 @@ from ml_connector.config.connections import IfsConnection
 from ml_connector.config.models import FlowConfig
 from ml_connector.diagnostics.results import FAIL, PASS, SKIP, WARN, Findings
 from ml_connector.engine.timestamps import parse_ts
-from ml_connector.errors import ConnectorError
+from ml_connector.errors import ConnectorError, MalformedResponse
 from ml_connector.ifs import IfsClient
 from ml_connector.ifs.client import TIME_ZONE_AWARE_HEADER
 from ml_connector.ifs.odata import EntitySetRef, encode_query
@@ -32,7 +32,10 @@ def _newest_value(ifs: IfsClient, flow: FlowConfig, *, aware: bool) -> tuple[obj
     )
     headers = {TIME_ZONE_AWARE_HEADER: "true" if aware else "false"}
     _, body = ifs.session.request_json("GET", f"{ref.path}?{query}", headers=headers, pace_keys=("ifs",))
-    rows = body.get("value") or []
+    rows = body.get("value")
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        # A missing or mangled collection is no "no rows": the verdict would be a quiet SKIP on a broken answer.
+        raise MalformedResponse(f"ifs: expected a collection of rows from GET {ref.path}, got {type(rows).__name__}")
     value = parse_ts(rows[0].get(field)) if rows else None
     return None if value is None else (rows[0].get(flow.key), value)
 

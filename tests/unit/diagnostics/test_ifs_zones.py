@@ -6,11 +6,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 
+from ml_connector.config.connections import HttpSettings
 from ml_connector.config.models import ConnectorConfig
-from ml_connector.diagnostics.ifs_zones import judge
-from ml_connector.diagnostics.results import FAIL, PASS, WARN
+from ml_connector.diagnostics.ifs_zones import TENANT_DOWN, check_cursor_zone, judge
+from ml_connector.diagnostics.results import FAIL, PASS, WARN, Findings
+from ml_connector.http import ApiSession, build_client
+from ml_connector.ifs import IfsClient
 
 from .helpers import example
 
@@ -42,3 +46,33 @@ def test_verdicts(tmp_path: Path, zone: str, aware: bool, without: datetime, sta
     verdict, detail, fix = judge(config.flows[0], config.ifs, JULY_NOON, without)
     assert verdict == status, (detail, fix)
     assert words in f"{detail} {fix}"
+
+
+def _ifs_answering(answer: httpx2.Response) -> IfsClient:
+    settings = HttpSettings(max_attempts=2, backoff_initial=0.01, backoff_max=0.01)
+    transport = httpx2.MockTransport(lambda request: answer)
+    http = build_client("http://ifs.test/main/ifsapplications/projection/v1/", settings, transport=transport)
+    return IfsClient(ApiSession(http, system="ifs", settings=settings))
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx2.Response(503, text="maintenance"),  # persistent: every attempt
+        httpx2.Response(200, text="<html>sign in</html>", headers={"Content-Type": "text/html"}),
+        httpx2.Response(200, json=[1, 2]),
+        httpx2.Response(200, json={"@odata.context": "x"}),  # no collection at all
+        httpx2.Response(200, json={"value": "oops"}),
+        httpx2.Response(200, json={"value": [1]}),
+    ],
+    ids=["persistent-503", "html", "list", "no-value", "value-not-list", "row-not-object"],
+)
+def test_a_failed_or_malformed_answer_is_a_failed_check_not_a_crash_or_a_skip(
+    tmp_path: Path, answer: httpx2.Response
+) -> None:
+    config = _config(tmp_path, "America/Chicago", True)
+    findings = Findings(())
+    check_cursor_zone(_ifs_answering(answer), config.flows[0], config.ifs, findings)
+    [result] = findings.results
+    assert result.status == FAIL, result
+    assert result.fix == TENANT_DOWN
