@@ -72,3 +72,11 @@ def test_store_gauges_follow_the_store(tmp_path: Path) -> None:
     assert last is not None and last > 1_600_000_000
     assert m.registry.get_sample_value("mlc_webhook_inbox_pending", {}) == 0
     connector.store.close()
+
+
+def test_the_metrics_failed_queue_is_the_stores() -> None:
+    """metrics.py may not import the store (layer rule), so it names the failed states itself: they must not drift."""
+    from ml_connector import metrics
+    from ml_connector.store import FAILED_STATES
+
+    assert tuple(metrics.FAILED_STATES) == tuple(FAILED_STATES)
