@@ -36,6 +36,8 @@ from ml_connector.engine import (
 from ml_connector.engine.flows import run_step
 from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
 from ml_connector.errors import ConfigError
+from ml_connector.jira.links import browse_url
+from ml_connector.mapping.changes import custom_field_names, trail_changes
 from ml_connector.store import (
     FAILED_STATES,
     PARKED,
@@ -79,11 +81,6 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
 
 FAILED = "failed"  # `records --state failed`: the failed queue, as the web UI names it
 _STATE_CHOICES = (*RECORD_STATES, FAILED)
-
-
-def browse_url(jira_url: str, jira_key: str | None) -> str | None:
-    """The issue's page in Jira, the link the README promises."""
-    return f"{jira_url.rstrip('/')}/browse/{jira_key}" if jira_key else None
 
 
 def record_json(r: RecordRow, jira_url: str | None = None) -> dict[str, Any]:
@@ -362,8 +359,9 @@ def audit(
     flow: str | None = typer.Option(None, "--flow", "-f"),
     config: Path | None = ConfigOption,
 ) -> None:
-    """The whole audit trail of one record."""
-    _, store = open_store(config)
+    """The whole audit trail of one record, with the fields each step changed."""
+    cfg, store = open_store(config)
+    names = custom_field_names(cfg)
     matches = [
         r
         for r in store.records.find(key)
@@ -379,15 +377,17 @@ def audit(
             f"state={record.state}"
         )
         table = Table()
-        for col in ("time (UTC)", "run", "event", "outcome", "message"):
-            table.add_column(col)
-        for event in store.audit.trail(record.id):
+        for col in ("time (UTC)", "run", "event", "outcome", "message", "changes"):
+            table.add_column(col, overflow="fold")
+        trail = store.audit.trail(record.id)
+        for event, changes in zip(trail, trail_changes(trail, names), strict=True):
             table.add_row(
                 event.at.strftime("%Y-%m-%d %H:%M:%S"),
                 str(event.run_id or "-"),
                 event.event,
                 event.outcome,
                 escape(event.message or ""),
+                escape("\n".join(str(c) for c in changes)),
             )
         console.print(table)
     store.close()

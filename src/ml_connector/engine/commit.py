@@ -18,6 +18,7 @@ from ml_connector.engine.plan import Fail, Mapped, Plan, Skip, Update, awaiting_
 from ml_connector.engine.ports import RecordStore, RecordTx
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.timestamps import format_ts, parse_ts
+from ml_connector.mapping.changes import bounded_source
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, AuditEvent, RecordRow, utcnow
 
 log = structlog.get_logger("ml_connector.engine")
@@ -116,7 +117,12 @@ def _commit_fail(writes: _PageWrites, plan: Fail, source_ts: str | None) -> None
         writes.tx.records.update(rec.id, **values)
     else:
         return  # the same bad record seen again: already parked with this reason
-    detail = {**decision.audit_detail(), "field": getattr(plan.error, "field", None), "source_hash": plan.source_hash}
+    detail = {
+        **decision.audit_detail(),
+        "field": getattr(plan.error, "field", None),
+        "source_hash": plan.source_hash,
+        "source": bounded_source(plan.row),  # the data that failed, for the record page
+    }
     writes.audits.append((rec.id, AuditEvent("failed", "error", message, detail)))
     scope.report.add_failure(decision)
 
@@ -141,7 +147,9 @@ def _commit_mapped(writes: _PageWrites, plan: Mapped, source_ts: str | None) -> 
     }
     state = PENDING_UPDATE if isinstance(plan, Update) else PENDING_CREATE
     warnings = "; ".join(plan.draft.warnings) or None
-    mapped = AuditEvent("mapped", "warning" if warnings else "ok", warnings, {"draft": draft})
+    mapped = AuditEvent(
+        "mapped", "warning" if warnings else "ok", warnings, {"draft": draft, "source": bounded_source(plan.row)}
+    )
     rec = plan.existing
     if rec is None:
         writes.new_rows.append((plan.key, {"state": state, **content}))

@@ -18,7 +18,7 @@ from ml_connector.http.ratelimit import RateLimitBudget, rate_limit_scope
 from ml_connector.http.session import CallObserver
 from ml_connector.ifs import IfsClient
 from ml_connector.jira.client import JiraClient
-from ml_connector.jira.fields import FieldRegistry
+from ml_connector.jira.fields import FieldRegistry, split_field_name
 from ml_connector.jira.tokens import TokenStore
 from ml_connector.mapping import FieldTarget, MappingContext
 from ml_connector.store import Store
@@ -164,6 +164,15 @@ class Connector:
     def field_registry(self) -> FieldRegistry:
         registry: FieldRegistry = self._cached("jira:fields", 3600.0, self.jira.fields)
         return registry
+
+    def cached_field_names(self) -> dict[str, str]:
+        """Jira field id → name for every field id in a mapping, if this process has read the registry (no call)."""
+        hit = self._cache.get("jira:fields")
+        if hit is None:
+            return {}
+        registry: FieldRegistry = hit.value
+        ids = {split_field_name(key)[0] for flow in self.config.flows for key in flow.mapping.custom_fields}
+        return {i: info.name for i in ids if (info := registry.get(i)) is not None}
 
     def resolve_fields(self, flow: FlowConfig) -> dict[str, FieldTarget]:
         """Configured custom field names → ids and kinds, once per hour; ambiguity is a ``ConfigError``."""

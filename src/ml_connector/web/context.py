@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -19,12 +18,14 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.engine import Connector
 from ml_connector.http.redact import redact, redact_text
 from ml_connector.metrics import Metrics
 from ml_connector.store import Store
+from ml_connector.web import display
 from ml_connector.web.auth import ADMIN, DashboardAuth
 from ml_connector.web.control import SchedulerControl
 from ml_connector.web.guard import Form, LoginThrottle, TokenBuckets, parse_form, same_origin
@@ -98,7 +99,10 @@ class WebContext:
         self.secrets = self.config.secret_values()
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["clean"] = self.clean_text
-        self.templates.env.filters["when"] = when
+        self.templates.env.filters["when"] = display.when
+        self.templates.env.filters["cursor"] = display.cursor
+        self.templates.env.globals["duration"] = display.duration
+        self.templates.env.filters["jira"] = self.jira_link
         self.flow_names = [f.name for f in self.config.flows]
         # Counting 100,000 records is an index scan; the overview reuses the result for a few seconds.
         self.flow_counts = TtlCache(self.store.records.count_by_flow_state, ttl=COUNTS_TTL)
@@ -117,6 +121,9 @@ class WebContext:
 
     def clean_text(self, value: str | None) -> str:
         return redact(redact_text(value), secrets=self.secrets) if value else ""
+
+    def jira_link(self, key: str | None) -> Markup:
+        return display.jira_link(key, str(self.config.jira.url))
 
     def known_flow(self, name: str | None) -> str | None:
         return name if name in self.flow_names else None
@@ -214,9 +221,3 @@ def to_int(value: str | None) -> int | None:
 
 def query(**params: Any) -> str:
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
-
-
-def when(value: datetime | None) -> str:
-    if value is None:
-        return "—"
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from ml_connector.config.models import FlowConfig
+from ml_connector.mapping.changes import FieldChange, custom_field_names, latest_source, trail_changes
+from ml_connector.records_csv import csv_lines, record_cells
 from ml_connector.store import FAILED_STATES, RECORD_STATES, AuditRow
 from ml_connector.web import queries
 from ml_connector.web.context import FlowFilter, Viewer, Web, WebContext, safe_next, to_int
 from ml_connector.web.routes.health import HEALTH_LABELS, SYSTEMS
 
 PAGE_SIZE = 50
+CSV_CHUNK = 1000  # records per query of the CSV export
 SYSTEM_NAMES = {"ifs": "IFS Cloud", "jira": "Jira Cloud"}
 
 router = APIRouter()
@@ -110,6 +114,34 @@ def records(
     )
 
 
+@router.get("/records.csv")
+def records_csv(
+    web: Web, _identity: Viewer, flow: FlowFilter, state: str | None = None, q: str | None = None
+) -> StreamingResponse:
+    """Every record matching the records page's filters, streamed a keyset page at a time."""
+    state = state if state in RECORD_STATES else None
+    search = (q or "").strip()[:400] or None
+    jira_url = str(web.config.jira.url)
+
+    def rows() -> Iterator[list[str]]:
+        after: int | None = None
+        while True:
+            page = queries.list_records(
+                web.store, flow=flow, states=(state,) if state else (), search=search, after=after, limit=CSV_CHUNK
+            )
+            yield from (record_cells(r, jira_url, web.clean_text(r.last_error)) for r in page.rows)
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    name = "-".join(["records", *(v for v in (flow, state) if v)]) + ".csv"
+    return StreamingResponse(
+        csv_lines(rows()),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 @router.get("/records/{record_id}", response_class=HTMLResponse)
 def record_page(request: Request, web: Web, identity: Viewer, record_id: int) -> HTMLResponse:
     record, trail = queries.record_with_trail(web.store, record_id)
@@ -118,6 +150,9 @@ def record_page(request: Request, web: Web, identity: Viewer, record_id: int) ->
         return HTMLResponse(missing, status_code=404)
     draft = record.draft
     payload = json.dumps(web.clean(draft), indent=2, sort_keys=True, default=str) if draft else None
+    source = latest_source(trail)
+    names = custom_field_names(web.config, web.connector.cached_field_names())
+    changes = trail_changes(trail, names)
     return web.page(
         request,
         "record.html",
@@ -125,12 +160,13 @@ def record_page(request: Request, web: Web, identity: Viewer, record_id: int) ->
         record=record,
         last_error=web.clean_text(record.last_error),
         payload=payload,
-        events=[_event_row(web, e) for e in trail],
+        source=json.dumps(web.clean(source), indent=2, sort_keys=True, default=str) if source else None,
+        events=[_event_row(web, e, c) for e, c in zip(trail, changes, strict=True)],
         failed=record.state in FAILED_STATES,
     )
 
 
-def _event_row(web: WebContext, event: AuditRow) -> dict[str, Any]:
+def _event_row(web: WebContext, event: AuditRow, changes: list[FieldChange]) -> dict[str, Any]:
     detail = event.detail
     return {
         "id": event.id,
@@ -139,7 +175,8 @@ def _event_row(web: WebContext, event: AuditRow) -> dict[str, Any]:
         "event": event.event,
         "outcome": event.outcome,
         "message": web.clean_text(event.message),
-        "detail": json.dumps(web.clean(detail), sort_keys=True, default=str) if detail else "",
+        "changes": [FieldChange(c.field, web.clean(c.old), web.clean(c.new)) for c in changes],
+        "detail": json.dumps(web.clean(detail), indent=1, sort_keys=True, default=str) if detail else "",
         "digest": event.digest,
     }
 
