@@ -7,6 +7,7 @@ Pure: no I/O; the caller passes the trail and the names of the configured custom
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -55,12 +56,14 @@ def _shown(value: str | None, limit: int = 120) -> str:
 def custom_field_names(config: ConnectorConfig, registry: Mapping[str, str] | None = None) -> dict[str, str]:
     """Each configured custom field key → its name: ``"Cost Center:select"`` → ``"Cost Center"``; a key that is an
     id (``customfield_10042``) → the name from ``registry`` (field id → name) when known, else the id."""
-    names: dict[str, str] = {}
-    for flow in config.flows:
-        for key in flow.mapping.custom_fields:
-            base, _ = split_field_name(key)
-            names[key] = (registry or {}).get(base, base)
-    return names
+    keys = list(dict.fromkeys(key for flow in config.flows for key in flow.mapping.custom_fields))
+    named = {key: (registry or {}).get(split_field_name(key)[0], split_field_name(key)[0]) for key in keys}
+    taken = Counter(named.values())
+    # Two fields of one name (``Cost Center:text`` and ``Cost Center:select``) keep their type to tell them apart.
+    return {
+        key: f"{name} ({key.rpartition(':')[2]})" if taken[name] > 1 and ":" in key else name
+        for key, name in named.items()
+    }
 
 
 def _text(value: Any) -> str | None:
@@ -88,7 +91,7 @@ def _flatten(draft: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, st
     flat = {label: _text(draft.get(key)) for key, label in DRAFT_FIELDS.items()}
     custom = draft.get("custom_fields") or {}
     for key in sorted(custom):
-        flat[names.get(key) or split_field_name(key)[0]] = _text(custom[key])
+        flat[names.get(key) or key] = _text(custom[key])
     return flat
 
 

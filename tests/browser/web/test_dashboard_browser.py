@@ -1,11 +1,17 @@
 """The dashboard in Debian's Chromium (Playwright with executable_path; never a downloaded browser): login with the
-admin token, a record's audit trail, Replay of a parked record, Pause and Resume."""
+admin token, a record's audit trail, Replay of a parked record, Pause and Resume; Jira deep links, select-all in the
+failed queue, field-level audit changes, the IFS source row, run durations and human times, the CSV export link, and
+every page at 1280x800 and 375x812 without sideways scrolling (screenshots in test-artifacts/screenshots/)."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from conftest import require_import, unavailable
@@ -189,3 +195,205 @@ def test_read_only_sign_in_and_no_policy_violations(browser: Any, world: tuple[S
     assert not [m for m in problems if "Content Security Policy" in m], problems
     assert connector.store.controls.get("purchase_orders")["paused"] is False
     context.close()
+
+
+# -- issue 11: deep links, select-all, readable audit, source row, durations, CSV, layout at two widths ------------
+
+REPO = Path(__file__).resolve().parents[3]
+VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 375, "height": 812}}
+ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"
+
+
+def _artifacts() -> Path:
+    """Where screenshots go: $ML_CONNECTOR_TEST_ARTIFACTS, else test-artifacts/ at the repository root."""
+    base = Path(os.environ.get("ML_CONNECTOR_TEST_ARTIFACTS") or REPO / "test-artifacts")
+    folder = base / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _po(connector: Connector, index: int) -> Any:
+    return sorted(connector.store.records.linked("purchase_orders"), key=lambda r: r.id)[index]
+
+
+@pytest.fixture(scope="module")
+def changed(world: tuple[Sims, Connector, ServerHandle]) -> dict[str, Any]:
+    """One purchase order edited in IFS (its summary changes) and one whose first line gets a cost center the
+    select field's value map lacks (it cannot be mapped, so it is parked), then a second sync by the real engine."""
+    sims, connector, _ = world
+    edited, broken = _po(connector, 10), _po(connector, 11)
+    line = quote(json.dumps([broken.ifs_key, "1", "1"]), safe="")
+    sims.ifs_control("PATCH", f"records/PurchaseOrderLine/{line}", json={"CodeB": "CC999"})
+    for record, description in ((edited, "Edited in IFS"), (broken, "Bumped in IFS")):
+        sims.ifs_control(
+            "PATCH", f"records/PurchaseOrder/{quote(record.ifs_key, safe='')}", json={"Description": description}
+        )
+    OutboundSync(connector, connector.config.flow("purchase_orders")).run()
+    broken_now = connector.store.records.by_id(broken.id)
+    assert broken_now is not None and broken_now.state == "parked", broken_now
+    return {"edited": connector.store.records.by_id(edited.id), "broken": broken_now}
+
+
+def test_every_jira_key_links_to_the_issue_in_a_new_tab(
+    page: Any, world: tuple[Sims, Connector, ServerHandle], changed: dict[str, Any]
+) -> None:
+    sims, connector, _ = world
+    record = changed["edited"]
+    for path in ("/records", "/failed", f"/records/{record.id}"):
+        page.goto(path)
+        links = page.locator("a.jira").evaluate_all(
+            "links => links.map(a => [a.textContent, a.getAttribute('href'), a.target, a.rel])"
+        )
+        if path != "/failed":
+            assert links, path
+        for key, href, target, rel in links:
+            assert href == f"{sims.jira.url}/browse/{key}", (path, key, href)
+            assert target == "_blank" and "noopener" in rel.split()
+    page.goto(f"/records/{record.id}")
+    assert page.inner_text("#record-jira").startswith(record.jira_key)
+    # Where a record has no issue yet, there is nothing to link: a dash, not a link to /browse/None.
+    page.goto("/records?state=parked")
+    assert "/browse/None" not in page.content()
+
+
+def test_select_all_replays_the_selection(page: Any, world: tuple[Sims, Connector, ServerHandle]) -> None:
+    _, connector, _ = world
+    parked = [_po(connector, i) for i in (20, 21, 22)]
+    with connector.store.transaction() as tx:
+        for r in parked:
+            tx.records.update(r.id, state="parked", attempts=5, error_class="Rejected", last_error="400 from Jira")
+    page.goto("/failed")
+    boxes = page.locator("input.select-one")
+    total = boxes.count()
+    assert total >= 3
+    page.check("#select-all")
+    assert boxes.evaluate_all("bs => bs.every(b => b.checked)")
+    page.uncheck("#select-all")
+    assert boxes.evaluate_all("bs => bs.every(b => !b.checked)")
+    for r in parked[:2]:
+        page.check(f"tr[data-record='{r.id}'] input.select-one")
+    assert page.evaluate("document.getElementById('select-all').indeterminate") is (total > 2)
+    page.click("#replay-selected")
+    page.wait_for_url("**/failed?msg=*")
+    assert "Re-queued 2 record" in page.inner_text("[role=status]")
+
+    def replayed() -> bool:
+        states = [connector.store.records.by_id(r.id).state for r in parked[:2]]  # type: ignore[union-attr]
+        return states == ["synced", "synced"]
+
+    assert wait_for(replayed, timeout=15)
+    third = connector.store.records.by_id(parked[2].id)
+    assert third is not None and third.state == "parked", "an unselected record was replayed"
+    # Select-all then Replay selected re-queues every record of the page.
+    page.goto("/failed")
+    page.check("#select-all")
+    page.click("#replay-selected")
+    page.wait_for_url("**/failed?msg=*")
+    assert "Re-queued" in page.inner_text("[role=status]")
+    assert wait_for(lambda: connector.store.records.by_id(parked[2].id).state != "parked", timeout=15)  # type: ignore[union-attr]
+
+
+def test_audit_trail_shows_changed_fields_by_name(page: Any, changed: dict[str, Any]) -> None:
+    record = changed["edited"]
+    page.goto(f"/records/{record.id}")
+    mapped = page.locator("tr.audit-event[data-event='mapped']:has(ul.changes)")
+    assert mapped.count() == 2
+    latest = mapped.nth(1).locator("ul.changes li").all_inner_texts()
+    summary = [c for c in latest if c.startswith("Summary:")]
+    assert len(summary) == 1 and summary[0].endswith("Edited in IFS"), latest
+    assert not [c for c in latest if c.startswith("Project:")], "an unchanged field is listed"
+    first = mapped.nth(0).locator("ul.changes li").all_inner_texts()
+    assert any(c.startswith("Supplier: — → ") for c in first), first  # a custom field, by its name
+    assert not any("customfield_" in c for c in first + latest)
+    raw = mapped.nth(1).locator("details")
+    assert not raw.evaluate("d => d.open") and not raw.locator("pre").is_visible()
+    raw.locator("summary").click()
+    assert '"draft"' in raw.locator("pre").inner_text()
+
+
+def test_a_parked_record_shows_the_ifs_row_that_failed(page: Any, changed: dict[str, Any]) -> None:
+    record = changed["broken"]
+    page.goto(f"/records/{record.id}")
+    assert page.inner_text("#record-state") == "parked"
+    source = page.inner_text("#source")
+    assert '"Description": "Bumped in IFS"' in source and record.ifs_key in source
+    assert "@odata.etag" not in source
+    assert "no Cost Center:select mapped for line.CodeB='CC999'" in page.inner_text("#record")
+
+
+def test_runs_show_durations_and_human_times(page: Any, world: tuple[Sims, Connector, ServerHandle]) -> None:
+    page.goto("/runs")
+    durations = page.locator("td.duration").all_inner_texts()
+    assert durations and all(re.fullmatch(r"\d+ (s|min( \d+ s)?)|running", d) for d in durations), durations
+    times = page.locator("table.runs time")
+    assert times.count() >= 1
+    assert re.fullmatch(r"just now|\d+ (s|min)( \d+ s)? ago", times.first.inner_text())
+    assert re.match(ISO, times.first.get_attribute("title") or "")
+    page.goto("/")
+    cursor = page.locator("tr[data-flow='purchase_orders'] td.cursor")
+    text = cursor.inner_text()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", text), text
+    assert re.match(ISO, cursor.locator("time").get_attribute("title") or "")
+    assert not re.search(r"\.\d{6}", page.inner_text("main")), "a raw timestamp with microseconds is shown"
+
+
+def test_csv_export_link_follows_the_filters(page: Any, changed: dict[str, Any]) -> None:
+    page.goto("/records?state=parked&flow=purchase_orders")
+    link = page.locator("#csv-export")
+    assert link.get_attribute("href") == "/records.csv?flow=purchase_orders&state=parked"
+    response = page.request.get(link.get_attribute("href"))
+    assert response.status == 200 and response.headers["content-type"].startswith("text/csv")
+    lines = response.text().splitlines()
+    assert lines[0].startswith("flow,ifs_key,state,")
+    assert any(changed["broken"].ifs_key in line for line in lines[1:])
+    assert all(",parked," in line for line in lines[1:])
+
+
+def _pages(connector: Connector, changed: dict[str, Any]) -> dict[str, str]:
+    return {
+        "overview": "/",
+        "runs": "/runs",
+        "records": "/records",
+        "failed": "/failed",
+        "record": f"/records/{changed['edited'].id}",
+        "record-parked": f"/records/{changed['broken'].id}",
+    }
+
+
+@pytest.mark.parametrize("viewport", sorted(VIEWPORTS))
+def test_every_page_fits_the_width_and_is_photographed(
+    browser: Any, world: tuple[Sims, Connector, ServerHandle], changed: dict[str, Any], viewport: str
+) -> None:
+    """No page scrolls sideways at a phone's width or a laptop's (wide tables scroll inside their own box)."""
+    _, connector, web = world
+    size = VIEWPORTS[viewport]
+    context = browser.new_context(base_url=web.url, viewport=size)
+    p = context.new_page()
+    p.set_default_timeout(10_000)
+    folder = _artifacts()
+    p.goto("/login")
+    _fits(p, "login", viewport)
+    p.screenshot(path=str(folder / f"login-{viewport}.png"), full_page=True)
+    p.fill("#token", ADMIN_TOKEN)
+    p.click("button[type=submit]")
+    p.wait_for_url(f"{web.url}/")
+    for name, path in _pages(connector, changed).items():
+        p.goto(path)
+        _fits(p, name, viewport)
+        p.screenshot(path=str(folder / f"{name}-{viewport}.png"), full_page=True)
+        assert (folder / f"{name}-{viewport}.png").stat().st_size > 1000
+    context.close()
+
+
+def _fits(p: Any, name: str, viewport: str) -> None:
+    scroll, inner = p.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll <= inner, f"{name} at {viewport}: page is {scroll}px wide in a {inner}px window"
+
+
+def test_buttons_share_one_style(page: Any) -> None:
+    page.goto("/records")
+    styles = page.locator("main button, main a.btn").evaluate_all(
+        "els => els.map(e => { const s = getComputedStyle(e);"
+        " return [s.borderRadius, s.fontSize, s.paddingTop, s.borderTopStyle].join(' '); })"
+    )
+    assert len(styles) >= 2 and len(set(styles)) == 1, styles
