@@ -237,7 +237,7 @@ def changed(world: tuple[Sims, Connector, ServerHandle]) -> dict[str, Any]:
 def test_every_jira_key_links_to_the_issue_in_a_new_tab(
     page: Any, world: tuple[Sims, Connector, ServerHandle], changed: dict[str, Any]
 ) -> None:
-    sims, connector, _ = world
+    sims, _, _ = world
     record = changed["edited"]
     for path in ("/records", "/failed", f"/records/{record.id}"):
         page.goto(path)
