@@ -50,6 +50,7 @@ class FieldChange:
 def _shown(value: str | None, limit: int = 120) -> str:
     if value is None:
         return "—"
+    value = " ".join(value.split())  # one line: a description's line breaks would split the table row
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 

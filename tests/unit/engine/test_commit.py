@@ -106,3 +106,14 @@ def test_a_mapping_failure_is_stored_and_audited_once_parked(store: Store) -> No
 def test_a_failure_keeps_the_rest_of_the_page(store: Store) -> None:
     assert Page(store).commit([row("A"), row("B", "template bug"), row("C")]) == ["A", "C"]
     assert record(store, "B").state == RETRY
+
+
+def test_the_ifs_row_is_kept_with_each_mapping_and_each_mapping_failure(store: Store) -> None:
+    """The record page shows the data a record was last mapped (or failed to map) from, without OData annotations."""
+    Page(store).commit([{**row("A"), "@odata.etag": 'W/"1"'}, row("B", "template bug")])
+    mapped = store.audit.trail(record(store, "A").id)[-1]
+    assert mapped.event == "mapped" and mapped.detail is not None
+    assert mapped.detail["source"] == row("A")
+    failed = store.audit.trail(record(store, "B").id)[-1]
+    assert failed.event == "failed" and failed.detail is not None
+    assert failed.detail["source"] == row("B", "template bug")
