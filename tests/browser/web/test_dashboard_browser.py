@@ -266,13 +266,13 @@ def test_select_all_replays_the_selection(page: Any, world: tuple[Sims, Connecto
     boxes = page.locator("input.select-one")
     total = boxes.count()
     assert total >= 3
-    page.check("#select-all")
+    page.check("input.select-all")
     assert boxes.evaluate_all("bs => bs.every(b => b.checked)")
-    page.uncheck("#select-all")
+    page.uncheck("input.select-all")
     assert boxes.evaluate_all("bs => bs.every(b => !b.checked)")
     for r in parked[:2]:
         page.check(f"tr[data-record='{r.id}'] input.select-one")
-    assert page.evaluate("document.getElementById('select-all').indeterminate") is (total > 2)
+    assert page.evaluate("document.querySelector('input.select-all').indeterminate") is (total > 2)
     page.click("#replay-selected")
     page.wait_for_url("**/failed?msg=*")
     assert "Re-queued 2 record" in page.inner_text("[role=status]")
@@ -286,7 +286,7 @@ def test_select_all_replays_the_selection(page: Any, world: tuple[Sims, Connecto
     assert third is not None and third.state == "parked", "an unselected record was replayed"
     # Select-all then Replay selected re-queues every record of the page.
     page.goto("/failed")
-    page.check("#select-all")
+    page.check("input.select-all")
     page.click("#replay-selected")
     page.wait_for_url("**/failed?msg=*")
     assert "Re-queued" in page.inner_text("[role=status]")
