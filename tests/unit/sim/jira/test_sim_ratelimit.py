@@ -1,4 +1,4 @@
-"""The burst bucket per endpoint follows jira-api.md §9 per method (GET/POST 100/s, PUT/DELETE 50/s), on a fake clock."""
+"""The burst bucket per endpoint follows jira-api.md §9 per method (GET/POST 100/s, PUT/DELETE 50/s); fake clock."""
 
 from __future__ import annotations
 
