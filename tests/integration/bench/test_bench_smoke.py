@@ -24,7 +24,7 @@ TINY = ["--records", "200", "--latency-ms", "0", "--writebacks", "20", "--webhoo
 def _bench(tmp_path: Path, *args: str) -> dict[str, Any]:
     out = tmp_path / "results"
     command = [sys.executable, "-m", "bench", *TINY, *args, "--output", str(out), "--workdir", str(tmp_path / "work")]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     data: dict[str, Any] = json.loads((out / "latest.json").read_text())
     data["_markdown"] = (out / "latest.md").read_text()
