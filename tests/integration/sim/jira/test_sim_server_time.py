@@ -46,16 +46,22 @@ def test_burst_limit_per_method(jira: RunningSim) -> None:
     assert jira.control.put("/_sim/faults", json={"burst_per_second": 0}).status_code == 400
 
 
-def test_documented_burst_lets_50_puts_through_and_refuses_the_rest(jira: RunningSim) -> None:
-    """80 PUTs at once to one endpoint: 50 pass the bucket, and at most a few more as it refills while they run."""
+def test_documented_burst_over_http_puts_50_gets_100(jira: RunningSim) -> None:
+    """Bursts of 80 PUTs and 130 GETs on one instant of the limiter's clock (frozen, so no refill during the burst):
+    50 PUTs and 100 GETs pass; the rest get the burst 429. Then a tenth of a second refills 5 PUTs."""
     keys = _keys(jira, 80)
     jira.control.put("/_sim/faults", json={"burst_per_second": "documented"})
+    now = [5000.0]
+    jira.sim.limits.clock = lambda: now[0]  # the reset before the next test builds a new limiter
     with jira.basic() as c:
-        started = time.perf_counter()
-        statuses = [c.put(f"/rest/api/3/issue/{k}", json={"fields": {"summary": "x"}}).status_code for k in keys]
-        elapsed = time.perf_counter() - started
-    assert set(statuses) == {204, 429}
-    assert 50 <= statuses.count(204) <= 50 + 50 * elapsed + 1  # refill: 50 tokens per second of the run
+        puts = [c.put(f"/rest/api/3/issue/{k}", json={"fields": {"summary": "x"}}) for k in keys]
+        gets = [c.get(f"/rest/api/3/issue/{keys[0]}").status_code for _ in range(130)]
+        now[0] += 0.1
+        again = [c.put(f"/rest/api/3/issue/{k}", json={"fields": {"summary": "y"}}).status_code for k in keys[:8]]
+    assert [p.status_code for p in puts] == [204] * 50 + [429] * 30
+    assert puts[-1].headers["RateLimit-Reason"] == "jira-burst-based" and puts[-1].headers["X-RateLimit-Limit"] == "50"
+    assert gets == [200] * 100 + [429] * 30
+    assert again == [204] * 5 + [429] * 3
 
 
 def test_server_time_delays_the_answer(jira: RunningSim) -> None:
