@@ -98,10 +98,10 @@ def markdown(data: dict[str, Any]) -> str:
         "# ml-connector benchmark — latest run",
         "",
         f"Run {data['started_at']} on {env['cpus']} CPU(s), Python {env['python']}; total {data['total_s']:.0f} s.",
-        "Efficiency = lower bound ÷ wall time (formula in bench/README.md). Baseline = pycontribs `jira` script, "
-        "per-record calls, run under the "
-        f"{data.get('baseline_profile') or '(none: not run)'} profile only; figures marked ⁽ˢ⁾ come from a sample "
-        "scaled to the full size.",
+        "Efficiency = lower bound ÷ wall time (formula in bench/README.md). "
+        + (f"Baseline = pycontribs `jira` script, per-record calls, run under the {data['baseline_profile']} profile "
+           "only; figures marked ⁽ˢ⁾ come from a sample scaled to the full size."
+           if data.get("baseline_profile") else "Baseline: not run."),
         "",
     ]
     for name, prof in data["profiles"].items():
