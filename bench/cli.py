@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import markdown
-from bench.scenarios import Bench, Options
+from bench.scenarios import BASELINE_PROFILE, PROFILES, Bench, Options, scenario_ids
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -33,7 +33,15 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--latency-ms", type=float, help="injected latency per request, both simulators (default 50)")
     p.add_argument("--ifs-rpm", type=int, help="IFS requests per minute per client before 429 (default 1000; 0 off)")
     p.add_argument("--ifs-pace-rpm", type=float, help="connector's IFS pacing (default 950)")
-    p.add_argument("--jira-burst", type=float, help="Jira burst limit per endpoint per second (default 100; 0 off)")
+    p.add_argument("--jira-burst", type=_burst, help='Jira burst limit per endpoint: "documented" (default: GET and '
+                                                     'POST 100/s, PUT and DELETE 50/s), one number for every '
+                                                     'method, or 0 (off)')
+    p.add_argument("--jira-in-flight", type=int, help="Jira calls per endpoint the connector may keep in flight, for "
+                                                      "the lower bounds (default 16)")
+    p.add_argument("--profiles", type=_profiles, help="latency profiles to run scenarios 1-5 under, comma-separated "
+                                                      f"(default {','.join(PROFILES)})")
+    p.add_argument("--only", type=_ids, help="run only these scenarios, comma-separated ids (e.g. 1,3); earlier "
+                                             "scenarios whose state they need run unmeasured")
     p.add_argument("--jira-per-issue", type=float, help="Jira writes per issue per second (default 10; 0 off)")
     p.add_argument("--baseline-sample", type=int, help="baseline backfill sample (default 1000)")
     p.add_argument("--baseline-sample-incremental", type=int, help="baseline sample for scenarios 2-4 (default 200)")
@@ -48,8 +56,8 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         o.memory_sizes = (2_000, 10_000)
         o.baseline_sample, o.baseline_sample_incremental = 100, 50
     for name in ("records", "changed_pct", "writebacks", "webhook_transitions", "webhook_rate", "latency_ms",
-                 "ifs_rpm", "ifs_pace_rpm", "jira_burst", "jira_per_issue", "baseline_sample",
-                 "baseline_sample_incremental", "workdir"):
+                 "ifs_rpm", "ifs_pace_rpm", "jira_burst", "jira_per_issue", "jira_in_flight", "baseline_sample",
+                 "baseline_sample_incremental", "workdir", "profiles", "only"):
         value = getattr(args, name)
         if value is not None:
             setattr(o, name, value)
@@ -59,9 +67,39 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     o.memory_lines = args.memory_lines
     o.baseline = not args.no_baseline
     o.memory = not args.no_memory
+    known = scenario_ids()
+    if o.only is not None and not o.only <= set(known):
+        p.error(f"--only: unknown scenario id(s) {', '.join(sorted(o.only - set(known)))}; known: {', '.join(known)}")
     o.writebacks = min(o.writebacks, o.records)
     o.webhook_transitions = min(o.webhook_transitions, max(0, o.records - o.writebacks))
     return o, args
+
+
+def _burst(text: str) -> float | str:
+    if text == "documented":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError('expected "documented" or a number') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0 (0: off)")
+    return value
+
+
+def _profiles(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    unknown = [n for n in names if n not in PROFILES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown profile(s) {unknown or text!r}; known: {', '.join(PROFILES)}")
+    return names
+
+
+def _ids(text: str) -> frozenset[str]:
+    ids = frozenset(x.strip() for x in text.split(",") if x.strip())
+    if not ids:
+        raise argparse.ArgumentTypeError("expected scenario ids, e.g. 1,3")
+    return ids
 
 
 def run(o: Options) -> dict[str, Any]:
@@ -73,10 +111,11 @@ def run(o: Options) -> dict[str, Any]:
         bench.run_main()
         if o.memory:
             bench.run_memory()
-        baseline = bench.run_baseline() if o.baseline else {}
+        with_baseline = o.baseline and BASELINE_PROFILE in o.profiles and o.wanted("1", "2a", "2", "3", "4")
+        baseline = bench.run_baseline() if with_baseline else {}
     finally:
         bench.stop()
-    for r in bench.results:
+    for r in bench.results.get(BASELINE_PROFILE, []):
         base = baseline.get(r["id"])
         if base:
             r["baseline"] = base
@@ -93,10 +132,21 @@ def run(o: Options) -> dict[str, Any]:
         "started_at": started_at,
         "total_s": time.perf_counter() - t0,
         "environment": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "limits": o.limits().as_dict(),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(o).items()},
+        "options": {k: (str(v) if isinstance(v, Path) else sorted(v) if isinstance(v, frozenset) else v)
+                    for k, v in vars(o).items()},
         "workdir": str(bench.work),
-        "scenarios": bench.results,
+        "baseline_profile": BASELINE_PROFILE if baseline else None,
+        # scenarios 1-5 once per profile; each profile's limits (and so its lower bounds) in its own entry
+        "profiles": {
+            name: {"description": PROFILES[name].description, "limits": o.limits(PROFILES[name]).as_dict(),
+                   "scenarios": bench.results.get(name, [])}
+            for name in o.profiles if name in bench.results
+        },
+        "once": {
+            "note": "scenario 6 runs once, not per profile: it measures memory and CPU with no latency, no limits "
+                    "and no server time",
+            "scenarios": bench.results.get("once", []),
+        },
     }
 
 

@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from bench import bounds
 from bench.config import write_config
 from bench.runner import Child
 from bench.sims import JIRA_AUTH, WEBHOOK_SECRET, SimProcess, Traffic
+from ml_connector.sim.servertime import ServerTimeProfile
 
 
 @dataclass
@@ -36,17 +37,76 @@ class Options:
     latency_ms: float = 50.0
     ifs_rpm: int = 1000
     ifs_pace_rpm: float = 950.0
-    jira_burst: float = 100.0
+    jira_burst: float | str = "documented"  # the Jira simulator's burst_per_second ("documented", a number; 0: off)
     jira_per_issue: float = 10.0
+    # The most Jira calls per endpoint the connector may keep in flight (sync.bulk_concurrency's ceiling in
+    # config/models.py): the lower bounds' in-flight part. Follow the engine if its ceiling changes.
+    jira_in_flight: int = 16
     baseline_sample: int = 1_000
     baseline_sample_incremental: int = 200
     baseline: bool = True
     memory: bool = True
     workdir: Path | None = None
+    profiles: tuple[str, ...] = ("50ms", "realistic")
+    only: frozenset[str] | None = None  # scenario ids to run (None: all)
 
-    def limits(self) -> bounds.Limits:
+    def limits(self, profile: Profile) -> bounds.Limits:
         return bounds.Limits(self.latency_ms / 1000, self.ifs_rpm or None, self.jira_burst or None,
-                             self.jira_per_issue or None)
+                             self.jira_per_issue or None, self.jira_in_flight, profile.server_time)
+
+    def wanted(self, *ids: str) -> bool:
+        return self.only is None or bool(self.only & set(ids))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How the far side behaves: the network latency (``--latency-ms``, both profiles) plus modelled server time."""
+
+    name: str
+    server_time: ServerTimeProfile | None
+    description: str
+
+
+PROFILES = {
+    "50ms": Profile("50ms", None, "network latency only, no server time"),
+    "realistic": Profile("realistic", "realistic", "network latency + modelled server time"),
+}
+BASELINE_PROFILE = "50ms"  # the baseline is slow by design: it runs under one profile only
+ONCE = ("6",)  # scenarios that run once, outside the profiles (no latency, no limits, no server time)
+
+
+@dataclass
+class MainWorld:
+    """What the main scenarios (1-5) of one profile share: one seeded world, one connector store."""
+
+    records: int
+    line_rows: int
+    config: Path
+    linked: list[str] = field(default_factory=list)  # linked issue keys, once the write-back step has listed them
+
+
+@dataclass(frozen=True)
+class Step:
+    """Main scenarios that run together, in order. ``setup`` steps also run, unmeasured and without latency, when
+    only a later scenario is wanted (the later ones need their state: the backfill's store and issues)."""
+
+    ids: tuple[str, ...]
+    method: str  # the Bench method that runs them: (world, profile) -> None, calling Bench.record per scenario
+    setup: bool = False
+
+
+# The main scenarios in order. To add one: a Bench method that runs it and calls ``self.record(...)``, and a Step here
+# at the place its state allows; its id is then valid for --only and it runs under every profile.
+STEPS = [
+    Step(("1",), "backfill", setup=True),
+    Step(("2a", "2", "3"), "incremental"),
+    Step(("4",), "writeback"),
+    Step(("5",), "webhook_path"),
+]
+
+
+def scenario_ids() -> list[str]:
+    return [sid for step in STEPS for sid in step.ids] + list(ONCE)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -85,7 +145,8 @@ class Bench:
         self.work = options.workdir or Path(tempfile.mkdtemp(prefix="mlc-bench-"))
         self.ifs = SimProcess("ifs", ["--purchase-orders", "0", "--work-orders", "0"])
         self.jira = SimProcess("jira")
-        self.results: list[dict[str, Any]] = []
+        self.results: dict[str, list[dict[str, Any]]] = {}  # profile name (or "once") → scenario results
+        self.bucket = "once"
         self.cpu_mark = (0.0, 0.0)
         self.sim_cpu: dict[str, float] = {}
 
@@ -99,24 +160,29 @@ class Bench:
         self.ifs.stop()
         self.jira.stop()
 
-    def world(self, records: int, *, limited: bool, jira_offset: float = 0.0) -> None:
+    def world(self, records: int, *, limited: bool, jira_offset: float = 0.0, profile: Profile | None = None) -> None:
         """Fresh data in both simulators, faults set, request logs cleared."""
-        self.ifs.call("PUT", "faults", json={"latency_ms": 0, "rate_limit_per_minute": None})
+        self.ifs.call("PUT", "faults", json={"latency_ms": 0, "rate_limit_per_minute": None,
+                                             "server_time_profile": None})
         self.ifs.reset(purchase_orders=records, work_orders=0)
         self.jira.reset()
         self.jira.call("PUT", "clock", json={"offset_seconds": jira_offset})
-        self.faults(limited=limited)
+        self.faults(limited=limited, profile=profile)
         self.clear()
 
-    def faults(self, *, limited: bool) -> None:
+    def faults(self, *, limited: bool, profile: Profile | None = None) -> None:
+        """The profile's latency, limits and server time (``limited``), or none of them (set-up and scenario 6)."""
         o = self.o
         if limited:
-            self.ifs.faults(latency_ms=o.latency_ms, rate_limit_per_minute=o.ifs_rpm or None)
+            server = profile.server_time if profile else None
+            self.ifs.faults(latency_ms=o.latency_ms, rate_limit_per_minute=o.ifs_rpm or None,
+                            server_time_profile=server)
             self.jira.faults(latency_ms=int(o.latency_ms), burst_per_second=o.jira_burst or None,
-                             per_issue_writes_per_second=o.jira_per_issue or None)
+                             per_issue_writes_per_second=o.jira_per_issue or None, server_time_profile=server)
         else:
-            self.ifs.faults(latency_ms=0, rate_limit_per_minute=None)
-            self.jira.faults(latency_ms=0, burst_per_second=None, per_issue_writes_per_second=None)
+            self.ifs.faults(latency_ms=0, rate_limit_per_minute=None, server_time_profile=None)
+            self.jira.faults(latency_ms=0, burst_per_second=None, per_issue_writes_per_second=None,
+                             server_time_profile=None)
 
     def clear(self) -> None:
         self.ifs.clear_requests()
@@ -176,9 +242,12 @@ class Bench:
     # -- scenarios -------------------------------------------------------------------------------------------------
 
     def record(self, result: dict[str, Any]) -> None:
-        self.results.append(result)
+        if not self.o.wanted(result["id"]):
+            return
+        result["profile"] = self.bucket
+        self.results.setdefault(self.bucket, []).append(result)
         eff = result.get("efficiency")
-        self.say(f"  {result['id']:>3} {result['name']}: {result['wall_s']:.2f} s"
+        self.say(f"  [{self.bucket}] {result['id']:>3} {result['name']}: {result['wall_s']:.2f} s"
                  + (f", efficiency {eff:.2f}" if eff is not None else "")
                  + f", calls ifs={result['api_calls']['ifs']['calls']} jira={result['api_calls']['jira']['calls']}"
                  + f", 429s={result['http_429']['ifs'] + result['http_429']['jira']}"
@@ -186,7 +255,7 @@ class Bench:
 
     def scored(self, sid: str, name: str, run: dict[str, Any], ifs: Traffic, jira: Traffic, records: int,
                bound: bounds.LowerBound | None, **extra: Any) -> dict[str, Any]:
-        limits = self.o.limits()
+        limits = self.o.limits(PROFILES.get(self.bucket, PROFILES["50ms"]))
         result: dict[str, Any] = {"id": sid, "name": name, "records": records, "wall_s": run["seconds"],
                                   "run_counts": run.get("counts"), "run_status": run.get("status"),
                                   "peak_rss_mb": run["peak_rss_mb"], "client_view": run.get("client"),
@@ -201,20 +270,39 @@ class Bench:
         return result
 
     def run_main(self) -> None:
+        """Scenarios 1-5 once per profile, each profile in a fresh world."""
+        for name in self.o.profiles:
+            self.run_profile(PROFILES[name])
+
+    def run_profile(self, profile: Profile) -> None:
         o = self.o
+        steps = STEPS
+        wanted = [i for i, step in enumerate(steps) if o.wanted(*step.ids)]
+        if not wanted:
+            return
+        self.bucket = profile.name
         n = o.records
         # The backfill happened "yesterday" as far as Jira's clock goes: the first write-back poll then sees only the
         # issues moved since the connector started, as in steady state (see README, "Method").
-        self.say(f"world: {n} purchase orders, latency {o.latency_ms} ms, IFS {o.ifs_rpm}/min, "
-                 f"Jira burst {o.jira_burst}/s per endpoint, per-issue {o.jira_per_issue}/s")
+        self.say(f"profile {profile.name} ({profile.description}); world: {n} purchase orders, latency "
+                 f"{o.latency_ms} ms, IFS {o.ifs_rpm}/min, Jira burst {o.jira_burst} per endpoint, per-issue "
+                 f"{o.jira_per_issue}/s")
         self.world(n, limited=False, jira_offset=-86_400)
-        lines = self.line_rows()
-        self.faults(limited=True)
-        self.clear()
+        world = MainWorld(n, self.line_rows(), self.config(f"main-{profile.name}"))
+        for i, step in enumerate(steps[: wanted[-1] + 1]):
+            if i in wanted:
+                self.faults(limited=True, profile=profile)
+                self.clear()
+                getattr(self, step.method)(world, profile)
+            elif step.setup:
+                self.say(f"  (set-up for later scenarios: scenario {', '.join(step.ids)} unmeasured, no latency)")
+                self.faults(limited=False)
+                getattr(self, step.method)(world, profile)
+                self.traffic()
 
-        # 1. backfill
-        config = self.config("main")
-        w = self.worker(config, [{"kind": "outbound", "name": "backfill"}], "s1-backfill")
+    def backfill(self, world: MainWorld, profile: Profile) -> None:
+        n, lines = world.records, world.line_rows
+        w = self.worker(world.config, [{"kind": "outbound", "name": "backfill"}], f"s1-backfill-{profile.name}")
         run = w.result()
         w.close()
         ifs, jira = self.traffic()
@@ -230,9 +318,12 @@ class Bench:
         ]
         self.record(res)
 
-        # 2. idle (one-shot process, then warm daemon-like run) and 3. 1% changed, in one process
-        w = self.worker(config, [{"kind": "outbound", "name": "idle-cold"}, {"kind": "outbound", "name": "idle-warm"},
-                                 {"kind": "outbound", "name": "changed"}], "s2-s3-incremental")
+    def incremental(self, world: MainWorld, profile: Profile) -> None:
+        """2a (one-shot process, cold caches), 2 (warm, daemon-like) and 3 (1% changed), in one process."""
+        o, n = self.o, world.records
+        w = self.worker(world.config, [{"kind": "outbound", "name": "idle-cold"},
+                                       {"kind": "outbound", "name": "idle-warm"},
+                                       {"kind": "outbound", "name": "changed"}], f"s2-s3-incremental-{profile.name}")
         run = w.result()
         ifs, jira = self.traffic()
         res = self.scored("2a", f"Idle run over {n:,} linked (new process, cold caches)", run, ifs, jira, n,
@@ -275,14 +366,21 @@ class Bench:
         ]
         self.record(res)
 
-        # 4. write-back of N Jira status changes
-        self.jira.call("PUT", "clock", json={"offset_seconds": 0})
-        linked = self.linked_issue_keys()
-        moved = linked[: o.writebacks]
+    def linked_now(self, world: MainWorld) -> list[str]:
+        """The linked issues, listed once per world, with Jira's clock back at the present."""
+        if not world.linked:
+            self.jira.call("PUT", "clock", json={"offset_seconds": 0})
+            world.linked = self.linked_issue_keys()
+            self.clear()
+        return world.linked
+
+    def writeback(self, world: MainWorld, profile: Profile) -> None:
+        """4. write-back of N Jira status changes, in a new process."""
+        moved = self.linked_now(world)[: self.o.writebacks]
         for key in moved:
             self.transition(key)
         self.clear()
-        w = self.worker(config, [{"kind": "writeback", "name": "writeback"}], "s4-writeback")
+        w = self.worker(world.config, [{"kind": "writeback", "name": "writeback"}], f"s4-writeback-{profile.name}")
         run = w.result()
         w.close()
         ifs, jira = self.traffic()
@@ -295,8 +393,12 @@ class Bench:
                           _target("429s ≤ 1% of calls", res["http_429"]["share_of_calls"], 0.01)]
         self.record(res)
 
-        # 5. webhook path
-        self.record(self.webhook(config, linked[o.writebacks: o.writebacks + o.webhook_transitions]))
+    def webhook_path(self, world: MainWorld, profile: Profile) -> None:
+        """5. webhook path, on issues scenario 4 did not move."""
+        o = self.o
+        linked = self.linked_now(world)
+        self.record(self.webhook(world.config, linked[o.writebacks: o.writebacks + o.webhook_transitions],
+                                 f"s5-webhook-{profile.name}"))
 
     def po_keys(self, n: int) -> list[str]:
         """Every order key, read through the IFS API (before the request log is cleared, so it is not counted)."""
@@ -318,9 +420,9 @@ class Bench:
             http.headers["Authorization"] = f"Bearer {token.raise_for_status().json()['access_token']}"
             yield http
 
-    def webhook(self, config: Path, keys: list[str]) -> dict[str, Any]:
+    def webhook(self, config: Path, keys: list[str], log_name: str) -> dict[str, Any]:
         o = self.o
-        w = self.worker(config, [{"kind": "serve", "name": "webhook"}], "s5-webhook")
+        w = self.worker(config, [{"kind": "serve", "name": "webhook"}], log_name)
         serving = w.result()
         with httpx2.Client(base_url=self.jira.url, auth=JIRA_AUTH, timeout=60) as http:
             r = http.post("/rest/webhooks/1.0/webhook", json={
@@ -366,13 +468,15 @@ class Bench:
         run = {**run, "seconds": wall}
         res = self.scored("5", f"Webhook path: {len(keys)} transitions at {o.webhook_rate:g}/s", run, ifs, jira,
                           len(keys), None)
-        lb = bounds.webhook_latency().parts(o.limits())["latency_chain_s"]  # a latency, not a throughput bound
+        limits = o.limits(PROFILES[self.bucket])
+        lb = bounds.webhook_latency().parts(limits)["chain_s"]  # a latency, not a throughput bound
         p50 = statistics.median(latencies) if latencies else None
         p95 = latencies[min(len(latencies) - 1, math.ceil(0.95 * len(latencies)) - 1)] if latencies else None
         res.update(
             written=len(latencies), missing=len(sent) - len(latencies),
             latency_p50_s=p50, latency_p95_s=p95, latency_max_s=latencies[-1] if latencies else None,
-            lower_bound={"seconds": lb, "binding": "latency_chain_s", "chain": bounds.webhook_latency().chain,
+            lower_bound={"seconds": lb, "binding": "chain_s",
+                         "chain": [c.what for c in bounds.webhook_latency().chain],
                          "note": "per event: one IFS round trip (ETag read) before the PATCH arrives"},
             efficiency=_ratio(lb, p50),
             targets=[_target("every transition written", len(sent) - len(latencies), 0),
@@ -387,6 +491,9 @@ class Bench:
     # -- memory ----------------------------------------------------------------------------------------------------
 
     def run_memory(self) -> None:
+        if not self.o.wanted("6"):
+            return
+        self.bucket = "once"
         small, large = self.o.memory_sizes
         runs: dict[int, dict[str, Any]] = {}
         for size in (small, large):
@@ -445,8 +552,9 @@ class Bench:
     def run_baseline(self) -> dict[str, dict[str, Any]]:
         o = self.o
         n, big, small = o.records, min(o.baseline_sample, o.records), min(o.baseline_sample_incremental, o.records)
-        self.say(f"baseline (pycontribs jira, per-record calls): backfill sample {big}, incremental samples {small}")
-        self.world(n, limited=True)
+        self.say(f"baseline (pycontribs jira, per-record calls, profile {BASELINE_PROFILE}): backfill sample {big}, "
+                 f"incremental samples {small}")
+        self.world(n, limited=True, profile=PROFILES[BASELINE_PROFILE])
         out: dict[str, dict[str, Any]] = {}
         run, ifs, jira = self.baseline_run("backfill", big, "backfill")
         out["1"] = self.scale(run, ifs, jira, big, n)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ml_connector.cli.sim import sim_app
+from ml_connector.cli.sim import ServerTimeProfileChoice, sim_app
 
 
 @sim_app.command("ifs")
@@ -36,6 +36,10 @@ def sim_ifs(
         help="Cf_* date-times are the server's wall time, whatever X-Ifs-Time-Zone-Aware-Request says.",
     ),
     rate_limit: int = typer.Option(1000, help="Requests per minute per client id before 429 (0 disables)."),
+    latency_ms: float = typer.Option(0.0, "--latency-ms", help="Network latency added to every request (ms)."),
+    server_time_profile: ServerTimeProfileChoice | None = typer.Option(
+        None, "--server-time-profile", help="Model server time per operation (e.g. 0.8 s per 1,000 rows read)."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Run the IFS Cloud simulator (IAM token endpoint, OData projections, /_sim/ control API)."""
@@ -59,7 +63,11 @@ def sim_ifs(
         strict_if_match=strict_if_match,
         time_zone=time_zone,
         custom_attributes_time_zone_aware=not naive_custom_attributes,
-        faults=FaultSettings(rate_limit_per_minute=rate_limit or None),
+        faults=FaultSettings(
+            rate_limit_per_minute=rate_limit or None,
+            latency_ms=latency_ms,
+            server_time_profile=server_time_profile.value if server_time_profile else None,
+        ),
     )
     app = create_app(options)
     typer.echo(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import typer
 
-from ml_connector.cli.sim import sim_app
+from ml_connector.cli.sim import ServerTimeProfileChoice, burst_option, sim_app
 
 
 @sim_app.command("jira")
@@ -30,6 +32,16 @@ def sim_jira(
     quota_window: float = typer.Option(
         3600.0, "--quota-window", help="Seconds per quota window (an hour, at the top of the UTC hour, on Jira)."
     ),
+    latency_ms: int = typer.Option(0, "--latency-ms", help="Network latency added to every request (ms)."),
+    server_time_profile: ServerTimeProfileChoice | None = typer.Option(
+        None, "--server-time-profile", help="Model server time per operation (e.g. 1.5 s per bulk create of 50)."
+    ),
+    burst: str | None = typer.Option(
+        None,
+        "--burst",
+        callback=burst_option,
+        help='Burst limit per endpoint: "documented" (GET/POST 100/s, PUT/DELETE 50/s), "off" or one number for all.',
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a simulated Jira Cloud site (Basic: connector@example.com / sim-api-token; control API at /_sim/)."""
@@ -42,9 +54,18 @@ def sim_jira(
         quota_global_points=quota_global,
         quota_tenant_points=quota_tenant,
         quota_window_seconds=quota_window,
+        latency_ms=latency_ms,
+        server_time_profile=server_time_profile.value if server_time_profile else None,
+        burst_per_second=_burst(burst),
     )
     options = JiraSimOptions(admin_webhook_url=admin_webhook_url, faults=faults)
     app = create_app(options)
     app.state.sim.record_exchanges(record_exchanges)
     typer.echo(f"Jira Cloud simulator on http://{host}:{port} (control API: /_sim/)")
     serve_forever(app, host=host, port=port, log_level=log_level)
+
+
+def _burst(value: str | None) -> float | Literal["documented"] | None:
+    if value is None or value == "off":
+        return None
+    return "documented" if value == "documented" else float(value)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ml_connector.sim.ifs.zones import server_zone
+from ml_connector.sim.servertime import ServerTimeProfile
 from ml_connector.sim.wire import FaultKind
 
 SEED_FIELDS = frozenset(
@@ -62,6 +63,8 @@ class FaultSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     latency_ms: float = Field(default=0, ge=0)
+    # Modelled server time per operation (ml_connector.sim.servertime.PROFILES), on top of latency_ms; None: none.
+    server_time_profile: ServerTimeProfile | None = None
     rate_limit_per_minute: int | None = Field(default=1000, ge=1)  # per client id; None disables the budget
     # the 429's Retry-After: "window" = seconds until the window frees a slot; a number; None = no header
     retry_after_seconds: float | Literal["window"] | None = "window"

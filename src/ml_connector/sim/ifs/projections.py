@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ml_connector.sim import servertime
 from ml_connector.sim.ifs.odata import (
     Bound,
     CompiledFilter,
@@ -48,6 +49,7 @@ from ml_connector.sim.ifs.urls import (
 )
 from ml_connector.sim.ifs.zones import aware_request
 
+_ROWS_READ = "mlc.sim.rows_read"  # scope key: rows a successful read returned (the size of its server time)
 Scoped = tuple[Predicate, tuple[Bound, ...], str]  # a child collection's predicate, bounds and context
 
 
@@ -67,13 +69,18 @@ class ProjectionHandler:
 
     async def endpoint(self, request: Request) -> Response:
         try:
-            return await self.handle(request)
+            response = await self.handle(request)
         except ODataError as exc:
             return ifs_error(exc.status, exc.message, exc.code)
         except SimError as exc:
             return ifs_error(exc.status, exc.message, exc.code)
         except UnicodeDecodeError:
             return ifs_error(400, "Malformed Request: the URL is not valid percent-encoded UTF-8")
+        rows = request.scope.get(_ROWS_READ)
+        if rows is not None:
+            # The answer is built; it leaves after the modelled server time (a sleep: other requests go on).
+            await servertime.work(self.sim.server_time_profile, "ifs.read", rows)
+        return response
 
     async def handle(self, request: Request) -> Response:
         raw_path, path = decoded_raw_path(request.scope)
@@ -106,13 +113,15 @@ class ProjectionHandler:
                 return ifs_error(405, f"{method} is not allowed on an entity set in this simulator")
             return self.collection(request, target, options, params, raw_path, svc_url)
         if method == "GET":
-            return self.single(
+            response = self.single(
                 target,
                 options,
                 svc_url,
                 aware=aware_request(request.headers),
                 ieee754=ieee754_compatible(request.headers.get("accept")),
             )
+            request.scope[_ROWS_READ] = 1
+            return response
         if method == "PATCH":
             return await self.patch(request, target, options, svc_url)
         return ifs_error(405, f"{method} is not allowed on this entity")
@@ -270,6 +279,7 @@ class ProjectionHandler:
             body["@odata.nextLink"] = f"{str(request.base_url).rstrip('/')}{raw_path}?{query_string(kept)}"
         response = json_response(body, headers=headers, media_type=_json_type(ieee754))
         sim.concurrent_edits(kind.name, [r.key for r in rows])  # ETags read from a collection go stale too
+        request.scope[_ROWS_READ] = len(rows)
         return response
 
     def _entity(self, target: Target) -> tuple[EntityKind, Record]:

@@ -37,6 +37,7 @@ from ml_connector.sim.ifs.store import (
 )
 from ml_connector.sim.ifs.tokens import TokenInfo, TokenStore
 from ml_connector.sim.ifs.zones import ZoneView, naive_props, server_zone, wall_time
+from ml_connector.sim.servertime import ServerTimeProfile
 from ml_connector.sim.wire import FaultKind
 
 CHANGED_AT = "Cf_Changed_At"
@@ -519,6 +520,12 @@ class IfsSimulator:
     def faults(self) -> FaultSettings:
         with self.lock:
             return self._faults.model_copy(deep=True)
+
+    @property
+    def server_time_profile(self) -> ServerTimeProfile | None:
+        """The one fault every read asks for, without copying all the settings."""
+        with self.lock:
+            return self._faults.server_time_profile
 
     def set_faults(self, **changes: Any) -> FaultSettings:
         """Change some fault settings; the others keep their values. ``seed`` also restarts the fault RNG."""

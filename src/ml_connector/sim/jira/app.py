@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from ml_connector.sim import wire
+from ml_connector.sim import servertime, wire
 from ml_connector.sim.jira import rest, rest_hooks
 from ml_connector.sim.jira.common import ApiError, Principal, basic_credentials
 from ml_connector.sim.jira.control import control
@@ -139,12 +139,28 @@ async def _handle(
         response = render(result)
         if charged:
             _charge(sim, request.method, route_def.template, response, result)
+        work = _server_work(request.method, route_def.template, body)
+        if work is not None and response.status_code < 400:
+            # The work is done; the answer leaves after the modelled server time (a sleep: other requests go on).
+            await servertime.work(faults.server_time_profile, *work)
         return response
     except ApiError as exc:
         response = error_response(exc)
         if charged:
             _charge(sim, request.method, route_def.template, response, None)
         return response
+
+
+def _server_work(method: str, template: str, body: Any) -> tuple[servertime.Operation, int] | None:
+    """Which modelled operation a request is, and its size (issues in a bulk create); None: no server time."""
+    if method == "POST" and template.endswith("/issue/bulk"):
+        updates = body.get("issueUpdates") if isinstance(body, dict) else None
+        return "jira.bulk_create", len(updates) if isinstance(updates, list) else 0
+    if method == "PUT" and template.endswith("/issue/{issueIdOrKey}"):
+        return "jira.edit", 0
+    if template.endswith("/search/jql"):
+        return "jira.search", 0
+    return None
 
 
 def _charge(sim: JiraSim, method: str, template: str, response: Response, result: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,6 +21,9 @@ async def control(sim: JiraSim, request: Request) -> Response:
         return render(_control_sync(sim, request, body))
     except ApiError as exc:
         return error_response(exc)
+    except ValidationError as exc:  # a bad fault or reset value is the caller's mistake, not a crash
+        errors = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        return error_response(ApiError(400, errors))
 
 
 def _actor(sim: JiraSim, body: Any) -> str:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ml_connector.sim.servertime import ServerTimeProfile
 from ml_connector.sim.wire import FaultKind
+
+# jira-api.md §9, burst row: "default GET 100, POST 100, PUT 50, DELETE 50 rps", per tenant x endpoint x method. The
+# documented per-endpoint overrides (e.g. GET /issue/{key} 150) are not modelled: they only raise a limit.
+DOCUMENTED_BURST: dict[str, float] = {"GET": 100.0, "POST": 100.0, "PUT": 50.0, "DELETE": 50.0}
 
 
 class FailRule(BaseModel):
@@ -36,8 +43,12 @@ class Faults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     latency_ms: int = 0
+    # Modelled server time per operation (ml_connector.sim.servertime.PROFILES), on top of latency_ms; None: none.
+    server_time_profile: ServerTimeProfile | None = None
     error_5xx_rate: float = Field(0.0, ge=0, le=1)
-    burst_per_second: float | None = None  # per endpoint (method + path template) token bucket
+    # A token bucket per endpoint (method + path template). None: off; a number: that rate for every method; a
+    # mapping of method to rate (methods not in it are not limited); "documented": DOCUMENTED_BURST.
+    burst_per_second: float | dict[str, float] | Literal["documented"] | None = None
     per_issue_writes_per_second: float | None = None  # per issue token bucket for writes
     retry_after_seconds: float | None = 1.0  # None: 429s carry no Retry-After (Jira does not always send one)
     index_lag_seconds: float = Field(0.0, ge=0)
@@ -54,6 +65,18 @@ class Faults(BaseModel):
     quota_beta_headers: bool = False
     fail_next: list[FailRule] = Field(default_factory=list)
     seed: int = 42
+
+    @field_validator("burst_per_second")
+    @classmethod
+    def _upper_methods(cls, value: object) -> object:
+        """Method names in a mapping are matched upper case; a rate must be positive."""
+        if isinstance(value, dict):
+            if any(rate <= 0 for rate in value.values()):
+                raise ValueError("every rate must be > 0 (leave a method out to not limit it)")
+            return {str(method).upper(): rate for method, rate in value.items()}
+        if isinstance(value, int | float) and value <= 0:
+            raise ValueError("must be > 0 (null switches the limit off)")
+        return value
 
 
 class JiraSimOptions(BaseModel):

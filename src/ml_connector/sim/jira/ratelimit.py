@@ -12,7 +12,7 @@ from typing import Any
 
 from ml_connector.sim.jira.common import ApiError, num
 from ml_connector.sim.jira.model import Issue
-from ml_connector.sim.jira.options import Faults
+from ml_connector.sim.jira.options import DOCUMENTED_BURST, Faults
 
 
 @dataclass
@@ -25,12 +25,13 @@ class Bucket:
 class RateLimits:
     """Reads the current faults on every check, so a fault change applies to the next request."""
 
-    def __init__(self, faults: Callable[[], Faults]) -> None:
+    def __init__(self, faults: Callable[[], Faults], clock: Callable[[], float] = time.monotonic) -> None:
         self.faults = faults
+        self.clock = clock  # seconds, monotonic; tests pass a fake one
         self.buckets: dict[str, Bucket] = {}
 
     def _take(self, key: str, rate: float) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = Bucket(rate, rate, now)
@@ -56,7 +57,8 @@ class RateLimits:
         return ApiError(429, ["Rate limit exceeded."], headers=headers)
 
     def check_burst(self, endpoint: str) -> None:
-        rate = self.faults().burst_per_second
+        """``endpoint`` is "METHOD /path/template": each has its own bucket, at its method's rate."""
+        rate = burst_rate(self.faults().burst_per_second, endpoint.split(" ", 1)[0])
         if rate is not None and not self._take("burst:" + endpoint, rate):
             raise self.rate_limited("jira-burst-based", rate)
 
@@ -64,6 +66,15 @@ class RateLimits:
         rate = self.faults().per_issue_writes_per_second
         if rate is not None and not self._take(f"issue:{issue.id}", rate):
             raise self.rate_limited("jira-per-issue-on-write", rate)
+
+
+def burst_rate(setting: float | dict[str, float] | str | None, method: str) -> float | None:
+    """The burst rate of one method under the ``burst_per_second`` fault: None (off), one number for every method, a
+    method -> rate mapping (a method not in it is not limited), or "documented" (``DOCUMENTED_BURST``)."""
+    if setting is None or isinstance(setting, int | float):
+        return setting
+    table = DOCUMENTED_BURST if setting == "documented" else setting
+    return table.get(method.upper()) if isinstance(table, dict) else None
 
 
 # ------------------------------------------------------------------------------------------------ points quota

@@ -33,6 +33,10 @@ def test_cli_serves_the_simulator() -> None:
         "--purchase-orders",
         "7",
         "--strict-if-match",
+        "--latency-ms",
+        "5",
+        "--server-time-profile",
+        "realistic",
         "--log-level",
         "warning",
     ]
@@ -52,6 +56,8 @@ def test_cli_serves_the_simulator() -> None:
         assert response.json()["token_endpoint"].endswith("/auth/realms/mlc/protocol/openid-connect/token")
         assert httpx2.get(f"{base}/_sim/records/PurchaseOrder", timeout=5).json()["count"] == 7
         assert httpx2.get(f"{base}/_sim/settings", timeout=5).json() == {"strict_if_match": True}
+        faults = httpx2.get(f"{base}/_sim/faults", timeout=5).json()
+        assert faults["latency_ms"] == 5 and faults["server_time_profile"] == "realistic"
     finally:
         process.terminate()
         process.wait(timeout=10)
