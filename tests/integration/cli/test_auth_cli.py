@@ -174,7 +174,8 @@ def test_pasted_redirect_url_is_state_checked_and_stored(tmp_path: Path) -> None
 
 
 def test_consent_replaces_a_grant_stored_under_a_lost_key(tmp_path: Path) -> None:
-    """`sync` says "re-run the OAuth consent" when the stored grant cannot be decrypted: the consent must work then."""
+    """`sync` says "run `ml-connector jira login` again" when the stored grant cannot be decrypted: the login must
+    work then."""
     with world(purchase_orders=1, work_orders=0) as w:
         path, port = _config(w, tmp_path), _free_port()
         proc, url = _start_listening(path, port)
