@@ -82,4 +82,5 @@ def test_table_is_the_default_and_disagreeing_options_are_refused(tmp_path: Path
 def test_csv_of_no_records_is_only_the_header(tmp_path: Path) -> None:
     path = _store_with_records(tmp_path)
     done = _records(path, "--format", "csv", "--state", "orphaned")
-    assert done.returncode == 0 and done.stdout.splitlines() == ["flow,key,state,jira_key,jira_url,jira_id,attempts,error"]
+    assert done.returncode == 0
+    assert done.stdout.splitlines() == ["flow,key,state,jira_key,jira_url,jira_id,attempts,error"]
