@@ -234,3 +234,19 @@ def test_auth_jira_is_a_hidden_alias_that_names_the_new_command(tmp_path: Path) 
         assert _stored_grants(tmp_path) == 1
         top = _cli("--help").stdout
         assert "jira" in top and " auth " not in top
+
+
+def test_a_grant_revoked_at_atlassian_fails_sync_naming_jira_login_which_restores_it(tmp_path: Path) -> None:
+    with world(purchase_orders=2, work_orders=0) as w:
+        path = _config(w, tmp_path)
+        assert _cli("jira", "login", "--code", _consented_redirect(w), "-c", str(path)).returncode == 0
+        assert _cli("sync", "-c", str(path)).returncode == 0
+        assert w.jira_sim.call("POST", "oauth/revoke") == {"revoked": 1}  # the user removed the app
+        w.ifs_state.edit("PurchaseOrder", w.ifs_rows("PurchaseOrder")[0]["OrderNo"], {"Description": "changed"})
+        refused = _cli("sync", "-c", str(path))
+        assert refused.returncode == 3, refused.stdout + refused.stderr
+        assert "Unknown or invalid refresh token" in refused.stderr
+        assert "run `ml-connector jira login`" in refused.stderr and "Traceback" not in refused.stderr
+        assert _cli("jira", "login", "--code", _consented_redirect(w), "-c", str(path)).returncode == 0
+        again = _cli("sync", "-c", str(path))
+        assert again.returncode == 0, again.stdout + again.stderr
