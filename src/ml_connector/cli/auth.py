@@ -102,15 +102,31 @@ def logout(config: Path | None = ConfigOption) -> None:
 
     store = Store.open(cfg.store.url)
     try:
+        _refuse_while_running(cfg, store)
         forgotten = store.credentials.delete(JIRA_OAUTH)
     finally:
         store.close()
     typer.echo("Forgot the Jira OAuth grant stored in the store." if forgotten else "No Jira OAuth grant was stored.")
     typer.echo(f"Atlassian offers no API to revoke it; to revoke the connector's access, {REVOKE_WHERE}.")
     auth = cfg.jira.auth
-    if isinstance(auth, JiraOAuth) and auth.refresh_token is not None:
-        typer.echo("jira.auth.refresh_token is still set in the configuration: delete it, or commands will use it.")
-    typer.echo(f"Commands that call Jira now fail until `{LOGIN}` is run again.")
+    if isinstance(auth, JiraOAuth):
+        if auth.refresh_token is not None:
+            typer.echo("jira.auth.refresh_token is still set in the configuration: delete it, or commands use it.")
+        typer.echo(f"Commands that call Jira now fail until `{LOGIN}` is run again.")
+
+
+def _refuse_while_running(cfg: ConnectorConfig, store: Store) -> None:
+    """A daemon or a sync holds the grant in memory and saves each rotated token: it would store the grant again."""
+    from ml_connector.engine.locks import FlowBusy
+    from ml_connector.runner.lease import SCHEDULER_LEASE
+
+    for lease in (SCHEDULER_LEASE, *(f"flow:{flow.name}" for flow in cfg.flows)):
+        held = store.leases.holder(lease)
+        if held is not None:
+            raise FlowBusy(
+                f"{held[0]} uses this store ({lease} lease) and keeps the grant in memory, so it would store it "
+                "again; stop it, then run `ml-connector jira logout`"
+            )
 
 
 def _login(

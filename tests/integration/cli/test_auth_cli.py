@@ -250,3 +250,25 @@ def test_a_grant_revoked_at_atlassian_fails_sync_naming_jira_login_which_restore
         assert _cli("jira", "login", "--code", _consented_redirect(w), "-c", str(path)).returncode == 0
         again = _cli("sync", "-c", str(path))
         assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_logout_waits_for_a_running_daemon_that_would_store_the_grant_again(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from ml_connector.store import Store
+
+    with world(purchase_orders=1, work_orders=0) as w:
+        path = _config(w, tmp_path)
+        assert _cli("jira", "login", "--code", _consented_redirect(w), "-c", str(path)).returncode == 0
+        store = Store.open(f"sqlite:///{tmp_path / 'state.sqlite'}")
+        try:
+            assert store.leases.acquire("scheduler", "daemon@host:42", timedelta(minutes=5))
+            busy = _cli("jira", "logout", "-c", str(path))
+            assert busy.returncode == 6, busy.stdout + busy.stderr
+            assert "daemon@host:42 uses this store" in _one_line_error(busy.stderr)
+            assert _stored_grants(tmp_path) == 1
+            store.leases.release("scheduler", "daemon@host:42")
+        finally:
+            store.close()
+        assert _cli("jira", "logout", "-c", str(path)).returncode == 0
+        assert _stored_grants(tmp_path) == 0
