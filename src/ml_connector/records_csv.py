@@ -1,7 +1,7 @@
 """Records as CSV for spreadsheets: one header, one line per record, cells that a spreadsheet cannot run.
 
 A cell starting with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage return) is a formula to Excel and LibreOffice;
-such cells get a leading ``'`` so they open as text (CSV injection). Quoting is the ``csv`` module's.
+such cells get a leading ``'`` so they open as text (CSV injection; the rule is ``export.safe_cell``).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from typing import Any
 
+from ml_connector.export import safe_cell
 from ml_connector.jira.links import browse_url
 from ml_connector.store import RecordRow
 
@@ -27,17 +27,6 @@ COLUMNS = (
     "last_error",
     "updated_at",
 )
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> str:
-    """A value as CSV text that a spreadsheet shows and never evaluates."""
-    if value is None:
-        return ""
-    if isinstance(value, bool | int | float):
-        return str(value)
-    text = str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def record_cells(r: RecordRow, jira_url: str, error: str | None = None) -> list[str]:

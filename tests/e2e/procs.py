@@ -19,7 +19,7 @@ import yaml
 from conftest import wait_until
 
 from e2e.harness import SimControl, example_config
-from ml_connector.cli.commands import record_json
+from ml_connector.cli.records_output import record_json
 from ml_connector.store import Store
 
 CLI = [sys.executable, "-m", "ml_connector.cli"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 import signal
 import threading
@@ -11,7 +10,6 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -21,6 +19,12 @@ from rich.table import Table
 from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector, open_store
 from ml_connector.cli.progress import phase_progress
+from ml_connector.cli.records_output import (
+    RecordsFormat,
+    record_json,
+    records_format,
+    render_records,
+)
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.diagnostics.fixes import config_fix
 from ml_connector.engine import (
@@ -81,20 +85,6 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
 
 FAILED = "failed"  # `records --state failed`: the failed queue, as the web UI names it
 _STATE_CHOICES = (*RECORD_STATES, FAILED)
-
-
-def record_json(r: RecordRow, jira_url: str | None = None) -> dict[str, Any]:
-    """One line of ``records --json``: a stable shape scripts can rely on."""
-    return {
-        "flow": r.flow,
-        "key": r.ifs_key,
-        "state": r.state,
-        "jira_key": r.jira_key,
-        "jira_url": browse_url(jira_url, r.jira_key) if jira_url else None,
-        "jira_id": r.jira_id,
-        "attempts": r.attempts,
-        "error": r.last_error,
-    }
 
 
 def _summary(reports: list[RunReport], *, dry_run: bool) -> None:
@@ -323,19 +313,22 @@ def records(
         None, "--state", "-s", help=f"One of: {', '.join(_STATE_CHOICES)} ({FAILED} = {' + '.join(FAILED_STATES)})."
     ),
     limit: int = typer.Option(50, "--limit", "-n"),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    output: RecordsFormat | None = typer.Option(
+        None, "--format", help="table (default), json (one object per line) or csv (a header row, for spreadsheets)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
     config: Path | None = ConfigOption,
 ) -> None:
     """List records with their Jira link and state."""
     if state is not None and state not in _STATE_CHOICES:
         raise ConfigError(f"unknown state {state!r}; use one of {', '.join(_STATE_CHOICES)}")
+    fmt = records_format(output, as_json=as_json)
     cfg, store = open_store(config)
     jira_url = str(cfg.jira.url)
     rows = _list_records(store, flow, state, limit)
     store.close()
-    if as_json:
-        for r in rows:
-            typer.echo(json.dumps(record_json(r, jira_url)))
+    if fmt != RecordsFormat.TABLE:
+        typer.echo(render_records(rows, fmt, jira_url), nl=False)
         return
     table = Table(title=f"Records ({len(rows)})")
     for col in ("flow", "IFS key", "state", "Jira", "status in IFS", "attempts", "last error"):
@@ -463,4 +456,4 @@ def with_webhook_secret(template: str, secret: str) -> str:
     raise AssertionError("the example config lost its webhook_secret line")
 
 
-__all__ = ["audit", "config_path", "init", "load", "records", "replay", "status", "sync"]
+__all__ = ["audit", "config_path", "init", "load", "record_json", "records", "replay", "status", "sync"]

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ml_connector.errors import AuthError, ConfigError, ConnectorError
 
+LOGIN = "ml-connector jira login"  # the command every consent error sends the admin back to
 _PAGE = "<html><body><p>{}</p><p>You can close this window.</p></body></html>"
 
 
@@ -32,14 +33,18 @@ class Callback:
         if self.state != expected_state:
             raise AuthError(
                 "the consent redirect carries a different state: it does not answer this request; "
-                "start `ml-connector auth jira` again",
+                f"nothing was stored; run `{LOGIN}` again and use the URL it prints",
                 system="jira",
             )
         if self.error:
             detail = f" ({self.error_description})" if self.error_description else ""
-            raise AuthError(f"consent was not given: {self.error}{detail}", system="jira")
+            raise AuthError(
+                f"consent was not given: {self.error}{detail}; nothing was stored; run `{LOGIN}` again and approve "
+                "the access as the Jira integration user",
+                system="jira",
+            )
         if not self.code:
-            raise AuthError("the consent redirect carries no code", system="jira")
+            raise AuthError(f"the consent redirect carries no code; run `{LOGIN}` again", system="jira")
         return self.code
 
 
@@ -82,7 +87,7 @@ class CallbackListener:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise ConnectorError(
-                        f"no consent redirect arrived within {timeout:g} s; start `ml-connector auth jira` again",
+                        f"no consent redirect arrived within {timeout:g} s; run `{LOGIN}` again",
                         system="jira",
                     )
                 self._server.timeout = remaining

@@ -27,8 +27,8 @@ def jira_credentials_fix(config: ConnectorConfig) -> str:
             "for that account"
         )
     return (
-        "check jira.auth.client_id / jira.auth.client_secret; if the refresh token was revoked, "
-        "run the OAuth consent again"
+        "check jira.auth.client_id / jira.auth.client_secret; if the grant was revoked, expired or never given, "
+        "run `ml-connector jira login`"
     )
 
 

@@ -85,7 +85,11 @@ class OAuthTokenManager(BearerTokenCache):
         current = self._current
         refresh_token = current.refresh_token if current else None
         if not refresh_token:
-            raise AuthError("no Jira OAuth refresh token available; run the OAuth consent flow again", system="jira")
+            raise AuthError(
+                "no Jira OAuth grant is stored (never given, or forgotten by `jira logout`); "
+                "run `ml-connector jira login`",
+                system="jira",
+            )
         body = self._token_call({"grant_type": "refresh_token", "refresh_token": refresh_token})
         tokens, lifetime = self._tokens_from(body, previous=current)
         self.store.save(tokens)  # durable before anyone uses the new access token

@@ -88,7 +88,7 @@ class DbTokenStore:
         except InvalidToken:
             raise ConfigError(
                 f"stored credential {self._name!r} cannot be decrypted with this key; restore the original key "
-                f"({KEY_ENV} or the key file) or re-run the OAuth consent"
+                f"({KEY_ENV} or the key file) or run `ml-connector jira login` again"
             ) from None
         tokens = TokenSet.from_dict(data)
         register_secret(tokens.access_token)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from ml_connector.store import schema as t
 from ml_connector.store.rows import utcnow
@@ -26,3 +26,8 @@ class CredentialRepository(Repository):
             )
             if done.rowcount == 0:
                 conn.execute(insert(t.credentials).values(name=name, ciphertext=ciphertext, updated_at=utcnow()))
+
+    def delete(self, name: str) -> bool:
+        """Forget ``name``; whether there was one. The ciphertext is not read, so a lost key does not matter."""
+        with self._source.writing() as conn:
+            return bool(conn.execute(delete(t.credentials).where(_c.name == name)).rowcount)

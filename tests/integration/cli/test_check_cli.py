@@ -77,3 +77,31 @@ def test_simulator_secret_on_a_real_jira_url_is_refused(tmp_path: Path, command:
     done = _cli(command, "--config", str(write_config(tmp_path, data)))
     assert done.returncode == ExitCode.CONFIG
     assert "jira.simulator" in " ".join(done.stderr.split())
+
+
+def test_an_old_store_schema_fails_check_with_the_error_exit_code_until_status_upgrades_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alembic import command
+
+    from ml_connector.store.db import alembic_config, create_db_engine
+
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    engine = create_db_engine(url)
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")  # the store an older ml-connector left behind
+    engine.dispose()
+    with simulators(purchase_orders=2, work_orders=2, seed=7) as (ifs, jira):
+        monkeypatch.setenv("IFS_URL", ifs.url)
+        monkeypatch.setenv("JIRA_URL", jira.url)
+        code, rows = json_rows(tmp_path, {**example_config(), "store": {"url": url}})
+        assert code == ExitCode.ERROR, rows  # not 2: store.url itself is right
+        schema = next(r for r in rows if r["name"] == "store schema")
+        assert schema["status"] == "fail" and "`ml-connector status`" in schema["fix"]
+        status = subprocess.run([CLI, "status", "--config", str(tmp_path / "ml-connector.yaml")],
+                                capture_output=True, text=True, timeout=120)
+        assert status.returncode == 0, status.stderr
+        code, rows = json_rows(tmp_path, {**example_config(), "store": {"url": url}})
+    assert code == ExitCode.OK, rows

@@ -60,3 +60,11 @@ def test_credentials_are_replaced(store: Store) -> None:
     store.credentials.put("jira", b"one")
     store.credentials.put("jira", b"two")
     assert store.credentials.get("jira") == b"two"
+
+
+def test_credentials_are_deleted_by_name_only(store: Store) -> None:
+    store.credentials.put("jira", b"grant")
+    store.credentials.put("other", b"kept")
+    assert store.credentials.delete("jira") is True
+    assert store.credentials.get("jira") is None and store.credentials.get("other") == b"kept"
+    assert store.credentials.delete("jira") is False  # a second logout finds nothing

@@ -74,6 +74,8 @@ def _control_sync(sim: JiraSim, request: Request, body: Any) -> Any:
     if parts == ["webhook-deliveries"]:
         with sim.lock:
             return {"deliveries": list(sim.deliveries)}
+    if parts == ["oauth", "revoke"] and method == "POST":
+        return {"revoked": sim.oauth.revoke_all()}
     if parts == ["index", "flush"] and method == "POST":
         sim.flush_index()
         return {"ok": True}

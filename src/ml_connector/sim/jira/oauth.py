@@ -94,6 +94,16 @@ class OAuth:
             out["refresh_token"] = refresh
         return out
 
+    def revoke_all(self) -> int:
+        """The consenting user (or a site admin) revoked the app in *Connected apps*: every grant of the app stops
+        working, its refresh and its access tokens alike; a new consent is the only way back. Returns how many
+        refresh tokens were live. (Atlassian offers no API for this, so only the control API can do it.)"""
+        with self.sim.lock:
+            live = sum(1 for entry in self.state.refresh.values() if not entry["used"])
+            self.state.refresh.clear()
+            self.state.access.clear()
+            return live
+
     def _live_access(self, token: str) -> dict[str, Any] | None:
         entry = self.state.access.get(token)
         if entry is None or entry["expires"] <= self.sim.now():

@@ -40,6 +40,21 @@ def test_oauth_rotation_rejects_a_used_refresh_token(jira: RunningSim) -> None:
     assert "refresh_token" not in no_offline
 
 
+def test_revoking_the_app_ends_every_token_until_a_new_consent(jira: RunningSim) -> None:
+    first, second = jira.oauth_tokens(), jira.oauth_tokens()
+    assert jira.control.post("/_sim/oauth/revoke").json() == {"revoked": 2}
+    for grant in (first, second):
+        refused = _refresh(jira, grant["refresh_token"])
+        assert refused.status_code == 403 and refused.json()["error"] == "invalid_grant"
+        with jira.bearer(grant["access_token"]) as c:
+            assert c.get("/rest/api/3/myself").status_code == 401
+    assert jira.control.post("/_sim/oauth/revoke").json() == {"revoked": 0}
+    fresh = jira.oauth_tokens()  # consent again: a new grant works
+    with jira.bearer(fresh["access_token"]) as c:
+        assert c.get("/rest/api/3/myself").status_code == 200
+    assert _refresh(jira, fresh["refresh_token"]).status_code == 200
+
+
 def test_bearer_under_ex_prefix_and_expiry(jira: RunningSim) -> None:
     access = jira.oauth_tokens()["access_token"]
     with jira.bearer(access) as c:
