@@ -21,6 +21,7 @@ from rich.table import Table
 from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector, open_store
 from ml_connector.cli.progress import phase_progress
+from ml_connector.cli.reasons import per_flow, print_reasons
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.diagnostics.fixes import config_fix
 from ml_connector.engine import (
@@ -44,6 +45,7 @@ from ml_connector.store import (
     RECORD_STATES,
     RETRY,
     SYNCED,
+    FailureGroup,
     RecordRow,
     Store,
 )
@@ -139,6 +141,14 @@ def _parked(connector: Connector, flows: list[str]) -> int:
     return sum(n for (name, state), n in counts.items() if state == PARKED and name in flows)
 
 
+def _failure_groups(connector: Connector, flows: list[str]) -> list[FailureGroup]:
+    """The failed queue's reasons for ``flows`` (none when the store cannot say: this only adds to the summary)."""
+    try:
+        return [g for g in connector.store.records.failure_groups() if g.flow in flows]
+    except Exception:
+        return []
+
+
 class _Runs:
     """The reports of one command, and the steps that failed: one flow stopping never stops the others."""
 
@@ -178,14 +188,21 @@ class _Runs:
         return ExitCode.OK
 
 
-def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int = 0) -> None:
-    """Say what was not synced, the top reasons, and what to do about it. ``parked_before``: records parked by
-    earlier runs (they do not make this run partial, but the operator should know they wait)."""
+def _next_steps(
+    reports: list[RunReport],
+    config: ConnectorConfig,
+    *,
+    dry_run: bool,
+    parked_before: int = 0,
+    earlier: Iterable[FailureGroup] = (),
+) -> None:
+    """Say what was not synced, the top reasons grouped with their fixes, the warnings, and what to do next.
+    ``parked_before`` and ``earlier``: records parked by earlier runs and the failed queue's reasons (they do not
+    make this run partial, but the operator should know they wait and why)."""
     totals: Counter[str] = Counter()
-    reasons: Counter[tuple[str, str]] = Counter()
     for r in reports:
         totals.update({k: r.counts[k] for k in UNFINISHED if r.counts[k]})
-        reasons.update(r.reasons)
+    _print_warnings(reports, config)
     if not totals:
         if parked_before and not dry_run:
             console.print(
@@ -193,6 +210,10 @@ def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int =
                 "(`ml-connector records --state parked`; `ml-connector replay --failed` once the cause is fixed).",
                 highlight=False,
             )
+            by_flow: dict[str, list[FailureGroup]] = {}
+            for group in earlier:
+                by_flow.setdefault(group.flow, []).append(group)
+            print_reasons(console, config, "Failed queue", by_flow.items())
         return
     labels = {
         "would_fail": "would fail",
@@ -204,10 +225,8 @@ def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int =
     if totals["waiting"]:
         parts.append(f"{totals['waiting']} wait for a retry or a confirmation (this run's and earlier ones)")
     console.print(f"Not every record is synced: {'; '.join(parts)}.", highlight=False)
-    if reasons:
-        console.print("Top reasons:", highlight=False)
-        for (error_class, message), count in reasons.most_common(3):
-            console.print(f"  {count} x {error_class}: {escape(message)}", highlight=False, soft_wrap=True)
+    examples = {code: text for r in reports for code, text in r.examples.items()}
+    print_reasons(console, config, "Why", per_flow(reports, lambda r: r.causes), examples)
     if dry_run:
         return
     console.print(
@@ -215,6 +234,11 @@ def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int =
         "picked up by the next sync; `ml-connector records --state parked` lists the failed queue).",
         highlight=False,
     )
+
+
+def _print_warnings(reports: list[RunReport], config: ConnectorConfig) -> None:
+    """Records that synced, but not quite as mapped (no Jira user: left unassigned, ...), grouped per flow."""
+    print_reasons(console, config, "Warnings", per_flow(reports, lambda r: r.notes))
 
 
 @app.command()
@@ -246,13 +270,14 @@ def sync(
         if not dry_run and not no_writeback:
             runs.add([_inbox(connector)])
         parked = _parked(connector, _flows(connector, flow))
+        earlier = _failure_groups(connector, _flows(connector, flow)) if parked else []
     finally:
         restore()
         connector.close()
     _summary(runs.reports, dry_run=dry_run)
     if connector.stopping.is_set():
         err_console.print("Stopped by a signal at a safe point; the next `ml-connector sync` completes the rest.")
-    _next_steps(runs.reports, dry_run=dry_run, parked_before=parked)
+    _next_steps(runs.reports, connector.config, dry_run=dry_run, parked_before=parked, earlier=earlier)
     code = runs.exit_code()
     if code != ExitCode.OK:
         raise typer.Exit(code)
@@ -419,7 +444,7 @@ def replay(
         connector.close()
     if runs.reports:
         _summary(runs.reports, dry_run=False)
-        _next_steps(runs.reports, dry_run=False)
+        _next_steps(runs.reports, connector.config, dry_run=False)
     code = runs.exit_code()
     if code != ExitCode.OK:
         raise typer.Exit(code)
