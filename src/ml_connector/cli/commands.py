@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -21,7 +22,7 @@ from rich.table import Table
 from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector, open_store
 from ml_connector.cli.progress import phase_progress
-from ml_connector.cli.reasons import per_flow, print_reasons
+from ml_connector.cli.reasons import per_flow, print_reasons, worst_recent
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.diagnostics.fixes import config_fix
 from ml_connector.engine import (
@@ -36,6 +37,7 @@ from ml_connector.engine import (
 )
 from ml_connector.engine.flows import run_step
 from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
+from ml_connector.engine.timestamps import parse_ts
 from ml_connector.errors import ConfigError
 from ml_connector.store import (
     FAILED_STATES,
@@ -47,6 +49,7 @@ from ml_connector.store import (
     SYNCED,
     FailureGroup,
     RecordRow,
+    RunRow,
     Store,
 )
 
@@ -79,6 +82,7 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
+_RECENT_RUNS = 20  # runs read per flow for `status` (enough to hold the latest of each kind)
 FAILED = "failed"  # `records --state failed`: the failed queue, as the web UI names it
 _STATE_CHOICES = (*RECORD_STATES, FAILED)
 
@@ -293,39 +297,60 @@ def _inbox(connector: Connector) -> Step | None:
     return run_step(connector, "*", "webhook", drain, observe=None, record_crash=False)
 
 
-def _health(last_status: str | None, retrying: int, parked: int) -> str:
-    """The flow's honest state: a succeeded last run does not hide records waiting in the failed queue."""
+def _when(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else "never"
+
+
+def _outcome(worst: RunRow | None, retrying: int, parked: int) -> str:
+    """The flow's honest state: the worst of its latest runs, and the failed queue a succeeded run does not hide."""
+    if worst is None:
+        text = "never run"
+    else:
+        style = {"failed": "bold red", "interrupted": "yellow", "partial": "yellow"}.get(worst.status)
+        kind = "write-back" if worst.kind == "writeback" else worst.kind
+        text = f"[{style}]{worst.status}[/] ({kind})" if style else worst.status
     if parked:
-        return f"[bold red]{parked} parked[/]" + (f", {retrying} retrying" if retrying else "")
+        text += f", [bold red]{parked} parked[/]"
     if retrying:
-        return f"[yellow]{retrying} retrying[/]"
-    return last_status or "never run"
+        text += f", [yellow]{retrying} retrying[/]"
+    return text
 
 
 @app.command()
 def status(config: Path | None = ConfigOption) -> None:
-    """Per flow: cursor, last runs, record counts, the failed queue and the flow's overall state."""
+    """Per flow: the worst recent outcome, record counts, and why records failed with the fix for each."""
     cfg, store = open_store(config)
     counts = store.records.count_by_flow_state()
-    table = Table(title="Flows")
-    for col in ("flow", "schedule", "cursor", "last run", "result", "synced", "pending", "retry", "parked", "state"):
-        table.add_column(col, overflow="fold")
+    groups = store.records.failure_groups()
+    table = Table(title="Flows", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("flow", overflow="fold")
+    table.add_column("worst recent outcome", overflow="fold", min_width=14)
+    for col in ("synced", "pending", "retry", "parked"):
+        table.add_column(col, justify="right", no_wrap=True)
+    details: list[str] = []
     for flow in cfg.flows:
-        last = store.runs.last(flow.name)
+        runs = store.runs.recent(flow=flow.name, limit=_RECENT_RUNS)
+        last = next((r for r in runs if not r.dry_run), None)
         count = {state: counts.get((flow.name, state), 0) for state in RECORD_STATES}
         table.add_row(
             escape(flow.name),
-            flow.schedule or "-",
-            escape(store.cursors.get(flow.name) or "-"),
-            last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
-            f"{last.status} ({last.kind})" if last else "-",
+            _outcome(worst_recent(runs), count[RETRY], count[PARKED]),
             str(count[SYNCED]),
             str(count[PENDING_CREATE] + count[PENDING_UPDATE]),
             str(count[RETRY]),
             str(count[PARKED]),
-            _health(last.status if last else None, count[RETRY], count[PARKED]),
+        )
+        cursor = parse_ts(store.cursors.get(flow.name))
+        details.append(
+            f"{escape(flow.name)}: last run {_when(last.started_at if last else None)}, "
+            f"schedule {escape(flow.schedule or 'none')}, cursor {_when(cursor)}"
         )
     console.print(table)
+    for line in details:
+        console.print(line, highlight=False)
+    print_reasons(
+        console, cfg, "Failed records", [(f.name, [g for g in groups if g.flow == f.name]) for f in cfg.flows]
+    )
     for flow in cfg.flows:
         outbound = store.runs.last(flow.name, kind="outbound")
         if outbound is not None and outbound.counts.get("not_found_alert"):

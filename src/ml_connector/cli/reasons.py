@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
+from rich.text import Text
 
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.diagnostics.fixes import reason_fix
@@ -53,17 +55,17 @@ def value_counts(group: FailureGroup, limit: int = TOP_VALUES) -> str:
 
 def reason_lines(
     config: ConnectorConfig, groups: Sequence[FailureGroup], examples: dict[str, str] | None = None
-) -> list[str]:
-    """Rich markup lines: per reason its count, label and values, then ``fix:``; at most ``TOP_REASONS``."""
-    lines: list[str] = []
+) -> list[tuple[int, str]]:
+    """(indent, Rich markup) lines: per reason its count, label and values, then ``fix:``; at most ``TOP_REASONS``."""
+    lines: list[tuple[int, str]] = []
     for group in groups[:TOP_REASONS]:
         detail = value_counts(group) or (examples or {}).get(group.reason, "")
-        head = f"  {group.count} x {label(group.reason)}" + (f": {detail}" if detail else "")
+        head = f"{group.count} x {label(group.reason)}" + (f": {detail}" if detail else "")
         fix = reason_fix(config, group.flow, group.reason, (v for v, _ in group.values))
-        lines += [escape(head), f"    [bold]fix:[/] {escape(fix)}"]
+        lines += [(2, escape(head)), (4, f"[bold]fix:[/] {escape(fix)}")]
     rest = groups[TOP_REASONS:]
     if rest:
-        lines.append(f"  {sum(g.count for g in rest)} more, for {len(rest)} other reason(s)")
+        lines.append((2, f"{sum(g.count for g in rest)} more, for {len(rest)} other reason(s)"))
     return lines
 
 
@@ -79,8 +81,9 @@ def print_reasons(
         if not groups:
             continue
         console.print(f"{title} ({escape(flow)}):", highlight=False)
-        for line in reason_lines(config, groups, examples):
-            console.print(line, highlight=False, soft_wrap=False)
+        for indent, line in reason_lines(config, groups, examples):
+            # Hanging indent: a line wrapped at the terminal's width stays under its reason.
+            console.print(Padding(Text.from_markup(line), (0, 0, 0, indent), expand=False), highlight=False)
 
 
 def worst_recent(runs: Iterable[RunRow]) -> RunRow | None:
