@@ -97,7 +97,8 @@ records = Table(
     Index("ix_records_state_id", "state", "id"),
     Index("ix_records_flow_id", "flow", "id"),
     Index("ix_records_ifs_key", "ifs_key"),
-    Index("ix_records_flow_reason", "flow", "state", "reason"),
+    # The failed queue grouped by reason without reading the table (migration 0005).
+    Index("ix_records_failure_reason", "state", "flow", "reason", "reason_value"),
 )
 
 audit_events = Table(

@@ -9,12 +9,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ml_connector.config.models import FlowConfig
+from ml_connector.diagnostics.fixes import reason_fix
+from ml_connector.reasons import LABELS, label
 from ml_connector.store import FAILED_STATES, RECORD_STATES, AuditRow
 from ml_connector.web import queries
 from ml_connector.web.context import FlowFilter, Viewer, Web, WebContext, safe_next, to_int
 from ml_connector.web.routes.health import HEALTH_LABELS, SYSTEMS
 
 PAGE_SIZE = 50
+REASON_VALUES = 20  # values listed under one reason; the rest are counted
 SYSTEM_NAMES = {"ifs": "IFS Cloud", "jira": "Jira Cloud"}
 
 router = APIRouter()
@@ -145,8 +148,16 @@ def _event_row(web: WebContext, event: AuditRow) -> dict[str, Any]:
 
 
 @router.get("/failed", response_class=HTMLResponse)
-def failed(request: Request, web: Web, identity: Viewer, flow: FlowFilter, after: str | None = None) -> HTMLResponse:
-    result = queries.failed_queue(web.store, flow=flow, after=to_int(after), limit=PAGE_SIZE)
+def failed(
+    request: Request,
+    web: Web,
+    identity: Viewer,
+    flow: FlowFilter,
+    after: str | None = None,
+    reason: str | None = None,
+) -> HTMLResponse:
+    reason = reason if reason in LABELS else None
+    result = queries.failed_queue(web.store, flow=flow, after=to_int(after), limit=PAGE_SIZE, reason=reason)
     return web.page(
         request,
         "failed.html",
@@ -154,4 +165,24 @@ def failed(request: Request, web: Web, identity: Viewer, flow: FlowFilter, after
         rows=[(r, web.clean_text(r.last_error)) for r in result.rows],
         next_after=result.next_after,
         flow=flow,
+        reason=reason,
+        reason_label=label(reason) if reason else None,
     )
+
+
+@router.get("/failed/reasons", response_class=HTMLResponse)
+def failed_reasons(request: Request, web: Web, identity: Viewer, flow: FlowFilter) -> HTMLResponse:
+    """The failed queue grouped by flow and reason: counts, the values behind them, the fix, a link to the records."""
+    groups = [
+        {
+            "flow": g.flow,
+            "reason": g.reason,
+            "label": label(g.reason),
+            "count": g.count,
+            "values": [(web.clean_text(v) if v else "(no value)", n) for v, n in g.values[:REASON_VALUES]],
+            "more_values": max(0, len(g.values) - REASON_VALUES),
+            "fix": web.clean_text(reason_fix(web.config, g.flow, g.reason, (v for v, _ in g.values))),
+        }
+        for g in web.store.records.failure_groups(flow)
+    ]
+    return web.page(request, "failed_reasons.html", identity, groups=groups, flow=flow)

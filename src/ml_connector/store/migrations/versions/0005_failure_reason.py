@@ -70,7 +70,7 @@ def upgrade() -> None:
     with op.batch_alter_table("records", schema=None) as batch_op:
         batch_op.add_column(sa.Column("reason", sa.String(length=60), nullable=True))
         batch_op.add_column(sa.Column("reason_value", sa.String(length=_VALUE_MAX), nullable=True))
-        batch_op.create_index("ix_records_flow_reason", ["flow", "state", "reason"], unique=False)
+        batch_op.create_index("ix_records_failure_reason", ["state", "flow", "reason", "reason_value"], unique=False)
     records = sa.table(
         "records",
         sa.column("id", sa.BigInteger),
@@ -98,6 +98,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("records", schema=None) as batch_op:
-        batch_op.drop_index("ix_records_flow_reason")
+        batch_op.drop_index("ix_records_failure_reason")
         batch_op.drop_column("reason_value")
         batch_op.drop_column("reason")
