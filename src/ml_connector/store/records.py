@@ -117,8 +117,9 @@ class RecordRepository(Repository):
             query = query.where(_c.flow == flow)
         values: dict[tuple[str, str], builtins.list[tuple[str | None, int]]] = {}
         with self._source.reading() as conn:
-            for name, code, value, n in conn.execute(query).tuples():
-                values.setdefault((str(name), str(code)), []).append((value, int(n)))
+            for row in conn.execute(query):
+                name, code, value, n = row[0], row[1], row[2], row[3]
+                values.setdefault((str(name), str(code)), []).append((None if value is None else str(value), int(n)))
         groups = [
             FailureGroup(name, code, sum(n for _, n in found), tuple(sorted(found, key=lambda v: (-v[1], v[0] or ""))))
             for (name, code), found in values.items()
