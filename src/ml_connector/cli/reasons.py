@@ -45,11 +45,13 @@ def per_flow(
 
 
 def value_counts(group: FailureGroup, limit: int = TOP_VALUES) -> str:
-    """``'PRJ-1005' x120, 'PRJ-1007' x40, 2 more`` (empty when the reason carries no value)."""
-    shown = [(v, n) for v, n in group.values if v is not None]
-    parts = [f"{v!r} x{n}" for v, n in shown[:limit]]
-    if len(shown) > limit:
-        parts.append(f"{len(shown) - limit} more")
+    """``'PRJ-1005' x120, 'PRJ-1007' x40, 2 more`` (empty when the reason carries no value; a blank value beside
+    others shows as ``(blank)``)."""
+    if all(v is None for v, _ in group.values):
+        return ""
+    parts = [f"{v!r} x{n}" if v is not None else f"(blank) x{n}" for v, n in group.values[:limit]]
+    if len(group.values) > limit:
+        parts.append(f"{len(group.values) - limit} more")
     return ", ".join(parts)
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from alembic import command
+from conftest import backends, require_pg, reset_postgres
 from sqlalchemy import Engine, event, insert, text
 
-from conftest import backends, require_pg, reset_postgres
 from ml_connector.store import PARKED, RETRY, SYNCED, FailureGroup, Store, utcnow
 from ml_connector.store import schema as t
 from ml_connector.store.db import alembic_config, create_db_engine
@@ -101,7 +101,8 @@ def test_upgrading_from_0004_gives_old_failures_a_reason(backend: str, tmp_path:
                     "INSERT INTO records (flow, ifs_key, state, attempts, error_class, last_error, created_at, "
                     "updated_at) VALUES ('po', :key, :state, 1, :cls, :msg, :now, :now)"
                 ),
-                {"key": f"K{i}", "state": PARKED if message else SYNCED, "cls": error_class, "msg": message, "now": now},
+                {"key": f"K{i}", "state": PARKED if message else SYNCED, "cls": error_class, "msg": message}
+                | {"now": now},
             )
     engine.dispose()
     store = Store.open(url)

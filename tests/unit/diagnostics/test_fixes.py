@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ml_connector.config.models import ConnectorConfig, load_config
 from ml_connector import reasons
+from ml_connector.config.models import ConnectorConfig, load_config
 from ml_connector.diagnostics.fixes import config_fix, reason_fix
 from ml_connector.errors import AuthError, ConnectorError, NotFound, Unavailable
 

@@ -203,9 +203,8 @@ def _reason_of(record: dict[str, Any], flow: Any, ctx: MappingContext = CTX) -> 
 
 def test_mapping_errors_carry_a_reason_code_and_the_varying_value(config: Any) -> None:
     flow = config.flow("purchase_orders")
-    no_default = flow.model_copy(
-        update={"mapping": flow.mapping.model_copy(update={"project": flow.mapping.project.model_copy(update={"default": None})})}
-    )
+    project = flow.mapping.project.model_copy(update={"default": None})
+    no_default = flow.model_copy(update={"mapping": flow.mapping.model_copy(update={"project": project})})
     assert _reason_of({**PO, "ProjectId": "PRJ-1005"}, no_default) == (reasons.UNMAPPED_PROJECT, "PRJ-1005")
     hidden = dataclasses.replace(CTX, jira_projects=frozenset({"MAINT"}))
     assert _reason_of(PO, flow, hidden) == (reasons.UNKNOWN_PROJECT, "PROC")
