@@ -8,6 +8,7 @@ the free-text message. ``diagnostics.fixes.reason_fix`` says what to do about ea
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ml_connector.errors import (
@@ -141,3 +142,97 @@ LABELS = {
 def label(code: str) -> str:
     """The words for a code in summaries, ``status`` and the dashboard."""
     return LABELS.get(code, code.replace("_", " "))
+
+
+# -- what to do about each code: the config path to change, or the command to run next ---------------------------
+
+CHECK = "`ml-connector check`"
+_FIX_VALUES = 5  # values a fix names; the summary line lists the counts
+REPLAY = "then `ml-connector replay --failed`"
+
+
+def flow_path(flows: Sequence[str], flow: str) -> str:
+    """The YAML path of a flow among the configured ``flows`` (names, in order), as config errors name it."""
+    return f"flows[{flows.index(flow)}]" if flow in flows else f"flows[] (name: {flow})"
+
+
+def _quoted(values: Sequence[str]) -> str:
+    return ", ".join(repr(v) for v in values) if values else "the values shown"
+
+
+def _mapping_fix(code: str, values: Sequence[str], at: str) -> str | None:
+    field = split_field_value(values[0])[0] if values else "<field>"
+    options = _quoted([split_field_value(v)[1] for v in values if split_field_value(v)[0] == field])
+    value = values[0] if values else None
+    fixes = {
+        UNMAPPED_PROJECT: (
+            f"add {_quoted(values)} under {at}.mapping.project.map (or set {at}.mapping.project.default)"
+        ),
+        UNMAPPED_PRIORITY: (
+            f"add {_quoted(values)} under {at}.mapping.priority.map (or set {at}.mapping.priority.default)"
+        ),
+        UNMAPPED_OPTION: f"add {options} under {at}.mapping.custom_fields.{field}.map (or set its default)",
+        UNKNOWN_PROJECT: (
+            f"{at}.mapping.project.map names Jira project {_quoted(values)}: correct the key, or let the integration "
+            f"user browse that project ({CHECK} lists the projects it sees)"
+        ),
+        UNKNOWN_PRIORITY: f"map to a priority Jira has in {at}.mapping.priority.map ({CHECK} lists them)",
+        OPTION_NOT_ALLOWED: (
+            f"map {options} to options of Jira field {field!r} in {at}.mapping.custom_fields.{field} "
+            f"({CHECK} lists them)"
+        ),
+        UNKNOWN_FIELD: f"{at}.mapping.custom_fields names field {value!r}, which Jira does not know: run {CHECK}",
+        NOT_A_NUMBER: f"{at}.mapping.custom_fields.{field} must give a number for that Jira field",
+        BLANK_KEY: f"fill {at}.key in those IFS records, or narrow {at}.filter to leave them out",
+        EMPTY_SUMMARY: f"{at}.mapping.summary renders empty for these records: give it a fallback text",
+        SUMMARY_TOO_LONG: f"shorten {at}.mapping.summary (e.g. {{{{ Description | truncate(200) }}}}), {REPLAY}",
+        TEMPLATE_ERROR: f"fix the template {value!r} under {at}.mapping ({CHECK} names the field it lacks)",
+        TRANSITION_FIELDS: (
+            f"the Jira workflow's transition screen requires {value}: take them off the screen, or change "
+            f"{at}.writeback.statuses"
+        ),
+        MAPPING_OTHER: f"see the message; the mapping is under {at}.mapping",
+    }
+    return fixes.get(code)
+
+
+def _far_side_fix(code: str, values: Sequence[str], at: str) -> str | None:
+    value = ", ".join(values) or None
+    fixes = {
+        JIRA_REJECTED: f"Jira refused the issue ({value or 'see the message'}): run {CHECK}, fix {at}.mapping",
+        IFS_REJECTED: f"IFS refused the write-back: check {at}.writeback (status_field, key_field, statuses)",
+        NOT_FOUND: "the linked item is gone or hidden; `ml-connector audit KEY` shows the record's trail",
+        PERMISSION_DENIED: f"give the {value or ''} integration user the missing permission, {REPLAY}",
+        UNAVAILABLE: f"{value or 'the far side'} was unavailable: retried on later runs; {CHECK} if it persists",
+        MALFORMED_RESPONSE: f"{value or 'the far side'} answered garbage (a proxy page?): {CHECK}, {REPLAY}",
+        CONFLICT: "changed in IFS meanwhile: retried on later runs",
+        RATE_LIMITED: "rate limited: retried on later runs (sync.bulk_concurrency lowers the pressure)",
+        SOURCE_GONE: f"no longer in IFS or outside {at}.filter: nothing to do unless that is wrong",
+        INTERNAL: "a bug: the crash report or log has the details; please report it",
+    }
+    return fixes.get(code)
+
+
+def _warning_fix(code: str, values: Sequence[str], at: str) -> str | None:
+    fixes = {
+        USER_NOT_FOUND: (
+            f"give {', '.join(values) or 'those people'} a Jira account, map them to other emails under "
+            f"{at}.mapping.assignee.emails, or set {at}.mapping.assignee.fallback_email"
+        ),
+        NO_EMAIL: f"add {_quoted(values)} under {at}.mapping.assignee.emails (or fill their emails in IFS)",
+        CONTROL_CHARACTERS: "nothing to do: removed before sending",
+    }
+    return fixes.get(code)
+
+
+def fix_for(flows: Sequence[str], flow: str, code: str, values: Iterable[str | None] = ()) -> str:
+    """What to do about failed or warned records of ``flow`` (one of the configured ``flows``, in order) with reason
+    ``code`` and the varying ``values`` (the most frequent first; a few are enough): the config path to change, or
+    the command to run next. ``diagnostics.fixes.reason_fix`` is the same for a loaded config."""
+    at = flow_path(flows, flow)
+    shown = [v for v in values if v is not None][:_FIX_VALUES]
+    for lookup in (_mapping_fix, _far_side_fix, _warning_fix):
+        fix = lookup(code, shown, at)
+        if fix is not None:
+            return fix
+    return f"see `ml-connector records --state failed --flow {flow}`; {REPLAY} once fixed"

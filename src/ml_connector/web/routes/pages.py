@@ -9,8 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ml_connector.config.models import FlowConfig
-from ml_connector.diagnostics.fixes import reason_fix
-from ml_connector.reasons import LABELS, label
+from ml_connector.reasons import LABELS, fix_for, label
 from ml_connector.store import FAILED_STATES, RECORD_STATES, AuditRow
 from ml_connector.web import queries
 from ml_connector.web.context import FlowFilter, Viewer, Web, WebContext, safe_next, to_int
@@ -181,7 +180,7 @@ def failed_reasons(request: Request, web: Web, identity: Viewer, flow: FlowFilte
             "count": g.count,
             "values": [(web.clean_text(v) if v else "(no value)", n) for v, n in g.values[:REASON_VALUES]],
             "more_values": max(0, len(g.values) - REASON_VALUES),
-            "fix": web.clean_text(reason_fix(web.config, g.flow, g.reason, (v for v, _ in g.values))),
+            "fix": web.clean_text(fix_for(web.flow_names, g.flow, g.reason, (v for v, _ in g.values))),
         }
         for g in web.store.records.failure_groups(flow)
     ]
