@@ -121,8 +121,13 @@ class ConcurrencyConflict(PermanentError):
 
 
 class MappingError(ConnectorError):
-    """A record cannot be turned into a valid Jira issue or IFS update; ``field`` names the culprit."""
+    """A record cannot be turned into a valid Jira issue or IFS update; ``field`` names the culprit, ``reason`` is a
+    stable code (``ml_connector.reasons``) and ``value`` what varies within it, for grouping and fixes."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, reason: str | None = None, value: object | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.reason = reason
+        self.value = value

@@ -8,7 +8,7 @@ are read at scrape time, so they are right even when runs happen in another proc
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -49,8 +49,20 @@ class StoredRun(Protocol):
     def counts(self) -> Mapping[str, int]: ...
 
 
+class StoredFailures(Protocol):
+    """Failed records of one flow and reason code (``store.FailureGroup``)."""
+
+    @property
+    def flow(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+
+
 class StoredRecords(Protocol):
     def count_by_flow_state(self) -> dict[tuple[str, str], int]: ...
+    def failure_groups(self, flow: str | None = None) -> Sequence[StoredFailures]: ...
 
 
 class StoredRuns(Protocol):
@@ -89,6 +101,11 @@ class _StoreCollector(Collector):
         last_success = GaugeMetricFamily(
             "mlc_last_success_timestamp_seconds", "End of the last successful run per flow.", labels=["flow", "kind"]
         )
+        by_class = GaugeMetricFamily(
+            "mlc_failed_records",
+            "Records in the failed queue (parked or retry) by flow and error class (a reason code, never the value).",
+            labels=["flow", "error_class"],
+        )
         inbox = GaugeMetricFamily("mlc_webhook_inbox_pending", "Webhook events stored but not yet applied.")
         alerts = GaugeMetricFamily(
             "mlc_flow_alert",
@@ -105,6 +122,8 @@ class _StoreCollector(Collector):
                     failed_by_flow[flow] = failed_by_flow.get(flow, 0) + n
             for flow, n in failed_by_flow.items():
                 failed.add_metric([flow], n)
+            for group in store.records.failure_groups():  # one grouped query
+                by_class.add_metric([group.flow, group.reason], group.count)
             for flow in flows:
                 outbound = store.runs.last(flow, kind="outbound")
                 alerted = outbound is not None and bool(outbound.counts.get("not_found_alert"))
@@ -119,6 +138,7 @@ class _StoreCollector(Collector):
             return
         yield records
         yield failed
+        yield by_class
         yield last_success
         yield inbox
         yield alerts

@@ -23,6 +23,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from ml_connector.errors import ConfigError, MappingError
+from ml_connector.reasons import TEMPLATE_ERROR
 
 # Names every template can read besides the record's fields (see mapping.issue.build_context).
 BUILTIN_NAMES = ("supplier", "person", "project", "lines", "line", "flow", "key")
@@ -175,6 +176,8 @@ def _evaluate(source: str, evaluate: Callable[[], Any]) -> Any:
     try:
         return evaluate()
     except UndefinedError as exc:
-        raise MappingError(f"template {source!r} cannot render: {exc.message}") from None
+        raise MappingError(
+            f"template {source!r} cannot render: {exc.message}", reason=TEMPLATE_ERROR, value=source
+        ) from None
     except SecurityError as exc:
-        raise MappingError(f"template {source!r} was refused: {exc}") from None
+        raise MappingError(f"template {source!r} was refused: {exc}", reason=TEMPLATE_ERROR, value=source) from None

@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -19,6 +20,7 @@ from rich.table import Table
 from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector, open_store
 from ml_connector.cli.progress import phase_progress
+from ml_connector.cli.reasons import per_flow, print_reasons, worst_recent
 from ml_connector.cli.records_output import (
     RecordsFormat,
     record_json,
@@ -39,6 +41,7 @@ from ml_connector.engine import (
 )
 from ml_connector.engine.flows import run_step
 from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
+from ml_connector.engine.timestamps import parse_ts
 from ml_connector.errors import ConfigError
 from ml_connector.jira.links import browse_url
 from ml_connector.mapping.changes import custom_field_names, trail_changes
@@ -50,7 +53,9 @@ from ml_connector.store import (
     RECORD_STATES,
     RETRY,
     SYNCED,
+    FailureGroup,
     RecordRow,
+    RunRow,
     Store,
 )
 
@@ -83,6 +88,7 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
+_RECENT_RUNS = 20  # runs read per flow for `status` (enough to hold the latest of each kind)
 FAILED = "failed"  # `records --state failed`: the failed queue, as the web UI names it
 _STATE_CHOICES = (*RECORD_STATES, FAILED)
 
@@ -126,6 +132,14 @@ def _parked(connector: Connector, flows: list[str]) -> int:
     return sum(n for (name, state), n in counts.items() if state == PARKED and name in flows)
 
 
+def _failure_groups(connector: Connector, flows: list[str]) -> list[FailureGroup]:
+    """The failed queue's reasons for ``flows`` (none when the store cannot say: this only adds to the summary)."""
+    try:
+        return [g for g in connector.store.records.failure_groups() if g.flow in flows]
+    except Exception:
+        return []
+
+
 class _Runs:
     """The reports of one command, and the steps that failed: one flow stopping never stops the others."""
 
@@ -165,14 +179,21 @@ class _Runs:
         return ExitCode.OK
 
 
-def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int = 0) -> None:
-    """Say what was not synced, the top reasons, and what to do about it. ``parked_before``: records parked by
-    earlier runs (they do not make this run partial, but the operator should know they wait)."""
+def _next_steps(
+    reports: list[RunReport],
+    config: ConnectorConfig,
+    *,
+    dry_run: bool,
+    parked_before: int = 0,
+    earlier: Iterable[FailureGroup] = (),
+) -> None:
+    """Say what was not synced, the top reasons grouped with their fixes, the warnings, and what to do next.
+    ``parked_before`` and ``earlier``: records parked by earlier runs and the failed queue's reasons (they do not
+    make this run partial, but the operator should know they wait and why)."""
     totals: Counter[str] = Counter()
-    reasons: Counter[tuple[str, str]] = Counter()
     for r in reports:
         totals.update({k: r.counts[k] for k in UNFINISHED if r.counts[k]})
-        reasons.update(r.reasons)
+    _print_warnings(reports, config)
     if not totals:
         if parked_before and not dry_run:
             console.print(
@@ -180,6 +201,10 @@ def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int =
                 "(`ml-connector records --state parked`; `ml-connector replay --failed` once the cause is fixed).",
                 highlight=False,
             )
+            by_flow: dict[str, list[FailureGroup]] = {}
+            for group in earlier:
+                by_flow.setdefault(group.flow, []).append(group)
+            print_reasons(console, config, "Failed queue", by_flow.items())
         return
     labels = {
         "would_fail": "would fail",
@@ -191,10 +216,8 @@ def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int =
     if totals["waiting"]:
         parts.append(f"{totals['waiting']} wait for a retry or a confirmation (this run's and earlier ones)")
     console.print(f"Not every record is synced: {'; '.join(parts)}.", highlight=False)
-    if reasons:
-        console.print("Top reasons:", highlight=False)
-        for (error_class, message), count in reasons.most_common(3):
-            console.print(f"  {count} x {error_class}: {escape(message)}", highlight=False, soft_wrap=True)
+    examples = {code: text for r in reports for code, text in r.examples.items()}
+    print_reasons(console, config, "Why", per_flow(reports, lambda r: r.causes), examples)
     if dry_run:
         return
     console.print(
@@ -202,6 +225,11 @@ def _next_steps(reports: list[RunReport], *, dry_run: bool, parked_before: int =
         "picked up by the next sync; `ml-connector records --state parked` lists the failed queue).",
         highlight=False,
     )
+
+
+def _print_warnings(reports: list[RunReport], config: ConnectorConfig) -> None:
+    """Records that synced, but not quite as mapped (no Jira user: left unassigned, ...), grouped per flow."""
+    print_reasons(console, config, "Warnings", per_flow(reports, lambda r: r.notes))
 
 
 @app.command()
@@ -233,13 +261,14 @@ def sync(
         if not dry_run and not no_writeback:
             runs.add([_inbox(connector)])
         parked = _parked(connector, _flows(connector, flow))
+        earlier = _failure_groups(connector, _flows(connector, flow)) if parked else []
     finally:
         restore()
         connector.close()
     _summary(runs.reports, dry_run=dry_run)
     if connector.stopping.is_set():
         err_console.print("Stopped by a signal at a safe point; the next `ml-connector sync` completes the rest.")
-    _next_steps(runs.reports, dry_run=dry_run, parked_before=parked)
+    _next_steps(runs.reports, connector.config, dry_run=dry_run, parked_before=parked, earlier=earlier)
     code = runs.exit_code()
     if code != ExitCode.OK:
         raise typer.Exit(code)
@@ -255,39 +284,60 @@ def _inbox(connector: Connector) -> Step | None:
     return run_step(connector, "*", "webhook", drain, observe=None, record_crash=False)
 
 
-def _health(last_status: str | None, retrying: int, parked: int) -> str:
-    """The flow's honest state: a succeeded last run does not hide records waiting in the failed queue."""
+def _when(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else "never"
+
+
+def _outcome(worst: RunRow | None, retrying: int, parked: int) -> str:
+    """The flow's honest state: the worst of its latest runs, and the failed queue a succeeded run does not hide."""
+    if worst is None:
+        text = "never run"
+    else:
+        style = {"failed": "bold red", "interrupted": "yellow", "partial": "yellow"}.get(worst.status)
+        kind = "write-back" if worst.kind == "writeback" else worst.kind
+        text = f"[{style}]{worst.status}[/] ({kind})" if style else worst.status
     if parked:
-        return f"[bold red]{parked} parked[/]" + (f", {retrying} retrying" if retrying else "")
+        text += f", [bold red]{parked} parked[/]"
     if retrying:
-        return f"[yellow]{retrying} retrying[/]"
-    return last_status or "never run"
+        text += f", [yellow]{retrying} retrying[/]"
+    return text
 
 
 @app.command()
 def status(config: Path | None = ConfigOption) -> None:
-    """Per flow: cursor, last runs, record counts, the failed queue and the flow's overall state."""
+    """Per flow: the worst recent outcome, record counts, and why records failed with the fix for each."""
     cfg, store = open_store(config)
     counts = store.records.count_by_flow_state()
-    table = Table(title="Flows")
-    for col in ("flow", "schedule", "cursor", "last run", "result", "synced", "pending", "retry", "parked", "state"):
-        table.add_column(col, overflow="fold")
+    groups = store.records.failure_groups()
+    table = Table(title="Flows", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("flow", overflow="fold")
+    table.add_column("worst recent outcome", overflow="fold", min_width=14)
+    for col in ("synced", "pending", "retry", "parked"):
+        table.add_column(col, justify="right", no_wrap=True)
+    details: list[str] = []
     for flow in cfg.flows:
-        last = store.runs.last(flow.name)
+        runs = store.runs.recent(flow=flow.name, limit=_RECENT_RUNS)
+        last = next((r for r in runs if not r.dry_run), None)
         count = {state: counts.get((flow.name, state), 0) for state in RECORD_STATES}
         table.add_row(
             escape(flow.name),
-            flow.schedule or "-",
-            escape(store.cursors.get(flow.name) or "-"),
-            last.started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
-            f"{last.status} ({last.kind})" if last else "-",
+            _outcome(worst_recent(runs), count[RETRY], count[PARKED]),
             str(count[SYNCED]),
             str(count[PENDING_CREATE] + count[PENDING_UPDATE]),
             str(count[RETRY]),
             str(count[PARKED]),
-            _health(last.status if last else None, count[RETRY], count[PARKED]),
+        )
+        cursor = parse_ts(store.cursors.get(flow.name))
+        details.append(
+            f"{escape(flow.name)}: last run {_when(last.started_at if last else None)}, "
+            f"schedule {escape(flow.schedule or 'none')}, cursor {_when(cursor)}"
         )
     console.print(table)
+    for line in details:
+        console.print(line, highlight=False)
+    print_reasons(
+        console, cfg, "Failed records", [(f.name, [g for g in groups if g.flow == f.name]) for f in cfg.flows]
+    )
     for flow in cfg.flows:
         outbound = store.runs.last(flow.name, kind="outbound")
         if outbound is not None and outbound.counts.get("not_found_alert"):
@@ -412,7 +462,7 @@ def replay(
         connector.close()
     if runs.reports:
         _summary(runs.reports, dry_run=False)
-        _next_steps(runs.reports, dry_run=False)
+        _next_steps(runs.reports, connector.config, dry_run=False)
     code = runs.exit_code()
     if code != ExitCode.OK:
         raise typer.Exit(code)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from ml_connector import reasons as r
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.errors import AuthError, ConnectorError, TransientError, Unavailable
 
@@ -53,3 +56,13 @@ def config_fix(config: ConnectorConfig, error: BaseException) -> str | None:
             return jira_credentials_fix(config)
         return jira_connection_fix(config) if unreachable else None
     return None
+
+
+# -- failed and warned records ----------------------------------------------------------------------------------
+
+
+def reason_fix(config: ConnectorConfig, flow: str, code: str, values: Iterable[str | None] = ()) -> str:
+    """What to do about failed or warned records of ``flow`` with reason ``code`` and the varying ``values``: the
+    config path to change, or the command to run next. The table is ``reasons.fix_for`` (the web, which must not
+    import the diagnostics, reads it there too)."""
+    return r.fix_for([f.name for f in config.flows], flow, code, values)

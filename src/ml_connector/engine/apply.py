@@ -19,6 +19,7 @@ from ml_connector.errors import AuthError, NotFound, PermanentError
 from ml_connector.jira import adf
 from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue
 from ml_connector.mapping import IDENTITY_PROPERTY, IssueDraft, build_issue_fields
+from ml_connector.reasons import USER_NOT_FOUND, Reason
 from ml_connector.store import AuditEvent, RecordRow, utcnow
 
 CREATE_CHUNK_CALLS = 10  # bulk-create calls' worth of records mapped and committed as one chunk
@@ -123,6 +124,7 @@ class Applier:
             fallback = self.fallback_email
             if account is None:
                 fallback_account = accounts.get(fallback) if fallback else None
+                self.scope.report.note_warnings([Reason.of(USER_NOT_FOUND, draft.assignee_email)])
                 if fallback_account is not None and draft.assignee_email != fallback:
                     account = fallback_account
                     warnings.append(f"no Jira user for {draft.assignee_email}; assigned to the fallback {fallback}")

@@ -24,7 +24,13 @@ from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SY
 log = structlog.get_logger("ml_connector.engine")
 
 # A record with no failure pending; with SYNCED_CLEAN, one whose issue matches its draft.
-NO_FAILURE: dict[str, Any] = {"next_attempt_at": None, "error_class": None, "last_error": None}
+NO_FAILURE: dict[str, Any] = {
+    "next_attempt_at": None,
+    "error_class": None,
+    "last_error": None,
+    "reason": None,
+    "reason_value": None,
+}
 SYNCED_CLEAN: dict[str, Any] = {"state": SYNCED, "attempts": 0, **NO_FAILURE}
 
 
@@ -105,6 +111,7 @@ def _commit_fail(writes: _PageWrites, plan: Fail, source_ts: str | None) -> None
         "source_hash": plan.source_hash,
         "source_ts": source_ts,
         "error_class": decision.error_class,
+        **decision.reason_columns,
         "last_error": message,
         "attempts": decision.attempts,
         "next_attempt_at": decision.next_attempt_at,
@@ -147,6 +154,7 @@ def _commit_mapped(writes: _PageWrites, plan: Mapped, source_ts: str | None) -> 
     }
     state = PENDING_UPDATE if isinstance(plan, Update) else PENDING_CREATE
     warnings = "; ".join(plan.draft.warnings) or None
+    writes.scope.report.note_warnings(plan.draft.notes)
     mapped = AuditEvent(
         "mapped", "warning" if warnings else "ok", warnings, {"draft": draft, "source": bounded_source(plan.row)}
     )
@@ -178,6 +186,7 @@ def record_failure(
         "attempts": decision.attempts,
         "next_attempt_at": decision.next_attempt_at,
         "error_class": decision.error_class,
+        **decision.reason_columns,
         "last_error": decision.message,
     }
     if not keep_intent:

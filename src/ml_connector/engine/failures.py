@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from ml_connector.http.backoff import backoff_window
 from ml_connector.http.redact import redact
 from ml_connector.jira.models import JiraFailure
 from ml_connector.logging import known_secrets
+from ml_connector.reasons import OTHER, Reason, reason_of
 from ml_connector.store import PARKED, RETRY
 
 INTERNAL_ERROR = "InternalError"
@@ -59,6 +60,9 @@ class FailureDecision:
     message: str  # redacted; for ``last_error`` and the audit trail
     backoff_seconds: float | None = None  # the wait before ``next_attempt_at``
     deferred: bool = False
+    reason: Reason = field(
+        default_factory=lambda: Reason(OTHER)
+    )  # for grouped summaries, ``status``, the failed queue and metrics
 
     @property
     def outcome(self) -> str:
@@ -66,9 +70,15 @@ class FailureDecision:
             return PARKED_OUTCOME
         return DEFERRED if self.deferred else FAILED
 
+    @property
+    def reason_columns(self) -> dict[str, str | None]:
+        """The record columns that store ``reason``."""
+        return {"reason": self.reason.code, "reason_value": self.reason.value}
+
     def audit_detail(self) -> dict[str, Any]:
         return {
             "error_class": self.error_class,
+            "reason": self.reason.code,
             "attempt": self.attempts,
             "outcome": self.outcome,
             "backoff_seconds": self.backoff_seconds,
@@ -126,20 +136,31 @@ def decide(
     """Decide a record's fate from the class of ``error`` alone; re-raises systemic errors."""
     if is_systemic(error):
         raise error
-    name, message = error_class(error), describe(error)
+    name, message, reason = error_class(error), describe(error), reason_of(error)
     if isinstance(error, RateLimited):
         # The in-call budget is spent by now: a Retry-After of 0 says nothing useful, so wait retry_initial then.
         wait = min(float(error.retry_after or policy.retry_initial), policy.retry_max)
         return FailureDecision(
-            RETRY, attempts_so_far, now + timedelta(seconds=wait), name, message, backoff_seconds=wait, deferred=True
+            RETRY,
+            attempts_so_far,
+            now + timedelta(seconds=wait),
+            name,
+            message,
+            backoff_seconds=wait,
+            deferred=True,
+            reason=reason,
         )
     attempts = attempts_so_far + 1
     permanent = isinstance(error, PermanentError | MappingError | AuthError) and not isinstance(
         error, ConcurrencyConflict
     )
     if permanent:
-        return FailureDecision(PARKED, attempts, None, name, message)
+        return FailureDecision(PARKED, attempts, None, name, message, reason=reason)
     if attempts >= policy.max_attempts:
-        return FailureDecision(PARKED, attempts, None, name, f"gave up after {attempts} attempts: {message}")
+        return FailureDecision(
+            PARKED, attempts, None, name, f"gave up after {attempts} attempts: {message}", reason=reason
+        )
     delay = (rng or random).uniform(0.0, backoff_ceiling(attempts, policy))  # full jitter
-    return FailureDecision(RETRY, attempts, now + timedelta(seconds=delay), name, message, backoff_seconds=delay)
+    return FailureDecision(
+        RETRY, attempts, now + timedelta(seconds=delay), name, message, backoff_seconds=delay, reason=reason
+    )

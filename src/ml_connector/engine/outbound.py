@@ -26,6 +26,7 @@ from ml_connector.engine.runtime import Connector
 from ml_connector.engine.timestamps import CursorTime, parse_ts
 from ml_connector.ifs.odata import F, Raw, WallTime, and_, filter_text
 from ml_connector.mapping import IssueDraft, MappingContext, map_issue, stable_hash
+from ml_connector.reasons import SOURCE_GONE, Reason
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, AuditEvent, RecordRow, utcnow
 
 WORK_QUEUE_BATCH = 500  # records of the work queue taken at once
@@ -227,9 +228,16 @@ class OutboundSync:
         if missing:
             with self.store.transaction(report.run_id) as tx:
                 for record in missing:
-                    tx.records.update(record.id, state=PARKED, last_error="no longer in IFS (or outside the filter)")
+                    tx.records.update(
+                        record.id,
+                        state=PARKED,
+                        last_error="no longer in IFS (or outside the filter)",
+                        reason=SOURCE_GONE,
+                        reason_value=None,
+                    )
                     tx.audit.add(record.id, AuditEvent("failed", "error", "replay: the record is no longer in IFS"))
                     report.add("parked")
+                    report.causes[Reason(SOURCE_GONE)] += 1
         if not rows:
             return []
         plans = self._plan(rows, key_ordered=False)

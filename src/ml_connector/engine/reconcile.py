@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from ml_connector import reasons
 from ml_connector.engine.commit import NO_FAILURE, SYNCED_CLEAN, RunScope
 from ml_connector.engine.plan import NOT_FOUND
 from ml_connector.engine.ports import JiraWiring, RecordTx
@@ -26,6 +27,7 @@ from ml_connector.store import ORPHANED, PENDING_CREATE, PENDING_UPDATE, RETRY, 
 log = structlog.get_logger("ml_connector.engine")
 
 SEARCH_LABELS = 50  # identity labels per reconciliation search (one JQL ``labels in (...)``)
+_NO_REASON = {"error_class": None, "reason": None, "reason_value": None}
 NOT_FOUND_ALERT_MIN = 5  # 404s a run must see before sync.max_not_found_share can raise the alert
 Audits = list[tuple[int, AuditEvent]]
 
@@ -157,7 +159,13 @@ class Reconciler:
         message = f"Jira answered 404 for {record.jira_key}; confirming on a later run (after {grace:g} s)"
         with self.wiring.store.transaction(report.run_id) as tx:
             tx.records.update(
-                record.id, state=RETRY, next_attempt_at=confirm_after, error_class=NOT_FOUND, last_error=message
+                record.id,
+                state=RETRY,
+                next_attempt_at=confirm_after,
+                error_class=NOT_FOUND,
+                last_error=message,
+                reason=reasons.NOT_FOUND,
+                reason_value="jira",
             )
             detail = {"jira_id": record.jira_id, "jira_key": record.jira_key}
             detail["confirm_after"] = confirm_after.isoformat()
@@ -183,7 +191,7 @@ class Reconciler:
             for record, issue in relinked:
                 _relink(tx, record, issue)
             for record in visible:
-                tx.records.update(record.id, state=PENDING_UPDATE, next_attempt_at=None, error_class=None)
+                tx.records.update(record.id, state=PENDING_UPDATE, next_attempt_at=None, **_NO_REASON)
                 tx.audit.add(record.id, AuditEvent("found", message=f"Jira issue {record.jira_key} is readable again"))
             for record in gone:
                 self._gone(tx, record, recreate=recreate)
@@ -290,7 +298,7 @@ def _relink(tx: RecordTx, record: RecordRow, issue: Mapping[str, Any]) -> None:
         else f"issue {record.jira_key} answered 404 but the identity search still finds it; editing again"
     )
     link = {"jira_id": str(issue["id"]), "jira_key": str(issue["key"])}
-    tx.records.update(record.id, **link, state=PENDING_UPDATE, next_attempt_at=None, error_class=None)
+    tx.records.update(record.id, **link, state=PENDING_UPDATE, next_attempt_at=None, **_NO_REASON)
     detail = {"jira_id": issue["id"], "jira_key": issue["key"]}
     tx.audit.add(record.id, AuditEvent("reconciled", "warning" if moved else "ok", message, detail))
 

@@ -8,6 +8,7 @@ import sys
 import tempfile
 import traceback
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ml_connector.http.redact import redact
 from ml_connector.logging import known_secrets
+from ml_connector.reasons import Reason
 
 if TYPE_CHECKING:
     from ml_connector.engine.failures import FailureDecision
@@ -45,6 +47,9 @@ class RunReport:
     error: str | None = None
     interrupted: bool = False
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
+    causes: Counter[Reason] = field(default_factory=Counter)  # this run's failures by reason (code and value)
+    notes: Counter[Reason] = field(default_factory=Counter)  # this run's warnings by reason
+    examples: dict[str, str] = field(default_factory=dict)  # one message per failure reason code
     rate_limit_wait_s: float = 0.0  # seconds calls waited out 429s (summed over concurrent calls)
     quota_points: int = 0  # Jira points-quota points the run's calls used, as the quota headers told (OAuth only)
 
@@ -55,6 +60,12 @@ class RunReport:
         """Count a record's failure (``failed``, ``deferred`` or ``parked``) and remember its reason."""
         self.counts[decision.outcome] += 1
         self.note_reason(decision.error_class, decision.message)
+        self.causes[decision.reason] += 1
+        self.examples.setdefault(decision.reason.code, _ID_SEGMENT.sub("…", decision.message))
+
+    def note_warnings(self, reasons: Iterable[Reason]) -> None:
+        """Count warnings (the record synced, not quite as mapped) by reason."""
+        self.notes.update(reasons)
 
     def note_reason(self, error_class: str, message: str) -> None:
         # Grouped without ids (".../issue/10042" → ".../issue/…"), so one cause is one line however many records.

@@ -9,6 +9,7 @@ from ml_connector.errors import MappingError, Rejected
 from ml_connector.jira.base import SYSTEM, issue_write_keys, path_id
 from ml_connector.jira.issues import ISSUE_READ, IssueOps
 from ml_connector.jira.models import Transition
+from ml_connector.reasons import TRANSITION_FIELDS
 
 
 def _transition_of(item: Mapping[str, Any]) -> Transition:
@@ -58,6 +59,8 @@ class TransitionOps(IssueOps):
             raise MappingError(
                 f"transition {transition.name!r} to {transition.to_status!r} requires fields: {', '.join(missing)}",
                 field=missing[0],
+                reason=TRANSITION_FIELDS,
+                value=", ".join(missing),
             )
         body: dict[str, Any] = {"transition": {"id": transition.id}}
         if fields:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ml_connector import reasons as r
 from ml_connector.config.models import FlowConfig, IssueMapping, ValueMap, WritebackMapping
 from ml_connector.errors import MappingError
 from ml_connector.template import render, resolve_value
@@ -66,6 +67,7 @@ class IssueDraft:
     labels: tuple[str, ...]
     identity_label: str
     warnings: tuple[str, ...] = ()
+    notes: tuple[r.Reason, ...] = ()  # the warnings' reasons, for grouped summaries
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -119,6 +121,9 @@ def build_context(
     return values
 
 
+_UNMAPPED = {"project": r.UNMAPPED_PROJECT, "priority": r.UNMAPPED_PRIORITY}
+
+
 def _lookup(vm: ValueMap, values: Mapping[str, Any], what: str) -> str | None:
     raw = resolve_value(vm.source, values)
     text = "" if raw is None else str(raw)
@@ -128,7 +133,11 @@ def _lookup(vm: ValueMap, values: Mapping[str, Any], what: str) -> str | None:
         return vm.default
     if not vm.map and text:
         return text  # no map at all: the source value is the Jira value
-    raise MappingError(f"no {what} mapped for {vm.source}={text!r} and no default", field=what)
+    code = _UNMAPPED.get(what, r.UNMAPPED_OPTION)
+    value = text if code != r.UNMAPPED_OPTION else r.field_value(what, text)
+    raise MappingError(
+        f"no {what} mapped for {vm.source}={text!r} and no default", field=what, reason=code, value=value
+    )
 
 
 class _Cleaner:
@@ -162,10 +171,12 @@ def map_issue(
     key = record.get(flow.key)
     if key is None or not str(key).strip():
         shown = "" if key is None else f" ({str(key)!r})"
-        raise MappingError(f"record has a blank {flow.key}{shown}; it cannot be identified in Jira", field=flow.key)
+        raise MappingError(
+            f"record has a blank {flow.key}{shown}; it cannot be identified in Jira", field=flow.key, reason=r.BLANK_KEY
+        )
     values = build_context(record, flow, ctx, lines)
     clean = _Cleaner()
-    warnings: list[str] = []
+    warnings: list[tuple[r.Reason, str]] = []
     project = _project(mapping, values, ctx)
     summary = _summary(mapping, values, clean)
     description = clean(render(mapping.description, values), "description").strip() if mapping.description else None
@@ -175,7 +186,7 @@ def map_issue(
     label = identity_label(flow.name, str(key))
     labels = _labels(mapping, values, label, clean)
     if (cleaned := clean.warning()) is not None:
-        warnings.append(cleaned)
+        warnings.append((r.Reason(r.CONTROL_CHARACTERS), cleaned))
     return IssueDraft(
         project=project,
         issue_type=mapping.issue_type,
@@ -186,32 +197,44 @@ def map_issue(
         custom_fields=custom,
         labels=labels,
         identity_label=label,
-        warnings=tuple(warnings),
+        warnings=tuple(text for _, text in warnings),
+        notes=tuple(reason for reason, _ in warnings),
     )
 
 
 def _project(mapping: IssueMapping, values: Mapping[str, Any], ctx: MappingContext) -> str:
     project = _lookup(mapping.project, values, "project")
     if project is None:
-        raise MappingError("no Jira project for this record", field="project")
+        raise MappingError("no Jira project for this record", field="project", reason=r.UNMAPPED_PROJECT)
     if ctx.jira_projects is not None and project not in ctx.jira_projects:
-        raise MappingError(f"Jira project {project!r} does not exist or is not visible", field="project")
+        raise MappingError(
+            f"Jira project {project!r} does not exist or is not visible",
+            field="project",
+            reason=r.UNKNOWN_PROJECT,
+            value=project,
+        )
     return project
 
 
 def _summary(mapping: IssueMapping, values: Mapping[str, Any], clean: _Cleaner) -> str:
     summary = " ".join(clean(render(mapping.summary, values), "summary").split())
     if not summary:
-        raise MappingError("summary is empty after mapping", field="summary")
+        raise MappingError("summary is empty after mapping", field="summary", reason=r.EMPTY_SUMMARY)
     if len(summary) > SUMMARY_MAX:
-        raise MappingError(f"summary is {len(summary)} characters; Jira allows {SUMMARY_MAX}", field="summary")
+        raise MappingError(
+            f"summary is {len(summary)} characters; Jira allows {SUMMARY_MAX}",
+            field="summary",
+            reason=r.SUMMARY_TOO_LONG,
+        )
     return summary
 
 
 def _priority(mapping: IssueMapping, values: Mapping[str, Any], ctx: MappingContext) -> str | None:
     priority = _lookup(mapping.priority, values, "priority") if mapping.priority else None
     if priority is not None and ctx.priorities is not None and priority not in ctx.priorities:
-        raise MappingError(f"priority {priority!r} does not exist in Jira", field="priority")
+        raise MappingError(
+            f"priority {priority!r} does not exist in Jira", field="priority", reason=r.UNKNOWN_PRIORITY, value=priority
+        )
     return priority
 
 
@@ -229,7 +252,12 @@ def _custom_fields(
             continue
         info = ctx.fields.get(name)
         if info is not None and info.allowed is not None and value not in info.allowed:
-            raise MappingError(f"{value!r} is not an allowed value of Jira field {name!r}", field=name)
+            raise MappingError(
+                f"{value!r} is not an allowed value of Jira field {name!r}",
+                field=name,
+                reason=r.OPTION_NOT_ALLOWED,
+                value=r.field_value(name, value),
+            )
         custom[name] = value
     return custom
 
@@ -245,7 +273,7 @@ def _labels(mapping: IssueMapping, values: Mapping[str, Any], identity: str, cle
 
 
 def _assignee_email(
-    values: Mapping[str, Any], mapping: IssueMapping, ctx: MappingContext, warnings: list[str]
+    values: Mapping[str, Any], mapping: IssueMapping, ctx: MappingContext, warnings: list[tuple[r.Reason, str]]
 ) -> str | None:
     """Person id → email (static map, then IFS persons); a source that already holds an email is used as is."""
     spec = mapping.assignee
@@ -261,7 +289,9 @@ def _assignee_email(
             raw = person.get("Email") if person else None
             email = str(raw) if raw else None
         if email is None:
-            warnings.append(f"no email known for IFS person {pid!r}; using the fallback assignee")
+            warnings.append(
+                (r.Reason.of(r.NO_EMAIL, pid), f"no email known for IFS person {pid!r}; using the fallback assignee")
+            )
     if email is None:
         email = spec.fallback_email
     return email.strip().lower() if email else None
@@ -290,7 +320,7 @@ def build_issue_fields(
     for name, value in draft.custom_fields.items():
         info = field_ids.get(name)
         if info is None:
-            raise MappingError(f"Jira field {name!r} is not known", field=name)
+            raise MappingError(f"Jira field {name!r} is not known", field=name, reason=r.UNKNOWN_FIELD, value=name)
         if info.kind == "select":
             fields[info.id] = {"value": value}
         elif info.kind == "textarea":
@@ -299,7 +329,12 @@ def build_issue_fields(
             try:
                 fields[info.id] = float(value)
             except ValueError:
-                raise MappingError(f"{value!r} is not a number for Jira field {name!r}", field=name) from None
+                raise MappingError(
+                    f"{value!r} is not a number for Jira field {name!r}",
+                    field=name,
+                    reason=r.NOT_A_NUMBER,
+                    value=r.field_value(name, value),
+                ) from None
         else:
             fields[info.id] = value
     return fields

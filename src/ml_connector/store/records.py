@@ -9,8 +9,19 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
 
+from ml_connector.reasons import OTHER as OTHER_REASON
 from ml_connector.store import schema as t
-from ml_connector.store.rows import ORPHANED, PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, RecordRow, utcnow
+from ml_connector.store.rows import (
+    FAILED_STATES,
+    ORPHANED,
+    PARKED,
+    PENDING_CREATE,
+    PENDING_UPDATE,
+    RETRY,
+    FailureGroup,
+    RecordRow,
+    utcnow,
+)
 from ml_connector.store.source import Repository, chunks
 
 _c = t.records.c
@@ -91,6 +102,29 @@ class RecordRepository(Repository):
         query = select(_c.flow, _c.state, func.count()).group_by(_c.flow, _c.state)
         with self._source.reading() as conn:
             return {(str(row[0]), str(row[1])): int(row[2]) for row in conn.execute(query)}
+
+    def failure_groups(self, flow: str | None = None) -> builtins.list[FailureGroup]:
+        """The failed queue grouped by flow and reason code, largest first, in one grouped query (the rows it
+        returns grow with the distinct values, never with the records). A failure stored before reasons existed
+        counts as ``other``."""
+        reason = func.coalesce(_c.reason, OTHER_REASON)
+        query = (
+            select(_c.flow, reason, _c.reason_value, func.count())
+            .where(_c.state.in_(FAILED_STATES))
+            .group_by(_c.flow, reason, _c.reason_value)
+        )
+        if flow:
+            query = query.where(_c.flow == flow)
+        values: dict[tuple[str, str], builtins.list[tuple[str | None, int]]] = {}
+        with self._source.reading() as conn:
+            for row in conn.execute(query):
+                name, code, value, n = row[0], row[1], row[2], row[3]
+                values.setdefault((str(name), str(code)), []).append((None if value is None else str(value), int(n)))
+        groups = [
+            FailureGroup(name, code, sum(n for _, n in found), tuple(sorted(found, key=lambda v: (-v[1], v[0] or ""))))
+            for (name, code), found in values.items()
+        ]
+        return sorted(groups, key=lambda g: (g.flow, -g.count, g.reason))
 
     # -- queues ----------------------------------------------------------------------------------------------------
 

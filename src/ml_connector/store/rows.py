@@ -65,6 +65,8 @@ class RecordRow:
     updated_at: datetime | None = None
     writeback_attempts: int = 0
     writeback_next_attempt_at: datetime | None = None
+    reason: str | None = None  # ml_connector.reasons code of the last failure
+    reason_value: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RecordRow:
@@ -72,6 +74,17 @@ class RecordRow:
         for name in _RECORD_TIMES:
             values[name] = aware(values.get(name))
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failed records (parked or retrying) of one flow with one reason code; ``values`` the varying values with
+    their counts, most frequent first (``None``: records whose reason carries no value)."""
+
+    flow: str
+    reason: str
+    count: int
+    values: tuple[tuple[str | None, int], ...]
 
 
 @dataclass

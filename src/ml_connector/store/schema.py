@@ -85,6 +85,9 @@ records = Table(
     # Write-back retry state, apart from the outbound side's attempts (migration 0004).
     Column("writeback_attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("writeback_next_attempt_at", DateTime(timezone=True)),
+    # Why it failed, for grouping (migration 0005): a code from ml_connector.reasons and the value that varies.
+    Column("reason", String(60)),
+    Column("reason_value", String(300)),
     UniqueConstraint("flow", "ifs_key"),
     Index("ix_records_state", "flow", "state"),
     Index("ix_records_jira_id", "jira_id"),
@@ -94,6 +97,8 @@ records = Table(
     Index("ix_records_state_id", "state", "id"),
     Index("ix_records_flow_id", "flow", "id"),
     Index("ix_records_ifs_key", "ifs_key"),
+    # The failed queue grouped by reason without reading the table (migration 0005).
+    Index("ix_records_failure_reason", "state", "flow", "reason", "reason_value"),
 )
 
 audit_events = Table(

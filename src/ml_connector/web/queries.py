@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, or_, select
 
+from ml_connector.reasons import OTHER
 from ml_connector.store import FAILED_STATES, AuditRow, RecordRow, RunRow, Store
 from ml_connector.store import schema as t
 
@@ -50,10 +51,13 @@ def list_records(
     search: str | None = None,
     after: int | None = None,
     limit: int = 50,
+    reason: str | None = None,
 ) -> Page:
     query: Select[Any] = select(t.records)
     if flow:
         query = query.where(t.records.c.flow == flow)
+    if reason:
+        query = query.where(_reason_clause(reason))
     if len(states) == 1:
         query = query.where(t.records.c.state == states[0])
     elif states:
@@ -70,9 +74,22 @@ def list_records(
     return Page(rows, rows[-1].id if more and rows else None)
 
 
-def failed_queue(store: Store, *, flow: str | None = None, after: int | None = None, limit: int = 50) -> Page:
-    """Parked and retrying records; one indexed range per state, merged, so no scan of the synced majority."""
-    pages = [list_records(store, flow=flow, states=(state,), after=after, limit=limit) for state in FAILED_STATES]
+def _reason_clause(reason: str) -> ColumnElement[bool]:
+    """Records whose reason code is ``reason``; a failure stored before codes existed counts as ``other``."""
+    if reason == OTHER:
+        return or_(t.records.c.reason == reason, t.records.c.reason.is_(None))
+    return t.records.c.reason == reason
+
+
+def failed_queue(
+    store: Store, *, flow: str | None = None, after: int | None = None, limit: int = 50, reason: str | None = None
+) -> Page:
+    """Parked and retrying records (of one ``reason`` if given); one indexed range per state, merged, so no scan of
+    the synced majority."""
+    pages = [
+        list_records(store, flow=flow, states=(state,), after=after, limit=limit, reason=reason)
+        for state in FAILED_STATES
+    ]
     merged = sorted((r for p in pages for r in p.rows), key=lambda r: r.id)
     more = len(merged) > limit or any(p.next_after is not None for p in pages)
     merged = merged[:limit]

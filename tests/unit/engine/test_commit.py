@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import timedelta
 
 from ml_connector.config.models import SyncPolicy
 from ml_connector.engine.plan import NOT_FOUND
+from ml_connector.reasons import Reason
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, Store
 
 from .support import FLOW, NOW, T1, T2, Page, draft_of, events, mark, record, row
@@ -95,8 +97,10 @@ def test_a_mapping_failure_is_stored_and_audited_once_parked(store: Store) -> No
     assert page.commit([row("A", "template bug")]) == []
     a = record(store, "A")
     assert (a.state, a.error_class, a.draft) == (PARKED, "InternalError", None)
+    assert (a.reason, a.reason_value) == ("internal_error", None)  # the code summaries and metrics group by
     assert a.last_error == "mapping failed: gave up after 1 attempts: TypeError: template bug"
     assert page.report.counts["parked"] == 1
+    assert page.report.causes == Counter({Reason("internal_error"): 1})
     assert events(store, "A") == ["failed"]
 
     assert Page(store, policy).commit([row("A", "template bug")]) == []  # the same bad record, seen again
@@ -117,3 +121,12 @@ def test_the_ifs_row_is_kept_with_each_mapping_and_each_mapping_failure(store: S
     failed = store.audit.trail(record(store, "B").id)[-1]
     assert failed.event == "failed" and failed.detail is not None
     assert failed.detail["source"] == row("B", "template bug")
+
+
+def test_a_record_mapped_again_loses_its_failure_reason(store: Store) -> None:
+    Page(store).commit([row("A", "template bug")])
+    assert record(store, "A").reason == "internal_error"
+    Page(store).commit([row("A", "fixed", changed=T2)])
+    a = record(store, "A")
+    assert (a.state, a.reason, a.reason_value, a.error_class) == (PENDING_CREATE, None, None, None)
+    assert store.records.failure_groups() == []

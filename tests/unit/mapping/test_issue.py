@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from ml_connector import reasons
 from ml_connector.config.models import load_config
 from ml_connector.errors import MappingError
 from ml_connector.mapping import (
@@ -189,3 +190,32 @@ def test_a_decimal_as_number_or_ieee754_string_maps_alike(config: Any) -> None:
             to_adf=lambda text: text,
         )
         assert fields["customfield_10070"] == 1234.5
+
+
+# -- reason codes: every mapping failure and warning carries a stable code and the value that varies ----------------
+
+
+def _reason_of(record: dict[str, Any], flow: Any, ctx: MappingContext = CTX) -> tuple[str | None, object | None]:
+    with pytest.raises(MappingError) as caught:
+        map_issue(record, flow, ctx)
+    return caught.value.reason, caught.value.value
+
+
+def test_mapping_errors_carry_a_reason_code_and_the_varying_value(config: Any) -> None:
+    flow = config.flow("purchase_orders")
+    project = flow.mapping.project.model_copy(update={"default": None})
+    no_default = flow.model_copy(update={"mapping": flow.mapping.model_copy(update={"project": project})})
+    assert _reason_of({**PO, "ProjectId": "PRJ-1005"}, no_default) == (reasons.UNMAPPED_PROJECT, "PRJ-1005")
+    hidden = dataclasses.replace(CTX, jira_projects=frozenset({"MAINT"}))
+    assert _reason_of(PO, flow, hidden) == (reasons.UNKNOWN_PROJECT, "PROC")
+    assert _reason_of({**PO, "Description": "z" * 300}, flow) == (reasons.SUMMARY_TOO_LONG, None)
+    assert _reason_of({**PO, "OrderNo": " "}, flow) == (reasons.BLANK_KEY, None)
+    no_priorities = dataclasses.replace(CTX, priorities=frozenset({"Lowest"}))
+    assert _reason_of(PO, flow, no_priorities) == (reasons.UNKNOWN_PRIORITY, "High")
+
+
+def test_warnings_carry_reasons_beside_their_text(config: Any) -> None:
+    draft = map_issue({**PO, "BuyerCode": "NOBODY", "Description": "bell\x07"}, config.flow("purchase_orders"), CTX)
+    assert reasons.Reason(reasons.NO_EMAIL, "NOBODY") in draft.notes
+    assert reasons.Reason(reasons.CONTROL_CHARACTERS) in draft.notes
+    assert len(draft.notes) == len(draft.warnings)

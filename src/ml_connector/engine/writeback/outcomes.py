@@ -64,7 +64,7 @@ def written_values(record: RecordRow, change: StatusChange) -> dict[str, Any]:
         "writeback_next_attempt_at": None,
     }
     if (record.last_error or "").startswith(WB_ERROR):
-        values.update(error_class=None, last_error=None)
+        values.update(error_class=None, last_error=None, reason=None, reason_value=None)
     return values
 
 
@@ -88,6 +88,7 @@ def failure_values(decision: FailureDecision) -> dict[str, Any]:
     the store (jira_status differs from written_status), so the run after ``writeback_next_attempt_at`` retries."""
     values: dict[str, Any] = {
         "error_class": decision.error_class,
+        **decision.reason_columns,
         "last_error": f"{WB_ERROR}{decision.message}",
         "writeback_attempts": decision.attempts,
         "writeback_next_attempt_at": decision.next_attempt_at,

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from ml_connector.config.models import FlowConfig
 from ml_connector.mapping.changes import FieldChange, custom_field_names, latest_source, trail_changes
+from ml_connector.reasons import LABELS, fix_for, label
 from ml_connector.records_csv import csv_lines, record_cells
 from ml_connector.store import FAILED_STATES, RECORD_STATES, AuditRow
 from ml_connector.web import queries
@@ -19,6 +20,7 @@ from ml_connector.web.routes.health import HEALTH_LABELS, SYSTEMS
 
 PAGE_SIZE = 50
 CSV_CHUNK = 1000  # records per query of the CSV export
+REASON_VALUES = 20  # values listed under one reason; the rest are counted
 SYSTEM_NAMES = {"ifs": "IFS Cloud", "jira": "Jira Cloud"}
 
 router = APIRouter()
@@ -182,8 +184,16 @@ def _event_row(web: WebContext, event: AuditRow, changes: list[FieldChange]) -> 
 
 
 @router.get("/failed", response_class=HTMLResponse)
-def failed(request: Request, web: Web, identity: Viewer, flow: FlowFilter, after: str | None = None) -> HTMLResponse:
-    result = queries.failed_queue(web.store, flow=flow, after=to_int(after), limit=PAGE_SIZE)
+def failed(
+    request: Request,
+    web: Web,
+    identity: Viewer,
+    flow: FlowFilter,
+    after: str | None = None,
+    reason: str | None = None,
+) -> HTMLResponse:
+    reason = reason if reason in LABELS else None
+    result = queries.failed_queue(web.store, flow=flow, after=to_int(after), limit=PAGE_SIZE, reason=reason)
     return web.page(
         request,
         "failed.html",
@@ -191,4 +201,24 @@ def failed(request: Request, web: Web, identity: Viewer, flow: FlowFilter, after
         rows=[(r, web.clean_text(r.last_error)) for r in result.rows],
         next_after=result.next_after,
         flow=flow,
+        reason=reason,
+        reason_label=label(reason) if reason else None,
     )
+
+
+@router.get("/failed/reasons", response_class=HTMLResponse)
+def failed_reasons(request: Request, web: Web, identity: Viewer, flow: FlowFilter) -> HTMLResponse:
+    """The failed queue grouped by flow and reason: counts, the values behind them, the fix, a link to the records."""
+    groups = [
+        {
+            "flow": g.flow,
+            "reason": g.reason,
+            "label": label(g.reason),
+            "count": g.count,
+            "values": [(web.clean_text(v) if v else "(no value)", n) for v, n in g.values[:REASON_VALUES]],
+            "more_values": max(0, len(g.values) - REASON_VALUES),
+            "fix": web.clean_text(fix_for(web.flow_names, g.flow, g.reason, (v for v, _ in g.values))),
+        }
+        for g in web.store.records.failure_groups(flow)
+    ]
+    return web.page(request, "failed_reasons.html", identity, groups=groups, flow=flow)

@@ -19,6 +19,7 @@ from ml_connector.engine.writeback.outcomes import (
 )
 from ml_connector.engine.writeback.plan import WB_ERROR
 from ml_connector.mapping import IfsUpdate
+from ml_connector.reasons import Reason
 from ml_connector.store import PARKED, RETRY, SYNCED, RecordRow
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -51,6 +52,7 @@ def test_written_values(last_error: str | None, clears_error: bool) -> None:
     assert "jira_status" not in values
     assert (values["writeback_attempts"], values["writeback_next_attempt_at"]) == (0, None)
     assert ("last_error" in values and values["last_error"] is None) is clears_error
+    assert ("reason" in values and values["reason"] is None and values["reason_value"] is None) is clears_error
 
 
 def test_written_event_records_the_if_match_write() -> None:
@@ -87,8 +89,9 @@ def test_stale_event_names_both_changes() -> None:
 def test_failure_values_and_event(
     state: str, next_attempt: datetime | None, parked: bool, retry_in: float | None
 ) -> None:
-    decision = FailureDecision(state, 3, next_attempt, "Unavailable", "IFS down")
+    decision = FailureDecision(state, 3, next_attempt, "Unavailable", "IFS down", reason=Reason("unavailable", "ifs"))
     values = failure_values(decision)
+    assert (values["reason"], values["reason_value"]) == ("unavailable", "ifs")  # grouped in status and metrics
     assert values["last_error"] == f"{WB_ERROR}IFS down" and values["error_class"] == "Unavailable"
     assert (values["writeback_attempts"], values["writeback_next_attempt_at"]) == (3, next_attempt)
     assert (values.get("state") == PARKED) is parked  # the outbound state is untouched unless parked

@@ -1,0 +1,238 @@
+"""Why a record failed or was warned about, as a stable reason code plus the value that varies.
+
+Summaries group by the code (one line per cause however many records) and list the values with their counts
+("no project mapped: PRJ-1005 x120, PRJ-1007 x40"); metrics label by the code alone, so label cardinality stays
+bounded. The code is stored with the record (``records.reason``, ``records.reason_value``), never parsed back out of
+the free-text message. ``diagnostics.fixes.reason_fix`` says what to do about each code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ml_connector.errors import (
+    AuthError,
+    ConcurrencyConflict,
+    ConnectorError,
+    MalformedResponse,
+    MappingError,
+    NotFound,
+    RateLimited,
+    Rejected,
+    Unavailable,
+)
+
+# Mapping errors (raised with the code by mapping/issue.py)
+UNMAPPED_PROJECT = "unmapped_project"  # value: the IFS value no project map entry covers
+UNMAPPED_PRIORITY = "unmapped_priority"
+UNMAPPED_OPTION = "unmapped_option"  # value: "<custom field>=<IFS value>"
+UNKNOWN_PROJECT = "unknown_project"  # value: the Jira project key the map gave
+UNKNOWN_PRIORITY = "unknown_priority"
+OPTION_NOT_ALLOWED = "option_not_allowed"  # value: "<custom field>=<value>"
+UNKNOWN_FIELD = "unknown_field"  # value: the custom field name
+NOT_A_NUMBER = "not_a_number"  # value: "<custom field>=<value>"
+BLANK_KEY = "blank_key"
+EMPTY_SUMMARY = "empty_summary"
+SUMMARY_TOO_LONG = "summary_too_long"
+TEMPLATE_ERROR = "template_error"
+TRANSITION_FIELDS = "transition_fields"  # value: the fields a Jira transition screen requires
+MAPPING_OTHER = "mapping_other"
+SOURCE_GONE = "source_gone"  # replayed, but the record is no longer in IFS (or outside the flow's filter)
+# Errors from the far sides (derived from the error class and system)
+JIRA_REJECTED = "jira_rejected"  # value: the fields Jira named, if any
+IFS_REJECTED = "ifs_rejected"
+NOT_FOUND = "not_found"
+PERMISSION_DENIED = "permission_denied"  # value: the system
+UNAVAILABLE = "unavailable"  # value: the system
+MALFORMED_RESPONSE = "malformed_response"
+CONFLICT = "conflict"
+RATE_LIMITED = "rate_limited"
+INTERNAL = "internal_error"
+OTHER = "other"
+# Warnings: the record synced, but not quite as mapped
+USER_NOT_FOUND = "user_not_found"  # value: the email with no Jira user
+NO_EMAIL = "no_email"  # value: the IFS person id
+CONTROL_CHARACTERS = "control_characters"
+
+_VALUE_MAX = 300  # the reason_value column's width
+
+
+@dataclass(frozen=True, order=True)
+class Reason:
+    """A stable ``code`` and the ``value`` that varies within it (None when nothing does)."""
+
+    code: str
+    value: str | None = None
+
+    @classmethod
+    def of(cls, code: str, value: object | None = None) -> Reason:
+        text = None if value is None else " ".join(str(value).split())[:_VALUE_MAX]
+        return cls(code, text or None)
+
+
+def field_value(field: str, value: object) -> str:
+    """The value of codes that concern one custom field: ``<field>=<value>`` (see ``split_field_value``)."""
+    return f"{field}={value}"
+
+
+def split_field_value(value: str | None) -> tuple[str, str]:
+    field, _, rest = (value or "").partition("=")
+    return field, rest
+
+
+def reason_of(error: BaseException) -> Reason:
+    """The reason for a record's failure: the code the raise site gave, else one derived from the error's class."""
+    if isinstance(error, MappingError):
+        return Reason.of(error.reason or MAPPING_OTHER, error.value)
+    if not isinstance(error, ConnectorError):
+        return Reason(INTERNAL)
+    system = (error.system or "").split("-")[0] or None  # "ifs-iam" is IFS
+    if isinstance(error, RateLimited):
+        return Reason.of(RATE_LIMITED, system)
+    if isinstance(error, MalformedResponse):
+        return Reason.of(MALFORMED_RESPONSE, system)
+    if isinstance(error, Unavailable):
+        return Reason.of(UNAVAILABLE, system)
+    if isinstance(error, AuthError):
+        return Reason.of(PERMISSION_DENIED, system)
+    if isinstance(error, ConcurrencyConflict):
+        return Reason.of(CONFLICT, system)
+    if isinstance(error, NotFound):
+        return Reason.of(NOT_FOUND, system)
+    if isinstance(error, Rejected):
+        fields = sorted(str(k) for k in (error.details.get("errors") or {}))
+        code = IFS_REJECTED if system == "ifs" else JIRA_REJECTED
+        return Reason.of(code, ", ".join(fields) or error.status)
+    return Reason(OTHER)
+
+
+LABELS = {
+    UNMAPPED_PROJECT: "no project mapped",
+    UNMAPPED_PRIORITY: "no priority mapped",
+    UNMAPPED_OPTION: "no custom field value mapped",
+    UNKNOWN_PROJECT: "Jira project missing or not visible",
+    UNKNOWN_PRIORITY: "priority not in Jira",
+    OPTION_NOT_ALLOWED: "not an option of the Jira field",
+    UNKNOWN_FIELD: "Jira field not known",
+    NOT_A_NUMBER: "not a number",
+    BLANK_KEY: "blank key",
+    EMPTY_SUMMARY: "empty summary",
+    SUMMARY_TOO_LONG: "summary too long",
+    TEMPLATE_ERROR: "template cannot render",
+    TRANSITION_FIELDS: "transition needs fields",
+    MAPPING_OTHER: "mapping failed",
+    SOURCE_GONE: "no longer in IFS",
+    JIRA_REJECTED: "Jira refused the issue",
+    IFS_REJECTED: "IFS refused the write-back",
+    NOT_FOUND: "not found",
+    PERMISSION_DENIED: "permission denied",
+    UNAVAILABLE: "unavailable",
+    MALFORMED_RESPONSE: "malformed response",
+    CONFLICT: "changed meanwhile",
+    RATE_LIMITED: "rate limited",
+    INTERNAL: "internal error",
+    OTHER: "other",
+    USER_NOT_FOUND: "no Jira user (left unassigned or given the fallback)",
+    NO_EMAIL: "no email for the IFS person (fallback assignee used)",
+    CONTROL_CHARACTERS: "control characters removed",
+}
+
+
+def label(code: str) -> str:
+    """The words for a code in summaries, ``status`` and the dashboard."""
+    return LABELS.get(code, code.replace("_", " "))
+
+
+# -- what to do about each code: the config path to change, or the command to run next ---------------------------
+
+CHECK = "`ml-connector check`"
+_FIX_VALUES = 5  # values a fix names; the summary line lists the counts
+REPLAY = "then `ml-connector replay --failed`"
+
+
+def flow_path(flows: Sequence[str], flow: str) -> str:
+    """The YAML path of a flow among the configured ``flows`` (names, in order), as config errors name it."""
+    return f"flows[{flows.index(flow)}]" if flow in flows else f"flows[] (name: {flow})"
+
+
+def _quoted(values: Sequence[str]) -> str:
+    return ", ".join(repr(v) for v in values) if values else "the values shown"
+
+
+def _mapping_fix(code: str, values: Sequence[str], at: str) -> str | None:
+    field = split_field_value(values[0])[0] if values else "<field>"
+    options = _quoted([split_field_value(v)[1] for v in values if split_field_value(v)[0] == field])
+    value = values[0] if values else None
+    fixes = {
+        UNMAPPED_PROJECT: (
+            f"add {_quoted(values)} under {at}.mapping.project.map (or set {at}.mapping.project.default)"
+        ),
+        UNMAPPED_PRIORITY: (
+            f"add {_quoted(values)} under {at}.mapping.priority.map (or set {at}.mapping.priority.default)"
+        ),
+        UNMAPPED_OPTION: f"add {options} under {at}.mapping.custom_fields.{field}.map (or set its default)",
+        UNKNOWN_PROJECT: (
+            f"{at}.mapping.project.map names Jira project {_quoted(values)}: correct the key, or let the integration "
+            f"user browse that project ({CHECK} lists the projects it sees)"
+        ),
+        UNKNOWN_PRIORITY: f"map to a priority Jira has in {at}.mapping.priority.map ({CHECK} lists them)",
+        OPTION_NOT_ALLOWED: (
+            f"map {options} to options of Jira field {field!r} in {at}.mapping.custom_fields.{field} "
+            f"({CHECK} lists them)"
+        ),
+        UNKNOWN_FIELD: f"{at}.mapping.custom_fields names field {value!r}, which Jira does not know: run {CHECK}",
+        NOT_A_NUMBER: f"{at}.mapping.custom_fields.{field} must give a number for that Jira field",
+        BLANK_KEY: f"fill {at}.key in those IFS records, or narrow {at}.filter to leave them out",
+        EMPTY_SUMMARY: f"{at}.mapping.summary renders empty for these records: give it a fallback text",
+        SUMMARY_TOO_LONG: f"shorten {at}.mapping.summary (e.g. {{{{ Description | truncate(200) }}}}), {REPLAY}",
+        TEMPLATE_ERROR: f"fix the template {value!r} under {at}.mapping ({CHECK} names the field it lacks)",
+        TRANSITION_FIELDS: (
+            f"the Jira workflow's transition screen requires {value}: take them off the screen, or change "
+            f"{at}.writeback.statuses"
+        ),
+        MAPPING_OTHER: f"see the message; the mapping is under {at}.mapping",
+    }
+    return fixes.get(code)
+
+
+def _far_side_fix(code: str, values: Sequence[str], at: str) -> str | None:
+    value = ", ".join(values) or None
+    fixes = {
+        JIRA_REJECTED: f"Jira refused the issue ({value or 'see the message'}): run {CHECK}, fix {at}.mapping",
+        IFS_REJECTED: f"IFS refused the write-back: check {at}.writeback (status_field, key_field, statuses)",
+        NOT_FOUND: "the linked item is gone or hidden; `ml-connector audit KEY` shows the record's trail",
+        PERMISSION_DENIED: f"give the {value or ''} integration user the missing permission, {REPLAY}",
+        UNAVAILABLE: f"{value or 'the far side'} was unavailable: retried on later runs; {CHECK} if it persists",
+        MALFORMED_RESPONSE: f"{value or 'the far side'} answered garbage (a proxy page?): {CHECK}, {REPLAY}",
+        CONFLICT: "changed in IFS meanwhile: retried on later runs",
+        RATE_LIMITED: "rate limited: retried on later runs (sync.bulk_concurrency lowers the pressure)",
+        SOURCE_GONE: f"no longer in IFS or outside {at}.filter: nothing to do unless that is wrong",
+        INTERNAL: "a bug: the crash report or log has the details; please report it",
+    }
+    return fixes.get(code)
+
+
+def _warning_fix(code: str, values: Sequence[str], at: str) -> str | None:
+    fixes = {
+        USER_NOT_FOUND: (
+            f"give {', '.join(values) or 'those people'} a Jira account, map them to other emails under "
+            f"{at}.mapping.assignee.emails, or set {at}.mapping.assignee.fallback_email"
+        ),
+        NO_EMAIL: f"add {_quoted(values)} under {at}.mapping.assignee.emails (or fill their emails in IFS)",
+        CONTROL_CHARACTERS: "nothing to do: removed before sending",
+    }
+    return fixes.get(code)
+
+
+def fix_for(flows: Sequence[str], flow: str, code: str, values: Iterable[str | None] = ()) -> str:
+    """What to do about failed or warned records of ``flow`` (one of the configured ``flows``, in order) with reason
+    ``code`` and the varying ``values`` (the most frequent first; a few are enough): the config path to change, or
+    the command to run next. ``diagnostics.fixes.reason_fix`` is the same for a loaded config."""
+    at = flow_path(flows, flow)
+    shown = [v for v in values if v is not None][:_FIX_VALUES]
+    for lookup in (_mapping_fix, _far_side_fix, _warning_fix):
+        fix = lookup(code, shown, at)
+        if fix is not None:
+            return fix
+    return f"see `ml-connector records --state failed --flow {flow}`; {REPLAY} once fixed"
