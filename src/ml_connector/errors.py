@@ -121,8 +121,13 @@ class ConcurrencyConflict(PermanentError):
 
 
 class MappingError(ConnectorError):
-    """A record cannot be turned into a valid Jira issue or IFS update; ``field`` names the culprit."""
+    """A record cannot be turned into a valid Jira issue or IFS update; ``field`` names the culprit and ``value`` the
+    value that could not be mapped (so checks can group records by it)."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, field: str | None = None, value: str | None = None, unmapped: bool = False
+    ) -> None:
         super().__init__(message)
         self.field = field
+        self.value = value
+        self.unmapped = unmapped  # True: ``value`` (from IFS) has no entry in the value map and there is no default

@@ -14,9 +14,11 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -37,6 +39,9 @@ from ml_connector.http.redact import redact
 from ml_connector.jira.models import JiraFailure
 from ml_connector.logging import known_secrets
 from ml_connector.store import PARKED, RETRY
+
+if TYPE_CHECKING:
+    from ml_connector.engine.report import RunReport
 
 INTERNAL_ERROR = "InternalError"
 _MAX_MESSAGE = 1000
@@ -143,3 +148,43 @@ def decide(
         return FailureDecision(PARKED, attempts, None, name, f"gave up after {attempts} attempts: {message}")
     delay = (rng or random).uniform(0.0, backoff_ceiling(attempts, policy))  # full jitter
     return FailureDecision(RETRY, attempts, now + timedelta(seconds=delay), name, message, backoff_seconds=delay)
+
+
+@dataclass(frozen=True)
+class ReasonGroup:
+    """Records that failed (or would fail) for one reason, with the config key that fixes it when one does."""
+
+    error_class: str
+    message: str
+    count: int
+    fix: str | None = None
+    flows: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "error_class": self.error_class,
+            "reason": self.message,
+            "count": self.count,
+            "fix": self.fix,
+            "flows": list(self.flows),
+        }
+
+
+def group_reasons(reports: Iterable[RunReport]) -> list[ReasonGroup]:
+    """The reasons of ``reports`` (``RunReport.reasons``, already grouped per run), merged, most frequent first."""
+    counts: Counter[tuple[str, str]] = Counter()
+    fixes: dict[tuple[str, str], str] = {}
+    flows: dict[tuple[str, str], list[str]] = {}
+    for report in reports:
+        counts.update(report.reasons)
+        fixes.update(report.fixes)
+        for reason in report.reasons:
+            flows.setdefault(reason, [])
+            if report.flow not in flows[reason]:
+                flows[reason].append(report.flow)
+    return [
+        ReasonGroup(
+            error_class, message, count, fixes.get((error_class, message)), tuple(flows[(error_class, message)])
+        )
+        for (error_class, message), count in counts.most_common()
+    ]

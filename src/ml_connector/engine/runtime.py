@@ -229,8 +229,9 @@ class Connector:
 
     # -- users -----------------------------------------------------------------------------------------------------
 
-    def account_ids(self, emails: set[str]) -> dict[str, str | None]:
-        """email → accountId (None: no such Jira user); misses are cached in the store like hits."""
+    def account_ids(self, emails: set[str], *, remember: bool = True) -> dict[str, str | None]:
+        """email → accountId (None: no such Jira user); misses are cached in the store like hits unless ``remember``
+        is False (a dry run or a check writes nothing)."""
         known = self.store.users.cached(max_age=USER_CACHE_AGE)
         result: dict[str, str | None] = {}
         for email in sorted(emails):
@@ -240,6 +241,7 @@ class Connector:
                 continue
             resolution = self.jira.users.resolve(email)
             account = resolution.account_id if resolution.found else None
-            self.store.users.cache(key, account)
+            if remember:
+                self.store.users.cache(key, account)
             result[email] = account
         return result

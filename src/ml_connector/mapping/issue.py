@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ml_connector.config.models import FlowConfig, IssueMapping, ValueMap, WritebackMapping
@@ -128,7 +129,9 @@ def _lookup(vm: ValueMap, values: Mapping[str, Any], what: str) -> str | None:
         return vm.default
     if not vm.map and text:
         return text  # no map at all: the source value is the Jira value
-    raise MappingError(f"no {what} mapped for {vm.source}={text!r} and no default", field=what)
+    raise MappingError(
+        f"no {what} mapped for {vm.source}={text!r} and no default", field=what, value=text, unmapped=True
+    )
 
 
 class _Cleaner:
@@ -195,7 +198,7 @@ def _project(mapping: IssueMapping, values: Mapping[str, Any], ctx: MappingConte
     if project is None:
         raise MappingError("no Jira project for this record", field="project")
     if ctx.jira_projects is not None and project not in ctx.jira_projects:
-        raise MappingError(f"Jira project {project!r} does not exist or is not visible", field="project")
+        raise MappingError(f"Jira project {project!r} does not exist or is not visible", field="project", value=project)
     return project
 
 
@@ -211,7 +214,7 @@ def _summary(mapping: IssueMapping, values: Mapping[str, Any], clean: _Cleaner) 
 def _priority(mapping: IssueMapping, values: Mapping[str, Any], ctx: MappingContext) -> str | None:
     priority = _lookup(mapping.priority, values, "priority") if mapping.priority else None
     if priority is not None and ctx.priorities is not None and priority not in ctx.priorities:
-        raise MappingError(f"priority {priority!r} does not exist in Jira", field="priority")
+        raise MappingError(f"priority {priority!r} does not exist in Jira", field="priority", value=priority)
     return priority
 
 
@@ -220,18 +223,60 @@ def _custom_fields(
 ) -> dict[str, str]:
     custom: dict[str, str] = {}
     for name, spec in mapping.custom_fields.items():
-        if isinstance(spec, ValueMap):
-            source = resolve_value(spec.source, values)
-            value = "" if source in (None, "") else clean(_lookup(spec, values, name) or "", name).strip()
-        else:
-            value = clean(render(spec, values), name).strip()
-        if not value:
-            continue
-        info = ctx.fields.get(name)
-        if info is not None and info.allowed is not None and value not in info.allowed:
-            raise MappingError(f"{value!r} is not an allowed value of Jira field {name!r}", field=name)
-        custom[name] = value
+        value = _custom_value(name, spec, values, ctx, clean)
+        if value:
+            custom[name] = value
     return custom
+
+
+def _custom_value(
+    name: str, spec: str | ValueMap, values: Mapping[str, Any], ctx: MappingContext, clean: _Cleaner
+) -> str:
+    """One custom field's value ("" for none); a value the field does not allow is a ``MappingError``."""
+    if isinstance(spec, ValueMap):
+        source = resolve_value(spec.source, values)
+        value = "" if source in (None, "") else clean(_lookup(spec, values, name) or "", name).strip()
+    else:
+        value = clean(render(spec, values), name).strip()
+    info = ctx.fields.get(name)
+    if value and info is not None and info.allowed is not None and value not in info.allowed:
+        raise MappingError(f"{value!r} is not an allowed value of Jira field {name!r}", field=name, value=value)
+    return value
+
+
+def mapping_problems(
+    record: Mapping[str, Any],
+    flow: FlowConfig,
+    ctx: MappingContext,
+    *,
+    lines: Sequence[Mapping[str, Any]] = (),
+) -> list[MappingError]:
+    """Every reason :func:`map_issue` would refuse ``record``, not only the first (``check --sample`` groups them)."""
+    try:
+        map_issue(record, flow, ctx, lines=lines)
+    except MappingError:
+        pass
+    else:
+        return []
+    mapping, values, clean = flow.mapping, build_context(record, flow, ctx, lines), _Cleaner()
+    steps: list[Callable[[], object]] = [
+        lambda: _project(mapping, values, ctx),
+        lambda: _summary(mapping, values, clean),
+        lambda: _priority(mapping, values, ctx),
+    ]
+    steps += [partial(_custom_value, name, spec, values, ctx, clean) for name, spec in mapping.custom_fields.items()]
+    problems: list[MappingError] = []
+    for step in steps:
+        try:
+            step()
+        except MappingError as exc:
+            problems.append(exc)
+    if not problems:  # a blank key, or anything map_issue checks beyond these steps
+        try:
+            map_issue(record, flow, ctx, lines=lines)
+        except MappingError as exc:
+            problems.append(exc)
+    return problems
 
 
 def _labels(mapping: IssueMapping, values: Mapping[str, Any], identity: str, clean: _Cleaner) -> tuple[str, ...]:
