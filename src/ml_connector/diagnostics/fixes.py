@@ -1,9 +1,11 @@
-"""Which config key to fix for a credential, connection or mapping error: one mapping for `check` and `sync`/`run`."""
+"""Which config key to fix for a credential or connection error: one mapping for `check` and for `sync`/`run`.
+
+A mapping error's fix is ``engine.failures.mapping_fix`` (the engine names it in dry runs)."""
 
 from __future__ import annotations
 
-from ml_connector.config.models import ConnectorConfig, FlowConfig, ValueMap
-from ml_connector.errors import AuthError, ConnectorError, MappingError, TransientError, Unavailable
+from ml_connector.config.models import ConnectorConfig
+from ml_connector.errors import AuthError, ConnectorError, TransientError, Unavailable
 
 API_TOKEN_URL = "https://id.atlassian.com/manage-profile/security/api-tokens"
 
@@ -52,27 +54,4 @@ def config_fix(config: ConnectorConfig, error: BaseException) -> str | None:
         if isinstance(error, AuthError):
             return jira_credentials_fix(config)
         return jira_connection_fix(config) if unreachable else None
-    return None
-
-
-def mapping_fix(flow: FlowConfig, error: BaseException) -> str | None:
-    """The config key to change for a record the flow's mapping refuses (``check --sample``, the dry run)."""
-    if not isinstance(error, MappingError) or not error.field:
-        return None
-    where = f"flows.{flow.name}.mapping"
-    mapping = flow.mapping
-    if error.field in {"project", "priority"}:
-        spec = mapping.project if error.field == "project" else mapping.priority
-        if error.unmapped:
-            return f"add it under {where}.{error.field}.map (or set {where}.{error.field}.default)"
-        source = "map" if spec is not None and error.value in spec.map.values() else "default"
-        return f"correct the Jira {error.field} under {where}.{error.field}.{source}"
-    if error.field in mapping.custom_fields:
-        path = f"{where}.custom_fields.{error.field}"
-        if error.unmapped:
-            return f"add it under {path}.map (or set {path}.default)"
-        mapped = isinstance(mapping.custom_fields[error.field], ValueMap)
-        return f"correct {path}.map" if mapped else f"change the template {path}"
-    if error.field == "summary":
-        return f"change the template {where}.summary"
     return None

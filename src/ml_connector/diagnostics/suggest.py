@@ -16,6 +16,12 @@ def closest(word: str, choices: Iterable[str], *, cutoff: float = 0.6) -> str | 
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """`` did you mean 'X'?`` (with its leading space) for the closest choice, else ""."""
+    """``did you mean 'X'?`` for the closest choice, else "" (also when ``word`` is itself a choice)."""
     match = closest(word, choices)
-    return f" did you mean {match!r}?" if match is not None and match != word else ""
+    return f"did you mean {match!r}?" if match is not None and match != word else ""
+
+
+def with_suggestion(text: str, word: str, choices: Iterable[str]) -> str:
+    """``text`` followed by "; did you mean 'X'?" when some choice is close to ``word``."""
+    suggestion = did_you_mean(word, choices)
+    return f"{text}; {suggestion}" if suggestion else text

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from ml_connector.config.models import SyncPolicy
+from ml_connector.config.models import FlowConfig, SyncPolicy, ValueMap
 from ml_connector.errors import (
     AuthError,
     ConcurrencyConflict,
@@ -188,3 +188,26 @@ def group_reasons(reports: Iterable[RunReport]) -> list[ReasonGroup]:
         )
         for (error_class, message), count in counts.most_common()
     ]
+
+
+def mapping_fix(flow: FlowConfig, error: BaseException) -> str | None:
+    """The config key to change for a record the flow's mapping refuses (``check --sample``, the dry run)."""
+    if not isinstance(error, MappingError) or not error.field:
+        return None
+    where = f"flows.{flow.name}.mapping"
+    mapping = flow.mapping
+    if error.field in {"project", "priority"}:
+        spec = mapping.project if error.field == "project" else mapping.priority
+        if error.unmapped:
+            return f"add it under {where}.{error.field}.map (or set {where}.{error.field}.default)"
+        source = "map" if spec is not None and error.value in spec.map.values() else "default"
+        return f"correct the Jira {error.field} under {where}.{error.field}.{source}"
+    if error.field in mapping.custom_fields:
+        path = f"{where}.custom_fields.{error.field}"
+        if error.unmapped:
+            return f"add it under {path}.map (or set {path}.default)"
+        mapped = isinstance(mapping.custom_fields[error.field], ValueMap)
+        return f"correct {path}.map" if mapped else f"change the template {path}"
+    if error.field == "summary":
+        return f"change the template {where}.summary"
+    return None

@@ -146,7 +146,7 @@ class OutboundSync:
             with self.store.transaction(report.run_id) as tx:
                 advance_cursor(tx, flow.name, min(newest, signpost))
 
-    def _lines(self, rows: Sequence[Row], *, key_ordered: bool) -> dict[Any, list[dict[str, Any]]]:
+    def read_lines(self, rows: Sequence[Row], *, key_ordered: bool) -> dict[Any, list[dict[str, Any]]]:
         spec = self.flow.lines
         if spec is None:
             return {}
@@ -197,7 +197,7 @@ class OutboundSync:
         if not rows:
             return _nothing_to_map
         flow, ctx = self.flow, self._context()
-        lines = self._lines(rows, key_ordered=key_ordered)
+        lines = self.read_lines(rows, key_ordered=key_ordered)
 
         def map_row(row: Row) -> IssueDraft:
             return map_issue(row, flow, ctx, lines=lines.get(row.get(flow.lines.parent_key), []) if flow.lines else ())

@@ -10,9 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ml_connector.config.models import FlowConfig
-from ml_connector.diagnostics.fixes import mapping_fix
 from ml_connector.engine.apply import draft_from_dict, edit_payload, fallback_email_of, issue_payload
-from ml_connector.engine.failures import describe, error_class
+from ml_connector.engine.failures import describe, error_class, mapping_fix
 from ml_connector.engine.plan import Create, Fail, Plan, Reconcile, Skip, Update
 from ml_connector.engine.report import PlannedAction, RunReport
 from ml_connector.jira import adf

@@ -205,7 +205,8 @@ class Connector:
         )
         return allowed.get(field_id)
 
-    def mapping_context(self, flow: FlowConfig, *, with_jira: bool = True) -> MappingContext:
+    def mapping_context(self, flow: FlowConfig, *, with_jira: bool = True, with_fields: bool = True) -> MappingContext:
+        """Lookups, plus (``with_jira``) Jira's projects and priorities and (``with_fields``) the resolved fields."""
         lookups = self.config.lookups
         suppliers = self._lookup("suppliers", lookups.suppliers) if flow.supplier_field else {}
         persons = self._lookup("persons", lookups.persons) if flow.mapping.assignee else {}
@@ -224,7 +225,7 @@ class Connector:
             projects=projects,
             jira_projects=project_keys,
             priorities=priorities,
-            fields=self.resolve_fields(flow),
+            fields=self.resolve_fields(flow) if with_fields else {},
         )
 
     # -- users -----------------------------------------------------------------------------------------------------
