@@ -70,7 +70,7 @@ def print_failure_groups(out: Console, reports: Sequence[RunReport]) -> None:
     out.print(f"Would fail, by reason ({sum(g.count for g in groups)} records):", highlight=False)
     for group in groups:
         where = ", ".join(group.flows)
-        out.print(f"  {group.count} x {group.error_class}: {escape(group.message)} [{where}]", highlight=False)
+        out.print(f"  {group.count} x {group.error_class}: {escape(group.message)} (in {where})", highlight=False)
         if group.fix:
             out.print(f"    fix: {escape(group.fix)}", highlight=False)
 

@@ -58,6 +58,8 @@ class Previewer:
             report.keep_planned(action)
 
     def preview(self, plan: Plan) -> PlannedAction:
+        """One record's preview (its assignee looked up unless :meth:`add_page` did for the whole page)."""
+        self._resolve([plan])
         if isinstance(plan, Fail):
             return self._failed(plan.key, plan.error)
         if isinstance(plan, Skip):
