@@ -166,3 +166,25 @@ def test_changed_records_show_only_the_fields_that_change(tmp_path: Path) -> Non
         assert {r["action"] for k, r in records.items() if k != key} == {"skip"}
         _no_writes(w)
         assert _rows(db, "SELECT * FROM records ORDER BY id") == before
+
+
+def test_jira_user_search_down_stops_the_preview_with_a_reason_and_no_traceback(tmp_path: Path) -> None:
+    """A persistent 503 on the user search: the flows end with the error named (in the JSON too), nothing written."""
+    with world(purchase_orders=12, work_orders=3) as w:
+        path = _config(w, tmp_path)
+        data = yaml.safe_load(path.read_text())
+        data["jira"]["http"] = {"backoff_initial": 0.01, "backoff_max": 0.05, "max_attempts": 2}
+        path.write_text(yaml.safe_dump(data))
+        w.jira_sim.faults(fail_next=[{"status": 503, "count": 1000, "path_contains": "user/search"}])
+        w.jira_sim.clear_requests()
+        w.ifs_sim.clear_requests()
+
+        done = _cli("sync", "--dry-run", "--json", "-c", str(path))
+
+        assert done.returncode not in (ExitCode.OK, ExitCode.RECORDS_FAILED, ExitCode.INTERNAL), done.stderr
+        assert "Traceback" not in done.stderr
+        document = json.loads(done.stdout)  # still one parseable document
+        assert len(document["errors"]) == 2 and all("503" in e for e in document["errors"])
+        assert [f["status"] for f in document["flows"] if f["kind"] == "outbound"] == ["failed", "failed"]
+        assert w.jira_sim.counts().get("GET /rest/api/3/user/search", 0) >= 2  # it did try
+        _no_writes(w)

@@ -127,3 +127,29 @@ def test_wrong_ifs_secret_names_the_key_and_skips_the_sample(
     assert token["status"] == "fail" and "ifs.client_secret (IFS_CLIENT_SECRET)" in token["fix"]
     [sample] = [r for r in rows if r["system"] == "mapping"]
     assert sample["status"] == "skip" and "IFS and Jira signed in" in sample["detail"]
+
+
+def test_a_flow_whose_records_cannot_be_read_fails_alone(env: None, w: World, tmp_path: Path) -> None:
+    """Work orders answer 500 every time and purchase-order lines come back as an HTML page: each sample says why,
+    no traceback, and the check goes on."""
+    data = example_config()
+    data["ifs"]["http"] = {"backoff_initial": 0.01, "backoff_max": 0.05, "max_attempts": 2}
+    w.ifs_sim.faults(
+        fail_next=[
+            {"status": 500, "count": 1000, "path_contains": "ActiveSeparateSet"},
+            {"kind": "html", "count": 1000, "path_contains": "PurchaseOrderLinePartSet"},
+        ]
+    )
+    try:
+        code, rows = json_rows(tmp_path, data, "--sample", "20")
+    finally:
+        w.ifs_sim.faults(fail_next=[])
+    assert code == ExitCode.ERROR
+    samples = {r["name"]: r for r in rows if r["system"] == "mapping"}
+    assert samples["work_orders: sample of 20"]["status"] == "fail"
+    assert "500" in samples["work_orders: sample of 20"]["detail"]
+    assert samples["purchase_orders: sample of 20"]["status"] == "fail"
+    assert "got text/html" in samples["purchase_orders: sample of 20"]["detail"]
+    assert samples["purchase_orders: sample of 20"]["fix"] == "check flows.purchase_orders and the IFS/Jira rows above"
+    assert rows[-1]["system"] == "web"  # the checks after the sample still ran
+    _reads_only(w)
