@@ -138,6 +138,8 @@ def test_limit_shows_a_few_and_counts_the_whole_batch(tmp_path: Path) -> None:
         assert f"{top_count} x MappingError: no project mapped for ProjectId={top_value!r}" in out
         assert "fix: add it under flows.purchase_orders.mapping.project.map" in out
         assert "customfield_" not in out and "HTTP Request" not in table.stderr
+        refused = _cli("sync", "--json", "-c", str(path))  # the preview options need --dry-run: never a real run
+        assert refused.returncode == ExitCode.CONFIG and "add --dry-run" in refused.stderr
         _no_writes(w)
 
 
