@@ -122,12 +122,20 @@ class ConcurrencyConflict(PermanentError):
 
 class MappingError(ConnectorError):
     """A record cannot be turned into a valid Jira issue or IFS update; ``field`` names the culprit, ``reason`` is a
-    stable code (``ml_connector.reasons``) and ``value`` what varies within it, for grouping and fixes."""
+    stable code (``ml_connector.reasons``) and ``value`` the value that varies within it (the IFS value with no map
+    entry, the Jira value that does not exist), so summaries and checks can group records by it."""
 
     def __init__(
-        self, message: str, *, field: str | None = None, reason: str | None = None, value: object | None = None
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        reason: str | None = None,
+        value: object | None = None,
+        unmapped: bool = False,
     ) -> None:
         super().__init__(message)
         self.field = field
         self.reason = reason
         self.value = value
+        self.unmapped = unmapped  # True: ``value`` (from IFS) has no entry in the value map and there is no default

@@ -55,6 +55,7 @@ USER_NOT_FOUND = "user_not_found"  # value: the email with no Jira user
 NO_EMAIL = "no_email"  # value: the IFS person id
 CONTROL_CHARACTERS = "control_characters"
 
+_PER_FIELD = frozenset({UNMAPPED_OPTION, OPTION_NOT_ALLOWED, NOT_A_NUMBER})  # values are "<custom field>=<value>"
 _VALUE_MAX = 300  # the reason_value column's width
 
 
@@ -84,7 +85,9 @@ def split_field_value(value: str | None) -> tuple[str, str]:
 def reason_of(error: BaseException) -> Reason:
     """The reason for a record's failure: the code the raise site gave, else one derived from the error's class."""
     if isinstance(error, MappingError):
-        return Reason.of(error.reason or MAPPING_OTHER, error.value)
+        code = error.reason or MAPPING_OTHER
+        per_field = code in _PER_FIELD and error.field is not None and error.value is not None
+        return Reason.of(code, field_value(str(error.field), error.value) if per_field else error.value)
     if not isinstance(error, ConnectorError):
         return Reason(INTERNAL)
     system = (error.system or "").split("-")[0] or None  # "ifs-iam" is IFS

@@ -41,6 +41,9 @@ def render(results: list[CheckResult], out: Console = console) -> None:
 @app.command()
 def check(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per check instead of the table."),
+    sample: int = typer.Option(
+        0, "--sample", min=0, help="Also map the first N IFS records of each flow and report values that do not map."
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
     """Prove the configuration fits IFS and Jira, reading only: credentials, projections, fields, projects."""
@@ -59,7 +62,7 @@ def check(
             Store.open(url, migrate_schema=migrated), resolve_key(cfg, config_path=config_path(config))
         )
         store_factory = lambda: Store.open(url)  # noqa: E731 - which webhook ids were registered for which URL
-    results = store_rows + run_checks(cfg, token_store=token_store, store_factory=store_factory)
+    results = store_rows + run_checks(cfg, token_store=token_store, store_factory=store_factory, sample=sample)
     if as_json:
         for r in results:
             typer.echo(json.dumps(dataclasses.asdict(r), sort_keys=True))

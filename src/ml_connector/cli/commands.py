@@ -19,6 +19,7 @@ from rich.table import Table
 
 from ml_connector.cli.app import ExitCode, app, err_console, exit_code_for, print_error
 from ml_connector.cli.context import ConfigOption, config_path, load, open_connector, open_store
+from ml_connector.cli.preview import TABLE_LIMIT, dumps, preview_document, print_preview
 from ml_connector.cli.progress import phase_progress
 from ml_connector.cli.reasons import per_flow, print_reasons, worst_recent
 from ml_connector.cli.records_output import (
@@ -39,6 +40,7 @@ from ml_connector.engine import (
     requeue_failed,
     run_flow,
 )
+from ml_connector.engine.failures import describe
 from ml_connector.engine.flows import run_step
 from ml_connector.engine.report import UNFINISHED, crash_dir, write_crash_report
 from ml_connector.engine.timestamps import parse_ts
@@ -110,17 +112,6 @@ def _summary(reports: list[RunReport], *, dry_run: bool) -> None:
     points = sum(r.quota_points for r in reports)
     if points:
         console.print(f"Used {points} Jira quota points (OAuth points quota, as its headers told).", highlight=False)
-
-
-def _plan_table(report: RunReport, limit: int = 50) -> None:
-    if not report.plan:
-        return
-    table = Table(title=f"{report.flow}: planned actions (first {min(limit, len(report.plan))} of {len(report.plan)})")
-    for col in ("IFS key", "action", "summary / reason"):
-        table.add_column(col)
-    for item in report.plan[:limit]:
-        table.add_row(escape(item.key), item.action, escape(item.reason or item.summary or ""))
-    console.print(table)
 
 
 def _parked(connector: Connector, flows: list[str]) -> int:
@@ -216,8 +207,9 @@ def _next_steps(
     if totals["waiting"]:
         parts.append(f"{totals['waiting']} wait for a retry or a confirmation (this run's and earlier ones)")
     console.print(f"Not every record is synced: {'; '.join(parts)}.", highlight=False)
-    examples = {code: text for r in reports for code, text in r.examples.items()}
-    print_reasons(console, config, "Why", per_flow(reports, lambda r: r.causes), examples)
+    if not dry_run:  # a dry run listed every reason with its fix above
+        examples = {code: text for r in reports for code, text in r.examples.items()}
+        print_reasons(console, config, "Why", per_flow(reports, lambda r: r.causes), examples)
     if dry_run:
         return
     console.print(
@@ -238,16 +230,28 @@ def sync(
     dry_run: bool = typer.Option(False, "--dry-run", help="Plan and print; write nothing to IFS, Jira or the store."),
     full: bool = typer.Option(False, "--full", help="Ignore the cursor and read every record matching the filter."),
     no_writeback: bool = typer.Option(False, "--no-writeback", help="Skip the Jira → IFS status write-back."),
+    limit: int | None = typer.Option(
+        None, "--limit", "-n", min=0, help=f"Dry run: records shown per flow (default {TABLE_LIMIT}; all with --json)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Dry run: one JSON document instead of the tables."),
     config: Path | None = ConfigOption,
 ) -> None:
     """Run the flows once: IFS → Jira, then Jira status → IFS."""
+    if (as_json or limit is not None) and not dry_run:
+        raise ConfigError("--json and --limit show a dry run's preview: add --dry-run")
     connector = open_connector(config)
     runs = _Runs(connector.config)
     restore = _stop_on_signals(connector.stopping)
     # Every step reports on its own, so a failed outbound run still leaves the write-back to run; the inbox (shared by
     # all flows) is drained once at the end.
     options = FlowOptions(
-        dry_run=dry_run, full=full, writeback=not no_writeback, inbox=False, keep_going=True, record_crash=False
+        dry_run=dry_run,
+        full=full,
+        writeback=not no_writeback,
+        inbox=False,
+        keep_going=True,
+        record_crash=False,
+        preview_limit=limit if limit is not None or as_json else TABLE_LIMIT,
     )
     try:
         for name in _flows(connector, flow):
@@ -256,8 +260,6 @@ def sync(
                     connector, connector.config.flow(name), stop=connector.stopping, options=options, progress=progress
                 )
             runs.add(run.steps)
-            if dry_run and run.steps and run.steps[0].error is None:
-                _plan_table(run.steps[0].report)
         if not dry_run and not no_writeback:
             runs.add([_inbox(connector)])
         parked = _parked(connector, _flows(connector, flow))
@@ -265,10 +267,16 @@ def sync(
     finally:
         restore()
         connector.close()
-    _summary(runs.reports, dry_run=dry_run)
+    if as_json:
+        typer.echo(dumps(preview_document(runs.reports, [describe(e) for e in runs.errors])))
+    else:
+        if dry_run:
+            print_preview(console, runs.reports, limit)
+        _summary(runs.reports, dry_run=dry_run)
     if connector.stopping.is_set():
         err_console.print("Stopped by a signal at a safe point; the next `ml-connector sync` completes the rest.")
-    _next_steps(runs.reports, connector.config, dry_run=dry_run, parked_before=parked, earlier=earlier)
+    if not as_json:
+        _next_steps(runs.reports, connector.config, dry_run=dry_run, parked_before=parked, earlier=earlier)
     code = runs.exit_code()
     if code != ExitCode.OK:
         raise typer.Exit(code)

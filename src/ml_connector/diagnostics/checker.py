@@ -7,7 +7,8 @@ from collections.abc import Callable
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.diagnostics.ifs import IfsChecks
 from ml_connector.diagnostics.jira import JiraChecks
-from ml_connector.diagnostics.results import CheckResult, Findings
+from ml_connector.diagnostics.results import SKIP, CheckResult, Findings
+from ml_connector.diagnostics.sample import SampleChecks
 from ml_connector.diagnostics.webhooks import WebhookChecks
 from ml_connector.ifs import IfsClient
 from ml_connector.jira.client import JiraClient
@@ -26,13 +27,17 @@ class Checker:
         jira_factory: Callable[[], JiraClient] | None = None,
         token_store: TokenStore | None = None,
         store_factory: Callable[[], Store] | None = None,
+        sample: int = 0,
     ) -> None:
         self.config = config
         self.findings = Findings(config.secret_values())
-        self._ifs = IfsChecks(config, self.findings, ifs_factory or (lambda: IfsClient.from_connection(config.ifs)))
-        jira_factory = jira_factory or (lambda: JiraClient.from_connection(config.jira, token_store=token_store))
-        self._jira = JiraChecks(config, self.findings, jira_factory, self._ifs.sample_emails)
+        self._ifs_factory = ifs_factory or (lambda: IfsClient.from_connection(config.ifs))
+        self._ifs = IfsChecks(config, self.findings, self._ifs_factory)
+        self._jira_factory = jira_factory or (lambda: JiraClient.from_connection(config.jira, token_store=token_store))
+        self._jira = JiraChecks(config, self.findings, self._jira_factory, self._ifs.sample_emails)
         self._webhooks = WebhookChecks(config, self.findings, store_factory)
+        self.sample = sample
+        self._jira_ok = False
 
     @property
     def results(self) -> list[CheckResult]:
@@ -41,6 +46,7 @@ class Checker:
     def run(self) -> list[CheckResult]:
         self.check_ifs()
         self.check_jira()
+        self.check_sample()
         self.check_receiver()
         return self.results
 
@@ -51,11 +57,21 @@ class Checker:
         jira = self._jira.connect()
         if jira is None:
             return
+        self._jira_ok = True
         try:
             self._jira.flows(jira)
             self._webhooks.registrations(jira)
         finally:
             jira.close()
+
+    def check_sample(self) -> None:
+        """``--sample N``: the first N records of each flow through the mapping (needs both sides signed in)."""
+        if self.sample <= 0:
+            return
+        if not (self._ifs.token_ok and self._jira_ok):
+            self.findings.add("mapping", f"sample of {self.sample}", SKIP, "needs IFS and Jira signed in (see above)")
+            return
+        SampleChecks(self.config, self.findings, self._ifs_factory, self._jira_factory, self.sample).run()
 
     def check_receiver(self) -> None:
         self._webhooks.receiver()
@@ -68,8 +84,14 @@ def run_checks(
     jira_factory: Callable[[], JiraClient] | None = None,
     token_store: TokenStore | None = None,
     store_factory: Callable[[], Store] | None = None,
+    sample: int = 0,
 ) -> list[CheckResult]:
-    """Every check for ``config``, in order (IFS, Jira, then the webhook receiver)."""
+    """Every check for ``config``, in order (IFS, Jira, the ``sample`` records per flow, then the webhook receiver)."""
     return Checker(
-        config, ifs_factory=ifs_factory, jira_factory=jira_factory, token_store=token_store, store_factory=store_factory
+        config,
+        ifs_factory=ifs_factory,
+        jira_factory=jira_factory,
+        token_store=token_store,
+        store_factory=store_factory,
+        sample=sample,
     ).run()

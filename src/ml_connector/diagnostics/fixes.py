@@ -1,4 +1,6 @@
-"""Which config key to fix for a credential or connection error: one mapping for `check` and for `sync`/`run`."""
+"""Which config key to fix for a credential or connection error: one mapping for `check` and for `sync`/`run`.
+
+A mapping error's fix is ``engine.failures.mapping_fix`` (the engine names it in dry runs)."""
 
 from __future__ import annotations
 

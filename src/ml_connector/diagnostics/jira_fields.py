@@ -7,6 +7,7 @@ from functools import partial
 
 from ml_connector.config.models import FlowConfig, IssueMapping
 from ml_connector.diagnostics.results import FAIL, PASS, Findings
+from ml_connector.diagnostics.suggest import did_you_mean
 from ml_connector.errors import ConfigError
 from ml_connector.jira.client import JiraClient
 from ml_connector.jira.fields import FieldRegistry, split_field_name
@@ -36,7 +37,9 @@ def _custom_field_fix(registry: FieldRegistry, where: str, configured: str) -> s
             + " or ".join(f.id for f in candidates)
             + f") or add a type suffix, e.g. '{name}:text' or '{name}:select'"
         )
-    return f"correct the field name in {where}.mapping.custom_fields, or create the field in Jira"
+    suggestion = did_you_mean(name, registry.names())
+    fix = f"correct the field name in {where}.mapping.custom_fields"
+    return f"{fix}: {suggestion}" if suggestion else f"{fix}, or create the field in Jira"
 
 
 def check_create_screens(

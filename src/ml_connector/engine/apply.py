@@ -9,6 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ml_connector.config.models import FlowConfig
 from ml_connector.engine.commit import SYNCED_CLEAN, RunScope, fail_unfinished, record_failure
 from ml_connector.engine.failures import create_failure_error
 from ml_connector.engine.plan import awaiting_404_check
@@ -46,8 +47,7 @@ class Applier:
         self.policy = scope.policy
         self.reconciler = reconciler
         self.stop = stop
-        spec = self.flow.mapping.assignee
-        self.fallback_email = spec.fallback_email.strip().lower() if spec and spec.fallback_email else None
+        self.fallback_email = fallback_email_of(self.flow)
 
     def _fail_unfinished(self, records: Sequence[RecordRow], error: Exception) -> None:
         fail_unfinished(self.wiring.store, records, error, self.scope)
@@ -117,21 +117,9 @@ class Applier:
     ) -> tuple[dict[str, Any], list[str]]:
         assert record.draft is not None
         draft = draft_from_dict(record.draft)
-        warnings: list[str] = []
-        account = None
-        if draft.assignee_email:
-            account = accounts.get(draft.assignee_email)
-            fallback = self.fallback_email
-            if account is None:
-                fallback_account = accounts.get(fallback) if fallback else None
-                self.scope.report.note_warnings([Reason.of(USER_NOT_FOUND, draft.assignee_email)])
-                if fallback_account is not None and draft.assignee_email != fallback:
-                    account = fallback_account
-                    warnings.append(f"no Jira user for {draft.assignee_email}; assigned to the fallback {fallback}")
-                else:
-                    warnings.append(f"no Jira user for {draft.assignee_email}; left unassigned")
-        fields = build_issue_fields(draft, field_ids=fields_ctx, account_id=account, to_adf=adf.text_to_adf)
-        return fields, warnings
+        if draft.assignee_email and accounts.get(draft.assignee_email) is None:
+            self.scope.report.note_warnings([Reason.of(USER_NOT_FOUND, draft.assignee_email)])
+        return issue_payload(draft, accounts, fields_ctx, self.fallback_email)
 
     # ------------------------------------------------------------------------------------ creates
 
@@ -227,9 +215,7 @@ class Applier:
         except Exception as exc:
             self._fail_one(record, exc)
             return
-        labels = fields.pop("labels", [])
-        fields.pop("project", None)
-        fields.pop("issuetype", None)
+        fields, labels = edit_payload(fields)
         try:
             self.wiring.jira.edit_issue(record.jira_id, fields, update={"labels": [{"add": label} for label in labels]})
         except NotFound:
@@ -244,6 +230,39 @@ class Applier:
             message = "; ".join(warnings) or None
             tx.audit.add(record.id, AuditEvent("updated", "warning" if message else "ok", message, detail))
         self.scope.report.add("updated")
+
+
+def fallback_email_of(flow: FlowConfig) -> str | None:
+    """The flow's fallback assignee, as user lookups key it."""
+    spec = flow.mapping.assignee
+    return spec.fallback_email.strip().lower() if spec and spec.fallback_email else None
+
+
+def issue_payload(
+    draft: IssueDraft, accounts: Accounts, fields_ctx: Mapping[str, Any], fallback_email: str | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The Jira ``fields`` of a create (or, through :func:`edit_payload`, an edit) and the warnings to audit: an
+    assignee without a Jira user goes to the fallback user when that one exists, else stays unassigned."""
+    warnings: list[str] = []
+    account = None
+    if draft.assignee_email:
+        account = accounts.get(draft.assignee_email)
+        if account is None:
+            fallback_account = accounts.get(fallback_email) if fallback_email else None
+            if fallback_account is not None and draft.assignee_email != fallback_email:
+                account = fallback_account
+                warnings.append(f"no Jira user for {draft.assignee_email}; assigned to the fallback {fallback_email}")
+            else:
+                warnings.append(f"no Jira user for {draft.assignee_email}; left unassigned")
+    fields = build_issue_fields(draft, field_ids=fields_ctx, account_id=account, to_adf=adf.text_to_adf)
+    return fields, warnings
+
+
+def edit_payload(fields: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """(fields, labels to add) of an edit: an edit never moves an issue to another project or type, and adds labels
+    (people may have added their own) instead of replacing them."""
+    edit = {k: v for k, v in fields.items() if k not in {"project", "issuetype", "labels"}}
+    return edit, list(fields.get("labels", []))
 
 
 def _link(issue: CreatedIssue) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class FlowOptions:
     inbox: bool = True  # drain the webhook inbox after the flow (it is shared by all flows)
     keep_going: bool = False  # a failed step does not end the flow (the CLI reports every step's outcome)
     record_crash: bool = True  # an unexpected error gets a failed run row of its own (the CLI writes a crash file)
+    preview_limit: int | None = None  # dry run: records previewed in full (None: all; counts cover every record)
 
 
 @dataclass
@@ -112,7 +113,13 @@ def _steps(
 ) -> list[tuple[str, Work]]:
     def outbound() -> RunReport:
         sync = OutboundSync(connector, flow, stop=stop)
-        return sync.run(dry_run=options.dry_run, full=options.full, queue_only=options.queue_only, progress=progress)
+        return sync.run(
+            dry_run=options.dry_run,
+            full=options.full,
+            queue_only=options.queue_only,
+            progress=progress,
+            preview_limit=options.preview_limit,
+        )
 
     steps: list[tuple[str, Work]] = [(REPLAY if options.queue_only else OUTBOUND, outbound)]
     if options.writeback and flow.writeback.enabled:

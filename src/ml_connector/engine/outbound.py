@@ -11,21 +11,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.apply import Applier
 from ml_connector.engine.commit import RunScope, advance_cursor, commit_page
-from ml_connector.engine.failures import describe
-from ml_connector.engine.plan import Fail, MapRow, PageRules, Plan, Row, plan_page, row_key, rows_to_map
+from ml_connector.engine.plan import MapRow, PageRules, Plan, Row, plan_page, row_key, rows_to_map
 from ml_connector.engine.ports import IfsSource, RecordStore
+from ml_connector.engine.preview import Previewer
 from ml_connector.engine.progress import Phase, PhaseCounter, Progress
 from ml_connector.engine.reconcile import NotFoundWatch, Reconciler
-from ml_connector.engine.report import PlannedAction, RunReport
+from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.timestamps import CursorTime, parse_ts
 from ml_connector.ifs.odata import F, Raw, WallTime, and_, filter_text
-from ml_connector.mapping import IssueDraft, MappingContext, map_issue, stable_hash
+from ml_connector.jira.fields import FieldRegistry
+from ml_connector.mapping import FieldTarget, IssueDraft, MappingContext, map_issue, stable_hash
 from ml_connector.reasons import SOURCE_GONE, Reason
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, AuditEvent, RecordRow, utcnow
 
@@ -42,6 +44,7 @@ class OutboundSync:
         self.policy = connector.config.sync
         self.stop = stop or threading.Event()
         self._ctx: MappingContext | None = None
+        self._preview: Previewer | None = None
         # How the cursor attribute reads changes no issue: not part of the mapping's fingerprint.
         self._fingerprint = stable_hash(
             flow.model_dump(mode="json", exclude={"schedule", "enabled", "cursor_time_zone_aware"})
@@ -64,12 +67,15 @@ class OutboundSync:
         full: bool = False,
         queue_only: bool = False,
         progress: Progress | None = None,
+        preview_limit: int | None = None,
     ) -> RunReport:
         """One run: drain the work queue (retries, replays, unconfirmed creates), then read IFS pages.
 
-        ``queue_only`` skips reading IFS (replay); ``full`` ignores the cursor; ``dry_run`` writes nothing anywhere.
+        ``queue_only`` skips reading IFS (replay); ``full`` ignores the cursor; ``dry_run`` writes nothing anywhere
+        and keeps a preview of the first ``preview_limit`` records (all when None) in ``report.plan``.
         """
         report = RunReport(self.flow.name, "replay" if queue_only else "outbound", dry_run=dry_run)
+        report.plan_limit = preview_limit
         scope = RunScope(self.flow, self.policy, report)
         counter = PhaseCounter(progress)
         reconciler = Reconciler(self.c, scope, self._watch, self.stop)
@@ -128,7 +134,7 @@ class OutboundSync:
             plans = self._plan(page.rows, key_ordered=key_ordered, remap=full)
             counter.done(Phase.MAP, len(page.rows))
             if dry_run:
-                _report_dry_run(plans, report)
+                self._previewer().add_page(plans, report)
             else:
                 # In key order a page's newest timestamp is no safe cursor (a later page may hold older changes):
                 # the cursor moves once, after the whole pass. A crash before that repeats the pass, which costs IFS
@@ -141,7 +147,7 @@ class OutboundSync:
             with self.store.transaction(report.run_id) as tx:
                 advance_cursor(tx, flow.name, min(newest, signpost))
 
-    def _lines(self, rows: Sequence[Row], *, key_ordered: bool) -> dict[Any, list[dict[str, Any]]]:
+    def read_lines(self, rows: Sequence[Row], *, key_ordered: bool) -> dict[Any, list[dict[str, Any]]]:
         spec = self.flow.lines
         if spec is None:
             return {}
@@ -177,12 +183,22 @@ class OutboundSync:
         to_map = rows_to_map(rows, existing, rules)
         return plan_page(rows, existing, self._mapper(to_map, key_ordered=key_ordered), rules)
 
+    def _previewer(self) -> Previewer:
+        """The dry run's previewer; it reads the resolved fields only for a record that needs a payload."""
+        if self._preview is None:
+
+            def metadata() -> tuple[Mapping[str, FieldTarget], FieldRegistry]:
+                return self._context().fields, self.c.field_registry()
+
+            self._preview = Previewer(self.flow, metadata, partial(self.c.account_ids, remember=False))
+        return self._preview
+
     def _mapper(self, rows: Sequence[Row], *, key_ordered: bool) -> MapRow:
         """The mapping function for ``rows``: reads their lines and the mapping context first (none when no rows)."""
         if not rows:
             return _nothing_to_map
         flow, ctx = self.flow, self._context()
-        lines = self._lines(rows, key_ordered=key_ordered)
+        lines = self.read_lines(rows, key_ordered=key_ordered)
 
         def map_row(row: Row) -> IssueDraft:
             return map_issue(row, flow, ctx, lines=lines.get(row.get(flow.lines.parent_key), []) if flow.lines else ())
@@ -243,15 +259,6 @@ class OutboundSync:
         plans = self._plan(rows, key_ordered=False)
         report.add("fetched", len(rows))
         return self._commit(plans, scope, signpost, move_cursor=False)[0]
-
-
-def _report_dry_run(plans: Sequence[Plan], report: RunReport) -> None:
-    for plan in plans:
-        report.add(f"would_{plan.label}")
-        if isinstance(plan, Fail):
-            report.plan.append(PlannedAction(plan.key, plan.label, None, describe(plan.error)))
-        else:
-            report.plan.append(PlannedAction(plan.key, plan.label, plan.draft.summary if plan.draft else None, None))
 
 
 def _progress_marks(records: Sequence[RecordRow]) -> set[tuple[Any, ...]]:

@@ -28,12 +28,29 @@ _ID_SEGMENT = re.compile(r"(?<=/)[^/\s)]*\d{2,}[^/\s)]*")
 
 @dataclass
 class PlannedAction:
-    """One line of a dry-run plan."""
+    """One record of a dry-run plan: what would be written to Jira, by field name."""
 
     key: str
     action: str  # create | update | skip | fail
     summary: str | None = None
-    reason: str | None = None
+    reason: str | None = None  # fail: why
+    # create: every field the issue would get; update: {name: {"from": old, "to": new}} for the fields that change
+    fields: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    error_class: str | None = None
+    fix: str | None = None  # fail: the config key to change
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "action": self.action,
+            "summary": self.summary,
+            "fields": self.fields,
+            "warnings": self.warnings,
+            "reason": self.reason,
+            "error_class": self.error_class,
+            "fix": self.fix,
+        }
 
 
 @dataclass
@@ -44,12 +61,14 @@ class RunReport:
     run_id: int | None = None
     counts: Counter[str] = field(default_factory=Counter)
     plan: list[PlannedAction] = field(default_factory=list)
+    plan_limit: int | None = None  # dry run: records kept in ``plan`` (None: all); counts always cover every record
     error: str | None = None
     interrupted: bool = False
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     causes: Counter[Reason] = field(default_factory=Counter)  # this run's failures by reason (code and value)
     notes: Counter[Reason] = field(default_factory=Counter)  # this run's warnings by reason
     examples: dict[str, str] = field(default_factory=dict)  # one message per failure reason code
+    fixes: dict[tuple[str, str], str] = field(default_factory=dict)  # a reason → the config key that fixes it
     rate_limit_wait_s: float = 0.0  # seconds calls waited out 429s (summed over concurrent calls)
     quota_points: int = 0  # Jira points-quota points the run's calls used, as the quota headers told (OAuth only)
 
@@ -67,9 +86,17 @@ class RunReport:
         """Count warnings (the record synced, not quite as mapped) by reason."""
         self.notes.update(reasons)
 
-    def note_reason(self, error_class: str, message: str) -> None:
+    def note_reason(self, error_class: str, message: str, fix: str | None = None) -> None:
         # Grouped without ids (".../issue/10042" → ".../issue/…"), so one cause is one line however many records.
-        self.reasons[(error_class, _ID_SEGMENT.sub("…", message))] += 1
+        reason = (error_class, _ID_SEGMENT.sub("…", message))
+        self.reasons[reason] += 1
+        if fix:
+            self.fixes[reason] = fix
+
+    def keep_planned(self, action: PlannedAction) -> None:
+        """Keep a dry run's record preview while under ``plan_limit``."""
+        if self.plan_limit is None or len(self.plan) < self.plan_limit:
+            self.plan.append(action)
 
     @property
     def failed(self) -> int:

@@ -214,7 +214,8 @@ class Connector:
         )
         return allowed.get(field_id)
 
-    def mapping_context(self, flow: FlowConfig, *, with_jira: bool = True) -> MappingContext:
+    def mapping_context(self, flow: FlowConfig, *, with_jira: bool = True, with_fields: bool = True) -> MappingContext:
+        """Lookups, plus (``with_jira``) Jira's projects and priorities and (``with_fields``) the resolved fields."""
         lookups = self.config.lookups
         suppliers = self._lookup("suppliers", lookups.suppliers) if flow.supplier_field else {}
         persons = self._lookup("persons", lookups.persons) if flow.mapping.assignee else {}
@@ -233,13 +234,14 @@ class Connector:
             projects=projects,
             jira_projects=project_keys,
             priorities=priorities,
-            fields=self.resolve_fields(flow),
+            fields=self.resolve_fields(flow) if with_fields else {},
         )
 
     # -- users -----------------------------------------------------------------------------------------------------
 
-    def account_ids(self, emails: set[str]) -> dict[str, str | None]:
-        """email → accountId (None: no such Jira user); misses are cached in the store like hits."""
+    def account_ids(self, emails: set[str], *, remember: bool = True) -> dict[str, str | None]:
+        """email → accountId (None: no such Jira user); misses are cached in the store like hits unless ``remember``
+        is False (a dry run or a check writes nothing)."""
         known = self.store.users.cached(max_age=USER_CACHE_AGE)
         result: dict[str, str | None] = {}
         for email in sorted(emails):
@@ -249,6 +251,7 @@ class Connector:
                 continue
             resolution = self.jira.users.resolve(email)
             account = resolution.account_id if resolution.found else None
-            self.store.users.cache(key, account)
+            if remember:
+                self.store.users.cache(key, account)
             result[email] = account
         return result

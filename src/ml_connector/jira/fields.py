@@ -84,6 +84,10 @@ class FieldRegistry:
     def __contains__(self, field_id: object) -> bool:
         return field_id in self._by_id
 
+    def names(self) -> list[str]:
+        """Every field's name, each once (for "did you mean")."""
+        return sorted({f.name for f in self._by_id.values()})
+
     def get(self, field_id: str) -> FieldInfo | None:
         return self._by_id.get(field_id)
 

@@ -11,6 +11,7 @@ from ml_connector.mapping.issue import (
     identity_label,
     map_issue,
     map_status,
+    mapping_problems,
     stable_hash,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "identity_label",
     "map_issue",
     "map_status",
+    "mapping_problems",
     "stable_hash",
 ]

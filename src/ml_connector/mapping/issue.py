@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ml_connector import reasons as r
@@ -133,10 +134,12 @@ def _lookup(vm: ValueMap, values: Mapping[str, Any], what: str) -> str | None:
         return vm.default
     if not vm.map and text:
         return text  # no map at all: the source value is the Jira value
-    code = _UNMAPPED.get(what, r.UNMAPPED_OPTION)
-    value = text if code != r.UNMAPPED_OPTION else r.field_value(what, text)
     raise MappingError(
-        f"no {what} mapped for {vm.source}={text!r} and no default", field=what, reason=code, value=value
+        f"no {what} mapped for {vm.source}={text!r} and no default",
+        field=what,
+        reason=_UNMAPPED.get(what, r.UNMAPPED_OPTION),
+        value=text,
+        unmapped=True,
     )
 
 
@@ -243,23 +246,65 @@ def _custom_fields(
 ) -> dict[str, str]:
     custom: dict[str, str] = {}
     for name, spec in mapping.custom_fields.items():
-        if isinstance(spec, ValueMap):
-            source = resolve_value(spec.source, values)
-            value = "" if source in (None, "") else clean(_lookup(spec, values, name) or "", name).strip()
-        else:
-            value = clean(render(spec, values), name).strip()
-        if not value:
-            continue
-        info = ctx.fields.get(name)
-        if info is not None and info.allowed is not None and value not in info.allowed:
-            raise MappingError(
-                f"{value!r} is not an allowed value of Jira field {name!r}",
-                field=name,
-                reason=r.OPTION_NOT_ALLOWED,
-                value=r.field_value(name, value),
-            )
-        custom[name] = value
+        value = _custom_value(name, spec, values, ctx, clean)
+        if value:
+            custom[name] = value
     return custom
+
+
+def _custom_value(
+    name: str, spec: str | ValueMap, values: Mapping[str, Any], ctx: MappingContext, clean: _Cleaner
+) -> str:
+    """One custom field's value ("" for none); a value the field does not allow is a ``MappingError``."""
+    if isinstance(spec, ValueMap):
+        source = resolve_value(spec.source, values)
+        value = "" if source in (None, "") else clean(_lookup(spec, values, name) or "", name).strip()
+    else:
+        value = clean(render(spec, values), name).strip()
+    info = ctx.fields.get(name)
+    if value and info is not None and info.allowed is not None and value not in info.allowed:
+        raise MappingError(
+            f"{value!r} is not an allowed value of Jira field {name!r}",
+            field=name,
+            reason=r.OPTION_NOT_ALLOWED,
+            value=value,
+        )
+    return value
+
+
+def mapping_problems(
+    record: Mapping[str, Any],
+    flow: FlowConfig,
+    ctx: MappingContext,
+    *,
+    lines: Sequence[Mapping[str, Any]] = (),
+) -> list[MappingError]:
+    """Every reason :func:`map_issue` would refuse ``record``, not only the first (``check --sample`` groups them)."""
+    try:
+        map_issue(record, flow, ctx, lines=lines)
+    except MappingError:
+        pass
+    else:
+        return []
+    mapping, values, clean = flow.mapping, build_context(record, flow, ctx, lines), _Cleaner()
+    steps: list[Callable[[], object]] = [
+        lambda: _project(mapping, values, ctx),
+        lambda: _summary(mapping, values, clean),
+        lambda: _priority(mapping, values, ctx),
+    ]
+    steps += [partial(_custom_value, name, spec, values, ctx, clean) for name, spec in mapping.custom_fields.items()]
+    problems: list[MappingError] = []
+    for step in steps:
+        try:
+            step()
+        except MappingError as exc:
+            problems.append(exc)
+    if not problems:  # a blank key, or anything map_issue checks beyond these steps
+        try:
+            map_issue(record, flow, ctx, lines=lines)
+        except MappingError as exc:
+            problems.append(exc)
+    return problems
 
 
 def _labels(mapping: IssueMapping, values: Mapping[str, Any], identity: str, clean: _Cleaner) -> tuple[str, ...]:
@@ -333,7 +378,7 @@ def build_issue_fields(
                     f"{value!r} is not a number for Jira field {name!r}",
                     field=name,
                     reason=r.NOT_A_NUMBER,
-                    value=r.field_value(name, value),
+                    value=value,
                 ) from None
         else:
             fields[info.id] = value

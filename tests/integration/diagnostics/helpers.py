@@ -28,11 +28,11 @@ def check(tmp_path: Path, data: dict[str, Any], *extra: str) -> tuple[int, str]:
     return result.exit_code, output
 
 
-def json_rows(tmp_path: Path, data: dict[str, Any]) -> tuple[int, list[dict[str, Any]]]:
+def json_rows(tmp_path: Path, data: dict[str, Any], *extra: str) -> tuple[int, list[dict[str, Any]]]:
     """``check --json``: the exit code and one row per check (system, name, status, detail, fix)."""
     data.setdefault("store", {"url": f"sqlite:///{tmp_path / 'state.sqlite'}"})
     path = write_config(tmp_path, data)
-    result = CliRunner().invoke(app, ["check", "--json", "--config", str(path)], catch_exceptions=False)
+    result = CliRunner().invoke(app, ["check", "--json", "--config", str(path), *extra], catch_exceptions=False)
     for secret in (*SECRETS, STRONG):
         assert secret not in result.output, f"secret {secret!r} printed"
     return result.exit_code, [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]

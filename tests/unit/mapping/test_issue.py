@@ -17,6 +17,7 @@ from ml_connector.mapping import (
     identity_label,
     map_issue,
     map_status,
+    mapping_problems,
 )
 
 EXAMPLE = Path(__file__).parents[3] / "src/ml_connector/config/templates/example.yaml"
@@ -219,3 +220,26 @@ def test_warnings_carry_reasons_beside_their_text(config: Any) -> None:
     assert reasons.Reason(reasons.NO_EMAIL, "NOBODY") in draft.notes
     assert reasons.Reason(reasons.CONTROL_CHARACTERS) in draft.notes
     assert len(draft.notes) == len(draft.warnings)
+
+
+def test_mapping_problems_lists_every_reason_not_only_the_first(config: Any) -> None:
+    base = config.flow("purchase_orders")
+    project = base.mapping.project.model_copy(update={"default": None})
+    flow = base.model_copy(update={"mapping": base.mapping.model_copy(update={"project": project})})
+    ctx = dataclasses.replace(
+        CTX, fields={"Cost Center:select": FieldTarget("customfield_10051", "select", frozenset({"CC-200"}))}
+    )
+    record = {**PO, "ProjectId": "PRJ-1005", "VendorNo": "S1"}
+    problems = mapping_problems(record, flow, dataclasses.replace(ctx, priorities=frozenset({"Low"})), lines=LINES)
+    found = {(p.field, p.value, p.unmapped) for p in problems}
+    assert found == {
+        ("project", "PRJ-1005", True),  # no map entry and no default
+        ("priority", "High", False),  # mapped, but Jira has no such priority
+        ("Cost Center:select", "CC-100", False),  # mapped, but not an option of the field
+    }
+    assert mapping_problems({**PO, "ProjectId": "PRJ-1000"}, flow, CTX, lines=LINES) == []  # CAPEX: maps cleanly
+
+
+def test_mapping_problems_reports_a_blank_key(config: Any) -> None:
+    [problem] = mapping_problems({**PO, "OrderNo": " "}, config.flow("purchase_orders"), CTX, lines=LINES)
+    assert problem.field == "OrderNo" and "blank OrderNo" in problem.message
