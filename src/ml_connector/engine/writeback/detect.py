@@ -4,9 +4,10 @@ written back before order marks existed, and the store's pending write-backs (th
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -45,6 +46,14 @@ def poll_mark(changes: Iterable[StatusChange], signpost: datetime) -> datetime |
     return min(newest, signpost) if newest is not None else None
 
 
+def merge_issues(first: Iterable[Mapping[str, Any]], more: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The issues of two reads of one window, each once (the later read of an issue wins: it is as fresh)."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for issue in (*first, *more):
+        by_id[str(issue.get("id"))] = dict(issue)
+    return list(by_id.values())
+
+
 def pending_change(record: RecordRow) -> StatusChange:
     """A record's accepted status, not yet in IFS, as a change to apply again."""
     return StatusChange(
@@ -73,12 +82,31 @@ class ChangeDetector:
         )
         if not projects:
             return [], None
-        jira = self.connector.jira
-        query = jql.order_by(jql.all_of(jql.in_("project", projects), jira.updated_since_clause(since)), "updated ASC")
-        issues = jira.search(query, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE)
+        issues = self._read_window(projects, since)
         changes = [c for c in map(change_from_issue, issues) if c is not None]
         report.add("polled", len(changes))
         return changes, poll_mark(changes, signpost)
+
+    def _read_window(self, projects: Sequence[str], since: datetime) -> list[dict[str, Any]]:
+        """The issues of the window whose status may need writing: all of them when the window is one page.
+
+        A window of more pages is a backfill or a bulk edit: the connector's own creates and edits, which never
+        change a status. Its newest page is read (it gives the cursor its mark in Jira's clock), then only the issues
+        whose status changed in the window (``status CHANGED AFTER`` its start, a history search): a person's
+        transition is among them, whoever created the issue and however soon after. With ``initial`` every new
+        issue's first status is written, so the whole window is read.
+        """
+        jira = self.connector.jira
+        window = jql.all_of(jql.in_("project", projects), jira.updated_since_clause(since))
+        if self.flow.writeback.initial:
+            return list(jira.search(jql.order_by(window, "updated ASC"), fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
+        newest, more = jira.first_page(
+            jql.order_by(window, "updated DESC"), fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE
+        )
+        if not more:
+            return newest
+        moved = jql.order_by(jql.all_of(window, jira.status_changed_since_clause(since)), "updated ASC")
+        return merge_issues(newest, jira.search(moved, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
 
     def _since(self) -> datetime | None:
         """The cursor less the lookback; the first run starts from the flow's first record (None: no records)."""
