@@ -46,6 +46,28 @@ def poll_mark(changes: Iterable[StatusChange], signpost: datetime) -> datetime |
     return min(newest, signpost) if newest is not None else None
 
 
+@dataclass(frozen=True)
+class WindowQueries:
+    """The JQL of a poll window: all of it oldest first, all of it newest first, and its status changes."""
+
+    whole: str
+    newest: str
+    moved: str
+
+
+def window_queries(projects: Sequence[str], updated_since: str, status_changed_since: str) -> WindowQueries:
+    """The window's queries from its two bounds (``updated >=`` and ``status CHANGED AFTER``, both in Jira's zone).
+
+    The status changes are searched within the updated window: a transition updates the issue, so the window holds
+    every issue whose status changed since its start."""
+    window = jql.all_of(jql.in_("project", projects), updated_since)
+    return WindowQueries(
+        whole=jql.order_by(window, "updated ASC"),
+        newest=jql.order_by(window, "updated DESC"),
+        moved=jql.order_by(jql.all_of(window, status_changed_since), "updated ASC"),
+    )
+
+
 def merge_issues(first: Iterable[Mapping[str, Any]], more: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The issues of two reads of one window, each once (the later read of an issue wins: it is as fresh)."""
     by_id: dict[str, dict[str, Any]] = {}
@@ -97,16 +119,13 @@ class ChangeDetector:
         issue's first status is written, so the whole window is read.
         """
         jira = self.connector.jira
-        window = jql.all_of(jql.in_("project", projects), jira.updated_since_clause(since))
+        queries = window_queries(projects, jira.updated_since_clause(since), jira.status_changed_since_clause(since))
         if self.flow.writeback.initial:
-            return list(jira.search(jql.order_by(window, "updated ASC"), fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
-        newest, more = jira.first_page(
-            jql.order_by(window, "updated DESC"), fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE
-        )
+            return list(jira.search(queries.whole, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
+        newest, more = jira.first_page(queries.newest, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE)
         if not more:
             return newest
-        moved = jql.order_by(jql.all_of(window, jira.status_changed_since_clause(since)), "updated ASC")
-        return merge_issues(newest, jira.search(moved, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
+        return merge_issues(newest, jira.search(queries.moved, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
 
     def _since(self) -> datetime | None:
         """The cursor less the lookback; the first run starts from the flow's first record (None: no records)."""
