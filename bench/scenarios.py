@@ -298,6 +298,40 @@ class Bench:
         # 5. webhook path
         self.record(self.webhook(config, linked[o.writebacks: o.writebacks + o.webhook_transitions]))
 
+        # 1b. the write-back poll right after a backfill (its own world: scenario 1's Jira clock is set back a day)
+        self.run_post_backfill()
+
+    def run_post_backfill(self) -> None:
+        """Scenario 1b (issue 14, item 5): a backfill, then one write-back run while nobody has moved anything.
+
+        Jira's clock is not set back here, so every issue the backfill created is "updated" inside the poll's
+        look-back window: the poll must not page through them all (``n / 100`` search pages)."""
+        n = self.o.records
+        self.say(f"post-backfill poll: backfill of {n:,} POs, then one write-back run")
+        self.world(n, limited=False)
+        self.faults(limited=True)
+        config = self.config("post-backfill")
+        w = self.worker(config, [{"kind": "outbound", "name": "backfill"},
+                                 {"kind": "writeback", "name": "post-backfill-poll"}], "s1b-post-backfill")
+        created = (w.result().get("counts") or {}).get("created", 0)  # scored as scenario 1, not here
+        self.clear()
+        w.go()
+        run = w.result()
+        w.close()
+        ifs, jira = self.traffic()
+        flows = 1  # bench.config writes one flow
+        # The account's time zone (GET /myself, for the JQL bound) is read once per process and cached: a daemon
+        # pays it once, not per flow or per poll. It is reported apart.
+        once = jira.counts.get("GET /rest/api/3/myself", 0)
+        res = self.scored("1b", f"Post-backfill write-back poll ({created:,} new issues, nobody moved one)", run,
+                          ifs, jira, created, None)
+        res["jira_calls_once_per_process"] = once
+        res["jira_calls_per_flow"] = (jira.calls - once) / flows
+        res["search_pages_of_the_whole_window"] = -(-created // 100)
+        res["targets"] = [_target("Jira calls per flow ≤ 2", res["jira_calls_per_flow"], 2),
+                          _target("429s ≤ 0.1% of calls", res["http_429"]["share_of_calls"], 0.001)]
+        self.record(res)
+
     def po_keys(self, n: int) -> list[str]:
         """Every order key, read through the IFS API (before the request log is cleared, so it is not counted)."""
         keys: list[str] = []
