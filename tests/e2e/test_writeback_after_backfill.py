@@ -9,6 +9,7 @@ before. Both simulators run in their own processes; the connector runs as the CL
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,6 +23,7 @@ from e2e.procs import SimProcess, run_cli, start_all, write_config
 
 POS = 500  # five search pages of the poll's 100: paging through the window would cost five calls or more
 PERSON = "ana.alvarez@example.com"
+ISSUE_READ = re.compile(r"/issue/(?:\d+|[A-Z][A-Z0-9_]*-\d+)$")  # GET /issue/{id or key}, not createmeta
 LAG = 8.0  # longer than a CLI start on a loaded machine: the first poll after the moves cannot see them
 
 
@@ -56,8 +58,10 @@ def _poll_searches(jira: SimProcess) -> list[str]:
 
 
 def _writeback_calls(jira: SimProcess) -> int:
-    """Jira calls a write-back run made: its searches (it reads nothing else when no record awaits a repair)."""
-    return len(_poll_searches(jira))
+    """Jira calls a write-back run made: its poll searches and any single-issue reads (repair reads). An idle
+    outbound run in the same ``sync`` reads no issue and searches without an ``updated`` bound."""
+    reads = [e for e in jira.control.requests()["requests"] if e["method"] == "GET" and ISSUE_READ.search(e["path"])]
+    return len(_poll_searches(jira)) + len(reads)
 
 
 def _ifs_status_writes(ifs: SimProcess) -> Counter[str]:
