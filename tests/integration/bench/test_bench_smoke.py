@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 
-SCENARIOS = {"1", "2a", "2", "3", "4", "5", "6"}
+SCENARIOS = {"1", "1b", "2a", "2", "3", "4", "5", "6"}
 FIELDS = {"id", "name", "records", "wall_s", "api_calls", "calls_per_record", "http_429", "peak_rss_mb", "targets"}
 
 
@@ -44,6 +44,7 @@ def test_tiny_bench_reports_every_scenario_and_field(tmp_path: Path) -> None:
     assert by_id["2"]["api_calls"]["jira"]["calls"] == 0
     assert by_id["3"]["jira_calls_for_unchanged_records"] == 0
     assert by_id["4"]["run_counts"]["written_back"] == 20
+    assert by_id["1b"]["jira_calls_per_flow"] <= 2 and by_id["1b"]["search_pages_of_the_whole_window"] == 2
     assert by_id["5"]["written"] == 10 and by_id["5"]["latency_p95_s"] is not None
     assert by_id["6"]["peak_rss_small_mb"] > 0 and by_id["6"]["rss_ratio"] is not None
     assert by_id["1"]["baseline"]["counts"]["created"] == 20
