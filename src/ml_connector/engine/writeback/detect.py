@@ -112,10 +112,11 @@ class ChangeDetector:
     def _read_window(self, projects: Sequence[str], since: datetime) -> list[dict[str, Any]]:
         """The issues of the window whose status may need writing: all of them when the window is one page.
 
-        A window of more pages is a backfill or a bulk edit: the connector's own creates and edits, which never
-        change a status. Its newest page is read (it gives the cursor its mark in Jira's clock), then only the issues
-        whose status changed in the window (``status CHANGED AFTER`` its start, a history search): a person's
-        transition is among them, whoever created the issue and however soon after. With ``initial`` every new
+        A window of more pages is mostly a backfill or a bulk edit: the connector's own creates and edits, which
+        never change a status, and only a status change can need writing. So its newest page is read (it gives the
+        cursor its mark in Jira's clock), then only the issues whose status changed in the window (``status CHANGED
+        AFTER`` its start, a history search): a person's transition is among them, whoever created the issue and
+        however soon after. With ``initial`` every new
         issue's first status is written, so the whole window is read.
         """
         jira = self.connector.jira
