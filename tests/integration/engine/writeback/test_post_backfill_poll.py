@@ -61,8 +61,9 @@ def _initial(config: ConnectorConfig) -> ConnectorConfig:
     return config.model_copy(update={"flows": flows})
 
 
-def _env(store: Store, tmp_path: Path, *, initial: bool) -> Iterator[Env]:
+def _env(store: Store, tmp_path: Path, *, initial: bool, jira_clock: float = 0.0) -> Iterator[Env]:
     with world(purchase_orders=160, work_orders=0) as w:
+        w.jira_sim.call("PUT", "clock", json={"offset_seconds": jira_clock})
         config = connector_config(w, tmp_path)
         config = _initial(config) if initial else config
         c = Connector(config=config, store=store)
@@ -119,3 +120,23 @@ def test_a_move_by_the_connector_account_is_still_a_status_change(env: Env) -> N
     assert env.writeback().status == "succeeded"
     assert env.ifs_status(oldest) == "In Progress"
     assert len(env.poll_searches()) == 2
+
+
+@pytest.mark.parametrize("skew", [-60.0, 60.0])
+def test_a_jira_clock_apart_from_ours_within_the_lookback_misses_no_move(
+    store: Store, tmp_path: Path, skew: float
+) -> None:
+    """Jira's clock a minute behind or ahead of the connector's (the look-back is two): the oldest issue's move, made
+    after a first poll moved the cursor, is still in the next window, and the poll stays at two searches."""
+    for env in _env(store, tmp_path, initial=False, jira_clock=skew):
+        assert env.writeback().status == "succeeded"  # the post-backfill poll: the cursor moves
+        assert env.c.store.cursors.get(f"{FLOW}:writeback") is not None
+        oldest = env.linked()[0]
+        env.w.jira_sim.call("PUT", "clock", json={"offset_seconds": skew + 5})  # the person acts a little later
+        env.w.jira_sim.call(
+            "POST", f"issues/{oldest.jira_key}/transition", json={"status": "In Progress", "as": PERSON}
+        )
+        env.record_requests()
+        assert env.writeback().status == "succeeded"
+        assert env.ifs_status(oldest) == "In Progress"
+        assert len(env.poll_searches()) == 2
