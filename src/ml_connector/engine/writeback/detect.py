@@ -17,7 +17,7 @@ from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.timestamps import parse_ts
 from ml_connector.engine.writeback.changes import ISSUE_FIELDS, PENDING, StatusChange, change_from_issue
-from ml_connector.errors import AuthError, NotFound
+from ml_connector.errors import AuthError, NotFound, Rejected
 from ml_connector.jira import jql
 from ml_connector.store import RecordRow, utcnow
 
@@ -126,7 +126,16 @@ class ChangeDetector:
         newest, more = jira.first_page(queries.newest, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE)
         if not more:
             return newest
-        return merge_issues(newest, jira.search(queries.moved, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
+        try:
+            moved = list(jira.search(queries.moved, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
+        except Rejected as exc:
+            if exc.status != 400:
+                raise
+            # The window itself was accepted a moment ago, so the history clause is what this site refuses:
+            # read the whole window as before it existed (correct, only dearer).
+            log.warning("writeback.history_search_refused", flow=self.flow.name, error=str(exc))
+            return list(jira.search(queries.whole, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
+        return merge_issues(newest, moved)
 
     def _since(self) -> datetime | None:
         """The cursor less the lookback; the first run starts from the flow's first record (None: no records)."""

@@ -18,6 +18,7 @@ from e2e.harness import World, connector_config, world
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.engine import Connector, OutboundSync, WritebackSync
 from ml_connector.errors import Unavailable
+from ml_connector.jira.search import SearchOps
 from ml_connector.store import RecordRow, Store
 
 FLOW = "purchase_orders"
@@ -140,3 +141,18 @@ def test_a_jira_clock_apart_from_ours_within_the_lookback_misses_no_move(
         assert env.writeback().status == "succeeded"
         assert env.ifs_status(oldest) == "In Progress"
         assert len(env.poll_searches()) == 2
+
+
+def test_a_site_that_refuses_the_history_search_gets_the_whole_window(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should a Jira site answer 400 to the history clause, the poll reads the whole window as before: dearer, never
+    blind. The refusal is the simulator's real 400 for a clause Jira keeps no history of."""
+    monkeypatch.setattr(SearchOps, "status_changed_since_clause", lambda self, instant: "summary CHANGED")
+    oldest = env.linked()[0]
+    env.w.jira_sim.call("POST", f"issues/{oldest.jira_key}/transition", json={"status": "In Progress", "as": PERSON})
+    env.record_requests()
+    assert env.writeback().status == "succeeded"
+    assert env.ifs_status(oldest) == "In Progress"
+    answers = [r["status"] for r in env.w.jira_sim.requests()["requests"] if r["endpoint"].endswith("search/jql")]
+    assert answers.count(400) == 1 and len(answers) >= 4, answers  # first page, the refusal, the whole window
