@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ml_connector.errors import ConfigError
@@ -121,3 +121,13 @@ def updated_bound(instant: datetime, time_zone: str) -> str:
 def updated_since(instant: datetime, time_zone: str) -> str:
     """``updated >= "yyyy-MM-dd HH:mm"`` for ``instant`` rendered in ``time_zone``."""
     return f"updated >= {quote(updated_bound(instant, time_zone))}"
+
+
+def changed_since(name: str, instant: datetime, time_zone: str) -> str:
+    """``NAME CHANGED AFTER "yyyy-MM-dd HH:mm"``: the issues whose ``name`` changed at or after ``instant``.
+
+    A history search (Jira Cloud supports ``CHANGED`` on status, assignee, priority, reporter, resolution and fix
+    version). The bound is a minute earlier than :func:`updated_bound` gives, so whether Jira reads ``AFTER`` a
+    minute as "from its first millisecond" or "after its first millisecond" never drops a change at ``instant``.
+    """
+    return f"{field(name)} CHANGED AFTER {quote(updated_bound(instant - timedelta(minutes=1), time_zone))}"

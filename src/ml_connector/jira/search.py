@@ -82,6 +82,19 @@ class SearchOps(MetadataOps):
             body["nextPageToken"] = token  # omitted on the first page: the schema has no null
         raise PagingError(f"search/jql exceeded {max_pages} pages; narrow the JQL", system=SYSTEM)
 
+    def first_page(
+        self, jql: str, *, fields: Sequence[str], page_size: int = SEARCH_PAGE
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """The first page of ``jql`` and whether more pages follow (one call, whatever the query matches)."""
+        body = _search_body(jql, page_size=page_size, fields=fields, properties=(), expand=(), reconcile=[])
+        data = self._json("POST", "search/jql", json=body, idempotent=True, pace_keys=("burst:search",))
+        issues = list(data.get("issues") or [])
+        return issues, not data.get("isLast") and bool(data.get("nextPageToken"))
+
+    def status_changed_since_clause(self, instant: datetime) -> str:
+        """``status CHANGED AFTER "..."`` rendered in this account's time zone (see :func:`jql.changed_since`)."""
+        return jqlmod.changed_since("status", instant, self.time_zone())
+
     def updated_since_clause(self, instant: datetime) -> str:
         """``updated >= "..."`` rendered in this account's time zone (see :func:`jql.updated_bound`)."""
         return jqlmod.updated_since(instant, self.time_zone())

@@ -14,7 +14,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
 
-MAIN = {"1", "2a", "2", "3", "4", "5"}
+MAIN = {"1", "2a", "2", "3", "4", "5", "1b"}
 FIELDS = {"id", "name", "records", "wall_s", "api_calls", "calls_per_record", "http_429", "peak_rss_mb", "targets"}
 TINY = ["--records", "200", "--latency-ms", "0", "--writebacks", "20", "--webhook-transitions", "10",
         "--webhook-rate", "50", "--memory-sizes", "100,200", "--baseline-sample", "20",
@@ -60,6 +60,7 @@ def test_tiny_bench_reports_every_scenario_and_field_per_profile(tmp_path: Path)
         assert by_id["3"]["jira_calls_for_unchanged_records"] == 0
         assert by_id["4"]["run_counts"]["written_back"] == 20
         assert by_id["5"]["written"] == 10 and by_id["5"]["latency_p95_s"] is not None
+        assert by_id["1b"]["jira_calls_per_flow"] <= 2 and by_id["1b"]["search_pages_of_the_whole_window"] == 2
     fast = {r["id"]: r for r in data["profiles"]["50ms"]["scenarios"]}
     slow = {r["id"]: r for r in data["profiles"]["realistic"]["scenarios"]}
     # the realistic bound waits for server time the 50 ms one does not have (here, with no latency at all)

@@ -68,3 +68,13 @@ def test_updated_bound_needs_aware_instant_and_known_zone() -> None:
         jql.updated_bound(datetime(2026, 1, 1), "UTC")
     with pytest.raises(ConfigError):
         jql.updated_bound(datetime(2026, 1, 1, tzinfo=UTC), "Mars/Olympus")
+
+
+def test_changed_since_reaches_a_minute_before_the_floored_bound() -> None:
+    # 18:30:59 UTC is 10:30:59 in Los Angeles: ``updated >=`` floors to 10:30; AFTER starts a minute earlier, so a
+    # change at 10:30:00.000 is inside whether Jira reads AFTER as ">" or ">=" the minute.
+    instant = datetime(2026, 1, 15, 18, 30, 59, tzinfo=UTC)
+    assert jql.changed_since("status", instant, "America/Los_Angeles") == 'status CHANGED AFTER "2026-01-15 10:29"'
+    assert jql.changed_since("Cost Center", instant, "UTC") == '"Cost Center" CHANGED AFTER "2026-01-15 18:29"'
+    with pytest.raises(ValueError):
+        jql.changed_since("status", datetime(2026, 1, 15, 18, 30), "UTC")  # naive: which zone was meant?

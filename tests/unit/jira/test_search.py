@@ -57,3 +57,20 @@ def test_page_bound() -> None:
     with pytest.raises(PagingError, match="exceeded 3 pages"):
         list(client.search("project = A", max_pages=3))
     assert len(bodies) == 3
+
+
+@pytest.mark.parametrize(
+    ("page", "more"),
+    [
+        ({"issues": [{"id": "1"}], "nextPageToken": "t1", "isLast": False}, True),
+        ({"issues": [{"id": "1"}], "isLast": True}, False),
+        ({"issues": [{"id": "1"}], "nextPageToken": "t1", "isLast": True}, False),  # isLast wins
+        ({"issues": [{"id": "1"}], "isLast": False}, False),  # no token: nothing to follow, as search() reads it
+        ({"nextPageToken": "t1"}, True),  # no issues key, no isLast: a token means more
+    ],
+)
+def test_first_page_is_one_call_and_says_whether_more_follow(page: dict[str, Any], more: bool) -> None:
+    bodies: list[dict[str, Any]] = []
+    issues, more_pages = _client([page], bodies).first_page("project = A", fields=("status",), page_size=7)
+    assert (issues, more_pages) == (page.get("issues", []), more)
+    assert bodies == [{"jql": "project = A", "maxResults": 7, "fields": ["status"]}]

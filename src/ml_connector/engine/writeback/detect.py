@@ -4,9 +4,10 @@ written back before order marks existed, and the store's pending write-backs (th
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -16,7 +17,7 @@ from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.timestamps import parse_ts
 from ml_connector.engine.writeback.changes import ISSUE_FIELDS, PENDING, StatusChange, change_from_issue
-from ml_connector.errors import AuthError, NotFound
+from ml_connector.errors import AuthError, NotFound, Rejected
 from ml_connector.jira import jql
 from ml_connector.store import RecordRow, utcnow
 
@@ -43,6 +44,36 @@ def poll_mark(changes: Iterable[StatusChange], signpost: datetime) -> datetime |
     reads from the mark less the look-back, so the look-back must cover the search lag (docs/configuration.md)."""
     newest = max((c.updated for c in changes if c.updated is not None), default=None)
     return min(newest, signpost) if newest is not None else None
+
+
+@dataclass(frozen=True)
+class WindowQueries:
+    """The JQL of a poll window: all of it oldest first, all of it newest first, and its status changes."""
+
+    whole: str
+    newest: str
+    moved: str
+
+
+def window_queries(projects: Sequence[str], updated_since: str, status_changed_since: str) -> WindowQueries:
+    """The window's queries from its two bounds (``updated >=`` and ``status CHANGED AFTER``, both in Jira's zone).
+
+    The status changes are searched within the updated window: a transition updates the issue, so the window holds
+    every issue whose status changed since its start."""
+    window = jql.all_of(jql.in_("project", projects), updated_since)
+    return WindowQueries(
+        whole=jql.order_by(window, "updated ASC"),
+        newest=jql.order_by(window, "updated DESC"),
+        moved=jql.order_by(jql.all_of(window, status_changed_since), "updated ASC"),
+    )
+
+
+def merge_issues(first: Iterable[Mapping[str, Any]], more: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The issues of two reads of one window, each once (the later read of an issue wins: it is as fresh)."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for issue in (*first, *more):
+        by_id[str(issue.get("id"))] = dict(issue)
+    return list(by_id.values())
 
 
 def pending_change(record: RecordRow) -> StatusChange:
@@ -73,12 +104,38 @@ class ChangeDetector:
         )
         if not projects:
             return [], None
-        jira = self.connector.jira
-        query = jql.order_by(jql.all_of(jql.in_("project", projects), jira.updated_since_clause(since)), "updated ASC")
-        issues = jira.search(query, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE)
+        issues = self._read_window(projects, since)
         changes = [c for c in map(change_from_issue, issues) if c is not None]
         report.add("polled", len(changes))
         return changes, poll_mark(changes, signpost)
+
+    def _read_window(self, projects: Sequence[str], since: datetime) -> list[dict[str, Any]]:
+        """The issues of the window whose status may need writing: all of them when the window is one page.
+
+        A window of more pages is mostly a backfill or a bulk edit: the connector's own creates and edits, which
+        never change a status, and only a status change can need writing. So its newest page is read (it gives the
+        cursor its mark in Jira's clock), then only the issues whose status changed in the window (``status CHANGED
+        AFTER`` its start, a history search): a person's transition is among them, whoever created the issue and
+        however soon after. With ``initial`` every new
+        issue's first status is written, so the whole window is read.
+        """
+        jira = self.connector.jira
+        queries = window_queries(projects, jira.updated_since_clause(since), jira.status_changed_since_clause(since))
+        if self.flow.writeback.initial:
+            return list(jira.search(queries.whole, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
+        newest, more = jira.first_page(queries.newest, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE)
+        if not more:
+            return newest
+        try:
+            moved = list(jira.search(queries.moved, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
+        except Rejected as exc:
+            if exc.status != 400:
+                raise
+            # The window itself was accepted a moment ago, so the history clause is what this site refuses:
+            # read the whole window as before it existed (correct, only dearer).
+            log.warning("writeback.history_search_refused", flow=self.flow.name, error=str(exc))
+            return list(jira.search(queries.whole, fields=ISSUE_FIELDS, page_size=POLL_PAGE_SIZE))
+        return merge_issues(newest, moved)
 
     def _since(self) -> datetime | None:
         """The cursor less the lookback; the first run starts from the flow's first record (None: no records)."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ml_connector.sim.jira import seed
 from ml_connector.sim.jira.common import ApiError, parse_when, render_dt
 from ml_connector.sim.jira.fields import find_project, resolve_issuetype, resolve_project
-from ml_connector.sim.jira.model import Issue
+from ml_connector.sim.jira.model import Issue, StatusMove
 
 if TYPE_CHECKING:
     from ml_connector.sim.jira.core import JiraSim
@@ -57,6 +57,9 @@ class IssueStore:
         """Record a change: bump ``updated``, append history, feed the search index (now or after the lag)."""
         now = when or self.sim.now()
         issue.updated = now
+        moves = [StatusMove(now, i["from"], i["to"], actor) for i in items if i.get("fieldId") == "status"]
+        if moves:
+            issue.status_moves = (*issue.status_moves, *moves)
         if items:
             issue.history.append(
                 {

@@ -29,6 +29,7 @@ from ml_connector.sim.jira.jqlparse import (
     Clause,
     Empty,
     Func,
+    History,
     JqlError,
     Lit,
     Node,
@@ -37,7 +38,7 @@ from ml_connector.sim.jira.jqlparse import (
     parse,
     tokenize,
 )
-from ml_connector.sim.jira.model import Issue
+from ml_connector.sim.jira.model import Issue, StatusMove
 from ml_connector.sim.jira.seed import (
     CATEGORIES,
     CUSTOM_FIELDS,
@@ -228,6 +229,8 @@ class _Compiler:
     def clause(self, c: Clause) -> tuple[Pred, Cand]:
         canon, cf_ids = resolve_field(c.field)
         op, name = c.op, c.field
+        if isinstance(c.value, History):
+            return self.changed_clause(canon, name, c.value)
         if op in ("is", "is not"):
             if not isinstance(c.value, Empty):
                 raise JqlError(f"The operator '{op.upper()}' can only be used with the values 'EMPTY' or 'NULL'.")
@@ -269,6 +272,54 @@ class _Compiler:
         if canon == "property":
             return self.property_clause(c, values)
         raise field_missing(name)  # pragma: no cover - resolve_field covers every canonical name
+
+    def changed_clause(self, canon: str, name: str, history: History) -> tuple[Pred, Cand]:
+        """``FIELD CHANGED [AFTER|BEFORE|ON d] [DURING (d1, d2)] [BY u] [FROM v] [TO v]``: some change of the field
+        meets every predicate. Jira searches history for assignee, fix version, priority, reporter, resolution and
+        status only (https://support.atlassian.com/jira-software-cloud/docs/jql-operators/#CHANGED); this simulator
+        keeps the history of status. The error wording for other fields is Jira's as recalled, not captured."""
+        if canon not in _HISTORY_FIELDS:
+            raise JqlError(f"History searches do not support the '{name}' field.")
+        if canon != "status":
+            raise JqlError(f"History searches of '{name}' are not supported by this simulator.")
+        tests = [self.move_test(predicate, value, name) for predicate, value in history.predicates]
+
+        def pred(i: Issue) -> bool:
+            return any(all(test(move) for test in tests) for move in i.status_moves)
+
+        return pred, _no_cand
+
+    def move_test(
+        self, predicate: str, value: Lit | Func | tuple[Lit | Func, ...], name: str
+    ) -> Callable[[StatusMove], bool]:
+        """One predicate of a status history search as a test of one change. Dates are read as in ``updated``
+        clauses (the account's zone, minute precision); ON and DURING's end take a whole day for a date alone."""
+        if predicate == "during":
+            assert isinstance(value, tuple)
+            low, _ = self.date_span(value[0], name)
+            _, high = self.date_span(value[1], name)
+            return lambda m: low <= m.when < high
+        assert not isinstance(value, tuple)
+        if predicate in ("after", "before", "on"):
+            start, end = self.date_span(value, name)
+            if predicate == "after":
+                return lambda m: m.when > start
+            if predicate == "before":
+                return lambda m: m.when < start
+            return lambda m: start <= m.when < end
+        if predicate == "by":
+            account = self.user_ids(value, name)
+            return lambda m: m.actor == account
+        status = self.resolve_named("status", self.lit(value, name), name)
+        if predicate == "from":
+            return lambda m: m.old == status
+        return lambda m: m.new == status
+
+    def date_span(self, value: Lit | Func, name: str) -> tuple[datetime, datetime]:
+        """[start, end) of a date value: its minute, or its day when it names a date alone."""
+        start = datetime.fromtimestamp(self.date_minute(value, name) * 60, tz=UTC)
+        whole_day = isinstance(value, Lit) and re.fullmatch(r"\s*\d{4}[-/]\d{2}[-/]\d{2}\s*", value.text) is not None
+        return start, start + timedelta(days=1 if whole_day else 0, minutes=0 if whole_day else 1)
 
     def named_clause(self, canon: str, op: str, name: str, values: list[Lit | Func]) -> tuple[Pred, Cand]:
         positive = _equality(op, name)
@@ -550,6 +601,9 @@ def _compare_pred(getter: Callable[[Issue], datetime | None], op: str, minutes: 
 
     return pred
 
+
+# The fields Jira keeps searchable history of (CHANGED, WAS), as canonical names of ``resolve_field``.
+_HISTORY_FIELDS = frozenset({"assignee", "fixVersion", "priority", "reporter", "resolution", "status"})
 
 _GETTERS: dict[str, Callable[[Issue], Any]] = {
     "project": lambda i: i.project,

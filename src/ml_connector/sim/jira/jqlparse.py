@@ -136,12 +136,23 @@ class Empty:
 
 Operand = Lit | Func | Empty | tuple[Lit | Func, ...]
 
+# The predicates of a history search (``status CHANGED AFTER "..." BY x``), per the JQL operator reference
+# (https://support.atlassian.com/jira-software-cloud/docs/jql-operators/#CHANGED).
+HISTORY_PREDICATES = ("after", "before", "on", "during", "by", "from", "to")
+
+
+@dataclass(frozen=True)
+class History:
+    """The predicates of a ``CHANGED`` clause, in order: (name, value); DURING's value is a pair."""
+
+    predicates: tuple[tuple[str, Lit | Func | tuple[Lit | Func, ...]], ...]
+
 
 @dataclass(frozen=True)
 class Clause:
     field: str
-    op: str  # lower case: =, !=, ~, !~, <, <=, >, >=, in, not in, is, is not
-    value: Operand
+    op: str  # lower case: =, !=, ~, !~, <, <=, >, >=, in, not in, is, is not, changed
+    value: Operand | History
     pos: int
 
 
@@ -261,6 +272,9 @@ class _Parser:
         if self.is_kw("in"):
             self.take()
             return "in"
+        if self.is_kw("changed"):
+            self.take()
+            return "changed"
         if self.is_kw("is"):
             self.take()
             if self.is_kw("not"):
@@ -277,7 +291,26 @@ class _Parser:
             raise _syntax(f"Expecting operator before the end of the query. {OPERATORS_HELP}")
         raise _syntax(f"Expecting operator but got '{tok.text}'. {OPERATORS_HELP}", tok.pos)
 
-    def operand(self, op: str) -> Operand:
+    def history(self) -> History:
+        predicates: list[tuple[str, Lit | Func | tuple[Lit | Func, ...]]] = []
+        while self.is_kw(*HISTORY_PREDICATES):
+            name = self.take().lower
+            if name != "during":
+                value = self.single()
+                if isinstance(value, Empty):
+                    raise _syntax(f"EMPTY is not allowed after '{name.upper()}'.", value.pos)
+                predicates.append((name, value))
+                continue
+            pair = self.operand("in")  # DURING ("date1", "date2"): a list of exactly two
+            assert isinstance(pair, tuple)
+            if len(pair) != 2:
+                raise _syntax("DURING takes exactly two dates.", pair[0].pos)
+            predicates.append((name, pair))
+        return History(tuple(predicates))
+
+    def operand(self, op: str) -> Operand | History:
+        if op == "changed":
+            return self.history()
         if op in ("in", "not in"):
             if self.tok.kind != "LP":
                 raise _syntax(f"Expecting '(' but got '{self.tok.text or 'the end'}'.", self.tok.pos)

@@ -8,6 +8,16 @@ from datetime import datetime
 from typing import Any
 
 
+@dataclass(frozen=True)
+class StatusMove:
+    """One status change of an issue, as ``status CHANGED`` searches it (the index copies keep these)."""
+
+    when: datetime
+    old: str | None  # status id
+    new: str
+    actor: str  # accountId
+
+
 @dataclass
 class Issue:
     id: int
@@ -31,6 +41,7 @@ class Issue:
     properties: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     old_keys: list[str] = field(default_factory=list)
+    status_moves: tuple[StatusMove, ...] = ()  # immutable: a snapshot shares it safely
 
     @property
     def number(self) -> int:

@@ -53,3 +53,24 @@ def test_a_token_gives_the_same_page_until_it_expires(sim: JiraSim) -> None:
     with pytest.raises(ApiError) as info:
         _search(sim, jql, token, size=2)
     assert info.value.status == 400
+
+
+def test_status_changed_reads_the_index_copy_and_its_history(sim: JiraSim) -> None:
+    """A transition is searchable by ``status CHANGED`` only once the index has it; an edit or a seeded status is
+    not a status change, and a move to another workflow that changes the status is one."""
+    [moved, edited, kept] = sim.seed_issues(
+        [
+            {"project": "PROC", "issuetype": "Task", "summary": s, "labels": ["hist"]}
+            for s in ("moved", "edited", "kept")
+        ]
+    )
+    sim.set_faults({"index_lag_seconds": 10})
+    sim.transition_to_status(moved.key, "In Progress", "712020:someone")
+    sim.edit_issue(edited.key, {"fields": {"summary": "edited again"}}, sim.me.account_id)
+    assert _summaries(sim, "labels = hist AND status CHANGED") == []  # not searchable yet
+    sim.advance_clock(11)
+    assert _summaries(sim, "labels = hist AND status CHANGED") == ["moved"]
+    assert _summaries(sim, 'labels = hist AND status CHANGED TO "In Progress" AFTER -1h') == ["moved"]
+    sim.set_faults({"index_lag_seconds": 0})
+    sim.move_issue(kept.key, "MAINT", None, sim.me.account_id)  # To Do is not in workflow B: Open, a status change
+    assert sorted(_summaries(sim, "labels = hist AND status CHANGED")) == ["kept", "moved"]
