@@ -5,9 +5,11 @@ Whatever goes wrong for one record fails that record only (``commit.record_failu
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ml_connector.engine.commit import SYNCED_CLEAN, RunScope, fail_unfinished, record_failure
 from ml_connector.engine.failures import create_failure_error
@@ -21,8 +23,7 @@ from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue
 from ml_connector.mapping import IDENTITY_PROPERTY, IssueDraft, build_issue_fields
 from ml_connector.store import AuditEvent, RecordRow, utcnow
 
-CREATE_CHUNK_CALLS = 10  # bulk-create calls' worth of records mapped and committed as one chunk
-
+T = TypeVar("T")
 Accounts = Mapping[str, str | None]
 
 
@@ -47,6 +48,8 @@ class Applier:
         self.stop = stop
         spec = self.flow.mapping.assignee
         self.fallback_email = spec.fallback_email.strip().lower() if spec and spec.fallback_email else None
+        self._issue_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def _fail_unfinished(self, records: Sequence[RecordRow], error: Exception) -> None:
         fail_unfinished(self.wiring.store, records, error, self.scope)
@@ -95,21 +98,69 @@ class Applier:
         return creates + gone, [r for r in updates if r.id not in ids] + visible
 
     def _update_all(self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
-        watch = self.reconciler.watch
+        """Edits run concurrently across issues; the edits of one issue run one after the other (``_issue_lock``)."""
+        by_issue: dict[str, list[RecordRow]] = {}
         for record in records:
+            by_issue.setdefault(str(record.jira_id), []).append(record)
+        self._in_parallel(
+            lambda group: self._update_issue(group, accounts, fields_ctx),
+            list(by_issue.values()),
+            self.policy.edit_concurrency,
+        )
+
+    def _update_issue(self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
+        watch = self.reconciler.watch
+        with self._issue_lock(str(records[0].jira_id)):
+            for record in records:
+                if self.stop.is_set():
+                    self.scope.report.interrupted = True
+                    return
+                try:
+                    if record.id in watch.suspected:
+                        self.reconciler.deleted(record)  # 404 earlier in this run (read again): no new edit
+                        continue
+                    watch.edited.add(record.id)
+                    self._update(record, accounts, fields_ctx)
+                except Exception as exc:
+                    self._fail_unfinished([record], exc)
+                finally:
+                    self.counter.done(Phase.EDIT)
+
+    def _issue_lock(self, issue_id: str) -> threading.Lock:
+        """One lock per issue for the life of this applier: never two writes to one issue at once, even when pages
+        overlap in the pipeline."""
+        with self._locks_lock:
+            return self._issue_locks.setdefault(issue_id, threading.Lock())
+
+    def _in_parallel(self, work: Callable[[T], None], items: Sequence[T], workers: int) -> None:
+        """``work`` on each item, ``workers`` at a time (each in a copy of this context, so the run's rate-limit
+        budget applies there too). The first error stops new items from starting and is raised when all are done;
+        a stop request leaves the rest for a later run."""
+        if not items:
+            return
+        workers = max(1, min(workers, len(items)))
+        failed = threading.Event()
+
+        def one(item: T) -> None:
             if self.stop.is_set():
                 self.scope.report.interrupted = True
                 return
-            try:
-                if record.id in watch.suspected:
-                    self.reconciler.deleted(record)  # 404 earlier in this run (the record was read again): no new edit
-                    continue
-                watch.edited.add(record.id)
-                self._update(record, accounts, fields_ctx)
-            except Exception as exc:
-                self._fail_unfinished([record], exc)
-            finally:
-                self.counter.done(Phase.EDIT)
+            if not failed.is_set():
+                try:
+                    work(item)
+                except BaseException:
+                    failed.set()
+                    raise
+
+        if workers == 1:
+            for item in items:
+                one(item)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlc-apply") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
 
     def _payload(
         self, record: RecordRow, accounts: Accounts, fields_ctx: Mapping[str, Any]
@@ -143,14 +194,12 @@ class Applier:
         if interrupted:
             linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
             fresh += confirmed_absent
-        # Someone watching the progress gets a count after every round of calls in flight, not every 10 calls.
-        calls = max(1, self.policy.bulk_concurrency) if self.counter.watched else CREATE_CHUNK_CALLS
-        step = self.policy.bulk_size * calls
-        for start in range(0, len(fresh), step):
-            if self.stop.is_set():
-                self.scope.report.interrupted = True
-                return linked
-            self._create_chunk(fresh[start : start + step], accounts, fields_ctx)
+        # One task per bulk call: its intents are stored just before it is sent, its outcomes as soon as it answers.
+        size = self.policy.bulk_size
+        calls = [fresh[start : start + size] for start in range(0, len(fresh), size)]
+        self._in_parallel(
+            lambda chunk: self._create_chunk(chunk, accounts, fields_ctx), calls, self.policy.bulk_concurrency
+        )
         return linked
 
     def _create_chunk(self, chunk: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
@@ -159,7 +208,7 @@ class Applier:
             self.counter.done(Phase.CREATE, len(chunk))
             return
         try:
-            outcomes = self.wiring.jira.bulk_create(drafts, concurrency=self.policy.bulk_concurrency)
+            outcomes = self.wiring.jira.bulk_create(drafts)
         except Exception as exc:  # the answer is unknown: intents stay, the next attempt reconciles
             self._fail_unfinished(ready, exc)
             return

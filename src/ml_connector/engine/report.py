@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -47,18 +48,22 @@ class RunReport:
     reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
     rate_limit_wait_s: float = 0.0  # seconds calls waited out 429s (summed over concurrent calls)
     quota_points: int = 0  # Jira points-quota points the run's calls used, as the quota headers told (OAuth only)
+    # Pipelined pages and concurrent calls count from several threads.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, what: str, n: int = 1) -> None:
-        self.counts[what] += n
+        with self._lock:
+            self.counts[what] += n
 
     def add_failure(self, decision: FailureDecision) -> None:
         """Count a record's failure (``failed``, ``deferred`` or ``parked``) and remember its reason."""
-        self.counts[decision.outcome] += 1
+        self.add(decision.outcome)
         self.note_reason(decision.error_class, decision.message)
 
     def note_reason(self, error_class: str, message: str) -> None:
         # Grouped without ids (".../issue/10042" → ".../issue/…"), so one cause is one line however many records.
-        self.reasons[(error_class, _ID_SEGMENT.sub("…", message))] += 1
+        with self._lock:
+            self.reasons[(error_class, _ID_SEGMENT.sub("…", message))] += 1
 
     @property
     def failed(self) -> int:
