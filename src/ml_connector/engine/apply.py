@@ -24,6 +24,8 @@ from ml_connector.mapping import IDENTITY_PROPERTY, IssueDraft, build_issue_fiel
 from ml_connector.store import AuditEvent, RecordRow, utcnow
 
 T = TypeVar("T")
+
+CHUNKS_IN_FLIGHT = 2  # chunks of creates at once, sharing sync.bulk_concurrency calls in flight between them
 Accounts = Mapping[str, str | None]
 
 
@@ -194,21 +196,25 @@ class Applier:
         if interrupted:
             linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
             fresh += confirmed_absent
-        # One task per bulk call: its intents are stored just before it is sent, its outcomes as soon as it answers.
-        size = self.policy.bulk_size
-        calls = [fresh[start : start + size] for start in range(0, len(fresh), size)]
+        # Chunks of calls sent at once, each with one transaction for its intents (before it is sent) and one for its
+        # outcomes; two chunks in flight, so one chunk's store writes overlap the other's calls.
+        per_chunk = max(1, self.policy.bulk_concurrency // CHUNKS_IN_FLIGHT)
+        step = self.policy.bulk_size * per_chunk
+        chunks = [fresh[start : start + step] for start in range(0, len(fresh), step)]
         self._in_parallel(
-            lambda chunk: self._create_chunk(chunk, accounts, fields_ctx), calls, self.policy.bulk_concurrency
+            lambda chunk: self._create_chunk(chunk, accounts, fields_ctx, per_chunk), chunks, CHUNKS_IN_FLIGHT
         )
         return linked
 
-    def _create_chunk(self, chunk: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
+    def _create_chunk(
+        self, chunk: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any], concurrency: int
+    ) -> None:
         ready, drafts = self._mark_intents(chunk, accounts, fields_ctx)
         if not drafts:
             self.counter.done(Phase.CREATE, len(chunk))
             return
         try:
-            outcomes = self.wiring.jira.bulk_create(drafts)
+            outcomes = self.wiring.jira.bulk_create(drafts, concurrency=concurrency)
         except Exception as exc:  # the answer is unknown: intents stay, the next attempt reconciles
             self._fail_unfinished(ready, exc)
             return
