@@ -20,28 +20,12 @@ FIELDS = {"id", "name", "records", "wall_s", "api_calls", "calls_per_record", "h
 def test_tiny_bench_reports_every_scenario_and_field(tmp_path: Path) -> None:
     out = tmp_path / "results"
     args = [
-        "--records",
-        "200",
-        "--latency-ms",
-        "0",
-        "--writebacks",
-        "20",
-        "--webhook-transitions",
-        "10",
-        "--webhook-rate",
-        "50",
-        "--memory-sizes",
-        "100,200",
-        "--baseline-sample",
-        "20",
-        "--baseline-sample-incremental",
-        "10",
-        "--output",
-        str(out),
-        "--workdir",
-        str(tmp_path / "work"),
+        "--records", "200", "--latency-ms", "0", "--writebacks", "20", "--webhook-transitions", "10",
+        "--webhook-rate", "50", "--memory-sizes", "100,200", "--baseline-sample", "20",
+        "--baseline-sample-incremental", "10", "--output", str(out), "--workdir", str(tmp_path / "work"),
     ]
-    done = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     data = json.loads((out / "latest.json").read_text())
     assert (out / "latest.md").read_text().count("\n| ") >= len(SCENARIOS) + 1

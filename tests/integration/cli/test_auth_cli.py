@@ -25,13 +25,8 @@ def _free_port() -> int:
 
 def _config(w: World, tmp_path: Path, secret: str = "sim-oauth-secret") -> Path:
     data = example_config()
-    auth = {
-        "kind": "oauth",
-        "client_id": "sim-oauth-client",
-        "client_secret": secret,
-        "auth_url": w.jira.url,
-        "api_url": w.jira.url,
-    }
+    auth = {"kind": "oauth", "client_id": "sim-oauth-client", "client_secret": secret,
+            "auth_url": w.jira.url, "api_url": w.jira.url}
     data["ifs"].update(url=w.ifs.url)
     data["jira"].update(url=w.jira.url, auth=auth)
     data["store"] = {"url": f"sqlite:///{tmp_path / 'state.sqlite'}"}
@@ -41,32 +36,15 @@ def _config(w: World, tmp_path: Path, secret: str = "sim-oauth-secret") -> Path:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ml_connector.cli", *args], capture_output=True, text=True, env=_ENV, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "ml_connector.cli", *args], capture_output=True, text=True,
+                          env=_ENV, timeout=120)
 
 
 def _start_listening(path: Path, port: int) -> tuple[subprocess.Popen[str], str]:
     """The command waiting on its loopback listener, and the consent URL it printed."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ml_connector.cli",
-            "auth",
-            "jira",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            "60",
-            "-c",
-            str(path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_ENV,
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "ml_connector.cli", "auth", "jira", "--listen",
+                             f"127.0.0.1:{port}", "--timeout", "60", "-c", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_ENV)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("http"):
@@ -122,14 +100,8 @@ def test_pasted_code_with_a_wrong_client_secret_is_refused(tmp_path: Path) -> No
     with world(purchase_orders=1, work_orders=0) as w:
         path = _config(w, tmp_path, secret="not-the-secret")
         redirect = "http://127.0.0.1:8765/callback"
-        params = {
-            "audience": "api.atlassian.com",
-            "client_id": "sim-oauth-client",
-            "response_type": "code",
-            "scope": "read:jira-work offline_access",
-            "redirect_uri": redirect,
-            "state": "s",
-        }
+        params = {"audience": "api.atlassian.com", "client_id": "sim-oauth-client", "response_type": "code",
+                  "scope": "read:jira-work offline_access", "redirect_uri": redirect, "state": "s"}
         location = httpx2.get(f"{w.jira.url}/authorize", params=params).headers["location"]
         refused = _cli("auth", "jira", "--code", location, "-c", str(path))
         assert refused.returncode == 3, refused.stdout + refused.stderr
@@ -147,14 +119,9 @@ def test_no_redirect_within_the_timeout(tmp_path: Path) -> None:
 def test_pasted_redirect_url_is_state_checked_and_stored(tmp_path: Path) -> None:
     with world(purchase_orders=1, work_orders=0) as w:
         path = _config(w, tmp_path)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ml_connector.cli", "auth", "jira", "-c", str(path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_ENV,
-        )
+        proc = subprocess.Popen([sys.executable, "-m", "ml_connector.cli", "auth", "jira", "-c", str(path)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=_ENV)
         assert proc.stdout is not None and proc.stdin is not None
         url = next(line.strip() for line in proc.stdout if line.startswith("http"))
         assert parse_qs(urlsplit(url).query)["redirect_uri"] == ["http://127.0.0.1:8765/callback"]
