@@ -12,6 +12,9 @@
 * Jira's points quota (OAuth apps): every answer's quota headers feed the pacer's ``QuotaGauge``; when it shows
   nothing left, calls wait for the window's reset (charged to the run's rate-limit budget) instead of meeting 429s,
   and the points each answer shows spent are added to the run's budget (``RateLimitBudget.points``).
+* Calls in flight per endpoint (method + path template) are held to an adaptive limit (``http/concurrency.py``:
+  grows while answers are fast, shrinks on 429/503 and rising latency, at most ``max_in_flight``), and each endpoint
+  is paced to ``method_rates`` (Jira's per-method burst limits) on top of the per-host ``requests_per_minute``.
 * Bodies are parsed inside the retry loop (:meth:`ApiSession.request_json`), so a malformed answer to a read is
   retried like a 5xx and never escapes as a parser exception.
 """
