@@ -15,8 +15,11 @@ Why AIMD (additive increase, multiplicative decrease), as TCP congestion control
 * Growth needs evidence: the limit only grows while callers keep it at least half used, so a lone sequential caller
   never builds up a large window it would later spend in one burst.
 
-The limit never exceeds ``cap`` (``http.max_in_flight``) and never drops below one; rates stay bounded separately by
-the pacer's token buckets (``http.requests_per_minute``, ``http.method_rates``).
+The limit never exceeds ``cap`` (``http.max_in_flight``) and never drops below ``MIN_IN_FLIGHT`` (two): a lone call
+sitting out a Retry-After would leave the endpoint idle, and two calls are never by themselves what overloads an
+endpoint whose burst limit is 50 or more per second; the 429s then come from other traffic, and each call already
+waits its Retry-After. Rates stay bounded separately by the pacer's token buckets (``http.requests_per_minute``,
+``http.method_rates``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 
 from ml_connector.errors import Unavailable
 
+MIN_IN_FLIGHT = 2  # the floor of the limit (see above), or the cap when that is lower
 THROTTLE_FACTOR = 0.5  # on a 429 (or a 503): halve
 LATENCY_FACTOR = 0.8  # on rising latency: a gentler cut, the server has not refused anything yet
 SMOOTHING = 0.2  # weight of a new latency sample in the moving average
@@ -57,7 +61,8 @@ class AimdLimit:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cap = max(1, cap)
-        self.limit = float(min(max(1, initial), self.cap))
+        self.floor = float(min(MIN_IN_FLIGHT, self.cap))
+        self.limit = float(min(max(self.floor, initial), self.cap))
         self.threshold = float(self.cap)  # slow start below it, one per round trip above it
         self.latency_tolerance = latency_tolerance
         self._clock = clock
@@ -68,7 +73,7 @@ class AimdLimit:
     @property
     def allowed(self) -> int:
         """Requests that may be in flight now."""
-        return max(1, int(self.limit))
+        return max(int(self.floor), int(self.limit))
 
     def state(self) -> LimitState:
         return LimitState(self.limit, self.threshold, self._smoothed, self._fastest)
@@ -98,7 +103,7 @@ class AimdLimit:
         now = self._clock()
         if now < self._quiet_until:
             return
-        self.limit = max(1.0, self.limit * factor)
+        self.limit = max(self.floor, self.limit * factor)
         self.threshold = self.limit
         self._quiet_until = now + (self._smoothed or 0.0)
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from ml_connector.errors import Unavailable
-from ml_connector.http.concurrency import AimdLimit, ConcurrencyGate
+from ml_connector.http.concurrency import MIN_IN_FLIGHT, AimdLimit, ConcurrencyGate
 
 
 class Clock:
@@ -66,7 +66,7 @@ def test_one_decrease_per_round_trip() -> None:
     assert limit.allowed == 4
 
 
-def test_never_below_one_and_never_above_the_cap() -> None:
+def test_never_below_the_floor_and_never_above_the_cap() -> None:
     clock = Clock()
     limit = AimdLimit(initial=100, cap=10, clock=clock)
     assert limit.allowed == 10
@@ -75,7 +75,8 @@ def test_never_below_one_and_never_above_the_cap() -> None:
     for _ in range(50):
         clock.now += 1.0
         limit.on_throttle()
-    assert limit.allowed == 1
+    assert limit.allowed == MIN_IN_FLIGHT
+    assert AimdLimit(initial=4, cap=1, clock=clock).allowed == 1  # a cap below the floor wins
 
 
 def test_shrinks_on_rising_latency() -> None:
