@@ -148,7 +148,13 @@ class JiraConnection(StrictModel):
 
     url: AnyHttpUrl
     auth: JiraAuth
-    http: JiraHttpSettings = JiraHttpSettings()
+    http: HttpSettings = JiraHttpSettings()
+
+    @field_validator("http", mode="before")
+    @classmethod
+    def _jira_defaults(cls, value: object) -> object:
+        """Keys given in the file start from Jira's defaults (its burst limits), not the generic ones."""
+        return JiraHttpSettings.model_validate(value) if isinstance(value, dict) else value
     simulator: bool = Field(
         default=False,
         description="This Jira is the built-in simulator (the demo and tests). Allowed only on a loopback jira.url; "
