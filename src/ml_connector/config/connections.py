@@ -155,6 +155,7 @@ class JiraConnection(StrictModel):
     def _jira_defaults(cls, value: object) -> object:
         """Keys given in the file start from Jira's defaults (its burst limits), not the generic ones."""
         return JiraHttpSettings.model_validate(value) if isinstance(value, dict) else value
+
     simulator: bool = Field(
         default=False,
         description="This Jira is the built-in simulator (the demo and tests). Allowed only on a loopback jira.url; "
