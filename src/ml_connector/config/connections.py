@@ -150,12 +150,6 @@ class JiraConnection(StrictModel):
     auth: JiraAuth
     http: HttpSettings = JiraHttpSettings()
 
-    @field_validator("http", mode="before")
-    @classmethod
-    def _jira_defaults(cls, value: object) -> object:
-        """Keys given in the file start from Jira's defaults (its burst limits), not the generic ones."""
-        return JiraHttpSettings.model_validate(value) if isinstance(value, dict) else value
-
     simulator: bool = Field(
         default=False,
         description="This Jira is the built-in simulator (the demo and tests). Allowed only on a loopback jira.url; "
@@ -166,6 +160,12 @@ class JiraConnection(StrictModel):
         description="Shared secret of an admin webhook (Basic auth); verifies X-Hub-Signature. At least 32 bytes, "
         "random (`ml-connector init` writes one).",
     )
+
+    @field_validator("http", mode="before")
+    @classmethod
+    def _jira_defaults(cls, value: object) -> object:
+        """Keys given in the file start from Jira's defaults (its burst limits), not the generic ones."""
+        return JiraHttpSettings.model_validate(value) if isinstance(value, dict) else value
 
     @field_validator("simulator")
     @classmethod
