@@ -129,7 +129,7 @@ class SyncPolicy(StrictModel):
     )
     bulk_size: int = Field(default=50, ge=1, le=50)
     bulk_concurrency: int = Field(
-        default=16,
+        default=32,
         ge=1,
         le=64,
         description="Most bulk-create calls in flight at once (the adaptive limit, capped by jira.http.max_in_flight, "

@@ -198,12 +198,11 @@ class Applier:
             fresh += confirmed_absent
         # Chunks of calls sent at once, each with one transaction for its intents (before it is sent) and one for its
         # outcomes; two chunks in flight, so one chunk's store writes overlap the other's calls.
-        per_chunk = max(1, self.policy.bulk_concurrency // CHUNKS_IN_FLIGHT)
+        in_flight = min(CHUNKS_IN_FLIGHT, self.policy.bulk_concurrency)
+        per_chunk = max(1, self.policy.bulk_concurrency // in_flight)
         step = self.policy.bulk_size * per_chunk
         chunks = [fresh[start : start + step] for start in range(0, len(fresh), step)]
-        self._in_parallel(
-            lambda chunk: self._create_chunk(chunk, accounts, fields_ctx, per_chunk), chunks, CHUNKS_IN_FLIGHT
-        )
+        self._in_parallel(lambda chunk: self._create_chunk(chunk, accounts, fields_ctx, per_chunk), chunks, in_flight)
         return linked
 
     def _create_chunk(

@@ -106,3 +106,11 @@ def test_a_systemic_error_in_one_edit_stops_the_others_from_starting(store: Stor
     assert raised
     edits = [c for c in jira.calls if c[0] == "edit_issue"]
     assert 1 <= len(edits) < len(keys)  # the flow stopped: no edit started after the first refusal came back
+
+
+def test_bulk_concurrency_one_sends_one_call_at_a_time(store: Store) -> None:
+    jira = SlowJira(seconds=0.01)
+    run = Run.start(store, jira, SyncPolicy(bulk_size=2, bulk_concurrency=1))
+    run.sync([row(f"K{i:02}") for i in range(10)])
+    assert run.counts["created"] == 10
+    assert jira.high_water["bulk"] == 1
