@@ -160,9 +160,9 @@ class Applier:
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlc-apply") as pool:
             futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
-        errors = [f.exception() for f in futures if f.exception() is not None]
+        errors = [error for future in futures if (error := future.exception()) is not None]
         if errors:
-            raise errors[0]  # type: ignore[misc]
+            raise errors[0]
 
     def _payload(
         self, record: RecordRow, accounts: Accounts, fields_ctx: Mapping[str, Any]
@@ -197,9 +197,11 @@ class Applier:
             linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
             fresh += confirmed_absent
         # Chunks of calls sent at once, each with one transaction for its intents (before it is sent) and one for its
-        # outcomes; two chunks in flight, so one chunk's store writes overlap the other's calls.
-        in_flight = min(CHUNKS_IN_FLIGHT, self.policy.bulk_concurrency)
-        per_chunk = max(1, self.policy.bulk_concurrency // in_flight)
+        # outcomes; two chunks in flight, so one chunk's store writes overlap the other's calls. Someone watching the
+        # progress gets a count after every call instead (one chunk per call, at the cost of more transactions).
+        concurrency = self.policy.bulk_concurrency
+        in_flight = concurrency if self.counter.watched else min(CHUNKS_IN_FLIGHT, concurrency)
+        per_chunk = max(1, concurrency // in_flight)
         step = self.policy.bulk_size * per_chunk
         chunks = [fresh[start : start + step] for start in range(0, len(fresh), step)]
         self._in_parallel(lambda chunk: self._create_chunk(chunk, accounts, fields_ctx, per_chunk), chunks, in_flight)
