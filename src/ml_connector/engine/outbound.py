@@ -18,7 +18,7 @@ from ml_connector.config.models import FlowConfig
 from ml_connector.engine.apply import Applier
 from ml_connector.engine.commit import RunScope, advance_cursor, commit_page
 from ml_connector.engine.failures import describe
-from ml_connector.engine.pipeline import PagePipeline
+from ml_connector.engine.pipeline import PagePipeline, cap_malloc_arenas
 from ml_connector.engine.plan import Fail, MapRow, PageRules, Plan, Row, plan_page, row_key, rows_to_map
 from ml_connector.engine.ports import IfsSource, RecordStore
 from ml_connector.engine.progress import Phase, PhaseCounter, Progress
@@ -70,6 +70,7 @@ class OutboundSync:
 
         ``queue_only`` skips reading IFS (replay); ``full`` ignores the cursor; ``dry_run`` writes nothing anywhere.
         """
+        cap_malloc_arenas()  # before this run's threads allocate (see there)
         report = RunReport(self.flow.name, "replay" if queue_only else "outbound", dry_run=dry_run)
         scope = RunScope(self.flow, self.policy, report)
         counter = PhaseCounter(progress)

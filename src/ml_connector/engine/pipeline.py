@@ -10,6 +10,8 @@ pages' work at once (``busy_with``: the reader drains first).
 from __future__ import annotations
 
 import contextvars
+import ctypes
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -18,6 +20,29 @@ from types import TracebackType
 from ml_connector.store import RecordRow
 
 Apply = Callable[[Sequence[RecordRow]], None]
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+MALLOC_ARENAS = 2
+_arenas_capped = False
+
+
+def cap_malloc_arenas() -> None:
+    """Cap glibc's malloc arenas for this process (once; elsewhere a no-op).
+
+    glibc gives each thread that allocates under contention an arena of its own, up to eight per core, and an arena
+    keeps what it once held: the pipeline's page and call threads made the peak RSS of a 100,000-record backfill grow
+    1.21x over 10,000 instead of 1.14x (1.12x with two arenas, bench scenario 6). The GIL serializes most allocations
+    anyway, so two arenas cost no measurable time. Called before the run's threads start; arenas made before it stay.
+    """
+    global _arenas_capped
+    if _arenas_capped or not sys.platform.startswith("linux"):
+        return
+    _arenas_capped = True
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
+        return
+    mallopt(M_ARENA_MAX, MALLOC_ARENAS)
 
 
 class PagePipeline:
