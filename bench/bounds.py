@@ -54,7 +54,7 @@ class Limits:
     ifs_per_minute: float | None
     jira_burst: BurstSetting  # as the Jira simulator's ``burst_per_second`` fault: "documented", a number, a mapping
     jira_per_issue_per_second: float | None
-    jira_in_flight: int = 16
+    jira_in_flight: int = 32
     server_time_profile: ServerTimeProfile | None = None
 
     def burst(self, method: str) -> float | None:

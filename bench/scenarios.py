@@ -39,9 +39,9 @@ class Options:
     ifs_pace_rpm: float = 950.0
     jira_burst: float | str = "documented"  # the Jira simulator's burst_per_second ("documented", a number; 0: off)
     jira_per_issue: float = 10.0
-    # The most Jira calls per endpoint the connector may keep in flight (sync.bulk_concurrency's ceiling in
-    # config/models.py): the lower bounds' in-flight part. Follow the engine if its ceiling changes.
-    jira_in_flight: int = 16
+    # The most Jira calls per endpoint the connector may keep in flight (jira.http.max_in_flight, default 32, in
+    # config/connections.py): the lower bounds' in-flight part. Follow the engine if its ceiling changes.
+    jira_in_flight: int = 32
     baseline_sample: int = 1_000
     baseline_sample_incremental: int = 200
     baseline: bool = True

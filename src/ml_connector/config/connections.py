@@ -50,7 +50,32 @@ class HttpSettings(StrictModel):
         description="Client-side pacing per host; None sends as fast as the server allows.",
     )
     burst: int = Field(default=10, ge=1)
+    method_rates: dict[str, float] = Field(
+        default_factory=dict,
+        description="Client-side pacing per endpoint (method + path template), in requests/s by HTTP method.",
+    )
+    max_in_flight: int = Field(
+        default=32,
+        ge=1,
+        le=256,
+        description="Most requests of one endpoint in flight at once; the adaptive limit grows up to it.",
+    )
+    initial_in_flight: int = Field(default=4, ge=1, description="Where the adaptive in-flight limit starts.")
     verify_tls: bool = True
+
+
+# Jira's burst limits per endpoint (jira-api.md §9): shared by every app and token on the tenant, so the connector
+# stays at them rather than spending 429s to find them.
+JIRA_METHOD_RATES: dict[str, float] = {"GET": 100.0, "POST": 100.0, "PUT": 50.0, "DELETE": 50.0}
+
+
+class JiraHttpSettings(HttpSettings):
+    """``HttpSettings`` with Jira's documented burst limits as the default per-method pacing."""
+
+    method_rates: dict[str, float] = Field(
+        default_factory=lambda: dict(JIRA_METHOD_RATES),
+        description="Client-side pacing per endpoint (method + path template), in requests/s by HTTP method.",
+    )
 
 
 class IfsConnection(StrictModel):
@@ -123,7 +148,8 @@ class JiraConnection(StrictModel):
 
     url: AnyHttpUrl
     auth: JiraAuth
-    http: HttpSettings = HttpSettings()
+    http: HttpSettings = JiraHttpSettings()
+
     simulator: bool = Field(
         default=False,
         description="This Jira is the built-in simulator (the demo and tests). Allowed only on a loopback jira.url; "
@@ -134,6 +160,12 @@ class JiraConnection(StrictModel):
         description="Shared secret of an admin webhook (Basic auth); verifies X-Hub-Signature. At least 32 bytes, "
         "random (`ml-connector init` writes one).",
     )
+
+    @field_validator("http", mode="before")
+    @classmethod
+    def _jira_defaults(cls, value: object) -> object:
+        """Keys given in the file start from Jira's defaults (its burst limits), not the generic ones."""
+        return JiraHttpSettings.model_validate(value) if isinstance(value, dict) else value
 
     @field_validator("simulator")
     @classmethod

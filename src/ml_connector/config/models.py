@@ -128,7 +128,26 @@ class SyncPolicy(StrictModel):
         "alert (status, dashboard, metric): so many vanishing issues point at a permission or project change.",
     )
     bulk_size: int = Field(default=50, ge=1, le=50)
-    bulk_concurrency: int = Field(default=4, ge=1, le=16, description="Bulk-create calls in flight at once.")
+    bulk_concurrency: int = Field(
+        default=32,
+        ge=1,
+        le=64,
+        description="Most bulk-create calls in flight at once (the adaptive limit, capped by jira.http.max_in_flight, "
+        "decides how many actually are).",
+    )
+    edit_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=64,
+        description="Most issue edits in flight at once, each to a different issue.",
+    )
+    pipeline_pages: int = Field(
+        default=1,
+        ge=0,
+        le=4,
+        description="Pages whose Jira writes may still be in flight while the next page is read from IFS "
+        "(0: read, write, then read the next page).",
+    )
     rate_limit_wait_max: Seconds = Field(
         default=900.0,
         description="Total time one run may spend waiting out rate limits (429); the calls that meet a 429 wait "

@@ -5,9 +5,11 @@ Whatever goes wrong for one record fails that record only (``commit.record_failu
 
 from __future__ import annotations
 
+import contextvars
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.commit import SYNCED_CLEAN, RunScope, fail_unfinished, record_failure
@@ -23,8 +25,9 @@ from ml_connector.mapping import IDENTITY_PROPERTY, IssueDraft, build_issue_fiel
 from ml_connector.reasons import USER_NOT_FOUND, Reason
 from ml_connector.store import AuditEvent, RecordRow, utcnow
 
-CREATE_CHUNK_CALLS = 10  # bulk-create calls' worth of records mapped and committed as one chunk
+T = TypeVar("T")
 
+CHUNKS_IN_FLIGHT = 2  # chunks of creates at once, sharing sync.bulk_concurrency calls in flight between them
 Accounts = Mapping[str, str | None]
 
 
@@ -48,6 +51,8 @@ class Applier:
         self.reconciler = reconciler
         self.stop = stop
         self.fallback_email = fallback_email_of(self.flow)
+        self._issue_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
 
     def _fail_unfinished(self, records: Sequence[RecordRow], error: Exception) -> None:
         fail_unfinished(self.wiring.store, records, error, self.scope)
@@ -96,21 +101,69 @@ class Applier:
         return creates + gone, [r for r in updates if r.id not in ids] + visible
 
     def _update_all(self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
-        watch = self.reconciler.watch
+        """Edits run concurrently across issues; the edits of one issue run one after the other (``_issue_lock``)."""
+        by_issue: dict[str, list[RecordRow]] = {}
         for record in records:
+            by_issue.setdefault(str(record.jira_id), []).append(record)
+        self._in_parallel(
+            lambda group: self._update_issue(group, accounts, fields_ctx),
+            list(by_issue.values()),
+            self.policy.edit_concurrency,
+        )
+
+    def _update_issue(self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
+        watch = self.reconciler.watch
+        with self._issue_lock(str(records[0].jira_id)):
+            for record in records:
+                if self.stop.is_set():
+                    self.scope.report.interrupted = True
+                    return
+                try:
+                    if record.id in watch.suspected:
+                        self.reconciler.deleted(record)  # 404 earlier in this run (read again): no new edit
+                        continue
+                    watch.edited.add(record.id)
+                    self._update(record, accounts, fields_ctx)
+                except Exception as exc:
+                    self._fail_unfinished([record], exc)
+                finally:
+                    self.counter.done(Phase.EDIT)
+
+    def _issue_lock(self, issue_id: str) -> threading.Lock:
+        """One lock per issue for the life of this applier: never two writes to one issue at once, even when pages
+        overlap in the pipeline."""
+        with self._locks_lock:
+            return self._issue_locks.setdefault(issue_id, threading.Lock())
+
+    def _in_parallel(self, work: Callable[[T], None], items: Sequence[T], workers: int) -> None:
+        """``work`` on each item, ``workers`` at a time (each in a copy of this context, so the run's rate-limit
+        budget applies there too). The first error stops new items from starting and is raised when all are done;
+        a stop request leaves the rest for a later run."""
+        if not items:
+            return
+        workers = max(1, min(workers, len(items)))
+        failed = threading.Event()
+
+        def one(item: T) -> None:
             if self.stop.is_set():
                 self.scope.report.interrupted = True
                 return
-            try:
-                if record.id in watch.suspected:
-                    self.reconciler.deleted(record)  # 404 earlier in this run (the record was read again): no new edit
-                    continue
-                watch.edited.add(record.id)
-                self._update(record, accounts, fields_ctx)
-            except Exception as exc:
-                self._fail_unfinished([record], exc)
-            finally:
-                self.counter.done(Phase.EDIT)
+            if not failed.is_set():
+                try:
+                    work(item)
+                except BaseException:
+                    failed.set()
+                    raise
+
+        if workers == 1:
+            for item in items:
+                one(item)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlc-apply") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
+        errors = [error for future in futures if (error := future.exception()) is not None]
+        if errors:
+            raise errors[0]
 
     def _payload(
         self, record: RecordRow, accounts: Accounts, fields_ctx: Mapping[str, Any]
@@ -133,23 +186,26 @@ class Applier:
         if interrupted:
             linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
             fresh += confirmed_absent
-        # Someone watching the progress gets a count after every round of calls in flight, not every 10 calls.
-        calls = max(1, self.policy.bulk_concurrency) if self.counter.watched else CREATE_CHUNK_CALLS
-        step = self.policy.bulk_size * calls
-        for start in range(0, len(fresh), step):
-            if self.stop.is_set():
-                self.scope.report.interrupted = True
-                return linked
-            self._create_chunk(fresh[start : start + step], accounts, fields_ctx)
+        # Chunks of calls sent at once, each with one transaction for its intents (before it is sent) and one for its
+        # outcomes; two chunks in flight, so one chunk's store writes overlap the other's calls. Someone watching the
+        # progress gets a count after every call instead (one chunk per call, at the cost of more transactions).
+        concurrency = self.policy.bulk_concurrency
+        in_flight = concurrency if self.counter.watched else min(CHUNKS_IN_FLIGHT, concurrency)
+        per_chunk = max(1, concurrency // in_flight)
+        step = self.policy.bulk_size * per_chunk
+        chunks = [fresh[start : start + step] for start in range(0, len(fresh), step)]
+        self._in_parallel(lambda chunk: self._create_chunk(chunk, accounts, fields_ctx, per_chunk), chunks, in_flight)
         return linked
 
-    def _create_chunk(self, chunk: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
+    def _create_chunk(
+        self, chunk: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any], concurrency: int
+    ) -> None:
         ready, drafts = self._mark_intents(chunk, accounts, fields_ctx)
         if not drafts:
             self.counter.done(Phase.CREATE, len(chunk))
             return
         try:
-            outcomes = self.wiring.jira.bulk_create(drafts, concurrency=self.policy.bulk_concurrency)
+            outcomes = self.wiring.jira.bulk_create(drafts, concurrency=concurrency)
         except Exception as exc:  # the answer is unknown: intents stay, the next attempt reconciles
             self._fail_unfinished(ready, exc)
             return

@@ -2,8 +2,9 @@
 
 Per page: plan (``plan``: map every record, compare content hashes), then in one transaction upsert record states,
 audit and advance the cursor (``commit``); then apply the Jira writes for that page (``apply``, which reconciles
-interrupted creates and 404s through ``reconcile``). Work that outlives a page (a crash, a retry, an unconfirmed
-create) lives in the records table and is picked up at the start of the next run.
+interrupted creates and 404s through ``reconcile``) in the background (``pipeline``) while the next page is read.
+Work that outlives a page (a crash, a retry, an unconfirmed create) lives in the records table and is picked up at
+the start of the next run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.apply import Applier
 from ml_connector.engine.commit import RunScope, advance_cursor, commit_page
+from ml_connector.engine.pipeline import PagePipeline, cap_malloc_arenas
 from ml_connector.engine.plan import MapRow, PageRules, Plan, Row, plan_page, row_key, rows_to_map
 from ml_connector.engine.ports import IfsSource, RecordStore
 from ml_connector.engine.preview import Previewer
@@ -74,6 +76,7 @@ class OutboundSync:
         ``queue_only`` skips reading IFS (replay); ``full`` ignores the cursor; ``dry_run`` writes nothing anywhere
         and keeps a preview of the first ``preview_limit`` records (all when None) in ``report.plan``.
         """
+        cap_malloc_arenas()  # before this run's threads allocate (see there)
         report = RunReport(self.flow.name, "replay" if queue_only else "outbound", dry_run=dry_run)
         report.plan_limit = preview_limit
         scope = RunScope(self.flow, self.policy, report)
@@ -114,6 +117,18 @@ class OutboundSync:
         return filter_text(and_(Raw(base) if base else None, condition)), [flow.cursor_field, flow.key], False
 
     def _read_pages(self, applier: Applier, *, dry_run: bool, full: bool) -> None:
+        """Read, plan and commit page after page; each page's Jira work runs in the pipeline while the next page is
+        read (``sync.pipeline_pages`` pages at most). Pages commit in order, on this thread."""
+        with PagePipeline(applier.apply, 0 if dry_run else self.policy.pipeline_pages) as pipeline:
+            newest = self._each_page(applier, pipeline, dry_run=dry_run, full=full)
+            pipeline.drain()
+        report = applier.scope.report
+        if newest is not None and not report.interrupted:
+            with self.store.transaction(report.run_id) as tx:
+                advance_cursor(tx, self.flow.name, newest)
+
+    def _each_page(self, applier: Applier, pipeline: PagePipeline, *, dry_run: bool, full: bool) -> datetime | None:
+        """The pages of one pass; returns where the cursor goes after the pass (key order only, else None)."""
         flow, scope, counter = self.flow, applier.scope, applier.counter
         report = scope.report
         signpost = utcnow()
@@ -125,27 +140,29 @@ class OutboundSync:
         ):
             if self.stop.is_set():
                 report.interrupted = True
-                return
+                return None
             if not page.rows:
                 continue
             report.add("fetched", len(page.rows))
             counter.done(Phase.READ, len(page.rows))
             counter.expect(Phase.MAP, len(page.rows))
+            if pipeline.busy_with(row_key(r, flow.key) for r in page.rows):
+                pipeline.drain()  # a record read again while its earlier work is in flight: plan it after that work
             plans = self._plan(page.rows, key_ordered=key_ordered, remap=full)
             counter.done(Phase.MAP, len(page.rows))
             if dry_run:
                 self._previewer().add_page(plans, report)
-            else:
-                # In key order a page's newest timestamp is no safe cursor (a later page may hold older changes):
-                # the cursor moves once, after the whole pass. A crash before that repeats the pass, which costs IFS
-                # reads only: unchanged records make no Jira call.
-                work, page_newest = self._commit(plans, scope, signpost, move_cursor=not key_ordered)
-                if page_newest is not None and (newest is None or page_newest > newest):
-                    newest = page_newest
-                applier.apply(work)
-        if key_ordered and newest is not None and flow.detection == "cursor" and not report.interrupted:
-            with self.store.transaction(report.run_id) as tx:
-                advance_cursor(tx, flow.name, min(newest, signpost))
+                continue
+            # In key order a page's newest timestamp is no safe cursor (a later page may hold older changes): the
+            # cursor moves once, after the whole pass. A crash before that repeats the pass, which costs IFS reads
+            # only: unchanged records make no Jira call.
+            work, page_newest = self._commit(plans, scope, signpost, move_cursor=not key_ordered)
+            if page_newest is not None and (newest is None or page_newest > newest):
+                newest = page_newest
+            pipeline.submit(work)
+        if key_ordered and newest is not None and flow.detection == "cursor":
+            return min(newest, signpost)
+        return None
 
     def read_lines(self, rows: Sequence[Row], *, key_ordered: bool) -> dict[Any, list[dict[str, Any]]]:
         spec = self.flow.lines

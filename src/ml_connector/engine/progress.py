@@ -6,6 +6,7 @@ and ``done`` as that work finishes, so a display's counts move while Jira is wri
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -38,6 +39,7 @@ class PhaseCounter:
         self.progress = progress
         self._done: dict[Phase, int] = {}
         self._total: dict[Phase, int] = {}
+        self._lock = threading.RLock()  # pipelined pages and concurrent calls count from several threads
 
     @property
     def watched(self) -> bool:
@@ -47,20 +49,23 @@ class PhaseCounter:
     def expect(self, phase: Phase, count: int) -> None:
         """``count`` more units of ``phase`` are on their way."""
         if count and self.progress is not None:
-            self._total[phase] = self._total.get(phase, 0) + count
-            self._emit(phase)
+            with self._lock:
+                self._total[phase] = self._total.get(phase, 0) + count
+                self._emit(phase)
 
     def done(self, phase: Phase, count: int = 1) -> None:
         """``count`` units of ``phase`` finished (whatever their outcome)."""
         if count and self.progress is not None:
-            self._done[phase] = self._done.get(phase, 0) + count
-            self._emit(phase)
+            with self._lock:
+                self._done[phase] = self._done.get(phase, 0) + count
+                self._emit(phase)
 
     def settle(self, phase: Phase) -> None:
         """Every expected unit of ``phase`` is handled (some without their own ``done``, e.g. linked, not created)."""
-        missing = self._total.get(phase, 0) - self._done.get(phase, 0)
-        if missing > 0:
-            self.done(phase, missing)
+        with self._lock:
+            missing = self._total.get(phase, 0) - self._done.get(phase, 0)
+            if missing > 0:
+                self.done(phase, missing)
 
     def _emit(self, phase: Phase) -> None:
         assert self.progress is not None

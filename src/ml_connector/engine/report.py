@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterable
@@ -71,27 +72,33 @@ class RunReport:
     fixes: dict[tuple[str, str], str] = field(default_factory=dict)  # a reason → the config key that fixes it
     rate_limit_wait_s: float = 0.0  # seconds calls waited out 429s (summed over concurrent calls)
     quota_points: int = 0  # Jira points-quota points the run's calls used, as the quota headers told (OAuth only)
+    # Pipelined pages and concurrent calls count from several threads.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, what: str, n: int = 1) -> None:
-        self.counts[what] += n
+        with self._lock:
+            self.counts[what] += n
 
     def add_failure(self, decision: FailureDecision) -> None:
         """Count a record's failure (``failed``, ``deferred`` or ``parked``) and remember its reason."""
-        self.counts[decision.outcome] += 1
+        self.add(decision.outcome)
         self.note_reason(decision.error_class, decision.message)
-        self.causes[decision.reason] += 1
-        self.examples.setdefault(decision.reason.code, _ID_SEGMENT.sub("…", decision.message))
+        with self._lock:
+            self.causes[decision.reason] += 1
+            self.examples.setdefault(decision.reason.code, _ID_SEGMENT.sub("…", decision.message))
 
     def note_warnings(self, reasons: Iterable[Reason]) -> None:
         """Count warnings (the record synced, not quite as mapped) by reason."""
-        self.notes.update(reasons)
+        with self._lock:
+            self.notes.update(reasons)
 
     def note_reason(self, error_class: str, message: str, fix: str | None = None) -> None:
         # Grouped without ids (".../issue/10042" → ".../issue/…"), so one cause is one line however many records.
         reason = (error_class, _ID_SEGMENT.sub("…", message))
-        self.reasons[reason] += 1
-        if fix:
-            self.fixes[reason] = fix
+        with self._lock:
+            self.reasons[reason] += 1
+            if fix:
+                self.fixes[reason] = fix
 
     def keep_planned(self, action: PlannedAction) -> None:
         """Keep a dry run's record preview while under ``plan_limit``."""

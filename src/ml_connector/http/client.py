@@ -9,7 +9,7 @@ import httpx2
 from ml_connector import __version__
 from ml_connector.config.connections import HttpSettings
 
-# Connections per client: above the most calls a run keeps in flight (sync.bulk_concurrency is at most 16).
+# Connections per client: the pool grows with http.max_in_flight (below).
 MAX_CONNECTIONS = 20
 MAX_KEEPALIVE = 10
 
@@ -37,5 +37,9 @@ def build_client(
         verify=settings.verify_tls,
         transport=transport,
         follow_redirects=False,
-        limits=httpx2.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_KEEPALIVE),
+        # Room for the adaptive in-flight limit of a busy endpoint plus the odd call to another one.
+        limits=httpx2.Limits(
+            max_connections=max(MAX_CONNECTIONS, settings.max_in_flight + MAX_KEEPALIVE),
+            max_keepalive_connections=max(MAX_KEEPALIVE, settings.max_in_flight),
+        ),
     )

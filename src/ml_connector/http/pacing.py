@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from ml_connector.errors import Unavailable
 from ml_connector.http.ratelimit import QuotaReading
@@ -64,11 +64,13 @@ class Pacer:
         *,
         requests_per_minute: float | None,
         burst: int = 10,
+        method_rates: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._rpm = requests_per_minute
         self._burst = burst
+        self._method_rates = {m.upper(): r for m, r in (method_rates or {}).items()}
         self._clock = clock
         self._sleep = sleep
         self._buckets: dict[str, TokenBucket] = {}
@@ -86,6 +88,23 @@ class Pacer:
                 self._buckets[host] = bucket
             return bucket
 
+    def _endpoint_bucket(self, method: str, endpoint: str) -> TokenBucket | None:
+        """The far side's burst bucket for one endpoint (method + path template), mirrored client-side.
+
+        Its capacity is half a second's worth: sending the far side's whole capacity at once would leave no slack for
+        requests that arrive closer together than they were sent."""
+        rate = self._method_rates.get(method.upper())
+        if rate is None:
+            return None
+        key = f"{method.upper()} {endpoint}"
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                burst = max(1, int(rate / 2))
+                bucket = TokenBucket(rate, burst, clock=self._clock, sleep=self._sleep)
+                self._buckets[key] = bucket
+            return bucket
+
     def defer(self, key: str, seconds: float) -> None:
         """Hold ``key`` back for ``seconds`` (never shortening an existing deferral)."""
         until = self._clock() + seconds
@@ -98,8 +117,16 @@ class Pacer:
             deadline = max((self._not_before.get(k, 0.0) for k in keys), default=0.0)
         return max(0.0, deadline - self._clock())
 
-    def wait(self, host: str, keys: tuple[str, ...] = (), *, stop: threading.Event | None = None) -> float:
-        """Block until ``host`` has a token and no key in ``keys`` is deferred; returns the time waited.
+    def wait(
+        self,
+        host: str,
+        keys: tuple[str, ...] = (),
+        *,
+        stop: threading.Event | None = None,
+        endpoint: tuple[str, str] | None = None,
+    ) -> float:
+        """Block until ``host`` (and ``endpoint``, (method, path template), under ``method_rates``) has a token and
+        no key in ``keys`` is deferred; returns the time waited.
 
         A set ``stop`` cuts any wait short with ``Unavailable`` (not sent); a request that needs no wait goes out."""
         waited = 0.0
@@ -110,6 +137,9 @@ class Pacer:
         bucket = self._bucket(host)
         if bucket is not None:
             waited += bucket.acquire(stop)
+        per_endpoint = self._endpoint_bucket(*endpoint) if endpoint is not None else None
+        if per_endpoint is not None:
+            waited += per_endpoint.acquire(stop)
         return waited
 
 

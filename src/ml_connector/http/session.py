@@ -12,6 +12,9 @@
 * Jira's points quota (OAuth apps): every answer's quota headers feed the pacer's ``QuotaGauge``; when it shows
   nothing left, calls wait for the window's reset (charged to the run's rate-limit budget) instead of meeting 429s,
   and the points each answer shows spent are added to the run's budget (``RateLimitBudget.points``).
+* Calls in flight per endpoint (method + path template) are held to an adaptive limit (``http/concurrency.py``:
+  grows while answers are fast, shrinks on 429/503 and rising latency, at most ``max_in_flight``), and each endpoint
+  is paced to ``method_rates`` (Jira's per-method burst limits) on top of the per-host ``requests_per_minute``.
 * Bodies are parsed inside the retry loop (:meth:`ApiSession.request_json`), so a malformed answer to a read is
   retried like a 5xx and never escapes as a parser exception.
 """
@@ -39,12 +42,14 @@ from ml_connector.errors import (
 )
 from ml_connector.http.backoff import backoff_window
 from ml_connector.http.classify import classify, response_json
+from ml_connector.http.concurrency import AimdLimit, ConcurrencyGate
 from ml_connector.http.pacing import Pacer
 from ml_connector.http.ratelimit import RateLimitBudget, current_budget, read_quota
 from ml_connector.http.redact import redact_text
 
 T = TypeVar("T")
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_OVERLOADED = frozenset({429, 503})  # answers that shrink the endpoint's in-flight limit
 
 log = structlog.get_logger("ml_connector.http")
 
@@ -141,7 +146,11 @@ class ApiSession:
         self.client = client
         self.system = system
         self.settings = settings
-        self.pacer = pacer or Pacer(requests_per_minute=settings.requests_per_minute, burst=settings.burst)
+        self.pacer = pacer or Pacer(
+            requests_per_minute=settings.requests_per_minute, burst=settings.burst, method_rates=settings.method_rates
+        )
+        self._gates: dict[str, ConcurrencyGate] = {}
+        self._gates_lock = threading.Lock()
         self.observer: CallObserver = observer or _NullObserver()
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
@@ -150,6 +159,22 @@ class ApiSession:
 
     def close(self) -> None:
         self.client.close()
+
+    def gate(self, method: str, endpoint: str) -> ConcurrencyGate:
+        """The adaptive in-flight limit of one endpoint class (``method`` + path template)."""
+        key = f"{method.upper()} {endpoint}"
+        with self._gates_lock:
+            gate = self._gates.get(key)
+            if gate is None:
+                limit = AimdLimit(initial=self.settings.initial_in_flight, cap=self.settings.max_in_flight)
+                gate = self._gates[key] = ConcurrencyGate(limit)
+            return gate
+
+    @property
+    def gates(self) -> dict[str, ConcurrencyGate]:
+        """Every endpoint class's gate so far (for metrics and tests)."""
+        with self._gates_lock:
+            return dict(self._gates)
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for retry number ``attempt`` (1-based)."""
@@ -329,18 +354,25 @@ class ApiSession:
         budget: RateLimitBudget,
     ) -> httpx2.Response:
         request = self.client.build_request(method, url, params=params, json=json, data=data, headers=headers)
-        self.pacer.wait(request.url.host, pace_keys, stop=self.stop)
-        started = time.monotonic()
         path = request.url.path
-        try:
-            response = self.client.send(request)
-        except httpx2.TransportError as exc:
-            self.observer.on_response(self.system, method, _endpoint_template(path), 0, time.monotonic() - started)
-            raise _transport_error(exc, self.system, method, path) from None
-        response.read()
-        elapsed = time.monotonic() - started
+        endpoint = _endpoint_template(path)
+        with self.gate(method, endpoint).slot(self.stop) as slot:
+            self.pacer.wait(request.url.host, pace_keys, stop=self.stop, endpoint=(method, endpoint))
+            started = time.monotonic()
+            try:
+                response = self.client.send(request)
+                response.read()
+            except httpx2.TransportError as exc:
+                slot.throttled = isinstance(exc, httpx2.TimeoutException)  # a far side too busy to answer in time
+                self.observer.on_response(self.system, method, endpoint, 0, time.monotonic() - started)
+                raise _transport_error(exc, self.system, method, path) from None
+            elapsed = time.monotonic() - started
+            if response.status_code in _OVERLOADED:
+                slot.throttled = True
+            elif response.status_code < 500:
+                slot.latency = elapsed
         self._observe_quota(response, budget)
-        self.observer.on_response(self.system, method, _endpoint_template(path), response.status_code, elapsed)
+        self.observer.on_response(self.system, method, endpoint, response.status_code, elapsed)
         log.debug(
             "http.response",
             system=self.system,

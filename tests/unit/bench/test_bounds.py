@@ -30,8 +30,8 @@ def test_bulk_creates_are_bound_by_the_post_bucket_under_50ms() -> None:
 def test_realistic_backfill_waits_for_server_time() -> None:
     lb = bounds.backfill(10_000, 20_000, 6)
     parts = lb.parts(limits("realistic"))
-    # 200 bulk creates of 50 issues, 1.5 s of server time + 50 ms latency each, 16 in flight
-    assert parts["jira_in_flight_s"] == pytest.approx(200 * 1.55 / 16)
+    # 200 bulk creates of 50 issues, 1.5 s of server time + 50 ms latency each, 32 in flight (jira.http.max_in_flight)
+    assert parts["jira_in_flight_s"] == pytest.approx(200 * 1.55 / 32)
     # token, three order pages (10,000 rows at 0.75 ms plus 50 ms each) and one last create of at least one issue
     assert parts["chain_s"] == pytest.approx(0.05 + 3 * 0.1 + 7.5 + 0.05 + 0.275)
     assert lb.seconds(limits("realistic"))[1] == "jira_in_flight_s"

@@ -1,0 +1,108 @@
+"""The Jira work of committed pages, done in the background while the next page is read from IFS (DESIGN §4.1).
+
+Durability does not depend on it: a page's records (states, drafts) and its cursor are committed before its work is
+handed over, in page order, by the reading thread; the work itself lives in the records table, so a crash or a
+failure mid-way leaves it to the work queue of the next run, as without the pipeline. The pipeline only bounds how
+far reading runs ahead (``depth`` pages of work in flight, then the reader waits) and keeps one record out of two
+pages' work at once (``busy_with``: the reader drains first).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ctypes
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from types import TracebackType
+
+from ml_connector.store import RecordRow
+
+Apply = Callable[[Sequence[RecordRow]], None]
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+MALLOC_ARENAS = 2
+_arenas_capped = False
+
+
+def cap_malloc_arenas() -> None:
+    """Cap glibc's malloc arenas for this process (once; elsewhere a no-op).
+
+    glibc gives each thread that allocates under contention an arena of its own, up to eight per core, and an arena
+    keeps what it once held: the pipeline's page and call threads made the peak RSS of a 100,000-record backfill grow
+    1.21x over 10,000 instead of 1.14x (1.12x with two arenas, bench scenario 6). The GIL serializes most allocations
+    anyway, so two arenas cost no measurable time. Called before the run's threads start; arenas made before it stay.
+    """
+    global _arenas_capped
+    if _arenas_capped or not sys.platform.startswith("linux"):
+        return
+    _arenas_capped = True
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
+        return
+    mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
+class PagePipeline:
+    """Runs ``apply`` for each page's work on a worker thread, at most ``depth`` pages at once (0: in the caller)."""
+
+    def __init__(self, apply: Apply, depth: int) -> None:
+        self._apply = apply
+        self.depth = max(0, depth)
+        self._pool = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="mlc-page") if self.depth else None
+        self._in_flight: deque[tuple[Future[None], frozenset[str]]] = deque()
+
+    def submit(self, work: Sequence[RecordRow]) -> None:
+        """Hand a committed page's work over; blocks while ``depth`` pages are in flight. Raises the error of an
+        earlier page's work (a systemic error stops the flow)."""
+        if not work:
+            self._reap(block=False)
+            return
+        if self._pool is None:
+            self._apply(work)
+            return
+        while len(self._in_flight) >= self.depth:
+            self._reap(block=True)
+        self._reap(block=False)
+        future = self._pool.submit(contextvars.copy_context().run, self._apply, work)
+        self._in_flight.append((future, frozenset(r.ifs_key for r in work)))
+
+    def busy_with(self, keys: Iterable[str]) -> bool:
+        """Whether work in flight touches any of these records (a record read again on the next page)."""
+        wanted = set(keys)
+        return any(not wanted.isdisjoint(busy) for future, busy in self._in_flight if not future.done())
+
+    def drain(self) -> None:
+        """Wait for all work in flight; raises the first error."""
+        while self._in_flight:
+            self._reap(block=True)
+
+    def _reap(self, *, block: bool) -> None:
+        """Drop finished pages (the oldest first, waiting for it when ``block``); raise the first error met."""
+        if block and self._in_flight:
+            wait([self._in_flight[0][0]])
+        while self._in_flight and self._in_flight[0][0].done():
+            future, _ = self._in_flight.popleft()
+            error = future.exception()
+            if error is not None:
+                raise error
+
+    def __enter__(self) -> PagePipeline:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        """Always wait for the work in flight (no thread writes after the run ends); its error is raised unless the
+        reader is already failing with its own."""
+        try:
+            if self._pool is not None:
+                done = [f for f, _ in self._in_flight]
+                wait(done)
+                if error is None:
+                    self.drain()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)

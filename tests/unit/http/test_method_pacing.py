@@ -1,0 +1,53 @@
+"""Per-endpoint pacing by HTTP method: Jira's burst limits (jira-api.md §9) kept client-side."""
+
+from __future__ import annotations
+
+import pytest
+
+from ml_connector.config.connections import JIRA_METHOD_RATES, HttpSettings, JiraConnection
+from ml_connector.http.pacing import Pacer
+
+
+class Clock:
+    """A clock that only moves when the pacer sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _pacer(clock: Clock) -> Pacer:
+    return Pacer(requests_per_minute=None, method_rates=JIRA_METHOD_RATES, clock=clock, sleep=clock.sleep)
+
+
+def test_an_endpoint_never_exceeds_its_methods_rate() -> None:
+    clock = Clock()
+    pacer = _pacer(clock)
+    for _ in range(125):
+        pacer.wait("jira", endpoint=("PUT", "/rest/api/{id}/issue/{id}"))
+    # 25 go at once (half a second's worth, slack for requests that arrive closer than sent), then 50/s.
+    assert clock.now == pytest.approx(100 / 50, abs=0.01)
+
+
+def test_endpoints_and_methods_have_buckets_of_their_own() -> None:
+    clock = Clock()
+    pacer = _pacer(clock)
+    for _ in range(50):
+        pacer.wait("jira", endpoint=("POST", "/rest/api/{id}/issue/bulk"))
+        pacer.wait("jira", endpoint=("PUT", "/rest/api/{id}/issue/{id}"))
+        pacer.wait("jira", endpoint=("GET", "/rest/api/{id}/field"))
+        pacer.wait("jira", endpoint=("PATCH", "/rest/api/{id}/other"))  # no rate for the method: not paced
+    assert clock.now == pytest.approx(25 / 50, abs=0.01)  # only PUT's 50/s binds
+
+
+def test_jira_connections_default_to_the_documented_limits_even_with_other_http_keys() -> None:
+    base = {"url": "https://example.atlassian.net", "auth": {"kind": "basic", "email": "a@b.c", "api_token": "t"}}
+    assert JiraConnection.model_validate(base).http.method_rates == JIRA_METHOD_RATES
+    tuned = JiraConnection.model_validate({**base, "http": {"read_timeout": 5}})
+    assert tuned.http.method_rates == JIRA_METHOD_RATES and tuned.http.read_timeout == 5
+    assert HttpSettings().method_rates == {}  # IFS: paced per host only (requests_per_minute)
