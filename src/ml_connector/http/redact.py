@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -13,21 +14,23 @@ _SENSITIVE_KEYS = re.compile(
     r"client_secret|refresh_token|access_token|id_token|signature|private)",
     re.IGNORECASE,
 )
-_TEXT_PATTERNS = [
+_TEXT_SOURCES: tuple[tuple[str, int], ...] = (
     # Authorization header values
-    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
+    (r"\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE),
     # key=value pairs in form bodies, query strings and log text
-    re.compile(
-        r"(?i)\b(client_secret|refresh_token|access_token|id_token|api_token|password|code|token)"
-        r"=[^&\s\"',;]+"
+    (
+        r"\b(client_secret|refresh_token|access_token|id_token|api_token|password|code|token)=[^&\s\"',;]+",
+        re.IGNORECASE,
     ),
     # "key": "value" inside JSON text
-    re.compile(
-        r"(?i)\"(client_secret|refresh_token|access_token|id_token|api_token|password|secret|token)\"\s*:\s*\"[^\"]*\""
+    (
+        r"\"(client_secret|refresh_token|access_token|id_token|api_token|password|secret|token)\"\s*:\s*\"[^\"]*\"",
+        re.IGNORECASE,
     ),
     # JWT-looking strings anywhere
-    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
-]
+    (r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", 0),
+)
+_TEXT_PATTERNS = [re.compile(source, flags) for source, flags in _TEXT_SOURCES]
 
 
 def _sub_text(match: re.Match[str]) -> str:
@@ -42,14 +45,31 @@ def _sub_text(match: re.Match[str]) -> str:
     return f"{match.group(1)} {REDACTED}"
 
 
+def may_hold_secret(text: str) -> bool:
+    """False only for text none of the patterns can match: each needs "=", a quote, "eyJ", or "bearer"/"basic" in
+    any case (non-ASCII text is not ruled out: ignoring case, ``re`` matches "ſ" to "s" and "ı" to "i")."""
+    if "=" in text or '"' in text or "eyJ" in text or not text.isascii():
+        return True
+    lowered = text.lower()
+    return "bearer" in lowered or "basic" in lowered
+
+
 def redact_text(text: str) -> str:
+    if not may_hold_secret(text):  # most text: four pattern scans saved
+        return text
     for pattern in _TEXT_PATTERNS:
         text = pattern.sub(_sub_text, text)
     return text
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: (REDACTED if _SENSITIVE_KEYS.search(k) else v) for k, v in headers.items()}
+    return {k: (REDACTED if _sensitive(k) else v) for k, v in headers.items()}
+
+
+@lru_cache(maxsize=4096)
+def _sensitive(key: str) -> bool:
+    # Field names repeat on every record: look each up once.
+    return _SENSITIVE_KEYS.search(key) is not None
 
 
 def redact(value: Any, *, secrets: tuple[str, ...] = ()) -> Any:
@@ -58,7 +78,7 @@ def redact(value: Any, *, secrets: tuple[str, ...] = ()) -> Any:
         return {
             k: (
                 REDACTED
-                if isinstance(k, str) and _SENSITIVE_KEYS.search(k) and v not in (None, "")
+                if isinstance(k, str) and _sensitive(k) and v not in (None, "")
                 else redact(v, secrets=secrets)
             )
             for k, v in value.items()

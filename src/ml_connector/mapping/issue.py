@@ -15,7 +15,7 @@ from typing import Any
 
 from ml_connector.config.models import FlowConfig, IssueMapping, ValueMap, WritebackMapping
 from ml_connector.errors import MappingError
-from ml_connector.template import render, resolve_value
+from ml_connector.template import namespace, render, resolve_value
 
 SUMMARY_MAX = 255
 IDENTITY_PROPERTY = "ml-connector"
@@ -163,7 +163,7 @@ def map_issue(
     if key is None or not str(key).strip():
         shown = "" if key is None else f" ({str(key)!r})"
         raise MappingError(f"record has a blank {flow.key}{shown}; it cannot be identified in Jira", field=flow.key)
-    values = build_context(record, flow, ctx, lines)
+    values = namespace(build_context(record, flow, ctx, lines))  # built once, read by every template below
     clean = _Cleaner()
     warnings: list[str] = []
     project = _project(mapping, values, ctx)
