@@ -180,6 +180,8 @@ def check_template(source: str, *, path: str, fields: Collection[str] | None = N
 
 def render(source: str, context: Mapping[str, Any]) -> str:
     """The template's text for one record; ``MappingError`` when it reads a field the record lacks."""
+    if "{" not in source and "\r" not in source:
+        return source  # plain text (a fixed label): Jinja would give it back unchanged
     template = _compiled(source)
     names = _shared(context)
     text: str = _evaluate(source, lambda: _ENV.concat(template.root_render_func(_context(template, names))))

@@ -74,6 +74,10 @@ def _sensitive(key: str) -> bool:
 
 def redact(value: Any, *, secrets: tuple[str, ...] = ()) -> Any:
     """Redact a JSON-like tree: sensitive keys, secret-looking text and any of the known ``secrets`` verbatim."""
+    if value is None:
+        return None
+    if type(value) is str and not secrets:  # the common leaf, before the slower ABC checks
+        return redact_text(value)
     if isinstance(value, Mapping):
         return {
             k: (

@@ -120,7 +120,11 @@ def build_context(
 
 
 def _lookup(vm: ValueMap, values: Mapping[str, Any], what: str) -> str | None:
-    raw = resolve_value(vm.source, values)
+    return _mapped(vm, resolve_value(vm.source, values), what)
+
+
+def _mapped(vm: ValueMap, raw: Any, what: str) -> str | None:
+    """The Jira value for the source value ``raw``."""
     text = "" if raw is None else str(raw)
     if text in vm.map:
         return vm.map[text]
@@ -222,7 +226,7 @@ def _custom_fields(
     for name, spec in mapping.custom_fields.items():
         if isinstance(spec, ValueMap):
             source = resolve_value(spec.source, values)
-            value = "" if source in (None, "") else clean(_lookup(spec, values, name) or "", name).strip()
+            value = "" if source in (None, "") else clean(_mapped(spec, source, name) or "", name).strip()
         else:
             value = clean(render(spec, values), name).strip()
         if not value:
