@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -47,7 +47,7 @@ def _sub_text(match: re.Match[str]) -> str:
 
 def may_hold_secret(text: str) -> bool:
     """False only for text none of the patterns can match: each needs "=", a quote, "eyJ", or "bearer"/"basic" in
-    any case (non-ASCII text is not ruled out: ignoring case, ``re`` matches "ſ" to "s" and "ı" to "i")."""
+    any case (non-ASCII text is not ruled out: ignoring case, ``re`` matches U+017F to "s" and U+0131 to "i")."""
     if "=" in text or '"' in text or "eyJ" in text or not text.isascii():
         return True
     lowered = text.lower()
@@ -73,25 +73,32 @@ def _sensitive(key: str) -> bool:
 
 
 def redact(value: Any, *, secrets: tuple[str, ...] = ()) -> Any:
-    """Redact a JSON-like tree: sensitive keys, secret-looking text and any of the known ``secrets`` verbatim."""
+    """Redact a JSON-like tree: sensitive keys, secret-looking text and any of the known ``secrets`` verbatim.
+
+    A dict or list with nothing to redact comes back as itself, not a copy (so a value the store already made
+    JSON-safe stays marked as such); callers must not change what they get back."""
     if value is None:
         return None
     if type(value) is str and not secrets:  # the common leaf, before the slower ABC checks
         return redact_text(value)
     if isinstance(value, Mapping):
-        return {
+        out = {
             k: (
-                REDACTED
-                if isinstance(k, str) and _sensitive(k) and v not in (None, "")
-                else redact(v, secrets=secrets)
+                REDACTED if isinstance(k, str) and _sensitive(k) and v not in (None, "") else redact(v, secrets=secrets)
             )
             for k, v in value.items()
         }
+        return value if isinstance(value, dict) and _same(out.values(), value.values()) else out
     if isinstance(value, list | tuple):
-        return [redact(v, secrets=secrets) for v in value]
+        items = [redact(v, secrets=secrets) for v in value]
+        return value if isinstance(value, list) and _same(items, value) else items
     if isinstance(value, str):
         for secret in secrets:
             if secret and len(secret) >= 4:
                 value = value.replace(secret, REDACTED)
         return redact_text(value)
     return value
+
+
+def _same(new: Iterable[Any], old: Iterable[Any]) -> bool:
+    return all(a is b for a, b in zip(new, old, strict=True))

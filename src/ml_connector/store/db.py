@@ -54,6 +54,8 @@ def json_safe(value: Any) -> Any:
         }
     if kind is list:
         return [json_safe(v) for v in value]
+    if kind is SafeJson:
+        return value  # made safe before (a draft shared by its record row and its audit event)
     return _generic(value)
 
 
@@ -117,7 +119,8 @@ def clean_text(text: str) -> str:
 
 
 class SafeJson(dict[str, Any]):
-    """A JSON object already through ``json_safe``: ``json_dumps`` writes it without walking it again."""
+    """A JSON object already through ``json_safe`` (never change one): ``json_safe`` and ``json_dumps`` take it as
+    it is instead of walking it again."""
 
 
 def safe_json(value: Mapping[str, Any]) -> SafeJson:
