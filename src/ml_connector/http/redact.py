@@ -81,14 +81,8 @@ def redact(value: Any, *, secrets: tuple[str, ...] = ()) -> Any:
         return None
     if type(value) is str and not secrets:  # the common leaf, before the slower ABC checks
         return redact_text(value)
-    if isinstance(value, Mapping):
-        out = {
-            k: (
-                REDACTED if isinstance(k, str) and _sensitive(k) and v not in (None, "") else redact(v, secrets=secrets)
-            )
-            for k, v in value.items()
-        }
-        return value if isinstance(value, dict) and _same(out.values(), value.values()) else out
+    if type(value) is dict or isinstance(value, Mapping):
+        return _redact_mapping(value, secrets)
     if isinstance(value, list | tuple):
         items = [redact(v, secrets=secrets) for v in value]
         return value if isinstance(value, list) and _same(items, value) else items
@@ -98,6 +92,21 @@ def redact(value: Any, *, secrets: tuple[str, ...] = ()) -> Any:
                 value = value.replace(secret, REDACTED)
         return redact_text(value)
     return value
+
+
+def _redact_mapping(value: Mapping[Any, Any], secrets: tuple[str, ...]) -> Mapping[Any, Any]:
+    out: dict[Any, Any] = {}
+    changed = not isinstance(value, dict)
+    for k, v in value.items():
+        if isinstance(k, str) and _sensitive(k) and v not in (None, ""):
+            new: Any = REDACTED
+        elif v is None or (type(v) is str and not secrets and not may_hold_secret(v)):
+            new = v  # the common leaves, without a call each
+        else:
+            new = redact(v, secrets=secrets)
+        changed = changed or new is not v
+        out[k] = new
+    return out if changed else value
 
 
 def _same(new: Iterable[Any], old: Iterable[Any]) -> bool:
