@@ -163,11 +163,16 @@ def create_db_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # A file keeps POOL_SIZE connections open between calls: a connection per call cost a reopen and, as the
+        # last one closed, a WAL checkpoint per transaction (most of a page's store CPU). Overflow is unbounded, as
+        # with no pool. An in-memory database is one per connection, pooled or not.
+        pooled = bool(database) and database != ":memory:"
+        pool: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": -1} if pooled else {"poolclass": NullPool}
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
-            poolclass=NullPool,
             json_serializer=json_dumps,
+            **pool,
         )
 
         @event.listens_for(engine, "connect")
