@@ -84,7 +84,7 @@ def redact(value: Any, *, secrets: tuple[str, ...] = ()) -> Any:
     if type(value) is dict or isinstance(value, Mapping):
         return _redact_mapping(value, secrets)
     if isinstance(value, list | tuple):
-        items = [redact(v, secrets=secrets) for v in value]
+        items = [v if v is None or _plain(v, secrets) else redact(v, secrets=secrets) for v in value]
         return value if isinstance(value, list) and _same(items, value) else items
     if isinstance(value, str):
         for secret in secrets:
@@ -100,13 +100,18 @@ def _redact_mapping(value: Mapping[Any, Any], secrets: tuple[str, ...]) -> Mappi
     for k, v in value.items():
         if isinstance(k, str) and _sensitive(k) and v not in (None, ""):
             new: Any = REDACTED
-        elif v is None or (type(v) is str and not secrets and not may_hold_secret(v)):
-            new = v  # the common leaves, without a call each
+        elif v is None or _plain(v, secrets):
+            new = v  # the common leaves, without a redact call each
         else:
             new = redact(v, secrets=secrets)
         changed = changed or new is not v
         out[k] = new
     return out if changed else value
+
+
+def _plain(value: Any, secrets: tuple[str, ...]) -> bool:
+    """Text with nothing to redact (no known secrets to look for, and no pattern can match it)."""
+    return type(value) is str and not secrets and not may_hold_secret(value)
 
 
 def _same(new: Iterable[Any], old: Iterable[Any]) -> bool:

@@ -87,7 +87,11 @@ class IssueDraft:
 
 
 def stable_hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(value).encode()).hexdigest()
+
+
+# json.dumps(value, sort_keys=True, default=str, ensure_ascii=False), without a new encoder per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)
 
 
 def identity_label(flow: str, key: str) -> str:

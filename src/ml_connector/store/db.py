@@ -131,7 +131,12 @@ def safe_json(value: Mapping[str, Any]) -> SafeJson:
 def json_dumps(value: Any, *, sort_keys: bool = False) -> str:
     """``json_serializer`` of the engine: every JSON column goes through ``json_safe``."""
     safe = value if type(value) is SafeJson else json_safe(value)
-    return json.dumps(safe, sort_keys=sort_keys, allow_nan=False)
+    return (_SORTED if sort_keys else _UNSORTED).encode(safe)
+
+
+# What json.dumps(..., allow_nan=False) builds on every call (it reuses an encoder only for default options).
+_UNSORTED = json.JSONEncoder(allow_nan=False)
+_SORTED = json.JSONEncoder(sort_keys=True, allow_nan=False)
 
 
 def normalise_url(url: str) -> str:

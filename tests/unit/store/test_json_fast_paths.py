@@ -89,3 +89,10 @@ def test_text_that_needs_cleaning_still_gets_it_on_the_fast_path() -> None:
         "at": "2026-01-01T00:00:00+00:00",
         "n": "1.10",
     }
+
+
+@given(value=values)
+def test_json_dumps_writes_what_json_dumps_of_the_safe_value_writes(value: Any) -> None:
+    safe = json_safe(value)
+    for sort_keys in (False, True):
+        assert json_dumps(value, sort_keys=sort_keys) == json.dumps(safe, sort_keys=sort_keys, allow_nan=False)
