@@ -18,6 +18,7 @@ from typing import Any
 
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector, OutboundSync, WritebackSync
+from ml_connector.engine.heap import settle_heap
 from ml_connector.errors import ConnectorError, RateLimited
 from ml_connector.logging import configure
 from ml_connector.store import Store
@@ -75,6 +76,7 @@ def main(argv: list[str]) -> None:
     assert config.store.url is not None
     observer = CountingObserver()
     connector = Connector(config=config, store=Store.open(config.store.url), observer=observer)
+    settle_heap()  # as runner.daemon.build_connector does
     flow = config.flow("purchase_orders")
     try:
         for index, phase in enumerate(spec["phases"]):

@@ -18,8 +18,10 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError, meta, nodes
+from jinja2 import StrictUndefined, Template, TemplateError, Undefined, UndefinedError, meta, nodes
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from ml_connector.errors import ConfigError, MappingError
@@ -92,8 +94,27 @@ def _compiled(source: str) -> Template:
 
 
 @lru_cache(maxsize=1024)
-def _expression(source: str) -> Callable[..., Any]:
+def _expression(source: str) -> TemplateExpression:
     return _ENV.compile_expression(source)
+
+
+class Namespace(dict[str, Any]):
+    """One record's template names over Jinja's globals, built once and shared by every template rendered for that
+    record: Jinja's own ``render`` copies all of them into a new dict for each template, which is most of its cost."""
+
+
+def namespace(values: Mapping[str, Any]) -> Namespace:
+    """What Jinja's ``render(values)`` would see: its globals, overridden by ``values``."""
+    return Namespace({**_ENV.globals, **values})
+
+
+def _shared(context: Mapping[str, Any]) -> Namespace:
+    return context if type(context) is Namespace else namespace(context)
+
+
+def _context(template: Template, names: Namespace) -> Context:
+    # What ``template.new_context(names, shared=True)`` makes, without copying Jinja's globals into a key set.
+    return Context(_ENV, names, template.name, template.blocks)
 
 
 def convert_old(source: str) -> str:
@@ -160,7 +181,11 @@ def check_template(source: str, *, path: str, fields: Collection[str] | None = N
 
 def render(source: str, context: Mapping[str, Any]) -> str:
     """The template's text for one record; ``MappingError`` when it reads a field the record lacks."""
-    text: str = _evaluate(source, lambda: _compiled(source).render(context))
+    if "{" not in source and "\r" not in source:
+        return source  # plain text (a fixed label): Jinja would give it back unchanged
+    template = _compiled(source)
+    names = _shared(context)
+    text: str = _evaluate(source, lambda: _ENV.concat(template.root_render_func(_context(template, names))))
     return text
 
 
@@ -169,7 +194,20 @@ def resolve_value(source: str, context: Mapping[str, Any]) -> Any:
     field, so the value map's default applies), or a template's text."""
     if is_template(source):
         return render(source, context)
-    return _evaluate(source, lambda: _expression(source)(**context))
+    return _evaluate(source, lambda: _value(_expression(source), _shared(context)))
+
+
+def _value(expression: TemplateExpression, names: Namespace) -> Any:
+    """``expression(**names)`` without Jinja's two copies of the names (its template is a private attribute: should
+    a Jinja release drop it, the public call does the same work, slower)."""
+    template: Template | None = getattr(expression, "_template", None)
+    if template is None:
+        return expression(**names)
+    context = _context(template, names)
+    for _ in template.root_render_func(context):
+        pass
+    value = context.vars["result"]
+    return None if isinstance(value, Undefined) else value
 
 
 def _evaluate(source: str, evaluate: Callable[[], Any]) -> Any:

@@ -19,7 +19,17 @@ from ml_connector.engine.ports import RecordStore, RecordTx
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.timestamps import format_ts, parse_ts
 from ml_connector.mapping.changes import bounded_source
-from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, AuditEvent, RecordRow, utcnow
+from ml_connector.store import (
+    PARKED,
+    PENDING_CREATE,
+    PENDING_UPDATE,
+    RETRY,
+    SYNCED,
+    AuditEvent,
+    RecordRow,
+    safe_json,
+    utcnow,
+)
 
 log = structlog.get_logger("ml_connector.engine")
 
@@ -145,7 +155,7 @@ def _commit_skip(writes: _PageWrites, plan: Skip, source_ts: str | None) -> None
 def _commit_mapped(writes: _PageWrites, plan: Mapped, source_ts: str | None) -> None:
     """Create, reconcile or update: store the draft; the apply step does the Jira work (a reconcile keeps its
     ``create_attempted_at``, so the apply step searches before it creates)."""
-    draft = plan.draft.as_dict()
+    draft = safe_json(plan.draft.as_dict())  # made JSON-safe once for the record row and the "mapped" event
     content: dict[str, Any] = {
         "source_hash": plan.source_hash,
         "source_ts": source_ts,

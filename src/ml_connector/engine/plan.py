@@ -152,8 +152,8 @@ def plan_page(rows: Sequence[Row], existing: Mapping[str, RecordRow], map_row: M
 
 def _settled_row(row: Row, existing: Mapping[str, RecordRow], rules: PageRules) -> bool:
     current = existing.get(row_key(row, rules.key_field))
-    digest = source_hash(row, rules.fingerprint)
-    return current is not None and settled(current, digest, rules.now, remap=rules.remap)
+    # A new record is never settled: no hash needed (a backfill is all new records).
+    return current is not None and settled(current, source_hash(row, rules.fingerprint), rules.now, remap=rules.remap)
 
 
 def _plan_mapped(key: str, row: Row, digest: str, current: RecordRow | None, map_row: MapRow) -> Plan:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "[redacted]"
@@ -13,21 +14,23 @@ _SENSITIVE_KEYS = re.compile(
     r"client_secret|refresh_token|access_token|id_token|signature|private)",
     re.IGNORECASE,
 )
-_TEXT_PATTERNS = [
+_TEXT_SOURCES: tuple[tuple[str, int], ...] = (
     # Authorization header values
-    re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"),
+    (r"\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE),
     # key=value pairs in form bodies, query strings and log text
-    re.compile(
-        r"(?i)\b(client_secret|refresh_token|access_token|id_token|api_token|password|code|token)"
-        r"=[^&\s\"',;]+"
+    (
+        r"\b(client_secret|refresh_token|access_token|id_token|api_token|password|code|token)=[^&\s\"',;]+",
+        re.IGNORECASE,
     ),
     # "key": "value" inside JSON text
-    re.compile(
-        r"(?i)\"(client_secret|refresh_token|access_token|id_token|api_token|password|secret|token)\"\s*:\s*\"[^\"]*\""
+    (
+        r"\"(client_secret|refresh_token|access_token|id_token|api_token|password|secret|token)\"\s*:\s*\"[^\"]*\"",
+        re.IGNORECASE,
     ),
     # JWT-looking strings anywhere
-    re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"),
-]
+    (r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", 0),
+)
+_TEXT_PATTERNS = [re.compile(source, flags) for source, flags in _TEXT_SOURCES]
 
 
 def _sub_text(match: re.Match[str]) -> str:
@@ -42,32 +45,74 @@ def _sub_text(match: re.Match[str]) -> str:
     return f"{match.group(1)} {REDACTED}"
 
 
+def may_hold_secret(text: str) -> bool:
+    """False only for text none of the patterns can match: each needs "=", a quote, "eyJ", or "bearer"/"basic" in
+    any case (non-ASCII text is not ruled out: ignoring case, ``re`` matches U+017F to "s" and U+0131 to "i")."""
+    if "=" in text or '"' in text or "eyJ" in text or not text.isascii():
+        return True
+    lowered = text.lower()
+    return "bearer" in lowered or "basic" in lowered
+
+
 def redact_text(text: str) -> str:
+    if not may_hold_secret(text):  # most text: four pattern scans saved
+        return text
     for pattern in _TEXT_PATTERNS:
         text = pattern.sub(_sub_text, text)
     return text
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: (REDACTED if _SENSITIVE_KEYS.search(k) else v) for k, v in headers.items()}
+    return {k: (REDACTED if _sensitive(k) else v) for k, v in headers.items()}
+
+
+@lru_cache(maxsize=4096)
+def _sensitive(key: str) -> bool:
+    # Field names repeat on every record: look each up once.
+    return _SENSITIVE_KEYS.search(key) is not None
 
 
 def redact(value: Any, *, secrets: tuple[str, ...] = ()) -> Any:
-    """Redact a JSON-like tree: sensitive keys, secret-looking text and any of the known ``secrets`` verbatim."""
-    if isinstance(value, Mapping):
-        return {
-            k: (
-                REDACTED
-                if isinstance(k, str) and _SENSITIVE_KEYS.search(k) and v not in (None, "")
-                else redact(v, secrets=secrets)
-            )
-            for k, v in value.items()
-        }
+    """Redact a JSON-like tree: sensitive keys, secret-looking text and any of the known ``secrets`` verbatim.
+
+    A dict or list with nothing to redact comes back as itself, not a copy (so a value the store already made
+    JSON-safe stays marked as such); callers must not change what they get back."""
+    if value is None:
+        return None
+    if type(value) is str and not secrets:  # the common leaf, before the slower ABC checks
+        return redact_text(value)
+    if type(value) is dict or isinstance(value, Mapping):
+        return _redact_mapping(value, secrets)
     if isinstance(value, list | tuple):
-        return [redact(v, secrets=secrets) for v in value]
+        items = [v if v is None or _plain(v, secrets) else redact(v, secrets=secrets) for v in value]
+        return value if isinstance(value, list) and _same(items, value) else items
     if isinstance(value, str):
         for secret in secrets:
             if secret and len(secret) >= 4:
                 value = value.replace(secret, REDACTED)
         return redact_text(value)
     return value
+
+
+def _redact_mapping(value: Mapping[Any, Any], secrets: tuple[str, ...]) -> Mapping[Any, Any]:
+    out: dict[Any, Any] = {}
+    changed = not isinstance(value, dict)
+    for k, v in value.items():
+        if isinstance(k, str) and _sensitive(k) and v not in (None, ""):
+            new: Any = REDACTED
+        elif v is None or _plain(v, secrets):
+            new = v  # the common leaves, without a redact call each
+        else:
+            new = redact(v, secrets=secrets)
+        changed = changed or new is not v
+        out[k] = new
+    return out if changed else value
+
+
+def _plain(value: Any, secrets: tuple[str, ...]) -> bool:
+    """Text with nothing to redact (no known secrets to look for, and no pattern can match it)."""
+    return type(value) is str and not secrets and not may_hold_secret(value)
+
+
+def _same(new: Iterable[Any], old: Iterable[Any]) -> bool:
+    return all(a is b for a, b in zip(new, old, strict=True))

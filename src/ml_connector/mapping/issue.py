@@ -17,7 +17,7 @@ from typing import Any
 from ml_connector import reasons as r
 from ml_connector.config.models import FlowConfig, IssueMapping, ValueMap, WritebackMapping
 from ml_connector.errors import MappingError
-from ml_connector.template import render, resolve_value
+from ml_connector.template import namespace, render, resolve_value
 
 SUMMARY_MAX = 255
 IDENTITY_PROPERTY = "ml-connector"
@@ -90,7 +90,11 @@ class IssueDraft:
 
 
 def stable_hash(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(value).encode()).hexdigest()
+
+
+# json.dumps(value, sort_keys=True, default=str, ensure_ascii=False), without a new encoder per call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)
 
 
 def identity_label(flow: str, key: str) -> str:
@@ -126,7 +130,11 @@ _UNMAPPED = {"project": r.UNMAPPED_PROJECT, "priority": r.UNMAPPED_PRIORITY}
 
 
 def _lookup(vm: ValueMap, values: Mapping[str, Any], what: str) -> str | None:
-    raw = resolve_value(vm.source, values)
+    return _mapped(vm, resolve_value(vm.source, values), what)
+
+
+def _mapped(vm: ValueMap, raw: Any, what: str) -> str | None:
+    """The Jira value for the source value ``raw``."""
     text = "" if raw is None else str(raw)
     if text in vm.map:
         return vm.map[text]
@@ -177,7 +185,7 @@ def map_issue(
         raise MappingError(
             f"record has a blank {flow.key}{shown}; it cannot be identified in Jira", field=flow.key, reason=r.BLANK_KEY
         )
-    values = build_context(record, flow, ctx, lines)
+    values = namespace(build_context(record, flow, ctx, lines))  # built once, read by every template below
     clean = _Cleaner()
     warnings: list[tuple[r.Reason, str]] = []
     project = _project(mapping, values, ctx)
@@ -258,7 +266,7 @@ def _custom_value(
     """One custom field's value ("" for none); a value the field does not allow is a ``MappingError``."""
     if isinstance(spec, ValueMap):
         source = resolve_value(spec.source, values)
-        value = "" if source in (None, "") else clean(_lookup(spec, values, name) or "", name).strip()
+        value = "" if source in (None, "") else clean(_mapped(spec, source, name) or "", name).strip()
     else:
         value = clean(render(spec, values), name).strip()
     info = ctx.fields.get(name)

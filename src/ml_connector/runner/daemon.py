@@ -16,6 +16,7 @@ import structlog
 from ml_connector.config.connections import JiraBasicAuth, JiraOAuth
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.engine import Connector
+from ml_connector.engine.heap import settle_heap
 from ml_connector.errors import ConfigError
 from ml_connector.logging import adopt_uvicorn_loggers
 from ml_connector.metrics import Metrics
@@ -48,7 +49,9 @@ def build_connector(config_path: Path | None, config: ConnectorConfig) -> Connec
         token_store = DbTokenStore(store, resolve_key(config, config_path=config_path))
     # Every API call, 429 and retry is counted; the web app's /metrics serves this same registry.
     metrics = Metrics(store=store, flows=[f.name for f in config.flows])
-    return Connector(config=config, store=store, token_store=token_store, observer=metrics)
+    connector = Connector(config=config, store=store, token_store=token_store, observer=metrics)
+    settle_heap()
+    return connector
 
 
 @dataclass

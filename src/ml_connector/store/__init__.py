@@ -1,5 +1,6 @@
 """State store (SQLAlchemy 2 Core; SQLite in WAL mode by default, PostgreSQL through psycopg 3)."""
 
+from ml_connector.store.db import safe_json
 from ml_connector.store.rows import (
     FAILED_STATES,
     ORPHANED,
@@ -34,5 +35,6 @@ __all__ = [
     "RunRow",
     "Store",
     "Tx",
+    "safe_json",
     "utcnow",
 ]

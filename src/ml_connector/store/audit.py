@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 
 from ml_connector.http.redact import redact
 from ml_connector.store import schema as t
-from ml_connector.store.db import clean_text, json_dumps
+from ml_connector.store.db import clean_text, json_dumps, safe_json
 from ml_connector.store.rows import AuditEvent, AuditRow, aware, utcnow
 from ml_connector.store.source import ConnectionSource, Repository
 
@@ -47,7 +47,8 @@ class AuditRepository(Repository):
             return [AuditRow(**{**dict(r), "at": aware(r["at"])}) for r in conn.execute(query).mappings()]
 
     def _values(self, record_id: int, event: AuditEvent, now: datetime) -> dict[str, Any]:
-        detail = redact(dict(event.detail)) if event.detail is not None else None
+        # Made JSON-safe once: the digest and the column's serializer both write the same value.
+        detail = safe_json(redact(dict(event.detail))) if event.detail is not None else None
         return {
             "record_id": record_id,
             "run_id": self.run_id,

@@ -41,6 +41,30 @@ def json_safe(value: Any) -> Any:
     lists, enums their value, pydantic models and dataclasses their fields; anything else its ``str``. Strings lose
     NUL and lone surrogates and floats lose NaN/infinity, which PostgreSQL's JSON type refuses.
     """
+    # Exact types first: drafts and audit details are plain dicts, lists and text, and this runs for every record.
+    kind = type(value)
+    if kind is str:
+        return value if _plain(value) else clean_text(value)
+    if kind is dict:
+        return {
+            (k if type(k) is str and _plain(k) else _key(k)): (
+                v if type(v) is str and _plain(v) else None if v is None else json_safe(v)
+            )
+            for k, v in value.items()
+        }
+    if kind is list:
+        return [json_safe(v) for v in value]
+    if kind is SafeJson:
+        return value  # made safe before (a draft shared by its record row and its audit event)
+    return _generic(value)
+
+
+def _plain(text: str) -> bool:
+    """Text ``clean_text`` leaves as it is, found without encoding it (ASCII has no surrogates)."""
+    return text.isascii() and "\x00" not in text
+
+
+def _generic(value: Any) -> Any:
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, str):
@@ -94,9 +118,25 @@ def clean_text(text: str) -> str:
     return text
 
 
+class SafeJson(dict[str, Any]):
+    """A JSON object already through ``json_safe`` (never change one): ``json_safe`` and ``json_dumps`` take it as
+    it is instead of walking it again."""
+
+
+def safe_json(value: Mapping[str, Any]) -> SafeJson:
+    """``value`` through ``json_safe`` once, for a caller that encodes it more than once (a digest and a column)."""
+    return SafeJson(json_safe(value))
+
+
 def json_dumps(value: Any, *, sort_keys: bool = False) -> str:
     """``json_serializer`` of the engine: every JSON column goes through ``json_safe``."""
-    return json.dumps(json_safe(value), sort_keys=sort_keys, allow_nan=False)
+    safe = value if type(value) is SafeJson else json_safe(value)
+    return (_SORTED if sort_keys else _UNSORTED).encode(safe)
+
+
+# What json.dumps(..., allow_nan=False) builds on every call (it reuses an encoder only for default options).
+_UNSORTED = json.JSONEncoder(allow_nan=False)
+_SORTED = json.JSONEncoder(sort_keys=True, allow_nan=False)
 
 
 def normalise_url(url: str) -> str:
@@ -128,11 +168,16 @@ def create_db_engine(url: str) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        # A file keeps POOL_SIZE connections open between calls: a connection per call cost a reopen and, as the
+        # last one closed, a WAL checkpoint per transaction (most of a page's store CPU). Overflow is unbounded, as
+        # with no pool. An in-memory database is one per connection, pooled or not.
+        pooled = bool(database) and database != ":memory:"
+        pool: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": -1} if pooled else {"poolclass": NullPool}
         engine = create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
-            poolclass=NullPool,
             json_serializer=json_dumps,
+            **pool,
         )
 
         @event.listens_for(engine, "connect")
