@@ -128,7 +128,8 @@ def convert_old(source: str) -> str:
         expression = path
         for name in filters:
             if name.startswith("or:"):
-                fallback = name[3:].replace("\\", "\\\\").replace("'", "\\'")
+                # Escaped, as Jinja reads a literal: a raw CR or LF in template source would become "\n".
+                fallback = name[3:].replace("\\", "\\\\").replace("'", "\\'").replace("\r", "\\r").replace("\n", "\\n")
                 expression = f"{expression} or '{fallback}'"
             else:
                 expression = f"({expression})|{name}" if " or " in expression else f"{expression}|{name}"
