@@ -191,7 +191,7 @@ def _custom_fix(code: str, field: str, values: Sequence[str], at: str, mapping: 
     path = f"{at}.mapping.custom_fields.{field}"
     shown = _quoted([rest for f, rest in map(split_field_value, values) if f == field])
     spec = mapping.custom_fields.get(field) if mapping is not None else None
-    wanted = f"options of Jira field {field!r} ({CHECK} lists them)" if code == OPTION_NOT_ALLOWED else "numbers"
+    wanted = f"one of its options ({CHECK} lists them)" if code == OPTION_NOT_ALLOWED else "numbers"
     if isinstance(spec, str):
         return f"change the template {path}: it gives {shown}, and Jira field {field!r} takes {wanted}"
     return f"correct {shown} in {path}.map (or its default): Jira field {field!r} takes {wanted}"
