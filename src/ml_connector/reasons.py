@@ -230,7 +230,7 @@ def _mapping_fix(code: str, values: Sequence[str], at: str, mapping: IssueMappin
         EMPTY_SUMMARY: f"change the template {at}.mapping.summary: it renders empty for these records",
         SUMMARY_TOO_LONG: (
             f"change the template {at}.mapping.summary to stay within 255 characters "
-            f"(e.g. {{{{ Description | truncate(200) }}}}), {REPLAY}"
+            f"(e.g. {{{{ Description | truncate(200) }}}})"
         ),
         TEMPLATE_ERROR: (
             f"change the template {at}.mapping.{template} ({CHECK} names the field it lacks)"

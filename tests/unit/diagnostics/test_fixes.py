@@ -27,8 +27,10 @@ def config() -> ConnectorConfig:
         (Unavailable("could not connect", system="ifs", not_sent=True), "ifs.url"),
         (NotFound("no realm", system="ifs-iam"), "ifs.realm"),
         (AuthError("401", system="jira"), "jira.auth.api_token"),
-        (Unavailable("could not connect (ConnectError: certificate verify failed)", system="jira", not_sent=True),
-         "jira.url"),
+        (
+            Unavailable("could not connect (ConnectError: certificate verify failed)", system="jira", not_sent=True),
+            "jira.url",
+        ),
     ],
 )
 def test_names_the_key(config: ConnectorConfig, error: ConnectorError, key: str) -> None:

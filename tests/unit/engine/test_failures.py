@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.exc import OperationalError
 
-from ml_connector.config.models import FlowConfig, SyncPolicy
+from ml_connector.config.models import SyncPolicy
 from ml_connector.engine.failures import (
     backoff_ceiling,
     create_failure_error,
@@ -16,7 +16,6 @@ from ml_connector.engine.failures import (
     is_systemic,
 )
 from ml_connector.engine.report import RunReport
-from ml_connector.reasons import RATE_LIMITED, UNAVAILABLE, Reason
 from ml_connector.engine.timestamps import format_ts, parse_ts
 from ml_connector.engine.writeback.changes import parse_jira_ts
 from ml_connector.errors import (
@@ -31,6 +30,7 @@ from ml_connector.errors import (
 )
 from ml_connector.jira.models import JiraFailure
 from ml_connector.logging import register_secret
+from ml_connector.reasons import RATE_LIMITED, UNAVAILABLE, Reason
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

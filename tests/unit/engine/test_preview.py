@@ -157,9 +157,7 @@ def test_limit_keeps_a_few_previews_and_counts_all() -> None:
     assert report.counts == {"would_create": 3, "would_fail": 4}
     assert report.causes == {Reason(UNMAPPED_PROJECT, "PRJ-1005"): 4}
     failed = previewer().preview(Fail("3", {}, "h", error))
-    assert failed.fix == (
-        "add 'PRJ-1005' under flows[0].mapping.project.map (or set flows[0].mapping.project.default)"
-    )
+    assert failed.fix == ("add 'PRJ-1005' under flows[0].mapping.project.map (or set flows[0].mapping.project.default)")
 
 
 def test_skips_need_no_jira_metadata() -> None:
