@@ -16,24 +16,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 MAIN = {"1", "2a", "2", "3", "4", "5"}
 FIELDS = {"id", "name", "records", "wall_s", "api_calls", "calls_per_record", "http_429", "peak_rss_mb", "targets"}
-TINY = [
-    "--records",
-    "200",
-    "--latency-ms",
-    "0",
-    "--writebacks",
-    "20",
-    "--webhook-transitions",
-    "10",
-    "--webhook-rate",
-    "50",
-    "--memory-sizes",
-    "100,200",
-    "--baseline-sample",
-    "20",
-    "--baseline-sample-incremental",
-    "10",
-]
+TINY = ["--records", "200", "--latency-ms", "0", "--writebacks", "20", "--webhook-transitions", "10",
+        "--webhook-rate", "50", "--memory-sizes", "100,200", "--baseline-sample", "20",
+        "--baseline-sample-incremental", "10"]
 
 
 def _bench(tmp_path: Path, *args: str) -> dict[str, Any]:
@@ -98,12 +83,7 @@ def test_only_runs_the_chosen_scenarios_with_the_state_they_need(tmp_path: Path)
 
 def test_unknown_scenario_or_profile_is_a_usage_error(tmp_path: Path) -> None:
     for args in (["--only", "1,9"], ["--profiles", "fast"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "bench", *args, "--output", str(tmp_path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = subprocess.run([sys.executable, "-m", "bench", *args, "--output", str(tmp_path)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert ("unknown scenario" in done.stderr) or ("unknown profile" in done.stderr)

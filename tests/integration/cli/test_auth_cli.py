@@ -28,18 +28,12 @@ def _free_port() -> int:
 
 def _config(w: World, tmp_path: Path, secret: str = "sim-oauth-secret", site: str | None = None) -> Path:
     data = example_config()
-    auth = {
-        "kind": "oauth",
-        "client_id": "sim-oauth-client",
-        "client_secret": secret,
-        "auth_url": w.jira.url,
-        "api_url": w.jira.url,
-    }
+    auth = {"kind": "oauth", "client_id": "sim-oauth-client", "client_secret": secret,
+            "auth_url": w.jira.url, "api_url": w.jira.url}
     data["ifs"].update(url=w.ifs.url)
     # Two attempts, short waits: a persistent token-endpoint fault ends the test in about a second.
-    data["jira"].update(
-        url=site or w.jira.url, auth=auth, http={"max_attempts": 2, "backoff_initial": 0.05, "backoff_max": 0.1}
-    )
+    data["jira"].update(url=site or w.jira.url, auth=auth,
+                        http={"max_attempts": 2, "backoff_initial": 0.05, "backoff_max": 0.1})
     data["store"] = {"url": f"sqlite:///{tmp_path / 'state.sqlite'}"}
     path = tmp_path / "ml-connector.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -47,9 +41,8 @@ def _config(w: World, tmp_path: Path, secret: str = "sim-oauth-secret", site: st
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ml_connector.cli", *args], capture_output=True, text=True, env=_ENV, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "ml_connector.cli", *args], capture_output=True, text=True,
+                          env=_ENV, timeout=120)
 
 
 def _stored_grants(tmp_path: Path) -> int:
@@ -61,14 +54,8 @@ def _stored_grants(tmp_path: Path) -> int:
 
 def _consented_redirect(w: World, redirect: str = "http://127.0.0.1:8765/callback") -> str:
     """The redirect URL (with a fresh code) the simulator sends the browser to after the integration user approves."""
-    params = {
-        "audience": "api.atlassian.com",
-        "client_id": "sim-oauth-client",
-        "response_type": "code",
-        "scope": "read:jira-work offline_access",
-        "redirect_uri": redirect,
-        "state": "s",
-    }
+    params = {"audience": "api.atlassian.com", "client_id": "sim-oauth-client", "response_type": "code",
+              "scope": "read:jira-work offline_access", "redirect_uri": redirect, "state": "s"}
     location: str = httpx2.get(f"{w.jira.url}/authorize", params=params).headers["location"]
     return location
 
@@ -81,25 +68,9 @@ def _one_line_error(err: str) -> str:
 
 def _start_listening(path: Path, port: int) -> tuple[subprocess.Popen[str], str]:
     """The command waiting on its loopback listener, and the consent URL it printed."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ml_connector.cli",
-            "jira",
-            "login",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            "60",
-            "-c",
-            str(path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_ENV,
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "ml_connector.cli", "jira", "login", "--listen",
+                             f"127.0.0.1:{port}", "--timeout", "60", "-c", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_ENV)
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("http"):
@@ -170,14 +141,8 @@ def test_pasted_code_with_a_wrong_client_secret_is_refused(tmp_path: Path) -> No
     with world(purchase_orders=1, work_orders=0) as w:
         path = _config(w, tmp_path, secret="not-the-secret")
         redirect = "http://127.0.0.1:8765/callback"
-        params = {
-            "audience": "api.atlassian.com",
-            "client_id": "sim-oauth-client",
-            "response_type": "code",
-            "scope": "read:jira-work offline_access",
-            "redirect_uri": redirect,
-            "state": "s",
-        }
+        params = {"audience": "api.atlassian.com", "client_id": "sim-oauth-client", "response_type": "code",
+                  "scope": "read:jira-work offline_access", "redirect_uri": redirect, "state": "s"}
         location = httpx2.get(f"{w.jira.url}/authorize", params=params).headers["location"]
         refused = _cli("jira", "login", "--code", location, "-c", str(path))
         assert refused.returncode == 3, refused.stdout + refused.stderr
@@ -195,14 +160,9 @@ def test_no_redirect_within_the_timeout(tmp_path: Path) -> None:
 def test_pasted_redirect_url_is_state_checked_and_stored(tmp_path: Path) -> None:
     with world(purchase_orders=1, work_orders=0) as w:
         path = _config(w, tmp_path)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "ml_connector.cli", "jira", "login", "-c", str(path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_ENV,
-        )
+        proc = subprocess.Popen([sys.executable, "-m", "ml_connector.cli", "jira", "login", "-c", str(path)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=_ENV)
         assert proc.stdout is not None and proc.stdin is not None
         url = next(line.strip() for line in proc.stdout if line.startswith("http"))
         assert parse_qs(urlsplit(url).query)["redirect_uri"] == ["http://127.0.0.1:8765/callback"]

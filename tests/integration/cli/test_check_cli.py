@@ -100,12 +100,8 @@ def test_an_old_store_schema_fails_check_with_the_error_exit_code_until_status_u
         assert code == ExitCode.ERROR, rows  # not 2: store.url itself is right
         schema = next(r for r in rows if r["name"] == "store schema")
         assert schema["status"] == "fail" and "`ml-connector status`" in schema["fix"]
-        status = subprocess.run(
-            [CLI, "status", "--config", str(tmp_path / "ml-connector.yaml")],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        status = subprocess.run([CLI, "status", "--config", str(tmp_path / "ml-connector.yaml")],
+                                capture_output=True, text=True, timeout=120)
         assert status.returncode == 0, status.stderr
         code, rows = json_rows(tmp_path, {**example_config(), "store": {"url": url}})
     assert code == ExitCode.OK, rows

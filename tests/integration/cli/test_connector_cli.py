@@ -25,9 +25,8 @@ def _config(w: World, tmp_path: Path, **overrides: object) -> Path:
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ML_CONNECTOR_LOG_LEVEL": "ERROR", "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "ml_connector.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "ml_connector.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
 
 
 def test_sync_status_records_audit_replay(tmp_path: Path) -> None:
@@ -109,37 +108,22 @@ def test_exit_codes_for_config_and_auth_problems(tmp_path: Path) -> None:
 def test_oauth_refresh_token_rotation_survives_between_commands(tmp_path: Path) -> None:
     """Jira rotates the refresh token on every use: each command must leave the new one for the next."""
     with world(purchase_orders=4, work_orders=0) as w:
-        auth = {
-            "kind": "oauth",
-            "client_id": "sim-oauth-client",
-            "client_secret": "sim-oauth-secret",
-            "refresh_token": oauth_refresh_token(w.jira.url),
-            "auth_url": w.jira.url,
-            "api_url": w.jira.url,
-        }
+        auth = {"kind": "oauth", "client_id": "sim-oauth-client", "client_secret": "sim-oauth-secret",
+                "refresh_token": oauth_refresh_token(w.jira.url), "auth_url": w.jira.url, "api_url": w.jira.url}
         data = example_config()
         path = _config(w, tmp_path, jira={**data["jira"], "url": w.jira.url, "auth": auth})
         for _ in range(3):
             done = _cli("sync", "-c", str(path))
             assert done.returncode == 0, done.stderr
         assert "sim-oauth-secret" not in done.stdout + done.stderr
-        busy = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                (
-                    "import sys; from ml_connector.store import Store; from ml_connector.engine import flow_lock; "
-                    f"s = Store.open('sqlite:///{tmp_path / 'state.sqlite'}'); "
-                    "cm = flow_lock(s, 'purchase_orders'); cm.__enter__(); "
-                    "import subprocess, os; "
-                    f"r = subprocess.run([sys.executable, '-m', 'ml_connector.cli', 'sync', '-f', 'purchase_orders', '-c', "
-                    f"'{path}'], capture_output=True, text=True); print(r.returncode); print(r.stderr)"
-                ),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        busy = subprocess.run([sys.executable, "-c", (
+            "import sys; from ml_connector.store import Store; from ml_connector.engine import flow_lock; "
+            f"s = Store.open('sqlite:///{tmp_path / 'state.sqlite'}'); "
+            "cm = flow_lock(s, 'purchase_orders'); cm.__enter__(); "
+            "import subprocess, os; "
+            f"r = subprocess.run([sys.executable, '-m', 'ml_connector.cli', 'sync', '-f', 'purchase_orders', '-c', "
+            f"'{path}'], capture_output=True, text=True); print(r.returncode); print(r.stderr)")],
+            capture_output=True, text=True, timeout=120)
         code, _, err = busy.stdout.partition("\n")
         assert code == "6", busy.stdout + busy.stderr
         assert "is being run by" in err

@@ -142,10 +142,10 @@ def test_limit_shows_a_few_and_counts_the_whole_batch(tmp_path: Path) -> None:
         assert table.returncode == ExitCode.RECORDS_FAILED, table.stderr
         assert f"purchase_orders: what would be written (first 2 of {len(in_scope)} records)" in out
         # The same lines a real sync prints under "Why": count, label, values, the fix naming them.
-        top_value, top_count = max(unmapped.items(), key=lambda item: item[1])
-        assert f"Would fail (purchase_orders): {sum(unmapped.values())} x no project mapped: " in out
-        assert f"{top_value!r} x{top_count}" in out
-        assert f"fix: add {top_value!r}" in out and "under flows[0].mapping.project.map" in out
+        first = group["values"][0]  # the most frequent value, as the JSON counted it
+        shown = f"{first['value']!r} x{first['count']}" if first["value"] else f"(blank) x{first['count']}"
+        assert f"Would fail (purchase_orders): {sum(unmapped.values())} x no project mapped: {shown}" in out
+        assert f"fix: add {top[0]}" in out and "under flows[0].mapping.project.map" in out
         assert "customfield_" not in out and "HTTP Request" not in table.stderr
         refused = _cli("sync", "--json", "-c", str(path))  # the preview options need --dry-run: never a real run
         assert refused.returncode == ExitCode.CONFIG and "add --dry-run" in refused.stderr

@@ -95,7 +95,6 @@ def test_a_systemic_error_stops_its_flow_only(
     order flow and its write-back still run; the exit code is the config error's."""
     monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
     with world(purchase_orders=4, work_orders=3) as w:
-
         def mistake(data: dict[str, Any]) -> None:
             data["flows"][1]["mapping"]["custom_fields"]["No Such Field"] = "{{ WoNo }}"
 
@@ -125,7 +124,6 @@ def test_refused_credentials_name_the_config_key_as_check_does(
 ) -> None:
     monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
     with world(purchase_orders=2, work_orders=1) as w:
-
         def mistake(data: dict[str, Any]) -> None:
             data["jira"]["auth"]["api_token"] = "wrong-token"
 
@@ -142,7 +140,6 @@ def test_an_unreachable_host_names_its_url_key(
     monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
     port = _unused_port()
     with world(purchase_orders=2, work_orders=1) as w:
-
         def mistake(data: dict[str, Any]) -> None:
             data["ifs"]["url"] = f"http://127.0.0.1:{port}"
 
@@ -158,7 +155,6 @@ def test_a_config_error_in_one_flow_stops_that_flow_only(
 ) -> None:
     monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
     with world(purchase_orders=2, work_orders=2) as w:
-
         def mistake(data: dict[str, Any]) -> None:
             po = next(f for f in data["flows"] if f["name"] == "purchase_orders")
             fields = po["mapping"]["custom_fields"]
@@ -177,7 +173,6 @@ def test_an_unknown_project_in_one_flow_does_not_stop_the_others(
 ) -> None:
     monkeypatch.setenv("ML_CONNECTOR_LOG_LEVEL", "ERROR")
     with world(purchase_orders=2, work_orders=2) as w:
-
         def mistake(data: dict[str, Any]) -> None:
             wo = next(f for f in data["flows"] if f["name"] == "work_orders")
             wo["mapping"]["project"] = {"source": "WorkTypeId", "map": {}, "default": "NOPE"}

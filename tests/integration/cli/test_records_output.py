@@ -24,7 +24,8 @@ def _store_with_records(tmp_path: Path) -> Path:
     store = Store.open(url)
     try:
         store.records.insert("purchase_orders", "PO-1", state="synced", jira_key="PROC-1", jira_id="10001")
-        store.records.insert("purchase_orders", '=HYPERLINK("http://x")', state="parked", attempts=3, last_error=_ERROR)
+        store.records.insert("purchase_orders", "=HYPERLINK(\"http://x\")", state="parked", attempts=3,
+                             last_error=_ERROR)
         store.records.insert("purchase_orders", "-2+3", state="retry", attempts=1, last_error="@SUM(A1:A9)")
         store.records.insert("purchase_orders", "PO,4", state="pending_create")
     finally:
@@ -39,13 +40,8 @@ def _store_with_records(tmp_path: Path) -> Path:
 
 def _records(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "ML_CONNECTOR_LOG_LEVEL": "ERROR", "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "ml_connector.cli", "records", *args, "-c", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return subprocess.run([sys.executable, "-m", "ml_connector.cli", "records", *args, "-c", str(path)],
+                          capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_csv_has_a_header_escapes_and_defuses_formulas(tmp_path: Path) -> None:
@@ -57,7 +53,7 @@ def test_csv_has_a_header_escapes_and_defuses_formulas(tmp_path: Path) -> None:
     by_key = {row[1]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
     assert len(by_key) == 4
     assert by_key["PO-1"]["jira_url"] == f"{_JIRA}/browse/PROC-1" and by_key["PO-1"]["jira_id"] == "10001"
-    formula = by_key['\'=HYPERLINK("http://x")']  # quotes escaped by doubling, the formula turned into text
+    formula = by_key["'=HYPERLINK(\"http://x\")"]  # quotes escaped by doubling, the formula turned into text
     assert formula["error"] == _ERROR and formula["attempts"] == "3" and formula["jira_url"] == ""
     assert by_key["'-2+3"]["error"] == "'@SUM(A1:A9)"
     assert by_key["PO,4"]["state"] == "pending_create"  # a comma inside a quoted cell, not a new column

@@ -86,7 +86,7 @@ def test_misspelt_custom_field_name(env: None, w: World, tmp_path: Path) -> None
     assert code == ExitCode.ERROR
     [failed] = [r for r in rows if r["status"] == "fail"]
     assert failed["name"] == "purchase_orders: field 'Cost Centre:text'"
-    assert failed["fix"] == ("correct the field name in flows[0].mapping.custom_fields: did you mean 'Cost Center'?")
+    assert failed["fix"] == "correct the field name in flows[0].mapping.custom_fields: did you mean 'Cost Center'?"
     # The sample still maps (without that field): nothing else is wrong with the data.
     assert [r for r in rows if r["system"] == "mapping" and r["status"] == "fail"] == []
     # The simulated tenant has a buyer without a Jira account: a warning naming where to map the person.

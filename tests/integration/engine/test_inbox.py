@@ -102,3 +102,4 @@ def test_a_held_lease_skips_the_drain_and_leaves_the_events(tmp_path: Path, monk
         assert report is not None and report.counts["events"] == 1 and recorder.handled == Counter({1: 1})
     finally:
         c.store.close()
+

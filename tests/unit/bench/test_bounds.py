@@ -39,11 +39,7 @@ def test_realistic_backfill_waits_for_server_time() -> None:
 
 
 def test_realistic_chains_cost_more_than_latency_alone() -> None:
-    for bound in (
-        bounds.idle(warm=True),
-        bounds.incremental(100, warm=True),
-        bounds.writeback(1000),
-        bounds.webhook_latency(),
-    ):
+    for bound in (bounds.idle(warm=True), bounds.incremental(100, warm=True), bounds.writeback(1000),
+                  bounds.webhook_latency()):
         assert bound.parts(limits("realistic"))["chain_s"] > bound.parts(limits("50ms"))["chain_s"]
     assert bounds.writeback(1000).parts(limits("realistic"))["chain_s"] == pytest.approx(10 * 0.45 + 0.10075 + 0.05)

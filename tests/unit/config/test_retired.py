@@ -51,13 +51,8 @@ def test_an_old_file_with_retired_keys_loads_and_names_each_path(tmp_path: Path)
 
 
 def test_retired_oauth_keys_are_dropped_from_the_auth_mapping(tmp_path: Path) -> None:
-    auth = {
-        "kind": "oauth",
-        "client_id": "c",
-        "client_secret": "s",
-        "redirect_uri": "http://127.0.0.1/cb",
-        "scopes": ["read:jira-work"],
-    }
+    auth = {"kind": "oauth", "client_id": "c", "client_secret": "s", "redirect_uri": "http://127.0.0.1/cb",
+            "scopes": ["read:jira-work"]}
     config = load_config(_old_file(tmp_path, jira={"auth": auth}), env={})
     assert [note.split(" ", 1)[0] for note in config.deprecations()] == ["jira.auth.redirect_uri", "jira.auth.scopes"]
 

@@ -8,24 +8,12 @@ from ml_connector.jira.fields import FieldRegistry, split_field_name
 _CT = "com.atlassian.jira.plugin.system.customfieldtypes:"
 FIELDS = [
     {"id": "summary", "name": "Summary", "custom": False, "schema": {"type": "string", "system": "summary"}},
-    {
-        "id": "customfield_10050",
-        "name": "GL Account",
-        "custom": True,
-        "schema": {"type": "string", "custom": _CT + "textfield", "customId": 10050},
-    },
-    {
-        "id": "customfield_10051",
-        "name": "Cost Center",
-        "custom": True,
-        "schema": {"type": "option", "custom": _CT + "select", "customId": 10051},
-    },
-    {
-        "id": "customfield_10060",
-        "name": "Cost Center",
-        "custom": True,
-        "schema": {"type": "string", "custom": _CT + "textfield", "customId": 10060},
-    },
+    {"id": "customfield_10050", "name": "GL Account", "custom": True,
+     "schema": {"type": "string", "custom": _CT + "textfield", "customId": 10050}},
+    {"id": "customfield_10051", "name": "Cost Center", "custom": True,
+     "schema": {"type": "option", "custom": _CT + "select", "customId": 10051}},
+    {"id": "customfield_10060", "name": "Cost Center", "custom": True,
+     "schema": {"type": "string", "custom": _CT + "textfield", "customId": 10060}},
 ]
 
 
