@@ -3,13 +3,14 @@
 Summaries group by the code (one line per cause however many records) and list the values with their counts
 ("no project mapped: PRJ-1005 x120, PRJ-1007 x40"); metrics label by the code alone, so label cardinality stays
 bounded. The code is stored with the record (``records.reason``, ``records.reason_value``), never parsed back out of
-the free-text message. ``diagnostics.fixes.reason_fix`` says what to do about each code.
+the free-text message. ``fix_for`` says what to do about each code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ml_connector.errors import (
     AuthError,
@@ -22,6 +23,9 @@ from ml_connector.errors import (
     Rejected,
     Unavailable,
 )
+
+if TYPE_CHECKING:  # the config imports the template module, which imports this one
+    from ml_connector.config.models import FlowConfig, IssueMapping, ValueMap
 
 # Mapping errors (raised with the code by mapping/issue.py)
 UNMAPPED_PROJECT = "unmapped_project"  # value: the IFS value no project map entry covers
@@ -155,7 +159,8 @@ REPLAY = "then `ml-connector replay --failed`"
 
 
 def flow_path(flows: Sequence[str], flow: str) -> str:
-    """The YAML path of a flow among the configured ``flows`` (names, in order), as config errors name it."""
+    """The YAML path of a flow among the configured ``flows`` (names, in order): ``flows[1]``, as config validation
+    errors name it. Every message naming a flow's config key builds it from this."""
     return f"flows[{flows.index(flow)}]" if flow in flows else f"flows[] (name: {flow})"
 
 
@@ -163,10 +168,44 @@ def _quoted(values: Sequence[str]) -> str:
     return ", ".join(repr(v) for v in values) if values else "the values shown"
 
 
-def _mapping_fix(code: str, values: Sequence[str], at: str) -> str | None:
+def _from(spec: ValueMap | None, values: Sequence[str]) -> str:
+    """Which key of a value map gave the Jira ``values``: ``map``, ``default``, or both when it cannot tell."""
+    if spec is not None and values:
+        in_map = any(v in spec.map.values() for v in values)
+        is_default = spec.default in values
+        if in_map != is_default:
+            return "map" if in_map else "default"
+    return "map (or default)"
+
+
+def _template_path(mapping: IssueMapping | None, source: str | None) -> str | None:
+    """The path below ``mapping`` of the template with text ``source``, if the mapping has it."""
+    for where, text, _ in mapping.templates() if mapping is not None else ():
+        if text == source:
+            return where
+    return None
+
+
+def _custom_fix(code: str, field: str, values: Sequence[str], at: str, mapping: IssueMapping | None) -> str:
+    """Option and number errors of one custom field: a value map's entries to correct, or its template to change."""
+    path = f"{at}.mapping.custom_fields.{field}"
+    shown = _quoted([rest for f, rest in map(split_field_value, values) if f == field])
+    spec = mapping.custom_fields.get(field) if mapping is not None else None
+    wanted = f"one of its options ({CHECK} lists them)" if code == OPTION_NOT_ALLOWED else "numbers"
+    if isinstance(spec, str):
+        return f"change the template {path}: it gives {shown}, and Jira field {field!r} takes {wanted}"
+    return f"correct {shown} in {path}.map (or its default): Jira field {field!r} takes {wanted}"
+
+
+def _mapping_fix(code: str, values: Sequence[str], at: str, mapping: IssueMapping | None) -> str | None:
     field = split_field_value(values[0])[0] if values else "<field>"
+    if code in (OPTION_NOT_ALLOWED, NOT_A_NUMBER):
+        return _custom_fix(code, field, values, at, mapping)
     options = _quoted([split_field_value(v)[1] for v in values if split_field_value(v)[0] == field])
     value = values[0] if values else None
+    project = mapping.project if mapping is not None else None
+    priority = mapping.priority if mapping is not None else None
+    template = _template_path(mapping, value)
     fixes = {
         UNMAPPED_PROJECT: (
             f"add {_quoted(values)} under {at}.mapping.project.map (or set {at}.mapping.project.default)"
@@ -174,22 +213,30 @@ def _mapping_fix(code: str, values: Sequence[str], at: str) -> str | None:
         UNMAPPED_PRIORITY: (
             f"add {_quoted(values)} under {at}.mapping.priority.map (or set {at}.mapping.priority.default)"
         ),
-        UNMAPPED_OPTION: f"add {options} under {at}.mapping.custom_fields.{field}.map (or set its default)",
-        UNKNOWN_PROJECT: (
-            f"{at}.mapping.project.map names Jira project {_quoted(values)}: correct the key, or let the integration "
-            f"user browse that project ({CHECK} lists the projects it sees)"
+        UNMAPPED_OPTION: (
+            f"add {options} under {at}.mapping.custom_fields.{field}.map "
+            f"(or set {at}.mapping.custom_fields.{field}.default)"
         ),
-        UNKNOWN_PRIORITY: f"map to a priority Jira has in {at}.mapping.priority.map ({CHECK} lists them)",
-        OPTION_NOT_ALLOWED: (
-            f"map {options} to options of Jira field {field!r} in {at}.mapping.custom_fields.{field} "
-            f"({CHECK} lists them)"
+        UNKNOWN_PROJECT: (
+            f"correct the Jira project {_quoted(values)} in {at}.mapping.project.{_from(project, values)}, or let "
+            f"the integration user browse that project ({CHECK} lists the projects it sees)"
+        ),
+        UNKNOWN_PRIORITY: (
+            f"correct the Jira priority {_quoted(values)} in {at}.mapping.priority.{_from(priority, values)} "
+            f"({CHECK} lists the priorities Jira has)"
         ),
         UNKNOWN_FIELD: f"{at}.mapping.custom_fields names field {value!r}, which Jira does not know: run {CHECK}",
-        NOT_A_NUMBER: f"{at}.mapping.custom_fields.{field} must give a number for that Jira field",
         BLANK_KEY: f"fill {at}.key in those IFS records, or narrow {at}.filter to leave them out",
-        EMPTY_SUMMARY: f"{at}.mapping.summary renders empty for these records: give it a fallback text",
-        SUMMARY_TOO_LONG: f"shorten {at}.mapping.summary (e.g. {{{{ Description | truncate(200) }}}}), {REPLAY}",
-        TEMPLATE_ERROR: f"fix the template {value!r} under {at}.mapping ({CHECK} names the field it lacks)",
+        EMPTY_SUMMARY: f"change the template {at}.mapping.summary: it renders empty for these records",
+        SUMMARY_TOO_LONG: (
+            f"change the template {at}.mapping.summary to stay within 255 characters "
+            f"(e.g. {{{{ Description | truncate(200) }}}})"
+        ),
+        TEMPLATE_ERROR: (
+            f"change the template {at}.mapping.{template} ({CHECK} names the field it lacks)"
+            if template
+            else f"fix the template {value!r} under {at}.mapping ({CHECK} names the field it lacks)"
+        ),
         TRANSITION_FIELDS: (
             f"the Jira workflow's transition screen requires {value}: take them off the screen, or change "
             f"{at}.writeback.statuses"
@@ -228,14 +275,14 @@ def _warning_fix(code: str, values: Sequence[str], at: str) -> str | None:
     return fixes.get(code)
 
 
-def fix_for(flows: Sequence[str], flow: str, code: str, values: Iterable[str | None] = ()) -> str:
-    """What to do about failed or warned records of ``flow`` (one of the configured ``flows``, in order) with reason
-    ``code`` and the varying ``values`` (the most frequent first; a few are enough): the config path to change, or
-    the command to run next. ``diagnostics.fixes.reason_fix`` is the same for a loaded config."""
-    at = flow_path(flows, flow)
+def fix_for(flows: Sequence[FlowConfig], flow: str, code: str, values: Iterable[str | None] = ()) -> str:
+    """What to do about failed or warned records of ``flow`` (one of the configured ``flows``) with reason ``code``
+    and the varying ``values`` (the most frequent first; a few are enough): the config path to change, or the
+    command to run next. The one table for the real run's summary, the dry run, ``check --sample``, ``status`` and
+    the dashboard; the flow's mapping tells a map entry from a default, and a value map from a template."""
+    names = [f.name for f in flows]
+    at = flow_path(names, flow)
+    mapping = flows[names.index(flow)].mapping if flow in names else None
     shown = [v for v in values if v is not None][:_FIX_VALUES]
-    for lookup in (_mapping_fix, _far_side_fix, _warning_fix):
-        fix = lookup(code, shown, at)
-        if fix is not None:
-            return fix
-    return f"see `ml-connector records --state failed --flow {flow}`; {REPLAY} once fixed"
+    fix = _mapping_fix(code, shown, at, mapping) or _far_side_fix(code, shown, at) or _warning_fix(code, shown, at)
+    return fix or f"see `ml-connector records --state failed --flow {flow}`; {REPLAY} once fixed"

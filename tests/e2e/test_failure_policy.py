@@ -21,6 +21,7 @@ from ml_connector.engine import OutboundSync
 from ml_connector.engine import apply as apply_module
 from ml_connector.engine import outbound as outbound_module
 from ml_connector.errors import AuthError
+from ml_connector.reasons import INTERNAL, PERMISSION_DENIED, RATE_LIMITED
 from ml_connector.serve import serve_in_thread
 from ml_connector.sim.ifs import IfsSimOptions
 from ml_connector.sim.ifs import create_app as create_ifs
@@ -350,7 +351,7 @@ def test_each_error_class_meets_its_policy_and_the_run_goes_on(
             payload_bug = _record(c.store, "purchase_orders", buggy_payload.ifs_key)
             assert payload_bug.state == RETRY and payload_bug.error_class == "InternalError"
             assert payload_bug.last_error == "ZeroDivisionError: payload bug"
-            assert {cls for cls, _ in report.reasons} == {"AuthError", "RateLimited", "InternalError"}
+            assert {r.code for r in report.causes} == {PERMISSION_DENIED, RATE_LIMITED, INTERNAL}
 
             # The bugs are fixed and Jira recovers: once due, the retries (re-mapped from IFS where no draft was
             # kept) go through; the parked record waits for a replay.

@@ -268,10 +268,10 @@ def sync(
         restore()
         connector.close()
     if as_json:
-        typer.echo(dumps(preview_document(runs.reports, [describe(e) for e in runs.errors])))
+        typer.echo(dumps(preview_document(connector.config, runs.reports, [describe(e) for e in runs.errors])))
     else:
         if dry_run:
-            print_preview(console, runs.reports, limit)
+            print_preview(console, connector.config, runs.reports, limit)
         _summary(runs.reports, dry_run=dry_run)
     if connector.stopping.is_set():
         err_console.print("Stopped by a signal at a safe point; the next `ml-connector sync` completes the rest.")

@@ -1,5 +1,8 @@
 """``sync --dry-run`` output: per record the issue that would be created or the fields that would change, and the
-failures of the whole batch grouped by reason (as a table, or one JSON document with ``--json``)."""
+failures of the whole batch grouped by reason (as a table, or one JSON document with ``--json``).
+
+The failures are grouped as a real sync's "Why" lines group them (per flow, by reason code, ``cli.reasons``), with
+the same fix (``diagnostics.fixes.reason_fix``)."""
 
 from __future__ import annotations
 
@@ -12,8 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ml_connector.engine.failures import group_reasons
+from ml_connector.cli.reasons import per_flow, print_reasons
+from ml_connector.config.models import ConnectorConfig
+from ml_connector.diagnostics.fixes import reason_fix
 from ml_connector.engine.report import PlannedAction, RunReport
+from ml_connector.reasons import label
+from ml_connector.store import FailureGroup
 
 TABLE_LIMIT = 50  # records shown per flow in the table when --limit is not given
 _VALUE_MAX = 80  # a long description is cut in the table (the JSON keeps it whole)
@@ -62,27 +69,50 @@ def plan_table(report: RunReport, limit: int | None) -> Table | None:
     return table
 
 
-def print_failure_groups(out: Console, reports: Sequence[RunReport]) -> None:
-    """Every reason records would fail, with its count over the whole batch and the fix."""
-    groups = group_reasons(reports)
-    if not groups:
-        return
-    out.print(f"Would fail, by reason ({sum(g.count for g in groups)} records):", highlight=False)
-    for group in groups:
-        where = ", ".join(group.flows)
-        out.print(f"  {group.count} x {group.error_class}: {escape(group.message)} (in {where})", highlight=False)
-        if group.fix:
-            out.print(f"    fix: {escape(group.fix)}", highlight=False)
+def _outbound(reports: Sequence[RunReport]) -> list[RunReport]:
+    return [r for r in reports if r.kind == "outbound"]
 
 
-def print_preview(out: Console, reports: Sequence[RunReport], limit: int | None) -> None:
-    for report in reports:
-        if report.kind == "outbound" and (table := plan_table(report, limit)) is not None:
+def _examples(reports: Sequence[RunReport]) -> dict[str, str]:
+    return {code: text for r in reports for code, text in r.examples.items()}
+
+
+def print_failure_groups(out: Console, config: ConnectorConfig, reports: Sequence[RunReport]) -> None:
+    """Every reason records would fail, per flow, with its count over the whole batch, its values and the fix."""
+    outbound = _outbound(reports)
+    print_reasons(out, config, "Would fail", per_flow(outbound, lambda r: r.causes), _examples(outbound), top=None)
+
+
+def print_preview(out: Console, config: ConnectorConfig, reports: Sequence[RunReport], limit: int | None) -> None:
+    for report in _outbound(reports):
+        if (table := plan_table(report, limit)) is not None:
             out.print(table)
-    print_failure_groups(out, [r for r in reports if r.kind == "outbound"])
+    print_failure_groups(out, config, reports)
 
 
-def preview_document(reports: Sequence[RunReport], errors: Sequence[str] = ()) -> dict[str, Any]:
+def failure_groups(config: ConnectorConfig, reports: Sequence[RunReport]) -> list[dict[str, Any]]:
+    """The failures of ``reports`` per flow and reason code, largest first: count, values with their counts, an
+    example message, the fix."""
+    examples = _examples(reports)
+
+    def entry(group: FailureGroup) -> dict[str, Any]:
+        return {
+            "reason": group.reason,
+            "label": label(group.reason),
+            "count": group.count,
+            "values": [{"value": v, "count": n} for v, n in group.values],
+            "example": examples.get(group.reason),
+            "fix": reason_fix(config, group.flow, group.reason, (v for v, _ in group.values)),
+            "flow": group.flow,
+        }
+
+    groups = [entry(g) for _, found in per_flow(reports, lambda r: r.causes) for g in found]
+    return sorted(groups, key=lambda g: -int(g["count"]))
+
+
+def preview_document(
+    config: ConnectorConfig, reports: Sequence[RunReport], errors: Sequence[str] = ()
+) -> dict[str, Any]:
     """``sync --dry-run --json``: per flow its counts and record previews, the batch's totals and its failures
     grouped by reason (counts over every record, whatever ``--limit`` kept)."""
     totals: Counter[str] = Counter()
@@ -92,13 +122,13 @@ def preview_document(reports: Sequence[RunReport], errors: Sequence[str] = ()) -
         entry = report.as_dict()
         if report.kind == "outbound":
             entry["records"] = [a.as_dict() for a in report.plan]
-            entry["failures"] = [g.as_dict() for g in group_reasons([report])]
+            entry["failures"] = failure_groups(config, [report])
         flows.append(entry)
     return {
         "dry_run": True,
         "flows": flows,
         "totals": dict(sorted(totals.items())),
-        "failures": [g.as_dict() for g in group_reasons([r for r in reports if r.kind == "outbound"])],
+        "failures": failure_groups(config, _outbound(reports)),
         "errors": list(errors),
     }
 

@@ -56,16 +56,20 @@ def value_counts(group: FailureGroup, limit: int = TOP_VALUES) -> str:
 
 
 def reason_lines(
-    config: ConnectorConfig, groups: Sequence[FailureGroup], examples: dict[str, str] | None = None
+    config: ConnectorConfig,
+    groups: Sequence[FailureGroup],
+    examples: dict[str, str] | None = None,
+    top: int | None = TOP_REASONS,
 ) -> list[tuple[int, str]]:
-    """(indent, Rich markup) lines: per reason its count, label and values, then ``fix:``; at most ``TOP_REASONS``."""
+    """(indent, Rich markup) lines: per reason its count, label and values, then ``fix:``; at most ``top`` reasons
+    (None: all)."""
     lines: list[tuple[int, str]] = []
-    for group in groups[:TOP_REASONS]:
+    for group in groups[:top]:
         detail = value_counts(group) or (examples or {}).get(group.reason, "")
         head = f"{group.count} x {label(group.reason)}" + (f": {detail}" if detail else "")
         fix = reason_fix(config, group.flow, group.reason, (v for v, _ in group.values))
         lines += [(2, escape(head)), (4, f"[bold]fix:[/] {escape(fix)}")]
-    rest = groups[TOP_REASONS:]
+    rest = groups[top:] if top is not None else []
     if rest:
         lines.append((2, f"{sum(g.count for g in rest)} more, for {len(rest)} other reason(s)"))
     return lines
@@ -77,13 +81,15 @@ def print_reasons(
     title: str,
     by_flow: Iterable[tuple[str, Sequence[FailureGroup]]],
     examples: dict[str, str] | None = None,
+    *,
+    top: int | None = TOP_REASONS,
 ) -> None:
-    """``title (flow):`` then the flow's reason lines, for each flow that has any."""
+    """``title (flow):`` then the flow's reason lines (at most ``top`` reasons), for each flow that has any."""
     for flow, groups in by_flow:
         if not groups:
             continue
         console.print(f"{title} ({escape(flow)}):", highlight=False)
-        for indent, line in reason_lines(config, groups, examples):
+        for indent, line in reason_lines(config, groups, examples, top):
             # Hanging indent: a line wrapped at the terminal's width stays under its reason.
             console.print(Padding(Text.from_markup(line), (0, 0, 0, indent), expand=False), highlight=False)
 

@@ -27,6 +27,7 @@ from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection, Ji
 from ml_connector.config.loader import read_yaml, validate
 from ml_connector.config.retired import drop_retired
 from ml_connector.errors import ConfigError
+from ml_connector.reasons import flow_path
 from ml_connector.template import check_template
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -395,8 +396,9 @@ class ConnectorConfig(StrictModel):
     @model_validator(mode="after")
     def _compile_templates(self) -> ConnectorConfig:
         # A ConfigError (not a ValueError) passes through pydantic with the exact path of the template.
-        for index, flow in enumerate(self.flows):
-            flow.check_templates(f"flows[{index}]")
+        names = [flow.name for flow in self.flows]
+        for flow in self.flows:
+            flow.check_templates(flow_path(names, flow.name))
         return self
 
     def secret_values(self) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """Which config key to fix for a credential or connection error: one mapping for `check` and for `sync`/`run`.
 
-A mapping error's fix is ``engine.failures.mapping_fix`` (the engine names it in dry runs)."""
+A failed or warned record's fix is ``reason_fix`` (the table is ``reasons.fix_for``)."""
 
 from __future__ import annotations
 
@@ -67,4 +67,4 @@ def reason_fix(config: ConnectorConfig, flow: str, code: str, values: Iterable[s
     """What to do about failed or warned records of ``flow`` with reason ``code`` and the varying ``values``: the
     config path to change, or the command to run next. The table is ``reasons.fix_for`` (the web, which must not
     import the diagnostics, reads it there too)."""
-    return r.fix_for([f.name for f in config.flows], flow, code, values)
+    return r.fix_for(config.flows, flow, code, values)

@@ -14,6 +14,7 @@ from ml_connector.errors import AuthError, ConnectorError, NotFound, Rejected, T
 from ml_connector.ifs import IfsClient
 from ml_connector.ifs.metadata import ServiceMetadata
 from ml_connector.ifs.odata import EntitySetRef, encode_query
+from ml_connector.reasons import flow_path
 
 SAMPLE_USERS = 3
 TENANT_DOWN = "check ifs.url and that the tenant is up"
@@ -56,9 +57,9 @@ class IfsChecks:
             for ref in self._entity_sets():
                 if ref.projection not in metadata:
                     metadata[ref.projection] = self._projection(ifs, ref.projection)
-            for flow_index, flow in enumerate(self.config.flows):
+            for flow in self.config.flows:
                 if flow.enabled:
-                    self._flow(ifs, metadata, flow_index, flow)
+                    self._flow(ifs, metadata, flow)
             self._lookups(ifs, metadata)
         finally:
             ifs.close()
@@ -139,8 +140,8 @@ class IfsChecks:
         self.findings.add("ifs", name, PASS, f"{len(dict.fromkeys(fields))} selected fields present")
         return True
 
-    def _flow(self, ifs: IfsClient, metadata: Metadata, index: int, flow: FlowConfig) -> None:
-        where = f"flows[{index}] ({flow.name})"
+    def _flow(self, ifs: IfsClient, metadata: Metadata, flow: FlowConfig) -> None:
+        where = flow_path([f.name for f in self.config.flows], flow.name)
         ref = EntitySetRef.parse(flow.entity_set)
         meta = metadata.get(ref.projection)
         if meta is None:

@@ -13,6 +13,7 @@ from ml_connector.diagnostics.jira_users import check_users
 from ml_connector.diagnostics.results import FAIL, PASS, WARN, Findings
 from ml_connector.errors import AuthError, ConnectorError, NotFound
 from ml_connector.jira.client import JiraClient
+from ml_connector.reasons import flow_path
 
 STATUS_CATEGORIES = {"new", "indeterminate", "done"}
 CHECK_URL = "check jira.url"
@@ -65,14 +66,15 @@ class JiraChecks:
         return jira_credentials_fix(self.config)
 
     def flows(self, jira: JiraClient) -> None:
-        flows = [(i, f) for i, f in enumerate(self.config.flows) if f.enabled]
+        flows = [f for f in self.config.flows if f.enabled]
         visible = self._projects(jira, flows)
         if visible is None:
             return
         registry = self.findings.guard("jira", "Jira fields", CHECK_URL, jira.fields)
         priorities = self.findings.guard("jira", "Jira priorities", CHECK_URL, jira.priorities)
-        for i, flow in flows:
-            where = f"flows[{i}] ({flow.name})"
+        names = [f.name for f in self.config.flows]
+        for flow in flows:
+            where = flow_path(names, flow.name)
             resolved = check_custom_fields(self.findings, registry, where, flow) if registry is not None else {}
             projects = _projects_of(flow, visible)
             check_create_screens(self.findings, jira, projects, where, flow, resolved)
@@ -81,13 +83,14 @@ class JiraChecks:
             self._writeback_statuses(jira, projects, where, flow)
             check_users(self.findings, jira, where, flow, self._samples)
 
-    def _projects(self, jira: JiraClient, flows: list[tuple[int, FlowConfig]]) -> set[str] | None:
+    def _projects(self, jira: JiraClient, flows: list[FlowConfig]) -> set[str] | None:
         """The mapped project keys the connector's user sees (each checked), or None if Jira could not list them."""
         wanted: dict[str, list[str]] = {}
-        for i, flow in flows:
+        names = [f.name for f in self.config.flows]
+        for flow in flows:
             for key in [flow.mapping.project.default, *flow.mapping.project.map.values()]:
                 if key:
-                    wanted.setdefault(key, []).append(f"flows[{i}].mapping.project")
+                    wanted.setdefault(key, []).append(f"{flow_path(names, flow.name)}.mapping.project")
         found = self.findings.guard("jira", "Jira projects", CHECK_URL, lambda: jira.projects(sorted(wanted)))
         if found is None:
             return None

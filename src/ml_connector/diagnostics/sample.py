@@ -10,23 +10,24 @@ from typing import Any, cast
 
 from ml_connector.config.connections import IFS_MAX_PAGE_SIZE
 from ml_connector.config.models import ConnectorConfig, FlowConfig, ValueMap
+from ml_connector.diagnostics.fixes import reason_fix
 from ml_connector.diagnostics.results import FAIL, PASS, WARN, Findings, why
 from ml_connector.diagnostics.suggest import with_suggestion
 from ml_connector.engine.apply import fallback_email_of
-from ml_connector.engine.failures import mapping_fix
 from ml_connector.engine.outbound import OutboundSync
 from ml_connector.engine.runtime import Connector
 from ml_connector.errors import ConfigError, MappingError
 from ml_connector.ifs import IfsClient
 from ml_connector.jira.client import JiraClient
 from ml_connector.mapping import MappingContext, map_issue, mapping_problems
+from ml_connector.reasons import USER_NOT_FOUND, flow_path, reason_of
 from ml_connector.store import Store
 
 SYSTEM = "mapping"
 MAX_USER_LOOKUPS = 100  # distinct assignee emails looked up per flow
 Row = dict[str, Any]
-# (field, value the mapping could not place, unmapped?, message) → the keys of the records it stopped
-Problems = dict[tuple[str, str, bool, str], list[str]]
+# (field, value the mapping could not place, unmapped?, message, reason code) → the keys of the records it stopped
+Problems = dict[tuple[str, str, bool, str, str | None], list[str]]
 
 
 class SampleChecks:
@@ -63,7 +64,8 @@ class SampleChecks:
             ctx = self._context(flow)
             lines = OutboundSync(self.connector, flow).read_lines(rows, key_ordered=True)
         except Exception as exc:  # a read refused or a broken answer: say so, the other flows still run
-            self.findings.add(SYSTEM, name, FAIL, why(exc), f"check flows.{flow.name} and the IFS/Jira rows above")
+            where = flow_path([f.name for f in self.config.flows], flow.name)
+            self.findings.add(SYSTEM, name, FAIL, why(exc), f"check {where} and the IFS/Jira rows above")
             return
         problems: Problems = defaultdict(list)
         emails: dict[str, list[str]] = defaultdict(list)
@@ -72,13 +74,15 @@ class SampleChecks:
             own = lines.get(row.get(flow.lines.parent_key), []) if flow.lines else []
             found = mapping_problems(row, flow, ctx, lines=own)
             for error in found:
-                problems[(error.field or "", str(error.value or ""), error.unmapped, error.message)].append(key)
+                problem = (error.field or "", str(error.value or ""), error.unmapped, error.message, error.reason)
+                problems[problem].append(key)
             if not found:
                 draft = map_issue(row, flow, ctx, lines=own)
                 if draft.assignee_email:
                     emails[draft.assignee_email].append(key)
-        for (field, value, unmapped, message), keys in sorted(problems.items(), key=lambda item: -len(item[1])):
-            self._problem(flow, ctx, field, value, unmapped, message, keys)
+        for (field, value, unmapped, message, reason), keys in sorted(problems.items(), key=lambda item: -len(item[1])):
+            error = MappingError(message, field=field, value=value, unmapped=unmapped, reason=reason)
+            self._problem(flow, ctx, error, keys)
         self._users(flow, emails)
         if not problems:
             self.findings.add(SYSTEM, name, PASS, f"all {len(rows)} records read map to an issue")
@@ -108,19 +112,12 @@ class SampleChecks:
         except ConfigError:
             return self.connector.mapping_context(flow, with_fields=False)
 
-    def _problem(
-        self,
-        flow: FlowConfig,
-        ctx: MappingContext,
-        field: str,
-        value: str,
-        unmapped: bool,
-        message: str,
-        keys: Sequence[str],
-    ) -> None:
+    def _problem(self, flow: FlowConfig, ctx: MappingContext, error: MappingError, keys: Sequence[str]) -> None:
+        """One row per problem, with the fix a real sync's summary names for the same reason."""
+        field, value, unmapped, message = error.field or "", str(error.value), error.unmapped, error.message
         count = f"{len(keys)} record{'s' if len(keys) != 1 else ''}"
-        error = MappingError(message, field=field, value=value, unmapped=unmapped)
-        fix = mapping_fix(flow, error) or "correct the records in IFS"
+        reason = reason_of(error)
+        fix = reason_fix(self.config, flow.name, reason.code, [reason.value])
         shown = value or f"blank {_source(flow, field)}"
         if unmapped:
             what = {"project": "Jira project", "priority": "Jira priority"}.get(field, f"option for {field!r}")
@@ -138,7 +135,6 @@ class SampleChecks:
     def _users(self, flow: FlowConfig, emails: dict[str, list[str]]) -> None:
         """Assignees without a Jira user: their issues go to the fallback user, or stay unassigned."""
         fallback = fallback_email_of(flow)
-        where = f"flows.{flow.name}.mapping.assignee"
         for email, keys in sorted(emails.items(), key=lambda item: -len(item[1]))[:MAX_USER_LOOKUPS]:
             if self.connector.jira.users.resolve(email).found:
                 continue
@@ -148,7 +144,7 @@ class SampleChecks:
                 f"{flow.name}: assignee {email}",
                 WARN,
                 f"{email} ({len(keys)} records) has no Jira user: {then}",
-                f"invite the user to Jira, or map the person under {where}.emails or set {where}.fallback_email",
+                reason_fix(self.config, flow.name, USER_NOT_FOUND, [email]),
             )
 
 

@@ -14,15 +14,13 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from ml_connector.config.models import FlowConfig, SyncPolicy, ValueMap
+from ml_connector.config.models import SyncPolicy
 from ml_connector.errors import (
     AuthError,
     ConcurrencyConflict,
@@ -40,9 +38,6 @@ from ml_connector.jira.models import JiraFailure
 from ml_connector.logging import known_secrets
 from ml_connector.reasons import OTHER, Reason, reason_of
 from ml_connector.store import PARKED, RETRY
-
-if TYPE_CHECKING:
-    from ml_connector.engine.report import RunReport
 
 INTERNAL_ERROR = "InternalError"
 _MAX_MESSAGE = 1000
@@ -169,66 +164,3 @@ def decide(
     return FailureDecision(
         RETRY, attempts, now + timedelta(seconds=delay), name, message, backoff_seconds=delay, reason=reason
     )
-
-
-@dataclass(frozen=True)
-class ReasonGroup:
-    """Records that failed (or would fail) for one reason, with the config key that fixes it when one does."""
-
-    error_class: str
-    message: str
-    count: int
-    fix: str | None = None
-    flows: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "error_class": self.error_class,
-            "reason": self.message,
-            "count": self.count,
-            "fix": self.fix,
-            "flows": list(self.flows),
-        }
-
-
-def group_reasons(reports: Iterable[RunReport]) -> list[ReasonGroup]:
-    """The reasons of ``reports`` (``RunReport.reasons``, already grouped per run), merged, most frequent first."""
-    counts: Counter[tuple[str, str]] = Counter()
-    fixes: dict[tuple[str, str], str] = {}
-    flows: dict[tuple[str, str], list[str]] = {}
-    for report in reports:
-        counts.update(report.reasons)
-        fixes.update(report.fixes)
-        for reason in report.reasons:
-            flows.setdefault(reason, [])
-            if report.flow not in flows[reason]:
-                flows[reason].append(report.flow)
-    return [
-        ReasonGroup(
-            error_class, message, count, fixes.get((error_class, message)), tuple(flows[(error_class, message)])
-        )
-        for (error_class, message), count in counts.most_common()
-    ]
-
-
-def mapping_fix(flow: FlowConfig, error: BaseException) -> str | None:
-    """The config key to change for a record the flow's mapping refuses (``check --sample``, the dry run)."""
-    if not isinstance(error, MappingError) or not error.field:
-        return None
-    where = f"flows.{flow.name}.mapping"
-    mapping = flow.mapping
-    if error.field in {"project", "priority"}:
-        spec = mapping.project if error.field == "project" else mapping.priority
-        if error.unmapped:
-            return f"add it under {where}.{error.field}.map (or set {where}.{error.field}.default)"
-        source = "map" if spec is not None and error.value in spec.map.values() else "default"
-        return f"correct the Jira {error.field} under {where}.{error.field}.{source}"
-    if error.field in mapping.custom_fields:
-        path = f"{where}.custom_fields.{error.field}"
-        if error.unmapped:
-            return f"add it under {path}.map (or set {path}.default)"
-        mapped = isinstance(mapping.custom_fields[error.field], ValueMap)
-        return f"correct {path}.map" if mapped else f"change the template {path}"
-    if error.field == "summary":
-        return f"change the template {where}.summary"
-    return None

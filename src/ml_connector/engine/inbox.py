@@ -54,14 +54,5 @@ def process_inbox(
                 break
             if observe is not None:
                 observe(batch, time.monotonic() - started)
-            _merge(total, batch)
+            total.merge(batch)
         return total
-
-
-def _merge(total: RunReport, batch: RunReport) -> None:
-    total.counts.update(batch.counts)
-    total.reasons.update(batch.reasons)
-    total.fixes.update(batch.fixes)
-    total.interrupted = total.interrupted or batch.interrupted
-    total.rate_limit_wait_s += batch.rate_limit_wait_s
-    total.quota_points += batch.quota_points

@@ -207,7 +207,8 @@ class OutboundSync:
             def metadata() -> tuple[Mapping[str, FieldTarget], FieldRegistry]:
                 return self._context().fields, self.c.field_registry()
 
-            self._preview = Previewer(self.flow, metadata, partial(self.c.account_ids, remember=False))
+            accounts = partial(self.c.account_ids, remember=False)
+            self._preview = Previewer(self.flow, metadata, accounts, flows=self.c.config.flows)
         return self._preview
 
     def _mapper(self, rows: Sequence[Row], *, key_ordered: bool) -> MapRow:

@@ -11,12 +11,13 @@ from typing import Any
 
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.apply import draft_from_dict, edit_payload, fallback_email_of, issue_payload
-from ml_connector.engine.failures import describe, error_class, mapping_fix
+from ml_connector.engine.failures import describe, error_class
 from ml_connector.engine.plan import Create, Fail, Plan, Reconcile, Skip, Update
 from ml_connector.engine.report import PlannedAction, RunReport
 from ml_connector.jira import adf
 from ml_connector.jira.fields import FieldRegistry
 from ml_connector.mapping import FieldTarget, IssueDraft
+from ml_connector.reasons import fix_for, reason_of
 
 AccountLookup = Callable[[set[str]], Mapping[str, str | None]]
 # Jira's names of the system fields a payload carries (GET /field names them too; this covers a registry without them)
@@ -33,28 +34,33 @@ SYSTEM_NAMES = {
 
 class Previewer:
     """Turns one flow's plans into record previews; ``metadata`` gives the resolved fields and the field registry
-    (asked only when some plan needs a payload), ``accounts`` resolves emails to Jira accounts without caching."""
+    (asked only when some plan needs a payload), ``accounts`` resolves emails to Jira accounts without caching;
+    ``flows`` are the configured flows (``flow`` among them), which a failure's fix names the flow's path among."""
 
     def __init__(
         self,
         flow: FlowConfig,
         metadata: Callable[[], tuple[Mapping[str, FieldTarget], FieldRegistry]],
         accounts: AccountLookup,
+        *,
+        flows: Sequence[FlowConfig],
     ) -> None:
         self.flow = flow
+        self.flows = flows
         self._metadata = metadata
         self._lookup = accounts
         self._accounts: dict[str, str | None] = {}  # across pages: each email is looked up once per run
         self.fallback = fallback_email_of(flow)
 
     def add_page(self, plans: Sequence[Plan], report: RunReport) -> None:
-        """Count every plan as ``would_<action>`` (failures grouped by reason) and keep previews up to the limit."""
+        """Count every plan as ``would_<action>`` (failures by reason code, as a real run counts them) and keep
+        previews up to the limit."""
         self._resolve(plans)
         for plan in plans:
             action = self.preview(plan)
             report.add(f"would_{action.action}")
-            if action.action == "fail":
-                report.note_reason(action.error_class or "", action.reason or "", action.fix)
+            if action.cause is not None:
+                report.note_cause(action.cause, action.reason or "")
             report.keep_planned(action)
 
     def preview(self, plan: Plan) -> PlannedAction:
@@ -74,9 +80,9 @@ class Previewer:
             return self._failed(plan.key, exc)
 
     def _failed(self, key: str, error: BaseException) -> PlannedAction:
-        return PlannedAction(
-            key, "fail", reason=describe(error), error_class=error_class(error), fix=mapping_fix(self.flow, error)
-        )
+        cause = reason_of(error)
+        fix = fix_for(self.flows, self.flow.name, cause.code, [cause.value])
+        return PlannedAction(key, "fail", reason=describe(error), error_class=error_class(error), fix=fix, cause=cause)
 
     def _update(self, plan: Update) -> PlannedAction:
         new_fields, warnings = self._payload(plan.draft)

@@ -40,6 +40,7 @@ class PlannedAction:
     warnings: list[str] = field(default_factory=list)
     error_class: str | None = None
     fix: str | None = None  # fail: the config key to change
+    cause: Reason | None = None  # fail: the reason code (and value) the run's failures are grouped by
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +50,7 @@ class PlannedAction:
             "fields": self.fields,
             "warnings": self.warnings,
             "reason": self.reason,
+            "reason_code": self.cause.code if self.cause else None,
             "error_class": self.error_class,
             "fix": self.fix,
         }
@@ -65,11 +67,10 @@ class RunReport:
     plan_limit: int | None = None  # dry run: records kept in ``plan`` (None: all); counts always cover every record
     error: str | None = None
     interrupted: bool = False
-    reasons: Counter[tuple[str, str]] = field(default_factory=Counter)
-    causes: Counter[Reason] = field(default_factory=Counter)  # this run's failures by reason (code and value)
+    # This run's failures (a dry run's: the records that would fail) by reason, code and value.
+    causes: Counter[Reason] = field(default_factory=Counter)
     notes: Counter[Reason] = field(default_factory=Counter)  # this run's warnings by reason
     examples: dict[str, str] = field(default_factory=dict)  # one message per failure reason code
-    fixes: dict[tuple[str, str], str] = field(default_factory=dict)  # a reason → the config key that fixes it
     rate_limit_wait_s: float = 0.0  # seconds calls waited out 429s (summed over concurrent calls)
     quota_points: int = 0  # Jira points-quota points the run's calls used, as the quota headers told (OAuth only)
     # Pipelined pages and concurrent calls count from several threads.
@@ -82,23 +83,31 @@ class RunReport:
     def add_failure(self, decision: FailureDecision) -> None:
         """Count a record's failure (``failed``, ``deferred`` or ``parked``) and remember its reason."""
         self.add(decision.outcome)
-        self.note_reason(decision.error_class, decision.message)
+        self.note_cause(decision.reason, decision.message)
+
+    def note_cause(self, reason: Reason, message: str) -> None:
+        """Count a failure by its reason; the first message per code is kept, without ids (".../issue/10042" →
+        ".../issue/…"), as the example a value-less reason shows."""
         with self._lock:
-            self.causes[decision.reason] += 1
-            self.examples.setdefault(decision.reason.code, _ID_SEGMENT.sub("…", decision.message))
+            self.causes[reason] += 1
+            self.examples.setdefault(reason.code, _ID_SEGMENT.sub("…", message))
+
+    def merge(self, other: RunReport) -> None:
+        """Add ``other``'s counts, reasons and waits (one batch of a run made of batches)."""
+        with self._lock:
+            self.counts.update(other.counts)
+            self.causes.update(other.causes)
+            self.notes.update(other.notes)
+            for code, example in other.examples.items():
+                self.examples.setdefault(code, example)
+            self.interrupted = self.interrupted or other.interrupted
+            self.rate_limit_wait_s += other.rate_limit_wait_s
+            self.quota_points += other.quota_points
 
     def note_warnings(self, reasons: Iterable[Reason]) -> None:
         """Count warnings (the record synced, not quite as mapped) by reason."""
         with self._lock:
             self.notes.update(reasons)
-
-    def note_reason(self, error_class: str, message: str, fix: str | None = None) -> None:
-        # Grouped without ids (".../issue/10042" → ".../issue/…"), so one cause is one line however many records.
-        reason = (error_class, _ID_SEGMENT.sub("…", message))
-        with self._lock:
-            self.reasons[reason] += 1
-            if fix:
-                self.fixes[reason] = fix
 
     def keep_planned(self, action: PlannedAction) -> None:
         """Keep a dry run's record preview while under ``plan_limit``."""

@@ -21,6 +21,7 @@ from ml_connector.jira.client import JiraClient
 from ml_connector.jira.fields import FieldRegistry, split_field_name
 from ml_connector.jira.tokens import TokenStore
 from ml_connector.mapping import FieldTarget, MappingContext
+from ml_connector.reasons import flow_path
 from ml_connector.store import Store
 
 USER_CACHE_AGE = timedelta(hours=24)
@@ -179,9 +180,8 @@ class Connector:
         registry = self.field_registry()
         targets: dict[str, FieldTarget] = {}
         for configured in flow.mapping.custom_fields:
-            field_id = registry.resolve_configured(
-                configured, path=f"flows.{flow.name}.mapping.custom_fields.{configured}"
-            )
+            where = flow_path([f.name for f in self.config.flows], flow.name)
+            field_id = registry.resolve_configured(configured, path=f"{where}.mapping.custom_fields.{configured}")
             info = registry.get(field_id)
             kind = _field_kind(info.custom_type if info else None, info.schema_type if info else None)
             targets[configured] = FieldTarget(

@@ -45,7 +45,7 @@ def test_sync_status_records_audit_replay(tmp_path: Path) -> None:
         assert "created" in first.stdout and "parked" in first.stdout
         assert "1 parked in the failed queue" in first.stdout and "replay --failed" in first.stdout
         assert "1 x summary too long: summary is" in first.stdout  # the reason, grouped, with the fix
-        assert "fix: shorten flows[0].mapping.summary" in first.stdout
+        assert "fix: change the template flows[0].mapping.summary" in first.stdout
 
         idle = _cli("sync", "-c", str(path))  # nothing new: a record parked earlier does not fail this run
         assert idle.returncode == 0, idle.stdout + idle.stderr

@@ -18,6 +18,11 @@ from ml_connector.cli.app import ExitCode
 
 CUSTOM = {"GL Account", "Cost Center (textfield)", "Cost Center (select)", "Supplier", "IFS Reference"}
 
+TOO_LONG_FIX = (
+    "change the template flows[0].mapping.summary to stay within 255 characters "
+    "(e.g. {{ Description | truncate(200) }})"
+)
+
 
 def _config(w: World, tmp_path: Path) -> Path:
     data = example_config()
@@ -85,16 +90,19 @@ def test_dry_run_json_lists_every_record_and_writes_nothing(tmp_path: Path) -> N
         assert any(r["fields"].get("Assignee", "").endswith("@example.com") for r in records.values())
         failed = records[too_long]
         assert failed["action"] == "fail" and failed["error_class"] == "MappingError"
-        assert failed["fix"] == "change the template flows.purchase_orders.mapping.summary"
+        assert failed["fix"] == TOO_LONG_FIX and failed["reason_code"] == "summary_too_long"
         assert document["failures"] == [
             {
-                "error_class": "MappingError",
-                "reason": f"summary is {len(f'PO {too_long}: ') + 300} characters; Jira allows 255",
+                "reason": "summary_too_long",
+                "label": "summary too long",
                 "count": 1,
-                "fix": "change the template flows.purchase_orders.mapping.summary",
-                "flows": ["purchase_orders"],
+                "values": [{"value": None, "count": 1}],
+                "example": f"summary is {len(f'PO {too_long}: ') + 300} characters; Jira allows 255",
+                "fix": TOO_LONG_FIX,
+                "flow": "purchase_orders",
             }
         ]
+        assert po["failures"] == document["failures"]
         _no_writes(w)
         # The store holds only the schema and the last contact per system (system_health, what /readyz reads): no
         # record, run, cursor, audit event or cached user lookup.
@@ -121,22 +129,23 @@ def test_limit_shows_a_few_and_counts_the_whole_batch(tmp_path: Path) -> None:
         po = _flow(short, "purchase_orders")
         assert len(po["records"]) == 3
         assert po["counts"]["would_fail"] == sum(unmapped.values())
-        assert {g["reason"]: g["count"] for g in short["failures"]} == {
-            f"no project mapped for ProjectId={value!r} and no default": n for value, n in unmapped.items()
-        }
-        assert {g["fix"] for g in short["failures"]} == {
-            "add it under flows.purchase_orders.mapping.project.map "
-            "(or set flows.purchase_orders.mapping.project.default)"
-        }
+        [group] = short["failures"]  # one reason code; its values counted over the whole batch
+        assert (group["reason"], group["count"]) == ("unmapped_project", sum(unmapped.values()))
+        assert {v["value"] or "": v["count"] for v in group["values"]} == unmapped
+        top = [repr(v["value"]) for v in group["values"] if v["value"] is not None][:5]
+        assert group["fix"] == (
+            f"add {', '.join(top)} under flows[0].mapping.project.map (or set flows[0].mapping.project.default)"
+        )
 
         table = _cli("sync", "--dry-run", "--limit", "2", "-c", str(path))
         out = " ".join(table.stdout.split())
         assert table.returncode == ExitCode.RECORDS_FAILED, table.stderr
         assert f"purchase_orders: what would be written (first 2 of {len(in_scope)} records)" in out
-        assert f"Would fail, by reason ({sum(unmapped.values())} records)" in out
-        top_value, top_count = max(unmapped.items(), key=lambda item: item[1])
-        assert f"{top_count} x MappingError: no project mapped for ProjectId={top_value!r}" in out
-        assert "fix: add it under flows.purchase_orders.mapping.project.map" in out
+        # The same lines a real sync prints under "Why": count, label, values, the fix naming them.
+        first = group["values"][0]  # the most frequent value, as the JSON counted it
+        shown = f"{first['value']!r} x{first['count']}" if first["value"] else f"(blank) x{first['count']}"
+        assert f"Would fail (purchase_orders): {sum(unmapped.values())} x no project mapped: {shown}" in out
+        assert f"fix: add {top[0]}" in out and "under flows[0].mapping.project.map" in out
         assert "customfield_" not in out and "HTTP Request" not in table.stderr
         refused = _cli("sync", "--json", "-c", str(path))  # the preview options need --dry-run: never a real run
         assert refused.returncode == ExitCode.CONFIG and "add --dry-run" in refused.stderr

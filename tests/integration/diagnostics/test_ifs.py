@@ -31,7 +31,7 @@ def test_missing_field_in_select(env: None, tmp_path: Path) -> None:
     [failed] = failures(tmp_path, data)
     assert failed["name"] == "PurchaseOrderHandling.svc/PurchaseOrderSet fields"
     assert failed["detail"] == "not in $metadata: VendorName, description (did you mean Description?)"
-    assert "flows[0] (purchase_orders).select" in failed["fix"]
+    assert "flows[0].select / key / cursor_field" in failed["fix"]
 
 
 @pytest.fixture

@@ -62,14 +62,15 @@ def test_project_missing_from_the_map(env: None, w: World, tmp_path: Path) -> No
     mapping = [r for r in rows if r["system"] == "mapping" and r["status"] == "fail"]
     unmapped = {p: n for p, n in _sample_projects(w).items() if p not in ("PRJ-1000", "PRJ-1001")}
     assert len(mapping) == len(unmapped) and unmapped
-    where = "flows.purchase_orders.mapping.project"
+    where = "flows[0].mapping.project"
     for project, n in unmapped.items():
         if not project:
             continue
         [row] = [r for r in mapping if r["name"] == f"purchase_orders: project {project}"]
         plural = "s" if n != 1 else ""
         assert _line(row) == (
-            f"{project} ({n} record{plural}) has no Jira project: add it under {where}.map (or set {where}.default)"
+            f"{project} ({n} record{plural}) has no Jira project: "
+            f"add {project!r} under {where}.map (or set {where}.default)"
         )
     counts = [int(r["detail"].split("(")[1].split(" ")[0]) for r in mapping]
     assert counts == sorted(counts, reverse=True)  # the biggest group first
@@ -85,15 +86,18 @@ def test_misspelt_custom_field_name(env: None, w: World, tmp_path: Path) -> None
     assert code == ExitCode.ERROR
     [failed] = [r for r in rows if r["status"] == "fail"]
     assert failed["name"] == "purchase_orders: field 'Cost Centre:text'"
-    assert failed["fix"] == (
-        "correct the field name in flows[0] (purchase_orders).mapping.custom_fields: did you mean 'Cost Center'?"
-    )
+    assert failed["fix"] == "correct the field name in flows[0].mapping.custom_fields: did you mean 'Cost Center'?"
     # The sample still maps (without that field): nothing else is wrong with the data.
     assert [r for r in rows if r["system"] == "mapping" and r["status"] == "fail"] == []
     # The simulated tenant has a buyer without a Jira account: a warning naming where to map the person.
     users = [r for r in rows if r["system"] == "mapping" and r["status"] == "warn"]
     assert users and all(r["detail"].endswith("has no Jira user: left unassigned") for r in users)
-    assert "flows.purchase_orders.mapping.assignee.emails" in users[0]["fix"]
+    # The fix a real sync's "Warnings" lines give for the same reason (reasons.USER_NOT_FOUND), naming the email.
+    email = users[0]["name"].removeprefix("purchase_orders: assignee ")
+    assert users[0]["fix"] == (
+        f"give {email} a Jira account, map them to other emails under flows[0].mapping.assignee.emails, "
+        "or set flows[0].mapping.assignee.fallback_email"
+    )
     _reads_only(w)
 
 
@@ -108,12 +112,18 @@ def test_misspelt_priority_and_option_names(env: None, w: World, tmp_path: Path)
     assert priority["status"] == "fail"
     assert priority["detail"].startswith("Jira priority 'Hihg' (")
     assert priority["detail"].endswith("records) does not exist; did you mean 'High'?")
-    assert priority["fix"] == "correct the Jira priority under flows.purchase_orders.mapping.priority.map"
+    assert priority["fix"] == (
+        "correct the Jira priority 'Hihg' in flows[0].mapping.priority.map (`ml-connector check` lists the priorities "
+        "Jira has)"
+    )
     [option] = [r for r in rows if r["name"] == "purchase_orders: Cost Center:select CC 200"]
     assert option["detail"].startswith("'CC 200' (") and option["detail"].endswith(
         "records) is not an option of 'Cost Center:select'; did you mean 'CC-200'?"
     )
-    assert option["fix"] == "correct flows.purchase_orders.mapping.custom_fields.Cost Center:select.map"
+    assert option["fix"] == (
+        "correct 'CC 200' in flows[0].mapping.custom_fields.Cost Center:select.map (or its default): Jira field "
+        "'Cost Center:select' takes one of its options (`ml-connector check` lists them)"
+    )
     _reads_only(w)
 
 
@@ -150,6 +160,6 @@ def test_a_flow_whose_records_cannot_be_read_fails_alone(env: None, w: World, tm
     assert "500" in samples["work_orders: sample of 20"]["detail"]
     assert samples["purchase_orders: sample of 20"]["status"] == "fail"
     assert "got text/html" in samples["purchase_orders: sample of 20"]["detail"]
-    assert samples["purchase_orders: sample of 20"]["fix"] == "check flows.purchase_orders and the IFS/Jira rows above"
+    assert samples["purchase_orders: sample of 20"]["fix"] == "check flows[0] and the IFS/Jira rows above"
     assert rows[-1]["system"] == "web"  # the checks after the sample still ran
     _reads_only(w)

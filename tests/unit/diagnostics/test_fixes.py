@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ml_connector import reasons
-from ml_connector.config.models import ConnectorConfig, load_config
+from ml_connector.config.models import ConnectorConfig, FlowConfig, load_config
 from ml_connector.diagnostics.fixes import config_fix, reason_fix
 from ml_connector.errors import AuthError, ConnectorError, NotFound, Unavailable
 
@@ -27,8 +27,10 @@ def config() -> ConnectorConfig:
         (Unavailable("could not connect", system="ifs", not_sent=True), "ifs.url"),
         (NotFound("no realm", system="ifs-iam"), "ifs.realm"),
         (AuthError("401", system="jira"), "jira.auth.api_token"),
-        (Unavailable("could not connect (ConnectError: certificate verify failed)", system="jira", not_sent=True),
-         "jira.url"),
+        (
+            Unavailable("could not connect (ConnectError: certificate verify failed)", system="jira", not_sent=True),
+            "jira.url",
+        ),
     ],
 )
 def test_names_the_key(config: ConnectorConfig, error: ConnectorError, key: str) -> None:
@@ -65,8 +67,8 @@ def test_stays_silent_when_no_key_explains_it(config: ConnectorConfig, error: Ba
             ["Supplier tier=T9", "Supplier tier=T8", "Region=X"],
             "add 'T9', 'T8' under flows[0].mapping.custom_fields.Supplier tier.map",
         ),
-        (reasons.UNKNOWN_PROJECT, ["NOPE"], "flows[0].mapping.project.map names Jira project 'NOPE'"),
-        (reasons.SUMMARY_TOO_LONG, [], "shorten flows[0].mapping.summary"),
+        (reasons.UNKNOWN_PROJECT, ["NOPE"], "correct the Jira project 'NOPE' in flows[0].mapping.project.map (or"),
+        (reasons.SUMMARY_TOO_LONG, [], "change the template flows[0].mapping.summary to stay within 255"),
         (reasons.USER_NOT_FOUND, ["a@example.com"], "flows[0].mapping.assignee.fallback_email"),
         (reasons.NO_EMAIL, ["P1"], "add 'P1' under flows[0].mapping.assignee.emails"),
         (reasons.UNAVAILABLE, ["jira"], "`ml-connector check`"),
@@ -92,3 +94,45 @@ def test_every_reason_code_has_its_own_fix_and_label(config: ConnectorConfig) ->
     for code in set(reasons.LABELS) - {reasons.OTHER}:  # "other" is the fallback itself
         assert reason_fix(config, "purchase_orders", code, ["x=y"]) != fallback, code
         assert reasons.label(code) and "_" not in reasons.label(code), code
+
+
+def test_reason_fix_tells_a_map_entry_from_the_default_and_a_value_map_from_a_template() -> None:
+    flow = {
+        "name": "purchase_orders",
+        "preset": "purchase_orders",
+        "mapping": {
+            "project": {"source": "ProjectId", "map": {"PRJ-1": "CAPX"}, "default": "PROK"},
+            "issue_type": "Task",
+            "summary": "PO {{ OrderNo }}",
+            "priority": {"source": "Tier", "map": {"T1": "Hihg"}, "default": "Mediun"},
+            "custom_fields": {"Cost Center:select": {"source": "CodeB", "map": {}}, "Ref": "{{ OrderNo }}"},
+        },
+    }
+    config = load_config(EXAMPLE, env={})
+    config = config.model_copy(update={"flows": [config.flows[1], FlowConfig.model_validate(flow)]})
+    at = "flows[1].mapping"
+
+    def fix(code: str, *values: str) -> str:
+        return reason_fix(config, "purchase_orders", code, values)
+
+    assert fix(reasons.UNKNOWN_PROJECT, "CAPX").startswith(f"correct the Jira project 'CAPX' in {at}.project.map,")
+    assert fix(reasons.UNKNOWN_PROJECT, "PROK").startswith(f"correct the Jira project 'PROK' in {at}.project.default,")
+    assert fix(reasons.UNKNOWN_PRIORITY, "Hihg").startswith(f"correct the Jira priority 'Hihg' in {at}.priority.map ")
+    assert fix(reasons.UNKNOWN_PRIORITY, "Mediun").startswith(
+        f"correct the Jira priority 'Mediun' in {at}.priority.default "
+    )
+    cost = f"{at}.custom_fields.Cost Center:select"
+    assert fix(reasons.UNMAPPED_OPTION, "Cost Center:select=CC9") == (
+        f"add 'CC9' under {cost}.map (or set {cost}.default)"
+    )
+    assert fix(reasons.OPTION_NOT_ALLOWED, "Cost Center:select=CC 9").startswith(f"correct 'CC 9' in {cost}.map")
+    assert fix(reasons.OPTION_NOT_ALLOWED, "Ref=x 1") == (
+        f"change the template {at}.custom_fields.Ref: it gives 'x 1', and Jira field 'Ref' takes one of its options "
+        "(`ml-connector check` lists them)"
+    )
+    assert fix(reasons.NOT_A_NUMBER, "Ref=twelve") == (
+        f"change the template {at}.custom_fields.Ref: it gives 'twelve', and Jira field 'Ref' takes numbers"
+    )
+    assert fix(reasons.TEMPLATE_ERROR, "PO {{ OrderNo }}").startswith(f"change the template {at}.summary (")
+    assert fix(reasons.TEMPLATE_ERROR, "{{ gone }}").startswith(f"fix the template '{{{{ gone }}}}' under {at} (")
+    assert fix(reasons.EMPTY_SUMMARY).startswith(f"change the template {at}.summary: it renders empty")

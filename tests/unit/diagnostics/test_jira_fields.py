@@ -12,7 +12,7 @@ from ml_connector.jira.fields import FieldRegistry
 from ..jira.test_fields import FIELDS
 from .helpers import example
 
-WHERE = "flows[0] (purchase_orders)"
+WHERE = "flows[0]"
 
 
 def _check(tmp_path: Path, custom_fields: dict[str, str]) -> tuple[dict[str, str], Findings]:

@@ -8,14 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.exc import OperationalError
 
-from ml_connector.config.models import FlowConfig, SyncPolicy
+from ml_connector.config.models import SyncPolicy
 from ml_connector.engine.failures import (
     backoff_ceiling,
     create_failure_error,
     decide,
-    group_reasons,
     is_systemic,
-    mapping_fix,
 )
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.timestamps import format_ts, parse_ts
@@ -32,6 +30,7 @@ from ml_connector.errors import (
 )
 from ml_connector.jira.models import JiraFailure
 from ml_connector.logging import register_secret
+from ml_connector.reasons import RATE_LIMITED, UNAVAILABLE, Reason
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -172,10 +171,8 @@ def test_the_report_is_partial_and_groups_reasons_without_ids() -> None:
         report.add_failure(decide(error, attempts_so_far=0, policy=SyncPolicy(), now=NOW))
     report.add_failure(decide(RateLimited("429 slow down"), attempts_so_far=0, policy=SyncPolicy(), now=NOW))
     assert report.status == "partial" and report.counts["failed"] == 2 and report.counts["deferred"] == 1
-    assert report.reasons.most_common() == [
-        (("Unavailable", "jira: 500 Injected failure (PUT /rest/api/3/issue/…)"), 2),
-        (("RateLimited", "429 slow down"), 1),
-    ]
+    assert report.causes.most_common() == [(Reason(UNAVAILABLE, "jira"), 2), (Reason(RATE_LIMITED), 1)]
+    assert report.examples[UNAVAILABLE] == "jira: 500 Injected failure (PUT /rest/api/3/issue/…)"
     waiting_only = RunReport("work_orders", "outbound")
     waiting_only.add("waiting")
     assert waiting_only.status == "partial"
@@ -188,52 +185,3 @@ def test_timestamps_round_trip_and_jira_offsets_parse() -> None:
     assert parse_ts("not a time") is None
     jira = parse_jira_ts("2026-01-01T02:00:00.000-0800")
     assert jira is not None and jira - stamp == timedelta(0)
-
-
-def test_mapping_fix_names_the_config_key_for_each_kind_of_mapping_error() -> None:
-    flow = FlowConfig.model_validate(
-        {
-            "name": "purchase_orders",
-            "preset": "purchase_orders",
-            "mapping": {
-                "project": {"source": "ProjectId", "map": {"PRJ-1": "CAPX"}},
-                "issue_type": "Task",
-                "summary": "PO",
-                "priority": {"source": "Tier", "map": {}, "default": "Hihg"},
-                "custom_fields": {"Cost Center:select": {"source": "CodeB", "map": {}}, "Ref": "{{ OrderNo }}"},
-            },
-        }
-    )
-    where = "flows.purchase_orders.mapping"
-
-    def fix(field: str, value: str | None = None, *, unmapped: bool = False) -> str | None:
-        return mapping_fix(flow, MappingError("x", field=field, value=value, unmapped=unmapped))
-
-    assert fix("project", "PRJ-2", unmapped=True) == (
-        f"add it under {where}.project.map (or set {where}.project.default)"
-    )
-    assert fix("project", "CAPX") == f"correct the Jira project under {where}.project.map"
-    assert fix("priority", "Hihg") == f"correct the Jira priority under {where}.priority.default"
-    assert fix("Cost Center:select", "CC9", unmapped=True) == (
-        f"add it under {where}.custom_fields.Cost Center:select.map (or set {where}.custom_fields.Cost Center:select"
-        ".default)"
-    )
-    assert fix("Cost Center:select", "CC 9") == f"correct {where}.custom_fields.Cost Center:select.map"
-    assert fix("Ref", "x") == f"change the template {where}.custom_fields.Ref"
-    assert fix("summary") == f"change the template {where}.summary"
-    assert fix("OrderNo") is None
-    assert mapping_fix(flow, ValueError("not a mapping error")) is None
-
-
-def test_group_reasons_merges_runs_keeps_fixes_and_sorts_by_count() -> None:
-    po, wo = RunReport("purchase_orders", "outbound"), RunReport("work_orders", "outbound")
-    for _ in range(3):
-        po.note_reason("MappingError", "no project mapped for ProjectId='PRJ-1005'", "add it under ...project.map")
-    po.note_reason("Rejected", "jira: field X is required")
-    wo.note_reason("Rejected", "jira: field X is required")
-    wo.note_reason("Rejected", "jira: field X is required")
-    groups = group_reasons([po, wo])
-    assert [(g.error_class, g.count, g.fix, g.flows) for g in groups] == [
-        ("MappingError", 3, "add it under ...project.map", ("purchase_orders",)),
-        ("Rejected", 3, None, ("purchase_orders", "work_orders")),
-    ]

@@ -12,6 +12,7 @@ from ml_connector.engine.report import RunReport
 from ml_connector.errors import MappingError
 from ml_connector.jira.fields import FieldRegistry
 from ml_connector.mapping import FieldTarget, IssueDraft
+from ml_connector.reasons import NOT_A_NUMBER, UNMAPPED_PROJECT, Reason
 from ml_connector.store import SYNCED, RecordRow
 
 FLOW = FlowConfig.model_validate(
@@ -74,7 +75,7 @@ class Lookups:
 
 
 def previewer(lookups: Lookups | None = None) -> Previewer:
-    return Previewer(FLOW, lambda: (TARGETS, REGISTRY), lookups or Lookups())
+    return Previewer(FLOW, lambda: (TARGETS, REGISTRY), lookups or Lookups(), flows=[FLOW])
 
 
 def stored(old: IssueDraft) -> RecordRow:
@@ -134,25 +135,29 @@ def test_a_payload_the_run_cannot_build_fails_the_record_with_its_fix() -> None:
     failed, skipped = report.plan
     assert (failed.action, failed.error_class) == ("fail", "MappingError")
     assert failed.reason == "'twelve' is not a number for Jira field 'Amount'"
-    assert failed.fix == "change the template flows.purchase_orders.mapping.custom_fields.Amount"
+    assert failed.fix == (
+        "change the template flows[0].mapping.custom_fields.Amount: it gives 'twelve', and Jira field 'Amount' "
+        "takes numbers"
+    )
+    assert failed.cause == Reason(NOT_A_NUMBER, "Amount=twelve")
     assert skipped.action == "skip"
     assert report.counts == {"would_fail": 1, "would_skip": 1}
-    assert report.reasons == {("MappingError", "'twelve' is not a number for Jira field 'Amount'"): 1}
+    # Counted by reason code and value, as a real run counts its failures (RunReport.causes).
+    assert report.causes == {Reason(NOT_A_NUMBER, "Amount=twelve"): 1}
+    assert report.examples == {NOT_A_NUMBER: "'twelve' is not a number for Jira field 'Amount'"}
 
 
 def test_limit_keeps_a_few_previews_and_counts_all() -> None:
     report = RunReport("purchase_orders", "outbound", dry_run=True, plan_limit=2)
     error = MappingError("no project mapped for ProjectId='PRJ-1005' and no default", field="project",
-                         value="PRJ-1005", unmapped=True)  # fmt: skip
+                         value="PRJ-1005", unmapped=True, reason=UNMAPPED_PROJECT)  # fmt: skip
     plans = [Create(str(i), {}, "h", draft()) for i in range(3)] + [Fail(str(i), {}, "h", error) for i in range(3, 7)]
     previewer().add_page(plans, report)
     assert [a.key for a in report.plan] == ["0", "1"]
     assert report.counts == {"would_create": 3, "would_fail": 4}
-    reason = ("MappingError", "no project mapped for ProjectId='PRJ-1005' and no default")
-    assert report.reasons == {reason: 4}
-    assert report.fixes[reason] == (
-        "add it under flows.purchase_orders.mapping.project.map (or set flows.purchase_orders.mapping.project.default)"
-    )
+    assert report.causes == {Reason(UNMAPPED_PROJECT, "PRJ-1005"): 4}
+    failed = previewer().preview(Fail("3", {}, "h", error))
+    assert failed.fix == ("add 'PRJ-1005' under flows[0].mapping.project.map (or set flows[0].mapping.project.default)")
 
 
 def test_skips_need_no_jira_metadata() -> None:
@@ -160,5 +165,5 @@ def test_skips_need_no_jira_metadata() -> None:
         raise AssertionError("a page of skips made a Jira lookup")
 
     report = RunReport("purchase_orders", "outbound", dry_run=True)
-    Previewer(FLOW, no_metadata, Lookups()).add_page([Skip("1", {}, "h"), Skip("2", {}, "h")], report)
+    Previewer(FLOW, no_metadata, Lookups(), flows=[FLOW]).add_page([Skip("1", {}, "h"), Skip("2", {}, "h")], report)
     assert report.counts == {"would_skip": 2}

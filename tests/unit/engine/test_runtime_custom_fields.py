@@ -49,5 +49,5 @@ def test_an_unresolvable_field_is_a_config_error_naming_the_key(tmp_path: Path, 
     connector = _connector(tmp_path, {key: "{{ OrderNo }}"})
     with pytest.raises(ConfigError) as info:
         connector.resolve_fields(connector.config.flows[0])
-    assert info.value.path == f"flows.purchase_orders.mapping.custom_fields.{key}"
+    assert info.value.path == f"flows[0].mapping.custom_fields.{key}"
     assert str(info.value).startswith(f"{info.value.path}: {message}")

@@ -88,7 +88,7 @@ def test_configured_key_failures_are_the_registry_errors() -> None:
 
 def test_with_a_path_the_error_names_the_config_key() -> None:
     reg = FieldRegistry(FIELDS)
-    path = "flows.purchase_orders.mapping.custom_fields.Nope"
+    path = "flows[0].mapping.custom_fields.Nope"
     with pytest.raises(ConfigError) as missing:
         reg.resolve_configured("Nope", path=path)
     assert missing.value.path == path

@@ -217,7 +217,7 @@ def failed_reasons(request: Request, web: Web, identity: Viewer, flow: FlowFilte
             "count": g.count,
             "values": [(web.clean_text(v) if v else "(no value)", n) for v, n in g.values[:REASON_VALUES]],
             "more_values": max(0, len(g.values) - REASON_VALUES),
-            "fix": web.clean_text(fix_for(web.flow_names, g.flow, g.reason, (v for v, _ in g.values))),
+            "fix": web.clean_text(fix_for(web.config.flows, g.flow, g.reason, (v for v, _ in g.values))),
         }
         for g in web.store.records.failure_groups(flow)
     ]
