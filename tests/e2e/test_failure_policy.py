@@ -91,7 +91,7 @@ def test_a_persistent_5xx_on_an_edit_and_a_bulk_create_fails_those_records_only(
             assert second.returncode == 1, second.stdout + second.stderr
             _no_traceback(second)
             assert "Not every record is synced" in second.stdout and "ml-connector replay --failed" in second.stdout
-            assert "Unavailable" in second.stdout  # the top reason, by error class
+            assert "x unavailable: 'jira'" in second.stdout  # the reasons, grouped by code with the system
 
             failed = _record(store, "purchase_orders", edited.ifs_key)
             assert failed.state == RETRY and failed.error_class == "Unavailable" and failed.attempts == 1
