@@ -19,7 +19,7 @@ from e2e.harness import REPORT_LINES, oauth_refresh_token
 from e2e.procs import SimProcess, open_store, run_cli, start_all, write_config
 
 RECORDS = 2650  # purchase orders, ~2,540 in scope (cancelled ones are not synced): as many creates, then updates
-QUOTA = 1200  # points per window; the work costs ~2,900 (write-back polls no longer page the new issues)
+QUOTA = 600  # points per window, 30/s: under the ~2,900 points the work costs and under the edits' 50/s pacing
 QUOTA_WINDOW = 20  # seconds per simulated quota hour
 
 
@@ -99,7 +99,8 @@ def test_creates_and_updates_wait_for_the_quota_reset_and_report_points(
     assert writes >= 5000  # the issue's scale: 5,000 creates and updates
     assert charged > 2 * QUOTA  # the work needed at least three quota windows
     assert _quota_429s(jira) == []  # the connector waited for each reset instead of meeting 429s
-    assert "Waited" in updated.output  # ... and said so
+    # ... and said so, in the run that met a spent window (with pipelined edits that may be either run)
+    assert "Waited" in created.output + updated.output
     assert abs(reported - charged) <= charged * 0.05
     store = open_store(f"sqlite:///{tmp_path / 'state.sqlite'}")
     try:

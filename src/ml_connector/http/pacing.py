@@ -165,6 +165,9 @@ class QuotaGauge:
         self._resets_at: float | None = None  # on ``clock``
         self._seen_low: int | None = None  # the lowest Remaining an answer showed in this window
         self._reset_seen = False  # this gauge saw the window reset and no answer of the new one yet
+        # Calls sent while the count was unknown and not answered yet: the first answer's Remaining may not include
+        # them, so they are taken off it (concurrent calls would otherwise overdraw the window's end by that many).
+        self._blind = 0
 
     def _roll(self, now: float) -> None:
         if self._resets_at is not None and now >= self._resets_at:
@@ -181,8 +184,11 @@ class QuotaGauge:
         seconds to wait before asking again; one step, so concurrent calls cannot both take the last point."""
         with self._lock:
             wait = self._wait(self._clock())
-            if wait == 0 and self.remaining is not None:
-                self.remaining -= 1
+            if wait == 0:
+                if self.remaining is None:
+                    self._blind += 1
+                else:
+                    self.remaining -= 1
             return wait
 
     def _wait(self, now: float) -> float:
@@ -211,11 +217,13 @@ class QuotaGauge:
                 self._resets_at = resets_at
             if reading.limit is not None:
                 self.limit = reading.limit
+            self._blind = max(0, self._blind - 1)  # this answer's call, if it was sent blind (an estimate)
             if reading.remaining is None:
                 return 0 if reading.exhausted else 1
             spent = self._spent(reading.remaining, new_window)
             self._seen_low = reading.remaining if self._seen_low is None else min(self._seen_low, reading.remaining)
-            local = self.remaining if self.remaining is not None and not new_window else reading.remaining
+            known = self.remaining is not None and not new_window
+            local = self.remaining if self.remaining is not None and known else reading.remaining - self._blind
             self.remaining = min(local, reading.remaining)
             return 0 if reading.exhausted else spent
 

@@ -174,3 +174,17 @@ def test_a_quota_429_nobody_saw_coming_is_waited_out_until_the_reset() -> None:
         api.request("POST", "https://api.atlassian.example/rest/api/3/issue", json={})
     assert len(seen) == 2 and 1 <= budget.waited < 3
     assert budget.points == 1
+
+
+def test_calls_sent_before_the_first_answer_are_taken_off_its_remaining() -> None:
+    """A new process sends its first calls blind (no count known yet); the first answer's Remaining may not include
+    the others still in flight, so the gauge takes them off, and the window's last points are not overdrawn."""
+    gauge = QuotaGauge(clock=lambda: 0.0)
+    for _ in range(16):  # sent concurrently, before any answer
+        assert gauge.acquire() == 0
+    gauge.observe(QuotaReading(limit=600, remaining=20, reset_in=10.0))  # the first answer: 15 calls still out
+    assert gauge.remaining == 5
+    sent = 0
+    while gauge.acquire() == 0:
+        sent += 1
+    assert sent == 5  # 15 in flight + 5 more = the 20 the server had left
