@@ -222,8 +222,7 @@ class QuotaGauge:
                 return 0 if reading.exhausted else 1
             spent = self._spent(reading.remaining, new_window)
             self._seen_low = reading.remaining if self._seen_low is None else min(self._seen_low, reading.remaining)
-            known = self.remaining is not None and not new_window
-            local = self.remaining if self.remaining is not None and known else reading.remaining - self._blind
+            local = self.remaining if self.remaining is not None and not new_window else reading.remaining - self._blind
             self.remaining = min(local, reading.remaining)
             return 0 if reading.exhausted else spent
 
