@@ -1,7 +1,8 @@
 """Records as CSV for spreadsheets: one header, one line per record, cells that a spreadsheet cannot run.
 
 A cell starting with ``=``, ``+``, ``-``, ``@`` (or a tab or carriage return) is a formula to Excel and LibreOffice;
-such cells get a leading ``'`` so they open as text (CSV injection; the rule is ``export.safe_cell``).
+such cells get a leading ``'`` so they open as text (CSV injection). One format for the dashboard's ``/records.csv``
+and ``records --format csv``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 
-from ml_connector.export import safe_cell
 from ml_connector.jira.links import browse_url
 from ml_connector.store import RecordRow
 
@@ -27,6 +27,22 @@ COLUMNS = (
     "last_error",
     "updated_at",
 )
+
+# A cell starting with one of these is a formula in Excel, LibreOffice and Google Sheets (tab and carriage return
+# too, as OWASP's CSV-injection advice lists them): such text is exported with a leading apostrophe.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: object) -> str:
+    """The cell's text; None is empty, numbers stay numbers, text that would be a formula is quoted with '."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def record_cells(r: RecordRow, jira_url: str, error: str | None = None) -> list[str]:

@@ -26,6 +26,9 @@ from ml_connector.store import RecordRow
         (None, ""),
         (5, "5"),
         (-5, "-5"),  # a number is data, not a formula
+        (1.5, "1.5"),
+        (True, "true"),
+        ("", ""),
     ],
 )
 def test_safe_cell(value: object, cell: str) -> None:

@@ -8,8 +8,8 @@ from enum import StrEnum
 from typing import Any
 
 from ml_connector.errors import ConfigError
-from ml_connector.export import csv_text
 from ml_connector.jira.links import browse_url
+from ml_connector.records_csv import csv_lines, record_cells
 from ml_connector.store import RecordRow
 
 
@@ -17,10 +17,6 @@ class RecordsFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
     CSV = "csv"
-
-
-# The columns of both machine formats, in order: the JSON keys are the CSV header.
-RECORD_COLUMNS = ("flow", "key", "state", "jira_key", "jira_url", "jira_id", "attempts", "error")
 
 
 def record_json(r: RecordRow, jira_url: str | None = None) -> dict[str, Any]:
@@ -46,7 +42,6 @@ def records_format(output: RecordsFormat | None, *, as_json: bool) -> RecordsFor
 
 def render_records(rows: Sequence[RecordRow], fmt: RecordsFormat, jira_url: str) -> str:
     """The rows as JSON lines or as CSV with a header row (also when there are no rows)."""
-    shaped = [record_json(r, jira_url) for r in rows]
-    if fmt == RecordsFormat.CSV:
-        return csv_text(RECORD_COLUMNS, shaped)
-    return "".join(json.dumps(row) + "\n" for row in shaped)
+    if fmt == RecordsFormat.CSV:  # the dashboard's export, column for column
+        return "".join(csv_lines(record_cells(r, jira_url) for r in rows))
+    return "".join(json.dumps(record_json(r, jira_url)) + "\n" for r in rows)

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from e2e.harness import example_config
 
+from ml_connector.records_csv import COLUMNS
 from ml_connector.store import Store
 
 _JIRA = "https://example.atlassian.net"
@@ -49,13 +50,13 @@ def test_csv_has_a_header_escapes_and_defuses_formulas(tmp_path: Path) -> None:
     done = _records(path, "--format", "csv")
     assert done.returncode == 0, done.stderr
     rows = list(csv.reader(io.StringIO(done.stdout, newline="")))
-    assert rows[0] == ["flow", "key", "state", "jira_key", "jira_url", "jira_id", "attempts", "error"]
+    assert rows[0] == list(COLUMNS)  # the dashboard's /records.csv, column for column
     by_key = {row[1]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
     assert len(by_key) == 4
-    assert by_key["PO-1"]["jira_url"] == f"{_JIRA}/browse/PROC-1" and by_key["PO-1"]["jira_id"] == "10001"
+    assert by_key["PO-1"]["jira_url"] == f"{_JIRA}/browse/PROC-1" and by_key["PO-1"]["jira_key"] == "PROC-1"
     formula = by_key["'=HYPERLINK(\"http://x\")"]  # quotes escaped by doubling, the formula turned into text
-    assert formula["error"] == _ERROR and formula["attempts"] == "3" and formula["jira_url"] == ""
-    assert by_key["'-2+3"]["error"] == "'@SUM(A1:A9)"
+    assert formula["last_error"] == _ERROR and formula["attempts"] == "3" and formula["jira_url"] == ""
+    assert by_key["'-2+3"]["last_error"] == "'@SUM(A1:A9)"
     assert by_key["PO,4"]["state"] == "pending_create"  # a comma inside a quoted cell, not a new column
 
 
@@ -83,4 +84,4 @@ def test_csv_of_no_records_is_only_the_header(tmp_path: Path) -> None:
     path = _store_with_records(tmp_path)
     done = _records(path, "--format", "csv", "--state", "orphaned")
     assert done.returncode == 0
-    assert done.stdout.splitlines() == ["flow,key,state,jira_key,jira_url,jira_id,attempts,error"]
+    assert done.stdout.splitlines() == [",".join(COLUMNS)]
