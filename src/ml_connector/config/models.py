@@ -24,6 +24,13 @@ from pydantic import (
 )
 
 from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection, JiraConnection, StrictModel
+from ml_connector.config.deployment import (
+    CONNECTION_NAME_PATTERN,
+    DEFAULT_CONNECTION,
+    connection_items,
+    select,
+    with_path,
+)
 from ml_connector.config.loader import read_yaml, validate
 from ml_connector.config.retired import drop_retired
 from ml_connector.errors import ConfigError
@@ -356,6 +363,15 @@ class WebhookConfig(StrictModel):
 
 
 class ConnectorConfig(StrictModel):
+    """One connection (an IFS tenant and a Jira site) with the settings the deployment shares (store, web, runner,
+    logging): what one ``Connector`` runs."""
+
+    name: str = Field(
+        default=DEFAULT_CONNECTION,
+        pattern=CONNECTION_NAME_PATTERN,
+        description="The connection's name (lower-case letters, digits, - and _; at most 40): scopes store rows, "
+        "metrics, logs, dashboard pages and --connection.",
+    )
     ifs: IfsConnection
     jira: JiraConnection
     store: StoreConfig = StoreConfig()
@@ -454,13 +470,35 @@ def parse_schedule(value: str) -> tuple[str, Any]:
     raise ValueError(f"schedule {value!r} is not 'hourly', 'daily', 'every <duration>' or a 5-field cron expression")
 
 
-def load_config(path: Path, *, env: dict[str, str] | None = None, store_only: bool = False) -> ConnectorConfig:
-    """``store_only``: for commands that only read the store, unset secrets are allowed (``interpolate``)."""
+def load_connections(
+    path: Path, *, env: dict[str, str] | None = None, store_only: bool = False
+) -> list[ConnectorConfig]:
+    """Every connection of the file, in file order (one, named ``default``, for a single-connection file)."""
     data = read_yaml(path, env=env, store_only=store_only)
-    config = validate(ConnectorConfig, data)
-    if config.store.url is None:
-        default_db = (path.parent / "ml-connector.sqlite").resolve()
-        config = config.model_copy(
-            update={"store": StoreConfig(url=f"sqlite:///{default_db}", credentials_key=config.store.credentials_key)}
-        )  # private attributes (the deprecation notes) are copied too
-    return config
+    configs = []
+    for root, item in connection_items(data):
+        try:
+            config = validate(ConnectorConfig, item, root=root)
+        except ConfigError as exc:
+            raise with_path(exc, root) from None
+        configs.append(_default_store(config, path))
+    return configs
+
+
+def load_config(
+    path: Path, *, env: dict[str, str] | None = None, store_only: bool = False, connection: str | None = None
+) -> ConnectorConfig:
+    """One connection: ``connection`` by name, or the only one. ``store_only``: for commands that only read the
+    store, unset secrets are allowed (``interpolate``)."""
+    configs = load_connections(path, env=env, store_only=store_only)
+    name = select([config.name for config in configs], connection)
+    return next(config for config in configs if config.name == name)
+
+
+def _default_store(config: ConnectorConfig, path: Path) -> ConnectorConfig:
+    if config.store.url is not None:
+        return config
+    default_db = (path.parent / "ml-connector.sqlite").resolve()
+    return config.model_copy(
+        update={"store": StoreConfig(url=f"sqlite:///{default_db}", credentials_key=config.store.credentials_key)}
+    )  # private attributes (the deprecation notes) are copied too
