@@ -40,7 +40,11 @@ class AuditRepository(Repository):
 
     def trail(self, record_id: int, *, limit: int | None = None) -> list[AuditRow]:
         """A record's events, oldest first (the first ``limit`` of them)."""
-        query = select(t.audit_events).where(t.audit_events.c.record_id == record_id).order_by(t.audit_events.c.id)
+        query = (
+            select(t.audit_events)
+            .where(self._mine(t.audit_events), t.audit_events.c.record_id == record_id)
+            .order_by(t.audit_events.c.id)
+        )
         if limit is not None:
             query = query.limit(limit)
         with self._source.reading() as conn:
@@ -50,6 +54,7 @@ class AuditRepository(Repository):
         # Made JSON-safe once: the digest and the column's serializer both write the same value.
         detail = safe_json(redact(dict(event.detail))) if event.detail is not None else None
         return {
+            "connection": self.connection,
             "record_id": record_id,
             "run_id": self.run_id,
             "at": now,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import ColumnElement, and_, insert, select, update
 
 from ml_connector.http.redact import redact
 from ml_connector.store import schema as t
@@ -17,25 +17,30 @@ class FlowControlRepository(Repository):
     def get(self, flow: str) -> dict[str, Any]:
         """The flow's controls; the defaults (running, no sync asked) when none were ever set."""
         with self._source.reading() as conn:
-            row = conn.execute(select(t.flow_controls).where(t.flow_controls.c.flow == flow)).mappings().first()
-        return dict(row) if row else {"flow": flow, "paused": False, "sync_requested_at": None}
+            row = conn.execute(select(t.flow_controls).where(self._where(flow))).mappings().first()
+        if row is None:
+            return {"flow": flow, "paused": False, "sync_requested_at": None}
+        return {k: v for k, v in row.items() if k != "connection"}
 
     def set(self, flow: str, **values: Any) -> None:
         now = utcnow()
         with self._source.writing() as conn:
-            done = conn.execute(
-                update(t.flow_controls).where(t.flow_controls.c.flow == flow).values(updated_at=now, **values)
-            )
+            done = conn.execute(update(t.flow_controls).where(self._where(flow)).values(updated_at=now, **values))
             if done.rowcount == 0:
                 values.setdefault("paused", False)
-                conn.execute(insert(t.flow_controls).values(flow=flow, updated_at=now, **values))
+                conn.execute(
+                    insert(t.flow_controls).values(connection=self.connection, flow=flow, updated_at=now, **values)
+                )
+
+    def _where(self, flow: str) -> ColumnElement[bool]:
+        return and_(self._mine(t.flow_controls), t.flow_controls.c.flow == flow)
 
 
 class HealthRepository(Repository):
     def record(self, system: str, status: str, reason: str | None = None) -> None:
         """The outcome of a check of ``system``; an ``operational`` one also moves its last success."""
         now = utcnow()
-        where = t.system_health.c.system == system
+        where = and_(self._mine(t.system_health), t.system_health.c.system == system)
         with self._source.writing() as conn:
             row = conn.execute(select(t.system_health).where(where)).mappings().first()
             last_success = now if status == "operational" else (row["last_success_at"] if row else None)
@@ -46,14 +51,14 @@ class HealthRepository(Repository):
                 "last_success_at": last_success,
             }
             if row is None:
-                conn.execute(insert(t.system_health).values(system=system, **values))
+                conn.execute(insert(t.system_health).values(connection=self.connection, system=system, **values))
             else:
                 conn.execute(update(t.system_health).where(where).values(**values))
 
     def all(self) -> dict[str, dict[str, Any]]:
         """The last check of every system, by system name."""
         with self._source.reading() as conn:
-            rows = conn.execute(select(t.system_health)).mappings()
+            rows = conn.execute(select(t.system_health).where(self._mine(t.system_health))).mappings()
             return {
                 r["system"]: {
                     **dict(r),

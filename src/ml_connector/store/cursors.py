@@ -18,7 +18,9 @@ class CursorRepository(Repository):
 
     def get(self, name: str) -> str | None:
         with self._source.reading() as conn:
-            value: str | None = conn.execute(select(t.cursors.c.value).where(t.cursors.c.name == name)).scalar()
+            value: str | None = conn.execute(
+                select(t.cursors.c.value).where(self._mine(t.cursors), t.cursors.c.name == name)
+            ).scalar()
         return value
 
     def set(self, name: str, value: str | None) -> None:
@@ -26,8 +28,12 @@ class CursorRepository(Repository):
         with self._source.writing() as conn:
             done = conn.execute(
                 update(t.cursors)
-                .where(t.cursors.c.name == name)
+                .where(self._mine(t.cursors), t.cursors.c.name == name)
                 .values(value=value, updated_at=now, run_id=self.run_id)
             )
             if done.rowcount == 0:
-                conn.execute(insert(t.cursors).values(name=name, value=value, updated_at=now, run_id=self.run_id))
+                conn.execute(
+                    insert(t.cursors).values(
+                        connection=self.connection, name=name, value=value, updated_at=now, run_id=self.run_id
+                    )
+                )

@@ -208,12 +208,24 @@ def migrate(engine: Engine) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "Running upgrade ..." is noise on every start
     cfg = alembic_config()
     try:
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # Serialise concurrent migrators (several workers starting at once).
-                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(720202601)")
-            cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "head")
+        with engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                # Batch migrations copy tables; with foreign keys on, dropping the old records table would delete
+                # every audit event (ON DELETE CASCADE). The pragma only takes effect outside a transaction.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                connection.commit()
+            try:
+                with connection.begin():
+                    if connection.dialect.name == "postgresql":
+                        # Serialise concurrent migrators (several workers starting at once).
+                        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(720202601)")
+                    cfg.attributes["connection"] = connection
+                    command.upgrade(cfg, "head")
+            finally:
+                if sqlite:
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    connection.commit()
     except OperationalError as exc:
         raise ConfigError(f"cannot open the store: {exc.orig}", path="store.url") from None
     except CommandError as exc:

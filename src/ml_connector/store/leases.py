@@ -22,10 +22,10 @@ class LeaseRepository(Repository):
         now = utcnow()
         with self._source.writing() as conn:
             if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"lease:{name}",))
-            row = conn.execute(select(t.leases).where(_c.name == name)).mappings().first()
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"lease:{self.connection}:{name}",))
+            row = conn.execute(select(t.leases).where(self._mine(t.leases), _c.name == name)).mappings().first()
             if row is None:
-                return _insert(conn, name, holder, now, now + ttl)
+                return _insert(conn, self.connection, name, holder, now, now + ttl)
             expires = aware(row["expires_at"])
             assert expires is not None
             if row["holder"] != holder and expires > now:
@@ -34,12 +34,12 @@ class LeaseRepository(Repository):
 
     def release(self, name: str, holder: str) -> None:
         with self._source.writing() as conn:
-            conn.execute(delete(t.leases).where(_c.name == name, _c.holder == holder))
+            conn.execute(delete(t.leases).where(self._mine(t.leases), _c.name == name, _c.holder == holder))
 
     def holder(self, name: str) -> tuple[str, datetime] | None:
         """Who holds ``name`` and until when; None when nobody holds it or the lease has expired."""
         with self._source.reading() as conn:
-            row = conn.execute(select(t.leases).where(_c.name == name)).mappings().first()
+            row = conn.execute(select(t.leases).where(self._mine(t.leases), _c.name == name)).mappings().first()
         if row is None:
             return None
         expires = aware(row["expires_at"])
@@ -47,11 +47,15 @@ class LeaseRepository(Repository):
         return (row["holder"], expires) if expires > utcnow() else None
 
 
-def _insert(conn: Connection, name: str, holder: str, now: datetime, expires: datetime) -> bool:
+def _insert(conn: Connection, connection: str, name: str, holder: str, now: datetime, expires: datetime) -> bool:
     """A new lease; False when another process inserted it first."""
     try:
         with conn.begin_nested():
-            conn.execute(insert(t.leases).values(name=name, holder=holder, acquired_at=now, expires_at=expires))
+            conn.execute(
+                insert(t.leases).values(
+                    connection=connection, name=name, holder=holder, acquired_at=now, expires_at=expires
+                )
+            )
     except IntegrityError:
         return False
     return True
@@ -62,7 +66,12 @@ def _take_over(conn: Connection, row: Mapping[Any, Any], holder: str, now: datet
     renewing = row["holder"] == holder
     taken = conn.execute(
         update(t.leases)
-        .where(_c.name == row["name"], _c.holder == row["holder"], _c.expires_at == row["expires_at"])
+        .where(
+            _c.connection == row["connection"],
+            _c.name == row["name"],
+            _c.holder == row["holder"],
+            _c.expires_at == row["expires_at"],
+        )
         .values(holder=holder, acquired_at=row["acquired_at"] if renewing else now, expires_at=expires)
     )
     return taken.rowcount == 1

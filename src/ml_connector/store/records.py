@@ -31,33 +31,33 @@ class RecordRepository(Repository):
     # -- reads -----------------------------------------------------------------------------------------------------
 
     def get(self, flow: str, ifs_key: str) -> RecordRow | None:
-        found = self._rows(select(t.records).where(_c.flow == flow, _c.ifs_key == ifs_key))
+        found = self._rows(self._select().where(_c.flow == flow, _c.ifs_key == ifs_key))
         return found[0] if found else None
 
     def get_many(self, flow: str, keys: Iterable[str]) -> dict[str, RecordRow]:
         """The flow's records for ``keys`` (missing ones left out), by IFS key."""
         wanted = list(dict.fromkeys(keys))
-        rows = self._chunked(wanted, lambda chunk: select(t.records).where(_c.flow == flow, _c.ifs_key.in_(chunk)))
+        rows = self._chunked(wanted, lambda chunk: self._select().where(_c.flow == flow, _c.ifs_key.in_(chunk)))
         return {row.ifs_key: row for row in rows}
 
     def by_id(self, record_id: int) -> RecordRow | None:
-        found = self._rows(select(t.records).where(_c.id == record_id))
+        found = self._rows(self._select().where(_c.id == record_id))
         return found[0] if found else None
 
     def by_ids(self, ids: Sequence[int]) -> builtins.list[RecordRow]:
         """Records by primary key, in the order asked (missing ones left out)."""
-        found = {row.id: row for row in self._chunked(ids, lambda chunk: select(t.records).where(_c.id.in_(chunk)))}
+        found = {row.id: row for row in self._chunked(ids, lambda chunk: self._select().where(_c.id.in_(chunk)))}
         return [found[i] for i in ids if i in found]
 
     def by_jira_ids(self, jira_ids: Iterable[str]) -> dict[str, RecordRow]:
         wanted = list(dict.fromkeys(jira_ids))
-        rows = self._chunked(wanted, lambda chunk: select(t.records).where(_c.jira_id.in_(chunk)))
+        rows = self._chunked(wanted, lambda chunk: self._select().where(_c.jira_id.in_(chunk)))
         return {str(row.jira_id): row for row in rows}
 
     def find(self, text: str, *, limit: int = 50) -> builtins.list[RecordRow]:
         """Records whose IFS key or Jira key matches ``text`` exactly, then by prefix."""
         exact = or_(_c.ifs_key == text, _c.jira_key == text)
-        query = select(t.records).where(or_(exact, _starts_with(text))).order_by(_c.flow, _c.ifs_key).limit(limit)
+        query = self._select().where(or_(exact, _starts_with(text))).order_by(_c.flow, _c.ifs_key).limit(limit)
         return self._rows(query)
 
     def list(
@@ -70,7 +70,7 @@ class RecordRepository(Repository):
         offset: int = 0,
         after_id: int | None = None,
     ) -> builtins.list[RecordRow]:
-        query = select(t.records)
+        query = self._select()
         if flow:
             query = query.where(_c.flow == flow)
         if state:
@@ -83,23 +83,25 @@ class RecordRepository(Repository):
 
     def linked(self, flow: str) -> builtins.list[RecordRow]:
         """The flow's records that have a Jira issue."""
-        return self._rows(select(t.records).where(_c.flow == flow, _c.jira_id.is_not(None)))
+        return self._rows(self._select().where(_c.flow == flow, _c.jira_id.is_not(None)))
 
     def linked_projects(self, flow: str) -> set[str]:
         """Jira project keys the flow's issues live in now (from their keys; a moved issue counts in its new one)."""
         with self._source.reading() as conn:
-            keys = conn.execute(select(_c.jira_key).where(_c.flow == flow, _c.jira_key.is_not(None)))
+            keys = conn.execute(
+                select(_c.jira_key).where(self._mine(t.records), _c.flow == flow, _c.jira_key.is_not(None))
+            )
             return {str(row[0]).rsplit("-", 1)[0] for row in keys}
 
     def count_by_state(self, flow: str | None = None) -> dict[str, int]:
-        query = select(_c.state, func.count()).group_by(_c.state)
+        query = select(_c.state, func.count()).where(self._mine(t.records)).group_by(_c.state)
         if flow:
             query = query.where(_c.flow == flow)
         with self._source.reading() as conn:
             return {str(row[0]): int(row[1]) for row in conn.execute(query)}
 
     def count_by_flow_state(self) -> dict[tuple[str, str], int]:
-        query = select(_c.flow, _c.state, func.count()).group_by(_c.flow, _c.state)
+        query = select(_c.flow, _c.state, func.count()).where(self._mine(t.records)).group_by(_c.flow, _c.state)
         with self._source.reading() as conn:
             return {(str(row[0]), str(row[1])): int(row[2]) for row in conn.execute(query)}
 
@@ -110,7 +112,7 @@ class RecordRepository(Repository):
         reason = func.coalesce(_c.reason, OTHER_REASON)
         query = (
             select(_c.flow, reason, _c.reason_value, func.count())
-            .where(_c.state.in_(FAILED_STATES))
+            .where(self._mine(t.records), _c.state.in_(FAILED_STATES))
             .group_by(_c.flow, reason, _c.reason_value)
         )
         if flow:
@@ -175,7 +177,7 @@ class RecordRepository(Repository):
         since: datetime | None = None,
     ) -> builtins.list[RecordRow]:
         """Records in ``states``, oldest first; narrowed to a flow, to IFS or Jira ``keys``, to changes ``since``."""
-        query = select(t.records).where(_c.state.in_(tuple(states)))
+        query = self._select().where(_c.state.in_(tuple(states)))
         if flow:
             query = query.where(_c.flow == flow)
         if keys:
@@ -191,10 +193,12 @@ class RecordRepository(Repository):
         values.setdefault("attempts", 0)
         with self._source.writing() as conn:
             key = conn.execute(
-                insert(t.records).values(flow=flow, ifs_key=ifs_key, created_at=now, updated_at=now, **values)
+                insert(t.records).values(
+                    connection=self.connection, flow=flow, ifs_key=ifs_key, created_at=now, updated_at=now, **values
+                )
             ).inserted_primary_key
             assert key is not None
-            row = conn.execute(select(t.records).where(_c.id == key[0])).mappings().one()
+            row = conn.execute(self._select().where(_c.id == key[0])).mappings().one()
         return RecordRow.from_row(row)
 
     def insert_many(self, flow: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, int]:
@@ -203,21 +207,31 @@ class RecordRepository(Repository):
             return {}
         now = utcnow()
         values = [
-            {"attempts": 0, **row, "flow": flow, "ifs_key": key, "created_at": now, "updated_at": now}
+            {
+                "attempts": 0,
+                **row,
+                "connection": self.connection,
+                "flow": flow,
+                "ifs_key": key,
+                "created_at": now,
+                "updated_at": now,
+            }
             for key, row in rows
         ]
         ids: dict[str, int] = {}
         with self._source.writing() as conn:
             conn.execute(insert(t.records), values)
             for chunk in chunks([key for key, _ in rows]):
-                found = conn.execute(select(_c.id, _c.ifs_key).where(_c.flow == flow, _c.ifs_key.in_(chunk)))
+                found = conn.execute(
+                    select(_c.id, _c.ifs_key).where(self._mine(t.records), _c.flow == flow, _c.ifs_key.in_(chunk))
+                )
                 ids.update({str(row[1]): int(row[0]) for row in found})
         return ids
 
     def update(self, record_id: int, **values: Any) -> None:
         values["updated_at"] = utcnow()
         with self._source.writing() as conn:
-            conn.execute(update(t.records).where(_c.id == record_id).values(**values))
+            conn.execute(update(t.records).where(self._mine(t.records), _c.id == record_id).values(**values))
 
     def update_many(self, rows: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """A different change per record (every row with the same keys) in one executemany."""
@@ -226,7 +240,7 @@ class RecordRepository(Repository):
         names = sorted(rows[0][1])
         statement = (
             update(t.records)
-            .where(_c.id == bindparam("p_id"))
+            .where(self._mine(t.records), _c.id == bindparam("p_id"))
             .values({name: bindparam(f"p_{name}") for name in [*names, "updated_at"]})
         )
         now = utcnow()
@@ -242,9 +256,13 @@ class RecordRepository(Repository):
         values["updated_at"] = utcnow()
         with self._source.writing() as conn:
             for chunk in chunks(record_ids):
-                conn.execute(update(t.records).where(_c.id.in_(chunk)).values(**values))
+                conn.execute(update(t.records).where(self._mine(t.records), _c.id.in_(chunk)).values(**values))
 
     # -- helpers ---------------------------------------------------------------------------------------------------
+
+    def _select(self) -> Select[Any]:
+        """Every read of records starts here: this connection's rows only."""
+        return select(t.records).where(self._mine(t.records))
 
     def _rows(self, query: Select[Any]) -> builtins.list[RecordRow]:
         with self._source.reading() as conn:
@@ -252,7 +270,7 @@ class RecordRepository(Repository):
 
     def _queue(self, limit: int, *conditions: ColumnElement[bool]) -> builtins.list[RecordRow]:
         """Records meeting every condition, oldest first, at most ``limit``."""
-        return self._rows(select(t.records).where(*conditions).order_by(_c.id).limit(limit))
+        return self._rows(self._select().where(*conditions).order_by(_c.id).limit(limit))
 
     def _chunked(
         self, values: Sequence[Any], query: Callable[[builtins.list[Any]], Select[Any]]

@@ -67,6 +67,7 @@ class RecordRow:
     writeback_next_attempt_at: datetime | None = None
     reason: str | None = None  # ml_connector.reasons code of the last failure
     reason_value: str | None = None
+    connection: str = "default"
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RecordRow:
@@ -106,6 +107,7 @@ class AuditRow:
     message: str | None
     detail: dict[str, Any] | None
     digest: str | None
+    connection: str = "default"
 
 
 @dataclass
@@ -119,6 +121,7 @@ class RunRow:
     dry_run: bool
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    connection: str = "default"
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> RunRow:

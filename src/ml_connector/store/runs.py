@@ -18,7 +18,14 @@ _c = t.runs.c
 class RunRepository(Repository):
     def start(self, flow: str, kind: str, *, dry_run: bool = False) -> int:
         """Open a run; returns its id."""
-        values = {"flow": flow, "kind": kind, "started_at": utcnow(), "status": "running", "dry_run": dry_run}
+        values = {
+            "connection": self.connection,
+            "flow": flow,
+            "kind": kind,
+            "started_at": utcnow(),
+            "status": "running",
+            "dry_run": dry_run,
+        }
         with self._source.writing() as conn:
             key = conn.execute(insert(t.runs).values(**values, counts={})).inserted_primary_key
             assert key is not None
@@ -32,11 +39,11 @@ class RunRepository(Repository):
             "error": clean_text(redact(error)) if error else None,
         }
         with self._source.writing() as conn:
-            conn.execute(update(t.runs).where(_c.id == run_id).values(**values))
+            conn.execute(update(t.runs).where(self._mine(t.runs), _c.id == run_id).values(**values))
 
     def recent(self, *, flow: str | None = None, limit: int = 50) -> list[RunRow]:
         """The newest runs first."""
-        query = select(t.runs).order_by(_c.id.desc()).limit(limit)
+        query = select(t.runs).where(self._mine(t.runs)).order_by(_c.id.desc()).limit(limit)
         if flow:
             query = query.where(_c.flow == flow)
         with self._source.reading() as conn:
@@ -44,7 +51,7 @@ class RunRepository(Repository):
 
     def last(self, flow: str, *, kind: str | None = None, succeeded: bool = False) -> RunRow | None:
         """The flow's newest real (not dry) run, of ``kind``, and only a succeeded or partial one if asked."""
-        query = select(t.runs).where(_c.flow == flow, _c.dry_run.is_(False))
+        query = select(t.runs).where(self._mine(t.runs), _c.flow == flow, _c.dry_run.is_(False))
         if kind:
             query = query.where(_c.kind == kind)
         if succeeded:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -27,6 +28,15 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+CONNECTION_MAX = 40  # config.deployment.CONNECTION_NAME_PATTERN
+
+
+def connection_column() -> Column[str]:
+    """The connector connection (IFS tenant + Jira site) a row belongs to (migration 0006): one store serves many;
+    every query filters by it and every key that identifies a row starts with it."""
+    return Column("connection", String(CONNECTION_MAX), nullable=False, server_default="default")
+
 
 # SQLite needs INTEGER PRIMARY KEY for rowid autoincrement; PostgreSQL gets BIGINT identity.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -43,16 +53,19 @@ runs = Table(
     Column("dry_run", Boolean, nullable=False, default=False),
     Column("counts", JSON, nullable=False, default=dict),
     Column("error", Text),
+    connection_column(),
     Index("ix_runs_flow_started", "flow", "started_at"),
 )
 
 cursors = Table(
     "cursors",
     metadata,
-    Column("name", String(120), primary_key=True),  # "<flow>" or "<flow>:writeback"
+    Column("name", String(120), nullable=False),  # "<flow>" or "<flow>:writeback"
     Column("value", String(64)),  # ISO-8601 UTC timestamp
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("run_id", BigInteger),
+    connection_column(),
+    PrimaryKeyConstraint("connection", "name"),
 )
 
 records = Table(
@@ -88,7 +101,8 @@ records = Table(
     # Why it failed, for grouping (migration 0005): a code from ml_connector.reasons and the value that varies.
     Column("reason", String(60)),
     Column("reason_value", String(300)),
-    UniqueConstraint("flow", "ifs_key"),
+    connection_column(),
+    UniqueConstraint("connection", "flow", "ifs_key"),
     Index("ix_records_state", "flow", "state"),
     Index("ix_records_jira_id", "jira_id"),
     Index("ix_records_jira_key", "jira_key"),
@@ -114,6 +128,7 @@ audit_events = Table(
     Column("message", Text),
     Column("detail", JSON),  # redacted
     Column("digest", String(64)),  # sha256 of the redacted payload
+    connection_column(),
     Index("ix_audit_record", "record_id", "id"),
 )
 
@@ -121,7 +136,7 @@ webhook_inbox = Table(
     "webhook_inbox",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("delivery_id", String(200), nullable=False, unique=True),
+    Column("delivery_id", String(200), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("event", String(60), nullable=False),
     Column("issue_id", String(40)),
@@ -129,61 +144,75 @@ webhook_inbox = Table(
     Column("processed_at", DateTime(timezone=True)),
     Column("status", String(20), nullable=False, default="pending"),  # pending processed ignored stale failed
     Column("error", Text),
+    connection_column(),
+    UniqueConstraint("connection", "delivery_id"),
     Index("ix_inbox_pending", "status", "id"),
 )
 
 webhook_subscriptions = Table(
     "webhook_subscriptions",
     metadata,
-    Column("webhook_id", String(40), primary_key=True),
+    Column("webhook_id", String(40), nullable=False),
     Column("url", Text, nullable=False),
     Column("events", JSON, nullable=False),
     Column("jql", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("refreshed_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    connection_column(),
+    PrimaryKeyConstraint("connection", "webhook_id"),
 )
 
 credentials = Table(
     "credentials",
     metadata,
-    Column("name", String(120), primary_key=True),
+    Column("name", String(120), nullable=False),
     Column("ciphertext", LargeBinary, nullable=False),  # Fernet token
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    connection_column(),
+    PrimaryKeyConstraint("connection", "name"),
 )
 
 leases = Table(
     "leases",
     metadata,
-    Column("name", String(120), primary_key=True),  # "scheduler" or "flow:<name>"
+    Column("name", String(120), nullable=False),  # "scheduler" or "flow:<name>"
     Column("holder", String(200), nullable=False),
     Column("acquired_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+    connection_column(),
+    PrimaryKeyConstraint("connection", "name"),
 )
 
 flow_controls = Table(
     "flow_controls",
     metadata,
-    Column("flow", String(100), primary_key=True),
+    Column("flow", String(100), nullable=False),
     Column("paused", Boolean, nullable=False, default=False),
     Column("sync_requested_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    connection_column(),
+    PrimaryKeyConstraint("connection", "flow"),
 )
 
 jira_users = Table(
     "jira_users",
     metadata,
-    Column("email", String(320), primary_key=True),  # lower-cased
+    Column("email", String(320), nullable=False),  # lower-cased
     Column("account_id", String(128)),  # NULL: looked up, not found
     Column("resolved_at", DateTime(timezone=True), nullable=False),
+    connection_column(),
+    PrimaryKeyConstraint("connection", "email"),
 )
 
 system_health = Table(
     "system_health",
     metadata,
-    Column("system", String(20), primary_key=True),  # ifs | jira
+    Column("system", String(20), nullable=False),  # ifs | jira
     Column("status", String(30), nullable=False),  # operational | unreachable | auth_failed
     Column("reason", Text),
     Column("last_success_at", DateTime(timezone=True)),
     Column("checked_at", DateTime(timezone=True), nullable=False),
+    connection_column(),
+    PrimaryKeyConstraint("connection", "system"),
 )

@@ -21,7 +21,7 @@ from ml_connector.store.inbox import InboxRepository
 from ml_connector.store.leases import LeaseRepository
 from ml_connector.store.records import RecordRepository
 from ml_connector.store.runs import RunRepository
-from ml_connector.store.source import EngineSource, TransactionSource
+from ml_connector.store.source import DEFAULT_CONNECTION, EngineSource, TransactionSource
 from ml_connector.store.users import UserRepository
 from ml_connector.store.webhooks import WebhookRepository
 
@@ -32,21 +32,23 @@ class Tx:
     Audit events and cursors written through it carry ``run_id``.
     """
 
-    def __init__(self, conn: Connection, run_id: int | None) -> None:
+    def __init__(self, conn: Connection, run_id: int | None, connection: str = DEFAULT_CONNECTION) -> None:
         self.conn = conn
         self.run_id = run_id
-        source = TransactionSource(conn)
+        source = TransactionSource(conn, connection)
         self.records = RecordRepository(source)
         self.audit = AuditRepository(source, run_id)
         self.cursors = CursorRepository(source, run_id)
 
 
 class Store:
-    """Durable state; safe to share between threads (each repository call takes its own connection)."""
+    """Durable state of one connector connection; safe to share between threads (each repository call takes its own
+    database connection). Stores of other connections may share the database: every row carries its connection."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, connection: str = DEFAULT_CONNECTION) -> None:
         self.engine = engine
-        source = EngineSource(engine)
+        self.connection = connection
+        source = EngineSource(engine, connection)
         self.runs = RunRepository(source)
         self.cursors = CursorRepository(source)
         self.records = RecordRepository(source)
@@ -60,11 +62,15 @@ class Store:
         self.credentials = CredentialRepository(source)
 
     @classmethod
-    def open(cls, url: str, *, migrate_schema: bool = True) -> Store:
+    def open(cls, url: str, *, connection: str = DEFAULT_CONNECTION, migrate_schema: bool = True) -> Store:
         engine = create_db_engine(url)
         if migrate_schema:
             migrate(engine)
-        return cls(engine)
+        return cls(engine, connection)
+
+    def for_connection(self, connection: str) -> Store:
+        """A store of another connection on the same engine (one pool for every connection of a process)."""
+        return Store(self.engine, connection)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -76,4 +82,4 @@ class Store:
     @contextmanager
     def transaction(self, run_id: int | None = None) -> Iterator[Tx]:
         with self.engine.begin() as conn:
-            yield Tx(conn, run_id)
+            yield Tx(conn, run_id, self.connection)

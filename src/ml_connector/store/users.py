@@ -16,11 +16,15 @@ class UserRepository(Repository):
         """Every entry resolved within ``max_age``: e-mail → account id."""
         cutoff = utcnow() - max_age
         with self._source.reading() as conn:
-            rows = conn.execute(select(t.jira_users)).mappings()
+            rows = conn.execute(select(t.jira_users).where(self._mine(t.jira_users))).mappings()
             return {r["email"]: r["account_id"] for r in rows if (aware(r["resolved_at"]) or cutoff) >= cutoff}
 
     def cache(self, email: str, account_id: str | None) -> None:
         email = email.lower()
         with self._source.writing() as conn:
-            conn.execute(delete(t.jira_users).where(t.jira_users.c.email == email))
-            conn.execute(insert(t.jira_users).values(email=email, account_id=account_id, resolved_at=utcnow()))
+            conn.execute(delete(t.jira_users).where(self._mine(t.jira_users), t.jira_users.c.email == email))
+            conn.execute(
+                insert(t.jira_users).values(
+                    connection=self.connection, email=email, account_id=account_id, resolved_at=utcnow()
+                )
+            )

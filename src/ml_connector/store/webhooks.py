@@ -19,10 +19,12 @@ class WebhookRepository(Repository):
     def all(self) -> list[dict[str, Any]]:
         """Every subscription, oldest first (times UTC-aware)."""
         with self._source.reading() as conn:
-            rows = conn.execute(select(t.webhook_subscriptions).order_by(_c.created_at)).mappings()
+            rows = conn.execute(
+                select(t.webhook_subscriptions).where(self._mine(t.webhook_subscriptions)).order_by(_c.created_at)
+            ).mappings()
             return [
                 {
-                    **dict(r),
+                    **{k: v for k, v in r.items() if k != "connection"},
                     "created_at": aware(r["created_at"]),
                     "refreshed_at": aware(r["refreshed_at"]),
                     "expires_at": aware(r["expires_at"]),
@@ -34,10 +36,12 @@ class WebhookRepository(Repository):
         """Insert or replace one subscription; ``refreshed_at`` is now."""
         now = utcnow()
         with self._source.writing() as conn:
-            existing = conn.execute(select(_c.created_at).where(_c.webhook_id == webhook_id)).first()
-            conn.execute(delete(t.webhook_subscriptions).where(_c.webhook_id == webhook_id))
+            mine = self._mine(t.webhook_subscriptions)
+            existing = conn.execute(select(_c.created_at).where(mine, _c.webhook_id == webhook_id)).first()
+            conn.execute(delete(t.webhook_subscriptions).where(mine, _c.webhook_id == webhook_id))
             conn.execute(
                 insert(t.webhook_subscriptions).values(
+                    connection=self.connection,
                     webhook_id=webhook_id,
                     url=url,
                     events=list(events),
@@ -53,4 +57,6 @@ class WebhookRepository(Repository):
         if not ids:
             return
         with self._source.writing() as conn:
-            conn.execute(delete(t.webhook_subscriptions).where(_c.webhook_id.in_(ids)))
+            conn.execute(
+                delete(t.webhook_subscriptions).where(self._mine(t.webhook_subscriptions), _c.webhook_id.in_(ids))
+            )

@@ -53,7 +53,7 @@ def list_records(
     limit: int = 50,
     reason: str | None = None,
 ) -> Page:
-    query: Select[Any] = select(t.records)
+    query: Select[Any] = select(t.records).where(t.records.c.connection == store.connection)
     if flow:
         query = query.where(t.records.c.flow == flow)
     if reason:
@@ -104,7 +104,7 @@ def record_with_trail(store: Store, record_id: int, *, limit: int = 1000) -> tup
 
 
 def runs_page(store: Store, *, flow: str | None = None, before: int | None = None, limit: int = 50) -> list[RunRow]:
-    query: Select[Any] = select(t.runs)
+    query: Select[Any] = select(t.runs).where(t.runs.c.connection == store.connection)
     if flow:
         query = query.where(t.runs.c.flow == flow)
     if before is not None:
