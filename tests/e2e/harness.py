@@ -33,6 +33,23 @@ def example_config() -> dict[str, Any]:
     return data
 
 
+def connections_config(*names: str, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``base`` (default the example config) as a ``connections:`` list with one item per name, each with its own
+    IFS client secret ``ifs-secret-of-<name>`` and Jira API token ``jira-token-of-<name>``."""
+    from ml_connector.config.deployment import SHARED_KEYS
+
+    data = base if base is not None else example_config()
+    shared = {k: v for k, v in data.items() if k in SHARED_KEYS}
+    items = []
+    for name in names:
+        item: dict[str, Any] = {"name": name, **copy.deepcopy({k: v for k, v in data.items() if k not in SHARED_KEYS})}
+        item["ifs"]["client_secret"] = f"ifs-secret-of-{name}"
+        if item["jira"].get("auth", {}).get("api_token"):
+            item["jira"]["auth"]["api_token"] = f"jira-token-of-{name}"
+        items.append(item)
+    return {**shared, "connections": items}
+
+
 class SimControl:
     """The `/_sim/` control API of one simulator."""
 

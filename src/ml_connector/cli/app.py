@@ -24,6 +24,7 @@ app = typer.Typer(
     add_completion=False,
 )
 err_console = Console(stderr=True)
+CONNECTION_ENV = "ML_CONNECTOR_CONNECTION"
 
 
 class LogLevel(StrEnum):
@@ -67,9 +68,18 @@ def _root(
         help="console or json (default: $ML_CONNECTOR_LOG_FORMAT, then log_format in the config, then console; "
         "`run` on a non-terminal stderr logs json).",
     ),
+    connection: str | None = typer.Option(
+        None,
+        "--connection",
+        envvar=CONNECTION_ENV,
+        help="The connection (IFS tenant + Jira site) a command works on; may be left out when the config file has "
+        "only one. `run` runs every connection unless one is named.",
+        show_default=False,
+    ),
 ) -> None:
-    from ml_connector.cli.context import log_overrides
+    from ml_connector.cli.context import log_overrides, selection
 
+    selection["connection"] = connection
     log_overrides["level"] = log_level.value if log_level else None
     log_overrides["format"] = log_format.value if log_format else None
     if debug:

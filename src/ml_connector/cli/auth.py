@@ -100,7 +100,7 @@ def logout(config: Path | None = ConfigOption) -> None:
         raise ConfigError("store.url is not set: there is no stored grant to forget", path="store.url")
     from ml_connector.runner.credentials import JIRA_OAUTH
 
-    store = Store.open(cfg.store.url)
+    store = Store.open(cfg.store.url, connection=cfg.name)
     try:
         _refuse_while_running(cfg, store)
         forgotten = store.credentials.delete(JIRA_OAUTH)
@@ -193,7 +193,9 @@ def _token_store(cfg: ConnectorConfig, config: Path | None) -> TokenStore:
     from ml_connector.runner.credentials import DbTokenStore, resolve_key
 
     assert cfg.store.url is not None
-    return DbTokenStore(Store.open(cfg.store.url), resolve_key(cfg, config_path=config_path(config)))
+    return DbTokenStore(
+        Store.open(cfg.store.url, connection=cfg.name), resolve_key(cfg, config_path=config_path(config))
+    )
 
 
 def _exchange_and_store(cfg: ConnectorConfig, token_store: TokenStore, code: str, redirect: str) -> str:

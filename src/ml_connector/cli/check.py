@@ -59,9 +59,10 @@ def check(
         url = cfg.store.url
         migrated = not any(r.failed for r in store_rows)  # a schema to upgrade is reported, not upgraded by check
         token_store = DbTokenStore(
-            Store.open(url, migrate_schema=migrated), resolve_key(cfg, config_path=config_path(config))
+            Store.open(url, connection=cfg.name, migrate_schema=migrated),
+            resolve_key(cfg, config_path=config_path(config)),
         )
-        store_factory = lambda: Store.open(url)  # noqa: E731 - which webhook ids were registered for which URL
+        store_factory = lambda: Store.open(url, connection=cfg.name)  # noqa: E731 - which webhook ids were registered for which URL
     results = store_rows + run_checks(cfg, token_store=token_store, store_factory=store_factory, sample=sample)
     if as_json:
         for r in results:

@@ -20,6 +20,8 @@ LOG_LEVEL_ENV = "ML_CONNECTOR_LOG_LEVEL"
 LOG_FORMAT_ENV = "ML_CONNECTOR_LOG_FORMAT"
 # ``--log-level`` / ``--log-format`` from the root command line; they win over the environment and the config.
 log_overrides: dict[str, str | None] = {"level": None, "format": None}
+# ``--connection`` from the root command line (None: the only connection of the file).
+selection: dict[str, str | None] = {"connection": None}
 
 ConfigOption = typer.Option(
     None,
@@ -42,7 +44,7 @@ def load(value: Path | None, *, service: bool = False, store_only: bool = False)
     path = config_path(value)
     if not path.exists():
         raise ConfigError(f"config file {path} not found; create one with `ml-connector init`")
-    config = load_config(path, store_only=store_only)
+    config = load_config(path, store_only=store_only, connection=selection["connection"])
     require_driver(config.store.url or "")  # every command, `check` included, names a missing extra up front
     for secret in config.secret_values():
         register_secret(secret)
@@ -76,4 +78,4 @@ def open_store(value: Path | None) -> tuple[ConnectorConfig, Store]:
     """The config and the store, for commands that only read it (status, records, audit): no IFS or Jira client
     is built, so their secrets need not be set."""
     config = load(value, store_only=True)
-    return config, Store.open(config.store.url or "")
+    return config, Store.open(config.store.url or "", connection=config.name)

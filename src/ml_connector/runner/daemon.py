@@ -43,7 +43,7 @@ class LeaseBusy(Exception):
 def build_connector(config_path: Path | None, config: ConnectorConfig) -> Connector:
     """A connector for the daemon: OAuth tokens live encrypted in the store (rotations survive restarts)."""
     assert config.store.url is not None
-    store = Store.open(config.store.url)
+    store = Store.open(config.store.url, connection=config.name)
     token_store = None
     if isinstance(config.jira.auth, JiraOAuth):
         token_store = DbTokenStore(store, resolve_key(config, config_path=config_path))

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from e2e.harness import connections_config
 
-from ml_connector.config.deployment import SHARED_KEYS
 from ml_connector.config.models import load_config, load_connections
 from ml_connector.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[3] / "src/ml_connector/config/templates/example.yaml"
-
-
-def multi(*names: str) -> dict[str, Any]:
-    """The example config turned into a connections: list with one item per name (each its own secrets)."""
-    data = yaml.safe_load(EXAMPLE.read_text())
-    shared = {k: v for k, v in data.items() if k in SHARED_KEYS}
-    own = {k: v for k, v in data.items() if k not in SHARED_KEYS}
-    items = []
-    for name in names:
-        item = {"name": name, **copy.deepcopy(own)}
-        item["ifs"]["client_secret"] = f"ifs-secret-of-{name}"
-        items.append(item)
-    return {**shared, "connections": items}
 
 
 def _write(tmp_path: Path, data: dict[str, Any]) -> Path:
@@ -45,7 +31,7 @@ def test_single_connection_file_is_one_connection_named_default(tmp_path: Path) 
 
 
 def test_connections_list_shares_the_top_level_settings(tmp_path: Path) -> None:
-    data = multi("acme", "globex")
+    data = connections_config("acme", "globex")
     data["web"] = {"port": 8123}
     path = _write(tmp_path, data)
     configs = load_connections(path, env={})
@@ -58,7 +44,7 @@ def test_connections_list_shares_the_top_level_settings(tmp_path: Path) -> None:
 
 
 def test_several_connections_need_a_name_to_pick_one(tmp_path: Path) -> None:
-    path = _write(tmp_path, multi("acme", "globex"))
+    path = _write(tmp_path, connections_config("acme", "globex"))
     with pytest.raises(ConfigError, match=r"2 connections \(acme, globex\).*--connection"):
         load_config(path, env={})
     with pytest.raises(ConfigError, match=r"no connection named 'initech' \(configured: acme, globex\)"):
@@ -66,7 +52,7 @@ def test_several_connections_need_a_name_to_pick_one(tmp_path: Path) -> None:
 
 
 def test_errors_name_the_connection_item(tmp_path: Path) -> None:
-    data = multi("acme", "globex")
+    data = connections_config("acme", "globex")
     data["connections"][1]["jira"]["site"] = "not a url"
     with pytest.raises(ConfigError) as err:
         load_connections(_write(tmp_path, data), env={})
@@ -74,7 +60,7 @@ def test_errors_name_the_connection_item(tmp_path: Path) -> None:
 
 
 def test_template_errors_name_the_connection_item(tmp_path: Path) -> None:
-    data = multi("acme", "globex")
+    data = connections_config("acme", "globex")
     data["connections"][1]["flows"][0]["mapping"]["summary"] = "{{ NoSuchField }}"
     with pytest.raises(ConfigError) as err:
         load_connections(_write(tmp_path, data), env={})
@@ -83,7 +69,7 @@ def test_template_errors_name_the_connection_item(tmp_path: Path) -> None:
 
 def test_duplicate_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
-        load_connections(_write(tmp_path, multi("acme", "globex", "acme")), env={})
+        load_connections(_write(tmp_path, connections_config("acme", "globex", "acme")), env={})
     assert err.value.path == "connections[2].name"
     assert "used twice" in str(err.value) and "connections[0]" in str(err.value)
 
@@ -91,12 +77,12 @@ def test_duplicate_names_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["Acme", "a b", "", "x" * 41])
 def test_bad_names_are_refused_with_their_path(tmp_path: Path, name: str) -> None:
     with pytest.raises(ConfigError) as err:
-        load_connections(_write(tmp_path, multi("ok", name)), env={})
+        load_connections(_write(tmp_path, connections_config("ok", name)), env={})
     assert err.value.path == "connections[1].name"
 
 
 def test_missing_name_is_refused(tmp_path: Path) -> None:
-    data = multi("acme")
+    data = connections_config("acme")
     del data["connections"][0]["name"]
     with pytest.raises(ConfigError) as err:
         load_connections(_write(tmp_path, data), env={})
@@ -104,7 +90,7 @@ def test_missing_name_is_refused(tmp_path: Path) -> None:
 
 
 def test_per_connection_key_at_the_top_level_is_refused(tmp_path: Path) -> None:
-    data = multi("acme")
+    data = connections_config("acme")
     data["sync"] = {"bulk_size": 10}
     with pytest.raises(ConfigError) as err:
         load_connections(_write(tmp_path, data), env={})
@@ -112,7 +98,7 @@ def test_per_connection_key_at_the_top_level_is_refused(tmp_path: Path) -> None:
 
 
 def test_shared_key_inside_a_connection_is_refused(tmp_path: Path) -> None:
-    data = multi("acme", "globex")
+    data = connections_config("acme", "globex")
     data["connections"][1]["store"] = {"url": "sqlite:///x.sqlite"}
     with pytest.raises(ConfigError) as err:
         load_connections(_write(tmp_path, data), env={})
@@ -121,7 +107,7 @@ def test_shared_key_inside_a_connection_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", [[], {}, "acme"])
 def test_connections_must_be_a_non_empty_list(tmp_path: Path, value: object) -> None:
-    data = multi("acme")
+    data = connections_config("acme")
     data["connections"] = value
     with pytest.raises(ConfigError) as err:
         load_connections(_write(tmp_path, data), env={})
@@ -129,7 +115,7 @@ def test_connections_must_be_a_non_empty_list(tmp_path: Path, value: object) -> 
 
 
 def test_unknown_top_level_key_is_refused(tmp_path: Path) -> None:
-    data = multi("acme")
+    data = connections_config("acme")
     data["stores"] = {}
     with pytest.raises(ConfigError) as err:
         load_connections(_write(tmp_path, data), env={})
