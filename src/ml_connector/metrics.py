@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ml_connector.errors import ConnectorError, RateLimited
@@ -243,3 +243,29 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ByConnection(Collector):
+    """Every connection's metrics as one family per name, each sample labelled with its ``connection``."""
+
+    def __init__(self, metrics: Mapping[str, Metrics]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for connection, metrics in self.metrics.items():
+            for family in metrics.registry.collect():
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+                merged.samples.extend(
+                    sample._replace(labels={"connection": connection, **sample.labels}) for sample in family.samples
+                )
+        yield from families.values()
+
+
+def render_connections(metrics: Mapping[str, Metrics]) -> bytes:
+    """The exposition of several connections' metrics (one process serving them all), labelled by connection."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ByConnection(metrics))
+    return generate_latest(registry)

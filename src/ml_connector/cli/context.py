@@ -8,7 +8,7 @@ from pathlib import Path
 import structlog
 import typer
 
-from ml_connector.config.models import ConnectorConfig, load_config
+from ml_connector.config.models import ConnectorConfig, load_config, load_connections
 from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
 from ml_connector.logging import LOG_FORMATS, configure, default_log_format, register_secret
@@ -39,19 +39,38 @@ def config_path(value: Path | None) -> Path:
 
 
 def load(value: Path | None, *, service: bool = False, store_only: bool = False) -> ConnectorConfig:
-    """The validated config; ``store_only`` (commands that only read the store) lets IFS/Jira secrets be unset;
-    ``service`` (the daemon) logs JSON when stderr is not a terminal."""
+    """The validated config of the connection ``--connection`` names (or the only one); ``store_only`` (commands
+    that only read the store) lets IFS/Jira secrets be unset; ``service`` (the daemon) logs JSON when stderr is not
+    a terminal."""
+    path = _existing(value)
+    return _prepared(path, [load_config(path, store_only=store_only, connection=selection["connection"])], service)[0]
+
+
+def load_all(value: Path | None, *, service: bool = False) -> list[ConnectorConfig]:
+    """Every connection of the file (the daemon runs them all), or only the one ``--connection`` names."""
+    path = _existing(value)
+    if selection["connection"] is not None:
+        return _prepared(path, [load_config(path, connection=selection["connection"])], service)
+    return _prepared(path, load_connections(path), service)
+
+
+def _existing(value: Path | None) -> Path:
     path = config_path(value)
     if not path.exists():
         raise ConfigError(f"config file {path} not found; create one with `ml-connector init`")
-    config = load_config(path, store_only=store_only, connection=selection["connection"])
-    require_driver(config.store.url or "")  # every command, `check` included, names a missing extra up front
-    for secret in config.secret_values():
-        register_secret(secret)
-    configure_logging(config, service=service)
-    for note in config.deprecations():
+    return path
+
+
+def _prepared(path: Path, configs: list[ConnectorConfig], service: bool) -> list[ConnectorConfig]:
+    """Secrets registered for redaction, logging configured (settings shared by every connection), notes logged."""
+    require_driver(configs[0].store.url or "")  # every command, `check` included, names a missing extra up front
+    for config in configs:
+        for secret in config.secret_values():
+            register_secret(secret)
+    configure_logging(configs[0], service=service)
+    for note in dict.fromkeys(note for config in configs for note in config.deprecations()):
         structlog.get_logger("ml_connector.config").warning("config.deprecated", file=str(path), detail=note)
-    return config
+    return configs
 
 
 def configure_logging(config: ConnectorConfig, *, service: bool = False) -> None:

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from ml_connector.cli.app import ExitCode, app
-from ml_connector.cli.context import ConfigOption, config_path, load
-from ml_connector.runner import Daemon, DaemonOptions, LeaseBusy, build_connector
+from ml_connector.cli.context import ConfigOption, config_path, load_all
+from ml_connector.runner import ConnectionsDaemon, Daemon, DaemonOptions, LeaseBusy, build_connector
 
 err = Console(stderr=True)
 
@@ -26,10 +26,16 @@ def run(
     no_web: bool = typer.Option(False, "--no-web", help="Do not serve the web app."),
     config: Path | None = ConfigOption,
 ) -> None:
-    """Run the scheduler and the web app until SIGTERM; a second daemon on the same database refuses to schedule."""
-    cfg = load(config, service=True)
-    connector = build_connector(config_path(config), cfg)
-    daemon = Daemon(connector, DaemonOptions(host=host, port=port, wait=wait, run_now=now, serve_web=not no_web))
+    """Run the scheduler and the web app until SIGTERM; a second daemon on the same database refuses to schedule.
+
+    With several connections in the file, every connection's flows run (unless --connection names one), and the
+    web app serves each connection's dashboard at /c/<name>/."""
+    configs = load_all(config, service=True)
+    connectors = [build_connector(config_path(config), cfg) for cfg in configs]
+    options = DaemonOptions(host=host, port=port, wait=wait, run_now=now, serve_web=not no_web)
+    daemon: Daemon | ConnectionsDaemon = (
+        Daemon(connectors[0], options) if len(connectors) == 1 else ConnectionsDaemon.build(connectors, options)
+    )
     daemon.install_signal_handlers()
 
     def waiting(holder: str) -> None:
@@ -38,7 +44,8 @@ def run(
     try:
         daemon.acquire_lease(on_wait=waiting)
     except LeaseBusy as busy:
-        connector.close()
+        for connector in connectors:
+            connector.close()
         err.print(
             f"[bold]not scheduling[/]: another daemon on this database holds the scheduler lease: "
             f"{escape(busy.description)}. Stop it first, or start this one with --wait.",

@@ -353,6 +353,12 @@ class LookupsConfig(StrictModel):
 WEBHOOK_PATH = "/webhooks/jira"  # where the receiver listens, under web.public_url
 
 
+def webhook_path(connection: str) -> str:
+    """Where Jira delivers a connection's events: ``/webhooks/jira`` for ``default`` (the single-connection path,
+    unchanged), ``/webhooks/jira/<connection>`` for any other."""
+    return WEBHOOK_PATH if connection == DEFAULT_CONNECTION else f"{WEBHOOK_PATH}/{connection}"
+
+
 class WebhookConfig(StrictModel):
     """The Jira webhook receiver (POST /webhooks/jira); the route exists only when ``enabled``."""
 

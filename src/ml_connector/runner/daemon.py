@@ -166,3 +166,84 @@ class Daemon:
             self._server.stop()
         self.connector.close()
         log.info("daemon.stopped", seconds=round(time.monotonic() - started, 3))
+
+
+@dataclass
+class ConnectionsDaemon:
+    """``ml-connector run`` for a file with several connections: one ``Daemon`` per connection (its connector,
+    scheduler lease, scheduler and webhook upkeep, all scoped to its connection's rows) and one web app serving
+    them all (web/deployment.py)."""
+
+    daemons: list[Daemon]
+    options: DaemonOptions = field(default_factory=DaemonOptions)
+    web_url: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _server: Any = None
+    _apps: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, connectors: list[Connector], options: DaemonOptions) -> ConnectionsDaemon:
+        own = DaemonOptions(**{**options.__dict__, "serve_web": False})
+        return cls([Daemon(connector, own) for connector in connectors], options)
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        self._stop.set()
+        for daemon in self.daemons:
+            daemon.request_stop(signum, frame)
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+
+    def acquire_lease(self, *, on_wait: Callable[[str], None] | None = None) -> None:
+        """Every connection's scheduler lease (``LeaseBusy`` names the first one another daemon holds)."""
+        for daemon in self.daemons:
+            try:
+                daemon.acquire_lease(on_wait=on_wait)
+            except LeaseBusy as busy:
+                raise LeaseBusy(f"connection {daemon.connector.config.name}: {busy.description}") from None
+
+    def start(self) -> None:
+        for daemon in self.daemons:
+            with structlog.contextvars.bound_contextvars(connection=daemon.connector.config.name):
+                daemon.start()
+        if self.options.serve_web:
+            self.start_web()
+
+    def start_web(self) -> None:
+        from ml_connector.web import create_app
+        from ml_connector.web.deployment import create_connections_app
+
+        names = [daemon.connector.config.name for daemon in self.daemons]
+        apps = {
+            daemon.connector.config.name: create_app(daemon.connector, scheduler=daemon.scheduler, connections=names)
+            for daemon in self.daemons
+        }
+        for app in apps.values():
+            app.state.work.start()  # a mounted app's lifespan does not run: its inbox thread starts here
+            app.state.work.wake_inbox()
+        self._apps = list(apps.values())
+        config = self.daemons[0].connector.config  # web settings are shared by every connection
+        host = self.options.host or config.web.host
+        port = self.options.port if self.options.port is not None else config.web.port
+        self._server = serve_in_thread(create_connections_app(apps), host=host, port=port, log_level="warning")
+        adopt_uvicorn_loggers()
+        self.web_url = self._server.url
+        log.info("web.listening", url=self.web_url, connections=names)
+
+    @property
+    def lease(self) -> Lease | None:
+        return self.daemons[0].lease
+
+    def wait(self) -> None:
+        while not self._stop.wait(1.0):
+            pass
+
+    def stop(self) -> None:
+        self.request_stop()
+        if self._server is not None:
+            self._server.stop()
+        for app in self._apps:
+            app.state.work.stop()
+        for daemon in self.daemons:
+            daemon.stop()

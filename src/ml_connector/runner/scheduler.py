@@ -28,7 +28,7 @@ from ml_connector.store import utcnow
 
 log = structlog.get_logger("ml_connector.runner")
 
-FLOW_JOB = "flow:{}"
+FLOW_JOB = "flow:{connection}:{flow}"  # one id per connection and flow, whichever scheduler runs them
 # A scheduled run that could not start on time (a busy or paused process) still starts if at most this late.
 MISFIRE_GRACE_SECONDS = 300
 
@@ -97,7 +97,7 @@ class LocalScheduler:
         for name, flow in self._flows.items():
             if flow.schedule:
                 self._scheduler.add_job(
-                    self._scheduled, trigger_for(flow.schedule), args=[name], id=FLOW_JOB.format(name), name=name
+                    self._scheduled, trigger_for(flow.schedule), args=[name], id=self._job_id(name), name=name
                 )
         self._scheduler.add_job(
             self.poll_controls,
@@ -168,8 +168,10 @@ class LocalScheduler:
         try:
             with self._state_lock:
                 self.runs[name] += 1
-            log.info("flow.start", flow=name, trigger=reason)
-            self.job(self.connector, flow, self.stop_event)
+            # Every line the run logs names its connection (the thread's context, cleared when the run ends).
+            with structlog.contextvars.bound_contextvars(connection=self.config.name):
+                log.info("flow.start", flow=name, trigger=reason)
+                self.job(self.connector, flow, self.stop_event)
         finally:
             lock.release()
         return True
@@ -178,12 +180,15 @@ class LocalScheduler:
         lock = self._locks.get(name)
         return lock is not None and lock.locked()
 
+    def _job_id(self, flow: str) -> str:
+        return FLOW_JOB.format(connection=self.config.name, flow=flow)
+
     def _submit(self, name: str, reason: str) -> None:
         self._scheduler.add_job(
             self.run_flow,
             args=[name],
             kwargs={"reason": reason},
-            id=f"now:{name}",
+            id=f"now:{self.config.name}:{name}",
             replace_existing=True,
             misfire_grace_time=None,
         )
@@ -212,7 +217,7 @@ class LocalScheduler:
         job_id = str(event.job_id)
         if not job_id.startswith("flow:"):
             return
-        name = job_id.removeprefix("flow:")
+        name = job_id.rsplit(":", 1)[-1]
         if event.code == EVENT_JOB_MAX_INSTANCES:
             self.skipped[name] += 1
             log.info("flow.skipped", flow=name, reason="a run of this flow is in flight", trigger="schedule")
@@ -224,7 +229,7 @@ class LocalScheduler:
     def next_run(self, flow: str) -> datetime | None:
         if flow not in self._flows or self.is_paused(flow) or not self.scheduling:
             return None
-        job = self._scheduler.get_job(FLOW_JOB.format(flow))
+        job = self._scheduler.get_job(self._job_id(flow))
         when = getattr(job, "next_run_time", None) if job is not None else None
         if when is None and job is not None and not self._scheduler.running:
             # Before start() APScheduler has not computed it yet; ask the trigger.

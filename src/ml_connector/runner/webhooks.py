@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from ml_connector.config.models import WEBHOOK_PATH, ConnectorConfig
+from ml_connector.config.models import ConnectorConfig, webhook_path
 from ml_connector.errors import ConfigError, ConnectorError
 from ml_connector.jira import jql
 from ml_connector.jira.client import JiraClient
@@ -95,7 +95,7 @@ class WebhookManager:
             raise ConfigError(
                 "webhooks are enabled but web.public_url is not set; Jira needs a URL it can reach", path="web"
             )
-        url = config.web.public_url.rstrip("/") + WEBHOOK_PATH
+        url = config.web.public_url.rstrip("/") + webhook_path(config.name)
         return cls(
             jira,
             store,

@@ -6,7 +6,7 @@ routers (web/routes/); the routes themselves hold no state of their own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from ml_connector.config.models import WEBHOOK_PATH
 from ml_connector.engine import Connector
 from ml_connector.metrics import Metrics
-from ml_connector.web.context import HERE, Forbidden, NotAllowed, WebContext
+from ml_connector.web.context import HERE, Forbidden, NotAllowed, WebContext, here
 from ml_connector.web.control import SchedulerControl, StoreControl
 from ml_connector.web.guard import BoundedBodies, HostCheck, HostPolicy, SecurityHeaders
 from ml_connector.web.routes import actions, health, pages, webhooks
@@ -31,8 +31,11 @@ MAX_WEBHOOK_BYTES = 1024 * 1024  # a Jira delivery is a few KiB; HMAC over 1 MiB
 BODY_READ_TIMEOUT = 10.0
 
 
-def create_app(connector: Connector, *, scheduler: SchedulerControl | None = None) -> FastAPI:
-    """Build the web app for one connector; ``scheduler`` is the daemon's live scheduler, if any.
+def create_app(
+    connector: Connector, *, scheduler: SchedulerControl | None = None, connections: Sequence[str] = ()
+) -> FastAPI:
+    """Build the web app for one connector; ``scheduler`` is the daemon's live scheduler, if any; ``connections``
+    the names of every connection the deployment serves (more than one: each page offers the others).
 
     Background threads (inbox processor, dashboard jobs) start with the app's lifespan, or on first use when the app
     is mounted inside another app (sub-app lifespans do not run); ``app.state.work.stop()`` stops them.
@@ -45,6 +48,8 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
         work=BackgroundWork(connector, metrics),
         live_scheduler=scheduler is not None,
     )
+    web.templates.env.globals["connections"] = list(connections)
+    web.templates.env.globals["connection"] = connector.config.name
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -93,7 +98,7 @@ def _add_error_pages(app: FastAPI, web: WebContext) -> None:
         if auth.token_required:
             if request.method == "GET":
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+                return RedirectResponse(here(request, f"/login?next={quote(target, safe='')}"), status_code=303)
             return PlainTextResponse("authentication required", status_code=401)
         return PlainTextResponse(
             "The dashboard is reachable only from localhost while web.admin_token is not set.", status_code=403

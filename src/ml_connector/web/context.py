@@ -206,6 +206,12 @@ def client_host(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def here(request: Request, path: str) -> str:
+    """``path`` of this app as the browser must ask for it: below ``/c/<connection>`` when the app is one
+    connection's, mounted in the deployment's app."""
+    return str(request.scope.get("root_path", "")) + path
+
+
 def safe_next(target: str) -> str:
     """Only same-site paths, never ``//host`` or a URL (open redirect)."""
     if not target.startswith("/") or target.startswith("//") or "\\" in target:

@@ -43,6 +43,14 @@ SECURITY_HEADERS = (
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
+def route_path(scope: Scope) -> str:
+    """The path below the app's mount point (``/c/<connection>`` when one connection's app is mounted in the
+    deployment's), which is what the app's routes and path rules are written against."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 class BodyTooLarge(Exception):
     """The body passed its byte limit while being read."""
 
@@ -87,7 +95,7 @@ class BoundedBodies:
         if scope["type"] != "http" or scope["method"] in {"GET", "HEAD", "OPTIONS"}:
             await self.app(scope, receive, send)
             return
-        path = scope.get("path", "")
+        path = route_path(scope)
         limit = self.limit_for(path)
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.strip().isdigit() or int(declared) > limit):
@@ -369,7 +377,7 @@ class HostCheck:
         self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
+        path = route_path(scope)
         if scope["type"] == "http" and not self.exempt(path) and not self.policy.allows(_header(scope, b"host")):
             await _plain(send, 400, "unknown Host; list this name in web.public_hosts (or web.public_url) to use it")
             return

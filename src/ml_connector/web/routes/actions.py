@@ -18,7 +18,16 @@ from starlette.concurrency import run_in_threadpool
 from ml_connector.engine import requeue_failed, requeue_records
 from ml_connector.store import Store
 from ml_connector.web.auth import SESSION_COOKIE, SESSION_TTL
-from ml_connector.web.context import AdminForm, SignedInForm, Web, WebContext, client_host, safe_next, to_int
+from ml_connector.web.context import (
+    AdminForm,
+    SignedInForm,
+    Web,
+    WebContext,
+    client_host,
+    here,
+    safe_next,
+    to_int,
+)
 from ml_connector.web.guard import Form, effective_scheme, parse_form, retry_after
 
 log = structlog.get_logger("ml_connector.web")
@@ -32,7 +41,7 @@ router = APIRouter()
 @router.post("/login")
 async def login(request: Request, web: Web) -> Response:
     if not web.auth.token_required:
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(here(request, "/"), status_code=303)
     web.check_origin(request, bearer=False)  # login CSRF: a foreign page must not sign a browser in
     source = client_host(request) or "unknown"
     wait = web.throttle.locked_for(source)
@@ -68,20 +77,22 @@ async def login(request: Request, web: Web) -> Response:
 
 
 @router.post("/logout")
-async def logout(web: Web, _checked: SignedInForm) -> Response:
-    response = RedirectResponse("/login" if web.auth.token_required else "/", status_code=303)
+async def logout(request: Request, web: Web, _checked: SignedInForm) -> Response:
+    response = RedirectResponse(here(request, "/login" if web.auth.token_required else "/"), status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
 @router.post("/failed/replay")
-async def replay(web: Web, checked: AdminForm) -> Response:
+async def replay(request: Request, web: Web, checked: AdminForm) -> Response:
     _, form = checked
     ids = [i for i in (to_int(v) for v in form.getlist("record_id")) if i is not None]
     flow = web.known_flow(form.get("flow"))
     replay_all = form.get("all") == "1"
     if not ids and not replay_all:
-        return RedirectResponse("/failed?" + urlencode({"msg": "Nothing selected to replay."}), status_code=303)
+        return RedirectResponse(
+            here(request, "/failed?") + urlencode({"msg": "Nothing selected to replay."}), status_code=303
+        )
     queued = await run_in_threadpool(requeue, web.store, ids, flow, replay_all)
     web.flow_counts.clear()
     flows = sorted(queued)
@@ -91,7 +102,7 @@ async def replay(web: Web, checked: AdminForm) -> Response:
     log.info("web.replay_requested", records=total, flows=flows)
     message = f"Re-queued {total} record(s); replay running in the background." if total else "Nothing to replay."
     target = form.get("return_to")
-    back = safe_next(target) if target else "/failed"
+    back = safe_next(target) if target else here(request, "/failed")
     sep = "&" if "?" in back else "?"
     return RedirectResponse(back + sep + urlencode({"msg": message}), status_code=303)
 
@@ -103,12 +114,14 @@ def requeue(store: Store, ids: list[int], flow: str | None, replay_all: bool) ->
 
 
 @router.post("/flows/{name}/{action}")
-async def flow_action(web: Web, _checked: AdminForm, name: str, action: str) -> Response:
+async def flow_action(request: Request, web: Web, _checked: AdminForm, name: str, action: str) -> Response:
     if name not in web.flow_names or action not in FLOW_ACTIONS:
         return PlainTextResponse("unknown flow or action", status_code=404)
     await run_in_threadpool(_handler(web, action), name)
     log.info("web.flow_action", flow=name, action=action)
-    return RedirectResponse("/?" + urlencode({"msg": FLOW_ACTIONS[action].format(name)}), status_code=303)
+    return RedirectResponse(
+        here(request, "/?") + urlencode({"msg": FLOW_ACTIONS[action].format(name)}), status_code=303
+    )
 
 
 def _handler(web: WebContext, action: str) -> Callable[[str], None]:

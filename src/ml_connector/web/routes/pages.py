@@ -15,7 +15,7 @@ from ml_connector.reasons import LABELS, fix_for, label
 from ml_connector.records_csv import csv_lines, record_cells
 from ml_connector.store import FAILED_STATES, RECORD_STATES, AuditRow
 from ml_connector.web import queries
-from ml_connector.web.context import FlowFilter, Viewer, Web, WebContext, safe_next, to_int
+from ml_connector.web.context import FlowFilter, Viewer, Web, WebContext, here, safe_next, to_int
 from ml_connector.web.routes.health import HEALTH_LABELS, SYSTEMS
 
 PAGE_SIZE = 50
@@ -29,7 +29,7 @@ router = APIRouter()
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, web: Web, next: str = "/") -> Response:
     if not web.auth.token_required:
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(here(request, "/"), status_code=303)
     return web.templates.TemplateResponse(request, "login.html", {"next": safe_next(next), "error": None})
 
 
