@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ml_connector.config.connections import webhook_secret_problem
-from ml_connector.config.models import WEBHOOK_PATH, ConnectorConfig
+from ml_connector.config.models import ConnectorConfig, webhook_path
 from ml_connector.diagnostics.results import FAIL, PASS, WARN, Findings
 from ml_connector.jira.client import JiraClient
 from ml_connector.store import Store
@@ -26,7 +26,7 @@ class WebhookChecks:
         self._store_factory = store_factory
 
     def _url(self) -> str:
-        return (self.config.web.public_url or "").rstrip("/") + WEBHOOK_PATH
+        return (self.config.web.public_url or "").rstrip("/") + webhook_path(self.config.name)
 
     # -- from the config alone -------------------------------------------------------------------------------------
 
