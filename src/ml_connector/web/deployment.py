@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
@@ -29,20 +30,21 @@ class ConnectionsApp:
     def __init__(self, apps: Mapping[str, ASGIApp], home: ASGIApp) -> None:
         self.apps = dict(apps)
         self.home = home
-        self._webhooks = {webhook_path(name): app for name, app in self.apps.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             path: str = scope.get("path", "")
-            hook = self._webhooks.get(path)
-            if hook is not None:
-                await hook({**scope, "path": WEBHOOK_PATH, "raw_path": WEBHOOK_PATH.encode()}, receive, send)
-                return
             for name, app in self.apps.items():
                 prefix = CONNECTION_PREFIX.format(name)
-                if path == prefix or path.startswith(prefix + "/"):
-                    await app({**scope, "root_path": scope.get("root_path", "") + prefix}, receive, send)
-                    return
+                if path == webhook_path(name):
+                    scope = {**scope, "path": WEBHOOK_PATH, "raw_path": WEBHOOK_PATH.encode()}
+                elif path == prefix or path.startswith(prefix + "/"):
+                    scope = {**scope, "root_path": scope.get("root_path", "") + prefix}
+                else:
+                    continue
+                with structlog.contextvars.bound_contextvars(connection=name):  # this request's task only
+                    await app(scope, receive, send)
+                return
         await self.home(scope, receive, send)
 
 

@@ -52,11 +52,20 @@ class BackgroundWork:
                 return
             self.stop_event.clear()
             self._threads = [
-                threading.Thread(target=self._inbox_loop, name="mlc-web-inbox", daemon=True),
-                threading.Thread(target=self._job_loop, name="mlc-web-jobs", daemon=True),
+                threading.Thread(target=self._named(self._inbox_loop), name="mlc-web-inbox", daemon=True),
+                threading.Thread(target=self._named(self._job_loop), name="mlc-web-jobs", daemon=True),
             ]
             for thread in self._threads:
                 thread.start()
+
+    def _named(self, loop: Callable[[], None]) -> Callable[[], None]:
+        """``loop`` with every log line of its thread naming the connection (a thread starts with no context)."""
+
+        def run() -> None:
+            structlog.contextvars.bind_contextvars(connection=self.connector.config.name)
+            loop()
+
+        return run
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the threads to finish; a run in flight stops at its next safe point (``stop_event``)."""
