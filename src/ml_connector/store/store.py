@@ -69,7 +69,8 @@ class Store:
         return cls(engine, connection)
 
     def for_connection(self, connection: str) -> Store:
-        """A store of another connection on the same engine (one pool for every connection of a process)."""
+        """A store of another connection on the same engine (one pool for every connection of a process); closing
+        either closes the engine of both."""
         return Store(self.engine, connection)
 
     def close(self) -> None:

@@ -59,9 +59,10 @@ def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state.sqlite'}"
 
 
-def connector(db: str) -> Connector:
+def connector(db: str, connection: str = "default") -> Connector:
     config = load_config(EXAMPLE, env={"IFS_URL": "http://127.0.0.1:9", "JIRA_URL": "http://127.0.0.1:9"})
-    return Connector(config=config, store=Store.open(db))
+    config = config.model_copy(update={"name": connection})
+    return Connector(config=config, store=Store.open(db, connection=connection))
 
 
 @pytest.fixture
@@ -70,8 +71,8 @@ def clock() -> Iterator[time_machine.Coordinates]:
         yield traveller
 
 
-def make(db: str, jobs: Jobs, holder: str = "daemon-a") -> LocalScheduler:
-    c = connector(db)
+def make(db: str, jobs: Jobs, holder: str = "daemon-a", connection: str = "default") -> LocalScheduler:
+    c = connector(db, connection)
     # The lease outlives the clock jumps below, so which scheduler renews first after a jump cannot matter.
     return LocalScheduler(c, lease=Lease(c.store, ttl=6 * 3600, holder=holder), job=jobs, poll_interval=3600)
 
@@ -157,6 +158,29 @@ def test_second_scheduler_on_same_database_does_not_schedule(db: str, clock: tim
     finally:
         first.shutdown()
         second.shutdown()
+
+
+def test_schedulers_of_two_connections_on_one_database_both_schedule(db: str, clock: time_machine.Coordinates) -> None:
+    acme_jobs, globex_jobs = Jobs(), Jobs()
+    acme = make(db, acme_jobs, holder="host-a:1", connection="acme")
+    globex = make(db, globex_jobs, holder="host-b:2", connection="globex")
+    acme.start()
+    globex.start()
+    try:
+        assert acme.scheduling and globex.scheduling  # one scheduler lease per connection
+        assert acme._scheduler.get_job("flow:acme:purchase_orders") is not None
+        assert globex._scheduler.get_job("flow:globex:purchase_orders") is not None
+        globex.pause("purchase_orders")
+        assert not acme.is_paused("purchase_orders")
+        clock.shift(timedelta(hours=1))
+        acme.wakeup()
+        globex.wakeup()
+        wait_for(lambda: acme_jobs.runs["purchase_orders"] == 1)
+        time.sleep(0.1)
+        assert globex_jobs.runs["purchase_orders"] == 0  # paused in its own connection only
+    finally:
+        acme.shutdown()
+        globex.shutdown()
 
 
 def test_paused_flows_skip_and_dashboard_requests_trigger_a_run(db: str, clock: time_machine.Coordinates) -> None:
