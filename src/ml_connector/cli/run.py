@@ -11,6 +11,7 @@ from rich.markup import escape
 from ml_connector.cli.app import ExitCode, app
 from ml_connector.cli.context import ConfigOption, config_path, load
 from ml_connector.runner import Daemon, DaemonOptions, LeaseBusy, build_connector
+from ml_connector.runner.jobqueue import open_job_queue
 
 err = Console(stderr=True)
 
@@ -30,6 +31,8 @@ def run(
     cfg = load(config, service=True)
     connector = build_connector(config_path(config), cfg)
     daemon = Daemon(connector, DaemonOptions(host=host, port=port, wait=wait, run_now=now, serve_web=not no_web))
+    if cfg.runner.kind == "procrastinate":  # flow runs, webhook events and replays become jobs for the workers
+        daemon.queue = open_job_queue(connector)
     daemon.install_signal_handlers()
 
     def waiting(holder: str) -> None:

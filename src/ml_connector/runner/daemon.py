@@ -21,6 +21,8 @@ from ml_connector.errors import ConfigError
 from ml_connector.logging import adopt_uvicorn_loggers
 from ml_connector.metrics import Metrics
 from ml_connector.runner.credentials import DbTokenStore, resolve_key
+from ml_connector.runner.jobqueue import JobQueue, queued_work
+from ml_connector.runner.jobs import run_flow_job
 from ml_connector.runner.lease import Lease
 from ml_connector.runner.scheduler import LocalScheduler
 from ml_connector.runner.webhooks import WebhookManager
@@ -72,6 +74,7 @@ class Daemon:
     lease: Lease | None = None
     scheduler: LocalScheduler | None = None
     webhooks: WebhookManager | None = None
+    queue: JobQueue | None = None  # runner.kind procrastinate: flow runs, inbox and replays are deferred to it
     web_url: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _server: Any = None
@@ -124,11 +127,13 @@ class Daemon:
 
     def start_web(self) -> None:
         from ml_connector.web import create_app
+        from ml_connector.web.worker import BackgroundWork
 
         config = self.connector.config
         host = self.options.host or config.web.host
         port = self.options.port if self.options.port is not None else config.web.port
-        app = create_app(self.connector, scheduler=self.scheduler)
+        work = queued_work(self.queue) if self.queue is not None else BackgroundWork
+        app = create_app(self.connector, scheduler=self.scheduler, work=work)
         self._server = serve_in_thread(app, host=host, port=port, log_level="warning")
         adopt_uvicorn_loggers()  # its errors get our short, redacted tracebacks
         self.web_url = self._server.url
@@ -142,7 +147,11 @@ class Daemon:
         if self.webhooks is not None:
             extra.append((self.webhooks.maintain, WEBHOOK_CHECK_SECONDS))
         self.scheduler = LocalScheduler(
-            self.connector, lease=self.lease, poll_interval=self.options.poll_interval, extra_jobs=extra
+            self.connector,
+            lease=self.lease,
+            job=self.queue.flow_job if self.queue is not None else run_flow_job,
+            poll_interval=self.options.poll_interval,
+            extra_jobs=extra,
         )
         self.scheduler.start()
         if self.options.serve_web:
@@ -164,5 +173,7 @@ class Daemon:
             self.lease.release()
         if self._server is not None:
             self._server.stop()
+        if self.queue is not None:
+            self.queue.close()
         self.connector.close()
         log.info("daemon.stopped", seconds=round(time.monotonic() - started, 3))

@@ -6,7 +6,7 @@ routers (web/routes/); the routes themselves hold no state of their own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
@@ -31,8 +31,14 @@ MAX_WEBHOOK_BYTES = 1024 * 1024  # a Jira delivery is a few KiB; HMAC over 1 MiB
 BODY_READ_TIMEOUT = 10.0
 
 
-def create_app(connector: Connector, *, scheduler: SchedulerControl | None = None) -> FastAPI:
-    """Build the web app for one connector; ``scheduler`` is the daemon's live scheduler, if any.
+def create_app(
+    connector: Connector,
+    *,
+    scheduler: SchedulerControl | None = None,
+    work: Callable[[Connector, Metrics], BackgroundWork] = BackgroundWork,
+) -> FastAPI:
+    """Build the web app for one connector; ``scheduler`` is the daemon's live scheduler, if any; ``work`` builds
+    what runs webhook events and replays (in this process, or as queued jobs with ``runner.kind: procrastinate``).
 
     Background threads (inbox processor, dashboard jobs) start with the app's lifespan, or on first use when the app
     is mounted inside another app (sub-app lifespans do not run); ``app.state.work.stop()`` stops them.
@@ -42,7 +48,7 @@ def create_app(connector: Connector, *, scheduler: SchedulerControl | None = Non
         connector=connector,
         control=scheduler or StoreControl(connector.store),
         metrics=metrics,
-        work=BackgroundWork(connector, metrics),
+        work=work(connector, metrics),
         live_scheduler=scheduler is not None,
     )
 
