@@ -34,13 +34,18 @@ def worker(
     queues: str | None = typer.Option(
         None, "--queues", help="Comma-separated connection names whose jobs to take (default: every connection)."
     ),
+    per_connection: int | None = typer.Option(
+        None, "--per-connection", min=1, help="Most jobs of one connection at once here (default: half --concurrency)."
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
     """Run queued flow runs, webhook events and replays until SIGTERM (runner.kind: procrastinate)."""
     cfg = load(config, service=True)
     url = _queued(cfg)
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues else None
-    options = WorkerOptions(concurrency=concurrency, queues=names, stalled_after=cfg.runner.stalled_after)
+    options = WorkerOptions(
+        concurrency=concurrency, queues=names, stalled_after=cfg.runner.stalled_after, per_connection=per_connection
+    )
     err.print(f"ml-connector worker: {concurrency} at once, queues {', '.join(names) if names else 'all'}")
     JobWorker(url, single_connection(config_path(config), cfg), options).run()
     err.print("ml-connector worker stopped cleanly")

@@ -89,12 +89,19 @@ class JobQueue:
     def close(self) -> None:
         self.app.close()
 
-    def defer(self, task: str, connection: str, key: str, **kwargs: str) -> bool:
-        """Defer ``task`` under lock and queueing lock ``<connection>:<key>``; False when one is already waiting."""
+    def defer(self, task: str, connection: str, key: str, *, delay: float = 0.0, **kwargs: str) -> bool:
+        """Defer ``task`` under lock and queueing lock ``<connection>:<key>`` (to start ``delay`` seconds from now);
+        False when one is already waiting."""
         from procrastinate.exceptions import AlreadyEnqueued
 
         lock = lock_key(connection, key)
-        deferrer = self.app.configure_task(task, lock=lock, queueing_lock=lock, queue=queue_for(connection))
+        deferrer = self.app.configure_task(
+            task,
+            lock=lock,
+            queueing_lock=lock,
+            queue=queue_for(connection),
+            schedule_in={"seconds": delay} if delay > 0 else None,
+        )
         try:
             job_id = deferrer.defer(connection=connection, **kwargs)
         except AlreadyEnqueued:

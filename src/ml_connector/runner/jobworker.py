@@ -12,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Callable
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from ml_connector.engine import Connector, process_inbox, replay_flows
 from ml_connector.errors import ConfigError
 from ml_connector.runner.jobqueue import (
     FLOW_TASK,
+    INBOX_KEY,
     INBOX_TASK,
     REPLAY_TASK,
     JobQueue,
@@ -46,6 +50,11 @@ class WorkerOptions:
     queues: list[str] | None = None  # None: every connection's queue
     stalled_after: float = 30.0
     poll_interval: float = 5.0  # fallback to LISTEN/NOTIFY
+    per_connection: int | None = None  # most slots one connection may hold here; None: half the slots (rounded up)
+    postpone_seconds: float = 2.0  # a job over its connection's share goes back to the queue this long
+
+    def share(self) -> int:
+        return self.per_connection or max(1, (self.concurrency + 1) // 2)
 
 
 class Connections:
@@ -94,27 +103,56 @@ class JobWorker:
         self.requeue = JobQueue(store_url)  # a run cut short by a stop defers itself again
         self._worker: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._running: Counter[str] = Counter()  # connection → jobs running in this process
+        self._running_lock = threading.Lock()
 
     # -- tasks -----------------------------------------------------------------------------------------------------
 
     def run_flow(self, connection: str, flow: str) -> str:
-        connector = self.connections.get(connection)
-        if connector.store.controls.get(flow).get("paused"):
-            log.info("flow.skipped", connection=connection, flow=flow, reason="paused", trigger="job")
-            return "paused"
-        log.info("flow.start", connection=connection, flow=flow, trigger="job")
-        self.job(connector, connector.config.flow(flow), self.stop_event)
-        return self._after_stop(connection, flow)
+        with self._share(FLOW_TASK, connection, flow) as admitted:
+            if not admitted:
+                return "postponed"
+            connector = self.connections.get(connection)
+            if connector.store.controls.get(flow).get("paused"):
+                log.info("flow.skipped", connection=connection, flow=flow, reason="paused", trigger="job")
+                return "paused"
+            log.info("flow.start", connection=connection, flow=flow, trigger="job")
+            self.job(connector, connector.config.flow(flow), self.stop_event)
+            return self._after_stop(connection, flow)
 
     def replay(self, connection: str, flow: str) -> str:
-        connector = self.connections.get(connection)
-        for run in replay_flows(connector, [flow], stop=self.stop_event):
-            log_flow_run(run)
-        return self._after_stop(connection, flow)
+        with self._share(REPLAY_TASK, connection, flow) as admitted:
+            if not admitted:
+                return "postponed"
+            for run in replay_flows(self.connections.get(connection), [flow], stop=self.stop_event):
+                log_flow_run(run)
+            return self._after_stop(connection, flow)
 
     def inbox(self, connection: str) -> str:
-        report = process_inbox(self.connections.get(connection), stop=self.stop_event)
-        return "busy" if report is None else report.status
+        with self._share(INBOX_TASK, connection, INBOX_KEY) as admitted:
+            if not admitted:
+                return "postponed"
+            report = process_inbox(self.connections.get(connection), stop=self.stop_event)
+            return "busy" if report is None else report.status
+
+    @contextmanager
+    def _share(self, task: str, connection: str, key: str) -> Iterator[bool]:
+        """Fairness: one connection holds at most ``share()`` of this worker's slots; a job over it goes back to
+        the queue for a moment (behind the other connections' jobs), so a slow connection cannot starve the rest."""
+        with self._running_lock:
+            admitted = self._running[connection] < self.options.share()
+            if admitted:
+                self._running[connection] += 1
+        if not admitted:
+            log.info("job.postponed", connection=connection, task=task, key=key, reason="connection share in use")
+            self.requeue.defer(task, connection, key, delay=self.options.postpone_seconds, **_args(task, key))
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with self._running_lock:
+                self._running[connection] -= 1
 
     def _after_stop(self, connection: str, flow: str) -> str:
         if not self.stop_event.is_set():
@@ -131,7 +169,7 @@ class JobWorker:
         self.stop_event.set()
         self.connections.stop_all()
         if self._worker is not None:
-            self._worker.stop()
+            self._worker.stop()  # safe from any thread: it wakes the worker's loop itself
 
     def run(self) -> None:
         """Until SIGTERM/SIGINT (or ``request_stop``): apply the schema if missing, then take jobs."""
@@ -154,8 +192,9 @@ class JobWorker:
         size = self.options.concurrency + 3  # jobs finishing, heartbeat, LISTEN and the rescue
         app = App(connector=PsycopgConnector(conninfo=conninfo(self.store_url), min_size=2, max_size=size))
         self._register(app)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop)
+        if threading.current_thread() is threading.main_thread():  # tests run a worker in a thread
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
         async with app.open_async():
             self._worker = Worker(
                 app=app,
@@ -184,16 +223,20 @@ class JobWorker:
 
     async def _rescue_loop(self, app: Any) -> None:
         every = max(1.0, self.options.stalled_after / 2)
-        rounds = 0
+        cleaned = 0.0
         while True:
             try:
                 await retry_stalled_jobs(app, self.options.stalled_after)
-                if rounds % 3600 == 0:
+                if time.monotonic() - cleaned > 3600:
                     await app.job_manager.delete_old_jobs(nb_hours=FINISHED_JOBS_KEPT_HOURS, include_failed=True)
+                    cleaned = time.monotonic()
             except Exception as exc:  # the store unreachable for a moment: try again next round
                 log.warning("worker.rescue_failed", error_class=type(exc).__name__)
-            rounds += 1
             await asyncio.sleep(every)
+
+
+def _args(task: str, key: str) -> dict[str, str]:
+    return {} if task == INBOX_TASK else {"flow": key}
 
 
 async def retry_stalled_jobs(app: Any, stalled_after: float) -> int:
