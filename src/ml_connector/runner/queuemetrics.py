@@ -58,9 +58,9 @@ class QueueCollector(Collector):
         )
         try:
             with self.engine.connect() as conn:
-                for queue, task, status, n in conn.execute(_BY_STATUS).tuples():
+                for queue, task, status, n in conn.execute(_BY_STATUS):
                     jobs.add_metric([str(queue), str(task), str(status)], float(n))
-                rows = conn.execute(_LATENCY, {"minutes": LATENCY_WINDOW_MINUTES}).tuples()
+                rows = conn.execute(_LATENCY, {"minutes": LATENCY_WINDOW_MINUTES})
                 for queue, p50, p95, worst, n in rows:
                     for quantile, value in (("0.5", p50), ("0.95", p95), ("1", worst)):
                         latency.add_metric([str(queue), quantile], float(value))

@@ -1,0 +1,216 @@
+"""runner.kind procrastinate on a real PostgreSQL: schema, deferral with queueing locks, the worker's tasks under
+their locks, fairness between connections, stalled-job rescue and the queue metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from conftest import require_pg, reset_postgres, wait_until
+from prometheus_client import CollectorRegistry, generate_latest
+
+from integration.runner.simenv import example_config
+from ml_connector.config.loader import validate
+from ml_connector.config.models import ConnectorConfig, FlowConfig
+from ml_connector.engine import Connector, RunReport
+from ml_connector.runner.jobqueue import FLOW_TASK, JobQueue, conninfo, ensure_schema
+from ml_connector.runner.jobworker import JobWorker, WorkerOptions, retry_stalled_jobs
+from ml_connector.runner.queuemetrics import register_queue_metrics
+from ml_connector.store import Store
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def dsn() -> Iterator[str]:
+    url = require_pg()
+    reset_postgres(url)
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:  # procrastinate's objects, from earlier tests
+        conn.execute("DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers CASCADE")
+        conn.execute("DROP TABLE IF EXISTS procrastinate_jobs, procrastinate_workers, procrastinate_version CASCADE")
+        for kind in ("procrastinate_job_status", "procrastinate_job_event_type", "procrastinate_job_to_defer_v1"):
+            conn.execute(f"DROP TYPE IF EXISTS {kind} CASCADE")
+        rows = conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.proname LIKE 'procrastinate%'"
+        ).fetchall()
+        for (signature,) in rows:
+            conn.execute(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
+    yield url
+
+
+def _connector(dsn: str, tmp_path: Path) -> Connector:
+    data = example_config()  # nothing is sent to IFS or Jira: the flow job is injected
+    data["ifs"].update(url="http://127.0.0.1:9", realm="mlc", client_id="ml-connector", client_secret="s")
+    data["jira"].update(url="http://127.0.0.1:9")
+    data["jira"]["auth"] = {"kind": "basic", "email": "connector@example.com", "api_token": "sim-api-token"}
+    data["store"] = {"url": dsn}
+    data["runner"] = {"kind": "procrastinate"}
+    config = validate(ConnectorConfig, data)
+    return Connector(config=config, store=Store.open(dsn))
+
+
+class Recorder:
+    """An injected flow job: records each run (connection via the connector's id) and can hold one open."""
+
+    def __init__(self, connectors: dict[str, Connector]) -> None:
+        self.names = {id(c): name for name, c in connectors.items()}
+        self.runs: list[tuple[str, str, float, float]] = []
+        self.hold: dict[str, threading.Event] = {}
+        self.started: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, connector: Connector, flow: FlowConfig, stop: threading.Event) -> list[RunReport]:
+        name = self.names[id(connector)]
+        begin = time.monotonic()
+        self.started.setdefault(f"{name}:{flow.name}", threading.Event()).set()
+        gate = self.hold.get(name)
+        if gate is not None:
+            gate.wait(30)
+        with self.lock:
+            self.runs.append((name, flow.name, begin, time.monotonic()))
+        return []
+
+
+def _start(worker: JobWorker) -> threading.Thread:
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def _status(dsn: str) -> dict[str, int]:
+    with psycopg.connect(conninfo(dsn)) as conn:
+        rows = conn.execute("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1").fetchall()
+    return {status: int(n) for status, n in rows}
+
+
+def test_the_schema_is_applied_once_and_a_waiting_flow_run_refuses_a_second(dsn: str) -> None:
+    assert ensure_schema(dsn) is True
+    assert ensure_schema(dsn) is False  # idempotent: `migrate`, `run` and every worker call it
+    registry = CollectorRegistry()
+    queue = JobQueue(dsn, registry=registry)
+    try:
+        assert queue.defer_flow("default", "purchase_orders") is True
+        assert queue.defer_flow("default", "purchase_orders") is False  # the pile-up is refused quietly
+        assert queue.defer_flow("default", "work_orders") is True
+        assert queue.defer_flow("acme", "purchase_orders") is True  # another connection's flow is its own key
+    finally:
+        queue.close()
+    text = generate_latest(registry).decode()
+    assert 'mlc_jobs_deferred_total{result="refused",task="mlc.flow_run"} 1.0' in text
+    assert 'mlc_jobs_deferred_total{result="deferred",task="mlc.flow_run"} 3.0' in text
+    with psycopg.connect(conninfo(dsn)) as conn:
+        rows = conn.execute("SELECT queue_name, lock, queueing_lock, args FROM procrastinate_jobs ORDER BY id").fetchall()
+    assert rows[0] == (
+        "default",
+        "default:purchase_orders",
+        "default:purchase_orders",
+        {"connection": "default", "flow": "purchase_orders"},
+    )
+    assert rows[2][0] == "acme"
+
+
+def test_two_workers_never_run_one_flow_at_once_and_a_slow_connection_does_not_starve_another(
+    dsn: str, tmp_path: Path
+) -> None:
+    ensure_schema(dsn)
+    slow, fast = _connector(dsn, tmp_path), _connector(dsn, tmp_path)
+    recorder = Recorder({"slow": slow, "fast": fast})
+    recorder.hold["slow"] = threading.Event()
+    connectors = {"slow": slow, "fast": fast}
+    options = WorkerOptions(concurrency=2, stalled_after=3, poll_interval=0.2)
+    workers = [JobWorker(dsn, connectors.__getitem__, options, job=recorder) for _ in range(2)]
+    queue = JobQueue(dsn)
+    try:
+        threads = [_start(w) for w in workers]
+        for flow in ("purchase_orders", "work_orders"):
+            queue.defer_flow("slow", flow)
+        wait_until(lambda: len(recorder.started) == 2, timeout=20, what="both slow flows to start")
+        # The slow connection holds one slot of each worker (its share of 2 is 1): fast runs are not held back.
+        for _ in range(3):
+            queue.defer_flow("fast", "purchase_orders")
+            before = len(recorder.runs)
+            wait_until(lambda b=before: len(recorder.runs) > b, timeout=20, what="a fast run while slow ones hold")
+        # One waiting run of a slow flow at most; it starts only when the running one ends (the lock).
+        assert queue.defer_flow("slow", "purchase_orders") is True
+        assert queue.defer_flow("slow", "purchase_orders") is False
+        recorder.hold["slow"].set()
+        wait_until(lambda: sum(1 for r in recorder.runs if r[0] == "slow") == 3, timeout=30, what="slow runs")
+    finally:
+        for w in workers:
+            w.request_stop()
+        for t in threads:
+            t.join(30)
+        queue.close()
+    for name in ("slow", "fast"):
+        for flow in ("purchase_orders", "work_orders"):
+            spans = sorted((b, e) for n, f, b, e in recorder.runs if (n, f) == (name, flow))
+            assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False)), (name, flow)
+    assert _status(dsn).get("failed", 0) == 0 and _status(dsn).get("todo", 0) == 0
+
+
+def test_a_dead_workers_job_is_put_back_and_runs_again(dsn: str, tmp_path: Path) -> None:
+    """A worker SIGKILLed mid-job leaves its job 'doing' with a silent heartbeat; the rescue puts it back."""
+    ensure_schema(dsn)
+    queue = JobQueue(dsn)
+    queue.defer_flow("default", "purchase_orders")
+    queue.close()
+    with psycopg.connect(conninfo(dsn)) as conn:  # what a killed worker leaves behind
+        worker_id = conn.execute(
+            "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '1 hour') RETURNING id"
+        ).fetchone()
+        assert worker_id is not None
+        conn.execute("UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s", (worker_id[0],))
+    assert _status(dsn) == {"doing": 1}
+
+    async def rescue() -> int:
+        from procrastinate import App, PsycopgConnector
+
+        app = App(connector=PsycopgConnector(conninfo=conninfo(dsn)))
+        async with app.open_async():
+            return await retry_stalled_jobs(app, 30)
+
+    assert asyncio.run(rescue()) == 1
+    assert _status(dsn) == {"todo": 1}
+    connector = _connector(dsn, tmp_path)
+    recorder = Recorder({"default": connector})
+    worker = JobWorker(dsn, {"default": connector}.__getitem__, WorkerOptions(concurrency=1, poll_interval=0.2))
+    worker.job = recorder
+    thread = _start(worker)
+    try:
+        wait_until(lambda: len(recorder.runs) == 1, timeout=20, what="the rescued job to run")
+    finally:
+        worker.request_stop()
+        thread.join(30)
+    assert _status(dsn) == {"succeeded": 1}
+
+
+def test_queue_metrics_show_depth_outcomes_and_start_latency(dsn: str, tmp_path: Path) -> None:
+    ensure_schema(dsn)
+    connector = _connector(dsn, tmp_path)
+    recorder = Recorder({"default": connector})
+    queue = JobQueue(dsn)
+    queue.defer_flow("default", "purchase_orders")
+    queue.defer_flow("default", "work_orders")
+    registry = CollectorRegistry()
+    register_queue_metrics(registry, connector.store.engine)
+    before = generate_latest(registry).decode()
+    assert 'mlc_jobs{queue="default",status="todo",task="mlc.flow_run"} 2.0' in before
+    worker = JobWorker(dsn, {"default": connector}.__getitem__, WorkerOptions(concurrency=2, poll_interval=0.2))
+    worker.job = recorder
+    thread = _start(worker)
+    try:
+        wait_until(lambda: _status(dsn) == {"succeeded": 2}, timeout=20, what="both jobs to succeed")
+    finally:
+        worker.request_stop()
+        thread.join(30)
+        queue.close()
+    after = generate_latest(registry).decode()
+    assert f'mlc_jobs{{queue="default",status="succeeded",task="{FLOW_TASK}"}} 2.0' in after
+    assert 'mlc_jobs_started_recently{queue="default"} 2.0' in after
+    latency = [line for line in after.splitlines() if line.startswith("mlc_job_start_latency_seconds{")]
+    assert len(latency) == 3 and all(0 <= float(line.rsplit(" ", 1)[1]) < 20 for line in latency), latency
