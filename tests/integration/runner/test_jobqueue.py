@@ -4,6 +4,7 @@ their locks, fairness between connections, stalled-job rescue and the queue metr
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -104,7 +105,8 @@ def test_the_schema_is_applied_once_and_a_waiting_flow_run_refuses_a_second(dsn:
     assert 'mlc_jobs_deferred_total{result="refused",task="mlc.flow_run"} 1.0' in text
     assert 'mlc_jobs_deferred_total{result="deferred",task="mlc.flow_run"} 3.0' in text
     with psycopg.connect(conninfo(dsn)) as conn:
-        rows = conn.execute("SELECT queue_name, lock, queueing_lock, args FROM procrastinate_jobs ORDER BY id").fetchall()
+        query = "SELECT queue_name, lock, queueing_lock, args FROM procrastinate_jobs ORDER BY id"
+        rows = conn.execute(query).fetchall()
     assert rows[0] == (
         "default",
         "default:purchase_orders",
@@ -149,7 +151,7 @@ def test_two_workers_never_run_one_flow_at_once_and_a_slow_connection_does_not_s
     for name in ("slow", "fast"):
         for flow in ("purchase_orders", "work_orders"):
             spans = sorted((b, e) for n, f, b, e in recorder.runs if (n, f) == (name, flow))
-            assert all(prev[1] <= nxt[0] for prev, nxt in zip(spans, spans[1:], strict=False)), (name, flow)
+            assert all(prev[1] <= nxt[0] for prev, nxt in itertools.pairwise(spans)), (name, flow)
     assert _status(dsn).get("failed", 0) == 0 and _status(dsn).get("todo", 0) == 0
 
 
