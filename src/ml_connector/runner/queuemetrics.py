@@ -58,13 +58,12 @@ class QueueCollector(Collector):
         )
         try:
             with self.engine.connect() as conn:
-                for queue, task, status, n in conn.execute(_BY_STATUS):
-                    jobs.add_metric([str(queue), str(task), str(status)], float(n))
-                rows = conn.execute(_LATENCY, {"minutes": LATENCY_WINDOW_MINUTES})
-                for queue, p50, p95, worst, n in rows:
-                    for quantile, value in (("0.5", p50), ("0.95", p95), ("1", worst)):
-                        latency.add_metric([str(queue), quantile], float(value))
-                    started.add_metric([str(queue)], float(n))
+                for row in conn.execute(_BY_STATUS):
+                    jobs.add_metric([str(row[0]), str(row[1]), str(row[2])], float(row[3]))
+                for row in conn.execute(_LATENCY, {"minutes": LATENCY_WINDOW_MINUTES}):
+                    for quantile, value in (("0.5", row[1]), ("0.95", row[2]), ("1", row[3])):
+                        latency.add_metric([str(row[0]), quantile], float(value))
+                    started.add_metric([str(row[0])], float(row[4]))
         except Exception:  # a scrape must not fail on a database hiccup; the store gauges' error counter tells
             return
         yield jobs
