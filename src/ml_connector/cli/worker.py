@@ -11,7 +11,7 @@ from ml_connector.cli.app import app
 from ml_connector.cli.context import ConfigOption, config_path, load
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.errors import ConfigError
-from ml_connector.runner.jobqueue import ensure_schema
+from ml_connector.runner.jobqueue import JobQueue, connection_name, ensure_schema
 from ml_connector.runner.jobworker import JobWorker, WorkerOptions, single_connection
 from ml_connector.store import Store
 
@@ -61,3 +61,18 @@ def migrate(config: Path | None = ConfigOption) -> None:
         applied = ensure_schema(cfg.store.url)
         err.print(f"job queue schema {'applied' if applied else 'already present'}")
     err.print("store schema up to date")
+
+
+def defer_from_cli(config: ConnectorConfig, task: str, flows: list[str]) -> None:
+    """`sync --queue` / `replay --queue`: hand the flows to the workers as jobs and say what became of each."""
+    url = _queued(config)
+    ensure_schema(url)
+    queue = JobQueue(url)
+    try:
+        for name in flows:
+            if queue.defer(task, connection_name(config), name, flow=name):
+                err.print(f"{name}: queued for the workers")
+            else:
+                err.print(f"{name}: a job for this flow is already waiting; it does this work")
+    finally:
+        queue.close()
