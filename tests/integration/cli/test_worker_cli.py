@@ -11,8 +11,8 @@ import psycopg
 import pytest
 import yaml
 from conftest import require_pg, reset_postgres
-
 from e2e.harness import example_config
+
 from ml_connector.runner.jobqueue import conninfo
 
 
