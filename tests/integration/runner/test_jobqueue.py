@@ -216,3 +216,28 @@ def test_queue_metrics_show_depth_outcomes_and_start_latency(dsn: str, tmp_path:
     assert 'mlc_jobs_started_recently{queue="default"} 2.0' in after
     latency = [line for line in after.splitlines() if line.startswith("mlc_job_start_latency_seconds{")]
     assert len(latency) == 3 and all(0 <= float(line.rsplit(" ", 1)[1]) < 20 for line in latency), latency
+
+
+def test_the_web_apps_inbox_wakeups_and_replays_become_jobs(dsn: str, tmp_path: Path) -> None:
+    from ml_connector.metrics import Metrics
+    from ml_connector.runner.jobqueue import QueuedWork
+
+    ensure_schema(dsn)
+    connector = _connector(dsn, tmp_path)
+    queue = JobQueue(dsn)
+    work = QueuedWork(connector, Metrics(), queue)
+    try:
+        work.start()  # no threads: nothing runs in the web process
+        assert work._threads == []
+        work.wake_inbox()
+        work.wake_inbox()  # a burst of deliveries: one waiting inbox job does them all
+        work.replay(["purchase_orders", "work_orders"])
+    finally:
+        queue.close()
+    with psycopg.connect(conninfo(dsn)) as conn:
+        rows = conn.execute("SELECT task_name, lock, args FROM procrastinate_jobs ORDER BY id").fetchall()
+    assert rows == [
+        ("mlc.inbox", "default:webhook-inbox", {"connection": "default"}),
+        ("mlc.replay", "default:purchase_orders", {"connection": "default", "flow": "purchase_orders"}),
+        ("mlc.replay", "default:work_orders", {"connection": "default", "flow": "work_orders"}),
+    ]
