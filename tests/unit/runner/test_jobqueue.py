@@ -18,7 +18,7 @@ def test_lock_and_queue_names_carry_the_connection() -> None:
 def test_conninfo_drops_the_sqlalchemy_driver_and_keeps_credentials() -> None:
     url = conninfo("postgresql+psycopg://mlc:s%40cret@db.example:5433/mlc?sslmode=require")
     assert url == "postgresql://mlc:s%40cret@db.example:5433/mlc?sslmode=require"
-    with pytest.raises(ConfigError, match="store.url"):
+    with pytest.raises(ConfigError, match=r"store\.url"):
         conninfo("sqlite:///state.sqlite")
 
 
