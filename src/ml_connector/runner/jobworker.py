@@ -49,7 +49,9 @@ class WorkerOptions:
     concurrency: int = 4
     queues: list[str] | None = None  # None: every connection's queue
     stalled_after: float = 30.0
-    poll_interval: float = 5.0  # fallback to LISTEN/NOTIFY
+    # LISTEN/NOTIFY wakes a worker for a new job, not for a lock freed: a job deferred while its flow still runs
+    # waits for this poll.
+    poll_interval: float = 1.0
     per_connection: int | None = None  # most slots one connection may hold here; None: half the slots (rounded up)
     postpone_seconds: float = 2.0  # a job over its connection's share goes back to the queue this long
 
