@@ -5,6 +5,7 @@ overlap, and workers SIGKILLed mid-run lose nothing (their job is put back and f
 from __future__ import annotations
 
 import itertools
+import re
 import signal
 import subprocess
 from collections import Counter
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import httpx2
 import pytest
 import yaml
 from conftest import require_pg, reset_postgres, wait_until
@@ -103,6 +105,12 @@ def _runs(store_url: str) -> list[tuple[datetime, datetime | None, str]]:
     return [(r[0], r[1], r[2]) for r in rows]
 
 
+def _scrape_metrics(log: Path) -> str:
+    match = re.search(r"running on (http://127\.0\.0\.1:\d+)", log.read_text())
+    assert match, log.read_text()[-2000:]
+    return httpx2.get(f"{match.group(1)}/metrics", timeout=10).text
+
+
 @pytest.mark.timeout(600)
 def test_two_workers_and_a_run_process_sync_every_record_once_through_sigkills(
     tmp_path: Path, sims: tuple[SimProcess, SimProcess]
@@ -112,7 +120,7 @@ def test_two_workers_and_a_run_process_sync_every_record_once_through_sigkills(
     store_url = _store_url()
     config = _config(tmp_path, ifs, jira, store_url)
     expected = _in_scope(config, store_url)
-    run = _spawn(tmp_path, config, "run", "run", "--no-web", "--now")
+    run = _spawn(tmp_path, config, "run", "run", "--port", "0", "--now")
     workers = [_spawn(tmp_path, config, "worker", "worker", "--concurrency", "2") for _ in range(2)]
     try:
         for _ in range(2):  # kill every worker mid-run (the one running the flow among them), start two afresh
@@ -128,6 +136,7 @@ def test_two_workers_and_a_run_process_sync_every_record_once_through_sigkills(
                 worker.wait(10)
             workers = [_spawn(tmp_path, config, "worker", "worker", "--concurrency", "2") for _ in range(2)]
         wait_until(lambda: set(_issues_per_key(jira)) >= expected, timeout=240, interval=0.5, what="every record")
+        metrics = _scrape_metrics(tmp_path / "run.log")
         for p in [run, *workers]:
             p.send_signal(signal.SIGTERM)
         for p in [run, *workers]:
@@ -142,6 +151,11 @@ def test_two_workers_and_a_run_process_sync_every_record_once_through_sigkills(
     per_key = _issues_per_key(jira)
     assert [k for k, n in per_key.items() if n > 1] == []  # 0 duplicates
     assert expected - set(per_key) == set()  # 0 missing
+    # The run process ran no flow itself: it deferred them, the workers' jobs succeeded, and /metrics says so.
+    assert 'mlc_jobs_deferred_total{result="deferred",task="mlc.flow_run"}' in metrics
+    assert re.search(r'mlc_jobs\{queue="default",status="succeeded",task="mlc\.flow_run"\} [1-9]', metrics), metrics
+    assert 'mlc_job_start_latency_seconds{quantile="0.95",queue="default"}' in metrics
+    assert "mlc_runs_total{" not in metrics  # runs are counted where they ran: in the workers
     runs = _runs(store_url)
     finished = [(s, f) for s, f, _ in runs if f is not None]
     assert len(finished) >= 2, runs
