@@ -29,6 +29,7 @@ REPLAY_TASK = "mlc.replay"
 INBOX_KEY = "webhook-inbox"  # the inbox's lock name beside the flow names of a connection
 DEFAULT_CONNECTION = "default"
 _SCHEMA_LOCK = 720202602  # serialises schema appliers (several workers starting at once)
+_OTHERS = "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE queue_name <> %(queue)s) AS found"
 
 
 def connection_name(config: ConnectorConfig) -> str:
@@ -111,6 +112,12 @@ class JobQueue:
         self.deferred.labels(task, "deferred").inc()
         log.info("job.deferred", task=task, lock=lock, job_id=job_id)
         return True
+
+    def others_served(self, connection: str) -> bool:
+        """Whether the queue holds jobs of another connection (any status: finished ones are kept for days), i.e.
+        whether this deployment serves several connections and fairness must hold one back."""
+        row = self.app.connector.get_sync_connector().execute_query_one(_OTHERS, queue=queue_for(connection))
+        return bool(row["found"])
 
     def defer_flow(self, connection: str, flow: str) -> bool:
         return self.defer(FLOW_TASK, connection, flow, flow=flow)

@@ -139,13 +139,16 @@ class JobWorker:
 
     @contextmanager
     def _share(self, task: str, connection: str, key: str) -> Iterator[bool]:
-        """Fairness: one connection holds at most ``share()`` of this worker's slots; a job over it goes back to
-        the queue for a moment (behind the other connections' jobs), so a slow connection cannot starve the rest."""
+        """Fairness: when the deployment serves several connections, one holds at most ``share()`` of this worker's
+        slots; a job over it goes back to the queue for a moment (behind the others' jobs), so a slow connection
+        cannot starve the rest. A single connection may use every slot."""
         with self._running_lock:
-            admitted = self._running[connection] < self.options.share()
-            if admitted:
-                self._running[connection] += 1
+            over = self._running[connection] >= self.options.share()
+            self._running[connection] += 1
+        admitted = not over or not self.requeue.others_served(connection)
         if not admitted:
+            with self._running_lock:
+                self._running[connection] -= 1
             log.info("job.postponed", connection=connection, task=task, key=key, reason="connection share in use")
             self.requeue.defer(task, connection, key, delay=self.options.postpone_seconds, **_args(task, key))
             yield False
@@ -244,18 +247,24 @@ def _args(task: str, key: str) -> dict[str, str]:
 async def retry_stalled_jobs(app: Any, stalled_after: float) -> int:
     """Put the running jobs of silent workers back in the queue; returns how many. A job whose flow already has a
     waiting job (same queueing lock) is closed as failed instead: the waiting one does that flow's work."""
+    from procrastinate.exceptions import ConnectorException, UniqueViolation
     from procrastinate.jobs import Status
 
     manager = app.job_manager
     retried = 0
     for job in await manager.get_stalled_jobs(seconds_since_heartbeat=stalled_after):
         try:
-            await manager.retry_job(job)
+            try:
+                await manager.retry_job(job)
+            except UniqueViolation:  # still 'doing': only this job is closed, never the waiting one
+                await manager.finish_job(job=job, status=Status.FAILED, delete_job=False)
+                log.warning("job.stalled_superseded", job_id=job.id, lock=job.lock)
+                continue
+        except ConnectorException:  # no longer 'doing': another worker's rescue took it first
+            log.info("job.stalled_taken", job_id=job.id, lock=job.lock)
+        else:
             retried += 1
             log.warning("job.stalled_retried", job_id=job.id, task=job.task_name, lock=job.lock)
-        except Exception as exc:  # procrastinate's UniqueViolation: one of the same queueing lock waits already
-            await manager.finish_job(job=job, status=Status.FAILED, delete_job=False)
-            log.warning("job.stalled_superseded", job_id=job.id, lock=job.lock, error_class=type(exc).__name__)
     return retried
 
 

@@ -116,6 +116,58 @@ def test_the_schema_is_applied_once_and_a_waiting_flow_run_refuses_a_second(dsn:
     assert rows[2][0] == "acme"
 
 
+def test_a_slow_connection_keeps_at_most_its_share_of_a_worker_so_another_is_not_starved(
+    dsn: str, tmp_path: Path
+) -> None:
+    ensure_schema(dsn)
+    connectors = {"slow": _connector(dsn, tmp_path), "fast": _connector(dsn, tmp_path)}
+    recorder = Recorder(connectors)
+    options = WorkerOptions(concurrency=2, poll_interval=0.2, postpone_seconds=0.5)  # a share of 1 slot
+    worker = JobWorker(dsn, connectors.__getitem__, options, job=recorder)
+    queue = JobQueue(dsn)
+    try:
+        thread = _start(worker)
+        queue.defer_flow("fast", "purchase_orders")  # the deployment serves two connections
+        wait_until(lambda: len(recorder.runs) == 1, timeout=20, what="the first fast run")
+        recorder.hold["slow"] = threading.Event()
+        for flow in ("purchase_orders", "work_orders"):  # two slow runs due: only one may take a slot
+            queue.defer_flow("slow", flow)
+        wait_until(lambda: len(recorder.started) == 2, timeout=20, what="a slow run to start")
+        for _ in range(3):  # the second slot stays free for the fast connection while the slow run holds
+            before = len(recorder.runs)
+            queue.defer_flow("fast", "work_orders")
+            wait_until(lambda b=before: len(recorder.runs) > b, timeout=20, what="a fast run beside the slow one")
+        assert [r for r in recorder.runs if r[0] == "slow"] == []
+        assert len([k for k in recorder.started if k.startswith("slow:")]) == 1  # the other slow run was postponed
+        recorder.hold["slow"].set()
+        wait_until(lambda: sum(1 for r in recorder.runs if r[0] == "slow") == 2, timeout=30, what="both slow runs")
+    finally:
+        worker.request_stop()
+        thread.join(30)
+        queue.close()
+    assert _status(dsn).get("todo", 0) == 0 and _status(dsn).get("failed", 0) == 0
+
+
+def test_one_connection_alone_may_use_every_slot(dsn: str, tmp_path: Path) -> None:
+    ensure_schema(dsn)
+    connectors = {"default": _connector(dsn, tmp_path)}
+    recorder = Recorder(connectors)
+    recorder.hold["default"] = threading.Event()
+    worker = JobWorker(dsn, connectors.__getitem__, WorkerOptions(concurrency=2, poll_interval=0.2), job=recorder)
+    queue = JobQueue(dsn)
+    try:
+        thread = _start(worker)
+        for flow in ("purchase_orders", "work_orders"):
+            queue.defer_flow("default", flow)
+        wait_until(lambda: len(recorder.started) == 2, timeout=20, what="both runs at once")
+        recorder.hold["default"].set()
+        wait_until(lambda: _status(dsn) == {"succeeded": 2}, timeout=20, what="both jobs done, none postponed")
+    finally:
+        worker.request_stop()
+        thread.join(30)
+        queue.close()
+
+
 def test_two_workers_never_run_one_flow_at_once_and_a_slow_connection_does_not_starve_another(
     dsn: str, tmp_path: Path
 ) -> None:
@@ -178,6 +230,7 @@ def test_a_dead_workers_job_is_put_back_and_runs_again(dsn: str, tmp_path: Path)
 
     assert asyncio.run(rescue()) == 1
     assert _status(dsn) == {"todo": 1}
+    assert asyncio.run(rescue()) == 0  # nothing stalled any more
     connector = _connector(dsn, tmp_path)
     recorder = Recorder({"default": connector})
     worker = JobWorker(dsn, {"default": connector}.__getitem__, WorkerOptions(concurrency=1, poll_interval=0.2))
@@ -241,3 +294,46 @@ def test_the_web_apps_inbox_wakeups_and_replays_become_jobs(dsn: str, tmp_path: 
         ("mlc.replay", "default:purchase_orders", {"connection": "default", "flow": "purchase_orders"}),
         ("mlc.replay", "default:work_orders", {"connection": "default", "flow": "work_orders"}),
     ]
+
+
+def _stall(dsn: str) -> None:
+    """Make every job 'doing' for a worker whose last heartbeat is an hour old (what a SIGKILL leaves)."""
+    with psycopg.connect(conninfo(dsn)) as conn:
+        row = conn.execute(
+            "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '1 hour') RETURNING id"
+        ).fetchone()
+        assert row is not None
+        conn.execute("UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s", (row[0],))
+
+
+async def _rescue_twice(dsn: str) -> list[int]:
+    """Two workers' rescues racing over the same stalled jobs."""
+    from procrastinate import App, PsycopgConnector
+
+    apps = [App(connector=PsycopgConnector(conninfo=conninfo(dsn))) for _ in range(2)]
+    async with apps[0].open_async(), apps[1].open_async():
+        return list(await asyncio.gather(*(retry_stalled_jobs(app, 30) for app in apps)))
+
+
+def test_racing_rescues_put_a_stalled_job_back_once_and_never_close_it(dsn: str) -> None:
+    ensure_schema(dsn)
+    queue = JobQueue(dsn)
+    for flow in ("purchase_orders", "work_orders", "third"):
+        queue.defer_flow("default", flow)
+    queue.close()
+    _stall(dsn)
+    for _ in range(5):
+        assert sum(asyncio.run(_rescue_twice(dsn))) == 3
+        assert _status(dsn) == {"todo": 3}  # each retried once; the losing rescue closed nothing
+        _stall(dsn)
+
+
+def test_a_stalled_job_whose_flow_already_waits_is_closed_and_the_waiting_one_kept(dsn: str) -> None:
+    ensure_schema(dsn)
+    queue = JobQueue(dsn)
+    queue.defer_flow("default", "purchase_orders")
+    _stall(dsn)
+    assert queue.defer_flow("default", "purchase_orders") is True  # the schedule deferred the next run meanwhile
+    queue.close()
+    assert sum(asyncio.run(_rescue_twice(dsn))) == 0
+    assert _status(dsn) == {"failed": 1, "todo": 1}
