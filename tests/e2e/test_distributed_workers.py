@@ -1,6 +1,7 @@
 """Issue 10, items 2 and 4: runner.kind procrastinate with one `run` process and two `ml-connector worker` processes on
 a real PostgreSQL; simulators in their own processes. Every record ends in exactly one issue, no two runs of one flow
-overlap, and workers SIGKILLed mid-run lose nothing (their job is put back and finished by a restarted worker)."""
+overlap, workers SIGKILLed mid-run lose nothing (their job is put back and finished by a restarted worker), and
+workers SIGTERMed mid-run stop cleanly (exit 0) and leave the rest of the run queued."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from e2e.procs import CLI, SimProcess, open_store, start_all, write_config
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector
 
-RECORDS = 400
+RECORDS = 600
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
@@ -105,6 +106,14 @@ def _runs(store_url: str) -> list[tuple[datetime, datetime | None, str]]:
     return [(r[0], r[1], r[2]) for r in rows]
 
 
+def _progress(jira: SimProcess, total: int) -> None:
+    """Wait until a run has created 20 more issues (or all): a run is under way."""
+    floor = len(_issues_per_key(jira))
+    wait_until(
+        lambda: len(_issues_per_key(jira)) >= min(floor + 20, total), timeout=120, interval=0.2, what="a run"
+    )
+
+
 def _scrape_metrics(log: Path) -> str:
     match = re.search(r"running on (http://127\.0\.0\.1:\d+)", log.read_text())
     assert match, log.read_text()[-2000:]
@@ -124,17 +133,17 @@ def test_two_workers_and_a_run_process_sync_every_record_once_through_sigkills(
     workers = [_spawn(tmp_path, config, "worker", "worker", "--concurrency", "2") for _ in range(2)]
     try:
         for _ in range(2):  # kill every worker mid-run (the one running the flow among them), start two afresh
-            floor = len(_issues_per_key(jira))
-            wait_until(
-                lambda f=floor: len(_issues_per_key(jira)) >= min(f + 20, len(expected)),
-                timeout=120,
-                interval=0.2,
-                what="a run creating issues",
-            )
+            _progress(jira, len(expected))
             for worker in workers:
                 worker.send_signal(signal.SIGKILL)
                 worker.wait(10)
             workers = [_spawn(tmp_path, config, "worker", "worker", "--concurrency", "2") for _ in range(2)]
+        _progress(jira, len(expected))
+        for worker in workers:  # SIGTERM mid-run: a clean stop within seconds, the rest of the run queued again
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            assert worker.wait(20) == 0
+        workers = [_spawn(tmp_path, config, "worker", "worker", "--concurrency", "2") for _ in range(2)]
         wait_until(lambda: set(_issues_per_key(jira)) >= expected, timeout=240, interval=0.5, what="every record")
         metrics = _scrape_metrics(tmp_path / "run.log")
         for p in [run, *workers]:

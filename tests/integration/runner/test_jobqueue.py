@@ -337,3 +337,30 @@ def test_a_stalled_job_whose_flow_already_waits_is_closed_and_the_waiting_one_ke
     queue.close()
     assert sum(asyncio.run(_rescue_twice(dsn))) == 0
     assert _status(dsn) == {"failed": 1, "todo": 1}
+
+
+def test_a_stop_ends_the_run_at_a_safe_point_and_queues_the_rest_again(dsn: str, tmp_path: Path) -> None:
+    ensure_schema(dsn)
+    connector = _connector(dsn, tmp_path)
+    running = threading.Event()
+
+    def until_stopped(c: Connector, flow: FlowConfig, stop: threading.Event) -> list[RunReport]:
+        running.set()
+        assert stop.wait(20)  # a run's safe point: it sees the stop and returns
+        return []
+
+    worker = JobWorker(dsn, {"default": connector}.__getitem__, WorkerOptions(poll_interval=0.2), job=until_stopped)
+    queue = JobQueue(dsn)
+    try:
+        thread = _start(worker)
+        queue.defer_flow("default", "purchase_orders")
+        assert running.wait(20)
+        started = time.monotonic()
+        worker.request_stop()  # what SIGTERM calls
+        thread.join(20)
+        assert not thread.is_alive() and time.monotonic() - started < 5
+    finally:
+        queue.close()
+    with psycopg.connect(conninfo(dsn)) as conn:
+        rows = conn.execute("SELECT status::text, args->>'flow' FROM procrastinate_jobs ORDER BY id").fetchall()
+    assert rows == [("succeeded", "purchase_orders"), ("todo", "purchase_orders")]  # the rest waits for a worker
