@@ -8,6 +8,7 @@ schedules never pile up; a refused deferral is counted, not an error (the waitin
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Callable, Iterable
 
@@ -19,6 +20,7 @@ from ml_connector.config.models import ConnectorConfig, FlowConfig
 from ml_connector.engine import Connector, RunReport
 from ml_connector.errors import ConfigError
 from ml_connector.metrics import Metrics
+from ml_connector.store.db import POSTGRES_EXTRA_FIX
 from ml_connector.web.worker import BackgroundWork
 
 log = structlog.get_logger("ml_connector.runner")
@@ -47,6 +49,14 @@ def queue_for(connection: str) -> str:
     return connection
 
 
+def require_procrastinate() -> None:
+    """A clear configuration error, not a crash, when the optional dependency is missing."""
+    if importlib.util.find_spec("procrastinate") is None:
+        raise ConfigError(
+            f"runner.kind 'procrastinate' needs the procrastinate package: {POSTGRES_EXTRA_FIX}", path="runner.kind"
+        )
+
+
 def conninfo(store_url: str) -> str:
     """The libpq URL of a ``postgresql+psycopg://`` store URL (procrastinate talks to psycopg directly)."""
     url = make_url(store_url)
@@ -57,6 +67,7 @@ def conninfo(store_url: str) -> str:
 
 def ensure_schema(store_url: str) -> bool:
     """Create procrastinate's tables if they are missing; True when it did. Safe from several processes at once."""
+    require_procrastinate()
     import psycopg
     from procrastinate.schema import SchemaManager
 
@@ -75,6 +86,7 @@ class JobQueue:
     """Defers jobs from the ``run`` process and its web app (a small synchronous psycopg pool)."""
 
     def __init__(self, store_url: str, *, registry: CollectorRegistry | None = None) -> None:
+        require_procrastinate()
         from procrastinate import App, SyncPsycopgConnector
 
         self.app = App(connector=SyncPsycopgConnector(conninfo=conninfo(store_url), min_size=1, max_size=4))
