@@ -364,3 +364,26 @@ def test_a_stop_ends_the_run_at_a_safe_point_and_queues_the_rest_again(dsn: str,
     with psycopg.connect(conninfo(dsn)) as conn:
         rows = conn.execute("SELECT status::text, args->>'flow' FROM procrastinate_jobs ORDER BY id").fetchall()
     assert rows == [("succeeded", "purchase_orders"), ("todo", "purchase_orders")]  # the rest waits for a worker
+
+
+def test_inbox_jobs_run_the_engines_inbox_and_a_job_for_an_unknown_connection_fails(dsn: str, tmp_path: Path) -> None:
+    from ml_connector.errors import ConfigError
+    from ml_connector.runner.jobworker import single_connection
+
+    ensure_schema(dsn)
+    connector = _connector(dsn, tmp_path)
+    resolve = single_connection(None, connector.config)
+    with pytest.raises(ConfigError, match="no connection named 'acme'"):
+        resolve("acme")
+    worker = JobWorker(dsn, resolve, WorkerOptions(poll_interval=0.2))  # the CLI's resolver: today's one connection
+    queue = JobQueue(dsn)
+    try:
+        thread = _start(worker)
+        queue.defer_inbox("default")
+        queue.defer_inbox("acme")  # a connection this deployment does not know (a config removed it)
+        wait_until(lambda: _status(dsn) == {"succeeded": 1, "failed": 1}, timeout=20, what="both inbox jobs to end")
+    finally:
+        worker.request_stop()
+        thread.join(30)
+        queue.close()
+    assert connector.store.leases.holder("inbox") is None  # the engine's inbox lease was taken and given back
