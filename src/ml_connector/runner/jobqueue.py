@@ -71,13 +71,16 @@ def ensure_schema(store_url: str) -> bool:
     import psycopg
     from procrastinate.schema import SchemaManager
 
-    with psycopg.connect(conninfo(store_url)) as conn:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        row = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
-        if row is not None and row[0]:
-            return False
-        conn.execute(SchemaManager.get_schema())  # no parameters: psycopg sends the whole script at once
-        conn.commit()
+    try:
+        with psycopg.connect(conninfo(store_url), connect_timeout=10) as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            row = conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL").fetchone()
+            if row is not None and row[0]:
+                return False
+            conn.execute(SchemaManager.get_schema())  # no parameters: psycopg sends the whole script at once
+            conn.commit()
+    except psycopg.OperationalError as exc:  # the worker opens the database here first: say so, no traceback
+        raise ConfigError(f"cannot open the store: {exc}", path="store.url") from None
     log.info("jobqueue.schema_applied")
     return True
 
@@ -91,7 +94,6 @@ class JobQueue:
 
         self.app = App(connector=SyncPsycopgConnector(conninfo=conninfo(store_url), min_size=1, max_size=4))
         self.app.open()
-        self._lock = threading.Lock()
         self.deferred = Counter(
             "mlc_jobs_deferred",
             "Jobs handed to the queue by task and result (deferred, or refused: one of that flow already waits).",

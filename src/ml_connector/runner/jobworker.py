@@ -102,7 +102,7 @@ class JobWorker:
         self.connections = Connections(resolve)
         self.job = job
         self.stop_event = threading.Event()
-        self.requeue = JobQueue(store_url)  # a run cut short by a stop defers itself again
+        self._requeue: JobQueue | None = None  # opened by run(), after the schema check has reached the database
         self._worker: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running: Counter[str] = Counter()  # connection → jobs running in this process
@@ -159,6 +159,13 @@ class JobWorker:
             with self._running_lock:
                 self._running[connection] -= 1
 
+    @property
+    def requeue(self) -> JobQueue:
+        """Defers from inside jobs: a run cut short by a stop, a job over its connection's share."""
+        if self._requeue is None:
+            raise RuntimeError("JobWorker.run() opens the queue before any job runs")
+        return self._requeue
+
     def _after_stop(self, connection: str, flow: str) -> str:
         if not self.stop_event.is_set():
             return "done"
@@ -179,10 +186,11 @@ class JobWorker:
     def run(self) -> None:
         """Until SIGTERM/SIGINT (or ``request_stop``): apply the schema if missing, then take jobs."""
         ensure_schema(self.store_url)
+        self._requeue = JobQueue(self.store_url)
         try:
             asyncio.run(self._main())
         finally:
-            self.requeue.close()
+            self._requeue.close()
             self.connections.close()
             log.info("worker.stopped")
 

@@ -68,3 +68,11 @@ def test_migrate_applies_the_queue_schema_and_sync_queue_defers_each_flow_once(t
     with psycopg.connect(conninfo(dsn)) as conn:
         rows = conn.execute("SELECT task_name, args->>'flow' FROM procrastinate_jobs ORDER BY id").fetchall()
     assert rows == [("mlc.flow_run", "purchase_orders"), ("mlc.flow_run", "work_orders")]
+
+
+def test_a_worker_that_cannot_reach_its_database_says_so_and_exits_2(tmp_path: Path) -> None:
+    path = _config(tmp_path, "postgresql+psycopg://mlc:hunter2-secret@127.0.0.1:1/mlc", "procrastinate")
+    done = _cli("worker", "-c", str(path))
+    assert done.returncode == 2, done.stderr
+    assert "store.url: cannot open the store" in done.stderr and "Traceback" not in done.stderr
+    assert "hunter2-secret" not in done.stderr
