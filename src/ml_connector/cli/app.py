@@ -94,7 +94,7 @@ def _root(
 
 def _register_commands() -> None:
     # Imported for their side effect of adding commands to ``app``; kept in separate modules per concern.
-    from ml_connector.cli import auth, check, commands, demo, run, sim  # noqa: F401
+    from ml_connector.cli import auth, check, commands, demo, run, sim, worker  # noqa: F401
 
 
 def exit_code_for(error: BaseException) -> ExitCode:

@@ -28,6 +28,7 @@ from ml_connector.cli.records_output import (
     records_format,
     render_records,
 )
+from ml_connector.cli.worker import defer_from_cli
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.diagnostics.fixes import config_fix
 from ml_connector.engine import (
@@ -47,6 +48,7 @@ from ml_connector.engine.timestamps import parse_ts
 from ml_connector.errors import ConfigError
 from ml_connector.jira.links import browse_url
 from ml_connector.mapping.changes import custom_field_names, trail_changes
+from ml_connector.runner.jobqueue import FLOW_TASK, REPLAY_TASK
 from ml_connector.store import (
     FAILED_STATES,
     PARKED,
@@ -234,11 +236,18 @@ def sync(
         None, "--limit", "-n", min=0, help=f"Dry run: records shown per flow (default {TABLE_LIMIT}; all with --json)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Dry run: one JSON document instead of the tables."),
+    queue: bool = typer.Option(
+        False, "--queue", help="runner.kind procrastinate: queue each flow as a job for the workers, run nothing here."
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
     """Run the flows once: IFS → Jira, then Jira status → IFS."""
     if (as_json or limit is not None) and not dry_run:
         raise ConfigError("--json and --limit show a dry run's preview: add --dry-run")
+    if queue:
+        cfg = load(config)
+        defer_from_cli(cfg, FLOW_TASK, [cfg.flow(flow).name] if flow else [f.name for f in cfg.flows if f.enabled])
+        return
     connector = open_connector(config)
     runs = _Runs(connector.config)
     restore = _stop_on_signals(connector.stopping)
@@ -450,6 +459,9 @@ def replay(
     flow: str | None = typer.Option(None, "--flow", "-f"),
     failed: bool = typer.Option(False, "--failed", help="Every record in the failed queue (parked or retrying)."),
     since: datetime | None = typer.Option(None, "--since", help="Failed records updated since (ISO time, UTC)."),
+    queue: bool = typer.Option(
+        False, "--queue", help="runner.kind procrastinate: the workers send the re-queued records, as jobs."
+    ),
     config: Path | None = ConfigOption,
 ) -> None:
     """Re-queue failed records and sync them through the normal path."""
@@ -463,6 +475,9 @@ def replay(
             since = since.replace(tzinfo=UTC)
         queued = requeue_failed(connector.store, flow=flow, keys=keys or (), since=since)
         console.print(f"re-queued {len(queued)} record(s)")
+        if queue:
+            defer_from_cli(connector.config, REPLAY_TASK, sorted({r.flow for r in queued}))
+            return
         for run in replay_flows(connector, sorted({r.flow for r in queued}), stop=connector.stopping):
             runs.add(run.steps)
     finally:

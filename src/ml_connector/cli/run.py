@@ -11,6 +11,7 @@ from rich.markup import escape
 from ml_connector.cli.app import ExitCode, app
 from ml_connector.cli.context import ConfigOption, config_path, load_all
 from ml_connector.runner import ConnectionsDaemon, Daemon, DaemonOptions, LeaseBusy, build_connector
+from ml_connector.runner.jobqueue import open_job_queue
 
 err = Console(stderr=True)
 
@@ -36,6 +37,9 @@ def run(
     daemon: Daemon | ConnectionsDaemon = (
         Daemon(connectors[0], options) if len(connectors) == 1 else ConnectionsDaemon.build(connectors, options)
     )
+    if configs[0].runner.kind == "procrastinate":  # flow runs, webhook events and replays become jobs for workers
+        for each in daemon.daemons if isinstance(daemon, ConnectionsDaemon) else [daemon]:
+            each.queue = open_job_queue(each.connector)
     daemon.install_signal_handlers()
 
     def waiting(holder: str) -> None:

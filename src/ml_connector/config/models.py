@@ -109,7 +109,16 @@ class WebConfig(StrictModel):
 
 
 class RunnerConfig(StrictModel):
+    kind: Literal["local", "procrastinate"] = Field(
+        default="local",
+        description="local: one daemon runs every flow in process. procrastinate: `run` defers jobs and "
+        "`ml-connector worker` processes run them (PostgreSQL store only).",
+    )
     lease_ttl: Seconds = 60.0
+    stalled_after: Seconds = Field(
+        default=30.0,
+        description="procrastinate: a worker silent this long is taken as dead and its jobs are run again.",
+    )
 
 
 class SyncPolicy(StrictModel):
@@ -414,6 +423,17 @@ class ConnectorConfig(StrictModel):
                 raise ValueError(f"flow name {flow.name!r} is used twice")
             seen.add(flow.name)
         return flows
+
+    @model_validator(mode="after")
+    def _runner_needs_postgres(self) -> ConnectorConfig:
+        url = self.store.url or ""
+        if self.runner.kind == "procrastinate" and not url.startswith("postgresql"):
+            raise ConfigError(
+                "'procrastinate' keeps its jobs in PostgreSQL: set store.url to a postgresql+psycopg:// "
+                "URL, or use runner.kind 'local'",
+                path="runner.kind",
+            )
+        return self
 
     @model_validator(mode="after")
     def _compile_templates(self) -> ConnectorConfig:

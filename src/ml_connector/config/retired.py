@@ -19,7 +19,6 @@ RETIRED: dict[tuple[str, ...], str] = {
     ("jira", "auth", "redirect_uri"): "pass it to `ml-connector jira login --redirect-uri` for the consent",
     ("jira", "auth", "scopes"): "pass them to `ml-connector jira login --scope` for the consent",
     ("web", "max_form_bytes"): "dashboard forms are small; the 64 KiB limit is fixed",
-    ("runner", "kind"): "the local runner is the only one",
     ("runner", "misfire_grace"): "a scheduled run up to 5 minutes late still starts; the grace is fixed",
     (
         "sync",
@@ -31,9 +30,8 @@ RETIRED: dict[tuple[str, ...], str] = {
     ("webhooks", "read_timeout"): "a delivery must arrive within 10 seconds; the limit is fixed",
 }
 
-# Retired keys whose old value asked for something this release cannot do: any other value is refused, not dropped,
-# so a config that asks for the distributed runner never runs quietly on the local one.
-ONLY_VALUE: dict[tuple[str, ...], str] = {("runner", "kind"): "local"}
+# Retired keys whose old value asked for something this release cannot do: any other value is refused, not dropped.
+ONLY_VALUE: dict[tuple[str, ...], str] = {}
 
 
 def drop_retired(data: Any) -> tuple[Any, tuple[str, ...]]:

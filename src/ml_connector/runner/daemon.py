@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -21,11 +21,16 @@ from ml_connector.errors import ConfigError
 from ml_connector.logging import adopt_uvicorn_loggers
 from ml_connector.metrics import Metrics
 from ml_connector.runner.credentials import DbTokenStore, resolve_key
+from ml_connector.runner.jobqueue import JobQueue, queued_work
+from ml_connector.runner.jobs import run_flow_job
 from ml_connector.runner.lease import Lease
 from ml_connector.runner.scheduler import LocalScheduler
 from ml_connector.runner.webhooks import WebhookManager
 from ml_connector.serve import serve_in_thread
 from ml_connector.store import Store
+
+if TYPE_CHECKING:
+    from ml_connector.web.worker import BackgroundWork
 
 log = structlog.get_logger("ml_connector.runner")
 
@@ -72,6 +77,7 @@ class Daemon:
     lease: Lease | None = None
     scheduler: LocalScheduler | None = None
     webhooks: WebhookManager | None = None
+    queue: JobQueue | None = None  # runner.kind procrastinate: flow runs, inbox and replays are deferred to it
     web_url: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _server: Any = None
@@ -128,11 +134,17 @@ class Daemon:
         config = self.connector.config
         host = self.options.host or config.web.host
         port = self.options.port if self.options.port is not None else config.web.port
-        app = create_app(self.connector, scheduler=self.scheduler)
+        app = create_app(self.connector, scheduler=self.scheduler, work=self.work_factory())
         self._server = serve_in_thread(app, host=host, port=port, log_level="warning")
         adopt_uvicorn_loggers()  # its errors get our short, redacted tracebacks
         self.web_url = self._server.url
         log.info("web.listening", url=self.web_url)
+
+    def work_factory(self) -> Callable[[Connector, Metrics], BackgroundWork]:
+        """What runs the web app's webhook events and replays: queued jobs with a job queue, else this process."""
+        from ml_connector.web.worker import BackgroundWork  # the web package imports the runner: import late
+
+        return queued_work(self.queue) if self.queue is not None else BackgroundWork
 
     def start(self) -> None:
         """Everything but the wait: lease (raises LeaseBusy), scheduler, webhooks, web app."""
@@ -142,7 +154,11 @@ class Daemon:
         if self.webhooks is not None:
             extra.append((self.webhooks.maintain, WEBHOOK_CHECK_SECONDS))
         self.scheduler = LocalScheduler(
-            self.connector, lease=self.lease, poll_interval=self.options.poll_interval, extra_jobs=extra
+            self.connector,
+            lease=self.lease,
+            job=self.queue.flow_job if self.queue is not None else run_flow_job,
+            poll_interval=self.options.poll_interval,
+            extra_jobs=extra,
         )
         self.scheduler.start()
         if self.options.serve_web:
@@ -164,6 +180,8 @@ class Daemon:
             self.lease.release()
         if self._server is not None:
             self._server.stop()
+        if self.queue is not None:
+            self.queue.close()
         self.connector.close()
         log.info("daemon.stopped", seconds=round(time.monotonic() - started, 3))
 
@@ -216,7 +234,9 @@ class ConnectionsDaemon:
 
         names = [daemon.connector.config.name for daemon in self.daemons]
         apps = {
-            daemon.connector.config.name: create_app(daemon.connector, scheduler=daemon.scheduler, connections=names)
+            daemon.connector.config.name: create_app(
+                daemon.connector, scheduler=daemon.scheduler, connections=names, work=daemon.work_factory()
+            )
             for daemon in self.daemons
         }
         for app in apps.values():

@@ -8,6 +8,8 @@ from typing import Protocol, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, Engine, Table
 
+from ml_connector.config.deployment import DEFAULT_CONNECTION
+
 T = TypeVar("T")
 
 CHUNK = 500  # ids per IN (...): stays under SQLite's bound-parameter limit
@@ -16,9 +18,6 @@ CHUNK = 500  # ids per IN (...): stays under SQLite's bound-parameter limit
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
-
-
-DEFAULT_CONNECTION = "default"
 
 
 class ConnectionSource(Protocol):

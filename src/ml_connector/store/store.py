@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
 
+from ml_connector.config.deployment import DEFAULT_CONNECTION
 from ml_connector.store.audit import AuditRepository
 from ml_connector.store.controls import FlowControlRepository, HealthRepository
 from ml_connector.store.credentials import CredentialRepository
@@ -21,7 +22,7 @@ from ml_connector.store.inbox import InboxRepository
 from ml_connector.store.leases import LeaseRepository
 from ml_connector.store.records import RecordRepository
 from ml_connector.store.runs import RunRepository
-from ml_connector.store.source import DEFAULT_CONNECTION, EngineSource, TransactionSource
+from ml_connector.store.source import EngineSource, TransactionSource
 from ml_connector.store.users import UserRepository
 from ml_connector.store.webhooks import WebhookRepository
 

@@ -6,7 +6,7 @@ routers (web/routes/); the routes themselves hold no state of their own.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
@@ -32,10 +32,15 @@ BODY_READ_TIMEOUT = 10.0
 
 
 def create_app(
-    connector: Connector, *, scheduler: SchedulerControl | None = None, connections: Sequence[str] = ()
+    connector: Connector,
+    *,
+    scheduler: SchedulerControl | None = None,
+    work: Callable[[Connector, Metrics], BackgroundWork] = BackgroundWork,
+    connections: Sequence[str] = (),
 ) -> FastAPI:
-    """Build the web app for one connector; ``scheduler`` is the daemon's live scheduler, if any; ``connections``
-    the names of every connection the deployment serves (more than one: each page offers the others).
+    """Build the web app for one connector; ``scheduler`` is the daemon's live scheduler, if any; ``work`` builds
+    what runs webhook events and replays (in this process, or as queued jobs with ``runner.kind: procrastinate``);
+    ``connections`` the names of every connection the deployment serves (more than one: each page offers the others).
 
     Background threads (inbox processor, dashboard jobs) start with the app's lifespan, or on first use when the app
     is mounted inside another app (sub-app lifespans do not run); ``app.state.work.stop()`` stops them.
@@ -45,7 +50,7 @@ def create_app(
         connector=connector,
         control=scheduler or StoreControl(connector.store),
         metrics=metrics,
-        work=BackgroundWork(connector, metrics),
+        work=work(connector, metrics),
         live_scheduler=scheduler is not None,
     )
     web.templates.env.globals["connections"] = list(connections)

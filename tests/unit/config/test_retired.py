@@ -29,7 +29,7 @@ def _old_file(tmp_path: Path, **sections: dict[str, object]) -> Path:
 def test_an_old_file_with_retired_keys_loads_and_names_each_path(tmp_path: Path) -> None:
     path = _old_file(
         tmp_path,
-        runner={"kind": "local", "misfire_grace": "5m", "lease_ttl": "30s"},
+        runner={"misfire_grace": "5m", "lease_ttl": "30s"},
         sync={"writeback_conflict_retries": 2, "not_found_alert_min": 9},
         webhooks={"read_timeout": "3s", "max_body_bytes": 2048},
         ifs={"api_path": "/main/ifsapplications/projection/v1", "time_zone_aware": True},
@@ -39,7 +39,6 @@ def test_an_old_file_with_retired_keys_loads_and_names_each_path(tmp_path: Path)
     assert named == [
         "ifs.api_path",
         "ifs.time_zone_aware",
-        "runner.kind",
         "runner.misfire_grace",
         "sync.not_found_alert_min",
         "sync.writeback_conflict_retries",
@@ -95,7 +94,10 @@ def test_the_cli_logs_a_warning_for_each_retired_key(
     assert "config.deprecated" in err and "web.max_form_bytes is no longer a setting" in err
 
 
-def test_a_retired_runner_kind_other_than_local_is_refused_not_ignored(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"runner\.kind: 'procrastinate' is not available in this release"):
-        load_config(_old_file(tmp_path, runner={"kind": "procrastinate"}))
-    assert load_config(_old_file(tmp_path, runner={"kind": "local"})).deprecations()
+def test_runner_kind_is_a_setting_again_and_procrastinate_needs_postgresql(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"runner\.kind: 'procrastinate' keeps its jobs in PostgreSQL"):
+        load_config(_old_file(tmp_path, runner={"kind": "procrastinate"}), env={})
+    pg = _old_file(tmp_path, runner={"kind": "procrastinate"}, store={"url": "postgresql+psycopg://u@127.0.0.1/db"})
+    config = load_config(pg, env={})
+    assert config.runner.kind == "procrastinate" and config.deprecations() == ()
+    assert load_config(_old_file(tmp_path, runner={"kind": "local"}), env={}).runner.kind == "local"
