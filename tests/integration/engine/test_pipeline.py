@@ -127,7 +127,7 @@ def test_edits_run_concurrently_and_a_429_storm_shrinks_the_number_in_flight(
             _edit_all(w, c, "first edit")
             OutboundSync(c, flow).run()
             calm = c.jira.session.gates[EDIT]
-            assert calm.high_water > 4  # grew past its start while answers came back fast
+            assert calm.high_water > 4  # many at once: it starts at what PUT's pacing lets out at once
 
             samples = _gate_samples(monkeypatch)
             before = calm.limit.allowed
@@ -142,6 +142,38 @@ def test_edits_run_concurrently_and_a_429_storm_shrinks_the_number_in_flight(
             statuses = [r["status"] for r in w.jira_sim.requests()["requests"] if r["method"] == "PUT"]
             assert statuses.count(429) == 20
             assert all(i["summary"].endswith("second edit") for i in w.jira_issues() if "PROC" in i["key"])
+        finally:
+            c.close()
+
+
+def test_persistent_429s_on_edits_end_the_run_with_the_records_waiting_and_the_next_run_finishes_them(
+    tmp_path: Path,
+) -> None:
+    """A 429 that never lifts: the run spends its rate-limit budget (sync.rate_limit_wait_max), then stops waiting;
+    the edits wait as retries (nothing is lost, nothing is marked synced), and a later run, once Jira answers again,
+    makes every one of them."""
+    with world(purchase_orders=20, work_orders=0) as w:
+        c = make_connector(_config(w, tmp_path, rate_limit_wait_max=1))
+        try:
+            flow = c.config.flow(FLOW)
+            OutboundSync(c, flow).run()
+            edited = _edit_all(w, c, "throttled edit")
+            storm = {"status": 429, "count": 100_000, "retry_after": 0.2, "path_contains": "/issue/", "method": "PUT"}
+            w.jira_sim.faults(fail_next=[storm])
+            started = time.monotonic()
+            report = OutboundSync(c, flow).run()
+            assert time.monotonic() - started < 30  # the budget ended the waits
+            assert report.counts.get("updated", 0) == 0 and report.counts.get("waiting") == len(edited)
+            states = {r.ifs_key: r for r in c.store.records.list(flow=FLOW, limit=1000)}
+            assert {states[r.ifs_key].state for r in edited} == {RETRY}
+            assert not any(i["summary"].endswith("throttled edit") for i in w.jira_issues())
+
+            w.jira_sim.faults(fail_next=[])
+            time.sleep(0.5)  # past the Retry-After each record waits for
+            again = OutboundSync(c, flow).run()
+            assert again.counts["updated"] == len(edited), again.as_dict()
+            assert {r.state for r in c.store.records.list(flow=FLOW, limit=1000)} == {SYNCED}
+            assert sum(i["summary"].endswith("throttled edit") for i in w.jira_issues()) == len(edited)
         finally:
             c.close()
 
