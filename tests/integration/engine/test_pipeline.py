@@ -20,6 +20,7 @@ from ml_connector.engine.outbound import OutboundSync
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.timestamps import parse_ts
 from ml_connector.http.concurrency import MIN_IN_FLIGHT, ConcurrencyGate
+from ml_connector.jira.client import JiraClient
 from ml_connector.store import RETRY, SYNCED, RecordRow
 
 FLOW = "purchase_orders"
@@ -142,6 +143,46 @@ def test_edits_run_concurrently_and_a_429_storm_shrinks_the_number_in_flight(
             statuses = [r["status"] for r in w.jira_sim.requests()["requests"] if r["method"] == "PUT"]
             assert statuses.count(429) == 20
             assert all(i["summary"].endswith("second edit") for i in w.jira_issues() if "PROC" in i["key"])
+        finally:
+            c.close()
+
+
+def test_a_runs_first_changed_page_reads_its_lines_lookups_and_jira_metadata_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """None of the three needs another: with 200 ms per call they overlap instead of adding up."""
+    spans: dict[str, tuple[float, float]] = {}
+
+    def timed(owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.monotonic()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                spans.setdefault(name, (started, time.monotonic()))  # the first call (later ones hit the cache)
+
+        monkeypatch.setattr(owner, name, wrapper)
+
+    with world(purchase_orders=20, work_orders=0) as w:
+        c = make_connector(_config(w, tmp_path))
+        try:
+            flow = c.config.flow(FLOW)
+            OutboundSync(c, flow).run()
+            edited = _edit_all(w, c, "overlap")
+            fresh = make_connector(_config(w, tmp_path))  # nothing cached: lookups and metadata are read again
+            c.close()
+            c = fresh
+            for owner, name in ((OutboundSync, "read_lines"), (Connector, "_lookups_of"), (JiraClient, "projects")):
+                timed(owner, name)
+            w.ifs_sim.faults(latency_ms=200)
+            w.jira_sim.faults(latency_ms=200)
+            report = OutboundSync(c, flow).run()
+            assert report.counts["updated"] == len(edited), report.as_dict()
+            lines, lookups, jira = spans["read_lines"], spans["_lookups_of"], spans["projects"]
+            assert lines[0] < lookups[1] and lookups[0] < lines[1]  # the lines and the lookups overlap
+            assert lookups[0] < jira[1] and jira[0] < lookups[1]  # the lookups and the Jira metadata overlap
         finally:
             c.close()
 
