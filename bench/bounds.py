@@ -1,7 +1,7 @@
 """Lower bounds: the least time any client could need for a scenario's work under the simulators' limits.
 
     lower_bound = max( IFS_fewest / IFS_rate,
-                       max over Jira endpoints e of Jira_fewest[e] / Jira_burst[method of e],
+                       max over Jira endpoints e of ( Σ lead[e] + max(0, Jira_fewest[e] - capacity) / rate + one call ),
                        max over Jira endpoints e of Σ_calls(latency + server_time) / in_flight,
                        Σ over chain calls of (latency + server_time) )
     efficiency  = lower_bound / measured wall time
@@ -9,7 +9,11 @@
 * ``IFS_rate`` is the IFS budget (``rate_limit_per_minute`` / 60 requests per second, one budget per client id).
 * Jira's burst limit is a token bucket per endpoint (method + path template) whose rate depends on the method
   (jira-api.md §9: GET and POST 100/s, PUT and DELETE 50/s; the simulator's ``burst_per_second: "documented"``), so
-  each endpoint is its own budget and the slowest one bounds the run. The per-issue write limit never binds here: the
+  each endpoint is its own budget and the slowest one bounds the run. The simulator's bucket holds one second's worth
+  and starts full (``BUCKET_SECONDS``), so ``capacity`` calls can go at once and only the rest wait for the rate: the
+  last call is let through no earlier than ``(n - capacity) / rate`` after the first, and its answer comes one call's
+  duration (latency + server time) later. ``lead[e]`` are the calls that must be answered before the endpoint's first
+  call can be made (the reads an edit's content comes from). The per-issue write limit never binds here: the
   fewest-calls plan writes each issue once.
 * ``in_flight`` is the most Jira calls per endpoint the connector is allowed to keep in flight: with ``in_flight``
   calls overlapping, an endpoint's calls take at least their summed durations (latency plus modelled server time)
@@ -31,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ml_connector.sim.jira.options import DOCUMENTED_BURST
-from ml_connector.sim.jira.ratelimit import burst_rate
+from ml_connector.sim.jira.ratelimit import BUCKET_SECONDS, burst_rate
 from ml_connector.sim.servertime import PROFILES, Operation, ServerTimeProfile, server_seconds
 
 IFS_MAX_PAGE = 4999  # IFS refuses $top / maxpagesize of 5000 or more
@@ -59,6 +63,15 @@ class Limits:
 
     def burst(self, method: str) -> float | None:
         return burst_rate(self.jira_burst, method)
+
+    def burst_wait(self, method: str, calls: int) -> float:
+        """The least time between the first and the last of ``calls`` calls through one endpoint's burst bucket."""
+        rate = self.burst(method)
+        return max(0.0, calls - rate * BUCKET_SECONDS) / rate if rate else 0.0
+
+    def call_s(self, operation: Operation | None, items: int = 0) -> float:
+        """One call's duration: the latency plus its modelled server time."""
+        return self.latency_s + self.server(operation, items)
 
     def server(self, operation: Operation | None, items: int = 0) -> float:
         return server_seconds(self.server_time_profile, operation, items) if operation else 0.0
@@ -94,6 +107,7 @@ class LowerBound:
     jira: dict[str, int] = field(default_factory=dict)  # Jira endpoint → fewest calls
     jira_items: dict[str, int] = field(default_factory=dict)  # Jira endpoint → issues its calls carry (bulk create)
     chain: list[Call] = field(default_factory=list)  # the dependent calls, in order
+    lead: dict[str, list[Call]] = field(default_factory=dict)  # Jira endpoint → calls answered before its first call
 
     def jira_work_s(self, endpoint: str, limits: Limits) -> float:
         """The summed durations (latency + server time) of an endpoint's fewest calls."""
@@ -106,13 +120,21 @@ class LowerBound:
         server = calls * limits.server(op, 0) + (limits.server(op, items) - limits.server(op, 0))
         return calls * limits.latency_s + server
 
+    def jira_rate_s(self, endpoint: str, limits: Limits) -> float:
+        """The endpoint's lead, its burst bucket's wait for its fewest calls, and the last call (of one item)."""
+        calls = self.jira[endpoint]
+        if not calls or limits.burst(endpoint.split(" ", 1)[0]) is None:
+            return 0.0
+        lead = sum(limits.call_s(c.operation, c.items) for c in self.lead.get(endpoint, ()))
+        wait = limits.burst_wait(endpoint.split(" ", 1)[0], calls)
+        return lead + wait + limits.call_s(JIRA_OPERATIONS.get(endpoint), 1)
+
     def parts(self, limits: Limits) -> dict[str, float]:
         ifs_total = sum(self.ifs.values())
         ifs_s = ifs_total / (limits.ifs_per_minute / 60.0) if limits.ifs_per_minute else 0.0
-        rates = [(n, limits.burst(e.split(" ", 1)[0])) for e, n in self.jira.items()]
-        jira_s = max((n / rate for n, rate in rates if rate), default=0.0)
+        jira_s = max((self.jira_rate_s(e, limits) for e in self.jira), default=0.0)
         in_flight_s = max((self.jira_work_s(e, limits) / limits.jira_in_flight for e in self.jira), default=0.0)
-        chain_s = sum(limits.latency_s + limits.server(c.operation, c.items) for c in self.chain)
+        chain_s = sum(limits.call_s(c.operation, c.items) for c in self.chain)
         return {"ifs_rate_s": ifs_s, "jira_rate_s": jira_s, "jira_in_flight_s": in_flight_s, "chain_s": chain_s}
 
     def seconds(self, limits: Limits) -> tuple[float, str]:
@@ -129,6 +151,7 @@ class LowerBound:
             "fewest_calls": {"ifs": dict(self.ifs), "ifs_total": sum(self.ifs.values()), "jira": dict(self.jira),
                              "jira_total": sum(self.jira.values())},
             "chain": [c.what for c in self.chain],
+            "lead": {e: [c.what for c in calls] for e, calls in self.lead.items()},
         }
 
 
@@ -142,7 +165,7 @@ def backfill(records: int, line_rows: int, assignees: int) -> LowerBound:
     metadata the mapping cannot do without (custom field ids, priorities, projects, createmeta for the select
     options) and one user search per distinct assignee email. The chain is the order pages (each needs the previous
     page's nextLink) and the last page's bulk create; line pages are off the chain (the lines of page n's key range
-    can be read while page n + 1 is)."""
+    can be read while page n + 1 is). The first bulk create needs at least the token and the first order page."""
     po_pages = pages(records, IFS_MAX_PAGE)
     return LowerBound(
         ifs={
@@ -162,6 +185,8 @@ def backfill(records: int, line_rows: int, assignees: int) -> LowerBound:
             "GET /rest/api/3/user/search": assignees,
         },
         jira_items={"POST /rest/api/3/issue/bulk": records},
+        lead={"POST /rest/api/3/issue/bulk": [Call("IFS token"), Call("IFS order page 1", "ifs.read",
+                                                                          min(IFS_MAX_PAGE, records))]},
         chain=[
             Call("IFS token"),
             *[Call(f"IFS order page {i + 1}", "ifs.read", min(IFS_MAX_PAGE, records - i * IFS_MAX_PAGE))
@@ -182,17 +207,20 @@ def idle(*, warm: bool) -> LowerBound:
 def incremental(changed: int, *, warm: bool) -> LowerBound:
     """Scenario 3: ``changed`` orders edited in IFS. One read returns them, one more returns their lines; each changed
     issue needs exactly one edit (Jira has no bulk edit of different field values). The line read's rows are not
-    counted in its server time (at least none: the bound stays a bound)."""
+    counted in its server time (at least none: the bound stays a bound). No edit can be sent before both reads are
+    answered (they are its content): that is the edits' lead."""
     ifs = {"changed-since read": 1, "line read": 1} if warm else {"token": 1, "changed-since read": 1, "line read": 1}
+    reads = [
+        *([] if warm else [Call("IFS token")]),
+        Call("IFS changed-since read", "ifs.read", changed),
+        Call("IFS line read", "ifs.read", 0),
+    ]
+    edits = "PUT /rest/api/3/issue/{id}"
     return LowerBound(
         ifs=ifs,
-        jira={"PUT /rest/api/3/issue/{id}": changed},
-        chain=[
-            *([] if warm else [Call("IFS token")]),
-            Call("IFS changed-since read", "ifs.read", changed),
-            Call("IFS line read", "ifs.read", 0),
-            Call("Jira edit", "jira.edit"),
-        ],
+        jira={edits: changed},
+        chain=[*reads, Call("Jira edit", "jira.edit")],
+        lead={edits: reads},
     )
 
 

@@ -153,7 +153,7 @@ class SyncPolicy(StrictModel):
         "decides how many actually are).",
     )
     edit_concurrency: int = Field(
-        default=16,
+        default=32,
         ge=1,
         le=64,
         description="Most issue edits in flight at once, each to a different issue.",

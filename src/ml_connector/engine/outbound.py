@@ -9,8 +9,10 @@ the start of the next run.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -215,13 +217,28 @@ class OutboundSync:
         """The mapping function for ``rows``: reads their lines and the mapping context first (none when no rows)."""
         if not rows:
             return _nothing_to_map
-        flow, ctx = self.flow, self._context()
-        lines = self.read_lines(rows, key_ordered=key_ordered)
+        flow = self.flow
+        ctx, lines = self._context_and_lines(rows, key_ordered=key_ordered)
 
         def map_row(row: Row) -> IssueDraft:
             return map_issue(row, flow, ctx, lines=lines.get(row.get(flow.lines.parent_key), []) if flow.lines else ())
 
         return map_row
+
+    def _context_and_lines(
+        self, rows: Sequence[Row], *, key_ordered: bool
+    ) -> tuple[MappingContext, dict[Any, list[dict[str, Any]]]]:
+        """The mapping context and the rows' lines, read at once: neither needs the other, and on a run's first page
+        with changes (lookups and Jira metadata not cached yet) each is a few round trips."""
+        if self._ctx is not None or self.flow.lines is None:
+            return self._context(), self.read_lines(rows, key_ordered=key_ordered)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-lines") as pool:
+            lines = pool.submit(contextvars.copy_context().run, partial(self.read_lines, rows, key_ordered=key_ordered))
+            try:
+                ctx = self._context()
+            finally:
+                grouped = lines.result()  # an error of either read ends the page; the lines' wins when both fail
+        return ctx, grouped
 
     def _commit(
         self, plans: Sequence[Plan], scope: RunScope, signpost: datetime, *, move_cursor: bool

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -215,26 +217,33 @@ class Connector:
         return allowed.get(field_id)
 
     def mapping_context(self, flow: FlowConfig, *, with_jira: bool = True, with_fields: bool = True) -> MappingContext:
-        """Lookups, plus (``with_jira``) Jira's projects and priorities and (``with_fields``) the resolved fields."""
-        lookups = self.config.lookups
-        suppliers = self._lookup("suppliers", lookups.suppliers) if flow.supplier_field else {}
-        persons = self._lookup("persons", lookups.persons) if flow.mapping.assignee else {}
-        projects = self._lookup("projects", lookups.projects)
+        """Lookups, plus (``with_jira``) Jira's projects and priorities and (``with_fields``) the resolved fields.
+
+        The IFS lookups and the Jira metadata are read at once (neither needs the other): on a cold cache each is a
+        few round trips, and a run's first changed record waits for both."""
         if not with_jira:
-            return MappingContext(suppliers=suppliers, persons=persons, projects=projects)
-        project_keys: frozenset[str] = self._cached(
-            "jira:projects", 3600.0, lambda: frozenset(str(p["key"]) for p in self.jira.projects())
-        )
-        priorities: frozenset[str] = self._cached(
-            "jira:priorities", 3600.0, lambda: frozenset(str(p["name"]) for p in self.jira.priorities())
-        )
+            return self._lookups_of(flow)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-lookups") as pool:
+            lookups = pool.submit(contextvars.copy_context().run, self._lookups_of, flow)
+            try:
+                project_keys: frozenset[str] = self._cached(
+                    "jira:projects", 3600.0, lambda: frozenset(str(p["key"]) for p in self.jira.projects())
+                )
+                priorities: frozenset[str] = self._cached(
+                    "jira:priorities", 3600.0, lambda: frozenset(str(p["name"]) for p in self.jira.priorities())
+                )
+                fields = self.resolve_fields(flow) if with_fields else {}
+            finally:
+                tables = lookups.result()  # an error of either side ends the call; the lookups' wins when both fail
+        return replace(tables, jira_projects=project_keys, priorities=priorities, fields=fields)
+
+    def _lookups_of(self, flow: FlowConfig) -> MappingContext:
+        """The context with the IFS lookup tables ``flow`` uses and no Jira metadata."""
+        lookups = self.config.lookups
         return MappingContext(
-            suppliers=suppliers,
-            persons=persons,
-            projects=projects,
-            jira_projects=project_keys,
-            priorities=priorities,
-            fields=self.resolve_fields(flow) if with_fields else {},
+            suppliers=self._lookup("suppliers", lookups.suppliers) if flow.supplier_field else {},
+            persons=self._lookup("persons", lookups.persons) if flow.mapping.assignee else {},
+            projects=self._lookup("projects", lookups.projects),
         )
 
     # -- users -----------------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ Why AIMD (additive increase, multiplicative decrease), as TCP congestion control
 * The right number of calls in flight is rate times latency (Little's law) and neither is known in advance: a bulk
   create may take 50 ms or 2 s of server time. So the limit probes: it starts small, doubles per round trip while
   answers come back fast (slow start), and after the first sign of congestion grows by about one per round trip.
+  An endpoint the pacer holds to a documented rate starts at what that pacing lets out at once instead
+  (``ApiSession._initial_in_flight``): a short run would otherwise spend its first round trips in slow start.
 * A 429 halves the limit at once: the server says it is over its budget. Latency rising well above the fastest seen
   (the smoothed latency more than ``latency_tolerance`` times the floor) means requests queue on the far side before
   it sends 429s; that cuts the limit by a smaller factor. One decrease per round trip: the answers to calls sent

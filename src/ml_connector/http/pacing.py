@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from ml_connector.errors import Unavailable
 from ml_connector.http.ratelimit import QuotaReading
 
+BURST_SHARE = 0.9  # of the far side's one-second burst bucket that the client's per-endpoint bucket holds
+
 
 def pause(seconds: float, stop: threading.Event | None, sleep: Callable[[float], None] = time.sleep) -> None:
     """Sleep ``seconds``; with ``stop``, end the wait as soon as it is set and raise ``Unavailable`` marked not sent,
@@ -88,20 +90,26 @@ class Pacer:
                 self._buckets[host] = bucket
             return bucket
 
-    def _endpoint_bucket(self, method: str, endpoint: str) -> TokenBucket | None:
-        """The far side's burst bucket for one endpoint (method + path template), mirrored client-side.
+    def endpoint_burst(self, method: str) -> int | None:
+        """How many calls of one endpoint of ``method`` may go out at once (None: the method is not paced).
 
-        Its capacity is half a second's worth: sending the far side's whole capacity at once would leave no slack for
-        requests that arrive closer together than they were sent."""
+        The far side's bucket holds one second's worth (jira-api.md §9: a token bucket per second). The client's
+        holds ``BURST_SHARE`` of it: the rest is slack for requests that arrive closer together than they were sent
+        (up to a tenth of a second of jitter at any rate). A hundred edits then need 1.1 s instead of 1.5 s at half a
+        second's worth, and a 429 still slows the endpoint down (``defer``, the adaptive in-flight limit)."""
         rate = self._method_rates.get(method.upper())
-        if rate is None:
+        return None if rate is None else max(1, int(rate * BURST_SHARE))
+
+    def _endpoint_bucket(self, method: str, endpoint: str) -> TokenBucket | None:
+        """The far side's burst bucket for one endpoint (method + path template), mirrored client-side."""
+        burst = self.endpoint_burst(method)
+        if burst is None:
             return None
         key = f"{method.upper()} {endpoint}"
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
-                burst = max(1, int(rate / 2))
-                bucket = TokenBucket(rate, burst, clock=self._clock, sleep=self._sleep)
+                bucket = TokenBucket(self._method_rates[method.upper()], burst, clock=self._clock, sleep=self._sleep)
                 self._buckets[key] = bucket
             return bucket
 

@@ -166,9 +166,17 @@ class ApiSession:
         with self._gates_lock:
             gate = self._gates.get(key)
             if gate is None:
-                limit = AimdLimit(initial=self.settings.initial_in_flight, cap=self.settings.max_in_flight)
+                limit = AimdLimit(initial=self._initial_in_flight(method), cap=self.settings.max_in_flight)
                 gate = self._gates[key] = ConcurrencyGate(limit)
             return gate
+
+    def _initial_in_flight(self, method: str) -> int:
+        """Where an endpoint's in-flight limit starts: ``initial_in_flight``, or for an endpoint paced to a documented
+        burst limit (``method_rates``) as many as its pacing bucket lets out at once. The pacer already holds that
+        endpoint to the documented rate, so a smaller start would only make a short run (100 edits of 0.35 s each)
+        spend its first round trips in slow start; 429s and rising latency still shrink the limit as before."""
+        burst = self.pacer.endpoint_burst(method)
+        return max(self.settings.initial_in_flight, burst or 0)
 
     @property
     def gates(self) -> dict[str, ConcurrencyGate]:

@@ -15,9 +15,11 @@ PATCH and bound actions are retried on transient errors like reads.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urljoin
@@ -58,6 +60,7 @@ SYSTEM = "ifs"
 # Encoded $filter length per chunk when reading many keys at once: well below the 8 KiB request-line limit common
 # in front of IFS (and the 2 KiB some proxies keep), with room for the path, $select and $orderby.
 DEFAULT_MAX_FILTER_CHARS = 1800
+CHUNKS_IN_FLIGHT = 4  # key-list reads of one call sent at once (the adaptive in-flight limit of IFS starts at 4)
 # Where IFS Cloud serves its projections, under the tenant URL.
 PROJECTION_PATH = "main/ifsapplications/projection/v1"
 
@@ -132,6 +135,7 @@ class IfsClient:
         self.max_filter_chars = max_filter_chars
         self._metadata: dict[str, ServiceMetadata] = {}
         self._metadata_lock = threading.Lock()
+        self._metadata_fetch: dict[str, threading.Lock] = {}
         base = session.client.base_url
         self._origin = (base.scheme, base.host, base.port)
         self._base_path = base.path
@@ -223,13 +227,19 @@ class IfsClient:
         check_name(projection)
         with self._metadata_lock:
             cached = self._metadata.get(projection)
+            fetching = self._metadata_fetch.setdefault(projection, threading.Lock())
         if cached is not None:
             return cached
-        parsed = self._request_parsed(
-            "GET", f"{projection}.svc/$metadata", _parse_metadata, headers={"Accept": "application/xml"}
-        )
-        with self._metadata_lock:
-            self._metadata[projection] = parsed
+        with fetching:  # one fetch per projection: concurrent readers (key-list chunks) wait for it
+            with self._metadata_lock:
+                cached = self._metadata.get(projection)
+            if cached is not None:
+                return cached
+            parsed = self._request_parsed(
+                "GET", f"{projection}.svc/$metadata", _parse_metadata, headers={"Accept": "application/xml"}
+            )
+            with self._metadata_lock:
+                self._metadata[projection] = parsed
         return parsed
 
     def key_fields(self, entity_set: str) -> tuple[str, ...]:
@@ -406,12 +416,23 @@ class IfsClient:
         check_name(parent_field)
         values = list(dict.fromkeys(parent_values))
         grouped: dict[Any, list[Record]] = {v: [] for v in values}
-        for chunk in self._chunks(Compare(parent_field, "eq", v) for v in values):
+
+        def read(chunk: Expr) -> list[Record]:
             combined = and_(filter, chunk) if filter is not None else chunk
-            for row in self.iter_records(
-                entity_set, select=select, filter=combined, orderby=orderby, key_fields=key_fields
-            ):
-                grouped.setdefault(row.get(parent_field), []).append(row)
+            return list(
+                self.iter_records(entity_set, select=select, filter=combined, orderby=orderby, key_fields=key_fields)
+            )
+
+        chunks = list(self._chunks(Compare(parent_field, "eq", v) for v in values))
+        # The chunks are independent reads (each parent is in one chunk, so its rows keep the server's order): they
+        # go out together, held to the pacing and the in-flight limit like any other call.
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(CHUNKS_IN_FLIGHT, len(chunks))), thread_name_prefix="mlc-ifs"
+        ) as pool:
+            results = [pool.submit(contextvars.copy_context().run, read, chunk) for chunk in chunks]
+            for result in results:
+                for row in result.result():
+                    grouped.setdefault(row.get(parent_field), []).append(row)
         return grouped
 
     # ------------------------------------------------------------------------------------------------ writing

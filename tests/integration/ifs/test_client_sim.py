@@ -7,6 +7,7 @@ import io
 import itertools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import structlog
@@ -130,6 +131,40 @@ def test_get_many_by_keys_and_children_chunked(client: IfsClient, sim: tuple[Ser
     # the same lines, read per order through the navigation, agree
     first = orders[0]
     assert len(children[first]) == client.count(LINES, filter=F("OrderNo") == first)
+
+
+def test_key_list_chunks_go_out_at_once_and_metadata_is_fetched_once(
+    client: IfsClient, sim: tuple[ServerHandle, SimControl]
+) -> None:
+    _, control = sim
+    orders = [r["OrderNo"] for r in itertools.islice(client.iter_records(PO_SET, select="OrderNo"), 120)]
+    sequential = client.children_by_parent(LINES, "OrderNo", orders[:1])  # for comparison, one chunk
+    client.max_filter_chars = 600  # several chunks
+    client._metadata.clear()  # a fresh client's view: nothing known about the projection yet
+    control.faults(latency_ms=300)
+    control.clear_requests()
+    try:
+        started = time.monotonic()
+        children = client.children_by_parent(LINES, "OrderNo", orders)
+        elapsed = time.monotonic() - started
+    finally:
+        control.faults(latency_ms=0)
+    reads = _requests(control, "GET", "PurchaseOrderLinePartSet")
+    assert len(reads) >= 4
+    assert elapsed < 0.3 * (len(reads) - 1)  # one after the other they would take 0.3 s each at least
+    assert children[orders[0]] == sequential[orders[0]]  # grouped as before, in the server's order
+    assert set(children) == set(orders)
+
+    client._metadata.clear()
+    control.faults(latency_ms=300)
+    control.clear_requests()
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            parsed = list(pool.map(lambda _: client.metadata("PurchaseOrderHandling"), range(4)))
+    finally:
+        control.faults(latency_ms=0)
+    assert len(_requests(control, "GET", "$metadata")) == 1  # concurrent readers share one fetch
+    assert all(p is parsed[0] for p in parsed)
 
 
 def test_count_and_discovery(client: IfsClient) -> None:

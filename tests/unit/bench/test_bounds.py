@@ -15,16 +15,37 @@ def limits(profile: str, **options: object) -> bounds.Limits:
     return o.limits(PROFILES[profile])
 
 
-def test_edits_are_bound_by_the_put_bucket_at_50_per_second() -> None:
+def test_edits_wait_for_their_reads_then_for_the_put_bucket_beyond_its_one_second_of_capacity() -> None:
     lb = bounds.incremental(100, warm=True).as_dict(limits("50ms"))
-    assert lb["binding"] == "jira_rate_s" and lb["seconds"] == pytest.approx(2.0)
-    # one number for every method (the old model) gives the old bound
-    assert bounds.incremental(100, warm=True).seconds(limits("50ms", jira_burst=100.0))[0] == pytest.approx(1.0)
+    # the changed-since read and the line read (50 ms each), 50 edits at once from the full bucket, the other 50 at
+    # 50/s (1 s), and the last edit's own round trip
+    assert lb["binding"] == "jira_rate_s" and lb["seconds"] == pytest.approx(0.05 + 0.05 + 1.0 + 0.05)
+    # one number for every method (the old model): 100 at once, so only the reads and one edit remain
+    flat = bounds.incremental(100, warm=True).parts(limits("50ms", jira_burst=100.0))
+    assert flat["jira_rate_s"] == pytest.approx(0.15)
+
+
+def test_realistic_edits_pay_the_reads_server_time_and_the_last_edits() -> None:
+    value, binding = bounds.incremental(100, warm=True).seconds(limits("realistic"))
+    # read of 100 rows (0.05 + 0.075 s server) and the line read (0.05 s) each after 50 ms, 1 s of bucket, one edit
+    assert binding == "jira_rate_s" and value == pytest.approx(0.175 + 0.1 + 1.0 + 0.35)
+
+
+def test_a_cold_process_also_waits_for_the_token() -> None:
+    cold = bounds.incremental(100, warm=False).seconds(limits("50ms"))[0]
+    assert cold == pytest.approx(bounds.incremental(100, warm=True).seconds(limits("50ms"))[0] + 0.05)
+
+
+def test_fewer_calls_than_the_bucket_holds_wait_for_no_rate() -> None:
+    lb = bounds.incremental(40, warm=True)
+    assert lb.parts(limits("50ms"))["jira_rate_s"] == pytest.approx(0.15)  # reads and one edit: 40 fit the bucket
+    assert limits("50ms").burst_wait("PUT", 40) == 0.0 and limits("50ms").burst_wait("PUT", 150) == pytest.approx(2.0)
 
 
 def test_bulk_creates_are_bound_by_the_post_bucket_under_50ms() -> None:
     value, binding = bounds.backfill(10_000, 20_000, 6).seconds(limits("50ms"))
-    assert binding == "jira_rate_s" and value == pytest.approx(2.0)  # 200 POSTs at 100/s
+    # token and first order page before the first create; 100 of 200 POSTs at once, 100 at 100/s; the last create
+    assert binding == "jira_rate_s" and value == pytest.approx(0.05 + 0.05 + 1.0 + 0.05)
 
 
 def test_realistic_backfill_waits_for_server_time() -> None:

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from ml_connector.config.models import SyncPolicy
 from ml_connector.errors import AuthError
 from ml_connector.jira.models import CreateOutcome, DraftIssue
@@ -58,14 +60,15 @@ class SlowJira(FakeJira):
             self._leave("bulk")
 
 
-def test_edits_overlap_across_issues_but_never_on_one_issue(store: Store) -> None:
+@pytest.mark.parametrize("policy", [SyncPolicy(edit_concurrency=8), SyncPolicy()], ids=["8", "default"])
+def test_edits_overlap_across_issues_but_never_on_one_issue(store: Store, policy: SyncPolicy) -> None:
     jira = SlowJira()
     keys = [f"K{i:02}" for i in range(12)]
     Run.start(store, jira).sync([row(k) for k in keys])
     # Two records linked to one issue (a merge gone wrong): their edits must still go one after the other.
     shared = record(store, "K00").jira_id
     mark(store, "K01", jira_id=shared)
-    run = Run.start(store, jira, SyncPolicy(edit_concurrency=8))
+    run = Run.start(store, jira, policy)
     run.sync([row(k, "v2") for k in keys])
 
     assert run.counts["updated"] == 12

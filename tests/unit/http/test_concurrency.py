@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 
+import httpx2
 import pytest
 
+from ml_connector.config.connections import HttpSettings, JiraHttpSettings
 from ml_connector.errors import Unavailable
 from ml_connector.http.concurrency import MIN_IN_FLIGHT, AimdLimit, ConcurrencyGate
+from ml_connector.http.session import ApiSession
 
 
 class Clock:
@@ -136,3 +139,25 @@ def test_gate_wait_ends_on_stop_as_not_sent() -> None:
     with pytest.raises(Unavailable) as caught:
         gate.acquire(stop)
     assert caught.value.not_sent
+
+
+def test_an_endpoint_paced_to_a_documented_burst_starts_with_what_its_pacing_lets_out_at_once() -> None:
+    """Jira endpoints start at the pacing bucket's size (capped by max_in_flight), not in slow start from 4: the
+    pacer already holds them to the documented rate. Unpaced endpoints (IFS) start at initial_in_flight."""
+    with httpx2.Client() as client:
+        jira = ApiSession(client, system="jira", settings=JiraHttpSettings(max_in_flight=64))
+        assert jira.gate("PUT", "/rest/api/3/issue/{id}").limit.allowed == 45  # 0.9 x PUT's 50/s
+        assert jira.gate("POST", "/rest/api/3/issue/bulk").limit.allowed == 64  # 90, capped
+        capped = ApiSession(client, system="jira", settings=JiraHttpSettings())
+        assert capped.gate("PUT", "/rest/api/3/issue/{id}").limit.allowed == 32  # the default max_in_flight
+        ifs = ApiSession(client, system="ifs", settings=HttpSettings())
+        assert ifs.gate("GET", "/PurchaseOrderSet").limit.allowed == 4
+
+
+def test_a_429_still_halves_an_endpoint_that_started_large() -> None:
+    with httpx2.Client() as client:
+        jira = ApiSession(client, system="jira", settings=JiraHttpSettings(max_in_flight=64))
+        gate = jira.gate("PUT", "/rest/api/3/issue/{id}")
+        gate.acquire()
+        gate.release(throttled=True)
+        assert gate.limit.allowed == 22

@@ -14,6 +14,8 @@ from ml_connector.sim.jira.common import ApiError, num
 from ml_connector.sim.jira.model import Issue
 from ml_connector.sim.jira.options import DOCUMENTED_BURST, Faults
 
+BUCKET_SECONDS = 1.0  # a bucket holds this many seconds of its rate and starts full ("token bucket, per second")
+
 
 @dataclass
 class Bucket:
@@ -34,7 +36,7 @@ class RateLimits:
         now = self.clock()
         bucket = self.buckets.get(key)
         if bucket is None:
-            bucket = self.buckets[key] = Bucket(rate, rate, now)
+            bucket = self.buckets[key] = Bucket(rate * BUCKET_SECONDS, rate * BUCKET_SECONDS, now)
         bucket.tokens = min(bucket.capacity, bucket.tokens + (now - bucket.stamp) * rate)
         bucket.stamp = now
         if bucket.tokens >= 1:

@@ -237,3 +237,23 @@ def test_any_string_round_trips_as_a_key_predicate(value: str) -> None:
     keys = {"OrderNo": PROPS["OrderNo"]}
     assert parse_key_predicate(f"OrderNo={quote_string(value)}", keys) == {"OrderNo": value}
     assert parse_key_predicate(quote_string(value), keys) == {"OrderNo": value}
+
+
+@given(
+    keys=st.lists(st.sampled_from(["PO-0001'A", "PO-0002", "SUP-0001", "S100", ""]), min_size=1, max_size=8),
+    prop=st.sampled_from(["OrderNo", "VendorNo", "Contract"]),
+)
+def test_a_key_list_answers_as_the_chain_of_its_terms(keys: list[str], prop: str) -> None:
+    """``P eq 'a' or P eq 'b' ...`` is one set lookup (sim CPU); it must answer exactly as its terms one by one."""
+    text = " or ".join(f"{prop} eq {quote_string(k)}" for k in keys)
+    mixed = f"{text} or VendorNo eq 'SUP-0001'" if prop != "VendorNo" else f"{text} or OrderNo eq 'x'"
+    for row in (ROW, {**ROW, prop: None}, {**ROW, prop: keys[-1]}):
+        assert compile_filter(text, PROPS).predicate(row) is (row.get(prop) in keys)
+        by_term = any(compile_filter(term, PROPS).predicate(row) for term in mixed.split(" or "))
+        assert compile_filter(mixed, PROPS).predicate(row) is by_term  # two properties: the general path
+
+
+def test_a_key_list_still_refuses_a_term_of_the_wrong_type() -> None:
+    with pytest.raises(ODataError, match="not compatible"):
+        compile_filter("OrderNo eq 'PO-1' or OrderNo eq 5", PROPS)
+    assert compile_filter("TotalAmount eq 1250.5 or TotalAmount eq 3", PROPS).predicate(ROW) is True  # numbers: chain
