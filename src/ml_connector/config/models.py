@@ -103,6 +103,12 @@ class WebConfig(StrictModel):
 
 class RunnerConfig(StrictModel):
     lease_ttl: Seconds = 60.0
+    rate_buckets: Literal["local", "postgres"] = Field(
+        default="local",
+        description="Where the client-side rate budgets live: 'local' paces each process on its own; 'postgres' "
+        "shares them through the (PostgreSQL) store, so several processes stay within one IFS client's and one "
+        "Jira site's limits together.",
+    )
 
 
 class SyncPolicy(StrictModel):
@@ -392,6 +398,17 @@ class ConnectorConfig(StrictModel):
                 raise ValueError(f"flow name {flow.name!r} is used twice")
             seen.add(flow.name)
         return flows
+
+    @model_validator(mode="after")
+    def _shared_buckets_need_postgres(self) -> ConnectorConfig:
+        # A ConfigError (not a ValueError) passes through pydantic with its own YAML path.
+        url = self.store.url or ""
+        if self.runner.rate_buckets == "postgres" and not url.startswith(("postgresql", "postgres:")):
+            raise ConfigError(
+                "postgres needs a PostgreSQL store: set store.url to a postgresql:// URL, or use local",
+                path="runner.rate_buckets",
+            )
+        return self
 
     @model_validator(mode="after")
     def _compile_templates(self) -> ConnectorConfig:
