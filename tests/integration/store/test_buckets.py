@@ -3,6 +3,7 @@ the database under its row lock, so concurrent takers on separate connections ne
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -81,9 +82,10 @@ def test_concurrent_takers_on_their_own_connections_share_one_bucket(pg_store: S
     waits.sort()
     assert len(waits) == 40
     assert waits.count(0.0) in (10, 11)  # 11 if the test itself took over a second
-    assert waits[-1] == pytest.approx(waits[10] + 29, abs=0.2)
-    steps = [b - a for a, b in zip(waits[10:], waits[11:], strict=False)]
+    promised = [w for w in waits if w > 0]
+    steps = [b - a for a, b in itertools.pairwise(promised)]
     assert all(s == pytest.approx(1.0, abs=0.2) for s in steps), steps
+    assert promised[-1] == pytest.approx(30, abs=1.2)
 
 
 def test_holds_are_shared_never_shortened_and_expire(engine: Engine) -> None:
