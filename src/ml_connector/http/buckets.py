@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -40,8 +41,10 @@ def jira_scope(site_url: str) -> str:
 class Buckets(Protocol):
     """Token buckets and holds by key; thread-safe."""
 
-    def take(self, key: str, rate: float, capacity: float) -> float:
-        """Take one token of bucket ``key`` (created full); the seconds the caller must wait before using it."""
+    def take(self, key: str, rate: float, capacity: float, holds: tuple[str, ...] = ()) -> Taken:
+        """Take one token of bucket ``key`` (created full) unless a key in ``holds`` is held: then take nothing and
+        say for how long (the caller waits and asks again: a token taken during a hold would be spent in a burst
+        when it ends). One step, so a shared store needs one round trip for both."""
         ...
 
     def hold(self, key: str, seconds: float) -> None:
@@ -53,6 +56,14 @@ class Buckets(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Taken:
+    """The outcome of a take: ``held`` seconds left of a hold (nothing taken), else ``wait`` for the token taken."""
+
+    wait: float = 0.0
+    held: float = 0.0
+
+
 class LocalBuckets:
     """Buckets and holds of this process only."""
 
@@ -62,13 +73,16 @@ class LocalBuckets:
         self._not_before: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def take(self, key: str, rate: float, capacity: float) -> float:
+    def take(self, key: str, rate: float, capacity: float, holds: tuple[str, ...] = ()) -> Taken:
         with self._lock:
             now = self._clock()
+            held = max((self._not_before.get(k, 0.0) for k in holds), default=0.0) - now
+            if held > 0:
+                return Taken(held=held)
             tokens, updated = self._tokens.get(key, (capacity, now))
             left = refill(tokens, now - updated, rate, capacity) - 1.0
             self._tokens[key] = (left, now)
-        return wait_for(left, rate)
+        return Taken(wait=wait_for(left, rate))
 
     def hold(self, key: str, seconds: float) -> None:
         until = self._clock() + seconds

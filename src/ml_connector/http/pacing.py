@@ -56,11 +56,19 @@ class Pacer:
         prefix = self._scope or host
         return f"{prefix}:{key}" if prefix else key
 
-    def _take(self, key: str, rate: float, capacity: float, stop: threading.Event | None) -> float:
-        wait = self.buckets.take(key, rate, capacity)
-        if wait > 0:
-            pause(wait, stop, self._sleep)
-        return wait
+    def _take(
+        self, key: str, rate: float, capacity: float, holds: tuple[str, ...], stop: threading.Event | None
+    ) -> float:
+        """Take a token once no key in ``holds`` is held (asked again after each hold); the time waited."""
+        waited = 0.0
+        while True:
+            taken = self.buckets.take(key, rate, capacity, holds)
+            delay = taken.held or taken.wait
+            if delay > 0:
+                pause(delay, stop, self._sleep)
+                waited += delay
+            if not taken.held:
+                return waited
 
     def _endpoint_rate(self, method: str) -> tuple[float, float] | None:
         """The far side's burst rate of one endpoint (method + path template), mirrored client-side, and its capacity.
@@ -93,15 +101,19 @@ class Pacer:
 
         A set ``stop`` cuts any wait short with ``Unavailable`` (not sent); a request that needs no wait goes out."""
         waited = 0.0
-        delay = self.deferred_for(keys)
-        if delay > 0:
-            pause(delay, stop, self._sleep)
-            waited += delay
+        holds = tuple(self._key(k) for k in keys)
+        steps = []
         if self._rpm is not None:
-            waited += self._take(self._key("requests", host), self._rpm / 60.0, float(self._burst), stop)
+            steps.append((self._key("requests", host), self._rpm / 60.0, float(self._burst)))
         pacing = self._endpoint_rate(endpoint[0]) if endpoint is not None else None
         if endpoint is not None and pacing is not None:
-            waited += self._take(self._key(f"{endpoint[0].upper()} {endpoint[1]}", host), *pacing, stop)
+            steps.append((self._key(f"{endpoint[0].upper()} {endpoint[1]}", host), *pacing))
+        for key, rate, capacity in steps:
+            waited += self._take(key, rate, capacity, holds, stop)
+            holds = ()  # checked with the first take
+        if holds and (delay := self.buckets.held_for(holds)) > 0:  # no bucket to take from: holds alone
+            pause(delay, stop, self._sleep)
+            waited += delay
         return waited
 
 

@@ -5,8 +5,8 @@ CONFLICT DO UPDATE`` serialises concurrent takers and the refill is computed fro
 (``clock_timestamp()``, read after the lock is held), so processes on machines with skewed clocks agree. The
 arithmetic is ``http.buckets.refill``'s; ``tests/integration/store/test_buckets.py`` holds the two side by side.
 
-The connections are the buckets' own (a small pool, no pre-ping round trip): a take never waits for a connection
-a long store transaction holds.
+The connections are the buckets' own (a small pool, no pre-ping round trip, no disk flush per commit): a take never
+waits for a connection a long store transaction holds, nor for the disk.
 """
 
 from __future__ import annotations
@@ -20,25 +20,33 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from ml_connector.errors import ConfigError, Unavailable
-from ml_connector.http.buckets import wait_for
+from ml_connector.http.buckets import Taken, wait_for
 from ml_connector.http.pacing import QuotaGauge, next_utc_hour
 from ml_connector.http.ratelimit import QuotaReading
 
 POOL_SIZE = 2
 POOL_OVERFLOW = 8  # threads of one process taking at once beyond the pool: short-lived extra connections
 
+# Holds first: while one is on, nothing is taken (the row is not even locked) and the caller learns for how long.
 _TAKE = text(
     """
-    INSERT INTO rate_buckets AS b (key, tokens, updated_at)
-    VALUES (:key, CAST(:capacity AS float8) - 1, clock_timestamp())
-    ON CONFLICT (key) DO UPDATE SET
-        tokens = LEAST(
-            CAST(:capacity AS float8),
-            b.tokens + CAST(:rate AS float8)
-                * GREATEST(0, CAST(EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at) AS float8))
-        ) - 1,
-        updated_at = GREATEST(b.updated_at, clock_timestamp())
-    RETURNING tokens
+    WITH held AS (
+        SELECT CAST(EXTRACT(EPOCH FROM MAX(not_before) - clock_timestamp()) AS float8) AS seconds
+        FROM rate_holds WHERE key = ANY(:holds)
+    ), taken AS (
+        INSERT INTO rate_buckets AS b (key, tokens, updated_at)
+        SELECT :key, CAST(:capacity AS float8) - 1, clock_timestamp()
+        WHERE COALESCE((SELECT seconds FROM held), 0) <= 0
+        ON CONFLICT (key) DO UPDATE SET
+            tokens = LEAST(
+                CAST(:capacity AS float8),
+                b.tokens + CAST(:rate AS float8)
+                    * GREATEST(0, CAST(EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at) AS float8))
+            ) - 1,
+            updated_at = GREATEST(b.updated_at, clock_timestamp())
+        RETURNING tokens
+    )
+    SELECT (SELECT seconds FROM held), (SELECT tokens FROM taken)
     """
 )
 _HOLD = text(
@@ -63,7 +71,13 @@ def shared_engine(store_engine: Engine, path: str = "runner.rate_buckets") -> En
             f"postgres needs a PostgreSQL store (store.url), this store is {store_engine.dialect.name}", path=path
         )
     return create_engine(
-        store_engine.url, isolation_level="AUTOCOMMIT", pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW
+        store_engine.url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
+        # A take lost in a database crash costs one token: not worth a disk flush per request (the tables are
+        # UNLOGGED too; this also covers a database whose tables were created otherwise).
+        connect_args={"options": "-c synchronous_commit=off"},
     )
 
 
@@ -101,9 +115,15 @@ class PostgresBuckets:
         self._db = SharedStep(engine)
         self._holds = 0
 
-    def take(self, key: str, rate: float, capacity: float) -> float:
-        left = float(self._db.scalar(_TAKE, key=key, rate=rate, capacity=capacity))
-        return wait_for(left, rate)
+    def take(self, key: str, rate: float, capacity: float, holds: tuple[str, ...] = ()) -> Taken:
+        params = {"key": key, "rate": rate, "capacity": capacity, "holds": list(holds)}
+        with self._db.connection() as conn:
+            row = conn.execute(_TAKE, params).one()
+        held: float | None = row[0]
+        left: float | None = row[1]
+        if left is None:  # a hold is on: nothing was taken
+            return Taken(held=float(held or 0.0))
+        return Taken(wait=wait_for(float(left), rate))
 
     def hold(self, key: str, seconds: float) -> None:
         with self._db.connection() as conn:

@@ -40,7 +40,7 @@ def engine(pg_store: Store) -> Iterator[Engine]:
 
 def test_a_full_bucket_gives_its_capacity_then_one_token_per_interval(engine: Engine) -> None:
     buckets = PostgresBuckets(engine)
-    waits = [buckets.take("ifs:t:c:requests", 2.0, 3.0) for _ in range(6)]
+    waits = [buckets.take("ifs:t:c:requests", 2.0, 3.0).wait for _ in range(6)]
     assert waits[:3] == [0.0, 0.0, 0.0]
     assert waits[3:] == pytest.approx([0.5, 1.0, 1.5], abs=0.05)  # the test's own time refills a little
 
@@ -52,10 +52,10 @@ def test_the_refill_is_the_local_arithmetic_on_the_database_clock(engine: Engine
     with engine.connect() as conn:
         conn.execute(text("UPDATE rate_buckets SET tokens = -2, updated_at = clock_timestamp() - interval '2.5 s'"))
     expected = wait_for(refill(-2.0, 2.5, 1.0, 5.0) - 1, 1.0)  # 2.5 tokens back, one taken: -0.5, 0.5 s
-    assert buckets.take("k", 1.0, 5.0) == pytest.approx(expected, abs=0.05)  # less the test's own time
+    assert buckets.take("k", 1.0, 5.0).wait == pytest.approx(expected, abs=0.05)  # less the test's own time
     with engine.connect() as conn:
         conn.execute(text("UPDATE rate_buckets SET updated_at = clock_timestamp() - interval '1 hour'"))
-    assert [buckets.take("k", 1.0, 5.0) for _ in range(6)][-1] == pytest.approx(1.0, abs=0.1)  # capped at 5
+    assert [buckets.take("k", 1.0, 5.0).wait for _ in range(6)][-1] == pytest.approx(1.0, abs=0.1)  # capped at 5
 
 
 def test_concurrent_takers_on_their_own_connections_share_one_bucket(pg_store: Store) -> None:
@@ -68,7 +68,7 @@ def test_concurrent_takers_on_their_own_connections_share_one_bucket(pg_store: S
     def take(engine: Engine) -> None:
         buckets = PostgresBuckets(engine)
         for _ in range(5):
-            wait = buckets.take("shared", 1.0, 10.0)
+            wait = buckets.take("shared", 1.0, 10.0).wait
             with lock:
                 waits.append(wait)
 
@@ -112,6 +112,19 @@ def test_the_quota_counts_down_across_processes_and_waits_for_the_reset(engine: 
     assert first.acquire() == pytest.approx(60, abs=1)
     second.observe(QuotaReading(limit=100, remaining=50, reset_in=3660))  # an answer of the next window
     assert first.acquire() == 0 and first.limit == 100
+
+
+def test_a_take_waits_for_a_hold_first_and_takes_nothing_meanwhile(engine: Engine) -> None:
+    """A 429's hold set by one process stops another's takes on that far side; once it ends, the bucket is as full
+    as it was (a token taken during the hold would be spent in a burst at its end)."""
+    mine, theirs = PostgresBuckets(engine), PostgresBuckets(engine)
+    assert mine.take("jira:s:PUT /issue", 1.0, 1.0, ("jira:s:issue:7",)).wait == 0  # no hold: taken
+    theirs.hold("jira:s:issue:7", 0.3)
+    taken = mine.take("jira:s:PUT /issue", 1.0, 1.0, ("jira:s:issue:7", "jira:s:issue:8"))
+    assert taken.held == pytest.approx(0.3, abs=0.1)
+    time.sleep(0.35)
+    after = mine.take("jira:s:PUT /issue", 1.0, 1.0, ("jira:s:issue:7",))
+    assert after.held == 0 and after.wait == pytest.approx(0.65, abs=0.1)  # one token since the first take
 
 
 def test_a_spent_quota_past_its_reset_opens_again(engine: Engine) -> None:

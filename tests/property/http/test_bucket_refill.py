@@ -31,7 +31,7 @@ def _uses(rate: float, capacity: int, gaps: list[float]) -> list[float]:
     uses = []
     for gap in gaps:
         clock.now += gap
-        uses.append(clock.now + buckets.take("k", rate, float(capacity)))
+        uses.append(clock.now + buckets.take("k", rate, float(capacity)).wait)
     return uses
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ml_connector.http.buckets import LocalBuckets, ifs_scope, jira_scope, refill, wait_for
+from ml_connector.http.buckets import LocalBuckets, Taken, ifs_scope, jira_scope, refill, wait_for
 from ml_connector.http.pacing import Pacer
 
 
@@ -37,16 +37,16 @@ def test_wait_for_a_token_taken_below_zero_is_the_time_to_refill_it() -> None:
 def test_a_full_bucket_gives_its_capacity_at_once_then_one_token_per_interval() -> None:
     clock = Clock()
     buckets = LocalBuckets(clock=clock)
-    waits = [buckets.take("k", 2.0, 3.0) for _ in range(6)]
+    waits = [buckets.take("k", 2.0, 3.0).wait for _ in range(6)]
     assert waits == pytest.approx([0, 0, 0, 0.5, 1.0, 1.5])
     clock.now += 10  # everything promised is paid back, and the bucket is full again (never fuller)
-    assert [buckets.take("k", 2.0, 3.0) for _ in range(4)] == pytest.approx([0, 0, 0, 0.5])
+    assert [buckets.take("k", 2.0, 3.0).wait for _ in range(4)] == pytest.approx([0, 0, 0, 0.5])
 
 
 def test_keys_are_buckets_of_their_own() -> None:
     buckets = LocalBuckets(clock=Clock())
-    assert buckets.take("a", 1.0, 1.0) == 0 and buckets.take("b", 1.0, 1.0) == 0
-    assert buckets.take("a", 1.0, 1.0) == pytest.approx(1.0)
+    assert buckets.take("a", 1.0, 1.0).wait == 0 and buckets.take("b", 1.0, 1.0).wait == 0
+    assert buckets.take("a", 1.0, 1.0).wait == pytest.approx(1.0)
 
 
 def test_a_hold_is_never_shortened_and_ends_on_time() -> None:
@@ -58,6 +58,24 @@ def test_a_hold_is_never_shortened_and_ends_on_time() -> None:
     assert buckets.held_for(("issue:2",)) == 0.0
     clock.now += 5.0
     assert buckets.held_for(("issue:1",)) == 0.0
+
+
+def test_a_take_under_a_hold_takes_nothing_and_says_how_long() -> None:
+    clock = Clock()
+    buckets = LocalBuckets(clock=clock)
+    buckets.hold("issue:1", 2.0)
+    assert buckets.take("PUT e", 1.0, 1.0, ("issue:1", "issue:2")).held == pytest.approx(2.0)
+    clock.now += 2.0
+    assert buckets.take("PUT e", 1.0, 1.0, ("issue:1",)) == Taken(wait=0.0)  # the bucket is still full
+
+
+def test_the_pacer_waits_out_a_hold_then_takes_its_token() -> None:
+    clock = Clock()
+    buckets = LocalBuckets(clock=clock)
+    pacer = Pacer(requests_per_minute=60, burst=1, scope="ifs:x", buckets=buckets, clock=clock, sleep=clock.sleep)
+    pacer.defer("ifs", 5.0)
+    assert pacer.wait("h", ("ifs",)) == pytest.approx(5.0)
+    assert pacer.wait("h", ("ifs",)) == pytest.approx(1.0)  # the token taken after the hold was the only one
 
 
 def test_pacers_with_one_scope_share_its_budget_and_other_scopes_do_not() -> None:
