@@ -68,24 +68,12 @@ def test_failure_groups_count_per_flow_reason_and_value_in_one_query(store: Stor
 
 OLD_FAILURES = [
     # (error_class, last_error, expected reason, expected value)
-    (
-        "MappingError",
-        "mapping failed: no project mapped for ProjectId='PRJ-1005' and no default",
-        "unmapped_project",
-        "PRJ-1005",
-    ),
-    (
-        "MappingError",
-        "mapping failed: no Tier mapped for supplier.Tier='T9' and no default",
-        "unmapped_option",
-        "Tier=T9",
-    ),
-    (
-        "MappingError",
-        "mapping failed: 'Gold' is not an allowed value of Jira field 'Tier'",
-        "option_not_allowed",
-        "Tier=Gold",
-    ),
+    ("MappingError", "mapping failed: no project mapped for ProjectId='PRJ-1005' and no default", "unmapped_project",
+     "PRJ-1005"),
+    ("MappingError", "mapping failed: no Tier mapped for supplier.Tier='T9' and no default", "unmapped_option",
+     "Tier=T9"),
+    ("MappingError", "mapping failed: 'Gold' is not an allowed value of Jira field 'Tier'", "option_not_allowed",
+     "Tier=Gold"),
     ("MappingError", "mapping failed: summary is 314 characters; Jira allows 255", "summary_too_long", None),
     ("Unavailable", "jira: 503 Service Unavailable", "unavailable", None),
     ("Rejected", "write-back: ifs: 400 bad value", "ifs_rejected", None),
