@@ -119,6 +119,12 @@ class RunnerConfig(StrictModel):
         default=30.0,
         description="procrastinate: a worker silent this long is taken as dead and its jobs are run again.",
     )
+    rate_buckets: Literal["local", "postgres"] = Field(
+        default="local",
+        description="Where the client-side rate budgets live: 'local' paces each process on its own; 'postgres' "
+        "shares them through the (PostgreSQL) store, so several processes stay within one IFS client's and one "
+        "Jira site's limits together.",
+    )
 
 
 class SyncPolicy(StrictModel):
@@ -425,13 +431,22 @@ class ConnectorConfig(StrictModel):
         return flows
 
     @model_validator(mode="after")
-    def _runner_needs_postgres(self) -> ConnectorConfig:
-        url = self.store.url or ""
-        if self.runner.kind == "procrastinate" and not url.startswith("postgresql"):
+    def _postgres_only_settings(self) -> ConnectorConfig:
+        """The job queue and shared rate buckets live in the PostgreSQL store; with SQLite they cannot exist."""
+        # A ConfigError (not a ValueError) passes through pydantic with its own YAML path.
+        if (self.store.url or "").startswith(("postgresql", "postgres:")):
+            return self
+        if self.runner.kind == "procrastinate":
             raise ConfigError(
                 "'procrastinate' keeps its jobs in PostgreSQL: set store.url to a postgresql+psycopg:// "
                 "URL, or use runner.kind 'local'",
                 path="runner.kind",
+            )
+        if self.runner.rate_buckets == "postgres":
+            raise ConfigError(
+                "'postgres' rate buckets are shared through the PostgreSQL store: set store.url to a "
+                "postgresql+psycopg:// URL, or use runner.rate_buckets 'local'",
+                path="runner.rate_buckets",
             )
         return self
 

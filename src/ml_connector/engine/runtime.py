@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
+from ml_connector.engine.budgets import SharedPacers, shared_pacers
 from ml_connector.engine.failures import describe
 from ml_connector.engine.report import RunReport
 from ml_connector.errors import AuthError, ConfigError, TransientError
@@ -62,6 +63,8 @@ class Connector:
     stopping: threading.Event = field(default_factory=threading.Event)
     _cache: dict[str, _Cached] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _pacers: SharedPacers | None = None
+    _pacers_built: bool = False
 
     @property
     def ifs(self) -> IfsClient:
@@ -79,17 +82,33 @@ class Connector:
                 self._jira.session.stop = self.stopping
             return self._jira
 
+    def _shared_pacers(self) -> SharedPacers | None:
+        """The pacers on the shared (PostgreSQL) buckets, built once; None with local buckets. Under ``_lock``."""
+        if not self._pacers_built:
+            self._pacers = shared_pacers(self.config, self.store)
+            self._pacers_built = True
+        return self._pacers
+
     def _default_ifs(self) -> IfsClient:
-        return IfsClient.from_connection(self.config.ifs, observer=self.observer)
+        pacers = self._shared_pacers()
+        return IfsClient.from_connection(self.config.ifs, observer=self.observer, pacer=pacers.ifs if pacers else None)
 
     def _default_jira(self) -> JiraClient:
-        return JiraClient.from_connection(self.config.jira, observer=self.observer, token_store=self.token_store)
+        pacers = self._shared_pacers()
+        return JiraClient.from_connection(
+            self.config.jira,
+            observer=self.observer,
+            token_store=self.token_store,
+            pacer=pacers.jira if pacers else None,
+        )
 
     def close(self) -> None:
         if self._ifs is not None:
             self._ifs.close()
         if self._jira is not None:
             self._jira.close()
+        if self._pacers is not None:
+            self._pacers.close()
 
     # -- health ----------------------------------------------------------------------------------------------------
 

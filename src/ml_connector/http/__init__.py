@@ -1,9 +1,10 @@
 """Shared HTTP layer: client factory, response classifier, retries, pacing and redaction."""
 
 from ml_connector.http.bearer import BearerAuth, BearerToken, BearerTokenCache, granted_lifetime
+from ml_connector.http.buckets import Buckets, LocalBuckets
 from ml_connector.http.classify import parse_retry_after, raise_for_response, response_json
 from ml_connector.http.client import build_client, user_agent
-from ml_connector.http.pacing import Pacer, TokenBucket
+from ml_connector.http.pacing import Pacer
 from ml_connector.http.ratelimit import RateLimitBudget, current_budget, rate_limit_scope
 from ml_connector.http.redact import redact, redact_headers, redact_text
 from ml_connector.http.session import ApiSession, CallObserver
@@ -13,10 +14,11 @@ __all__ = [
     "BearerAuth",
     "BearerToken",
     "BearerTokenCache",
+    "Buckets",
     "CallObserver",
+    "LocalBuckets",
     "Pacer",
     "RateLimitBudget",
-    "TokenBucket",
     "build_client",
     "current_budget",
     "granted_lifetime",

@@ -1,5 +1,6 @@
-"""Client-side pacing: a token bucket per host, deferrals per key (an endpoint class or one issue), and the gauge of
-Jira's hourly points quota (jira-api.md §9: no gradual throttling, so spend freely and pause at zero until the reset).
+"""Client-side pacing: token buckets per far side and endpoint (``http/buckets.py``), deferrals per key (an endpoint
+class or one issue), and the gauge of Jira's hourly points quota (jira-api.md §9: no gradual throttling, so spend
+freely and pause at zero until the reset).
 """
 
 from __future__ import annotations
@@ -7,8 +8,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from ml_connector.errors import Unavailable
+from ml_connector.http.buckets import Buckets, LocalBuckets
 from ml_connector.http.ratelimit import QuotaReading
 
 BURST_SHARE = 0.9  # of the far side's one-second burst bucket that the client's per-endpoint bucket holds
@@ -23,43 +26,11 @@ def pause(seconds: float, stop: threading.Event | None, sleep: Callable[[float],
         raise Unavailable(f"shutting down: not sent (it was waiting {seconds:.1f} s for a rate limit)", not_sent=True)
 
 
-class TokenBucket:
-    """Classic token bucket; ``acquire`` blocks until a token is available."""
-
-    def __init__(
-        self,
-        rate_per_second: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.rate = rate_per_second
-        self.capacity = float(burst)
-        self._tokens = float(burst)
-        self._clock = clock
-        self._sleep = sleep
-        self._updated = clock()
-        self._lock = threading.Lock()
-
-    def _reserve(self) -> float:
-        """Take a token, possibly going negative; returns how long the caller must wait for it."""
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
-            self._updated = now
-            self._tokens -= 1.0
-            return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
-
-    def acquire(self, stop: threading.Event | None = None) -> float:
-        wait = self._reserve()
-        if wait > 0:
-            pause(wait, stop, self._sleep)
-        return wait
-
-
 class Pacer:
-    """Paces requests per host and holds back keys (``burst:<endpoint>``, ``issue:<id>``) the server throttled."""
+    """Paces requests per far side and holds back keys (``burst:<endpoint>``, ``issue:<id>``) the server throttled.
+
+    Buckets and holds live in ``buckets`` (this process's by default; shared through PostgreSQL with
+    ``runner.rate_buckets: postgres``) under keys that start with ``scope``, the far side's identity."""
 
     def __init__(
         self,
@@ -67,28 +38,25 @@ class Pacer:
         requests_per_minute: float | None,
         burst: int = 10,
         method_rates: Mapping[str, float] | None = None,
+        scope: str | None = None,
+        buckets: Buckets | None = None,
+        quota: Quota | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._rpm = requests_per_minute
         self._burst = burst
         self._method_rates = {m.upper(): r for m, r in (method_rates or {}).items()}
-        self._clock = clock
+        self._scope = scope
         self._sleep = sleep
-        self._buckets: dict[str, TokenBucket] = {}
-        self._not_before: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self.quota = QuotaGauge(clock=clock)
+        self.buckets: Buckets = buckets if buckets is not None else LocalBuckets(clock=clock)
+        self.quota: Quota = quota if quota is not None else QuotaGauge(clock=clock)
 
-    def _bucket(self, host: str) -> TokenBucket | None:
-        if self._rpm is None:
-            return None
-        with self._lock:
-            bucket = self._buckets.get(host)
-            if bucket is None:
-                bucket = TokenBucket(self._rpm / 60.0, self._burst, clock=self._clock, sleep=self._sleep)
-                self._buckets[host] = bucket
-            return bucket
+    def _key(self, key: str, host: str = "") -> str:
+        """A bucket or hold key under the far side's identity (the host when no scope was given: one pacer serves
+        one session, so its holds need no prefix)."""
+        prefix = self._scope or host
+        return f"{prefix}:{key}" if prefix else key
 
     def endpoint_burst(self, method: str) -> int | None:
         """How many calls of one endpoint of ``method`` may go out at once (None: the method is not paced).
@@ -100,30 +68,35 @@ class Pacer:
         rate = self._method_rates.get(method.upper())
         return None if rate is None else max(1, int(rate * BURST_SHARE))
 
-    def _endpoint_bucket(self, method: str, endpoint: str) -> TokenBucket | None:
-        """The far side's burst bucket for one endpoint (method + path template), mirrored client-side."""
+    def _take(
+        self, key: str, rate: float, capacity: float, holds: tuple[str, ...], stop: threading.Event | None
+    ) -> float:
+        """Take a token once no key in ``holds`` is held (asked again after each hold); the time waited."""
+        waited = 0.0
+        while True:
+            taken = self.buckets.take(key, rate, capacity, holds)
+            delay = taken.held or taken.wait
+            if delay > 0:
+                pause(delay, stop, self._sleep)
+                waited += delay
+            if not taken.held:
+                return waited
+
+    def _endpoint_rate(self, method: str) -> tuple[float, float] | None:
+        """The far side's burst rate of one endpoint (method + path template), mirrored client-side, and the client
+        bucket's capacity (``endpoint_burst``)."""
         burst = self.endpoint_burst(method)
-        if burst is None:
-            return None
-        key = f"{method.upper()} {endpoint}"
-        with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                bucket = TokenBucket(self._method_rates[method.upper()], burst, clock=self._clock, sleep=self._sleep)
-                self._buckets[key] = bucket
-            return bucket
+        return None if burst is None else (self._method_rates[method.upper()], float(burst))
 
     def defer(self, key: str, seconds: float) -> None:
         """Hold ``key`` back for ``seconds`` (never shortening an existing deferral)."""
-        until = self._clock() + seconds
-        with self._lock:
-            self._not_before[key] = max(self._not_before.get(key, 0.0), until)
+        self.buckets.hold(self._key(key), seconds)
 
     def deferred_for(self, keys: tuple[str, ...]) -> float:
         """Seconds until no key in ``keys`` is deferred any more (0 when none is)."""
-        with self._lock:
-            deadline = max((self._not_before.get(k, 0.0) for k in keys), default=0.0)
-        return max(0.0, deadline - self._clock())
+        if not keys:
+            return 0.0
+        return self.buckets.held_for(tuple(self._key(k) for k in keys))
 
     def wait(
         self,
@@ -138,20 +111,36 @@ class Pacer:
 
         A set ``stop`` cuts any wait short with ``Unavailable`` (not sent); a request that needs no wait goes out."""
         waited = 0.0
-        delay = self.deferred_for(keys)
-        if delay > 0:
+        holds = tuple(self._key(k) for k in keys)
+        steps = []
+        if self._rpm is not None:
+            steps.append((self._key("requests", host), self._rpm / 60.0, float(self._burst)))
+        pacing = self._endpoint_rate(endpoint[0]) if endpoint is not None else None
+        if endpoint is not None and pacing is not None:
+            steps.append((self._key(f"{endpoint[0].upper()} {endpoint[1]}", host), *pacing))
+        for key, rate, capacity in steps:
+            waited += self._take(key, rate, capacity, holds, stop)
+            holds = ()  # checked with the first take
+        if holds and (delay := self.buckets.held_for(holds)) > 0:  # no bucket to take from: holds alone
             pause(delay, stop, self._sleep)
             waited += delay
-        bucket = self._bucket(host)
-        if bucket is not None:
-            waited += bucket.acquire(stop)
-        per_endpoint = self._endpoint_bucket(*endpoint) if endpoint is not None else None
-        if per_endpoint is not None:
-            waited += per_endpoint.acquire(stop)
         return waited
 
 
-def _next_utc_hour(now: float) -> float:
+class Quota(Protocol):
+    """The points quota's gate: this process's :class:`QuotaGauge`, or one shared through PostgreSQL."""
+
+    @property
+    def limit(self) -> int | None: ...
+
+    def wait_needed(self) -> float: ...
+
+    def acquire(self) -> float: ...
+
+    def observe(self, reading: QuotaReading) -> int: ...
+
+
+def next_utc_hour(now: float) -> float:
     """Seconds until the top of the next UTC hour, when a quota answer did not say when it resets."""
     return 3600.0 - now % 3600.0
 
@@ -204,7 +193,7 @@ class QuotaGauge:
         if self.remaining is None or self.remaining > 0:
             return 0.0
         if self._resets_at is None:
-            self._resets_at = now + _next_utc_hour(self._wall())
+            self._resets_at = now + next_utc_hour(self._wall())
         return self._resets_at - now
 
     def observe(self, reading: QuotaReading) -> int:

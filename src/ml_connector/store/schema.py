@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -215,4 +216,29 @@ system_health = Table(
     Column("checked_at", DateTime(timezone=True), nullable=False),
     connection_column(),
     PrimaryKeyConstraint("connection", "system"),
+)
+
+# Shared rate budgets (``runner.rate_buckets: postgres``, store/buckets.py). Keyed by the far side's identity, not by
+# connection: two connections with one IFS client id share one budget, so these tables have no connection column.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("key", String(500), primary_key=True),  # "ifs:<token url>:<client id>:requests", "jira:<site>:PUT /..."
+    Column("tokens", Float, nullable=False),  # below zero: tokens already promised to waiting callers
+    Column("updated_at", DateTime(timezone=True), nullable=False),  # the database clock, never a process's
+)
+
+rate_holds = Table(
+    "rate_holds",
+    metadata,
+    Column("key", String(500), primary_key=True),  # "jira:<site>:issue:<id>", "jira:<site>:burst:<endpoint>"
+    Column("not_before", DateTime(timezone=True), nullable=False),
+)
+
+rate_quota = Table(
+    "rate_quota",
+    metadata,
+    Column("key", String(500), primary_key=True),  # "jira:<site>:points"
+    Column("remaining", Integer),  # NULL: not known (no answer yet in this window)
+    Column("resets_at", DateTime(timezone=True)),
 )

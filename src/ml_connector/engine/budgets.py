@@ -1,0 +1,60 @@
+"""The pacers of one connection's two clients, by ``runner.rate_buckets``.
+
+``local`` (the default): each session paces itself in this process, as it always has. ``postgres``: the buckets,
+the 429 holds and the Jira points quota (OAuth) live in the store's PostgreSQL database under the far side's
+identity, so every process, and every connection with the same IFS client id or Jira site, shares one budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from ml_connector.config.connections import JiraOAuth
+from ml_connector.config.models import ConnectorConfig
+from ml_connector.http.buckets import ifs_scope, jira_scope
+from ml_connector.http.pacing import Pacer
+from ml_connector.ifs.auth import token_path
+from ml_connector.store import Store
+from ml_connector.store.buckets import PostgresBuckets, SharedQuota, shared_engine
+
+
+@dataclass
+class SharedPacers:
+    """The IFS and Jira pacers on one shared-bucket engine (closed with the connector)."""
+
+    ifs: Pacer
+    jira: Pacer
+    engine: Engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def shared_pacers(config: ConnectorConfig, store: Store) -> SharedPacers | None:
+    """Pacers drawing on PostgreSQL with ``runner.rate_buckets: postgres``; None for ``local`` (sessions pace
+    themselves)."""
+    if config.runner.rate_buckets == "local":
+        return None
+    engine = shared_engine(store.engine)
+    buckets = PostgresBuckets(engine)
+    ifs, jira = config.ifs, config.jira
+    ifs_pacer = Pacer(
+        requests_per_minute=ifs.http.requests_per_minute,
+        burst=ifs.http.burst,
+        method_rates=ifs.http.method_rates,
+        scope=ifs_scope(f"{ifs.base_url}{token_path(ifs.realm)}", ifs.client_id),
+        buckets=buckets,
+    )
+    site = jira_scope(jira.site_url)
+    quota = SharedQuota(engine, f"{site}:points") if isinstance(jira.auth, JiraOAuth) else None
+    jira_pacer = Pacer(
+        requests_per_minute=jira.http.requests_per_minute,
+        burst=jira.http.burst,
+        method_rates=jira.http.method_rates,
+        scope=site,
+        buckets=buckets,
+        quota=quota,
+    )
+    return SharedPacers(ifs_pacer, jira_pacer, engine)
