@@ -71,7 +71,7 @@ class RunReport:
     causes: Counter[Reason] = field(default_factory=Counter)
     notes: Counter[Reason] = field(default_factory=Counter)  # this run's warnings by reason
     examples: dict[str, str] = field(default_factory=dict)  # one message per failure reason code
-    rate_limit_wait_s: float = 0.0  # seconds calls waited out 429s (summed over concurrent calls)
+    rate_limit_wait_s: float = 0.0  # seconds the run had calls waiting out 429s (concurrent waits count once)
     quota_points: int = 0  # Jira points-quota points the run's calls used, as the quota headers told (OAuth only)
     # Pipelined pages and concurrent calls count from several threads.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)

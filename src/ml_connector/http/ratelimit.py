@@ -29,7 +29,8 @@ log = structlog.get_logger("ml_connector.http")
 class RateLimitBudget:
     """Seconds of 429 waiting allowed in total, the seconds used so far, and the stop event that ends a wait.
 
-    ``waited`` sums the waits of concurrent calls, so it can exceed the wall time the run spent.
+    ``waited`` is the time during which at least one of the run's calls was waiting (the union of the waits): 32
+    concurrent calls held by one quota reset cost the run that reset's wait once, not 32 times.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class RateLimitBudget:
         self.stop = stop if stop is not None else threading.Event()
         self._clock = clock
         self._waited = 0.0
+        self._held_until = 0.0  # the clock time the latest wait reserved so far ends
         self._points = 0
         self._lock = threading.Lock()
 
@@ -68,18 +70,23 @@ class RateLimitBudget:
     def reserve(self, seconds: float) -> bool:
         """Set ``seconds`` aside for a wait; False when stop is set or the budget cannot cover them."""
         with self._lock:
-            if self.stop.is_set() or self._waited + max(0.0, seconds) > self.max_wait:
+            now = self._clock()
+            end = now + max(0.0, seconds)
+            added = max(0.0, end - max(now, self._held_until))  # only what no wait already covers
+            if self.stop.is_set() or self._waited + added > self.max_wait:
                 return False
-            self._waited += max(0.0, seconds)  # up front, so concurrent waits cannot overdraw the budget
+            self._waited += added  # up front, so concurrent waits cannot overdraw the budget
+            self._held_until = max(self._held_until, end)
             return True
 
     def spend(self, seconds: float) -> bool:
         """Sleep the ``seconds`` reserved; False when stop cut the sleep short (the unspent part is given back)."""
-        started = self._clock()
         if not self.stop.wait(max(0.0, seconds)):
             return True
-        with self._lock:
-            self._waited -= max(0.0, seconds - (self._clock() - started))
+        with self._lock:  # stop ends every wait at once: nothing past now is spent
+            now = self._clock()
+            self._waited -= max(0.0, self._held_until - now)
+            self._held_until = min(self._held_until, now)
         return False
 
 

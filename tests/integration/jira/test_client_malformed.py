@@ -125,8 +125,9 @@ def test_concurrent_bulk_calls_wait_against_the_run_budget(sim: Sim) -> None:
     with JiraClient.from_connection(basic_connection(sim)) as c, rate_limit_scope(budget):
         outcomes = c.bulk_create([draft(f"PO-C{n}") for n in range(120)], concurrency=3)  # three chunks at once
     assert all(o.ok for o in outcomes)
-    # the pool's workers charged the run's budget: four waits of 0.3 s, plus any wait behind the deferral they left
-    assert budget.waited >= 4 * 0.3 - 0.01
+    # the pool's workers charged the run's budget: three chunks waited 0.3 s side by side (counted once), the
+    # fourth 429 came after that wait and cost its own 0.3 s
+    assert budget.waited >= 2 * 0.3 - 0.01
 
 
 # ------------------------------------------------------------------------------------------------ edit
