@@ -132,6 +132,7 @@ class IfsClient:
         self.max_filter_chars = max_filter_chars
         self._metadata: dict[str, ServiceMetadata] = {}
         self._metadata_lock = threading.Lock()
+        self._metadata_loading: dict[str, threading.Lock] = {}  # one per projection: its single read in progress
         base = session.client.base_url
         self._origin = (base.scheme, base.host, base.port)
         self._base_path = base.path
@@ -219,18 +220,25 @@ class IfsClient:
     # ------------------------------------------------------------------------------------------------ discovery
 
     def metadata(self, projection: str) -> ServiceMetadata:
-        """``<Projection>.svc/$metadata``, parsed and cached for the life of the client."""
+        """``<Projection>.svc/$metadata``, parsed and cached for the life of the client; read once even when several
+        threads ask at once (a page's concurrent line reads), the others wait for that read."""
         check_name(projection)
         with self._metadata_lock:
             cached = self._metadata.get(projection)
+            loading = self._metadata_loading.setdefault(projection, threading.Lock())
         if cached is not None:
             return cached
-        parsed = self._request_parsed(
-            "GET", f"{projection}.svc/$metadata", _parse_metadata, headers={"Accept": "application/xml"}
-        )
-        with self._metadata_lock:
-            self._metadata[projection] = parsed
-        return parsed
+        with loading:
+            with self._metadata_lock:
+                cached = self._metadata.get(projection)
+            if cached is not None:
+                return cached  # read by the thread this one waited for
+            parsed = self._request_parsed(
+                "GET", f"{projection}.svc/$metadata", _parse_metadata, headers={"Accept": "application/xml"}
+            )
+            with self._metadata_lock:
+                self._metadata[projection] = parsed
+            return parsed
 
     def key_fields(self, entity_set: str) -> tuple[str, ...]:
         ref = EntitySetRef.parse(entity_set)
@@ -397,11 +405,13 @@ class IfsClient:
         filter: Filter = None,
         orderby: Sequence[str | OrderKey] | str | None = None,
         key_fields: Sequence[str] | None = None,
+        page_size: int | None = None,
     ) -> dict[Any, list[Record]]:
         """Rows of a child set for many parents at once (e.g. PO lines of one page of orders), grouped by parent.
 
         The parent values are chunked into ``Field eq 'a' or Field eq 'b' ...`` filters of bounded URL length;
-        every parent asked for is in the result, with an empty list when it has no children.
+        every parent asked for is in the result, with an empty list when it has no children. ``page_size`` as in
+        :meth:`iter_pages`.
         """
         check_name(parent_field)
         values = list(dict.fromkeys(parent_values))
@@ -409,7 +419,7 @@ class IfsClient:
         for chunk in self._chunks(Compare(parent_field, "eq", v) for v in values):
             combined = and_(filter, chunk) if filter is not None else chunk
             for row in self.iter_records(
-                entity_set, select=select, filter=combined, orderby=orderby, key_fields=key_fields
+                entity_set, select=select, filter=combined, orderby=orderby, key_fields=key_fields, page_size=page_size
             ):
                 grouped.setdefault(row.get(parent_field), []).append(row)
         return grouped
