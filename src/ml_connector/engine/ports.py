@@ -34,6 +34,7 @@ class IfsSource(Protocol):
         orderby: OrderBy = None,
         key_fields: Sequence[str] | None = None,
         page_size: int | None = None,
+        first_page_size: int | None = None,
     ) -> Iterator[Page]: ...
 
     def iter_records(

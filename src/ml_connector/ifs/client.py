@@ -256,11 +256,16 @@ class IfsClient:
         key_fields: Sequence[str] | None = None,
         page_size: int | None = None,
         expand: str | None = None,
+        first_page_size: int | None = None,
     ) -> Iterator[Page]:
-        """Pages of ``entity_set`` matching ``filter``, each key at most once (see the module docstring)."""
+        """Pages of ``entity_set`` matching ``filter``, each key at most once (see the module docstring).
+
+        ``first_page_size`` asks for a smaller first page (``Prefer`` is per request), so a caller that works on
+        each page while the next is read can start sooner; the pages after it have ``page_size`` rows."""
         ref = EntitySetRef.parse(entity_set)
         size = page_size or self.page_size
-        if not 1 <= size <= IFS_MAX_PAGE_SIZE:
+        asked = min(first_page_size or size, size)
+        if not 1 <= asked <= size <= IFS_MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{IFS_MAX_PAGE_SIZE}")
         keys = tuple(key_fields) if key_fields else self.key_fields(entity_set)
         order = total_order(parse_orderby(orderby), keys)
@@ -275,13 +280,13 @@ class IfsClient:
             "$orderby": ",".join(o.render() for o in order),
             "$expand": expand,
         }
-        headers = {"Prefer": f"odata.maxpagesize={size}"}
         url = self._url(ref.path, options)
         seen_links: set[str] = set()
         seen_keys: set[tuple[Any, ...]] = set()
         number = 0
         via_keyset = False
         while True:
+            headers = {"Prefer": f"odata.maxpagesize={asked}"}
             response, rows, link = self._request_parsed("GET", url, self._collection, headers=headers)
             number += 1
             fresh = []
@@ -302,15 +307,16 @@ class IfsClient:
                 if next_url in seen_links:
                     raise PermanentError(f"nextLink of {ref.path} repeats; stopping instead of looping", system=SYSTEM)
                 seen_links.add(next_url)
-                url, via_keyset = next_url, False
+                url, via_keyset, asked = next_url, False, size
                 continue
             if not rows or seen_links:
                 return  # an empty page, or a server that links its pages and sent no link this time: the end
             applied = _preference_applied(response)
             # A short page is the last one only if the server confirms it used our page size; otherwise it may
             # have cut at its own cap without a link, and one more (keyset) request settles it.
-            if len(rows) < size and applied is not None and applied >= size:
+            if len(rows) < asked and applied is not None and applied >= asked:
                 return
+            asked = size
             last = rows[-1]
             after = keyset_after(order, self._typed_values(ref, order, last))
             options["$filter"] = filter_text(and_(Raw(base_filter) if base_filter else None, after))

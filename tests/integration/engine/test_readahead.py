@@ -19,13 +19,15 @@ from e2e.harness import World, connector_config, world
 
 from ml_connector.config.connections import IFS_MAX_PAGE_SIZE
 from ml_connector.config.models import ConnectorConfig
-from ml_connector.engine.outbound import LINE_RANGE_PARENTS, OutboundSync
+from ml_connector.engine.outbound import FIRST_PAGE_SHARE, LINE_RANGE_PARENTS, OutboundSync
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.timestamps import parse_ts
 from ml_connector.errors import ConnectorError
 from ml_connector.store import Store
 
 FLOW = "purchase_orders"
+PAGE = 100
+FIRST = PAGE // FIRST_PAGE_SHARE  # rows of a run's first page
 ORDERS = "/PurchaseOrderSet"
 LINES = "/PurchaseOrderLinePartSet"
 
@@ -91,7 +93,7 @@ def _overlap(a: tuple[float, float, str], b: tuple[float, float, str]) -> bool:
 def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with world(purchase_orders=1000, work_orders=0) as w:
+    with world(purchase_orders=1500, work_orders=0) as w:
         w.ifs_sim.faults(latency_ms=300)  # every IFS read takes 0.3 s: reads made at once overlap visibly
         calls = Calls()
         c = _connector(_config(w, tmp_path, page_size=2 * LINE_RANGE_PARENTS), calls)
@@ -102,12 +104,16 @@ def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
             c.ifs.key_fields(lines_set.entity_set)  # $metadata read before: the line reads start when asked for
             calls.spans.clear()
             line_reads: list[dict[str, Any]] = []
+            page_rows: list[int] = []
             ifs, read = c.ifs, c.ifs.iter_pages
 
             def spy(entity_set: str, **kwargs: Any) -> Iterator[Any]:
                 if entity_set.endswith(LINES):
                     line_reads.append(kwargs)
-                yield from read(entity_set, **kwargs)
+                for page in read(entity_set, **kwargs):
+                    if entity_set.endswith(ORDERS):
+                        page_rows.append(len(page.rows))
+                    yield page
 
             monkeypatch.setattr(ifs, "iter_pages", spy)
             report = OutboundSync(c, c.config.flow(FLOW)).run()
@@ -115,12 +121,14 @@ def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
             assert _issues_per_key(w) == dict.fromkeys(scope, 1)
 
             pages, lines = calls.of(ORDERS), calls.of(LINES)
-            # Each page of 500 orders (fewer in scope) reads its lines as two key ranges, each in one server page.
-            assert len(lines) == len(line_reads) == 2 * len(pages)
+            # The first page is a quarter of the page size (Jira's work starts sooner); then full pages.
+            assert page_rows[0] == LINE_RANGE_PARENTS // 2 and page_rows[1] == 2 * LINE_RANGE_PARENTS
+            # Each page reads its lines in ranges of at most LINE_RANGE_PARENTS orders, each in one server page.
+            assert len(lines) == len(line_reads) == sum(-(-n // LINE_RANGE_PARENTS) for n in page_rows)
             assert all(r["page_size"] == IFS_MAX_PAGE_SIZE for r in line_reads)
             assert all(" ge " in str(r["filter"]) and " le " in str(r["filter"]) for r in line_reads)
-            assert _overlap(lines[0], lines[1])  # page 1's two ranges at once
-            assert any(_overlap(line, pages[1]) for line in lines[:2])  # ... while page 2 is read
+            assert _overlap(lines[0], pages[1])  # page 1's lines while page 2 is read
+            assert _overlap(lines[1], lines[2])  # page 2's two ranges at once
             lookups = calls.of("/SupplierInfoGeneralSet") + calls.of("/PersonInfoSet")
             assert len(lookups) == 2 and _overlap(lookups[0], lookups[1])  # the mapping context's reads at once
         finally:
@@ -134,7 +142,7 @@ def test_a_persistent_fault_reading_ahead_fails_the_run_at_that_page_and_skips_n
     records are committed and created, no later record is, the cursor is not set (the pass is incomplete); the next
     run creates the rest."""
     with world(purchase_orders=300, work_orders=0) as w:
-        c = _connector(_config(w, tmp_path, page_size=100))
+        c = _connector(_config(w, tmp_path, page_size=PAGE))
         try:
             flow = c.config.flow(FLOW)
             scope = _in_scope(c)
@@ -150,8 +158,8 @@ def test_a_persistent_fault_reading_ahead_fails_the_run_at_that_page_and_skips_n
             with pytest.raises(Exception, match="500"):
                 OutboundSync(c, flow).run()
             stored = sorted(r.ifs_key for r in c.store.records.list(flow=FLOW, limit=1000))
-            assert stored == scope[:100]  # exactly page 1: nothing after it, nothing skipped
-            assert _issues_per_key(w) == dict.fromkeys(scope[:100], 1)  # page 1's work finished
+            assert stored == scope[:FIRST]  # exactly page 1: nothing after it, nothing skipped
+            assert _issues_per_key(w) == dict.fromkeys(scope[:FIRST], 1)  # page 1's work finished
             assert c.store.cursors.get(FLOW) is None
 
             monkeypatch.undo()
@@ -169,7 +177,7 @@ def test_lines_that_cannot_be_read_for_the_next_page_hold_the_cursor_at_the_last
     """Cursor order: page 1's lines are read, every later line read answers 500. The run fails after committing
     page 1 only; the cursor moves within page 1; the next run edits the rest."""
     with world(purchase_orders=300, work_orders=0) as w:
-        c = _connector(_config(w, tmp_path, page_size=100))
+        c = _connector(_config(w, tmp_path, page_size=PAGE))
         try:
             flow = c.config.flow(FLOW)
             OutboundSync(c, flow).run()
@@ -197,7 +205,7 @@ def test_lines_that_cannot_be_read_for_the_next_page_hold_the_cursor_at_the_last
 
             after = {r.ifs_key: r for r in c.store.records.list(flow=FLOW, limit=1000)}
             committed = {k for k in records if after[k].source_hash != records[k].source_hash}
-            assert committed == set(order[:100])  # exactly page 1: nothing after it, nothing skipped
+            assert committed == set(order[:FIRST])  # exactly page 1: nothing after it, nothing skipped
             cursor = parse_ts(c.store.cursors.get(FLOW))
             assert cursor is not None and cursor <= max(stamps[k] for k in committed)  # type: ignore[type-var]
             issues = {i["id"]: i for i in w.jira_issues()}
