@@ -244,12 +244,19 @@ class OutboundSync:
 
     def _context(self) -> MappingContext:
         """Lookups and Jira metadata, built on first need: a run with nothing to map makes none of those calls."""
-        return self._start_context(None).result()
+        future = self._start_context(None)
+        try:
+            return future.result()
+        except Exception:
+            with self._ctx_lock:
+                if self._ctx is future:
+                    self._ctx = None  # a failed load is raised once; a later need loads again
+            raise
 
     def _start_context(self, pool: Executor | None) -> Future[MappingContext]:
         """The mapping context, loading (in ``pool`` when given, else now) unless loaded or loading already."""
         with self._ctx_lock:
-            if self._ctx is None or (self._ctx.done() and self._ctx.exception() is not None):
+            if self._ctx is None:
                 self._ctx = submit_in_context(pool, self._load_context) if pool else _now(self._load_context)
             return self._ctx
 

@@ -221,3 +221,18 @@ def test_lines_that_cannot_be_read_for_the_next_page_hold_the_cursor_at_the_last
         finally:
             c.close()
 
+
+
+def test_a_mapping_context_that_cannot_be_loaded_fails_the_run_after_one_attempt(tmp_path: Path) -> None:
+    """The context loads on a reading thread, at once with page 1's lines; its failure is raised where page 1 is
+    mapped, once: the reading thread does not load it again, and nothing is committed."""
+    with world(purchase_orders=100, work_orders=0) as w:
+        c = _connector(_config(w, tmp_path, page_size=PAGE))
+        try:
+            w.jira_sim.faults(fail_next=[{"status": 403, "count": 1000, "path_contains": "/rest/api/3/field"}])
+            with pytest.raises(Exception, match="403"):
+                OutboundSync(c, c.config.flow(FLOW)).run()
+            assert w.jira_sim.counts().get("GET /rest/api/3/field") == 1
+            assert c.store.records.list(flow=FLOW, limit=1000) == []
+        finally:
+            c.close()
