@@ -3,8 +3,9 @@
 Per page: plan (``plan``: map every record, compare content hashes), then in one transaction upsert record states,
 audit and advance the cursor (``commit``); then apply the Jira writes for that page (``apply``, which reconciles
 interrupted creates and 404s through ``reconcile``) in the background (``pipeline``) while the next page is read.
-Work that outlives a page (a crash, a retry, an unconfirmed create) lives in the records table and is picked up at
-the start of the next run.
+The pages after the one being committed, their records and their lines are read ahead on other threads
+(``readahead``); commits stay on the reading thread, in page order. Work that outlives a page (a crash, a retry,
+an unconfirmed create) lives in the records table and is picked up at the start of the next run.
 """
 
 from __future__ import annotations
