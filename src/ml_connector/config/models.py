@@ -165,7 +165,7 @@ class SyncPolicy(StrictModel):
         description="Most issue edits in flight at once, each to a different issue.",
     )
     pipeline_pages: int = Field(
-        default=1,
+        default=2,
         ge=0,
         le=4,
         description="Pages whose Jira writes may still be in flight while the next page is read from IFS "

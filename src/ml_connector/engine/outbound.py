@@ -3,20 +3,23 @@
 Per page: plan (``plan``: map every record, compare content hashes), then in one transaction upsert record states,
 audit and advance the cursor (``commit``); then apply the Jira writes for that page (``apply``, which reconciles
 interrupted creates and 404s through ``reconcile``) in the background (``pipeline``) while the next page is read.
-Work that outlives a page (a crash, a retry, an unconfirmed create) lives in the records table and is picked up at
-the start of the next run.
+The pages after the one being committed, their records and their lines are read ahead on other threads
+(``readahead``); commits stay on the reading thread, in page order. Work that outlives a page (a crash, a retry,
+an unconfirmed create) lives in the records table and is picked up at the start of the next run.
 """
 
 from __future__ import annotations
 
-import contextvars
 import threading
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
+from ml_connector.config.connections import IFS_MAX_PAGE_SIZE
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.apply import Applier
 from ml_connector.engine.commit import RunScope, advance_cursor, commit_page
@@ -25,6 +28,7 @@ from ml_connector.engine.plan import MapRow, PageRules, Plan, Row, plan_page, ro
 from ml_connector.engine.ports import IfsSource, RecordStore
 from ml_connector.engine.preview import Previewer
 from ml_connector.engine.progress import Phase, PhaseCounter, Progress
+from ml_connector.engine.readahead import ReadAhead, submit_in_context
 from ml_connector.engine.reconcile import NotFoundWatch, Reconciler
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
@@ -36,7 +40,18 @@ from ml_connector.reasons import SOURCE_GONE, Reason
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, AuditEvent, RecordRow, utcnow
 
 WORK_QUEUE_BATCH = 500  # records of the work queue taken at once
-RANGED_LINES_MIN = 40  # from this many rows, a key-ordered page reads its lines with one key-range request
+RANGED_LINES_MIN = 40  # from this many rows, a key-ordered page reads its lines by key range, not by key lists
+# A ranged line read covers at most this many parents, so a page of 1,000 reads its lines in two requests at once:
+# IFS works about 0.75 ms per row returned, so the ~1,000 lines of each take about as long as the next page of orders
+# (one request for all 2,000 would take twice as long); more, smaller requests cost the server a scan each.
+LINE_RANGE_PARENTS = 500
+LINE_READS_IN_FLIGHT = 6  # threads for line reads and the mapping context; the IFS session caps reads in flight
+READ_AHEAD_PAGES = 2  # pages read and prepared ahead of the one being committed (see readahead)
+# The first page is a quarter of the others: Jira's work starts after that page and its lines are read (a page of
+# 1,000 orders and their lines keep IFS ~1.7 s), while the pages after it are read at once with that work.
+FIRST_PAGE_SHARE = 4
+T = TypeVar("T")
+Lines = dict[Any, list[dict[str, Any]]]
 
 
 class OutboundSync:
@@ -47,7 +62,8 @@ class OutboundSync:
         self.flow = flow
         self.policy = connector.config.sync
         self.stop = stop or threading.Event()
-        self._ctx: MappingContext | None = None
+        self._ctx: Future[MappingContext] | None = None
+        self._ctx_lock = threading.Lock()
         self._preview: Previewer | None = None
         # How the cursor attribute reads changes no issue: not part of the mapping's fingerprint.
         self._fingerprint = stable_hash(
@@ -120,7 +136,8 @@ class OutboundSync:
 
     def _read_pages(self, applier: Applier, *, dry_run: bool, full: bool) -> None:
         """Read, plan and commit page after page; each page's Jira work runs in the pipeline while the next page is
-        read (``sync.pipeline_pages`` pages at most). Pages commit in order, on this thread."""
+        read (``sync.pipeline_pages`` pages at most), and the pages after it are read ahead (``readahead``). Pages
+        commit in order, on this thread."""
         with PagePipeline(applier.apply, 0 if dry_run else self.policy.pipeline_pages) as pipeline:
             newest = self._each_page(applier, pipeline, dry_run=dry_run, full=full)
             pipeline.drain()
@@ -137,70 +154,145 @@ class OutboundSync:
         query, order, key_ordered = self._query(full)
         select = flow.read_fields() if flow.select else None
         newest: datetime | None = None
-        for page in self._ifs.iter_pages(
-            flow.entity_set, select=select, filter=query, orderby=order, key_fields=[flow.key], page_size=flow.page_size
-        ):
-            if self.stop.is_set():
-                report.interrupted = True
-                return None
-            if not page.rows:
-                continue
-            report.add("fetched", len(page.rows))
-            counter.done(Phase.READ, len(page.rows))
-            counter.expect(Phase.MAP, len(page.rows))
-            if pipeline.busy_with(row_key(r, flow.key) for r in page.rows):
-                pipeline.drain()  # a record read again while its earlier work is in flight: plan it after that work
-            plans = self._plan(page.rows, key_ordered=key_ordered, remap=full)
-            counter.done(Phase.MAP, len(page.rows))
-            if dry_run:
-                self._previewer().add_page(plans, report)
-                continue
-            # In key order a page's newest timestamp is no safe cursor (a later page may hold older changes): the
-            # cursor moves once, after the whole pass. A crash before that repeats the pass, which costs IFS reads
-            # only: unchanged records make no Jira call.
-            work, page_newest = self._commit(plans, scope, signpost, move_cursor=not key_ordered)
-            if page_newest is not None and (newest is None or page_newest > newest):
-                newest = page_newest
-            pipeline.submit(work)
+        # Read-ahead follows the pipeline: with pipeline_pages 0 a run reads, writes, then reads the next page.
+        ahead = READ_AHEAD_PAGES if self.policy.pipeline_pages else 0
+        size = flow.page_size or self.c.config.ifs.page_size
+        pages = self._ifs.iter_pages(
+            flow.entity_set,
+            select=select,
+            filter=query,
+            orderby=order,
+            key_fields=[flow.key],
+            page_size=size,
+            first_page_size=max(1, size // FIRST_PAGE_SHARE) if ahead else None,
+        )
+        with _line_pool() as pool:
+            prepare = partial(self._prepare, key_ordered=key_ordered, remap=full, pool=pool)
+            with ReadAhead(pages, lambda page: prepare(page.rows), ahead=ahead, stop=self.stop) as reader:
+                for prepared in reader:
+                    if self.stop.is_set():
+                        report.interrupted = True
+                        return None
+                    rows = prepared.rows
+                    if not rows:
+                        continue
+                    report.add("fetched", len(rows))
+                    counter.done(Phase.READ, len(rows))
+                    counter.expect(Phase.MAP, len(rows))
+                    if pipeline.busy_with(row_key(r, flow.key) for r in rows):
+                        # A record read again while its earlier work is in flight: plan it after that work, from the
+                        # records as that work left them.
+                        pipeline.drain()
+                        prepared = prepare(rows)
+                    plans = self._plan_prepared(prepared)
+                    counter.done(Phase.MAP, len(rows))
+                    if dry_run:
+                        self._previewer().add_page(plans, report)
+                        continue
+                    # In key order a page's newest timestamp is no safe cursor (a later page may hold older changes):
+                    # the cursor moves once, after the whole pass. A crash before that repeats the pass, which costs
+                    # IFS reads only: unchanged records make no Jira call.
+                    work, page_newest = self._commit(plans, scope, signpost, move_cursor=not key_ordered)
+                    if page_newest is not None and (newest is None or page_newest > newest):
+                        newest = page_newest
+                    pipeline.submit(work)
+        if self.stop.is_set():  # the pages may have ended because the run is stopping: the pass is not complete
+            report.interrupted = True
+            return None
         if key_ordered and newest is not None and flow.detection == "cursor":
             return min(newest, signpost)
         return None
 
-    def read_lines(self, rows: Sequence[Row], *, key_ordered: bool) -> dict[Any, list[dict[str, Any]]]:
+    def read_lines(self, rows: Sequence[Row], *, key_ordered: bool) -> Lines:
+        """The lines of ``rows`` (none without ``flow.lines``), grouped by parent key; read one request at a time."""
+        return _merged([read() for read in self._line_reads(rows, key_ordered=key_ordered)])
+
+    def _line_reads(self, rows: Sequence[Row], *, key_ordered: bool) -> list[Callable[[], Lines]]:
+        """Independent reads that together return the lines of ``rows``, so they can run at once."""
         spec = self.flow.lines
-        if spec is None:
-            return {}
+        if spec is None or not rows:
+            return []
         if key_ordered and spec.parent_key == self.flow.key and len(rows) > RANGED_LINES_MIN:
-            # A key-ordered page is a contiguous key range: one ranged read (paged by the server) covers its lines.
-            first, last = rows[0].get(self.flow.key), rows[-1].get(self.flow.key)
-            grouped: dict[Any, list[dict[str, Any]]] = {}
-            in_range = and_(F(spec.parent_key) >= first, F(spec.parent_key) <= last)
-            for line in self._ifs.iter_records(
-                spec.entity_set, select=spec.select or None, filter=in_range, orderby=spec.orderby or None
-            ):
-                grouped.setdefault(line.get(spec.parent_key), []).append(line)
-            return grouped
+            # Key-ordered rows are a contiguous key range: a few ranged reads (paged by the server) cover their lines.
+            key = self.flow.key
+            return [partial(self._lines_in_range, part[0].get(key), part[-1].get(key)) for part in _parts(rows)]
         parents = [r.get(spec.parent_key) for r in rows if r.get(spec.parent_key) is not None]
-        return self._ifs.children_by_parent(
-            spec.entity_set, spec.parent_key, parents, select=spec.select or None, orderby=spec.orderby or None
+        read = partial(
+            self._ifs.children_by_parent,
+            spec.entity_set,
+            spec.parent_key,
+            parents,
+            select=spec.select or None,
+            orderby=spec.orderby or None,
+            page_size=IFS_MAX_PAGE_SIZE,
         )
+        return [read]
+
+    def _lines_in_range(self, first: Any, last: Any) -> Lines:
+        spec = self.flow.lines
+        assert spec is not None  # only built for a flow with lines
+        grouped: Lines = {}
+        in_range = and_(F(spec.parent_key) >= first, F(spec.parent_key) <= last)
+        for line in self._ifs.iter_records(
+            spec.entity_set,
+            select=spec.select or None,
+            filter=in_range,
+            orderby=spec.orderby or None,
+            page_size=IFS_MAX_PAGE_SIZE,
+        ):
+            grouped.setdefault(line.get(spec.parent_key), []).append(line)
+        return grouped
 
     def _context(self) -> MappingContext:
         """Lookups and Jira metadata, built on first need: a run with nothing to map makes none of those calls."""
-        if self._ctx is None:
-            self._ctx = self.c.mapping_context(self.flow)
-            self.c.note_contact("jira")
-        return self._ctx
+        future = self._start_context(None)
+        try:
+            return future.result()
+        except Exception:
+            with self._ctx_lock:
+                if self._ctx is future:
+                    self._ctx = None  # a failed load is raised once; a later need loads again
+            raise
+
+    def _start_context(self, pool: Executor | None) -> Future[MappingContext]:
+        """The mapping context, loading (in ``pool`` when given, else now) unless loaded or loading already."""
+        with self._ctx_lock:
+            if self._ctx is None:
+                self._ctx = submit_in_context(pool, self._load_context) if pool else _now(self._load_context)
+            return self._ctx
+
+    def _load_context(self) -> MappingContext:
+        ctx = self.c.mapping_context(self.flow)
+        self.c.note_contact("jira")
+        return ctx
 
     # ------------------------------------------------------------------------------------------------ plan, commit
 
-    def _plan(self, rows: Sequence[Row], *, key_ordered: bool, remap: bool = False) -> list[Plan]:
-        """``remap`` (``--full``) maps unchanged records too, so changed lookups (a supplier's tier) reach Jira."""
+    def _prepare(self, rows: Sequence[Row], *, key_ordered: bool, remap: bool, pool: Executor | None) -> Prepared:
+        """A page's records from the store, and (for the rows it must map) its lines and the mapping context, read in
+        ``pool`` while the caller goes on (read when first needed without a pool). ``remap`` (``--full``) maps
+        unchanged records too, so changed lookups (a supplier's tier) reach Jira."""
+        rules = PageRules(self.flow.key, self._fingerprint, utcnow(), remap=remap)
+        if not rows:
+            return Prepared(rows, {}, rules, _no_lines)
         with self.store.transaction() as tx:
             existing = tx.records.get_many(self.flow.name, [row_key(r, self.flow.key) for r in rows])
-        rules = PageRules(self.flow.key, self._fingerprint, utcnow(), remap=remap)
         to_map = rows_to_map(rows, existing, rules)
-        return plan_page(rows, existing, self._mapper(to_map, key_ordered=key_ordered), rules)
+        if not to_map:
+            return Prepared(rows, existing, rules, _no_lines)
+        reads = self._line_reads(to_map, key_ordered=key_ordered)
+        if pool is None:
+            return Prepared(rows, existing, rules, lambda: _merged([read() for read in reads]), mapping=True)
+        self._start_context(pool)
+        futures = [submit_in_context(pool, read) for read in reads]
+        return Prepared(rows, existing, rules, lambda: _merged([f.result() for f in futures]), mapping=True)
+
+    def _plan_prepared(self, prepared: Prepared) -> list[Plan]:
+        """The page's plans: its rows mapped (with their lines) where the records say they must be."""
+        return plan_page(prepared.rows, prepared.existing, self._mapper(prepared), prepared.rules)
+
+    def _plan(self, rows: Sequence[Row], *, key_ordered: bool) -> list[Plan]:
+        return self._plan_prepared(self._prepare(rows, key_ordered=key_ordered, remap=False, pool=None))
 
     def _previewer(self) -> Previewer:
         """The dry run's previewer; it reads the resolved fields only for a record that needs a payload."""
@@ -213,32 +305,16 @@ class OutboundSync:
             self._preview = Previewer(self.flow, metadata, accounts, flows=self.c.config.flows)
         return self._preview
 
-    def _mapper(self, rows: Sequence[Row], *, key_ordered: bool) -> MapRow:
-        """The mapping function for ``rows``: reads their lines and the mapping context first (none when no rows)."""
-        if not rows:
+    def _mapper(self, prepared: Prepared) -> MapRow:
+        """The mapping function of a prepared page: takes its lines and the mapping context (none when no rows)."""
+        if not prepared.mapping:
             return _nothing_to_map
-        flow = self.flow
-        ctx, lines = self._context_and_lines(rows, key_ordered=key_ordered)
+        flow, ctx, lines = self.flow, self._context(), prepared.lines()
 
         def map_row(row: Row) -> IssueDraft:
             return map_issue(row, flow, ctx, lines=lines.get(row.get(flow.lines.parent_key), []) if flow.lines else ())
 
         return map_row
-
-    def _context_and_lines(
-        self, rows: Sequence[Row], *, key_ordered: bool
-    ) -> tuple[MappingContext, dict[Any, list[dict[str, Any]]]]:
-        """The mapping context and the rows' lines, read at once: neither needs the other, and on a run's first page
-        with changes (lookups and Jira metadata not cached yet) each is a few round trips."""
-        if self._ctx is not None or self.flow.lines is None:
-            return self._context(), self.read_lines(rows, key_ordered=key_ordered)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-lines") as pool:
-            lines = pool.submit(contextvars.copy_context().run, partial(self.read_lines, rows, key_ordered=key_ordered))
-            try:
-                ctx = self._context()
-            finally:
-                grouped = lines.result()  # an error of either read ends the page; the lines' wins when both fail
-        return ctx, grouped
 
     def _commit(
         self, plans: Sequence[Plan], scope: RunScope, signpost: datetime, *, move_cursor: bool
@@ -303,3 +379,53 @@ def _progress_marks(records: Sequence[RecordRow]) -> set[tuple[Any, ...]]:
 
 def _nothing_to_map(row: Mapping[str, Any]) -> IssueDraft:
     raise AssertionError("every row of the page is settled; nothing is mapped")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A page ready to plan: its rows, their records as read, the rules both were judged by, and its lines."""
+
+    rows: Sequence[Row]
+    existing: Mapping[str, RecordRow]
+    rules: PageRules  # the same ``now`` for choosing the rows to map (and their lines) and for planning them
+    lines: Callable[[], Lines]  # waits for the page's line reads
+    mapping: bool = False  # some row must be mapped (then its lines were asked for)
+
+
+def _no_lines() -> Lines:
+    return {}
+
+
+def _merged(parts: Iterable[Lines]) -> Lines:
+    """Lines of several reads of disjoint parents, as one mapping."""
+    merged: Lines = {}
+    for part in parts:
+        merged.update(part)
+    return merged
+
+
+def _parts(rows: Sequence[Row]) -> list[Sequence[Row]]:
+    """``rows`` cut into even runs of at most ``LINE_RANGE_PARENTS``: one ranged line read each."""
+    count = -(-len(rows) // LINE_RANGE_PARENTS)
+    size = -(-len(rows) // count)
+    return [rows[start : start + size] for start in range(0, len(rows), size)]
+
+
+def _now(load: Callable[[], T]) -> Future[T]:
+    """A future already done with what ``load`` returns (or raises)."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(load())
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
+@contextmanager
+def _line_pool() -> Iterator[ThreadPoolExecutor]:
+    """Threads for a pass's line reads; reads not yet started when the pass ends are dropped, not sent."""
+    pool = ThreadPoolExecutor(max_workers=LINE_READS_IN_FLIGHT, thread_name_prefix="mlc-lines")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

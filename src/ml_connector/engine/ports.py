@@ -34,10 +34,17 @@ class IfsSource(Protocol):
         orderby: OrderBy = None,
         key_fields: Sequence[str] | None = None,
         page_size: int | None = None,
+        first_page_size: int | None = None,
     ) -> Iterator[Page]: ...
 
     def iter_records(
-        self, entity_set: str, *, select: Select = None, filter: Filter = None, orderby: OrderBy = None
+        self,
+        entity_set: str,
+        *,
+        select: Select = None,
+        filter: Filter = None,
+        orderby: OrderBy = None,
+        page_size: int | None = None,
     ) -> Iterator[Record]: ...
 
     def children_by_parent(
@@ -48,6 +55,7 @@ class IfsSource(Protocol):
         *,
         select: Select = None,
         orderby: OrderBy = None,
+        page_size: int | None = None,
     ) -> dict[Any, list[Record]]: ...
 
     def get_many_by_keys(

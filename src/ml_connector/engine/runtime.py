@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import contextvars
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
 from ml_connector.engine.budgets import SharedPacers, shared_pacers
 from ml_connector.engine.failures import describe
+from ml_connector.engine.readahead import submit_in_context
 from ml_connector.engine.report import RunReport
 from ml_connector.errors import AuthError, ConfigError, TransientError
 from ml_connector.http.ratelimit import RateLimitBudget, rate_limit_scope
@@ -28,6 +29,7 @@ from ml_connector.reasons import flow_path
 from ml_connector.store import Store
 
 USER_CACHE_AGE = timedelta(hours=24)
+CALLS_AT_ONCE = 8  # independent lookups (IFS sets, Jira metadata, user searches) sent at once
 
 
 def _field_kind(custom_type: str | None, schema_type: str | None) -> str:
@@ -238,48 +240,65 @@ class Connector:
     def mapping_context(self, flow: FlowConfig, *, with_jira: bool = True, with_fields: bool = True) -> MappingContext:
         """Lookups, plus (``with_jira``) Jira's projects and priorities and (``with_fields``) the resolved fields.
 
-        The IFS lookups and the Jira metadata are read at once (neither needs the other): on a cold cache each is a
-        few round trips, and a run's first changed record waits for both."""
-        if not with_jira:
-            return self._lookups_of(flow)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-lookups") as pool:
-            lookups = pool.submit(contextvars.copy_context().run, self._lookups_of, flow)
-            try:
-                project_keys: frozenset[str] = self._cached(
-                    "jira:projects", 3600.0, lambda: frozenset(str(p["key"]) for p in self.jira.projects())
-                )
-                priorities: frozenset[str] = self._cached(
-                    "jira:priorities", 3600.0, lambda: frozenset(str(p["name"]) for p in self.jira.priorities())
-                )
-                fields = self.resolve_fields(flow) if with_fields else {}
-            finally:
-                tables = lookups.result()  # an error of either side ends the call; the lookups' wins when both fail
-        return replace(tables, jira_projects=project_keys, priorities=priorities, fields=fields)
-
-    def _lookups_of(self, flow: FlowConfig) -> MappingContext:
-        """The context with the IFS lookup tables ``flow`` uses and no Jira metadata."""
+        The reads are independent: they go out at once (a run's first page waits for them), then the fields, whose
+        select options need the field registry first."""
         lookups = self.config.lookups
-        return MappingContext(
-            suppliers=self._lookup("suppliers", lookups.suppliers) if flow.supplier_field else {},
-            persons=self._lookup("persons", lookups.persons) if flow.mapping.assignee else {},
-            projects=self._lookup("projects", lookups.projects),
+        loads: dict[str, Callable[[], Any]] = {
+            "suppliers": partial(self._lookup, "suppliers", lookups.suppliers if flow.supplier_field else None),
+            "persons": partial(self._lookup, "persons", lookups.persons if flow.mapping.assignee else None),
+            "projects": partial(self._lookup, "projects", lookups.projects),
+        }
+        if with_jira:
+            loads["jira_projects"] = self._jira_projects
+            loads["priorities"] = self._priorities
+        if with_jira and with_fields:
+            loads["registry"] = self.field_registry
+        loaded = all_at_once(loads)
+        context = MappingContext(suppliers=loaded["suppliers"], persons=loaded["persons"], projects=loaded["projects"])
+        if not with_jira:
+            return context
+        return replace(
+            context,
+            jira_projects=loaded["jira_projects"],
+            priorities=loaded["priorities"],
+            fields=self.resolve_fields(flow) if with_fields else {},
         )
+
+    def _jira_projects(self) -> frozenset[str]:
+        keys: frozenset[str] = self._cached(
+            "jira:projects", 3600.0, lambda: frozenset(str(p["key"]) for p in self.jira.projects())
+        )
+        return keys
+
+    def _priorities(self) -> frozenset[str]:
+        names: frozenset[str] = self._cached(
+            "jira:priorities", 3600.0, lambda: frozenset(str(p["name"]) for p in self.jira.priorities())
+        )
+        return names
 
     # -- users -----------------------------------------------------------------------------------------------------
 
     def account_ids(self, emails: set[str], *, remember: bool = True) -> dict[str, str | None]:
         """email → accountId (None: no such Jira user); misses are cached in the store like hits unless ``remember``
-        is False (a dry run or a check writes nothing)."""
+        is False (a dry run or a check writes nothing). Emails not in the store are searched for at once."""
         known = self.store.users.cached(max_age=USER_CACHE_AGE)
-        result: dict[str, str | None] = {}
-        for email in sorted(emails):
-            key = email.lower()
-            if key in known:
-                result[email] = known[key]
-                continue
-            resolution = self.jira.users.resolve(email)
-            account = resolution.account_id if resolution.found else None
+        result: dict[str, str | None] = {e: known[e.lower()] for e in emails if e.lower() in known}
+        unknown = sorted(e for e in emails if e.lower() not in known)
+        found = all_at_once({email: partial(self.jira.users.resolve, email) for email in unknown})
+        for email in unknown:
+            account = found[email].account_id if found[email].found else None
             if remember:
-                self.store.users.cache(key, account)
+                self.store.users.cache(email.lower(), account)
             result[email] = account
         return result
+
+
+def all_at_once(calls: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Run independent calls at once, each in a copy of this context (the run's rate-limit budget applies there);
+    the first error is raised once all have ended."""
+    if len(calls) <= 1:
+        return {name: call() for name, call in calls.items()}
+    with ThreadPoolExecutor(max_workers=min(len(calls), CALLS_AT_ONCE), thread_name_prefix="mlc-calls") as pool:
+        futures = {name: submit_in_context(pool, call) for name, call in calls.items()}
+        wait(futures.values())
+    return {name: future.result() for name, future in futures.items()}

@@ -135,7 +135,7 @@ class IfsClient:
         self.max_filter_chars = max_filter_chars
         self._metadata: dict[str, ServiceMetadata] = {}
         self._metadata_lock = threading.Lock()
-        self._metadata_fetch: dict[str, threading.Lock] = {}
+        self._metadata_loading: dict[str, threading.Lock] = {}  # one per projection: its single read in progress
         base = session.client.base_url
         self._origin = (base.scheme, base.host, base.port)
         self._base_path = base.path
@@ -223,24 +223,25 @@ class IfsClient:
     # ------------------------------------------------------------------------------------------------ discovery
 
     def metadata(self, projection: str) -> ServiceMetadata:
-        """``<Projection>.svc/$metadata``, parsed and cached for the life of the client."""
+        """``<Projection>.svc/$metadata``, parsed and cached for the life of the client; read once even when several
+        threads ask at once (a page's concurrent line reads), the others wait for that read."""
         check_name(projection)
         with self._metadata_lock:
             cached = self._metadata.get(projection)
-            fetching = self._metadata_fetch.setdefault(projection, threading.Lock())
+            loading = self._metadata_loading.setdefault(projection, threading.Lock())
         if cached is not None:
             return cached
-        with fetching:  # one fetch per projection: concurrent readers (key-list chunks) wait for it
+        with loading:
             with self._metadata_lock:
                 cached = self._metadata.get(projection)
             if cached is not None:
-                return cached
+                return cached  # read by the thread this one waited for
             parsed = self._request_parsed(
                 "GET", f"{projection}.svc/$metadata", _parse_metadata, headers={"Accept": "application/xml"}
             )
             with self._metadata_lock:
                 self._metadata[projection] = parsed
-        return parsed
+            return parsed
 
     def key_fields(self, entity_set: str) -> tuple[str, ...]:
         ref = EntitySetRef.parse(entity_set)
@@ -258,11 +259,16 @@ class IfsClient:
         key_fields: Sequence[str] | None = None,
         page_size: int | None = None,
         expand: str | None = None,
+        first_page_size: int | None = None,
     ) -> Iterator[Page]:
-        """Pages of ``entity_set`` matching ``filter``, each key at most once (see the module docstring)."""
+        """Pages of ``entity_set`` matching ``filter``, each key at most once (see the module docstring).
+
+        ``first_page_size`` asks for a smaller first page (``Prefer`` is per request), so a caller that works on
+        each page while the next is read can start sooner; the pages after it have ``page_size`` rows."""
         ref = EntitySetRef.parse(entity_set)
         size = page_size or self.page_size
-        if not 1 <= size <= IFS_MAX_PAGE_SIZE:
+        asked = min(first_page_size or size, size)
+        if not 1 <= asked <= size <= IFS_MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{IFS_MAX_PAGE_SIZE}")
         keys = tuple(key_fields) if key_fields else self.key_fields(entity_set)
         order = total_order(parse_orderby(orderby), keys)
@@ -277,13 +283,13 @@ class IfsClient:
             "$orderby": ",".join(o.render() for o in order),
             "$expand": expand,
         }
-        headers = {"Prefer": f"odata.maxpagesize={size}"}
         url = self._url(ref.path, options)
         seen_links: set[str] = set()
         seen_keys: set[tuple[Any, ...]] = set()
         number = 0
         via_keyset = False
         while True:
+            headers = {"Prefer": f"odata.maxpagesize={asked}"}
             response, rows, link = self._request_parsed("GET", url, self._collection, headers=headers)
             number += 1
             fresh = []
@@ -304,15 +310,16 @@ class IfsClient:
                 if next_url in seen_links:
                     raise PermanentError(f"nextLink of {ref.path} repeats; stopping instead of looping", system=SYSTEM)
                 seen_links.add(next_url)
-                url, via_keyset = next_url, False
+                url, via_keyset, asked = next_url, False, size
                 continue
             if not rows or seen_links:
                 return  # an empty page, or a server that links its pages and sent no link this time: the end
             applied = _preference_applied(response)
             # A short page is the last one only if the server confirms it used our page size; otherwise it may
             # have cut at its own cap without a link, and one more (keyset) request settles it.
-            if len(rows) < size and applied is not None and applied >= size:
+            if len(rows) < asked and applied is not None and applied >= asked:
                 return
+            asked = size
             last = rows[-1]
             after = keyset_after(order, self._typed_values(ref, order, last))
             options["$filter"] = filter_text(and_(Raw(base_filter) if base_filter else None, after))
@@ -407,11 +414,13 @@ class IfsClient:
         filter: Filter = None,
         orderby: Sequence[str | OrderKey] | str | None = None,
         key_fields: Sequence[str] | None = None,
+        page_size: int | None = None,
     ) -> dict[Any, list[Record]]:
         """Rows of a child set for many parents at once (e.g. PO lines of one page of orders), grouped by parent.
 
         The parent values are chunked into ``Field eq 'a' or Field eq 'b' ...`` filters of bounded URL length;
-        every parent asked for is in the result, with an empty list when it has no children.
+        every parent asked for is in the result, with an empty list when it has no children. ``page_size`` as in
+        :meth:`iter_pages`.
         """
         check_name(parent_field)
         values = list(dict.fromkeys(parent_values))
@@ -420,7 +429,14 @@ class IfsClient:
         def read(chunk: Expr) -> list[Record]:
             combined = and_(filter, chunk) if filter is not None else chunk
             return list(
-                self.iter_records(entity_set, select=select, filter=combined, orderby=orderby, key_fields=key_fields)
+                self.iter_records(
+                    entity_set,
+                    select=select,
+                    filter=combined,
+                    orderby=orderby,
+                    key_fields=key_fields,
+                    page_size=page_size,
+                )
             )
 
         chunks = list(self._chunks(Compare(parent_field, "eq", v) for v in values))

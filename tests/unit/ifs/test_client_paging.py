@@ -120,6 +120,46 @@ def test_short_page_ends_only_when_the_server_confirmed_the_page_size() -> None:
     assert [r["OrderNo"] for r in got] == [f"PO-{n:03d}" for n in range(1, 6)]
 
 
+def test_a_smaller_first_page_is_asked_for_once_then_the_page_size() -> None:
+    """Linked pages: the nextLink is followed as given, only the Prefer header of the first request differs."""
+
+    def linked(request: httpx2.Request) -> httpx2.Response:
+        size = int(request.headers["Prefer"].split("=")[1])
+        start = int(query(request).get("$skiptoken", "1"))
+        numbers = range(start, min(start + size, 12))
+        link = f"{BASE}{PO}?$skiptoken={start + size}" if start + size < 12 else None
+        body: dict[str, Any] = {"value": rows(*numbers), **({"@odata.nextLink": link} if link else {})}
+        return httpx2.Response(200, json=body, headers={"Preference-Applied": f"odata.maxpagesize={size}"})
+
+    client, sent = make(linked)
+    pages = list(client.iter_pages(PO, key_fields=["OrderNo"], page_size=4, first_page_size=1))
+    assert [len(p.rows) for p in pages] == [1, 4, 4, 2]
+    assert [r.headers["Prefer"] for r in sent] == ["odata.maxpagesize=1"] + ["odata.maxpagesize=4"] * 3
+
+
+def test_a_short_first_page_ends_the_read_only_when_shorter_than_asked_for() -> None:
+    """Keyset paging (no links): a full small first page is followed by full-size pages, not taken as the end."""
+
+    def keyset(request: httpx2.Request) -> httpx2.Response:
+        size = int(request.headers["Prefer"].split("=")[1])
+        q = query(request)
+        start = 1 if "gt" not in q.get("$filter", "") else int(unquote(q["$filter"]).rsplit("PO-", 1)[1][:3]) + 1
+        return httpx2.Response(
+            200,
+            json={"value": rows(*range(start, min(start + size, 9)))},
+            headers={"Preference-Applied": f"odata.maxpagesize={size}"},
+        )
+
+    client, sent = make(keyset)
+    got = list(client.iter_pages(PO, key_fields=["OrderNo"], page_size=5, first_page_size=2))
+    assert [len(p.rows) for p in got] == [2, 5, 1]  # the last, short of the 5 the server confirmed: the end
+    assert [r.headers["Prefer"] for r in sent if "$metadata" not in r.url.path] == [
+        "odata.maxpagesize=2",
+        "odata.maxpagesize=5",
+        "odata.maxpagesize=5",
+    ]
+
+
 def test_get_many_by_keys_chunks_by_encoded_filter_length() -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         wanted = [part.split("'")[1] for part in query(request)["$filter"].split(" or ")]

@@ -1,0 +1,238 @@
+"""Issue 14: IFS reads ahead of the commits, over the simulators on loopback.
+
+A page's lines are read in key ranges at once, at the IFS maximum page size, while the next page of orders is read;
+the mapping context's lookups go out together; a read that fails on a page read ahead ends the run at that page:
+the pages before it are committed and their work done, nothing after it is, the cursor never passes it, and the
+next run finishes the rest with no duplicate and no gap.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e.harness import World, connector_config, world
+
+from ml_connector.config.connections import IFS_MAX_PAGE_SIZE
+from ml_connector.config.models import ConnectorConfig
+from ml_connector.engine.outbound import FIRST_PAGE_SHARE, LINE_RANGE_PARENTS, OutboundSync
+from ml_connector.engine.runtime import Connector
+from ml_connector.engine.timestamps import parse_ts
+from ml_connector.errors import ConnectorError
+from ml_connector.store import Store
+
+FLOW = "purchase_orders"
+PAGE = 100
+FIRST = PAGE // FIRST_PAGE_SHARE  # rows of a run's first page
+ORDERS = "/PurchaseOrderSet"
+LINES = "/PurchaseOrderLinePartSet"
+
+
+class Calls:
+    """Every answered call: (started, ended, endpoint), from the client's observer (monotonic seconds)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.spans: list[tuple[float, float, str]] = []
+
+    def on_response(self, system: str, method: str, endpoint: str, status: int, seconds: float) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.spans.append((now - seconds, now, endpoint))
+
+    def on_retry(self, system: str, error: ConnectorError, delay: float) -> None:
+        return None
+
+    def on_quota_points(self, system: str, points: int) -> None:
+        return None
+
+    def of(self, suffix: str) -> list[tuple[float, float, str]]:
+        return sorted(s for s in self.spans if s[2].endswith(suffix))
+
+
+def _config(w: World, tmp_path: Path, page_size: int) -> ConnectorConfig:
+    tweak = {"ifs": {"http": {"max_attempts": 2}}, "jira": {"http": {"max_attempts": 2}}}
+    config = connector_config(w, tmp_path, tweak=tweak)
+    flow = config.flow(FLOW).model_copy(update={"page_size": page_size})
+    return config.model_copy(update={"flows": [flow]})
+
+
+def _connector(config: ConnectorConfig, calls: Calls | None = None) -> Connector:
+    assert config.store.url is not None
+    return Connector(config=config, store=Store.open(config.store.url), observer=calls)
+
+
+def _issues_per_key(w: World) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for issue in w.jira_issues():
+        ref = (issue.get("properties") or {}).get("ml-connector")
+        if ref:
+            counts[ref["key"]] = counts.get(ref["key"], 0) + 1
+    return counts
+
+
+def _in_scope(c: Connector) -> list[str]:
+    """The flow's keys in IFS, in key order (the order of a first run's pages), read by a client of its own."""
+    flow = c.config.flow(FLOW)
+    own = Connector(config=c.config, store=c.store)
+    try:
+        rows = own.ifs.iter_records(flow.entity_set, select=[flow.key], filter=flow.filter, orderby=[flow.key])
+        return [str(r[flow.key]) for r in rows]
+    finally:
+        own.close()
+
+
+def _overlap(a: tuple[float, float, str], b: tuple[float, float, str]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with world(purchase_orders=1500, work_orders=0) as w:
+        w.ifs_sim.faults(latency_ms=300)  # every IFS read takes 0.3 s: reads made at once overlap visibly
+        calls = Calls()
+        c = _connector(_config(w, tmp_path, page_size=2 * LINE_RANGE_PARENTS), calls)
+        try:
+            scope = _in_scope(c)
+            lines_set = c.config.flow(FLOW).lines
+            assert lines_set is not None
+            c.ifs.key_fields(lines_set.entity_set)  # $metadata read before: the line reads start when asked for
+            calls.spans.clear()
+            line_reads: list[dict[str, Any]] = []
+            page_rows: list[int] = []
+            ifs, read = c.ifs, c.ifs.iter_pages
+
+            def spy(entity_set: str, **kwargs: Any) -> Iterator[Any]:
+                if entity_set.endswith(LINES):
+                    line_reads.append(kwargs)
+                for page in read(entity_set, **kwargs):
+                    if entity_set.endswith(ORDERS):
+                        page_rows.append(len(page.rows))
+                    yield page
+
+            monkeypatch.setattr(ifs, "iter_pages", spy)
+            report = OutboundSync(c, c.config.flow(FLOW)).run()
+            assert report.status == "succeeded", report.as_dict()
+            assert _issues_per_key(w) == dict.fromkeys(scope, 1)
+
+            pages, lines = calls.of(ORDERS), calls.of(LINES)
+            # The first page is a quarter of the page size (Jira's work starts sooner); then full pages.
+            assert page_rows[0] == LINE_RANGE_PARENTS // 2 and page_rows[1] == 2 * LINE_RANGE_PARENTS
+            # Each page reads its lines in ranges of at most LINE_RANGE_PARENTS orders, each in one server page.
+            assert len(lines) == len(line_reads) == sum(-(-n // LINE_RANGE_PARENTS) for n in page_rows)
+            assert all(r["page_size"] == IFS_MAX_PAGE_SIZE for r in line_reads)
+            assert all(" ge " in str(r["filter"]) and " le " in str(r["filter"]) for r in line_reads)
+            assert _overlap(lines[0], pages[1])  # page 1's lines while page 2 is read
+            assert _overlap(lines[1], lines[2])  # page 2's two ranges at once
+            lookups = calls.of("/SupplierInfoGeneralSet") + calls.of("/PersonInfoSet")
+            assert len(lookups) == 2 and _overlap(lookups[0], lookups[1])  # the mapping context's reads at once
+        finally:
+            c.close()
+
+
+def test_a_persistent_fault_reading_ahead_fails_the_run_at_that_page_and_skips_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Key order (a first run): page 2 of orders cannot be read while page 1 is committed. The run fails, page 1's
+    records are committed and created, no later record is, the cursor is not set (the pass is incomplete); the next
+    run creates the rest."""
+    with world(purchase_orders=300, work_orders=0) as w:
+        c = _connector(_config(w, tmp_path, page_size=PAGE))
+        try:
+            flow = c.config.flow(FLOW)
+            scope = _in_scope(c)
+            ifs, read = c.ifs, c.ifs.iter_pages
+
+            def first_page_then_outage(entity_set: str, **kwargs: Any) -> Iterator[Any]:
+                for page in read(entity_set, **kwargs):
+                    yield page
+                    if entity_set.endswith(ORDERS):  # from now on every read of orders answers 500
+                        w.ifs_sim.faults(fail_next=[{"status": 500, "count": 1000, "path_contains": ORDERS}])
+
+            monkeypatch.setattr(ifs, "iter_pages", first_page_then_outage)
+            with pytest.raises(Exception, match="500"):
+                OutboundSync(c, flow).run()
+            stored = sorted(r.ifs_key for r in c.store.records.list(flow=FLOW, limit=1000))
+            assert stored == scope[:FIRST]  # exactly page 1: nothing after it, nothing skipped
+            assert _issues_per_key(w) == dict.fromkeys(scope[:FIRST], 1)  # page 1's work finished
+            assert c.store.cursors.get(FLOW) is None
+
+            monkeypatch.undo()
+            w.ifs_sim.faults(fail_next=[])
+            assert OutboundSync(c, flow).run().status == "succeeded"
+            assert _issues_per_key(w) == dict.fromkeys(scope, 1)
+            assert c.store.cursors.get(FLOW) is not None
+        finally:
+            c.close()
+
+
+def test_lines_that_cannot_be_read_for_the_next_page_hold_the_cursor_at_the_last_committed_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cursor order: page 1's lines are read, every later line read answers 500. The run fails after committing
+    page 1 only; the cursor moves within page 1; the next run edits the rest."""
+    with world(purchase_orders=300, work_orders=0) as w:
+        c = _connector(_config(w, tmp_path, page_size=PAGE))
+        try:
+            flow = c.config.flow(FLOW)
+            OutboundSync(c, flow).run()
+            records = {r.ifs_key: r for r in c.store.records.list(flow=FLOW, limit=1000)}
+            for key in sorted(records):
+                w.ifs_state.edit("PurchaseOrder", key, {"Description": "changed"})
+            stamps = {r["OrderNo"]: parse_ts(r["Cf_Changed_At"]) for r in w.ifs_rows("PurchaseOrder")}
+            order = sorted(records, key=lambda k: (stamps[k], k))  # the pages' order: stamp, then key
+            ifs, children = c.ifs, c.ifs.children_by_parent
+            first_done = threading.Event()
+
+            def first_then_outage(entity_set: str, parent_field: str, parents: list[Any], **kwargs: Any) -> Any:
+                if order[0] not in parents:  # a later page's lines (read ahead, maybe at once with page 1's)
+                    first_done.wait(10)  # ... meet the outage
+                    return children(entity_set, parent_field, parents, **kwargs)
+                try:
+                    return children(entity_set, parent_field, parents, **kwargs)
+                finally:  # page 1's lines were read: from now on every line read answers 500
+                    w.ifs_sim.faults(fail_next=[{"status": 500, "count": 1000, "path_contains": LINES}])
+                    first_done.set()
+
+            monkeypatch.setattr(ifs, "children_by_parent", first_then_outage)
+            with pytest.raises(Exception, match="500"):
+                OutboundSync(c, flow).run()
+
+            after = {r.ifs_key: r for r in c.store.records.list(flow=FLOW, limit=1000)}
+            committed = {k for k in records if after[k].source_hash != records[k].source_hash}
+            assert committed == set(order[:FIRST])  # exactly page 1: nothing after it, nothing skipped
+            cursor = parse_ts(c.store.cursors.get(FLOW))
+            assert cursor is not None and cursor <= max(stamps[k] for k in committed)  # type: ignore[type-var]
+            issues = {i["id"]: i for i in w.jira_issues()}
+            edited = {k for k in records if issues[records[k].jira_id]["summary"].endswith("changed")}
+            assert edited == committed  # page 1's work finished, no later record was touched
+
+            monkeypatch.undo()
+            w.ifs_sim.faults(fail_next=[])
+            assert OutboundSync(c, flow).run().status == "succeeded"
+            issues = {i["id"]: i for i in w.jira_issues()}
+            assert all(issues[r.jira_id]["summary"].endswith("changed") for r in records.values())
+            assert set(_issues_per_key(w).values()) == {1}
+        finally:
+            c.close()
+
+
+
+def test_a_mapping_context_that_cannot_be_loaded_fails_the_run_after_one_attempt(tmp_path: Path) -> None:
+    """The context loads on a reading thread, at once with page 1's lines; its failure is raised where page 1 is
+    mapped, once: the reading thread does not load it again, and nothing is committed."""
+    with world(purchase_orders=100, work_orders=0) as w:
+        c = _connector(_config(w, tmp_path, page_size=PAGE))
+        try:
+            w.jira_sim.faults(fail_next=[{"status": 403, "count": 1000, "path_contains": "/rest/api/3/field"}])
+            with pytest.raises(Exception, match="403"):
+                OutboundSync(c, c.config.flow(FLOW)).run()
+            assert w.jira_sim.counts().get("GET /rest/api/3/field") == 1
+            assert c.store.records.list(flow=FLOW, limit=1000) == []
+        finally:
+            c.close()

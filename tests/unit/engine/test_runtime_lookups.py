@@ -1,0 +1,88 @@
+"""The runtime's independent lookups go out at once: the user searches of a page, the mapping context's reads."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
+
+import pytest
+
+from ml_connector.engine.runtime import USER_CACHE_AGE, Connector, all_at_once
+from ml_connector.jira.client import JiraClient
+from ml_connector.jira.users import UserResolution
+from ml_connector.store import Store
+
+from ..diagnostics.helpers import example
+
+
+class Searches:
+    """A user resolver that needs ``together`` searches in flight at once to answer any (a barrier)."""
+
+    def __init__(self, together: int) -> None:
+        self.barrier = threading.Barrier(together, timeout=5)
+        self.asked: list[str] = []
+        self.lock = threading.Lock()
+
+    def resolve(self, email: str) -> UserResolution:
+        with self.lock:
+            self.asked.append(email)
+        self.barrier.wait()  # sequential searches never get past this: BrokenBarrierError
+        if email.startswith("nobody"):
+            return UserResolution(email, "not_found")
+        return UserResolution(email, "found", f"acc-{email.split('@')[0]}")
+
+
+def _connector(tmp_path: Path, store: Store, searches: Searches) -> Connector:
+    jira = SimpleNamespace(users=searches, session=SimpleNamespace(stop=None))
+    return Connector(example(tmp_path), store=store, jira_factory=lambda: cast(JiraClient, jira))
+
+
+def test_unknown_emails_are_searched_at_once_and_remembered(tmp_path: Path, store: Store) -> None:
+    store.users.cache("known@example.com", "acc-known")
+    searches = Searches(together=3)
+    c = _connector(tmp_path, store, searches)
+    emails = {"known@example.com", "a@example.com", "b@example.com", "nobody@example.com"}
+    assert c.account_ids(emails) == {
+        "known@example.com": "acc-known",
+        "a@example.com": "acc-a",
+        "b@example.com": "acc-b",
+        "nobody@example.com": None,
+    }
+    assert sorted(searches.asked) == ["a@example.com", "b@example.com", "nobody@example.com"]
+    searches.asked.clear()
+    assert c.account_ids(emails)["nobody@example.com"] is None  # hits and misses come from the store now
+    assert searches.asked == []
+
+
+def test_a_dry_runs_searches_are_not_remembered(tmp_path: Path, store: Store) -> None:
+    searches = Searches(together=2)
+    c = _connector(tmp_path, store, searches)
+    assert c.account_ids({"a@example.com", "b@example.com"}, remember=False) == {
+        "a@example.com": "acc-a",
+        "b@example.com": "acc-b",
+    }
+    assert store.users.cached(max_age=USER_CACHE_AGE) == {}
+
+
+def test_calls_at_once_run_in_the_callers_context_and_the_first_error_comes_after_all_ended() -> None:
+    budget: contextvars.ContextVar[str] = contextvars.ContextVar("budget", default="none")
+    budget.set("this run")
+    ended: list[str] = []
+
+    def slow() -> str:
+        time.sleep(0.2)
+        ended.append("slow")
+        return budget.get()
+
+    def failing() -> str:
+        raise RuntimeError("lookup refused")
+
+    assert all_at_once({"a": lambda: budget.get(), "b": slow}) == {"a": "this run", "b": "this run"}
+    ended.clear()
+    with pytest.raises(RuntimeError, match="lookup refused"):
+        all_at_once({"slow": slow, "failing": failing})
+    assert ended == ["slow"]  # no thread is left working after the error is raised
