@@ -11,13 +11,15 @@ from sqlalchemy import insert, select
 
 from ml_connector.http.redact import redact
 from ml_connector.store import schema as t
-from ml_connector.store.db import clean_text, json_dumps, safe_json
+from ml_connector.store.db import JsonText, clean_text, json_dumps
 from ml_connector.store.rows import AuditEvent, AuditRow, aware, utcnow
 from ml_connector.store.source import ConnectionSource, Repository
 
 
-def _digest(payload: Any) -> str:
-    return hashlib.sha256(json_dumps(payload, sort_keys=True).encode()).hexdigest()
+def _encoded(payload: Any) -> tuple[JsonText, str]:
+    """The detail's JSON text (keys sorted) and its digest: the SHA-256 of that text, which is what the column holds."""
+    text = json_dumps(payload, sort_keys=True)
+    return JsonText(text), hashlib.sha256(text.encode()).hexdigest()
 
 
 class AuditRepository(Repository):
@@ -47,8 +49,8 @@ class AuditRepository(Repository):
             return [AuditRow(**{**dict(r), "at": aware(r["at"])}) for r in conn.execute(query).mappings()]
 
     def _values(self, record_id: int, event: AuditEvent, now: datetime) -> dict[str, Any]:
-        # Made JSON-safe once: the digest and the column's serializer both write the same value.
-        detail = safe_json(redact(dict(event.detail))) if event.detail is not None else None
+        # Encoded once: the digest is taken of the very text the column stores.
+        detail, digest = _encoded(redact(dict(event.detail))) if event.detail is not None else (None, None)
         return {
             "record_id": record_id,
             "run_id": self.run_id,
@@ -57,5 +59,5 @@ class AuditRepository(Repository):
             "outcome": event.outcome,
             "message": clean_text(redact(event.message)) if event.message else None,
             "detail": detail,
-            "digest": _digest(detail) if detail is not None else None,
+            "digest": digest,
         }
