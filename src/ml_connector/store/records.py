@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_
 
 from ml_connector.reasons import OTHER as OTHER_REASON
 from ml_connector.store import schema as t
+from ml_connector.store.db import SafeJson, safe_json
 from ml_connector.store.rows import (
     FAILED_STATES,
     ORPHANED,
@@ -46,6 +47,8 @@ class RecordRepository(Repository):
 
     def by_ids(self, ids: Sequence[int]) -> builtins.list[RecordRow]:
         """Records by primary key, in the order asked (missing ones left out)."""
+        if not ids:
+            return []
         found = {row.id: row for row in self._chunked(ids, lambda chunk: select(t.records).where(_c.id.in_(chunk)))}
         return [found[i] for i in ids if i in found]
 
@@ -197,13 +200,14 @@ class RecordRepository(Repository):
             row = conn.execute(select(t.records).where(_c.id == key[0])).mappings().one()
         return RecordRow.from_row(row)
 
-    def insert_many(self, flow: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, int]:
-        """Insert many records (every row with the same value keys) in one executemany; returns key → id."""
+    def insert_many(self, flow: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, RecordRow]:
+        """Insert many records (every row with the same value keys) in one executemany; returns key → the record as
+        written, built from the values given and the ids the store assigned (no read of the rows back)."""
         if not rows:
             return {}
         now = utcnow()
         values = [
-            {"attempts": 0, **row, "flow": flow, "ifs_key": key, "created_at": now, "updated_at": now}
+            {"attempts": 0, **_as_stored(row), "flow": flow, "ifs_key": key, "created_at": now, "updated_at": now}
             for key, row in rows
         ]
         ids: dict[str, int] = {}
@@ -212,7 +216,7 @@ class RecordRepository(Repository):
             for chunk in chunks([key for key, _ in rows]):
                 found = conn.execute(select(_c.id, _c.ifs_key).where(_c.flow == flow, _c.ifs_key.in_(chunk)))
                 ids.update({str(row[1]): int(row[0]) for row in found})
-        return ids
+        return {written["ifs_key"]: RecordRow(id=ids[written["ifs_key"]], **written) for written in values}
 
     def update(self, record_id: int, **values: Any) -> None:
         values["updated_at"] = utcnow()
@@ -262,6 +266,14 @@ class RecordRepository(Repository):
             return [
                 RecordRow.from_row(row) for chunk in chunks(values) for row in conn.execute(query(chunk)).mappings()
             ]
+
+
+def _as_stored(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``values`` as a read of the row would give them back: the draft as the JSON column holds it."""
+    draft = values.get("draft")
+    if draft is None or type(draft) is SafeJson:
+        return values
+    return {**values, "draft": safe_json(draft)}
 
 
 def _starts_with(text: str) -> ColumnElement[bool]:
