@@ -45,13 +45,20 @@ def _sub_text(match: re.Match[str]) -> str:
     return f"{match.group(1)} {REDACTED}"
 
 
+# Every name the key=value and "key": "value" patterns look for ends in one of these (in any case).
+_NAME_ENDINGS = ("token", "code", "password", "secret")
+
+
 def may_hold_secret(text: str) -> bool:
-    """False only for text none of the patterns can match: each needs "=", a quote, "eyJ", or "bearer"/"basic" in
-    any case (non-ASCII text is not ruled out: ignoring case, ``re`` matches U+017F to "s" and U+0131 to "i")."""
-    if "=" in text or '"' in text or "eyJ" in text or not text.isascii():
+    """False only for text none of the patterns can match: each needs "eyJ", "bearer"/"basic" in any case, or "="
+    or a quote after one of the names (all end in ``_NAME_ENDINGS``): so an IFS ``keyref`` like ``ORDER_NO=PO-1^``
+    is ruled out. Non-ASCII text is not ruled out (ignoring case, ``re`` matches U+017F to "s", U+0131 to "i")."""
+    if "eyJ" in text or not text.isascii():
         return True
     lowered = text.lower()
-    return "bearer" in lowered or "basic" in lowered
+    if "bearer" in lowered or "basic" in lowered:
+        return True
+    return ("=" in text or '"' in text) and any(name in lowered for name in _NAME_ENDINGS)
 
 
 def redact_text(text: str) -> str:

@@ -39,6 +39,12 @@ pieces = st.sampled_from(
         "x",
         "api_token",
         ":",
+        "password=",
+        "CLIENT_SECRET",
+        "Code",
+        "ORDER_NO=PO-1^",
+        '"token"',
+        '"x": "y"',
     ]
 )
 texts = st.one_of(st.text(max_size=60), st.lists(pieces, max_size=12).map("".join))
