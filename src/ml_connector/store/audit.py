@@ -13,13 +13,16 @@ from ml_connector.http.redact import redact
 from ml_connector.store import schema as t
 from ml_connector.store.db import JsonText, clean_text, json_dumps
 from ml_connector.store.rows import AuditEvent, AuditRow, aware, utcnow
-from ml_connector.store.source import ConnectionSource, Repository
+from ml_connector.store.source import ConnectionSource, Repository, execute_many
 
 
 def _encoded(payload: Any) -> tuple[JsonText, str]:
     """The detail's JSON text (keys sorted) and its digest: the SHA-256 of that text, which is what the column holds."""
     text = json_dumps(payload, sort_keys=True)
     return JsonText(text), hashlib.sha256(text.encode()).hexdigest()
+
+
+_INSERT = insert(t.audit_events)
 
 
 class AuditRepository(Repository):
@@ -38,7 +41,7 @@ class AuditRepository(Repository):
         now = utcnow()
         values = [self._values(record_id, event, now) for record_id, event in rows]
         with self._source.writing() as conn:
-            conn.execute(insert(t.audit_events), values)
+            execute_many(conn, _INSERT, values)
 
     def trail(self, record_id: int, *, limit: int | None = None) -> list[AuditRow]:
         """A record's events, oldest first (the first ``limit`` of them)."""

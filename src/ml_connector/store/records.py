@@ -5,9 +5,10 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, func, insert, or_, select, update
 
 from ml_connector.reasons import OTHER as OTHER_REASON
 from ml_connector.store import schema as t
@@ -23,7 +24,7 @@ from ml_connector.store.rows import (
     RecordRow,
     utcnow,
 )
-from ml_connector.store.source import Repository, chunks
+from ml_connector.store.source import Repository, chunks, execute_many
 
 _c = t.records.c
 
@@ -207,12 +208,12 @@ class RecordRepository(Repository):
             return {}
         now = utcnow()
         values = [
-            {"attempts": 0, **_as_stored(row), "flow": flow, "ifs_key": key, "created_at": now, "updated_at": now}
+            {**_NEW, **_as_stored(row), "flow": flow, "ifs_key": key, "created_at": now, "updated_at": now}
             for key, row in rows
         ]
         ids: dict[str, int] = {}
         with self._source.writing() as conn:
-            conn.execute(insert(t.records), values)
+            execute_many(conn, _INSERT, values)
             for chunk in chunks([key for key, _ in rows]):
                 found = conn.execute(select(_c.id, _c.ifs_key).where(_c.flow == flow, _c.ifs_key.in_(chunk)))
                 ids.update({str(row[1]): int(row[0]) for row in found})
@@ -227,19 +228,14 @@ class RecordRepository(Repository):
         """A different change per record (every row with the same keys) in one executemany."""
         if not rows:
             return
-        names = sorted(rows[0][1])
-        statement = (
-            update(t.records)
-            .where(_c.id == bindparam("p_id"))
-            .values({name: bindparam(f"p_{name}") for name in [*names, "updated_at"]})
-        )
+        names = tuple(sorted(rows[0][1]))
         now = utcnow()
         params = [
             {"p_id": record_id, "p_updated_at": now, **{f"p_{k}": values[k] for k in names}}
             for record_id, values in rows
         ]
         with self._source.writing() as conn:
-            conn.execute(statement, params)
+            execute_many(conn, _update_by_id(names), params)
 
     def set_many(self, record_ids: Sequence[int], **values: Any) -> None:
         """The same change on many records, one statement per 500 ids."""
@@ -266,6 +262,18 @@ class RecordRepository(Repository):
             return [
                 RecordRow.from_row(row) for chunk in chunks(values) for row in conn.execute(query(chunk)).mappings()
             ]
+
+
+_INSERT = insert(t.records)
+# Column defaults given as values: SQLAlchemy would fill them in per row (and the rows come back as written).
+_NEW = {"attempts": 0, "writeback_attempts": 0}
+
+
+@lru_cache(maxsize=64)
+def _update_by_id(names: tuple[str, ...]) -> Update:
+    """One statement object per set of columns (``execute_many`` keeps its compiled form per object)."""
+    values: dict[str, Any] = {name: bindparam(f"p_{name}") for name in [*names, "updated_at"]}
+    return update(t.records).where(_c.id == bindparam("p_id")).values(values)
 
 
 def _as_stored(values: Mapping[str, Any]) -> Mapping[str, Any]:
