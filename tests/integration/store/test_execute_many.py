@@ -17,7 +17,8 @@ from ml_connector.store import schema as t
 from ml_connector.store.db import JsonText, json_dumps
 from ml_connector.store.source import _many_plan, execute_many
 
-texts = st.one_of(st.none(), st.text(max_size=20))
+# (no NUL: PostgreSQL refuses it in text; making text storable is the repositories' job, before execute_many)
+texts = st.one_of(st.none(), st.text(st.characters(blacklist_characters="\x00"), max_size=20))
 details = st.one_of(
     st.none(),
     st.dictionaries(st.text(max_size=5), st.one_of(texts, st.integers(), st.floats(allow_nan=False)), max_size=3),
