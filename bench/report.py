@@ -67,7 +67,8 @@ def _details(r: dict[str, Any]) -> list[str]:
     lines = [f"### {r['id']}. {r['name']}" + (f" — profile {r['profile']}" if r.get("profile") != "once" else ""), ""]
     extra = {k: r[k] for k in ("latency_p50_s", "latency_p95_s", "latency_max_s", "written", "missing",
                                "peak_rss_small_mb", "peak_rss_large_mb", "rss_ratio", "ms_per_record_small",
-                               "ms_per_record_large", "jira_calls_per_new_record", "calls_per_flow",
+                               "ms_per_record_large", "cpu_s_small", "cpu_s_large", "cpu_ms_per_record_small",
+                               "cpu_ms_per_record_large", "jira_calls_per_new_record", "calls_per_flow",
                                "jira_calls_for_unchanged_records", "ifs_calls_per_write", "line_rows")
              if k in r}
     if extra:

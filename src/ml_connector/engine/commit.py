@@ -62,12 +62,13 @@ class _PageWrites:
     audits: list[tuple[int, AuditEvent]] = field(default_factory=list)
     new_rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     new_audits: list[tuple[str, AuditEvent]] = field(default_factory=list)
-    work_ids: list[int] = field(default_factory=list)
+    updated_ids: list[int] = field(default_factory=list)  # existing records given Jira work
+    inserted: list[RecordRow] = field(default_factory=list)  # new records, as written
 
     def flush(self) -> None:
-        new_ids = self.tx.records.insert_many(self.scope.flow.name, self.new_rows)
-        self.work_ids += [new_ids[key] for key, _ in self.new_rows]
-        self.audits += [(new_ids[key], event) for key, event in self.new_audits]
+        new = self.tx.records.insert_many(self.scope.flow.name, self.new_rows)
+        self.inserted = [new[key] for key, _ in self.new_rows]
+        self.audits += [(new[key].id, event) for key, event in self.new_audits]
         self.tx.audit.add_many(self.audits)
 
 
@@ -79,9 +80,12 @@ def commit_page(
     *,
     move_cursor: bool = True,
     read_ts: Callable[[Any], datetime | None] = parse_ts,
-) -> tuple[list[int], datetime | None]:
-    """One transaction: record states, audit events, cursor. Returns the ids of the records with Jira work to do and
-    the newest source timestamp of the page (``read_ts`` reads a row's cursor value as an instant)."""
+) -> tuple[list[RecordRow], datetime | None]:
+    """One transaction: record states, audit events, cursor. Returns the records with Jira work to do, as committed,
+    and the newest source timestamp of the page (``read_ts`` reads a row's cursor value as an instant).
+
+    New records come back as written (a backfill's pages are all new: no read back); records that existed are read
+    again after the commit."""
     cursor_field = scope.flow.cursor_field
     newest = max((s for s in (read_ts(_source_value(p, cursor_field)) for p in plans) if s is not None), default=None)
     with store.transaction(scope.report.run_id) as tx:
@@ -98,7 +102,7 @@ def commit_page(
         writes.flush()
         if newest is not None and move_cursor:
             advance_cursor(tx, scope.flow.name, min(newest, signpost))
-    return writes.work_ids, newest
+    return store.records.by_ids(writes.updated_ids) + writes.inserted, newest
 
 
 def advance_cursor(tx: RecordTx, flow: str, candidate: datetime) -> None:
@@ -181,7 +185,7 @@ def _commit_mapped(writes: _PageWrites, plan: Mapped, source_ts: str | None) -> 
         return
     attempts = 0 if rec.state in (PARKED, RETRY) else rec.attempts
     writes.tx.records.update(rec.id, state=state, **content, **NO_FAILURE, attempts=attempts)
-    writes.work_ids.append(rec.id)
+    writes.updated_ids.append(rec.id)
 
 
 def record_failure(

@@ -319,10 +319,7 @@ class OutboundSync:
     def _commit(
         self, plans: Sequence[Plan], scope: RunScope, signpost: datetime, *, move_cursor: bool
     ) -> tuple[list[RecordRow], datetime | None]:
-        work_ids, newest = commit_page(
-            self.store, scope, plans, signpost, move_cursor=move_cursor, read_ts=self._cursor_time.read
-        )
-        return self.store.records.by_ids(work_ids), newest
+        return commit_page(self.store, scope, plans, signpost, move_cursor=move_cursor, read_ts=self._cursor_time.read)
 
     # ------------------------------------------------------------------------------------------------ work queue
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -45,13 +45,20 @@ def _sub_text(match: re.Match[str]) -> str:
     return f"{match.group(1)} {REDACTED}"
 
 
+# Every name the key=value and "key": "value" patterns look for ends in one of these (in any case).
+_NAME_ENDINGS = ("token", "code", "password", "secret")
+
+
 def may_hold_secret(text: str) -> bool:
-    """False only for text none of the patterns can match: each needs "=", a quote, "eyJ", or "bearer"/"basic" in
-    any case (non-ASCII text is not ruled out: ignoring case, ``re`` matches U+017F to "s" and U+0131 to "i")."""
-    if "=" in text or '"' in text or "eyJ" in text or not text.isascii():
+    """False only for text none of the patterns can match: each needs "eyJ", "bearer"/"basic" in any case, or "="
+    or a quote after one of the names (all end in ``_NAME_ENDINGS``): so an IFS ``keyref`` like ``ORDER_NO=PO-1^``
+    is ruled out. Non-ASCII text is not ruled out (ignoring case, ``re`` matches U+017F to "s", U+0131 to "i")."""
+    if "eyJ" in text or not text.isascii():
         return True
     lowered = text.lower()
-    return "bearer" in lowered or "basic" in lowered
+    if "bearer" in lowered or "basic" in lowered:
+        return True
+    return ("=" in text or '"' in text) and any(name in lowered for name in _NAME_ENDINGS)
 
 
 def redact_text(text: str) -> str:
@@ -81,9 +88,11 @@ def redact(value: Any, *, secrets: tuple[str, ...] = ()) -> Any:
         return None
     if type(value) is str and not secrets:  # the common leaf, before the slower ABC checks
         return redact_text(value)
-    if type(value) is dict or isinstance(value, Mapping):
+    if isinstance(value, (dict, Mapping)):  # dict first (the store's SafeJson too): the ABC check is slow
         return _redact_mapping(value, secrets)
     if isinstance(value, list | tuple):
+        if not secrets and type(value) is list and _untouched(value):
+            return value
         items = [v if v is None or _plain(v, secrets) else redact(v, secrets=secrets) for v in value]
         return value if isinstance(value, list) and _same(items, value) else items
     if isinstance(value, str):
@@ -94,7 +103,25 @@ def redact(value: Any, *, secrets: tuple[str, ...] = ()) -> Any:
     return value
 
 
+@lru_cache(maxsize=1024)
+def _any_sensitive(keys: tuple[Any, ...]) -> bool:
+    # The same few key sets (a draft, a row of one entity set) come back for every record: decided once each.
+    return any(isinstance(k, str) and _sensitive(k) for k in keys)
+
+
+def _untouched(values: Collection[Any]) -> bool:
+    """True when redaction leaves every one of ``values`` as it is, decided with one text check for all the text
+    among them instead of one per value: joined by NUL (which no pattern matches across), they hold a trigger only if
+    one of them does."""
+    texts = [v for v in values if type(v) is str]
+    if may_hold_secret("\x00".join(texts)):
+        return False
+    return len(texts) == len(values) or all(redact(v) is v for v in values if v is not None and type(v) is not str)
+
+
 def _redact_mapping(value: Mapping[Any, Any], secrets: tuple[str, ...]) -> Mapping[Any, Any]:
+    if not secrets and isinstance(value, dict) and not _any_sensitive(tuple(value)) and _untouched(value.values()):
+        return value
     out: dict[Any, Any] = {}
     changed = not isinstance(value, dict)
     for k, v in value.items():

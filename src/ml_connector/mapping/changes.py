@@ -27,6 +27,7 @@ DRAFT_FIELDS = {
 }
 SOURCE_MAX_CHARS = 4000  # a stored IFS row is cut to about this size
 SOURCE_VALUE_MAX = 500  # and each text value in it to this many characters
+_SCALARS = (int, float, bool, type(None))  # kept as they are (a tuple: isinstance of a union is slower, per field)
 
 
 class AuditEntry(Protocol):
@@ -139,11 +140,15 @@ def bounded_source(row: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in row.items():
         if key.startswith("@"):
             continue
-        if isinstance(value, str) and len(value) > SOURCE_VALUE_MAX:
-            value = value[:SOURCE_VALUE_MAX] + "…"
-        elif not isinstance(value, str | int | float | bool | type(None)):
+        if isinstance(value, str):
+            if len(value) > SOURCE_VALUE_MAX:
+                value = value[:SOURCE_VALUE_MAX] + "…"
+            size += len(key) + len(value) + 6
+        elif isinstance(value, _SCALARS):
+            size += len(key) + len(str(value)) + 6
+        else:
             value = _shown(str(value), SOURCE_VALUE_MAX)
-        size += len(key) + len(str(value)) + 6
+            size += len(key) + len(value) + 6
         if size > SOURCE_MAX_CHARS:
             omitted.append(key)
             continue

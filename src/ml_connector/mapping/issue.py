@@ -29,6 +29,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 def clean_text(text: str) -> tuple[str, int]:
     """``text`` without control characters (tab and newline kept, CR dropped), and how many were removed."""
+    if text.isprintable():  # no control character at all (most mapped text), found without the regex
+        return text, 0
     cleaned, removed = _CONTROL.subn("", text)
     return cleaned, removed
 

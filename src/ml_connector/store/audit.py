@@ -11,13 +11,18 @@ from sqlalchemy import insert, select
 
 from ml_connector.http.redact import redact
 from ml_connector.store import schema as t
-from ml_connector.store.db import clean_text, json_dumps, safe_json
+from ml_connector.store.db import JsonText, clean_text, json_dumps
 from ml_connector.store.rows import AuditEvent, AuditRow, aware, utcnow
-from ml_connector.store.source import ConnectionSource, Repository
+from ml_connector.store.source import ConnectionSource, Repository, execute_many
 
 
-def _digest(payload: Any) -> str:
-    return hashlib.sha256(json_dumps(payload, sort_keys=True).encode()).hexdigest()
+def _encoded(payload: Any) -> tuple[JsonText, str]:
+    """The detail's JSON text (keys sorted) and its digest: the SHA-256 of that text, which is what the column holds."""
+    text = json_dumps(payload, sort_keys=True)
+    return JsonText(text), hashlib.sha256(text.encode()).hexdigest()
+
+
+_INSERT = insert(t.audit_events)
 
 
 class AuditRepository(Repository):
@@ -36,7 +41,7 @@ class AuditRepository(Repository):
         now = utcnow()
         values = [self._values(record_id, event, now) for record_id, event in rows]
         with self._source.writing() as conn:
-            conn.execute(insert(t.audit_events), values)
+            execute_many(conn, _INSERT, values)
 
     def trail(self, record_id: int, *, limit: int | None = None) -> list[AuditRow]:
         """A record's events, oldest first (the first ``limit`` of them)."""
@@ -51,8 +56,8 @@ class AuditRepository(Repository):
             return [AuditRow(**{**dict(r), "at": aware(r["at"])}) for r in conn.execute(query).mappings()]
 
     def _values(self, record_id: int, event: AuditEvent, now: datetime) -> dict[str, Any]:
-        # Made JSON-safe once: the digest and the column's serializer both write the same value.
-        detail = safe_json(redact(dict(event.detail))) if event.detail is not None else None
+        # Encoded once: the digest is taken of the very text the column stores.
+        detail, digest = _encoded(redact(dict(event.detail))) if event.detail is not None else (None, None)
         return {
             "connection": self.connection,
             "record_id": record_id,
@@ -62,5 +67,5 @@ class AuditRepository(Repository):
             "outcome": event.outcome,
             "message": clean_text(redact(event.message)) if event.message else None,
             "detail": detail,
-            "digest": _digest(detail) if detail is not None else None,
+            "digest": digest,
         }

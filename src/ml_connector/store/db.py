@@ -128,9 +128,17 @@ def safe_json(value: Mapping[str, Any]) -> SafeJson:
     return SafeJson(json_safe(value))
 
 
+class JsonText(str):
+    """JSON text ``json_dumps`` made before (an audit detail, encoded once for its digest and its column): the
+    column's serializer writes it as it is."""
+
+
 def json_dumps(value: Any, *, sort_keys: bool = False) -> str:
     """``json_serializer`` of the engine: every JSON column goes through ``json_safe``."""
-    safe = value if type(value) is SafeJson else json_safe(value)
+    kind = type(value)
+    if kind is JsonText:
+        return str(value)
+    safe = value if kind is SafeJson else json_safe(value)
     return (_SORTED if sort_keys else _UNSORTED).encode(safe)
 
 

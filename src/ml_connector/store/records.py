@@ -5,12 +5,14 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, func, insert, or_, select, update
 
 from ml_connector.reasons import OTHER as OTHER_REASON
 from ml_connector.store import schema as t
+from ml_connector.store.db import SafeJson, safe_json
 from ml_connector.store.rows import (
     FAILED_STATES,
     ORPHANED,
@@ -22,7 +24,7 @@ from ml_connector.store.rows import (
     RecordRow,
     utcnow,
 )
-from ml_connector.store.source import Repository, chunks
+from ml_connector.store.source import Repository, chunks, execute_many
 
 _c = t.records.c
 
@@ -46,6 +48,8 @@ class RecordRepository(Repository):
 
     def by_ids(self, ids: Sequence[int]) -> builtins.list[RecordRow]:
         """Records by primary key, in the order asked (missing ones left out)."""
+        if not ids:
+            return []
         found = {row.id: row for row in self._chunked(ids, lambda chunk: self._select().where(_c.id.in_(chunk)))}
         return [found[i] for i in ids if i in found]
 
@@ -201,15 +205,16 @@ class RecordRepository(Repository):
             row = conn.execute(self._select().where(_c.id == key[0])).mappings().one()
         return RecordRow.from_row(row)
 
-    def insert_many(self, flow: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, int]:
-        """Insert many records (every row with the same value keys) in one executemany; returns key → id."""
+    def insert_many(self, flow: str, rows: Sequence[tuple[str, Mapping[str, Any]]]) -> dict[str, RecordRow]:
+        """Insert many records (every row with the same value keys) in one executemany; returns key → the record as
+        written, built from the values given and the ids the store assigned (no read of the rows back)."""
         if not rows:
             return {}
         now = utcnow()
         values = [
             {
-                "attempts": 0,
-                **row,
+                **_NEW,
+                **_as_stored(row),
                 "connection": self.connection,
                 "flow": flow,
                 "ifs_key": key,
@@ -220,13 +225,13 @@ class RecordRepository(Repository):
         ]
         ids: dict[str, int] = {}
         with self._source.writing() as conn:
-            conn.execute(insert(t.records), values)
+            execute_many(conn, _INSERT, values)
             for chunk in chunks([key for key, _ in rows]):
                 found = conn.execute(
                     select(_c.id, _c.ifs_key).where(self._mine(t.records), _c.flow == flow, _c.ifs_key.in_(chunk))
                 )
                 ids.update({str(row[1]): int(row[0]) for row in found})
-        return ids
+        return {written["ifs_key"]: RecordRow(id=ids[written["ifs_key"]], **written) for written in values}
 
     def update(self, record_id: int, **values: Any) -> None:
         values["updated_at"] = utcnow()
@@ -237,19 +242,19 @@ class RecordRepository(Repository):
         """A different change per record (every row with the same keys) in one executemany."""
         if not rows:
             return
-        names = sorted(rows[0][1])
-        statement = (
-            update(t.records)
-            .where(self._mine(t.records), _c.id == bindparam("p_id"))
-            .values({name: bindparam(f"p_{name}") for name in [*names, "updated_at"]})
-        )
+        names = tuple(sorted(rows[0][1]))
         now = utcnow()
         params = [
-            {"p_id": record_id, "p_updated_at": now, **{f"p_{k}": values[k] for k in names}}
+            {
+                "p_id": record_id,
+                "p_connection": self.connection,
+                "p_updated_at": now,
+                **{f"p_{k}": values[k] for k in names},
+            }
             for record_id, values in rows
         ]
         with self._source.writing() as conn:
-            conn.execute(statement, params)
+            execute_many(conn, _update_by_id(names), params)
 
     def set_many(self, record_ids: Sequence[int], **values: Any) -> None:
         """The same change on many records, one statement per 500 ids."""
@@ -280,6 +285,28 @@ class RecordRepository(Repository):
             return [
                 RecordRow.from_row(row) for chunk in chunks(values) for row in conn.execute(query(chunk)).mappings()
             ]
+
+
+_INSERT = insert(t.records)
+# Column defaults given as values: SQLAlchemy would fill them in per row (and the rows come back as written).
+_NEW = {"attempts": 0, "writeback_attempts": 0}
+
+
+@lru_cache(maxsize=64)
+def _update_by_id(names: tuple[str, ...]) -> Update:
+    """One statement object per set of columns (``execute_many`` keeps its compiled form per object)."""
+    values: dict[str, Any] = {name: bindparam(f"p_{name}") for name in [*names, "updated_at"]}
+    return (
+        update(t.records).where(_c.connection == bindparam("p_connection"), _c.id == bindparam("p_id")).values(values)
+    )
+
+
+def _as_stored(values: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``values`` as a read of the row would give them back: the draft as the JSON column holds it."""
+    draft = values.get("draft")
+    if draft is None or type(draft) is SafeJson:
+        return values
+    return {**values, "draft": safe_json(draft)}
 
 
 def _starts_with(text: str) -> ColumnElement[bool]:

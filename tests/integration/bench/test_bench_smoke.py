@@ -39,6 +39,11 @@ def test_tiny_bench_reports_every_scenario_and_field_per_profile(tmp_path: Path)
     once = {r["id"]: r for r in data["once"]["scenarios"]}
     assert set(once) == {"6"} and "runs once" in data["once"]["note"]
     assert once["6"]["peak_rss_small_mb"] > 0 and once["6"]["rss_ratio"] is not None
+    # CPU per record of each run alone: the large run's is its own CPU seconds over its own records
+    six = once["6"]
+    assert six["cpu_ms_per_record_large"] == 1000 * six["cpu_s_large"] / 200 and six["cpu_s_large"] > 0
+    assert six["cpu_ms_per_record_small"] == 1000 * six["cpu_s_small"] / 100 and six["cpu_s_small"] > 0
+    assert "cpu_ms_per_record_large" in data["_markdown"]
     assert data["profiles"]["realistic"]["limits"]["server_time_profile"] == "realistic"
     assert data["profiles"]["50ms"]["limits"]["server_time_profile"] is None
     assert data["profiles"]["50ms"]["limits"]["jira_burst_per_second_per_endpoint"]["PUT"] == 50

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, Store, utcnow
+from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, Store, safe_json, utcnow
 
 
 def test_work_queue_holds_pending_records_and_retries_that_are_due(store: Store) -> None:
@@ -25,9 +25,10 @@ def test_work_queue_holds_pending_records_and_retries_that_are_due(store: Store)
 
 def test_lookups_by_key_id_and_jira_id(store: Store) -> None:
     with store.transaction() as tx:
-        ids = tx.records.insert_many(
+        written = tx.records.insert_many(
             "po", [(f"PO-{n}", {"state": SYNCED, "jira_id": str(n), "jira_key": f"ABC-{n}"}) for n in range(3)]
         )
+        ids = {key: record.id for key, record in written.items()}
         tx.records.insert("po", "PO-X", state=PENDING_CREATE)
         assert set(tx.records.get_many("po", ["PO-1", "PO-2", "PO-1", "missing"])) == {"PO-1", "PO-2"}
     assert sorted(ids) == ["PO-0", "PO-1", "PO-2"]
@@ -39,6 +40,22 @@ def test_lookups_by_key_id_and_jira_id(store: Store) -> None:
     assert {k: r.ifs_key for k, r in store.records.by_jira_ids(["1", "2", "9"]).items()} == {"1": "PO-1", "2": "PO-2"}
     assert [r.ifs_key for r in store.records.linked("po")] == ["PO-0", "PO-1", "PO-2"]
     assert store.records.linked_projects("po") == {"ABC"}
+
+
+def test_insert_many_returns_each_record_as_a_read_gives_it_back(store: Store) -> None:
+    # The outbound commit hands these to the Jira work without reading them again: they must be what a read gives.
+    raw_draft = {"summary": "S\x00", "labels": ("a", "b"), "at": utcnow(), 7: {"n": 1.5}}
+    with store.transaction() as tx:
+        written = tx.records.insert_many(
+            "po",
+            [
+                ("PO-1", {"state": PENDING_CREATE, "source_hash": "s1", "draft": raw_draft, "attempts": 0}),
+                ("PO-2", {"state": PENDING_CREATE, "source_hash": "s2", "draft": safe_json({"x": "y"}), "attempts": 2}),
+            ],
+        )
+    assert list(written) == ["PO-1", "PO-2"]
+    assert list(written.values()) == store.records.by_ids([r.id for r in written.values()])
+    assert written["PO-1"].draft is not None and written["PO-1"].draft["labels"] == ["a", "b"]
 
 
 def test_find_and_list(store: Store) -> None:
@@ -58,8 +75,8 @@ def test_find_and_list(store: Store) -> None:
 
 def test_batch_updates(store: Store) -> None:
     with store.transaction() as tx:
-        ids = tx.records.insert_many("po", [(f"K{n}", {"state": PENDING_CREATE}) for n in range(1200)])
-    every = sorted(ids.values())
+        written = tx.records.insert_many("po", [(f"K{n}", {"state": PENDING_CREATE}) for n in range(1200)])
+    every = sorted(record.id for record in written.values())
     with store.transaction() as tx:
         tx.records.set_many(every, state=RETRY, attempts=2)  # more ids than one IN (...) chunk
         tx.records.update_many(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import hashlib
+import json
 
-from ml_connector.store import PENDING_CREATE, SYNCED, AuditEvent, Store
+import pytest
+from sqlalchemy import Text, select
+
+from ml_connector.store import PENDING_CREATE, SYNCED, AuditEvent, Store, schema
 
 
 def test_page_transaction_is_atomic(store: Store) -> None:
@@ -65,3 +69,19 @@ def test_audit_rows_and_cursors_carry_the_transactions_run(store: Store) -> None
         tx.audit.add(record.id, AuditEvent("mapped"))
     store.audit.add(record.id, AuditEvent("noted"))  # outside a transaction: no run
     assert [(e.event, e.run_id) for e in store.audit.trail(record.id)] == [("mapped", run_id), ("noted", None)]
+
+
+def test_an_audit_digest_is_the_sha256_of_the_stored_redacted_detail(store: Store) -> None:
+    detail = {"b": [1, "x"], "a": {"token": "abcdefghij", "note": "Bearer abcdefghij"}, "draft": {"summary": "s"}}
+    with store.transaction() as tx:
+        record = tx.records.insert("po", "PO-D", state=PENDING_CREATE)
+        tx.audit.add(record.id, AuditEvent("mapped", detail=detail))
+    (event,) = store.audit.trail(record.id)
+    redacted = {"a": {"note": "Bearer [redacted]", "token": "[redacted]"}, "b": [1, "x"], "draft": {"summary": "s"}}
+    assert event.detail == redacted
+    # the digest's definition: SHA-256 of the redacted detail encoded with sorted keys, which is the stored text
+    assert event.digest == hashlib.sha256(json.dumps(redacted, sort_keys=True).encode()).hexdigest()
+    with store.engine.connect() as conn:
+        column = schema.audit_events.c.detail
+        stored = conn.execute(select(column.cast(Text)).where(schema.audit_events.c.id == event.id)).scalar()
+    assert stored is not None and hashlib.sha256(stored.encode()).hexdigest() == event.digest

@@ -62,8 +62,8 @@ class Page:
 
     def commit_records(self, rows: Sequence[Mapping[str, Any]], *, move_cursor: bool = True) -> list[RecordRow]:
         """Commit a page; the records left with Jira work."""
-        ids, _newest = commit_page(self.store, self.scope, self.plan(rows), SIGNPOST, move_cursor=move_cursor)
-        return self.store.records.by_ids(ids)
+        work, _newest = commit_page(self.store, self.scope, self.plan(rows), SIGNPOST, move_cursor=move_cursor)
+        return work
 
     def commit(self, rows: Sequence[Mapping[str, Any]], *, move_cursor: bool = True) -> list[str]:
         return [r.ifs_key for r in self.commit_records(rows, move_cursor=move_cursor)]

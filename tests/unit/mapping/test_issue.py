@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ml_connector import reasons
 from ml_connector.config.models import load_config
@@ -19,6 +21,7 @@ from ml_connector.mapping import (
     map_status,
     mapping_problems,
 )
+from ml_connector.mapping.issue import _CONTROL
 
 EXAMPLE = Path(__file__).parents[3] / "src/ml_connector/config/templates/example.yaml"
 
@@ -173,6 +176,11 @@ def test_clean_text_keeps_tab_newline_and_unicode() -> None:
     assert clean_text("a\tb\nc\r\n\u00e9\u4e2d\U0001f600") == ("a\tb\nc\n\u00e9\u4e2d\U0001f600", 1)
     assert clean_text("\x00\x01\x08\x0b\x0c\x1f\x7f\x80\x9f") == ("", 9)
     assert clean_text("\xa0ok") == ("\xa0ok", 0)
+
+
+@given(text=st.text())
+def test_clean_text_shortcut_for_printable_text_removes_what_the_pattern_removes(text: str) -> None:
+    assert clean_text(text) == _CONTROL.subn("", text)
 
 
 def test_a_decimal_as_number_or_ieee754_string_maps_alike(config: Any) -> None:
