@@ -17,19 +17,22 @@ from ml_connector.http.buckets import ifs_scope, jira_scope
 from ml_connector.http.pacing import Pacer
 from ml_connector.ifs.auth import token_path
 from ml_connector.store import Store
-from ml_connector.store.buckets import PostgresBuckets, SharedQuota, shared_engine
+from ml_connector.store.buckets import PostgresBuckets, SharedQuota, acquire_engine, release_engine
 
 
 @dataclass
 class SharedPacers:
-    """The IFS and Jira pacers on one shared-bucket engine (closed with the connector)."""
+    """The IFS and Jira pacers on the process's shared-bucket engine (let go with the connector)."""
 
     ifs: Pacer
     jira: Pacer
     engine: Engine
+    closed: bool = False
 
     def close(self) -> None:
-        self.engine.dispose()
+        if not self.closed:
+            self.closed = True
+            release_engine(self.engine)
 
 
 def shared_pacers(config: ConnectorConfig, store: Store) -> SharedPacers | None:
@@ -37,7 +40,7 @@ def shared_pacers(config: ConnectorConfig, store: Store) -> SharedPacers | None:
     themselves)."""
     if config.runner.rate_buckets == "local":
         return None
-    engine = shared_engine(store.engine)
+    engine = acquire_engine(store.engine)
     buckets = PostgresBuckets(engine)
     ifs, jira = config.ifs, config.jira
     ifs_pacer = Pacer(

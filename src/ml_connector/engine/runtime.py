@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from ml_connector.config.connections import JiraOAuth
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
 from ml_connector.engine.budgets import SharedPacers, shared_pacers
 from ml_connector.engine.failures import describe
@@ -101,6 +102,16 @@ class Connector:
             token_store=self.token_store,
             pacer=pacers.jira if pacers else None,
         )
+
+    def quota_left(self) -> int | None:
+        """Jira's points quota left (OAuth apps; None: not known): the row every process shares with
+        ``runner.rate_buckets: postgres``, else this process's gauge once its Jira client exists."""
+        if not isinstance(self.config.jira.auth, JiraOAuth):
+            return None
+        with self._lock:
+            pacers = self._shared_pacers()
+            pacer = pacers.jira if pacers is not None else (self._jira.session.pacer if self._jira else None)
+        return pacer.quota.points_left() if pacer is not None else None
 
     def close(self) -> None:
         if self._ifs is not None:

@@ -6,11 +6,13 @@ CONFLICT DO UPDATE`` serialises concurrent takers and the refill is computed fro
 arithmetic is ``http.buckets.refill``'s; ``tests/integration/store/test_buckets.py`` holds the two side by side.
 
 The connections are the buckets' own (a small pool, no pre-ping round trip, no disk flush per commit): a take never
-waits for a connection a long store transaction holds, nor for the disk.
+waits for a connection a long store transaction holds, nor for the disk. One such pool per database and process
+(``acquire_engine``), whatever the number of connections the process serves.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,6 +81,41 @@ def shared_engine(store_engine: Engine, path: str = "runner.rate_buckets") -> En
         # UNLOGGED too; this also covers a database whose tables were created otherwise).
         connect_args={"options": "-c synchronous_commit=off"},
     )
+
+
+_ENGINES: dict[str, tuple[Engine, int]] = {}  # store URL -> (the buckets' engine, connectors using it)
+_ENGINES_LOCK = threading.Lock()
+
+
+def _url_key(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def acquire_engine(store_engine: Engine, path: str = "runner.rate_buckets") -> Engine:
+    """The buckets' engine of this process for the store's database, built by the first connector to ask: a process
+    serving many connections on one database keeps one small pool for them all, not one per connection."""
+    key = _url_key(store_engine)
+    with _ENGINES_LOCK:
+        engine, users = _ENGINES.get(key) or (shared_engine(store_engine, path), 0)
+        _ENGINES[key] = (engine, users + 1)
+    return engine
+
+
+def release_engine(engine: Engine) -> None:
+    """A connector is done with ``engine`` (``acquire_engine``'s): the last one to let go closes its pool."""
+    key = _url_key(engine)
+    with _ENGINES_LOCK:
+        held = _ENGINES.get(key)
+        if held is None or held[0] is not engine:
+            last = True  # not one of ours (or already let go by everyone): close it
+        else:
+            last = held[1] <= 1
+            if last:
+                del _ENGINES[key]
+            else:
+                _ENGINES[key] = (engine, held[1] - 1)
+    if last:
+        engine.dispose()
 
 
 class SharedStep:
@@ -150,6 +187,9 @@ _QUOTA_WAIT = text(
     "SELECT remaining, CAST(EXTRACT(EPOCH FROM resets_at - clock_timestamp()) AS float8) FROM rate_quota "
     "WHERE key = :key"
 )
+_QUOTA_LEFT = text(
+    "SELECT remaining FROM rate_quota WHERE key = :key AND (resets_at IS NULL OR resets_at > clock_timestamp())"
+)
 # An answer can only lower the count within a window; one of a later window (or after the reset) replaces it.
 _QUOTA_OBSERVE = text(
     """
@@ -195,6 +235,11 @@ class SharedQuota:
             if not taken and (wait := self._shared_wait(conn)) > 0:
                 return wait
         return self._local.acquire()
+
+    def points_left(self) -> int | None:
+        """The points every process has left in this window (None: not known, or the window has reset)."""
+        left = self._db.scalar(_QUOTA_LEFT, key=self._key)
+        return None if left is None else int(left)
 
     def _shared_wait(self, conn: Connection) -> float:
         row = conn.execute(_QUOTA_WAIT, {"key": self._key}).first()

@@ -125,6 +125,8 @@ def _metrics_for(connector: Connector) -> Metrics:
             connector.observer = metrics  # clients are built lazily and pick it up
     metrics.store = connector.store
     metrics.flows = [f.name for f in connector.config.flows]
+    metrics.connection = connector.config.name
+    metrics.quota_remaining = metrics.quota_remaining or connector.quota_left
     return metrics
 
 
