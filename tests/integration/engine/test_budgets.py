@@ -88,3 +88,54 @@ def test_local_buckets_touch_no_table(ifs: ServerHandle, pg: Store) -> None:
             assert conn.execute(text("SELECT count(*) FROM rate_buckets")).scalar() == 0
     finally:
         connector.close()
+
+
+def test_connectors_of_one_database_share_one_bucket_engine_until_the_last_closes(ifs: ServerHandle, pg: Store) -> None:
+    """Many connections in one process: one small pool on the database for all their buckets, not one each."""
+    from ml_connector.store import buckets as shared
+
+    config = _config(ifs.url, "postgres", BASIC)
+    first, second = (Connector(config=config, store=Store.open(config.store.url or "")) for _ in range(2))
+    try:
+        assert first.ifs.count(PO_SET) == 5 and second.ifs.count(PO_SET) == 5
+        engine = first.ifs.session.pacer.buckets._db.engine  # type: ignore[attr-defined]
+        assert second.ifs.session.pacer.buckets._db.engine is engine  # type: ignore[attr-defined]
+        first.close()
+        first.close()  # closing twice lets go once
+        assert second.ifs.count(PO_SET) == 5  # the other connector's buckets still work
+        assert any(held[0] is engine for held in shared._ENGINES.values())
+    finally:
+        second.close()
+        for store in (first.store, second.store):
+            store.close()
+    assert not any(held[0] is engine for held in shared._ENGINES.values())  # the last one let go: pool closed
+
+
+def test_metrics_count_the_shared_takes_and_show_the_shared_quota_left(ifs: ServerHandle, pg: Store) -> None:
+    from ml_connector.http.ratelimit import QuotaReading
+    from ml_connector.metrics import Metrics
+
+    metrics = Metrics(connection="acme")
+    connector = Connector(config=_config(ifs.url, "postgres", OAUTH), store=pg, observer=metrics)
+    other = Connector(config=_config(ifs.url, "postgres", OAUTH), store=pg)  # another process, as far as PG knows
+    metrics.quota_remaining = connector.quota_left
+    try:
+        assert connector.quota_left() is None  # no answer seen yet
+        assert connector.ifs.count(PO_SET) == 5
+        labels = {"connection": "acme", "system": "ifs", "key_class": "requests"}
+        assert metrics.registry.get_sample_value("mlc_rate_budget_tokens_taken_total", labels) == 1
+        quota = other.jira.session.pacer.quota
+        quota.observe(QuotaReading(limit=65000, remaining=500, reset_in=600))
+        quota.acquire()
+        assert metrics.registry.get_sample_value("mlc_jira_quota_remaining", {"connection": "acme"}) == 499
+    finally:
+        connector.close()
+        other.close()
+
+
+def test_basic_auth_has_no_quota_gauge(ifs: ServerHandle, pg: Store) -> None:
+    connector = Connector(config=_config(ifs.url, "postgres", BASIC), store=pg)
+    try:
+        assert connector.quota_left() is None
+    finally:
+        connector.close()
