@@ -15,7 +15,7 @@ import pytest
 from conftest import require_pg, reset_postgres, wait_until
 from prometheus_client import CollectorRegistry, generate_latest
 
-from integration.runner.simenv import example_config
+from integration.runner.simenv import drop_job_queue, example_config
 from ml_connector.config.loader import validate
 from ml_connector.config.models import ConnectorConfig, FlowConfig
 from ml_connector.engine import Connector, RunReport
@@ -31,16 +31,7 @@ pytestmark = pytest.mark.postgres
 def dsn() -> Iterator[str]:
     url = require_pg()
     reset_postgres(url)
-    with psycopg.connect(conninfo(url), autocommit=True) as conn:  # procrastinate's objects, from earlier tests
-        conn.execute("DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers CASCADE")
-        conn.execute("DROP TABLE IF EXISTS procrastinate_jobs, procrastinate_workers, procrastinate_version CASCADE")
-        for kind in ("procrastinate_job_status", "procrastinate_job_event_type", "procrastinate_job_to_defer_v1"):
-            conn.execute(f"DROP TYPE IF EXISTS {kind} CASCADE")
-        rows = conn.execute(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.proname LIKE 'procrastinate%'"
-        ).fetchall()
-        for (signature,) in rows:
-            conn.execute(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
+    drop_job_queue(url)
     yield url
 
 
