@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ml_connector.errors import ConnectorError, RateLimited
@@ -144,6 +144,38 @@ class _StoreCollector(Collector):
         yield alerts
 
 
+class _SharedBudgetCollector(Collector):
+    """``mlc_rate_budget_shared_*``: what every process took from the connection's shared buckets and waited."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        read = self._metrics.shared_budget
+        if read is None:
+            return
+        labels = ["connection", "system", "key_class"]
+        taken = CounterMetricFamily(
+            "mlc_rate_budget_shared_tokens_taken",
+            "Tokens every process took from the connection's shared buckets (runner.rate_buckets: postgres).",
+            labels=labels,
+        )
+        waited = CounterMetricFamily(
+            "mlc_rate_budget_shared_waits_seconds",
+            "Seconds every process's calls waited for tokens of the connection's shared buckets.",
+            labels=labels,
+        )
+        try:
+            for system, key_class, n, seconds in read():
+                taken.add_metric([self._metrics.connection, system, key_class], float(n))
+                waited.add_metric([self._metrics.connection, system, key_class], seconds)
+        except Exception:  # the shared tables cannot be read: the store gauges' error counter tells
+            self._metrics.scrape_errors.inc()
+            return
+        yield taken
+        yield waited
+
+
 class _QuotaCollector(Collector):
     """``mlc_jira_quota_remaining``: the points left in the hour, when known (an OAuth app that has had answers)."""
 
@@ -183,6 +215,8 @@ class Metrics:
         self.connection = connection  # the budget and queue families carry it even when one connection is served
         # Jira's points quota left (None: not known, no OAuth); read at scrape time (shared: from PostgreSQL).
         self.quota_remaining: Callable[[], int | None] | None = None
+        # Every process's use of the shared buckets, (system, key class, tokens, seconds waited); None: local buckets.
+        self.shared_budget: Callable[[], Iterable[tuple[str, str, int, float]]] | None = None
         self._lock = threading.Lock()
         self.api_calls = Counter(
             "mlc_api_calls",
@@ -256,6 +290,7 @@ class Metrics:
         )
         self.registry.register(_StoreCollector(self))
         self.registry.register(_QuotaCollector(self))
+        self.registry.register(_SharedBudgetCollector(self))
 
     # -- CallObserver ----------------------------------------------------------------------------------------------
 

@@ -14,10 +14,10 @@ from sqlalchemy import Engine
 from ml_connector.config.connections import JiraOAuth
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.http.buckets import ifs_scope, jira_scope
-from ml_connector.http.pacing import Pacer
+from ml_connector.http.pacing import ENDPOINT, REQUESTS, Pacer
 from ml_connector.ifs.auth import token_path
 from ml_connector.store import Store
-from ml_connector.store.buckets import PostgresBuckets, SharedQuota, acquire_engine, release_engine
+from ml_connector.store.buckets import PostgresBuckets, SharedQuota, acquire_engine, bucket_use, release_engine
 
 
 @dataclass
@@ -35,6 +35,27 @@ class SharedPacers:
             release_engine(self.engine)
 
 
+def budget_scopes(config: ConnectorConfig) -> dict[str, str]:
+    """The far sides' identities a connection's buckets are named under, by system."""
+    ifs = config.ifs
+    return {
+        "ifs": ifs_scope(f"{ifs.base_url}{token_path(ifs.realm)}", ifs.client_id),
+        "jira": jira_scope(config.jira.site_url),
+    }
+
+
+def shared_budget_use(config: ConnectorConfig, engine: Engine) -> list[tuple[str, str, int, float]]:
+    """(system, key class, tokens taken, seconds waited) summed over a connection's shared buckets: what every
+    process took from its far sides' budgets (``http.pacing``'s key classes; no key leaves this function)."""
+    system_of = {scope: system for system, scope in budget_scopes(config).items()}
+    totals: dict[tuple[str, str], tuple[int, float]] = {}
+    for scope, key, taken, waited in bucket_use(engine, list(system_of)):
+        group = (system_of[scope], REQUESTS if key == "requests" else ENDPOINT)
+        before = totals.get(group, (0, 0.0))
+        totals[group] = (before[0] + taken, before[1] + waited)
+    return [(system, key_class, n, w) for (system, key_class), (n, w) in sorted(totals.items())]
+
+
 def shared_pacers(config: ConnectorConfig, store: Store) -> SharedPacers | None:
     """Pacers drawing on PostgreSQL with ``runner.rate_buckets: postgres``; None for ``local`` (sessions pace
     themselves)."""
@@ -43,14 +64,15 @@ def shared_pacers(config: ConnectorConfig, store: Store) -> SharedPacers | None:
     engine = acquire_engine(store.engine)
     buckets = PostgresBuckets(engine)
     ifs, jira = config.ifs, config.jira
+    scopes = budget_scopes(config)
     ifs_pacer = Pacer(
         requests_per_minute=ifs.http.requests_per_minute,
         burst=ifs.http.burst,
         method_rates=ifs.http.method_rates,
-        scope=ifs_scope(f"{ifs.base_url}{token_path(ifs.realm)}", ifs.client_id),
+        scope=scopes["ifs"],
         buckets=buckets,
     )
-    site = jira_scope(jira.site_url)
+    site = scopes["jira"]
     quota = SharedQuota(engine, f"{site}:points") if isinstance(jira.auth, JiraOAuth) else None
     jira_pacer = Pacer(
         requests_per_minute=jira.http.requests_per_minute,

@@ -14,7 +14,7 @@ from typing import Any
 
 from ml_connector.config.connections import JiraOAuth
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
-from ml_connector.engine.budgets import SharedPacers, shared_pacers
+from ml_connector.engine.budgets import SharedPacers, shared_budget_use, shared_pacers
 from ml_connector.engine.failures import describe
 from ml_connector.engine.report import RunReport
 from ml_connector.errors import AuthError, ConfigError, TransientError
@@ -112,6 +112,13 @@ class Connector:
             pacers = self._shared_pacers()
             pacer = pacers.jira if pacers is not None else (self._jira.session.pacer if self._jira else None)
         return pacer.quota.points_left() if pacer is not None else None
+
+    def shared_budget_use(self) -> list[tuple[str, str, int, float]]:
+        """What every process took from this connection's shared buckets and waited, by system and key class
+        (``runner.rate_buckets: postgres``; empty with local buckets, where each process counts its own)."""
+        with self._lock:
+            pacers = self._shared_pacers()
+        return [] if pacers is None else shared_budget_use(self.config, pacers.engine)
 
     def close(self) -> None:
         if self._ifs is not None:

@@ -30,14 +30,16 @@ POOL_SIZE = 2
 POOL_OVERFLOW = 8  # threads of one process taking at once beyond the pool: short-lived extra connections
 
 # Holds first: while one is on, nothing is taken (the row is not even locked) and the caller learns for how long.
+# The take also counts itself and the wait it promised (``taken``, ``waited``: every process's budget use, read by
+# /metrics); the SET list sees the old row, so the refill is written out twice.
 _TAKE = text(
     """
     WITH held AS (
         SELECT CAST(EXTRACT(EPOCH FROM MAX(not_before) - clock_timestamp()) AS float8) AS seconds
         FROM rate_holds WHERE key = ANY(:holds)
     ), taken AS (
-        INSERT INTO rate_buckets AS b (key, tokens, updated_at)
-        SELECT :key, CAST(:capacity AS float8) - 1, clock_timestamp()
+        INSERT INTO rate_buckets AS b (key, tokens, updated_at, taken, waited)
+        SELECT :key, CAST(:capacity AS float8) - 1, clock_timestamp(), 1, 0
         WHERE COALESCE((SELECT seconds FROM held), 0) <= 0
         ON CONFLICT (key) DO UPDATE SET
             tokens = LEAST(
@@ -45,7 +47,13 @@ _TAKE = text(
                 b.tokens + CAST(:rate AS float8)
                     * GREATEST(0, CAST(EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at) AS float8))
             ) - 1,
-            updated_at = GREATEST(b.updated_at, clock_timestamp())
+            updated_at = GREATEST(b.updated_at, clock_timestamp()),
+            taken = b.taken + 1,
+            waited = b.waited + GREATEST(0, 1 - LEAST(
+                CAST(:capacity AS float8),
+                b.tokens + CAST(:rate AS float8)
+                    * GREATEST(0, CAST(EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at) AS float8))
+            )) / CAST(:rate AS float8)
         RETURNING tokens
     )
     SELECT (SELECT seconds FROM held), (SELECT tokens FROM taken)
@@ -61,6 +69,11 @@ _HOLD = text(
 _HELD = text(
     "SELECT CAST(EXTRACT(EPOCH FROM MAX(not_before) - clock_timestamp()) AS float8) FROM rate_holds "
     "WHERE key = ANY(:keys)"
+)
+_USE = text(
+    "SELECT s.scope, substr(b.key, length(s.scope) + 2), b.taken, b.waited "
+    "FROM rate_buckets b JOIN unnest(CAST(:scopes AS text[])) AS s(scope) ON starts_with(b.key, s.scope || ':') "
+    "ORDER BY 1, 2"
 )
 _FORGET_HOLDS = text("DELETE FROM rate_holds WHERE not_before < clock_timestamp() - interval '1 hour'")
 FORGET_EVERY = 500  # holds set between two sweeps of long-expired ones (one per throttled issue would pile up)
@@ -143,6 +156,13 @@ class SharedStep:
     def run(self, statement: Any, **params: Any) -> None:
         with self.connection() as conn:
             conn.execute(statement, params)
+
+
+def bucket_use(engine: Engine, scopes: list[str]) -> list[tuple[str, str, int, float]]:
+    """(scope, the key under it, tokens taken, seconds waited) of every bucket under ``scopes``, by every process."""
+    with SharedStep(engine).connection() as conn:
+        rows = conn.execute(_USE, {"scopes": scopes}).all()
+    return [(str(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows]
 
 
 class PostgresBuckets:

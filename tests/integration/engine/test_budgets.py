@@ -139,3 +139,34 @@ def test_basic_auth_has_no_quota_gauge(ifs: ServerHandle, pg: Store) -> None:
         assert connector.quota_left() is None
     finally:
         connector.close()
+
+
+def test_the_run_process_shows_what_every_process_took_from_the_shared_buckets(ifs: ServerHandle, pg: Store) -> None:
+    """Workers serve no /metrics: the run process reads their budget use back from the shared buckets."""
+    from ml_connector.metrics import Metrics
+
+    config = _config(ifs.url, "postgres", BASIC)
+    run = Connector(config=config, store=pg)
+    metrics = Metrics(connection="acme")
+    metrics.shared_budget = run.shared_budget_use
+    workers = [Connector(config=config, store=pg) for _ in range(2)]  # as two worker processes would
+    try:
+        assert run.shared_budget_use() == []  # nothing taken yet
+        for worker in workers:
+            assert worker.ifs.count(PO_SET) == 5
+        labels = {"connection": "acme", "system": "ifs", "key_class": "requests"}
+        assert metrics.registry.get_sample_value("mlc_rate_budget_shared_tokens_taken_total", labels) == 2
+        waited = metrics.registry.get_sample_value("mlc_rate_budget_shared_waits_seconds_total", labels)
+        assert waited == 0.0  # two takes of a full bucket promise no wait
+        assert "openid-connect" not in metrics.render().decode()  # no key in any label
+    finally:
+        for connector in (run, *workers):
+            connector.close()
+
+
+def test_local_buckets_have_no_shared_use(ifs: ServerHandle, pg: Store) -> None:
+    connector = Connector(config=_config(ifs.url, "local", BASIC), store=pg)
+    try:
+        assert connector.shared_budget_use() == []
+    finally:
+        connector.close()
