@@ -55,9 +55,6 @@ def build_connector(config_path: Path | None, config: ConnectorConfig) -> Connec
     # Every API call, 429 and retry is counted; the web app's /metrics serves this same registry.
     metrics = Metrics(store=store, flows=[f.name for f in config.flows], connection=config.name)
     connector = Connector(config=config, store=store, token_store=token_store, observer=metrics)
-    metrics.quota_remaining = connector.quota_left
-    if config.runner.rate_buckets == "postgres":  # the workers' budget use, read back from the shared buckets
-        metrics.shared_budget = connector.shared_budget_use
     settle_heap()
     return connector
 

@@ -126,9 +126,9 @@ def _metrics_for(connector: Connector) -> Metrics:
     metrics.store = connector.store
     metrics.flows = [f.name for f in connector.config.flows]
     metrics.connection = connector.config.name
-    metrics.quota_remaining = metrics.quota_remaining or connector.quota_left
-    if connector.config.runner.rate_buckets == "postgres":
-        metrics.shared_budget = metrics.shared_budget or connector.shared_budget_use
+    metrics.quota_remaining = connector.quota_left
+    if connector.config.runner.rate_buckets == "postgres":  # the workers' budget use, read back from PostgreSQL
+        metrics.shared_budget = connector.shared_budget_use
     return metrics
 
 

@@ -170,3 +170,25 @@ def test_local_buckets_have_no_shared_use(ifs: ServerHandle, pg: Store) -> None:
         assert connector.shared_budget_use() == []
     finally:
         connector.close()
+
+
+def test_the_web_apps_metrics_serve_the_shared_use_and_quota_of_its_connection(ifs: ServerHandle, pg: Store) -> None:
+    from fastapi.testclient import TestClient
+
+    from ml_connector.http.ratelimit import QuotaReading
+    from ml_connector.web import create_app
+
+    config = _config(ifs.url, "postgres", OAUTH)
+    served = Connector(config=config, store=pg)
+    worker = Connector(config=config, store=pg)
+    try:
+        assert worker.ifs.count(PO_SET) == 5
+        worker.jira.session.pacer.quota.observe(QuotaReading(limit=65000, remaining=321, reset_in=600))
+        with TestClient(create_app(served)) as client:
+            body = client.get("/metrics").text
+        taken = 'mlc_rate_budget_shared_tokens_taken_total{connection="default",key_class="requests",system="ifs"}'
+        assert f"{taken} 1.0" in body
+        assert 'mlc_jira_quota_remaining{connection="default"} 321.0' in body
+    finally:
+        served.close()
+        worker.close()
