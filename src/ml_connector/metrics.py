@@ -8,12 +8,12 @@ are read at scrape time, so they are right even when runs happen in another proc
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ml_connector.errors import ConnectorError, RateLimited
@@ -144,13 +144,79 @@ class _StoreCollector(Collector):
         yield alerts
 
 
+class _SharedBudgetCollector(Collector):
+    """``mlc_rate_budget_shared_*``: what every process took from the connection's shared buckets and waited."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        read = self._metrics.shared_budget
+        if read is None:
+            return
+        labels = ["connection", "system", "key_class"]
+        taken = CounterMetricFamily(
+            "mlc_rate_budget_shared_tokens_taken",
+            "Tokens every process took from the connection's shared buckets (runner.rate_buckets: postgres).",
+            labels=labels,
+        )
+        waited = CounterMetricFamily(
+            "mlc_rate_budget_shared_waits_seconds",
+            "Seconds every process's calls waited for tokens of the connection's shared buckets.",
+            labels=labels,
+        )
+        try:
+            for system, key_class, n, seconds in read():
+                taken.add_metric([self._metrics.connection, system, key_class], float(n))
+                waited.add_metric([self._metrics.connection, system, key_class], seconds)
+        except Exception:  # the shared tables cannot be read: the store gauges' error counter tells
+            self._metrics.scrape_errors.inc()
+            return
+        yield taken
+        yield waited
+
+
+class _QuotaCollector(Collector):
+    """``mlc_jira_quota_remaining``: the points left in the hour, when known (an OAuth app that has had answers)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        read = self._metrics.quota_remaining
+        if read is None:
+            return
+        try:
+            remaining = read()
+        except Exception:  # the shared row cannot be read: the store gauges' error counter tells
+            self._metrics.scrape_errors.inc()
+            return
+        if remaining is None:
+            return
+        gauge = GaugeMetricFamily(
+            "mlc_jira_quota_remaining",
+            "Points of Jira's hourly quota (OAuth apps) left, as the last answers told less the calls sent since "
+            "(shared by every process with runner.rate_buckets: postgres).",
+            labels=["connection"],
+        )
+        gauge.add_metric([self._metrics.connection], float(remaining))
+        yield gauge
+
+
 class Metrics:
     """The connector's metrics; pass it as ``Connector(observer=...)`` so every API call is counted."""
 
-    def __init__(self, *, store: MetricsSource | None = None, flows: Iterable[str] = ()) -> None:
+    def __init__(
+        self, *, store: MetricsSource | None = None, flows: Iterable[str] = (), connection: str = "default"
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.store = store
         self.flows = list(flows)
+        self.connection = connection  # the budget and queue families carry it even when one connection is served
+        # Jira's points quota left (None: not known, no OAuth); read at scrape time (shared: from PostgreSQL).
+        self.quota_remaining: Callable[[], int | None] | None = None
+        # Every process's use of the shared buckets, (system, key class, tokens, seconds waited); None: local buckets.
+        self.shared_budget: Callable[[], Iterable[tuple[str, str, int, float]]] | None = None
         self._lock = threading.Lock()
         self.api_calls = Counter(
             "mlc_api_calls",
@@ -207,10 +273,24 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.budget_tokens = Counter(
+            "mlc_rate_budget_tokens_taken",
+            "Tokens this process took from the rate buckets, by connection, system and key class.",
+            ["connection", "system", "key_class"],
+            registry=self.registry,
+        )
+        self.budget_waits = Counter(
+            "mlc_rate_budget_waits_seconds",
+            "Seconds calls of this process waited for rate-budget tokens, 429 holds or the points quota.",
+            ["connection", "system", "key_class"],
+            registry=self.registry,
+        )
         self.scrape_errors = Counter(
             "mlc_metrics_store_errors", "Scrapes where the store could not be read.", registry=self.registry
         )
         self.registry.register(_StoreCollector(self))
+        self.registry.register(_QuotaCollector(self))
+        self.registry.register(_SharedBudgetCollector(self))
 
     # -- CallObserver ----------------------------------------------------------------------------------------------
 
@@ -228,6 +308,14 @@ class Metrics:
 
     def on_quota_points(self, system: str, points: int) -> None:
         self.quota_points.inc(points)
+
+    # -- BudgetObserver (http.pacing) ------------------------------------------------------------------------------
+
+    def on_budget(self, system: str, key_class: str, tokens: int, waited: float) -> None:
+        if tokens:
+            self.budget_tokens.labels(self.connection, system, key_class).inc(tokens)
+        if waited > 0:
+            self.budget_waits.labels(self.connection, system, key_class).inc(waited)
 
     # -- runs ------------------------------------------------------------------------------------------------------
 

@@ -162,8 +162,11 @@ def test_two_workers_and_a_run_process_sync_every_record_once_through_sigkills(
     assert expected - set(per_key) == set()  # 0 missing
     # The run process ran no flow itself: it deferred them, the workers' jobs succeeded, and /metrics says so.
     assert 'mlc_jobs_deferred_total{result="deferred",task="mlc.flow_run"}' in metrics
-    assert re.search(r'mlc_jobs\{queue="default",status="succeeded",task="mlc\.flow_run"\} [1-9]', metrics), metrics
-    assert 'mlc_job_start_latency_seconds{quantile="0.95",queue="default"}' in metrics
+    succeeded = r'mlc_jobs\{connection="default",status="succeeded",task="mlc\.flow_run"\} [1-9]'
+    assert re.search(succeeded, metrics), metrics
+    assert 'mlc_job_start_latency_seconds{connection="default",quantile="0.95",task="mlc.flow_run"}' in metrics
+    assert 'mlc_job_duration_seconds{connection="default",quantile="0.95",task="mlc.flow_run"}' in metrics
+    assert 'mlc_job_oldest_waiting_seconds{connection="default"}' in metrics
     assert "mlc_runs_total{" not in metrics  # runs are counted where they ran: in the workers
     runs = _runs(store_url)
     finished = [(s, f) for s, f, _ in runs if f is not None]

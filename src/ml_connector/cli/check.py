@@ -16,6 +16,7 @@ from ml_connector.cli.app import ExitCode, app
 from ml_connector.cli.context import ConfigOption, config_path, load
 from ml_connector.config.connections import JiraOAuth
 from ml_connector.diagnostics import FAIL, PASS, WARN, CheckResult, run_checks
+from ml_connector.diagnostics.runner import runner_results
 from ml_connector.diagnostics.store import store_results
 from ml_connector.jira.tokens import TokenStore
 from ml_connector.store import Store
@@ -52,6 +53,8 @@ def check(
     store_factory: Callable[[], Store] | None = None
     store_rows = store_results(cfg.store.url) if cfg.store.url else []
     store_ok = not any(r.failed for r in store_rows if r.name == "store.url")
+    # The job queue's and the shared buckets' tables, when the runner settings use them.
+    runner_rows = runner_results(cfg) if store_ok else []
     if isinstance(cfg.jira.auth, JiraOAuth) and cfg.store.url and store_ok:
         # Refresh tokens rotate on use: the rotated one must land where the daemon will look for it.
         from ml_connector.runner.credentials import DbTokenStore, resolve_key
@@ -63,7 +66,9 @@ def check(
             resolve_key(cfg, config_path=config_path(config)),
         )
         store_factory = lambda: Store.open(url, connection=cfg.name)  # noqa: E731 - which webhook ids were registered for which URL
-    results = store_rows + run_checks(cfg, token_store=token_store, store_factory=store_factory, sample=sample)
+    results = (
+        store_rows + runner_rows + run_checks(cfg, token_store=token_store, store_factory=store_factory, sample=sample)
+    )
     if as_json:
         for r in results:
             typer.echo(json.dumps(dataclasses.asdict(r), sort_keys=True))

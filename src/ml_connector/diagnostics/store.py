@@ -14,11 +14,11 @@ from ml_connector.diagnostics.results import FAIL, PASS, CheckResult, why
 from ml_connector.store.db import alembic_config, create_db_engine, normalise_url
 
 STORE_FIX = "set store.url to a writable SQLite file (sqlite:///path) or a reachable PostgreSQL database"
-# Every command that opens the store upgrades its schema (store/db.migrate); `status` is the one that writes nothing
-# else. Operations.md, "Upgrades and migrations", says to stop the daemon and back up first.
+# `migrate` does only that (every command that opens the store would too). Operations.md, "Upgrades and
+# migrations", says to stop the daemon and back up first.
 UPGRADE_FIX = (
-    "stop the daemon, back up the store, then run `ml-connector status` once: every command that opens the store "
-    "upgrades its schema (docs/operations.md, Upgrades and migrations)"
+    "stop the daemon, back up the store, then run `ml-connector migrate` once "
+    "(docs/operations.md, Upgrades and migrations)"
 )
 NEWER_FIX = "run the ml-connector version that upgraded this store, or restore a backup taken before that upgrade"
 

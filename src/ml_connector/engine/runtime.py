@@ -12,8 +12,9 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from ml_connector.config.connections import JiraOAuth
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
-from ml_connector.engine.budgets import SharedPacers, shared_pacers
+from ml_connector.engine.budgets import SharedPacers, shared_budget_use, shared_pacers
 from ml_connector.engine.failures import describe
 from ml_connector.engine.readahead import submit_in_context
 from ml_connector.engine.report import RunReport
@@ -103,6 +104,23 @@ class Connector:
             token_store=self.token_store,
             pacer=pacers.jira if pacers else None,
         )
+
+    def quota_left(self) -> int | None:
+        """Jira's points quota left (OAuth apps; None: not known): the row every process shares with
+        ``runner.rate_buckets: postgres``, else this process's gauge once its Jira client exists."""
+        if not isinstance(self.config.jira.auth, JiraOAuth):
+            return None
+        with self._lock:
+            pacers = self._shared_pacers()
+            pacer = pacers.jira if pacers is not None else (self._jira.session.pacer if self._jira else None)
+        return pacer.quota.points_left() if pacer is not None else None
+
+    def shared_budget_use(self) -> list[tuple[str, str, int, float]]:
+        """What every process took from this connection's shared buckets and waited, by system and key class
+        (``runner.rate_buckets: postgres``; empty with local buckets, where each process counts its own)."""
+        with self._lock:
+            pacers = self._shared_pacers()
+        return [] if pacers is None else shared_budget_use(self.config, pacers.engine)
 
     def close(self) -> None:
         if self._ifs is not None:

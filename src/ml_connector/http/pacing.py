@@ -8,13 +8,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ml_connector.errors import Unavailable
 from ml_connector.http.buckets import Buckets, LocalBuckets
 from ml_connector.http.ratelimit import QuotaReading
 
 BURST_SHARE = 0.9  # of the far side's one-second burst bucket that the client's per-endpoint bucket holds
+
+# What a pacer reports per step (``BudgetObserver``): a bounded set, never a key (keys name endpoints and issues).
+REQUESTS, ENDPOINT, HOLD, POINTS = "requests", "endpoint", "hold", "points"
+
+
+@runtime_checkable
+class BudgetObserver(Protocol):
+    """Receives the budget a call used: ``tokens`` taken (0 for a wait on a hold) and the seconds ``waited`` for
+    them, by system and key class (``requests``: the far side's budget, ``endpoint``: a burst bucket, ``hold``: a 429
+    hold of an endpoint or issue, ``points``: Jira's hourly points quota)."""
+
+    def on_budget(self, system: str, key_class: str, tokens: int, waited: float) -> None: ...
 
 
 def pause(seconds: float, stop: threading.Event | None, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -51,6 +63,15 @@ class Pacer:
         self._sleep = sleep
         self.buckets: Buckets = buckets if buckets is not None else LocalBuckets(clock=clock)
         self.quota: Quota = quota if quota is not None else QuotaGauge(clock=clock)
+        self._observers: list[tuple[str, BudgetObserver]] = []
+
+    def watch(self, system: str, observer: BudgetObserver) -> None:
+        """Report every take and wait of this pacer to ``observer`` as ``system`` (the session's metrics)."""
+        self._observers.append((system, observer))
+
+    def report(self, key_class: str, tokens: int, waited: float) -> None:
+        for system, observer in self._observers:
+            observer.on_budget(system, key_class, tokens, waited)
 
     def _key(self, key: str, host: str = "") -> str:
         """A bucket or hold key under the far side's identity (the host when no scope was given: one pacer serves
@@ -114,15 +135,18 @@ class Pacer:
         holds = tuple(self._key(k) for k in keys)
         steps = []
         if self._rpm is not None:
-            steps.append((self._key("requests", host), self._rpm / 60.0, float(self._burst)))
+            steps.append((REQUESTS, self._key("requests", host), self._rpm / 60.0, float(self._burst)))
         pacing = self._endpoint_rate(endpoint[0]) if endpoint is not None else None
         if endpoint is not None and pacing is not None:
-            steps.append((self._key(f"{endpoint[0].upper()} {endpoint[1]}", host), *pacing))
-        for key, rate, capacity in steps:
-            waited += self._take(key, rate, capacity, holds, stop)
+            steps.append((ENDPOINT, self._key(f"{endpoint[0].upper()} {endpoint[1]}", host), *pacing))
+        for key_class, key, rate, capacity in steps:
+            took = self._take(key, rate, capacity, holds, stop)
+            self.report(key_class, 1, took)
+            waited += took
             holds = ()  # checked with the first take
         if holds and (delay := self.buckets.held_for(holds)) > 0:  # no bucket to take from: holds alone
             pause(delay, stop, self._sleep)
+            self.report(HOLD, 0, delay)
             waited += delay
         return waited
 
@@ -136,6 +160,8 @@ class Quota(Protocol):
     def wait_needed(self) -> float: ...
 
     def acquire(self) -> float: ...
+
+    def points_left(self) -> int | None: ...
 
     def observe(self, reading: QuotaReading) -> int: ...
 
@@ -170,6 +196,12 @@ class QuotaGauge:
         if self._resets_at is not None and now >= self._resets_at:
             self.remaining = self._seen_low = self._resets_at = None
             self._reset_seen = True
+
+    def points_left(self) -> int | None:
+        """The points left in this window as far as this process knows (None: not known)."""
+        with self._lock:
+            self._roll(self._clock())
+            return self.remaining
 
     def wait_needed(self) -> float:
         """Seconds until the quota has points again (0: it has, or nothing is known)."""

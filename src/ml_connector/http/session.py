@@ -43,7 +43,7 @@ from ml_connector.errors import (
 from ml_connector.http.backoff import backoff_window
 from ml_connector.http.classify import classify, response_json
 from ml_connector.http.concurrency import AimdLimit, ConcurrencyGate
-from ml_connector.http.pacing import Pacer
+from ml_connector.http.pacing import HOLD, POINTS, BudgetObserver, Pacer
 from ml_connector.http.ratelimit import RateLimitBudget, current_budget, read_quota
 from ml_connector.http.redact import redact_text
 
@@ -152,6 +152,8 @@ class ApiSession:
         self._gates: dict[str, ConcurrencyGate] = {}
         self._gates_lock = threading.Lock()
         self.observer: CallObserver = observer or _NullObserver()
+        if isinstance(observer, BudgetObserver):
+            self.pacer.watch(system, observer)
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         # Set on shutdown (the connector shares its ``stopping`` event): every wait of this session ends at once.
@@ -296,13 +298,16 @@ class ApiSession:
     def _wait_out_deferral(self, method: str, url: str, pace_keys: tuple[str, ...], budget: RateLimitBudget) -> None:
         """Wait while another call's 429 holds these keys back, charged to the run's budget and ended by stop."""
         delay = self.pacer.deferred_for(pace_keys)
-        if delay > 0 and not budget.wait(delay):
+        if delay <= 0:
+            return
+        if not budget.wait(delay):
             raise RateLimited(
                 f"{method} {url.split('?', 1)[0]} held back {delay:.1f} s after a 429; the run's rate-limit wait "
                 "budget is spent or a stop was requested",
                 system=self.system,
                 retry_after=delay,
             )
+        self.pacer.report(HOLD, 0, delay)
 
     def _wait_for_quota(self, method: str, url: str, budget: RateLimitBudget) -> None:
         """Hold the call back while the points quota is spent, until its window resets, charged to the run's budget."""
@@ -316,6 +321,7 @@ class ApiSession:
                     retry_after=delay,
                     reason="quota",
                 )
+            self.pacer.report(POINTS, 0, delay)
 
     def _observe_quota(self, response: httpx2.Response, budget: RateLimitBudget) -> None:
         reading = read_quota(response.headers, response.status_code)

@@ -53,7 +53,7 @@ def build_connector(config_path: Path | None, config: ConnectorConfig) -> Connec
     if isinstance(config.jira.auth, JiraOAuth):
         token_store = DbTokenStore(store, resolve_key(config, config_path=config_path))
     # Every API call, 429 and retry is counted; the web app's /metrics serves this same registry.
-    metrics = Metrics(store=store, flows=[f.name for f in config.flows])
+    metrics = Metrics(store=store, flows=[f.name for f in config.flows], connection=config.name)
     connector = Connector(config=config, store=store, token_store=token_store, observer=metrics)
     settle_heap()
     return connector

@@ -187,5 +187,6 @@ def open_job_queue(connector: Connector) -> JobQueue:
     registry = metrics.registry if metrics is not None else None
     queue = JobQueue(connector.config.store.url, registry=registry)
     if registry is not None:
-        register_queue_metrics(registry, connector.store.engine)
+        connection = connection_name(connector.config)
+        register_queue_metrics(registry, connector.store.engine, connection, queue_for(connection))
     return queue

@@ -6,11 +6,13 @@ CONFLICT DO UPDATE`` serialises concurrent takers and the refill is computed fro
 arithmetic is ``http.buckets.refill``'s; ``tests/integration/store/test_buckets.py`` holds the two side by side.
 
 The connections are the buckets' own (a small pool, no pre-ping round trip, no disk flush per commit): a take never
-waits for a connection a long store transaction holds, nor for the disk.
+waits for a connection a long store transaction holds, nor for the disk. One such pool per database and process
+(``acquire_engine``), whatever the number of connections the process serves.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,14 +30,16 @@ POOL_SIZE = 2
 POOL_OVERFLOW = 8  # threads of one process taking at once beyond the pool: short-lived extra connections
 
 # Holds first: while one is on, nothing is taken (the row is not even locked) and the caller learns for how long.
+# The take also counts itself and the wait it promised (``taken``, ``waited``: every process's budget use, read by
+# /metrics); the SET list sees the old row, so the refill is written out twice.
 _TAKE = text(
     """
     WITH held AS (
         SELECT CAST(EXTRACT(EPOCH FROM MAX(not_before) - clock_timestamp()) AS float8) AS seconds
         FROM rate_holds WHERE key = ANY(:holds)
     ), taken AS (
-        INSERT INTO rate_buckets AS b (key, tokens, updated_at)
-        SELECT :key, CAST(:capacity AS float8) - 1, clock_timestamp()
+        INSERT INTO rate_buckets AS b (key, tokens, updated_at, taken, waited)
+        SELECT :key, CAST(:capacity AS float8) - 1, clock_timestamp(), 1, 0
         WHERE COALESCE((SELECT seconds FROM held), 0) <= 0
         ON CONFLICT (key) DO UPDATE SET
             tokens = LEAST(
@@ -43,7 +47,13 @@ _TAKE = text(
                 b.tokens + CAST(:rate AS float8)
                     * GREATEST(0, CAST(EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at) AS float8))
             ) - 1,
-            updated_at = GREATEST(b.updated_at, clock_timestamp())
+            updated_at = GREATEST(b.updated_at, clock_timestamp()),
+            taken = b.taken + 1,
+            waited = b.waited + GREATEST(0, 1 - LEAST(
+                CAST(:capacity AS float8),
+                b.tokens + CAST(:rate AS float8)
+                    * GREATEST(0, CAST(EXTRACT(EPOCH FROM clock_timestamp() - b.updated_at) AS float8))
+            )) / CAST(:rate AS float8)
         RETURNING tokens
     )
     SELECT (SELECT seconds FROM held), (SELECT tokens FROM taken)
@@ -59,6 +69,11 @@ _HOLD = text(
 _HELD = text(
     "SELECT CAST(EXTRACT(EPOCH FROM MAX(not_before) - clock_timestamp()) AS float8) FROM rate_holds "
     "WHERE key = ANY(:keys)"
+)
+_USE = text(
+    "SELECT s.scope, substr(b.key, length(s.scope) + 2), b.taken, b.waited "
+    "FROM rate_buckets b JOIN unnest(CAST(:scopes AS text[])) AS s(scope) ON starts_with(b.key, s.scope || ':') "
+    "ORDER BY 1, 2"
 )
 _FORGET_HOLDS = text("DELETE FROM rate_holds WHERE not_before < clock_timestamp() - interval '1 hour'")
 FORGET_EVERY = 500  # holds set between two sweeps of long-expired ones (one per throttled issue would pile up)
@@ -79,6 +94,41 @@ def shared_engine(store_engine: Engine, path: str = "runner.rate_buckets") -> En
         # UNLOGGED too; this also covers a database whose tables were created otherwise).
         connect_args={"options": "-c synchronous_commit=off"},
     )
+
+
+_ENGINES: dict[str, tuple[Engine, int]] = {}  # store URL -> (the buckets' engine, connectors using it)
+_ENGINES_LOCK = threading.Lock()
+
+
+def _url_key(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def acquire_engine(store_engine: Engine, path: str = "runner.rate_buckets") -> Engine:
+    """The buckets' engine of this process for the store's database, built by the first connector to ask: a process
+    serving many connections on one database keeps one small pool for them all, not one per connection."""
+    key = _url_key(store_engine)
+    with _ENGINES_LOCK:
+        engine, users = _ENGINES.get(key) or (shared_engine(store_engine, path), 0)
+        _ENGINES[key] = (engine, users + 1)
+    return engine
+
+
+def release_engine(engine: Engine) -> None:
+    """A connector is done with ``engine`` (``acquire_engine``'s): the last one to let go closes its pool."""
+    key = _url_key(engine)
+    with _ENGINES_LOCK:
+        held = _ENGINES.get(key)
+        if held is None or held[0] is not engine:
+            last = True  # not one of ours (or already let go by everyone): close it
+        else:
+            last = held[1] <= 1
+            if last:
+                del _ENGINES[key]
+            else:
+                _ENGINES[key] = (engine, held[1] - 1)
+    if last:
+        engine.dispose()
 
 
 class SharedStep:
@@ -106,6 +156,13 @@ class SharedStep:
     def run(self, statement: Any, **params: Any) -> None:
         with self.connection() as conn:
             conn.execute(statement, params)
+
+
+def bucket_use(engine: Engine, scopes: list[str]) -> list[tuple[str, str, int, float]]:
+    """(scope, the key under it, tokens taken, seconds waited) of every bucket under ``scopes``, by every process."""
+    with SharedStep(engine).connection() as conn:
+        rows = conn.execute(_USE, {"scopes": scopes}).all()
+    return [(str(r[0]), str(r[1]), int(r[2]), float(r[3])) for r in rows]
 
 
 class PostgresBuckets:
@@ -149,6 +206,9 @@ _QUOTA_TAKE = text(
 _QUOTA_WAIT = text(
     "SELECT remaining, CAST(EXTRACT(EPOCH FROM resets_at - clock_timestamp()) AS float8) FROM rate_quota "
     "WHERE key = :key"
+)
+_QUOTA_LEFT = text(
+    "SELECT remaining FROM rate_quota WHERE key = :key AND (resets_at IS NULL OR resets_at > clock_timestamp())"
 )
 # An answer can only lower the count within a window; one of a later window (or after the reset) replaces it.
 _QUOTA_OBSERVE = text(
@@ -195,6 +255,11 @@ class SharedQuota:
             if not taken and (wait := self._shared_wait(conn)) > 0:
                 return wait
         return self._local.acquire()
+
+    def points_left(self) -> int | None:
+        """The points every process has left in this window (None: not known, or the window has reset)."""
+        left = self._db.scalar(_QUOTA_LEFT, key=self._key)
+        return None if left is None else int(left)
 
     def _shared_wait(self, conn: Connection) -> float:
         row = conn.execute(_QUOTA_WAIT, {"key": self._key}).first()

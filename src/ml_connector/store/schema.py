@@ -226,6 +226,9 @@ rate_buckets = Table(
     Column("key", String(500), primary_key=True),  # "ifs:<token url>:<client id>:requests", "jira:<site>:PUT /..."
     Column("tokens", Float, nullable=False),  # below zero: tokens already promised to waiting callers
     Column("updated_at", DateTime(timezone=True), nullable=False),  # the database clock, never a process's
+    # What every process took and waited for, counted by the take itself (/metrics of the run process).
+    Column("taken", BigInteger, nullable=False, server_default="0"),
+    Column("waited", Float, nullable=False, server_default="0"),
 )
 
 rate_holds = Table(

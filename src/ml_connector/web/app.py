@@ -125,6 +125,10 @@ def _metrics_for(connector: Connector) -> Metrics:
             connector.observer = metrics  # clients are built lazily and pick it up
     metrics.store = connector.store
     metrics.flows = [f.name for f in connector.config.flows]
+    metrics.connection = connector.config.name
+    metrics.quota_remaining = connector.quota_left
+    if connector.config.runner.rate_buckets == "postgres":  # the workers' budget use, read back from PostgreSQL
+        metrics.shared_budget = connector.shared_budget_use
     return metrics
 
 

@@ -79,7 +79,7 @@ def test_simulator_secret_on_a_real_jira_url_is_refused(tmp_path: Path, command:
     assert "jira.simulator" in " ".join(done.stderr.split())
 
 
-def test_an_old_store_schema_fails_check_with_the_error_exit_code_until_status_upgrades_it(
+def test_an_old_store_schema_fails_check_with_the_error_exit_code_until_migrate_upgrades_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from alembic import command
@@ -99,9 +99,38 @@ def test_an_old_store_schema_fails_check_with_the_error_exit_code_until_status_u
         code, rows = json_rows(tmp_path, {**example_config(), "store": {"url": url}})
         assert code == ExitCode.ERROR, rows  # not 2: store.url itself is right
         schema = next(r for r in rows if r["name"] == "store schema")
-        assert schema["status"] == "fail" and "`ml-connector status`" in schema["fix"]
-        status = subprocess.run([CLI, "status", "--config", str(tmp_path / "ml-connector.yaml")],
+        assert schema["status"] == "fail" and "`ml-connector migrate`" in schema["fix"]
+        status = subprocess.run([CLI, "migrate", "--config", str(tmp_path / "ml-connector.yaml")],
                                 capture_output=True, text=True, timeout=120)
         assert status.returncode == 0, status.stderr
         code, rows = json_rows(tmp_path, {**example_config(), "store": {"url": url}})
+    assert code == ExitCode.OK, rows
+
+
+@pytest.mark.postgres
+def test_a_missing_job_queue_and_bucket_tables_fail_check_until_migrate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import require_pg, reset_postgres
+
+    from ..runner.simenv import drop_job_queue
+
+    url = require_pg()
+    reset_postgres(url)  # no store tables yet, so no rate-bucket tables either
+    drop_job_queue(url)
+    data = {**example_config(), "store": {"url": url}, "runner": {"kind": "procrastinate", "rate_buckets": "postgres"}}
+    with simulators(purchase_orders=2, work_orders=2, seed=7) as (ifs, jira):
+        monkeypatch.setenv("IFS_URL", ifs.url)
+        monkeypatch.setenv("JIRA_URL", jira.url)
+        code, rows = json_rows(tmp_path, data)
+        assert code == ExitCode.ERROR, rows
+        runner = {r["name"]: r for r in rows if r["name"] in ("job queue schema", "rate-bucket tables")}
+        assert [r["status"] for r in runner.values()] == ["fail", "fail"], rows
+        assert all("`ml-connector migrate`" in r["fix"] for r in runner.values())
+        migrate = subprocess.run([CLI, "migrate", "--config", str(tmp_path / "ml-connector.yaml")],
+                                 capture_output=True, text=True, timeout=120)
+        assert migrate.returncode == 0, migrate.stderr
+        code, rows = json_rows(tmp_path, data)
+    runner = {r["name"]: r["status"] for r in rows if r["name"] in ("job queue schema", "rate-bucket tables")}
+    assert runner == {"job queue schema": "pass", "rate-bucket tables": "pass"}
     assert code == ExitCode.OK, rows

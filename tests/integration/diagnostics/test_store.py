@@ -72,7 +72,7 @@ def test_an_older_revision_fails_with_the_upgrade_fix_and_check_does_not_upgrade
     status, detail, fix = _rows(url)["store schema"]
     assert status == "fail" and detail == f"revision 0002; this version needs {HEAD}" and fix == UPGRADE_FIX
     assert _revision(url) == "0002"  # check reads only
-    Store.open(url).close()  # what the fix's `ml-connector status` does first
+    Store.open(url).close()  # what the fix's `ml-connector migrate` does
     assert _rows(url)["store schema"][0] == "pass"
 
 

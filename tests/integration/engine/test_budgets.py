@@ -88,3 +88,107 @@ def test_local_buckets_touch_no_table(ifs: ServerHandle, pg: Store) -> None:
             assert conn.execute(text("SELECT count(*) FROM rate_buckets")).scalar() == 0
     finally:
         connector.close()
+
+
+def test_connectors_of_one_database_share_one_bucket_engine_until_the_last_closes(ifs: ServerHandle, pg: Store) -> None:
+    """Many connections in one process: one small pool on the database for all their buckets, not one each."""
+    from ml_connector.store import buckets as shared
+
+    config = _config(ifs.url, "postgres", BASIC)
+    first, second = (Connector(config=config, store=Store.open(config.store.url or "")) for _ in range(2))
+    try:
+        assert first.ifs.count(PO_SET) == 5 and second.ifs.count(PO_SET) == 5
+        engine = first.ifs.session.pacer.buckets._db.engine  # type: ignore[attr-defined]
+        assert second.ifs.session.pacer.buckets._db.engine is engine  # type: ignore[attr-defined]
+        first.close()
+        first.close()  # closing twice lets go once
+        assert second.ifs.count(PO_SET) == 5  # the other connector's buckets still work
+        assert any(held[0] is engine for held in shared._ENGINES.values())
+    finally:
+        second.close()
+        for store in (first.store, second.store):
+            store.close()
+    assert not any(held[0] is engine for held in shared._ENGINES.values())  # the last one let go: pool closed
+
+
+def test_metrics_count_the_shared_takes_and_show_the_shared_quota_left(ifs: ServerHandle, pg: Store) -> None:
+    from ml_connector.http.ratelimit import QuotaReading
+    from ml_connector.metrics import Metrics
+
+    metrics = Metrics(connection="acme")
+    connector = Connector(config=_config(ifs.url, "postgres", OAUTH), store=pg, observer=metrics)
+    other = Connector(config=_config(ifs.url, "postgres", OAUTH), store=pg)  # another process, as far as PG knows
+    metrics.quota_remaining = connector.quota_left
+    try:
+        assert connector.quota_left() is None  # no answer seen yet
+        assert connector.ifs.count(PO_SET) == 5
+        labels = {"connection": "acme", "system": "ifs", "key_class": "requests"}
+        assert metrics.registry.get_sample_value("mlc_rate_budget_tokens_taken_total", labels) == 1
+        quota = other.jira.session.pacer.quota
+        quota.observe(QuotaReading(limit=65000, remaining=500, reset_in=600))
+        quota.acquire()
+        assert metrics.registry.get_sample_value("mlc_jira_quota_remaining", {"connection": "acme"}) == 499
+    finally:
+        connector.close()
+        other.close()
+
+
+def test_basic_auth_has_no_quota_gauge(ifs: ServerHandle, pg: Store) -> None:
+    connector = Connector(config=_config(ifs.url, "postgres", BASIC), store=pg)
+    try:
+        assert connector.quota_left() is None
+    finally:
+        connector.close()
+
+
+def test_the_run_process_shows_what_every_process_took_from_the_shared_buckets(ifs: ServerHandle, pg: Store) -> None:
+    """Workers serve no /metrics: the run process reads their budget use back from the shared buckets."""
+    from ml_connector.metrics import Metrics
+
+    config = _config(ifs.url, "postgres", BASIC)
+    run = Connector(config=config, store=pg)
+    metrics = Metrics(connection="acme")
+    metrics.shared_budget = run.shared_budget_use
+    workers = [Connector(config=config, store=pg) for _ in range(2)]  # as two worker processes would
+    try:
+        assert run.shared_budget_use() == []  # nothing taken yet
+        for worker in workers:
+            assert worker.ifs.count(PO_SET) == 5
+        labels = {"connection": "acme", "system": "ifs", "key_class": "requests"}
+        assert metrics.registry.get_sample_value("mlc_rate_budget_shared_tokens_taken_total", labels) == 2
+        waited = metrics.registry.get_sample_value("mlc_rate_budget_shared_waits_seconds_total", labels)
+        assert waited == 0.0  # two takes of a full bucket promise no wait
+        assert "openid-connect" not in metrics.render().decode()  # no key in any label
+    finally:
+        for connector in (run, *workers):
+            connector.close()
+
+
+def test_local_buckets_have_no_shared_use(ifs: ServerHandle, pg: Store) -> None:
+    connector = Connector(config=_config(ifs.url, "local", BASIC), store=pg)
+    try:
+        assert connector.shared_budget_use() == []
+    finally:
+        connector.close()
+
+
+def test_the_web_apps_metrics_serve_the_shared_use_and_quota_of_its_connection(ifs: ServerHandle, pg: Store) -> None:
+    from fastapi.testclient import TestClient
+
+    from ml_connector.http.ratelimit import QuotaReading
+    from ml_connector.web import create_app
+
+    config = _config(ifs.url, "postgres", OAUTH)
+    served = Connector(config=config, store=pg)
+    worker = Connector(config=config, store=pg)
+    try:
+        assert worker.ifs.count(PO_SET) == 5
+        worker.jira.session.pacer.quota.observe(QuotaReading(limit=65000, remaining=321, reset_in=600))
+        with TestClient(create_app(served)) as client:
+            body = client.get("/metrics").text
+        taken = 'mlc_rate_budget_shared_tokens_taken_total{connection="default",key_class="requests",system="ifs"}'
+        assert f"{taken} 1.0" in body
+        assert 'mlc_jira_quota_remaining{connection="default"} 321.0' in body
+    finally:
+        served.close()
+        worker.close()

@@ -37,3 +37,21 @@ def simulators(**ifs_options: Any) -> Iterator[tuple[ServerHandle, ServerHandle]
     finally:
         ifs.stop()
         jira.stop()
+
+
+def drop_job_queue(url: str) -> None:
+    """Remove procrastinate's objects (tables, types, functions) left by earlier tests from the database."""
+    import psycopg
+
+    from ml_connector.runner.jobqueue import conninfo
+
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers CASCADE")
+        conn.execute("DROP TABLE IF EXISTS procrastinate_jobs, procrastinate_workers, procrastinate_version CASCADE")
+        for kind in ("procrastinate_job_status", "procrastinate_job_event_type", "procrastinate_job_to_defer_v1"):
+            conn.execute(f"DROP TYPE IF EXISTS {kind} CASCADE")
+        rows = conn.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.proname LIKE 'procrastinate%'"
+        ).fetchall()
+        for (signature,) in rows:
+            conn.execute(f"DROP FUNCTION IF EXISTS {signature} CASCADE")

@@ -15,7 +15,7 @@ import pytest
 from conftest import require_pg, reset_postgres, wait_until
 from prometheus_client import CollectorRegistry, generate_latest
 
-from integration.runner.simenv import example_config
+from integration.runner.simenv import drop_job_queue, example_config
 from ml_connector.config.loader import validate
 from ml_connector.config.models import ConnectorConfig, FlowConfig
 from ml_connector.engine import Connector, RunReport
@@ -31,16 +31,7 @@ pytestmark = pytest.mark.postgres
 def dsn() -> Iterator[str]:
     url = require_pg()
     reset_postgres(url)
-    with psycopg.connect(conninfo(url), autocommit=True) as conn:  # procrastinate's objects, from earlier tests
-        conn.execute("DROP TABLE IF EXISTS procrastinate_events, procrastinate_periodic_defers CASCADE")
-        conn.execute("DROP TABLE IF EXISTS procrastinate_jobs, procrastinate_workers, procrastinate_version CASCADE")
-        for kind in ("procrastinate_job_status", "procrastinate_job_event_type", "procrastinate_job_to_defer_v1"):
-            conn.execute(f"DROP TYPE IF EXISTS {kind} CASCADE")
-        rows = conn.execute(
-            "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.proname LIKE 'procrastinate%'"
-        ).fetchall()
-        for (signature,) in rows:
-            conn.execute(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
+    drop_job_queue(url)
     yield url
 
 
@@ -244,31 +235,84 @@ def test_a_dead_workers_job_is_put_back_and_runs_again(dsn: str, tmp_path: Path)
     assert _status(dsn) == {"succeeded": 1}
 
 
-def test_queue_metrics_show_depth_outcomes_and_start_latency(dsn: str, tmp_path: Path) -> None:
+def _samples(registry: CollectorRegistry, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for family in registry.collect()
+        for s in family.samples
+        if s.name == name
+    }
+
+
+def test_queue_metrics_show_depth_outcomes_latency_and_duration_per_connection(dsn: str, tmp_path: Path) -> None:
     ensure_schema(dsn)
     connector = _connector(dsn, tmp_path)
     recorder = Recorder({"default": connector})
     queue = JobQueue(dsn)
     queue.defer_flow("default", "purchase_orders")
     queue.defer_flow("default", "work_orders")
+    queue.defer_flow("other", "purchase_orders")  # another connection's queue: not this connection's depth
     registry = CollectorRegistry()
-    register_queue_metrics(registry, connector.store.engine)
+    register_queue_metrics(registry, connector.store.engine, "default", "default")
     before = generate_latest(registry).decode()
-    assert 'mlc_jobs{queue="default",status="todo",task="mlc.flow_run"} 2.0' in before
-    worker = JobWorker(dsn, {"default": connector}.__getitem__, WorkerOptions(concurrency=2, poll_interval=0.2))
+    assert 'mlc_jobs{connection="default",status="todo",task="mlc.flow_run"} 2.0' in before
+    assert 'connection="other"' not in before and "queue=" not in before
+    waiting = registry.get_sample_value("mlc_job_oldest_waiting_seconds", {"connection": "default"})
+    assert waiting is not None and 0 <= waiting < 20
+    recorder.hold["default"] = threading.Event()
+    options = WorkerOptions(concurrency=2, poll_interval=0.2, queues=["default"], per_connection=2)
+    worker = JobWorker(dsn, {"default": connector}.__getitem__, options)
     worker.job = recorder
     thread = _start(worker)
     try:
-        wait_until(lambda: _status(dsn) == {"succeeded": 2}, timeout=20, what="both jobs to succeed")
+        wait_until(lambda: len(recorder.started) == 2, timeout=20, what="both jobs to start")
+        time.sleep(0.3)  # the runs take at least this long: their duration shows it
+        recorder.hold["default"].set()
+        wait_until(lambda: _status(dsn) == {"succeeded": 2, "todo": 1}, timeout=20, what="both jobs to succeed")
     finally:
         worker.request_stop()
         thread.join(30)
         queue.close()
     after = generate_latest(registry).decode()
-    assert f'mlc_jobs{{queue="default",status="succeeded",task="{FLOW_TASK}"}} 2.0' in after
-    assert 'mlc_jobs_started_recently{queue="default"} 2.0' in after
-    latency = [line for line in after.splitlines() if line.startswith("mlc_job_start_latency_seconds{")]
-    assert len(latency) == 3 and all(0 <= float(line.rsplit(" ", 1)[1]) < 20 for line in latency), latency
+    assert f'mlc_jobs{{connection="default",status="succeeded",task="{FLOW_TASK}"}} 2.0' in after
+    assert f'mlc_jobs_started_recently{{connection="default",task="{FLOW_TASK}"}} 2.0' in after
+    assert registry.get_sample_value("mlc_job_oldest_waiting_seconds", {"connection": "default"}) == 0.0
+    latency = _samples(registry, "mlc_job_start_latency_seconds")
+    assert {dict(k)["quantile"] for k in latency} == {"0.5", "0.95", "1"}
+    assert all(0 <= v < 20 for v in latency.values()), latency
+    duration = _samples(registry, "mlc_job_duration_seconds")
+    assert len(duration) == 3 and all(0.3 <= v < 30 for v in duration.values()), duration
+
+
+def test_queue_metrics_of_two_connections_merge_without_counting_a_job_twice(dsn: str, tmp_path: Path) -> None:
+    from ml_connector.metrics import Metrics, render_connections
+
+    ensure_schema(dsn)
+    connector = _connector(dsn, tmp_path)
+    queue = JobQueue(dsn)
+    try:
+        queue.defer_flow("acme", "purchase_orders")
+        queue.defer_flow("beta", "purchase_orders")
+        queue.defer_flow("beta", "work_orders")
+    finally:
+        queue.close()
+    metrics = {name: Metrics(connection=name) for name in ("acme", "beta")}
+    for name, each in metrics.items():
+        register_queue_metrics(each.registry, connector.store.engine, name, name)
+    text = render_connections(metrics).decode()
+    depth = [line for line in text.splitlines() if line.startswith("mlc_jobs{")]
+    assert sorted(depth) == [
+        'mlc_jobs{connection="acme",status="todo",task="mlc.flow_run"} 1.0',
+        'mlc_jobs{connection="beta",status="todo",task="mlc.flow_run"} 2.0',
+    ]
+
+
+def test_queue_metrics_are_absent_not_an_error_when_the_database_is_gone(dsn: str, tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    registry = CollectorRegistry()
+    register_queue_metrics(registry, create_engine("postgresql+psycopg://postgres@127.0.0.1:9/none"), "a", "a")
+    assert "mlc_jobs" not in generate_latest(registry).decode()
 
 
 def test_the_web_apps_inbox_wakeups_and_replays_become_jobs(dsn: str, tmp_path: Path) -> None:

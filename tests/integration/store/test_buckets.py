@@ -158,3 +158,21 @@ def test_a_database_out_of_reach_means_the_call_is_not_sent() -> None:
     assert err.value.not_sent and "s3cret" not in str(err.value)
     with pytest.raises(Unavailable):
         SharedQuota(engine, "jira:s:points").acquire()
+
+
+def test_every_take_counts_itself_and_the_wait_it_promised(engine: Engine) -> None:
+    from ml_connector.store.buckets import bucket_use
+
+    buckets = PostgresBuckets(engine)
+    waits = [buckets.take("ifs:t:c:requests", 2.0, 3.0).wait for _ in range(6)]
+    buckets.take("jira:https://s:PUT /rest/api/3/issue/{id}", 50.0, 45.0)
+    buckets.take("ifs:t:other:requests", 2.0, 3.0)  # another client id: not under the scope asked for
+    use = bucket_use(engine, ["ifs:t:c", "jira:https://s"])
+    assert [(scope, key, taken) for scope, key, taken, _ in use] == [
+        ("ifs:t:c", "requests", 6),
+        ("jira:https://s", "PUT /rest/api/3/issue/{id}", 1),
+    ]
+    assert use[0][3] == pytest.approx(sum(waits), abs=0.05) and use[1][3] == 0.0
+    buckets.hold("ifs:t:c:burst:x", 30)
+    assert buckets.take("ifs:t:c:requests", 2.0, 3.0, holds=("ifs:t:c:burst:x",)).held > 0
+    assert bucket_use(engine, ["ifs:t:c"])[0][2] == 6  # a take refused by a hold takes and counts nothing
