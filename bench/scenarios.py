@@ -735,7 +735,8 @@ def _scaling_section(o: Options, rounds: list[dict[str, Any]]) -> dict[str, Any]
         "Wall s: deferral to the last run's end (worker start-up excluded). Connector CPU: the workers' user + "
         "system CPU from their registration to the end, summed (first-job work such as opening the store and Jira "
         "metadata included; start-up apart). One flow job per connection, so at most "
-        f"{o.scaling_connections} jobs run at once whatever the workers.",
+        f"{o.scaling_connections} jobs run at once whatever the workers: with W job slots (workers x concurrency) "
+        f"a round runs its {o.scaling_connections} jobs in ⌈{o.scaling_connections}/W⌉ waves.",
         "All processes (simulators, workers, PostgreSQL) share this host's CPUs with whatever else runs on it: the "
         "load average before each round is reported.",
     ]
