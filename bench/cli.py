@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from bench.report import markdown
-from bench.scenarios import BASELINE_PROFILE, PROFILES, Bench, Options, scenario_ids
+from bench.scenarios import BASELINE_PROFILE, PROFILES, SCALING, Bench, Options, scenario_ids
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -42,6 +44,15 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
                                                       f"(default {','.join(PROFILES)})")
     p.add_argument("--only", type=_ids, help="run only these scenarios, comma-separated ids (e.g. 1,3); earlier "
                                              "scenarios whose state they need run unmeasured")
+    p.add_argument("--scaling-workers", type=_counts, help="scaling scenario: worker processes per round, "
+                                                           "comma-separated (default 1,2,4,8)")
+    p.add_argument("--scaling-connections", type=int, help="scaling scenario: connections (default 6)")
+    p.add_argument("--scaling-records", type=int, help="scaling scenario: purchase orders per connection (default 500)")
+    p.add_argument("--scaling-concurrency", type=int, help="scaling scenario: jobs each worker runs at once "
+                                                           "(default 1)")
+    p.add_argument("--pg-dsn", default=os.environ.get("ML_CONNECTOR_BENCH_PG_DSN"),
+                   help="scaling scenario: a scratch PostgreSQL database it empties (postgresql+psycopg://...; "
+                        "default $ML_CONNECTOR_BENCH_PG_DSN)")
     p.add_argument("--jira-per-issue", type=float, help="Jira writes per issue per second (default 10; 0 off)")
     p.add_argument("--baseline-sample", type=int, help="baseline backfill sample (default 1000)")
     p.add_argument("--baseline-sample-incremental", type=int, help="baseline sample for scenarios 2-4 (default 200)")
@@ -57,7 +68,8 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         o.baseline_sample, o.baseline_sample_incremental = 100, 50
     for name in ("records", "changed_pct", "writebacks", "webhook_transitions", "webhook_rate", "latency_ms",
                  "ifs_rpm", "ifs_pace_rpm", "jira_burst", "jira_per_issue", "jira_in_flight", "baseline_sample",
-                 "baseline_sample_incremental", "workdir", "profiles", "only"):
+                 "baseline_sample_incremental", "workdir", "profiles", "only", "scaling_workers",
+                 "scaling_connections", "scaling_records", "scaling_concurrency", "pg_dsn"):
         value = getattr(args, name)
         if value is not None:
             setattr(o, name, value)
@@ -70,6 +82,11 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     known = scenario_ids()
     if o.only is not None and not o.only <= set(known):
         p.error(f"--only: unknown scenario id(s) {', '.join(sorted(o.only - set(known)))}; known: {', '.join(known)}")
+    if o.only is not None and SCALING in o.only:
+        if not o.pg_dsn:
+            p.error(f"--only {SCALING} needs a scratch PostgreSQL database: --pg-dsn or ML_CONNECTOR_BENCH_PG_DSN")
+        if "50ms" not in o.profiles:
+            p.error(f"--only {SCALING} runs under the 50ms profile: add it to --profiles")
     o.writebacks = min(o.writebacks, o.records)
     o.webhook_transitions = min(o.webhook_transitions, max(0, o.records - o.writebacks))
     return o, args
@@ -93,6 +110,16 @@ def _profiles(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown profile(s) {unknown or text!r}; known: {', '.join(PROFILES)}")
     return names
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected whole numbers, e.g. 1,2,4,8") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("expected numbers >= 1, e.g. 1,2,4,8")
+    return counts
 
 
 def _ids(text: str) -> frozenset[str]:
@@ -133,7 +160,8 @@ def run(o: Options) -> dict[str, Any]:
         "total_s": time.perf_counter() - t0,
         "environment": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "options": {k: (str(v) if isinstance(v, Path) else sorted(v) if isinstance(v, frozenset) else v)
-                    for k, v in vars(o).items()},
+                    for k, v in vars(o).items() if k != "pg_dsn"},
+        "pg_dsn": make_url(o.pg_dsn).render_as_string(hide_password=True) if o.pg_dsn else None,  # no password
         "workdir": str(bench.work),
         "baseline_profile": BASELINE_PROFILE if baseline else None,
         # scenarios 1-5 once per profile; each profile's limits (and so its lower bounds) in its own entry

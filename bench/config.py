@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from bench.sims import JIRA_AUTH, WEBHOOK_SECRET
+from ml_connector.config.deployment import SHARED_KEYS
 
 
 def example() -> dict[str, Any]:
@@ -18,7 +19,25 @@ def example() -> dict[str, Any]:
 
 
 def write_config(directory: Path, *, ifs_url: str, jira_url: str, ifs_rpm: float | None) -> Path:
-    """A YAML config with one flow (purchase orders) and a SQLite store in ``directory``.
+    """A YAML config with one flow (purchase orders) and a SQLite store in ``directory``."""
+    return _write(directory, connector_data(directory, ifs_url=ifs_url, jira_url=jira_url, ifs_rpm=ifs_rpm))
+
+
+def write_connections_config(directory: Path, sims: list[tuple[str, str, str]], *, store_url: str,
+                             ifs_rpm: float | None) -> Path:
+    """A ``connections:`` file (``sims``: name, IFS URL, Jira URL each) on one PostgreSQL store, ``runner.kind:
+    procrastinate``: each connection is :func:`write_config`'s connector against its own pair of simulators."""
+    items = []
+    for name, ifs_url, jira_url in sims:
+        data = connector_data(directory, ifs_url=ifs_url, jira_url=jira_url, ifs_rpm=ifs_rpm)
+        items.append({"name": name, **{k: v for k, v in data.items() if k not in SHARED_KEYS}})
+    shared = {k: v for k, v in data.items() if k in SHARED_KEYS}
+    shared.update(store={"url": store_url}, runner={"kind": "procrastinate"})
+    return _write(directory, {**shared, "connections": items})
+
+
+def connector_data(directory: Path, *, ifs_url: str, jira_url: str, ifs_rpm: float | None) -> dict[str, Any]:
+    """The configuration of :func:`write_config` as a mapping.
 
     The flow's base filter (not Cancelled) is dropped so that every seeded order is in scope and "10,000 purchase
     orders" means 10,000 issues. IFS pacing is set just under the simulator's budget (the example's 900/min is the
@@ -37,6 +56,10 @@ def write_config(directory: Path, *, ifs_url: str, jira_url: str, ifs_rpm: float
     data["store"] = {"url": f"sqlite:///{directory / 'state.sqlite'}"}
     data["webhooks"] = {"enabled": True}  # scenario 5 delivers to /webhooks/jira, which exists only when enabled
     data["log_level"] = "WARNING"
+    return data
+
+
+def _write(directory: Path, data: dict[str, Any]) -> Path:
     path = directory / "ml-connector.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path

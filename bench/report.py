@@ -92,6 +92,16 @@ def _details(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _section(section: dict[str, Any], profile: str, limits: str) -> list[str]:
+    """A scenario with a table of its own (e.g. the scaling rounds) under its own heading."""
+    header = section["header"]
+    return [
+        f"## {section['title']} — profile {profile}", "", *(f"- {note}" for note in section["notes"]), "", limits, "",
+        "| " + " | ".join(header) + " |", "|" + "---:|" * len(header),
+        *("| " + " | ".join(_f(v) for v in row) + " |" for row in section["rows"]), "",
+    ]
+
+
 def markdown(data: dict[str, Any]) -> str:
     env = data["environment"]
     pace = data["options"]["ifs_pace_rpm"]
@@ -106,9 +116,13 @@ def markdown(data: dict[str, Any]) -> str:
         "",
     ]
     for name, prof in data["profiles"].items():
-        lines += [f"## Profile {name}: {prof['description']}", "", _limits_line(prof["limits"], pace), "", *_HEADER]
-        lines += [_row(r) for r in prof["scenarios"]]
-        lines.append("")
+        rows = [r for r in prof["scenarios"] if "section" not in r]
+        if rows:
+            lines += [f"## Profile {name}: {prof['description']}", "", _limits_line(prof["limits"], pace), "",
+                      *_HEADER, *(_row(r) for r in rows), ""]
+        for r in prof["scenarios"]:
+            if "section" in r:
+                lines += _section(r["section"], name, _limits_line(prof["limits"], pace))
     once = data["once"]
     if once["scenarios"]:
         lines += ["## Once, outside the profiles", "", f"{once['note'][0].upper()}{once['note'][1:]}.", "", *_HEADER]

@@ -4,6 +4,7 @@ subprocesses, read the simulators' request logs, and compute figures, lower boun
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import statistics
 import tempfile
@@ -21,7 +22,8 @@ import httpx2
 from bench import bounds
 from bench.config import write_config
 from bench.runner import Child
-from bench.sims import JIRA_AUTH, WEBHOOK_SECRET, SimProcess, Traffic
+from bench.scaling import Round, ScalingWorld
+from bench.sims import JIRA_AUTH, WEBHOOK_SECRET, SimProcess, Traffic, combined
 from ml_connector.sim.servertime import ServerTimeProfile
 
 
@@ -48,7 +50,14 @@ class Options:
     memory: bool = True
     workdir: Path | None = None
     profiles: tuple[str, ...] = ("50ms", "realistic")
-    only: frozenset[str] | None = None  # scenario ids to run (None: all)
+    only: frozenset[str] | None = None  # scenario ids to run (None: all but the opt-in ones)
+    # The scaling scenario (opt-in: --only scaling): worker processes per round, connections, orders per connection,
+    # jobs per worker at once, and the scratch PostgreSQL database it empties.
+    scaling_workers: tuple[int, ...] = (1, 2, 4, 8)
+    scaling_connections: int = 6
+    scaling_records: int = 500
+    scaling_concurrency: int = 1
+    pg_dsn: str | None = None
 
     def limits(self, profile: Profile) -> bounds.Limits:
         return bounds.Limits(self.latency_ms / 1000, self.ifs_rpm or None, self.jira_burst or None,
@@ -56,6 +65,14 @@ class Options:
 
     def wanted(self, *ids: str) -> bool:
         return self.only is None or bool(self.only & set(ids))
+
+    def chosen(self, step: Step, profile: str) -> bool:
+        """Whether ``step`` runs under ``profile``: an opt-in step only when ``--only`` names it."""
+        if step.profiles is not None and profile not in step.profiles:
+            return False
+        if step.opt_in:
+            return self.only is not None and bool(self.only & set(step.ids))
+        return self.wanted(*step.ids)
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,9 @@ class Step:
     ids: tuple[str, ...]
     method: str  # the Bench method that runs them: (world, profile) -> None, calling Bench.record per scenario
     setup: bool = False
+    own_world: bool = False  # builds its own world: needs neither the main world nor the set-up steps
+    opt_in: bool = False  # too long for the default run: runs only when --only names it
+    profiles: tuple[str, ...] | None = None  # the profiles it runs under (None: every one)
 
 
 # The main scenarios in order. To add one: a Bench method that runs it and calls ``self.record(...)``, and a Step here
@@ -102,8 +122,11 @@ STEPS = [
     Step(("2a", "2", "3"), "incremental"),
     Step(("4",), "writeback"),
     Step(("5",), "webhook_path"),
-    Step(("1b",), "post_backfill"),  # last: it builds a world of its own
+    Step(("1b",), "post_backfill", own_world=True),
+    # Workers x connections on PostgreSQL (bench/scaling.py); minutes, and it needs a scratch database: opt-in.
+    Step(("scaling",), "scaling", own_world=True, opt_in=True, profiles=("50ms",)),
 ]
+SCALING = "scaling"
 
 
 def scenario_ids() -> list[str]:
@@ -175,19 +198,21 @@ class Bench:
         self.faults(limited=limited, profile=profile)
         self.clear()
 
-    def faults(self, *, limited: bool, profile: Profile | None = None) -> None:
-        """The profile's latency, limits and server time (``limited``), or none of them (set-up and scenario 6)."""
+    def faults(self, *, limited: bool, profile: Profile | None = None, sims: tuple[SimProcess, SimProcess] | None = None
+               ) -> None:
+        """The profile's latency, limits and server time (``limited``), or none of them (set-up and scenario 6), on
+        ``sims`` (an IFS and a Jira simulator; default the main pair)."""
         o = self.o
+        ifs, jira = sims or (self.ifs, self.jira)
         if limited:
             server = profile.server_time if profile else None
-            self.ifs.faults(latency_ms=o.latency_ms, rate_limit_per_minute=o.ifs_rpm or None,
-                            server_time_profile=server)
-            self.jira.faults(latency_ms=int(o.latency_ms), burst_per_second=o.jira_burst or None,
-                             per_issue_writes_per_second=o.jira_per_issue or None, server_time_profile=server)
+            ifs.faults(latency_ms=o.latency_ms, rate_limit_per_minute=o.ifs_rpm or None, server_time_profile=server)
+            jira.faults(latency_ms=int(o.latency_ms), burst_per_second=o.jira_burst or None,
+                        per_issue_writes_per_second=o.jira_per_issue or None, server_time_profile=server)
         else:
-            self.ifs.faults(latency_ms=0, rate_limit_per_minute=None, server_time_profile=None)
-            self.jira.faults(latency_ms=0, burst_per_second=None, per_issue_writes_per_second=None,
-                             server_time_profile=None)
+            ifs.faults(latency_ms=0, rate_limit_per_minute=None, server_time_profile=None)
+            jira.faults(latency_ms=0, burst_per_second=None, per_issue_writes_per_second=None,
+                        server_time_profile=None)
 
     def clear(self) -> None:
         self.ifs.clear_requests()
@@ -282,10 +307,14 @@ class Bench:
     def run_profile(self, profile: Profile) -> None:
         o = self.o
         steps = STEPS
-        wanted = [i for i, step in enumerate(steps) if o.wanted(*step.ids)]
+        wanted = [i for i, step in enumerate(steps) if o.chosen(step, profile.name)]
         if not wanted:
             return
         self.bucket = profile.name
+        if all(steps[i].own_world for i in wanted):
+            for i in wanted:
+                getattr(self, steps[i].method)(None, profile)
+            return
         n = o.records
         # The backfill happened "yesterday" as far as Jira's clock goes: the first write-back poll then sees only the
         # issues moved since the connector started, as in steady state (see README, "Method").
@@ -299,7 +328,7 @@ class Bench:
                 self.faults(limited=True, profile=profile)
                 self.clear()
                 getattr(self, step.method)(world, profile)
-            elif step.setup:
+            elif step.setup and any(not steps[j].own_world for j in wanted if j > i):
                 self.say(f"  (set-up for later scenarios: scenario {', '.join(step.ids)} unmeasured, no latency)")
                 self.faults(limited=False)
                 getattr(self, step.method)(world, profile)
@@ -436,6 +465,37 @@ class Bench:
         res["targets"] = [_target("Jira calls per flow ≤ 2", res["jira_calls_per_flow"], 2),
                           _target("429s ≤ 0.1% of calls", res["http_429"]["share_of_calls"], 0.001)]
         self.record(res)
+
+    def scaling(self, world: MainWorld | None, profile: Profile) -> None:
+        """Records/s and connector CPU per record for 1, 2, 4, 8 ``ml-connector worker`` processes: each round a
+        backfill of every connection, one job per connection, on PostgreSQL (bench/scaling.py)."""
+        o = self.o
+        assert o.pg_dsn, "bench.cli refuses --only scaling without --pg-dsn"
+        per_round = o.scaling_connections * o.scaling_records
+        self.say(f"scaling: {o.scaling_connections} connections x {o.scaling_records:,} POs, workers "
+                 f"{', '.join(map(str, o.scaling_workers))} (each --concurrency {o.scaling_concurrency})")
+        scale = ScalingWorld(self.work, o.pg_dsn, o.scaling_connections)
+        rounds: list[dict[str, Any]] = []
+        traffic: list[tuple[Traffic, Traffic]] = []
+        try:
+            scale.start(o.ifs_pace_rpm)
+            for workers in o.scaling_workers:
+                scale.empty_store()
+                scale.reseed(o.scaling_records)
+                for pair in scale.pairs:
+                    self.faults(limited=True, profile=profile, sims=(pair.ifs, pair.jira))
+                load, sim_cpu0 = os.getloadavg()[0], scale.clear()
+                done = scale.run_round(workers, o.scaling_concurrency)
+                sim_cpu = {k: v - sim_cpu0[k] for k, v in scale.sim_cpu().items()}
+                traffic.append(scale.traffic())
+                rounds.append(_scaling_round(done, *traffic[-1], sim_cpu, per_round, load))
+                self.say(f"  [{self.bucket}] scaling, {workers} worker(s): {done.seconds:.2f} s, "
+                         f"{rounds[-1]['records_per_s']:.0f} records/s, {rounds[-1]['cpu_ms_per_record']:.2f} "
+                         f"CPU ms/record")
+        finally:
+            scale.stop()
+        ifs, jira = combined([t[0] for t in traffic]), combined([t[1] for t in traffic])
+        self.record(_scaling_result(o, rounds, ifs, jira, per_round))
 
     def po_keys(self, n: int) -> list[str]:
         """Every order key, read through the IFS API (before the request log is cleared, so it is not counted)."""
@@ -622,6 +682,73 @@ class Bench:
         out["4"] = self.scale(run, ifs, jira, len(moved), o.writebacks)
         self.say(f"  baseline 4: {run['seconds']:.1f} s for {len(moved)} → {out['4']['wall_s']:.0f} s scaled")
         return out
+
+
+def _scaling_round(done: Round, ifs: Traffic, jira: Traffic, sim_cpu: dict[str, float], expected: int,
+                   load: float) -> dict[str, Any]:
+    duplicates = sum(n - 1 for keys in done.issues.values() for n in keys.values() if n > 1)
+    issued = sum(len(keys) for keys in done.issues.values())
+    return {
+        "workers": done.workers, "wall_s": done.seconds, "records": done.created, "jobs": done.jobs,
+        "records_per_s": done.created / done.seconds if done.seconds > 0 else None,
+        "cpu_s": done.cpu_s, "cpu_ms_per_record": 1000 * done.cpu_s / done.created if done.created else None,
+        "startup_cpu_s": done.startup_cpu_s, "sim_cpu_s": sim_cpu, "peak_rss_mb": done.peak_rss_mb,
+        "runs": dict(done.runs), "duplicates": duplicates, "missing": expected - issued,
+        "load_avg_1m_before": load, **_calls(ifs, jira, done.created),
+    }
+
+
+def _scaling_result(o: Options, rounds: list[dict[str, Any]], ifs: Traffic, jira: Traffic,
+                    per_round: int) -> dict[str, Any]:
+    base = rounds[0]["records_per_s"] if rounds else None
+    for r in rounds:
+        r["speedup_vs_first"] = _ratio(r["records_per_s"], base)
+    total = sum(r["records"] for r in rounds)
+    wrong = sum(r["duplicates"] + r["missing"] for r in rounds)
+    result: dict[str, Any] = {
+        "id": SCALING, "records": total, "wall_s": sum(r["wall_s"] for r in rounds),
+        "name": f"Scaling: {o.scaling_connections} connections x {o.scaling_records:,} POs, "
+                f"{'/'.join(map(str, o.scaling_workers))} workers",
+        "peak_rss_mb": max((r["peak_rss_mb"] for r in rounds), default=0.0), "rounds": rounds,
+        "cpu_s": {"connector": sum(r["cpu_s"] for r in rounds),
+                  "ifs_sim": sum(r["sim_cpu_s"]["ifs"] for r in rounds),
+                  "jira_sim": sum(r["sim_cpu_s"]["jira"] for r in rounds)},
+        "setup": {"connections": o.scaling_connections, "records_per_connection": o.scaling_records,
+                  "worker_concurrency": o.scaling_concurrency, "simulators": "one IFS and one Jira process per "
+                  "connection (a simulator process serves one tenant or site)", "runner": "procrastinate",
+                  "store": "PostgreSQL (local)", "records_per_round": per_round},
+        "targets": [_target("every order in exactly one issue, every round (duplicates + missing)", wrong, 0)],
+        "section": _scaling_section(o, rounds),
+    }
+    result.update(_calls(ifs, jira, total))
+    result["targets"].append(_target("429s ≤ 1% of calls", result["http_429"]["share_of_calls"], 0.01))
+    return result
+
+
+def _scaling_section(o: Options, rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The scenario's own table in latest.md (bench.report renders ``section`` results apart)."""
+    header = ["workers", "wall s", "records", "records/s", "speed-up vs first row", "connector CPU s", "CPU ms/record",
+              "worker start-up CPU s", "sim CPU s (IFS + Jira)", "largest worker peak RSS MB", "IFS calls",
+              "Jira calls", "429s", "duplicates", "missing", "load avg (1 min) before"]
+    rows = [[r["workers"], r["wall_s"], r["records"], r["records_per_s"], r["speedup_vs_first"], r["cpu_s"],
+             r["cpu_ms_per_record"], r["startup_cpu_s"], r["sim_cpu_s"]["ifs"] + r["sim_cpu_s"]["jira"],
+             r["peak_rss_mb"], r["api_calls"]["ifs"]["calls"], r["api_calls"]["jira"]["calls"],
+             r["http_429"]["ifs"] + r["http_429"]["jira"], r["duplicates"], r["missing"], r["load_avg_1m_before"]]
+            for r in rounds]
+    notes = [
+        f"{o.scaling_connections} connections, each its own IFS and Jira simulator process (a simulator serves one "
+        f"tenant or site), {o.scaling_records:,} purchase orders each; one PostgreSQL store, runner procrastinate; "
+        f"every `ml-connector worker` runs --concurrency {o.scaling_concurrency}. A round = a backfill of every "
+        "connection: one flow job per connection (outbound, then the write-back poll), deferred at once.",
+        "Wall s: deferral to the last run's end (worker start-up excluded). Connector CPU: the workers' user + "
+        "system CPU from their registration to the end, summed (first-job work such as opening the store and Jira "
+        "metadata included; start-up apart). One flow job per connection, so at most "
+        f"{o.scaling_connections} jobs run at once whatever the workers: with W job slots (workers x concurrency) "
+        f"a round runs its {o.scaling_connections} jobs in ⌈{o.scaling_connections}/W⌉ waves.",
+        "All processes (simulators, workers, PostgreSQL) share this host's CPUs with whatever else runs on it: the "
+        "load average before each round is reported.",
+    ]
+    return {"title": "Scaling: worker processes over connections", "header": header, "rows": rows, "notes": notes}
 
 
 def bounds_path(entity: str) -> str:

@@ -38,11 +38,20 @@ class SimProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> SimProcess:
+        return self.launch().ready()
+
+    def launch(self) -> SimProcess:
+        """Start the process without waiting for it (several simulators start side by side, then ``ready``)."""
         self.port = self.port or free_port()
         cmd = [sys.executable, "-m", "ml_connector.cli", "sim", self.kind, "--host", "127.0.0.1",
                "--port", str(self.port), "--log-level", "warning", *self.args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.http = httpx2.Client(base_url=self.url, timeout=600)
+        return self
+
+    def ready(self) -> SimProcess:
+        """Wait until the control API answers."""
+        assert self.proc is not None and self.http is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -120,3 +129,13 @@ class Traffic:
     def summary(self) -> dict[str, Any]:
         return {"calls": self.calls, "by_endpoint": dict(sorted(self.counts.items())), "429": self.throttled,
                 "status": {str(k): v for k, v in sorted(self.statuses.items())}}
+
+
+def combined(parts: list[Traffic]) -> Traffic:
+    """The traffic of several simulators of one kind (one per connection) as one."""
+    counts: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    for part in parts:
+        counts.update(part.counts)
+        statuses.update(part.statuses)
+    return Traffic(counts=dict(counts), statuses=dict(statuses), log=[e for part in parts for e in part.log])
