@@ -6,19 +6,7 @@ import pytest
 
 from ml_connector.http.buckets import LocalBuckets, Taken, ifs_scope, jira_scope, refill, wait_for
 from ml_connector.http.pacing import Pacer
-
-
-class Clock:
-    """A clock that only moves when told to (or when the pacer sleeps)."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from unit.clock import Clock
 
 
 def test_refill_adds_elapsed_time_at_the_rate_up_to_the_capacity() -> None:
@@ -35,7 +23,7 @@ def test_wait_for_a_token_taken_below_zero_is_the_time_to_refill_it() -> None:
 
 
 def test_a_full_bucket_gives_its_capacity_at_once_then_one_token_per_interval() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     buckets = LocalBuckets(clock=clock)
     waits = [buckets.take("k", 2.0, 3.0).wait for _ in range(6)]
     assert waits == pytest.approx([0, 0, 0, 0.5, 1.0, 1.5])
@@ -44,13 +32,13 @@ def test_a_full_bucket_gives_its_capacity_at_once_then_one_token_per_interval() 
 
 
 def test_keys_are_buckets_of_their_own() -> None:
-    buckets = LocalBuckets(clock=Clock())
+    buckets = LocalBuckets(clock=Clock(100.0))
     assert buckets.take("a", 1.0, 1.0).wait == 0 and buckets.take("b", 1.0, 1.0).wait == 0
     assert buckets.take("a", 1.0, 1.0).wait == pytest.approx(1.0)
 
 
 def test_a_hold_is_never_shortened_and_ends_on_time() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     buckets = LocalBuckets(clock=clock)
     buckets.hold("issue:1", 5.0)
     buckets.hold("issue:1", 1.0)
@@ -61,7 +49,7 @@ def test_a_hold_is_never_shortened_and_ends_on_time() -> None:
 
 
 def test_a_take_under_a_hold_takes_nothing_and_says_how_long() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     buckets = LocalBuckets(clock=clock)
     buckets.hold("issue:1", 2.0)
     assert buckets.take("PUT e", 1.0, 1.0, ("issue:1", "issue:2")).held == pytest.approx(2.0)
@@ -70,7 +58,7 @@ def test_a_take_under_a_hold_takes_nothing_and_says_how_long() -> None:
 
 
 def test_the_pacer_waits_out_a_hold_then_takes_its_token() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     buckets = LocalBuckets(clock=clock)
     pacer = Pacer(requests_per_minute=60, burst=1, scope="ifs:x", buckets=buckets, clock=clock, sleep=clock.sleep)
     pacer.defer("ifs", 5.0)
@@ -81,7 +69,7 @@ def test_the_pacer_waits_out_a_hold_then_takes_its_token() -> None:
 def test_pacers_with_one_scope_share_its_budget_and_other_scopes_do_not() -> None:
     """Two connections (or two sessions) with the same IFS client id draw on one bucket; another client has its
     own. The scope is the far side's identity, so the host the request went to plays no part."""
-    clock = Clock()
+    clock = Clock(100.0)
     buckets = LocalBuckets(clock=clock)
     scope = ifs_scope("https://t.ifs.cloud/auth/realms/r/protocol/openid-connect/token", "mlc")
 
@@ -96,7 +84,7 @@ def test_pacers_with_one_scope_share_its_budget_and_other_scopes_do_not() -> Non
 
 
 def test_holds_are_scoped_to_the_far_side() -> None:
-    buckets = LocalBuckets(clock=Clock())
+    buckets = LocalBuckets(clock=Clock(100.0))
     site_a = Pacer(requests_per_minute=None, scope=jira_scope("https://a.atlassian.net/"), buckets=buckets)
     again_a = Pacer(requests_per_minute=None, scope=jira_scope("https://a.atlassian.net"), buckets=buckets)
     site_b = Pacer(requests_per_minute=None, scope=jira_scope("https://b.atlassian.net"), buckets=buckets)

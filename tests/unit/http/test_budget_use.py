@@ -11,19 +11,7 @@ from ml_connector.http import ApiSession
 from ml_connector.http.pacing import ENDPOINT, HOLD, REQUESTS, Pacer, QuotaGauge
 from ml_connector.http.ratelimit import QuotaReading
 from ml_connector.metrics import Metrics, render_connections
-
-
-class Clock:
-    """A clock that only moves when the pacer sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from unit.clock import Clock
 
 
 class Seen:
@@ -39,7 +27,7 @@ class Seen:
 
 
 def test_a_pacer_reports_each_take_and_the_time_it_waited_by_class() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     pacer = Pacer(requests_per_minute=60, burst=10, method_rates={"PUT": 2.0}, clock=clock, sleep=clock.sleep)
     seen = Seen()
     pacer.watch("jira", seen)
@@ -51,7 +39,7 @@ def test_a_pacer_reports_each_take_and_the_time_it_waited_by_class() -> None:
 
 
 def test_an_endpoint_bucket_is_its_own_class() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     pacer = Pacer(requests_per_minute=None, method_rates={"PUT": 2.0}, clock=clock, sleep=clock.sleep)
     seen = Seen()
     pacer.watch("jira", seen)
@@ -62,7 +50,7 @@ def test_an_endpoint_bucket_is_its_own_class() -> None:
 
 
 def test_a_hold_wait_takes_no_token_and_is_reported_as_a_hold() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     pacer = Pacer(requests_per_minute=None, clock=clock, sleep=clock.sleep)
     seen = Seen()
     pacer.watch("jira", seen)
@@ -101,7 +89,7 @@ def test_a_session_reports_the_wait_on_another_calls_429_hold() -> None:
 
 
 def test_the_quota_left_is_known_only_within_a_window() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     gauge = QuotaGauge(clock=clock, wall=lambda: 0.0)
     assert gauge.points_left() is None
     gauge.observe(QuotaReading(limit=100, remaining=40, reset_in=60))

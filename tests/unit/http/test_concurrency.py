@@ -11,14 +11,7 @@ from ml_connector.config.connections import HttpSettings, JiraHttpSettings
 from ml_connector.errors import Unavailable
 from ml_connector.http.concurrency import MIN_IN_FLIGHT, AimdLimit, ConcurrencyGate
 from ml_connector.http.session import ApiSession
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from unit.clock import Clock
 
 
 def busy(limit: AimdLimit, latency: float, clock: Clock, answers: int) -> None:
@@ -29,14 +22,14 @@ def busy(limit: AimdLimit, latency: float, clock: Clock, answers: int) -> None:
 
 
 def test_grows_while_answers_are_fast() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     limit = AimdLimit(initial=4, cap=64, clock=clock)
     busy(limit, 0.05, clock, 20)
     assert limit.allowed > 4
 
 
 def test_slow_start_doubles_per_round_then_grows_by_about_one_per_round_after_a_throttle() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     limit = AimdLimit(initial=4, cap=64, clock=clock)
     busy(limit, 0.05, clock, 4)  # one round trip of a full window of 4
     assert limit.allowed == 8
@@ -49,7 +42,7 @@ def test_slow_start_doubles_per_round_then_grows_by_about_one_per_round_after_a_
 
 
 def test_halves_on_429() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     limit = AimdLimit(initial=16, cap=64, clock=clock)
     limit.on_success(0.05, 16)
     limit.on_throttle()
@@ -58,7 +51,7 @@ def test_halves_on_429() -> None:
 
 def test_one_decrease_per_round_trip() -> None:
     """The answers to calls sent before a cut carry the same news: a storm of 429s in one round trip cuts once."""
-    clock = Clock()
+    clock = Clock(0.0)
     limit = AimdLimit(initial=16, cap=64, clock=clock)
     limit.on_success(0.1, 16)
     for _ in range(10):
@@ -70,7 +63,7 @@ def test_one_decrease_per_round_trip() -> None:
 
 
 def test_never_below_the_floor_and_never_above_the_cap() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     limit = AimdLimit(initial=100, cap=10, clock=clock)
     assert limit.allowed == 10
     busy(limit, 0.01, clock, 1000)
@@ -83,7 +76,7 @@ def test_never_below_the_floor_and_never_above_the_cap() -> None:
 
 
 def test_shrinks_on_rising_latency() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     limit = AimdLimit(initial=8, cap=64, clock=clock)
     busy(limit, 0.05, clock, 40)
     grown = limit.limit
@@ -96,7 +89,7 @@ def test_shrinks_on_rising_latency() -> None:
 
 def test_does_not_grow_while_the_window_is_not_used() -> None:
     """A lone sequential caller builds up no window it could later spend in one burst."""
-    clock = Clock()
+    clock = Clock(0.0)
     limit = AimdLimit(initial=4, cap=64, clock=clock)
     for _ in range(100):
         limit.on_success(0.05, 1)

@@ -6,19 +6,7 @@ import pytest
 
 from ml_connector.config.connections import JIRA_METHOD_RATES, HttpSettings, JiraConnection
 from ml_connector.http.pacing import Pacer
-
-
-class Clock:
-    """A clock that only moves when the pacer sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+from unit.clock import Clock
 
 
 def _pacer(clock: Clock) -> Pacer:
@@ -26,7 +14,7 @@ def _pacer(clock: Clock) -> Pacer:
 
 
 def test_an_endpoint_never_exceeds_its_methods_rate() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     pacer = _pacer(clock)
     for _ in range(125):
         pacer.wait("jira", endpoint=("PUT", "/rest/api/{id}/issue/{id}"))
@@ -38,7 +26,7 @@ def test_an_endpoint_never_exceeds_its_methods_rate() -> None:
 def test_a_burst_never_outruns_the_far_sides_bucket_by_more_than_its_slack() -> None:
     """Against a bucket like Jira's (one second's worth, full at the start), the client's sends leave at least a
     tenth of a second of slack at every point: requests may arrive that much closer together than sent."""
-    clock = Clock()
+    clock = Clock(0.0)
     pacer = _pacer(clock)
     sent = []
     for _ in range(200):
@@ -51,13 +39,13 @@ def test_a_burst_never_outruns_the_far_sides_bucket_by_more_than_its_slack() -> 
 
 
 def test_the_burst_of_a_method_is_nine_tenths_of_its_rate_and_none_without_one() -> None:
-    pacer = _pacer(Clock())
+    pacer = _pacer(Clock(0.0))
     assert (pacer.endpoint_burst("put"), pacer.endpoint_burst("POST")) == (45, 90)
     assert pacer.endpoint_burst("PATCH") is None
 
 
 def test_endpoints_and_methods_have_buckets_of_their_own() -> None:
-    clock = Clock()
+    clock = Clock(0.0)
     pacer = _pacer(clock)
     for _ in range(50):
         pacer.wait("jira", endpoint=("POST", "/rest/api/{id}/issue/bulk"))

@@ -14,6 +14,7 @@ from ml_connector.http import ApiSession, RateLimitBudget, rate_limit_scope, rat
 from ml_connector.http.pacing import QuotaGauge
 from ml_connector.http.ratelimit import QuotaReading, read_quota, structured_items
 from ml_connector.metrics import Metrics
+from unit.clock import Clock
 
 NOW = datetime(2026, 12, 5, 1, 50, tzinfo=UTC)
 FAST = HttpSettings(max_attempts=3, backoff_initial=0.01, backoff_max=0.02, max_retry_seconds=30)
@@ -69,16 +70,8 @@ def test_structured_items_keep_the_readable_ones_in_any_order() -> None:
     assert items == [("b", {"t": 5.0}), ("a", {"r": 1.0, "t": 2.0})]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_gauge_holds_calls_back_at_zero_until_the_reset() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     gauge = QuotaGauge(clock=clock)
     assert gauge.wait_needed() == 0  # nothing known: the first call is the probe
     assert gauge.observe(QuotaReading(limit=10, remaining=2, reset_in=60)) == 1  # the window began before us
@@ -94,7 +87,7 @@ def test_the_gauge_holds_calls_back_at_zero_until_the_reset() -> None:
 
 
 def test_the_gauge_counts_the_drop_of_the_lowest_remaining_and_waits_for_the_next_hour_when_not_told() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     gauge = QuotaGauge(clock=clock, wall=lambda: 7200.0 + 3000)
     gauge.observe(QuotaReading(limit=100, remaining=50))
     assert gauge.observe(QuotaReading(limit=100, remaining=40)) == 10  # a search page of 9 issues

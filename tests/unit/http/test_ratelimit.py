@@ -5,25 +5,18 @@ from __future__ import annotations
 import threading
 
 from ml_connector.http import RateLimitBudget
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from unit.clock import Clock
 
 
 def test_waits_side_by_side_cost_the_budget_once() -> None:
-    clock = FakeClock()
+    clock = Clock(100.0)
     budget = RateLimitBudget(10, clock=clock)
     assert all(budget.reserve(9) for _ in range(32))  # 32 calls held by one quota reset 9 s away
     assert budget.waited == 9
 
 
 def test_a_wait_past_the_others_costs_only_the_part_they_do_not_cover() -> None:
-    clock = FakeClock()
+    clock = Clock(100.0)
     budget = RateLimitBudget(10, clock=clock)
     assert budget.reserve(4)
     clock.now += 2
@@ -36,7 +29,7 @@ def test_a_wait_past_the_others_costs_only_the_part_they_do_not_cover() -> None:
 
 
 def test_stop_gives_back_what_was_not_waited() -> None:
-    clock = FakeClock()
+    clock = Clock(100.0)
     stop = threading.Event()
     budget = RateLimitBudget(30, stop=stop, clock=clock)
     assert budget.reserve(20)

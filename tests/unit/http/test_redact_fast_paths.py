@@ -77,6 +77,8 @@ def _reference(value: Any) -> Any:
 keys = st.one_of(
     st.sampled_from(["summary", "password", "api_token", "Authorization", "labels", "x"]), st.text(max_size=3)
 )
+
+
 class Shared(dict[Any, Any]):
     """A dict subclass, as the store's SafeJson drafts are: the same shortcuts must hold for it."""
 

@@ -69,7 +69,7 @@ def test_reasons_view_groups_with_counts_values_and_the_fix(client: TestClient, 
     }
     project = rows[("purchase_orders", "unmapped_project")]
     assert '<td class="num">5</td>' in project  # the synced record with an old reason is not in the queue
-    assert "PRJ-1005 <span class=\"muted\">&times; 3</span>" in project and "&times; 1" in project
+    assert 'PRJ-1005 <span class="muted">&times; 3</span>' in project and "&times; 1" in project
     assert "&lt;b&gt;PRJ&lt;/b&gt;" in project and "<b>PRJ</b>" not in project
     assert "under flows[0].mapping.project.map" in project
     assert 'href="/failed?flow=purchase_orders&amp;reason=unmapped_project"' in project

@@ -5,18 +5,11 @@ from __future__ import annotations
 import pytest
 
 from ml_connector.web.guard import HostPolicy, LoginThrottle, TokenBuckets, same_origin
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from unit.clock import Clock
 
 
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     buckets = TokenBuckets(rate=2.0, burst=3, clock=clock)
     assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
     assert buckets.take("a") == pytest.approx(0.5)
@@ -26,7 +19,7 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
 
 
 def test_login_throttle_locks_out_exponentially_and_forgets() -> None:
-    clock = Clock()
+    clock = Clock(1000.0)
     throttle = LoginThrottle(free=5, base_delay=1.0, max_delay=60.0, forget_after=600.0, clock=clock)
     for _ in range(5):
         assert throttle.locked_for("x") == 0.0
