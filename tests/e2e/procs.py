@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,19 @@ def start_all(specs: list[tuple[str, Path, tuple[str, ...]]], *, timeout: float 
         for _, _, proc in started:
             _stop(proc)
         raise
+
+
+@contextmanager
+def sim_pair(
+    tmp_path: Path, ifs_args: tuple[str, ...], jira_args: tuple[str, ...] = ()
+) -> Iterator[tuple[SimProcess, SimProcess]]:
+    """An IFS and a Jira simulator in their own processes (logs in ``tmp_path``), stopped when the block ends."""
+    ifs, jira = start_all([("ifs", tmp_path / "ifs.log", ifs_args), ("jira", tmp_path / "jira.log", jira_args)])
+    try:
+        yield ifs, jira
+    finally:
+        ifs.stop()
+        jira.stop()
 
 
 def _listening(kind: str, log: Path, proc: subprocess.Popen[bytes], timeout: float) -> SimProcess:

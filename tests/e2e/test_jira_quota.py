@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from e2e.harness import REPORT_LINES, oauth_refresh_token
-from e2e.procs import SimProcess, open_store, run_cli, start_all, write_config
+from e2e.procs import SimProcess, open_store, run_cli, sim_pair, write_config
 
 RECORDS = 2650  # purchase orders, ~2,540 in scope (cancelled ones are not synced): as many creates, then updates
 QUOTA = 600  # points per window, 30/s: under the ~2,900 points the work costs and under the edits' 50/s pacing
@@ -25,21 +25,12 @@ QUOTA_WINDOW = 20  # seconds per simulated quota hour
 
 @pytest.fixture
 def sims(tmp_path: Path) -> Iterator[tuple[SimProcess, SimProcess]]:
-    ifs, jira = start_all(
-        [
-            ("ifs", tmp_path / "ifs.log", ("--purchase-orders", str(RECORDS), "--work-orders", "0")),
-            (
-                "jira",
-                tmp_path / "jira.log",
-                ("--quota-global", str(QUOTA), "--quota-window", str(QUOTA_WINDOW)),
-            ),
-        ]
-    )
-    try:
-        yield ifs, jira
-    finally:
-        ifs.stop()
-        jira.stop()
+    with sim_pair(
+        tmp_path,
+        ("--purchase-orders", str(RECORDS), "--work-orders", "0"),
+        ("--quota-global", str(QUOTA), "--quota-window", str(QUOTA_WINDOW)),
+    ) as pair:
+        yield pair
 
 
 def _config(tmp_path: Path, ifs: SimProcess, jira: SimProcess) -> Path:

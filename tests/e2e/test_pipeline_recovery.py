@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import poll_until
 
-from e2e.procs import CLI, SimProcess, open_store, run_cli, start_all, write_config
+from e2e.procs import CLI, SimProcess, open_store, run_cli, sim_pair, write_config
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector
 
@@ -24,17 +24,8 @@ RECORDS = 300  # purchase orders; the cancelled ones are out of scope
 
 @pytest.fixture
 def sims(tmp_path: Path) -> Iterator[tuple[SimProcess, SimProcess]]:
-    ifs, jira = start_all(
-        [
-            ("ifs", tmp_path / "ifs.log", ("--purchase-orders", str(RECORDS), "--work-orders", "0")),
-            ("jira", tmp_path / "jira.log", ()),
-        ]
-    )
-    try:
-        yield ifs, jira
-    finally:
-        ifs.stop()
-        jira.stop()
+    with sim_pair(tmp_path, ("--purchase-orders", str(RECORDS), "--work-orders", "0")) as pair:
+        yield pair
 
 
 def _issues_per_key(jira: SimProcess) -> Counter[str]:
