@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
+# make test: pytest-xdist workers, one per core of the 2-core CI machine. A file's tests stay on one worker, so a
+# module fixture (a seeded simulator, 100,000 records) and the chaos matrix are set up once. TEST_WORKERS=0: no workers.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench browser-deps clean
 
@@ -20,7 +23,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	-./scripts/install-browser.sh
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests $(wildcard bench)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -12,7 +13,7 @@ from typing import Any, NoReturn
 
 import pytest
 import structlog
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 from ml_connector.store import Store
 from ml_connector.store.db import create_db_engine
@@ -80,8 +81,48 @@ def wait_until(
 
 
 def pg_dsn() -> str | None:
-    """PostgreSQL DSN for store and engine tests, from ML_CONNECTOR_TEST_PG_DSN (CI always sets it)."""
-    return os.environ.get("ML_CONNECTOR_TEST_PG_DSN")
+    """PostgreSQL DSN for store and engine tests, from ML_CONNECTOR_TEST_PG_DSN (CI always sets it). Under
+    pytest-xdist each worker has a database of its own beside that one, since tests drop and migrate the schema."""
+    dsn = os.environ.get("ML_CONNECTOR_TEST_PG_DSN")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return _worker_database(dsn, worker) if dsn and worker else dsn
+
+
+# (configured DSN, this worker's database name) for each database a worker created; dropped when its session ends.
+_WORKER_DATABASES: set[tuple[str, str]] = set()
+
+
+@functools.cache
+def _worker_database(dsn: str, worker: str) -> str:
+    """``<database>_<worker id>`` on the same server, created on first use (an earlier run's left-over is reused)."""
+    url = make_url(dsn)
+    name = f"{url.database}_{worker}"
+    _on_admin(dsn, lambda conn: _create_database(conn, name))
+    _WORKER_DATABASES.add((dsn, name))
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _create_database(conn: Any, name: str) -> None:
+    if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+
+def _on_admin(dsn: str, action: Callable[[Any], None]) -> None:
+    """Run ``action`` on an autocommit connection to the configured database (CI creates it; the workers' are
+    created and dropped from there)."""
+    admin = create_engine(make_url(dsn), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            action(conn)
+    finally:
+        admin.dispose()
+
+
+def _drop_worker_databases() -> None:
+    """A worker's database goes with its session: .ci/run drops only the one it created."""
+    for dsn, name in sorted(_WORKER_DATABASES):
+        _on_admin(dsn, lambda conn, name=name: conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
+    _WORKER_DATABASES.clear()
 
 
 PG_MISSING = "ML_CONNECTOR_TEST_PG_DSN not set (CI sets it)"
@@ -139,11 +180,26 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _drop_worker_databases()
     if in_ci() and _SKIPPED and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+# Under pytest-xdist a directory's conftest (e2e: the chaos matrix table) runs in a worker only: it leaves its
+# summary sections (title, lines) in ``config.workeroutput["summary"]`` and this process prints them.
+_WORKER_SUMMARIES: list[tuple[str, list[str]]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    _WORKER_SUMMARIES.extend((title, list(lines)) for title, lines in node.workeroutput.get("summary", []))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for title, lines in _WORKER_SUMMARIES:
+        terminalreporter.write_sep("=", title)
+        for line in lines:
+            terminalreporter.write_line(line)
     if in_ci() and _SKIPPED:
         terminalreporter.write_line(
             f"CI=true: {len(_SKIPPED)} skipped test(s) fail the run: {', '.join(_SKIPPED[:10])}", red=True
