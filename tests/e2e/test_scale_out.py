@@ -274,13 +274,13 @@ def test_three_connections_four_workers_and_a_run_process_through_random_sigkill
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
+    runs = flow_runs(store_url)
+    checked = {s.name: _check_no_overlap(s, runs, workers) for s in sites}
     for site in sites:
         _check_issues(site, expected[site.name])
     every_move = {o for m in moved.values() for o in m.values()}
     for site in sites:  # each tenant shows its own site's moves, none of another site's
         assert _moved_in_ifs(site, every_move) == set(moved[site.name].values()), site.name
-    runs = flow_runs(store_url)
-    checked = {s.name: _check_no_overlap(s, runs, workers) for s in sites}
     rescued = workers.rescued()
     assert rescued >= 2, "the kills hit no running job: they proved nothing"
     REPORT_LINES.append(
