@@ -231,7 +231,8 @@ def _check_no_overlap(site: Site, runs: list[tuple[str, datetime, datetime | Non
         for entry in sim.control.requests()["requests"]:
             if "/token" in entry["path"]:  # a token is fetched on a connection's first call, also outside runs
                 continue
-            at = datetime.fromisoformat(entry["time"].replace("Z", "+00:00"))
+            # when the request arrived: the IFS log's time, the Jira log's received (its time is the answer's)
+            at = datetime.fromisoformat(entry.get("received", entry["time"]).replace("Z", "+00:00"))
             i = bisect.bisect_right(starts, at) - 1
             assert i >= 0 and at <= windows[i][1], f"{site.name}: {sim.kind} request outside every run: {entry}"
             checked += 1
