@@ -260,7 +260,7 @@ def test_three_connections_four_workers_and_a_run_process_through_random_sigkill
         while len(workers.kills) < KILLS:
             workers.pause()
             workers.kill_one(biggest.name)
-            if len(workers.kills) == KILLS // 2:  # people move issues while workers die: the write-back too
+            if len(workers.kills) == max(1, KILLS // 2):  # people move issues while workers die: the write-back too
                 moved = {s.name: _move_some(s, i) for i, s in enumerate(sites)}
         wait_until(lambda: _synced(sites, expected), timeout=600, interval=1, what="every record of every site")
         synced = time.monotonic() - started
