@@ -42,6 +42,9 @@ def sim_jira(
         callback=burst_option,
         help='Burst limit per endpoint: "documented" (GET/POST 100/s, PUT/DELETE 50/s), "off" or one number for all.',
     ),
+    api_token: str = typer.Option(
+        "sim-api-token", "--api-token", help="The one API token Basic auth accepts (one per site in multi-site tests)."
+    ),
     log_level: str = typer.Option("info", help="uvicorn log level."),
 ) -> None:
     """Serve a simulated Jira Cloud site (Basic: connector@example.com / sim-api-token; control API at /_sim/)."""
@@ -58,7 +61,7 @@ def sim_jira(
         server_time_profile=server_time_profile.value if server_time_profile else None,
         burst_per_second=_burst(burst),
     )
-    options = JiraSimOptions(admin_webhook_url=admin_webhook_url, faults=faults)
+    options = JiraSimOptions(admin_webhook_url=admin_webhook_url, api_token=api_token, faults=faults)
     app = create_app(options)
     app.state.sim.record_exchanges(record_exchanges)
     typer.echo(f"Jira Cloud simulator on http://{host}:{port} (control API: /_sim/)")

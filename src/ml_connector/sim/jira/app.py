@@ -56,6 +56,7 @@ async def _dispatch(request: Request) -> Response:
     if path.startswith("/_sim/") or path == "/_sim":
         return await control(sim, request)
     method = request.method
+    received = sim.now()  # before latency and work: a request the log shows arrived while its sender lived
     prefix = ""
     m = re.match(r"^/ex/jira/([^/]+)(/.*)$", path)
     if m:
@@ -77,7 +78,7 @@ async def _dispatch(request: Request) -> Response:
         await asyncio.sleep(sim.faults.latency_ms / 2000)
     status = 0 if request.scope.get(_FAULT) == "drop_before" else response.status_code
     exchange = await _exchange(request, response) if sim.log.record_exchanges else None
-    sim.log_request(method, request.url.path, template, request.url.query, status, auth, exchange)
+    sim.log_request(method, request.url.path, template, request.url.query, status, auth, exchange, received)
     return response
 
 

@@ -232,10 +232,18 @@ class JiraSim:
         self.limits.check_issue_write(issue)
 
     def log_request(
-        self, method: str, path: str, template: str, query: str, status: int, auth: str, exchange: Exchange | None
+        self,
+        method: str,
+        path: str,
+        template: str,
+        query: str,
+        status: int,
+        auth: str,
+        exchange: Exchange | None,
+        received: datetime | None = None,
     ) -> None:
         with self.lock:
-            self.log.add(method, path, template, query, status, auth, exchange)
+            self.log.add(method, path, template, query, status, auth, exchange, received)
 
     def record_exchanges(self, on: bool) -> None:
         with self.lock:

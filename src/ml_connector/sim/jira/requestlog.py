@@ -62,11 +62,15 @@ class RequestLog:
         status: int,
         auth: str,
         exchange: Exchange | None = None,
+        received: datetime | None = None,
     ) -> None:
+        """``time`` is when the answer left, ``received`` when the request arrived (before latency and work)."""
         self.seq += 1
+        now = self.now()
         entry: dict[str, Any] = {
             "seq": self.seq,
-            "time": self.now().isoformat(timespec="milliseconds"),
+            "time": now.isoformat(timespec="milliseconds"),
+            "received": (received or now).isoformat(timespec="microseconds"),
             "method": method,
             "path": path,
             "endpoint": template,

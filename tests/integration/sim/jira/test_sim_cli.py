@@ -1,4 +1,5 @@
-"""``ml-connector sim jira`` takes the latency, burst and server-time options, and refuses a bad burst value."""
+"""``ml-connector sim jira`` takes the latency, burst, server-time and API-token options, and refuses a bad burst
+value."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def test_cli_sets_latency_burst_and_server_time() -> None:
         "documented",
         "--server-time-profile",
         "realistic",
+        "--api-token",
+        "token-of-this-site",
         "--log-level",
         "warning",
     ]
@@ -50,6 +53,9 @@ def test_cli_sets_latency_burst_and_server_time() -> None:
         assert faults["latency_ms"] == 5
         assert faults["burst_per_second"] == "documented"
         assert faults["server_time_profile"] == "realistic"
+        myself = f"http://127.0.0.1:{port}/rest/api/3/myself"
+        assert httpx2.get(myself, auth=("connector@example.com", "token-of-this-site"), timeout=5).status_code == 200
+        assert httpx2.get(myself, auth=("connector@example.com", "sim-api-token"), timeout=5).status_code == 401
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 from ml_connector.sim.jira import JiraSimOptions
 
@@ -46,3 +47,16 @@ def test_recorded_exchanges_keep_bodies_and_headers_but_no_credentials(jira: Run
         assert jira.control.get("/_sim/requests").json()["record_exchanges"] is True
     finally:
         jira.control.put("/_sim/requests", json={"record_exchanges": False})
+
+
+def test_received_is_when_the_request_arrived_and_time_when_the_answer_left(jira: RunningSim) -> None:
+    jira.control.put("/_sim/faults", json={"latency_ms": 400})
+    try:
+        with jira.basic() as client:
+            assert client.get("/rest/api/3/myself").status_code == 200
+    finally:
+        jira.control.put("/_sim/faults", json={"latency_ms": 0})
+    (entry,) = _entries(jira)
+    received = datetime.fromisoformat(str(entry["received"]))
+    answered = datetime.fromisoformat(str(entry["time"]))
+    assert timedelta(seconds=0.3) <= answered - received < timedelta(seconds=5)  # the round trip's latency between
