@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ml_connector.store import schema as t
 from ml_connector.store.rows import aware, utcnow
@@ -20,11 +21,16 @@ class UserRepository(Repository):
             return {r["email"]: r["account_id"] for r in rows if (aware(r["resolved_at"]) or cutoff) >= cutoff}
 
     def cache(self, email: str, account_id: str | None) -> None:
-        email = email.lower()
+        """Remember (or refresh) one address; an upsert, since pages mapped side by side may resolve the same one."""
+        now = utcnow()
         with self._source.writing() as conn:
-            conn.execute(delete(t.jira_users).where(self._mine(t.jira_users), t.jira_users.c.email == email))
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            statement = dialect.insert(t.jira_users).values(
+                connection=self.connection, email=email.lower(), account_id=account_id, resolved_at=now
+            )
             conn.execute(
-                insert(t.jira_users).values(
-                    connection=self.connection, email=email, account_id=account_id, resolved_at=utcnow()
+                statement.on_conflict_do_update(
+                    index_elements=[t.jira_users.c.connection, t.jira_users.c.email],
+                    set_={"account_id": account_id, "resolved_at": now},
                 )
             )

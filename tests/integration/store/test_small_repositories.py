@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from ml_connector.store import Store, utcnow
@@ -26,6 +28,22 @@ def test_user_cache_forgets_old_entries(store: Store) -> None:
     store.users.cache("gone@example.com", None)
     assert store.users.cached(max_age=timedelta(hours=1)) == {"a@example.com": "acc-1", "gone@example.com": None}
     assert store.users.cached(max_age=timedelta(seconds=-1)) == {}
+
+
+def test_user_cache_takes_one_address_from_many_threads_at_once(store: Store) -> None:
+    """Pages mapped side by side may resolve the same address: each write refreshes the entry, none fails."""
+    barrier = threading.Barrier(8)
+
+    def cache(n: int) -> None:
+        barrier.wait()
+        store.users.cache("Claire.Dubois@example.com", f"acc-{n}")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(cache, range(8)))  # re-raises a worker's error
+    cached = store.users.cached(max_age=timedelta(hours=1))
+    assert list(cached) == ["claire.dubois@example.com"] and cached["claire.dubois@example.com"] in {
+        f"acc-{n}" for n in range(8)
+    }
 
 
 def test_flow_controls_and_health(store: Store) -> None:
