@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import resource
 import sys
 import time
 from typing import Any
@@ -18,6 +17,8 @@ from urllib.parse import quote
 
 import httpx2
 from jira import JIRA
+
+from bench.memory import peak_rss_mb
 
 API = "/main/ifsapplications/projection/v1"
 PO_SET = f"{API}/PurchaseOrderHandling.svc/PurchaseOrderSet"
@@ -165,7 +166,7 @@ def main(argv: list[str]) -> None:
         "mode": spec["mode"],
         "counts": counts,
         "seconds": time.perf_counter() - started,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mb": peak_rss_mb(),
     }
     sys.stdout.write("BENCH " + json.dumps(result) + "\n")
     sys.stdout.flush()

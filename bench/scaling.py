@@ -10,7 +10,6 @@ connector CPU = the workers' CPU time (``psutil``) between their registration an
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import psutil
 from sqlalchemy import Engine, text
 
 from bench.config import write_connections_config
+from bench.memory import peak_rss_mb
 from bench.sims import SimProcess, Traffic, combined
 from ml_connector.logging import configure
 from ml_connector.runner.jobqueue import JobQueue, ensure_schema
@@ -137,7 +137,7 @@ class ScalingWorld:
                 queue.close()
             self.wait_finished(procs, started, timeout)
             cpu = sum(_cpu(p) for p in procs) - sum(cpu0)
-            rss = max(_peak_rss_mb(p) for p in procs)
+            rss = max(peak_rss_mb(p.pid) for p in procs)
         finally:
             _stop(procs)
         seconds, created, statuses = self.runs_since(started)
@@ -199,15 +199,6 @@ class ScalingWorld:
 def _cpu(proc: subprocess.Popen[bytes]) -> float:
     times = psutil.Process(proc.pid).cpu_times()
     return float(times.user + times.system)
-
-
-def _peak_rss_mb(proc: subprocess.Popen[bytes]) -> float:
-    """The process's peak RSS (Linux ``VmHWM``; elsewhere its current RSS)."""
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float(psutil.Process(proc.pid).memory_info().rss) / 2**20
 
 
 def _alive(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.memory import peak_rss_mb
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector, OutboundSync, WritebackSync
 from ml_connector.engine.heap import settle_heap
@@ -54,10 +55,6 @@ class CountingObserver:
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
 def emit(result: dict[str, Any]) -> None:
