@@ -13,10 +13,10 @@ from typing import Any, NoReturn
 
 import pytest
 import structlog
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from ml_connector.store import Store
-from ml_connector.store.db import create_db_engine
+from ml_connector.store.db import alembic_config, create_db_engine
 from ml_connector.store.schema import metadata
 
 
@@ -138,6 +138,21 @@ def require_pg() -> str:
     if dsn is None:
         unavailable(PG_MISSING)
     return dsn
+
+
+def store_at_revision(backend: str, tmp_path: Path, revision: str) -> tuple[str, Engine]:
+    """An empty store migrated only up to ``revision``: an upgrade test fills it the old way, then opens it."""
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}" if backend == "sqlite" else require_pg()
+    if backend != "sqlite":
+        reset_postgres(url)
+    engine = create_db_engine(url)
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    return url, engine
 
 
 def reset_postgres(dsn: str) -> None:

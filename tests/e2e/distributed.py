@@ -11,6 +11,7 @@ from pathlib import Path
 from conftest import require_pg, reset_postgres
 from sqlalchemy import text
 
+from e2e.harness import issues_per_key as harness_issues_per_key
 from e2e.procs import CLI, SimProcess, open_store
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector
@@ -36,10 +37,7 @@ def spawn(tmp_path: Path, config: Path, name: str, *args: str) -> subprocess.Pop
 
 def issues_per_key(jira: SimProcess) -> Counter[str]:
     """How many issues of the site carry each IFS key in their identity property."""
-    issues = jira.control.call("GET", "issues")["issues"]
-    return Counter(
-        str(i["properties"]["ml-connector"]["key"]) for i in issues if "ml-connector" in (i.get("properties") or {})
-    )
+    return harness_issues_per_key(jira.control.call("GET", "issues")["issues"])
 
 
 def in_scope(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -79,6 +80,13 @@ class SimControl:
         self.call("PUT", "faults", json=values)
 
 
+def issues_per_key(issues: Iterable[dict[str, Any]]) -> Counter[str]:
+    """How many of ``issues`` (the Jira simulator's view) carry each IFS key in their identity property."""
+    return Counter(
+        str(i["properties"]["ml-connector"]["key"]) for i in issues if "ml-connector" in (i.get("properties") or {})
+    )
+
+
 @dataclass
 class World:
     ifs: ServerHandle
@@ -97,6 +105,9 @@ class World:
         data = self.jira_sim.call("GET", "issues", params={"project": project} if project else None)
         issues: list[dict[str, Any]] = data["issues"]
         return issues
+
+    def issues_per_key(self) -> Counter[str]:
+        return issues_per_key(self.jira_issues())
 
     def jira_writes(self) -> dict[str, int]:
         """Request-log counts of Jira calls that change something (search POSTs are reads)."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import yaml
 from conftest import poll_until
 
+from e2e.distributed import issues_per_key
 from e2e.procs import CLI, SimProcess, open_store, run_cli, sim_pair, write_config
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector
@@ -26,13 +26,6 @@ RECORDS = 300  # purchase orders; the cancelled ones are out of scope
 def sims(tmp_path: Path) -> Iterator[tuple[SimProcess, SimProcess]]:
     with sim_pair(tmp_path, ("--purchase-orders", str(RECORDS), "--work-orders", "0")) as pair:
         yield pair
-
-
-def _issues_per_key(jira: SimProcess) -> Counter[str]:
-    issues = jira.control.call("GET", "issues")["issues"]
-    return Counter(
-        str(i["properties"]["ml-connector"]["key"]) for i in issues if "ml-connector" in (i.get("properties") or {})
-    )
 
 
 def _in_scope(config: Path, store_url: str) -> set[str]:
@@ -99,6 +92,6 @@ def test_sigkill_mid_pipeline_loses_nothing_and_duplicates_nothing(
         done = run_cli(config, "sync", "--no-writeback", timeout=180)
         assert done.code == 0, done.brief()
         time.sleep(0.6)
-    per_key = _issues_per_key(jira)
+    per_key = issues_per_key(jira)
     assert [k for k, n in per_key.items() if n > 1] == []
     assert set(per_key) == expected

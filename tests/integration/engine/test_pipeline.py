@@ -65,15 +65,6 @@ def _config(w: World, tmp_path: Path, **sync: Any) -> Any:
     return config.model_copy(update={"flows": [flow]})
 
 
-def _issues_per_key(w: World) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for issue in w.jira_issues():
-        ref = (issue.get("properties") or {}).get("ml-connector")
-        if ref:
-            counts[ref["key"]] = counts.get(ref["key"], 0) + 1
-    return counts
-
-
 @pytest.mark.parametrize("depth", [1, 0], ids=["pipelined", "lock-step"])
 def test_the_next_page_is_read_while_the_previous_pages_creates_are_in_flight(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, depth: int
@@ -91,7 +82,7 @@ def test_the_next_page_is_read_while_the_previous_pages_creates_are_in_flight(
                 assert second_page < first_work[1]  # read before page 1's bulk creates were done (or even begun)
             else:
                 assert second_page >= first_work[1]
-            counts = _issues_per_key(w)
+            counts = w.issues_per_key()
             assert len(counts) == report.counts["created"] > 0 and set(counts.values()) == {1}
         finally:
             c.close()
@@ -291,6 +282,6 @@ def test_a_page_that_cannot_be_read_holds_the_cursor_at_the_last_committed_page(
             w.ifs_sim.faults(fail_next=[])
             OutboundSync(c, flow).run()
             assert all(i["summary"].endswith("changed") for i in w.jira_issues())
-            assert set(_issues_per_key(w).values()) == {1}
+            assert set(w.issues_per_key().values()) == {1}
         finally:
             c.close()

@@ -66,15 +66,6 @@ def _connector(config: ConnectorConfig, calls: Calls | None = None) -> Connector
     return Connector(config=config, store=Store.open(config.store.url), observer=calls)
 
 
-def _issues_per_key(w: World) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for issue in w.jira_issues():
-        ref = (issue.get("properties") or {}).get("ml-connector")
-        if ref:
-            counts[ref["key"]] = counts.get(ref["key"], 0) + 1
-    return counts
-
-
 def _in_scope(c: Connector) -> list[str]:
     """The flow's keys in IFS, in key order (the order of a first run's pages), read by a client of its own."""
     flow = c.config.flow(FLOW)
@@ -118,7 +109,7 @@ def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
             monkeypatch.setattr(ifs, "iter_pages", spy)
             report = OutboundSync(c, c.config.flow(FLOW)).run()
             assert report.status == "succeeded", report.as_dict()
-            assert _issues_per_key(w) == dict.fromkeys(scope, 1)
+            assert w.issues_per_key() == dict.fromkeys(scope, 1)
 
             pages, lines = calls.of(ORDERS), calls.of(LINES)
             # The first page is a quarter of the page size (Jira's work starts sooner); then full pages.
@@ -159,13 +150,13 @@ def test_a_persistent_fault_reading_ahead_fails_the_run_at_that_page_and_skips_n
                 OutboundSync(c, flow).run()
             stored = sorted(r.ifs_key for r in c.store.records.list(flow=FLOW, limit=1000))
             assert stored == scope[:FIRST]  # exactly page 1: nothing after it, nothing skipped
-            assert _issues_per_key(w) == dict.fromkeys(scope[:FIRST], 1)  # page 1's work finished
+            assert w.issues_per_key() == dict.fromkeys(scope[:FIRST], 1)  # page 1's work finished
             assert c.store.cursors.get(FLOW) is None
 
             monkeypatch.undo()
             w.ifs_sim.faults(fail_next=[])
             assert OutboundSync(c, flow).run().status == "succeeded"
-            assert _issues_per_key(w) == dict.fromkeys(scope, 1)
+            assert w.issues_per_key() == dict.fromkeys(scope, 1)
             assert c.store.cursors.get(FLOW) is not None
         finally:
             c.close()
@@ -217,7 +208,7 @@ def test_lines_that_cannot_be_read_for_the_next_page_hold_the_cursor_at_the_last
             assert OutboundSync(c, flow).run().status == "succeeded"
             issues = {i["id"]: i for i in w.jira_issues()}
             assert all(issues[r.jira_id]["summary"].endswith("changed") for r in records.values())
-            assert set(_issues_per_key(w).values()) == {1}
+            assert set(w.issues_per_key().values()) == {1}
         finally:
             c.close()
 

@@ -7,12 +7,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from alembic import command
-from conftest import backends, open_store, require_pg, reset_postgres
+from conftest import backends, open_store, reset_postgres, store_at_revision
 from sqlalchemy import text
 
 from ml_connector.store import PARKED, PENDING_CREATE, AuditEvent, Store, utcnow
-from ml_connector.store.db import alembic_config, create_db_engine
 
 
 @pytest.fixture(params=backends())
@@ -113,14 +111,7 @@ def test_for_connection_shares_the_engine(pair: tuple[Store, Store]) -> None:
 
 @pytest.mark.parametrize("backend", backends())
 def test_upgrading_a_populated_0005_store_keeps_every_row_under_default(backend: str, tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}" if backend == "sqlite" else require_pg()
-    if backend != "sqlite":
-        reset_postgres(url)
-    engine = create_db_engine(url)
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0005")
+    url, engine = store_at_revision(backend, tmp_path, "0005")
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(

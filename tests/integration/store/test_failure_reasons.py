@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from conftest import backends, require_pg, reset_postgres
+from conftest import backends, reset_postgres, store_at_revision
 from sqlalchemy import Engine, event, insert, text
 
 from ml_connector.store import PARKED, RETRY, SYNCED, FailureGroup, Store, utcnow
 from ml_connector.store import schema as t
-from ml_connector.store.db import alembic_config, create_db_engine
 
 
 @contextmanager
@@ -85,14 +83,7 @@ OLD_FAILURES = [
 
 @pytest.mark.parametrize("backend", backends())
 def test_upgrading_from_0004_gives_old_failures_a_reason(backend: str, tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}" if backend == "sqlite" else require_pg()
-    if backend != "sqlite":
-        reset_postgres(url)
-    engine = create_db_engine(url)
-    cfg = alembic_config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004")
+    url, engine = store_at_revision(backend, tmp_path, "0004")
     now = utcnow()
     with engine.begin() as conn:
         for i, (error_class, message, _, _) in enumerate([*OLD_FAILURES, (None, None, None, None)]):
