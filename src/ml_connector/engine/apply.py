@@ -5,7 +5,6 @@ Whatever goes wrong for one record fails that record only (``commit.record_failu
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from ml_connector.engine.ports import JiraWiring
 from ml_connector.engine.progress import Phase, PhaseCounter
 from ml_connector.engine.reconcile import Reconciler
 from ml_connector.errors import AuthError, NotFound, PermanentError
+from ml_connector.http.ratelimit import submit_in_scope
 from ml_connector.jira import adf
 from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue
 from ml_connector.mapping import IDENTITY_PROPERTY, IssueDraft, build_issue_fields
@@ -160,7 +160,7 @@ class Applier:
                 one(item)
             return
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlc-apply") as pool:
-            futures = [pool.submit(contextvars.copy_context().run, one, item) for item in items]
+            futures = [submit_in_scope(pool, one, item) for item in items]
         errors = [error for future in futures if (error := future.exception()) is not None]
         if errors:
             raise errors[0]

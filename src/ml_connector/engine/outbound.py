@@ -28,11 +28,12 @@ from ml_connector.engine.plan import MapRow, PageRules, Plan, Row, plan_page, ro
 from ml_connector.engine.ports import IfsSource, RecordStore
 from ml_connector.engine.preview import Previewer
 from ml_connector.engine.progress import Phase, PhaseCounter, Progress
-from ml_connector.engine.readahead import ReadAhead, submit_in_context
+from ml_connector.engine.readahead import ReadAhead
 from ml_connector.engine.reconcile import NotFoundWatch, Reconciler
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.timestamps import CursorTime, parse_ts
+from ml_connector.http.ratelimit import submit_in_scope
 from ml_connector.ifs.odata import F, Raw, WallTime, and_, filter_text
 from ml_connector.jira.fields import FieldRegistry
 from ml_connector.mapping import FieldTarget, IssueDraft, MappingContext, map_issue, stable_hash
@@ -258,7 +259,7 @@ class OutboundSync:
         """The mapping context, loading (in ``pool`` when given, else now) unless loaded or loading already."""
         with self._ctx_lock:
             if self._ctx is None:
-                self._ctx = submit_in_context(pool, self._load_context) if pool else _now(self._load_context)
+                self._ctx = submit_in_scope(pool, self._load_context) if pool else _now(self._load_context)
             return self._ctx
 
     def _load_context(self) -> MappingContext:
@@ -284,7 +285,7 @@ class OutboundSync:
         if pool is None:
             return Prepared(rows, existing, rules, lambda: _merged([read() for read in reads]), mapping=True)
         self._start_context(pool)
-        futures = [submit_in_context(pool, read) for read in reads]
+        futures = [submit_in_scope(pool, read) for read in reads]
         return Prepared(rows, existing, rules, lambda: _merged([f.result() for f in futures]), mapping=True)
 
     def _plan_prepared(self, prepared: Prepared) -> list[Plan]:

@@ -9,7 +9,6 @@ pages' work at once (``busy_with``: the reader drains first).
 
 from __future__ import annotations
 
-import contextvars
 import ctypes
 import sys
 from collections import deque
@@ -17,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from types import TracebackType
 
+from ml_connector.http.ratelimit import submit_in_scope
 from ml_connector.store import RecordRow
 
 Apply = Callable[[Sequence[RecordRow]], None]
@@ -66,7 +66,7 @@ class PagePipeline:
         while len(self._in_flight) >= self.depth:
             self._reap(block=True)
         self._reap(block=False)
-        future = self._pool.submit(contextvars.copy_context().run, self._apply, work)
+        future = submit_in_scope(self._pool, self._apply, work)
         self._in_flight.append((future, frozenset(r.ifs_key for r in work)))
 
     def busy_with(self, keys: Iterable[str]) -> bool:

@@ -16,12 +16,10 @@ import contextvars
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, Future
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
-R = TypeVar("R")
 
 PUT_WAIT_S = 0.1  # how often a producer blocked on a full queue looks whether the reader has gone
 
@@ -109,8 +107,3 @@ class ReadAhead(Generic[T]):
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
-
-
-def submit_in_context(pool: Executor, call: Callable[[], R]) -> Future[R]:
-    """``pool.submit(call)`` in a copy of the caller's context (the run's rate-limit budget applies there too)."""
-    return pool.submit(contextvars.copy_context().run, call)

@@ -16,10 +16,9 @@ from ml_connector.config.connections import JiraOAuth
 from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
 from ml_connector.engine.budgets import SharedPacers, shared_budget_use, shared_pacers
 from ml_connector.engine.failures import describe
-from ml_connector.engine.readahead import submit_in_context
 from ml_connector.engine.report import RunReport
 from ml_connector.errors import AuthError, ConfigError, TransientError
-from ml_connector.http.ratelimit import RateLimitBudget, rate_limit_scope
+from ml_connector.http.ratelimit import RateLimitBudget, rate_limit_scope, submit_in_scope
 from ml_connector.http.session import CallObserver
 from ml_connector.ifs import IfsClient
 from ml_connector.jira.client import JiraClient
@@ -317,6 +316,6 @@ def all_at_once(calls: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:
     if len(calls) <= 1:
         return {name: call() for name, call in calls.items()}
     with ThreadPoolExecutor(max_workers=min(len(calls), CALLS_AT_ONCE), thread_name_prefix="mlc-calls") as pool:
-        futures = {name: submit_in_context(pool, call) for name, call in calls.items()}
+        futures = {name: submit_in_scope(pool, call) for name, call in calls.items()}
         wait(futures.values())
     return {name: future.result() for name, future in futures.items()}

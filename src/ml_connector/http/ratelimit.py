@@ -15,9 +15,11 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import structlog
 
@@ -96,6 +98,15 @@ _current: contextvars.ContextVar[RateLimitBudget | None] = contextvars.ContextVa
 def current_budget() -> RateLimitBudget | None:
     """The budget of the run this code is part of, if any."""
     return _current.get()
+
+
+R = TypeVar("R")
+
+
+def submit_in_scope(pool: Executor, call: Callable[..., R], *args: Any) -> Future[R]:
+    """``pool.submit(call, ...)`` in a copy of the caller's context: the run's rate-limit budget (a context variable)
+    applies on the pool's thread too."""
+    return pool.submit(contextvars.copy_context().run, call, *args)
 
 
 @contextmanager

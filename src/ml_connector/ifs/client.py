@@ -15,7 +15,6 @@ PATCH and bound actions are retried on transient errors like reads.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ import structlog
 from ml_connector.config.connections import IFS_MAX_PAGE_SIZE, IfsConnection
 from ml_connector.errors import MalformedResponse, PermanentError
 from ml_connector.http import ApiSession, BearerAuth, CallObserver, Pacer, build_client, response_json
+from ml_connector.http.ratelimit import submit_in_scope
 from ml_connector.ifs.auth import TokenProvider
 from ml_connector.ifs.metadata import ServiceMetadata, parse_metadata
 from ml_connector.ifs.odata import (
@@ -456,7 +456,7 @@ class IfsClient:
         with ThreadPoolExecutor(
             max_workers=max(1, min(CHUNKS_IN_FLIGHT, len(chunks))), thread_name_prefix="mlc-ifs"
         ) as pool:
-            results = [pool.submit(contextvars.copy_context().run, read, chunk) for chunk in chunks]
+            results = [submit_in_scope(pool, read, chunk) for chunk in chunks]
             for result in results:
                 for row in result.result():
                     grouped.setdefault(row.get(parent_field), []).append(row)

@@ -6,12 +6,12 @@ A whole call that fails after the body was sent, in a way ``ApiSession`` will no
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ml_connector.errors import ConnectorError, PermanentError, TransientError, Unavailable
+from ml_connector.http.ratelimit import submit_in_scope
 from ml_connector.http.session import may_have_acted
 from ml_connector.jira.base import API, SYSTEM, JiraBase
 from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue, JiraFailure
@@ -140,7 +140,7 @@ class BulkOps(JiraBase):
             return [self._bulk_chunk(drafts, chunk) for chunk in chunks]
         with ThreadPoolExecutor(max_workers=min(concurrency, len(chunks))) as pool:
             # Each worker runs in a copy of this context, so the run's rate-limit budget applies there too.
-            futures = [pool.submit(contextvars.copy_context().run, self._bulk_chunk, drafts, chunk) for chunk in chunks]
+            futures = [submit_in_scope(pool, self._bulk_chunk, drafts, chunk) for chunk in chunks]
             return [future.result() for future in futures]
 
     def _bulk_chunk(self, drafts: Sequence[DraftIssue], chunk: list[int]) -> Outcomes:
