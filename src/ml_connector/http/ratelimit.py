@@ -28,6 +28,9 @@ from ml_connector.http.classify import parse_retry_after
 log = structlog.get_logger("ml_connector.http")
 
 
+_ROUNDING = 1e-9  # seconds: float noise, never a real wait
+
+
 class RateLimitBudget:
     """Seconds of 429 waiting allowed in total, the seconds used so far, and the stop event that ends a wait.
 
@@ -73,9 +76,12 @@ class RateLimitBudget:
         """Set ``seconds`` aside for a wait; False when stop is set or the budget cannot cover them."""
         with self._lock:
             now = self._clock()
-            end = now + max(0.0, seconds)
-            added = max(0.0, end - max(now, self._held_until))  # only what no wait already covers
-            if self.stop.is_set() or self._waited + added > self.max_wait:
+            seconds = max(0.0, seconds)
+            end = now + seconds
+            # Only what no wait already covers. Not ``end - now``: at a monotonic clock of hours, that difference
+            # carries rounding error, and five waits of 0.2 s would no longer fit a budget of 1 s.
+            added = seconds if self._held_until <= now else max(0.0, end - self._held_until)
+            if self.stop.is_set() or self._waited + added > self.max_wait + _ROUNDING:
                 return False
             self._waited += added  # up front, so concurrent waits cannot overdraw the budget
             self._held_until = max(self._held_until, end)

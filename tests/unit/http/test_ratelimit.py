@@ -38,3 +38,13 @@ def test_stop_gives_back_what_was_not_waited() -> None:
     assert not budget.spend(20)
     assert budget.waited == 5
     assert not budget.reserve(1)  # a stopped run waits no more
+
+
+def test_waits_one_after_another_fill_the_budget_exactly_at_a_late_clock() -> None:
+    clock = Clock(9191.134329339)  # hours of uptime: ``now + 0.2 - now`` is no longer 0.2
+    budget = RateLimitBudget(1.0, clock=clock)
+    fitted = 0
+    while budget.reserve(0.2):
+        fitted += 1
+        clock.now += 0.2 + 0.003  # the wait, then the call that got the next 429
+    assert fitted == 5
