@@ -269,6 +269,11 @@ def sync(
                     connector, connector.config.flow(name), stop=connector.stopping, options=options, progress=progress
                 )
             runs.add(run.steps)
+            if run.lease_lost:
+                err_console.print(
+                    f"[bold red]Flow {name}: its lease in the store was lost (another process may run it now)[/]; "
+                    "the run stopped at a safe point. Check the store's health; the next sync completes the rest."
+                )
         if not dry_run and not no_writeback:
             runs.add([_inbox(connector)])
         parked = _parked(connector, _flows(connector, flow))

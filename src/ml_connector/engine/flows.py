@@ -20,7 +20,7 @@ import structlog
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.failures import describe
 from ml_connector.engine.inbox import Observe, observer_of, process_inbox
-from ml_connector.engine.locks import FlowBusy, flow_lock
+from ml_connector.engine.locks import FlowBusy, flow_lock, following
 from ml_connector.engine.outbound import OutboundSync
 from ml_connector.engine.progress import Progress
 from ml_connector.engine.report import RunReport
@@ -64,6 +64,7 @@ class FlowRun:
     steps: list[Step] = field(default_factory=list)
     busy: bool = False  # another process runs the flow: nothing ran; ``steps`` holds the FlowBusy
     stopped_before: str | None = None  # the step ``stop`` kept from starting
+    lease_lost: bool = False  # the flow's lease was lost while the run lasted: it stopped at its next safe point
 
     @property
     def reports(self) -> list[RunReport]:
@@ -84,23 +85,47 @@ def run_flow(
     ``observe`` (default: the connector's metrics) sees each finished run and each foreseeable failure."""
     observe = observe or observer_of(connector)
     run = FlowRun(flow.name)
-    steps = _steps(connector, flow, stop, options, progress, observe)
-    try:
-        with nullcontext() if options.dry_run else flow_lock(connector.store, flow.name):
-            for kind, work in steps:
-                if stop.is_set():
-                    run.stopped_before = kind
-                    break
-                step = run_step(connector, flow.name, kind, work, observe=observe, record_crash=options.record_crash)
-                if step is None:
-                    continue
-                run.steps.append(step)
-                if step.report.interrupted or (step.error is not None and not options.keep_going):
-                    break
-    except FlowBusy as busy:  # raised by the lock only: a step's own FlowBusy is that step's error
-        run.busy = True
-        run.steps.append(Step(steps[0][0], RunReport(flow.name, steps[0][0], error=describe(busy)), busy))
+    # The run's own stop: set by ``stop`` (shared with the other runs) or by losing the flow's lease, after which
+    # another process may start the same flow; the run then ends at its next safe point, as on a stop.
+    with following(stop) as run_stop:
+        steps = _steps(connector, flow, run_stop, options, progress, observe)
+
+        def lease_lost() -> None:
+            run.lease_lost = True
+            run_stop.set()
+
+        def stopped() -> bool:  # ``stop`` itself too: the follower sees it only within its poll
+            return stop.is_set() or run_stop.is_set()
+
+        try:
+            lock = nullcontext() if options.dry_run else flow_lock(connector.store, flow.name, on_lost=lease_lost)
+            with lock:
+                _run_steps(connector, flow.name, steps, run, stopped, options, observe)
+        except FlowBusy as busy:  # raised by the lock only: a step's own FlowBusy is that step's error
+            run.busy = True
+            run.steps.append(Step(steps[0][0], RunReport(flow.name, steps[0][0], error=describe(busy)), busy))
     return run
+
+
+def _run_steps(
+    connector: Connector,
+    flow: str,
+    steps: list[tuple[str, Work]],
+    run: FlowRun,
+    stopped: Callable[[], bool],
+    options: FlowOptions,
+    observe: Observe | None,
+) -> None:
+    for kind, work in steps:
+        if stopped():
+            run.stopped_before = kind
+            return
+        step = run_step(connector, flow, kind, work, observe=observe, record_crash=options.record_crash)
+        if step is None:
+            continue
+        run.steps.append(step)
+        if step.report.interrupted or (step.error is not None and not options.keep_going):
+            return
 
 
 def _steps(

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ml_connector.engine.locks import try_lease
+from ml_connector.engine.locks import following, try_lease
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.writeback.inbox import apply_inbox_batch
@@ -41,15 +41,18 @@ def process_inbox(
 
     None when another thread or process holds the inbox lease. ``observe`` (default: the connector's metrics) sees
     each batch that had events."""
-    stop = stop or threading.Event()
     observe = observe or observer_of(connector)
-    with try_lease(connector.store, INBOX_LEASE) as held:
+    # A lost lease stops the batches (another process may be applying them now), not the runs sharing ``stop``.
+    with (
+        following(stop or threading.Event()) as run_stop,
+        try_lease(connector.store, INBOX_LEASE, on_lost=run_stop.set) as held,
+    ):
         if not held:
             return None
         total = RunReport("*", "webhook")
-        while not stop.is_set():
+        while not run_stop.is_set():
             started = time.monotonic()
-            batch = apply_inbox_batch(connector, limit=batch_size, stop=stop)
+            batch = apply_inbox_batch(connector, limit=batch_size, stop=run_stop)
             if not batch.counts.get("events"):
                 break
             if observe is not None:

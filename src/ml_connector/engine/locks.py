@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -49,9 +50,14 @@ def _gone(holder: str) -> bool:
 
 
 @contextmanager
-def try_lease(store: Store, name: str, *, ttl: timedelta = LEASE_TTL) -> Iterator[bool]:
+def try_lease(
+    store: Store, name: str, *, ttl: timedelta = LEASE_TTL, on_lost: Callable[[], None] | None = None
+) -> Iterator[bool]:
     """Hold lease ``name`` while the block runs (renewed by a small thread); yields False, holding nothing, when
-    another holder has it. Each call is its own holder, so two threads of one process exclude each other too."""
+    another holder has it. Each call is its own holder, so two threads of one process exclude each other too.
+
+    ``on_lost`` is called once if the lease is lost while the block runs: another holder took it, or no renewal
+    got through for a whole TTL (from then on another process may take it at any moment)."""
     holder = _holder()
     if not store.leases.acquire(name, holder, ttl):
         current = store.leases.holder(name)
@@ -64,8 +70,15 @@ def try_lease(store: Store, name: str, *, ttl: timedelta = LEASE_TTL) -> Iterato
 
     def renew() -> None:
         # Renewed every third of the TTL, so two missed renewals (a store outage) still leave the lease held.
+        renewed = time.monotonic()
         while not done.wait(ttl.total_seconds() / 3):
-            _renew_once(store, name, holder, ttl)
+            held = _renew_once(store, name, holder, ttl)
+            renewed = time.monotonic() if held else renewed
+            if held is False or time.monotonic() - renewed >= ttl.total_seconds():
+                log.error("lease.lost", lease=name, holder=holder, taken_over=held is False)
+                if on_lost is not None:
+                    on_lost()
+                return
 
     renewer = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
     renewer.start()
@@ -77,21 +90,45 @@ def try_lease(store: Store, name: str, *, ttl: timedelta = LEASE_TTL) -> Iterato
         store.leases.release(name, holder)
 
 
-def _renew_once(store: Store, name: str, holder: str, ttl: timedelta) -> None:
-    """One renewal; a failure is logged and the next tick tries again (the renewing thread must not die)."""
+def _renew_once(store: Store, name: str, holder: str, ttl: timedelta) -> bool | None:
+    """One renewal: True when renewed, False when another holder has the lease, None when the store failed (logged;
+    the next tick tries again: the renewing thread must not die)."""
     try:
-        if not store.leases.acquire(name, holder, ttl):
-            log.error("lease.lost", lease=name, holder=holder)
+        return store.leases.acquire(name, holder, ttl)
     except Exception as exc:  # the store unreachable for a moment: keep renewing
         log.warning("lease.renew_failed", lease=name, error_class=type(exc).__name__)
+        return None
 
 
 @contextmanager
-def flow_lock(store: Store, flow: str, *, ttl: timedelta = LEASE_TTL) -> Iterator[None]:
+def flow_lock(
+    store: Store, flow: str, *, ttl: timedelta = LEASE_TTL, on_lost: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold ``flow:<flow>`` while the block runs, or raise ``FlowBusy``. ``on_lost`` as in ``try_lease``: the run
+    must stop, since another run of the flow may start once the lease is gone."""
     name = f"flow:{flow}"
-    with try_lease(store, name, ttl=ttl) as held:
+    with try_lease(store, name, ttl=ttl, on_lost=on_lost) as held:
         if not held:
             current = store.leases.holder(name)
             who = f"{current[0]} until {current[1]:%Y-%m-%d %H:%M:%S} UTC" if current else "another process"
             raise FlowBusy(f"flow {flow!r} is being run by {who}; try again when it finishes")
         yield
+
+
+@contextmanager
+def following(parent: threading.Event, *, poll: float = 0.1) -> Iterator[threading.Event]:
+    """An event of the block's own, set as soon as ``parent`` is (within ``poll`` s). The block may also set it for a
+    reason of its own (a lost lease) without setting ``parent``, which other runs share."""
+    child = threading.Event()
+    done = threading.Event()
+
+    def follow() -> None:
+        while not done.is_set() and not child.is_set():
+            if parent.wait(poll):
+                child.set()
+
+    threading.Thread(target=follow, name="stop-follower", daemon=True).start()
+    try:
+        yield child
+    finally:
+        done.set()  # not joined: the follower ends within ``poll``, and a short run must not wait for it

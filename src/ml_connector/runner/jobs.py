@@ -39,5 +39,7 @@ def log_flow_run(run: FlowRun) -> None:
             report = step.report
             counts = {k: int(v) for k, v in report.counts.items()}
             log.info("flow.step", flow=run.flow, kind=step.kind, status=report.status, run_id=report.run_id, **counts)
+    if run.lease_lost:
+        log.error("flow.lease_lost", flow=run.flow, fix="check the store's health; the next run completes the rest")
     if run.stopped_before is not None:
         log.info("flow.stopped", flow=run.flow, before=run.stopped_before)

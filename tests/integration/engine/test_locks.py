@@ -3,6 +3,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from ml_connector.engine import FlowBusy, flow_lock
+from ml_connector.engine.locks import following
 from ml_connector.store import Store, utcnow
 
 
@@ -52,3 +54,60 @@ def test_the_lease_is_still_renewed_after_a_renewal_fails(store: Store, monkeypa
         current = store.leases.holder("flow:purchase_orders")
         assert len(renewals) >= 4, renewals
         assert current is not None and current[1] > utcnow()
+
+
+def test_a_holder_whose_lease_was_taken_is_told(store: Store) -> None:
+    lost = threading.Event()
+    with flow_lock(store, "purchase_orders", ttl=timedelta(seconds=0.3), on_lost=lost.set):
+        store.leases.release("flow:purchase_orders", store.leases.holder("flow:purchase_orders")[0])  # type: ignore[index]
+        assert store.leases.acquire("flow:purchase_orders", "elsewhere:1:cafe", timedelta(hours=1))
+        assert lost.wait(5)
+        current = store.leases.holder("flow:purchase_orders")
+        assert current is not None and current[0] == "elsewhere:1:cafe"  # the new holder keeps it
+
+
+def test_no_renewal_for_a_whole_ttl_counts_as_lost(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a TTL without a renewal another process may take the lease at any moment: the run must not go on."""
+    real_acquire = store.leases.acquire
+    calls: list[str] = []
+
+    def down_after_the_first(name: str, holder: str, ttl: timedelta) -> bool:
+        calls.append(name)
+        if len(calls) > 1:
+            raise OperationalError("renew", {}, Exception("connection refused"))
+        return real_acquire(name, holder, ttl)
+
+    monkeypatch.setattr(store.leases, "acquire", down_after_the_first)
+    lost = threading.Event()
+    with flow_lock(store, "purchase_orders", ttl=timedelta(seconds=0.3), on_lost=lost.set):
+        assert lost.wait(5)
+        assert len(calls) >= 3  # two failed renewals are still within the TTL; the third is not
+
+
+def test_one_failed_renewal_is_not_a_loss(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_acquire = store.leases.acquire
+    calls: list[str] = []
+
+    def one_hiccup(name: str, holder: str, ttl: timedelta) -> bool:
+        calls.append(name)
+        if len(calls) == 2:
+            raise OperationalError("renew", {}, Exception("database is locked"))
+        return real_acquire(name, holder, ttl)
+
+    monkeypatch.setattr(store.leases, "acquire", one_hiccup)
+    lost = threading.Event()
+    with flow_lock(store, "purchase_orders", ttl=timedelta(seconds=0.3), on_lost=lost.set):
+        deadline = time.monotonic() + 5
+        while len(calls) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(calls) >= 6 and not lost.is_set()
+
+
+def test_a_following_event_follows_its_parent_but_not_back() -> None:
+    parent = threading.Event()
+    with following(parent) as child:
+        child.set()
+        assert not parent.is_set()
+    with following(parent, poll=0.01) as child:
+        parent.set()
+        assert child.wait(1)

@@ -3,8 +3,10 @@ and the run rows are real (a SQLite file)."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,29 @@ def test_stop_is_honoured_between_steps(connector: Connector, calls: Calls) -> N
     run = run_flow(connector, flow(connector), stop=stop)
     assert calls.kinds == ["outbound"] and run.stopped_before == "writeback"
     assert [r.kind for r in run.reports] == ["outbound"]
+
+
+def test_a_run_whose_lease_is_lost_stops_there_and_says_so(
+    connector: Connector, calls: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once another process holds the flow's lease it may run the flow too: this run must end at its next safe point,
+    without stopping the other runs that share ``stop``."""
+    monkeypatch.setattr(flows_module, "flow_lock", functools.partial(flow_lock, ttl=timedelta(seconds=0.3)))
+    seen_by_the_step: list[bool] = []
+
+    def outbound(sync: OutboundSync, **options: object) -> RunReport:
+        holder = connector.store.leases.holder(f"flow:{FLOW}")
+        assert holder is not None
+        connector.store.leases.release(f"flow:{FLOW}", holder[0])  # as if it had expired...
+        assert connector.store.leases.acquire(f"flow:{FLOW}", "elsewhere:1:cafe", timedelta(hours=1))  # ...and taken
+        seen_by_the_step.append(sync.stop.wait(5))
+        return RunReport(FLOW, "outbound")
+
+    monkeypatch.setattr(OutboundSync, "run", outbound)
+    stop = threading.Event()
+    run = run_flow(connector, flow(connector), stop=stop)
+    assert seen_by_the_step == [True]  # the step's own stop was set: the sync ends at its next safe point
+    assert run.lease_lost and run.stopped_before == "writeback" and not stop.is_set()
 
 
 def test_a_connector_error_ends_the_flow_with_a_failed_run_row_and_is_observed(
