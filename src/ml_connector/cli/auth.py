@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from ml_connector.cli.app import app, err_console
+from ml_connector.cli.app import ExitCode, app, err_console
 from ml_connector.cli.context import ConfigOption, config_path, load
 from ml_connector.cli.oauth_callback import LOGIN, Callback, CallbackListener, parse_listen, parse_pasted
 from ml_connector.config.connections import JiraConnection, JiraOAuth
@@ -93,8 +93,17 @@ def auth_jira(
 
 
 @jira_app.command("logout")
-def logout(config: Path | None = ConfigOption) -> None:
-    """Forget the stored Jira OAuth grant, and say where to revoke it at Atlassian."""
+def logout(
+    config: Path | None = ConfigOption,
+    keep_webhooks: bool = typer.Option(
+        False,
+        "--keep-webhooks",
+        help="Forget the grant even if the webhooks it registered cannot be deleted (Jira sends their events until "
+        "they expire).",
+    ),
+) -> None:
+    """Delete the webhooks the connector registered, forget the stored Jira OAuth grant, and say where to revoke it
+    at Atlassian."""
     cfg = load(config)
     if not cfg.store.url:
         raise ConfigError("store.url is not set: there is no stored grant to forget", path="store.url")
@@ -103,9 +112,15 @@ def logout(config: Path | None = ConfigOption) -> None:
     store = Store.open(cfg.store.url, connection=cfg.name)
     try:
         _refuse_while_running(cfg, store)
+        webhooks_left = _delete_webhooks(config, cfg, store)
+        if webhooks_left is not None and not keep_webhooks:
+            err_console.print(f"{webhooks_left} The grant is kept, so that a second try can delete them.")
+            raise typer.Exit(ExitCode.UNAVAILABLE)
         forgotten = store.credentials.delete(JIRA_OAUTH)
     finally:
         store.close()
+    if webhooks_left is not None:
+        err_console.print(webhooks_left)
     typer.echo("Forgot the Jira OAuth grant stored in the store." if forgotten else "No Jira OAuth grant was stored.")
     typer.echo(f"Atlassian offers no API to revoke it; to revoke the connector's access, {REVOKE_WHERE}.")
     auth = cfg.jira.auth
@@ -113,6 +128,32 @@ def logout(config: Path | None = ConfigOption) -> None:
         if auth.refresh_token is not None:
             typer.echo("jira.auth.refresh_token is still set in the configuration: delete it, or commands use it.")
         typer.echo(f"Commands that call Jira now fail until `{LOGIN}` is run again.")
+
+
+def _delete_webhooks(config: Path | None, cfg: ConnectorConfig, store: Store) -> str | None:
+    """Delete the webhooks the connector registered while the grant still allows it (they are the grant's: Jira
+    would send their events until they expire). What could not be done and why, or None."""
+    from ml_connector.cli.context import open_connector
+    from ml_connector.runner.webhooks import delete_registrations
+
+    rows = store.webhooks.all()
+    if not rows or not isinstance(cfg.jira.auth, JiraOAuth):
+        return None
+    try:
+        connector = open_connector(config)
+        try:
+            deleted = delete_registrations(connector.jira, store)
+        finally:
+            connector.close()
+    except ConnectorError as exc:
+        ids = ", ".join(str(row["webhook_id"]) for row in rows)
+        until = max(row["expires_at"] for row in rows)
+        return (
+            f"[bold red]Could not delete the Jira webhook(s) {ids} the connector registered[/]: {exc}. Jira sends "
+            f"their events to the connector until {until:%Y-%m-%d %H:%M} UTC unless the app's access is revoked."
+        )
+    typer.echo(f"Deleted the Jira webhook(s) the connector registered: {', '.join(map(str, deleted))}.")
+    return None
 
 
 def _refuse_while_running(cfg: ConnectorConfig, store: Store) -> None:

@@ -172,6 +172,19 @@ class WebhookManager:
             log.exception("webhook.maintain_crashed")
 
 
+def delete_registrations(jira: JiraClient, store: Store) -> list[int]:
+    """Delete at Jira every webhook the store lists as this connection's, then forget them; the ids deleted.
+
+    Dynamic webhooks belong to the OAuth grant: call this before the grant is forgotten, or Jira goes on sending
+    their events until they expire (30 days after the last refresh)."""
+    ids = sorted(int(row["webhook_id"]) for row in store.webhooks.all())
+    if ids:
+        jira.delete_webhooks(ids)
+        store.webhooks.delete(str(i) for i in ids)
+        log.info("webhook.deleted", ids=ids, reason="the Jira grant is being forgotten")
+    return ids
+
+
 def _aware(value: Any) -> datetime:
     assert isinstance(value, datetime)
     return value if value.tzinfo else value.replace(tzinfo=UTC)

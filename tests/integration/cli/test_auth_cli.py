@@ -272,3 +272,62 @@ def test_logout_waits_for_a_running_daemon_that_would_store_the_grant_again(tmp_
             store.close()
         assert _cli("jira", "logout", "-c", str(path)).returncode == 0
         assert _stored_grants(tmp_path) == 0
+
+
+def _register_webhook(path: Path) -> None:
+    """What the daemon does at start with OAuth and webhooks on: register the connector's dynamic webhook."""
+    from ml_connector.cli.context import open_connector
+    from ml_connector.runner.webhooks import WebhookManager
+
+    connector = open_connector(path)
+    try:
+        WebhookManager.for_config(connector.config, lambda: connector.jira, connector.store).ensure()
+    finally:
+        connector.close()
+
+
+def _stored_webhooks(tmp_path: Path) -> int:
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        count: int = db.execute("SELECT count(*) FROM webhook_subscriptions").fetchone()[0]
+    return count
+
+
+def _logged_in_with_a_webhook(w: World, tmp_path: Path) -> Path:
+    path = _config(w, tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["web"] = {"public_url": "https://connector.example.com"}
+    path.write_text(yaml.safe_dump(data))
+    assert _cli("jira", "login", "--code", _consented_redirect(w), "-c", str(path)).returncode == 0
+    _register_webhook(path)
+    assert _stored_webhooks(tmp_path) == 1
+    return path
+
+
+def test_logout_deletes_the_grants_webhooks_first_and_keeps_the_grant_while_it_cannot(tmp_path: Path) -> None:
+    """Dynamic webhooks belong to the grant: forgotten first, they would deliver events for up to 30 more days."""
+    with world(purchase_orders=1, work_orders=0) as w:
+        path = _logged_in_with_a_webhook(w, tmp_path)
+        w.jira_sim.faults(fail_next=[{"path_contains": "/rest/api/3/webhook", "method": "DELETE", "count": 50}])
+        refused = _cli("jira", "logout", "-c", str(path))
+        assert refused.returncode == 4, refused.stdout + refused.stderr
+        assert "Could not delete the Jira webhook(s)" in refused.stderr and "grant is kept" in refused.stderr
+        assert "Traceback" not in refused.stderr and "sim-oauth-secret" not in refused.stdout + refused.stderr
+        assert _stored_grants(tmp_path) == 1 and _stored_webhooks(tmp_path) == 1
+
+        w.jira_sim.faults(fail_next=[])
+        w.jira_sim.clear_requests()
+        out = _cli("jira", "logout", "-c", str(path))
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "Deleted the Jira webhook(s)" in out.stdout and "Forgot the Jira OAuth grant" in out.stdout
+        assert w.jira_sim.counts().get("DELETE /rest/api/3/webhook") == 1
+        assert _stored_grants(tmp_path) == 0 and _stored_webhooks(tmp_path) == 0
+
+
+def test_logout_keep_webhooks_forgets_the_grant_and_says_until_when_they_deliver(tmp_path: Path) -> None:
+    with world(purchase_orders=1, work_orders=0) as w:
+        path = _logged_in_with_a_webhook(w, tmp_path)
+        w.jira_sim.faults(fail_next=[{"path_contains": "/rest/api/3/webhook", "method": "DELETE", "count": 50}])
+        out = _cli("jira", "logout", "--keep-webhooks", "-c", str(path))
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "Could not delete the Jira webhook(s)" in out.stderr and " UTC unless" in out.stderr
+        assert "Forgot the Jira OAuth grant" in out.stdout and _stored_grants(tmp_path) == 0
