@@ -6,8 +6,10 @@ Whatever goes wrong for one record fails that record only (``commit.record_failu
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ml_connector.config.models import FlowConfig
@@ -28,6 +30,9 @@ from ml_connector.store import AuditEvent, RecordRow, utcnow
 T = TypeVar("T")
 
 Accounts = Mapping[str, str | None]
+# One create thread more per this many calls in flight: it builds and stores the next call's payloads and intents
+# (or the last call's outcomes) while the others wait for Jira, so no call's place waits on the store.
+STORING_SHARE = 8
 
 
 class Applier:
@@ -53,6 +58,7 @@ class Applier:
         self._issue_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         self._creates: ThreadPoolExecutor | None = None  # see _create_pool
+        self._sending = Turns(self.policy.bulk_concurrency)  # bulk-create calls in flight
 
     def _fail_unfinished(self, records: Sequence[RecordRow], error: Exception) -> None:
         fail_unfinished(self.wiring.store, records, error, self.scope)
@@ -204,10 +210,12 @@ class Applier:
     def _create_pool(self) -> ThreadPoolExecutor:
         """The run's threads for bulk-create calls, shared by the pages in the pipeline: its queue is first in, first
         out, so a page's calls go out right behind the page before it and the calls in flight stay at
-        ``sync.bulk_concurrency`` across page boundaries."""
+        ``sync.bulk_concurrency`` across page boundaries. A few threads more than calls may be in flight
+        (``_sending`` holds them to it) store the intents of the next calls and the outcomes of the last ones
+        meanwhile, so those store writes take no call's place."""
         with self._locks_lock:
             if self._creates is None:
-                workers = self.policy.bulk_concurrency
+                workers = self.policy.bulk_concurrency + max(1, self.policy.bulk_concurrency // STORING_SHARE)
                 self._creates = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlc-create")
             return self._creates
 
@@ -225,7 +233,8 @@ class Applier:
             self.counter.done(Phase.CREATE, len(records))
             return
         try:
-            outcomes = self.wiring.jira.bulk_create(drafts)
+            with self._sending.turn():
+                outcomes = self.wiring.jira.bulk_create(drafts)
         except Exception as exc:  # the answer is unknown: intents stay, the next attempt reconciles
             self._fail_unfinished(ready, exc)
             return
@@ -306,6 +315,35 @@ class Applier:
             message = "; ".join(warnings) or None
             tx.audit.add(record.id, AuditEvent("updated", "warning" if message else "ok", message, detail))
         self.scope.report.add("updated")
+
+
+class Turns:
+    """At most ``slots`` holders at once, let in in the order they asked. (``threading.Semaphore`` lets a thread that
+    releases and asks again overtake those waiting: a later page's call could go out before an earlier page's.)"""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: deque[threading.Event] = deque()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._lock:
+            mine = None if self._free and not self._waiting else threading.Event()
+            if mine is None:
+                self._free -= 1
+            else:
+                self._waiting.append(mine)
+        if mine is not None:
+            mine.wait()  # the slot is handed over by the holder that leaves (see below)
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._waiting:
+                    self._waiting.popleft().set()
+                else:
+                    self._free += 1
 
 
 def fallback_email_of(flow: FlowConfig) -> str | None:
