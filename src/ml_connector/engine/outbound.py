@@ -49,7 +49,9 @@ LINE_RANGE_PARENTS = 500
 LINE_READS_IN_FLIGHT = 6  # threads for line reads and the mapping context; the IFS session caps reads in flight
 READ_AHEAD_PAGES = 2  # pages read and prepared ahead of the one being committed (see readahead)
 # The first page is a quarter of the others: Jira's work starts after that page and its lines are read (a page of
-# 1,000 orders and their lines keep IFS ~1.7 s), while the pages after it are read at once with that work.
+# 1,000 orders and their lines keep IFS ~1.7 s), while the pages after it are read at once with that work. The IFS
+# client doubles the pages after it up to the page size, so the creates ready grow about as fast as Jira takes them
+# (a backfill's calls fill the in-flight limit a page sooner than after 250 rows and then 1,000).
 FIRST_PAGE_SHARE = 4
 T = TypeVar("T")
 Lines = dict[Any, list[dict[str, Any]]]
