@@ -6,8 +6,10 @@ Whatever goes wrong for one record fails that record only (``commit.record_failu
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from ml_connector.config.models import FlowConfig
@@ -27,8 +29,10 @@ from ml_connector.store import AuditEvent, RecordRow, utcnow
 
 T = TypeVar("T")
 
-CHUNKS_IN_FLIGHT = 2  # chunks of creates at once, sharing sync.bulk_concurrency calls in flight between them
 Accounts = Mapping[str, str | None]
+# One create thread more per this many calls in flight: it builds and stores the next call's payloads and intents
+# (or the last call's outcomes) while the others wait for Jira, so no call's place waits on the store.
+STORING_SHARE = 8
 
 
 class Applier:
@@ -53,6 +57,8 @@ class Applier:
         self.fallback_email = fallback_email_of(self.flow)
         self._issue_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._creates: ThreadPoolExecutor | None = None  # see _create_pool
+        self._sending = Turns(self.policy.bulk_concurrency)  # bulk-create calls in flight
 
     def _fail_unfinished(self, records: Sequence[RecordRow], error: Exception) -> None:
         fail_unfinished(self.wiring.store, records, error, self.scope)
@@ -108,7 +114,7 @@ class Applier:
         self._in_parallel(
             lambda group: self._update_issue(group, accounts, fields_ctx),
             list(by_issue.values()),
-            self.policy.edit_concurrency,
+            workers=self.policy.edit_concurrency,
         )
 
     def _update_issue(self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
@@ -135,13 +141,19 @@ class Applier:
         with self._locks_lock:
             return self._issue_locks.setdefault(issue_id, threading.Lock())
 
-    def _in_parallel(self, work: Callable[[T], None], items: Sequence[T], workers: int) -> None:
-        """``work`` on each item, ``workers`` at a time (each in a copy of this context, so the run's rate-limit
-        budget applies there too). The first error stops new items from starting and is raised when all are done;
-        a stop request leaves the rest for a later run."""
+    def _in_parallel(
+        self,
+        work: Callable[[T], None],
+        items: Sequence[T],
+        *,
+        workers: int = 1,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> None:
+        """``work`` on each item, ``workers`` at a time, or in ``pool`` when given (each in a copy of this context, so
+        the run's rate-limit budget applies there too). The first error stops new items from starting and is raised
+        when all are done; a stop request leaves the rest for a later run."""
         if not items:
             return
-        workers = max(1, min(workers, len(items)))
         failed = threading.Event()
 
         def one(item: T) -> None:
@@ -155,12 +167,16 @@ class Applier:
                     failed.set()
                     raise
 
-        if workers == 1:
+        if pool is None and min(workers, len(items)) <= 1:
             for item in items:
                 one(item)
             return
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlc-apply") as pool:
+        if pool is None:
+            with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="mlc-apply") as own:
+                futures = [submit_in_scope(own, one, item) for item in items]
+        else:
             futures = [submit_in_scope(pool, one, item) for item in items]
+            wait(futures)
         errors = [error for future in futures if (error := future.exception()) is not None]
         if errors:
             raise errors[0]
@@ -186,42 +202,55 @@ class Applier:
         if interrupted:
             linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
             fresh += confirmed_absent
-        # Chunks of calls sent at once, each with one transaction for its intents (before it is sent) and one for its
-        # outcomes; two chunks in flight, so one chunk's store writes overlap the other's calls. Someone watching the
-        # progress gets a count after every call instead (one chunk per call, at the cost of more transactions).
-        concurrency = self.policy.bulk_concurrency
-        in_flight = concurrency if self.counter.watched else min(CHUNKS_IN_FLIGHT, concurrency)
-        per_chunk = max(1, concurrency // in_flight)
-        step = self.policy.bulk_size * per_chunk
-        chunks = [fresh[start : start + step] for start in range(0, len(fresh), step)]
-        self._in_parallel(lambda chunk: self._create_chunk(chunk, accounts, fields_ctx, per_chunk), chunks, in_flight)
+        size = self.policy.bulk_size
+        calls = [fresh[start : start + size] for start in range(0, len(fresh), size)]
+        self._in_parallel(lambda call: self._create_call(call, accounts, fields_ctx), calls, pool=self._create_pool())
         return linked
 
-    def _create_chunk(
-        self, chunk: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any], concurrency: int
-    ) -> None:
-        ready, drafts = self._mark_intents(chunk, accounts, fields_ctx)
+    def _create_pool(self) -> ThreadPoolExecutor:
+        """The run's threads for bulk-create calls, shared by the pages in the pipeline: its queue is first in, first
+        out, so a page's calls go out right behind the page before it and the calls in flight stay at
+        ``sync.bulk_concurrency`` across page boundaries. A few threads more than calls may be in flight
+        (``_sending`` holds them to it) store the intents of the next calls and the outcomes of the last ones
+        meanwhile, so those store writes take no call's place."""
+        with self._locks_lock:
+            if self._creates is None:
+                workers = self.policy.bulk_concurrency + max(1, self.policy.bulk_concurrency // STORING_SHARE)
+                self._creates = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlc-create")
+            return self._creates
+
+    def close(self) -> None:
+        """Let the create threads go (the calls of every page have been waited for by then)."""
+        with self._locks_lock:
+            pool, self._creates = self._creates, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _create_call(self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
+        """One bulk-create call: its records' intents stored just before it goes out, its outcomes right after."""
+        ready, drafts = self._mark_intents(records, accounts, fields_ctx)
         if not drafts:
-            self.counter.done(Phase.CREATE, len(chunk))
+            self.counter.done(Phase.CREATE, len(records))
             return
         try:
-            outcomes = self.wiring.jira.bulk_create(drafts, concurrency=concurrency)
+            with self._sending.turn():
+                outcomes = self.wiring.jira.bulk_create(drafts)
         except Exception as exc:  # the answer is unknown: intents stay, the next attempt reconciles
             self._fail_unfinished(ready, exc)
             return
         finally:
-            self.counter.done(Phase.CREATE, len(chunk))
+            self.counter.done(Phase.CREATE, len(records))
         self._store_outcomes(ready, outcomes)
 
     def _mark_intents(
-        self, chunk: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]
+        self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]
     ) -> tuple[list[RecordRow], list[DraftIssue]]:
         """Build each record's create payload and store the intent to create, in one transaction."""
         drafts: list[DraftIssue] = []
         ready: list[RecordRow] = []
         warned: list[tuple[int, AuditEvent]] = []
         with self.wiring.store.transaction(self.scope.report.run_id) as tx:
-            for record in chunk:
+            for record in records:
                 try:
                     fields, warnings = self._payload(record, accounts, fields_ctx)
                 except Exception as exc:
@@ -286,6 +315,35 @@ class Applier:
             message = "; ".join(warnings) or None
             tx.audit.add(record.id, AuditEvent("updated", "warning" if message else "ok", message, detail))
         self.scope.report.add("updated")
+
+
+class Turns:
+    """At most ``slots`` holders at once, let in in the order they asked. (``threading.Semaphore`` lets a thread that
+    releases and asks again overtake those waiting: a later page's call could go out before an earlier page's.)"""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: deque[threading.Event] = deque()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._lock:
+            mine = None if self._free and not self._waiting else threading.Event()
+            if mine is None:
+                self._free -= 1
+            else:
+                self._waiting.append(mine)
+        if mine is not None:
+            mine.wait()  # the slot is handed over by the holder that leaves (see below)
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._waiting:
+                    self._waiting.popleft().set()
+                else:
+                    self._free += 1
 
 
 def fallback_email_of(flow: FlowConfig) -> str | None:

@@ -49,7 +49,9 @@ LINE_RANGE_PARENTS = 500
 LINE_READS_IN_FLIGHT = 6  # threads for line reads and the mapping context; the IFS session caps reads in flight
 READ_AHEAD_PAGES = 2  # pages read and prepared ahead of the one being committed (see readahead)
 # The first page is a quarter of the others: Jira's work starts after that page and its lines are read (a page of
-# 1,000 orders and their lines keep IFS ~1.7 s), while the pages after it are read at once with that work.
+# 1,000 orders and their lines keep IFS ~1.7 s), while the pages after it are read at once with that work. The IFS
+# client doubles the pages after it up to the page size, so the creates ready grow about as fast as Jira takes them
+# (a backfill's calls fill the in-flight limit a page sooner than after 250 rows and then 1,000).
 FIRST_PAGE_SHARE = 4
 T = TypeVar("T")
 Lines = dict[Any, list[dict[str, Any]]]
@@ -103,10 +105,13 @@ class OutboundSync:
         reconciler = Reconciler(self.c, scope, self._watch, self.stop)
         applier = Applier(self.c, scope, reconciler, self.stop, counter=counter)
         with self.c.run_row(report, default_system="ifs", stop=self.stop):
-            if not dry_run:
-                self._drain_work_queue(applier)
-            if not queue_only:
-                self._read_pages(applier, dry_run=dry_run, full=full)
+            try:
+                if not dry_run:
+                    self._drain_work_queue(applier)
+                if not queue_only:
+                    self._read_pages(applier, dry_run=dry_run, full=full)
+            finally:
+                applier.close()
             self.c.note_contact("ifs")
             if not dry_run:
                 self._count_waiting(report)
@@ -139,7 +144,9 @@ class OutboundSync:
         """Read, plan and commit page after page; each page's Jira work runs in the pipeline while the next page is
         read (``sync.pipeline_pages`` pages at most), and the pages after it are read ahead (``readahead``). Pages
         commit in order, on this thread."""
-        with PagePipeline(applier.apply, 0 if dry_run else self.policy.pipeline_pages) as pipeline:
+        # Pages of fewer creates than fill Jira's pipe go deeper (see PagePipeline): one bulk call's worth per slot.
+        fill = self.policy.bulk_concurrency * self.policy.bulk_size
+        with PagePipeline(applier.apply, 0 if dry_run else self.policy.pipeline_pages, fill=fill) as pipeline:
             newest = self._each_page(applier, pipeline, dry_run=dry_run, full=full)
             pipeline.drain()
         report = applier.scope.report

@@ -3,8 +3,8 @@
 Durability does not depend on it: a page's records (states, drafts) and its cursor are committed before its work is
 handed over, in page order, by the reading thread; the work itself lives in the records table, so a crash or a
 failure mid-way leaves it to the work queue of the next run, as without the pipeline. The pipeline only bounds how
-far reading runs ahead (``depth`` pages of work in flight, then the reader waits) and keeps one record out of two
-pages' work at once (``busy_with``: the reader drains first).
+far reading runs ahead (``depth`` pages of work in flight, a few more while those pages are small, then the reader
+waits) and keeps one record out of two pages' work at once (``busy_with``: the reader drains first).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import ctypes
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from types import TracebackType
 
 from ml_connector.http.ratelimit import submit_in_scope
@@ -21,6 +22,9 @@ from ml_connector.store import RecordRow
 
 Apply = Callable[[Sequence[RecordRow]], None]
 
+# How much deeper than ``sync.pipeline_pages`` the pipeline may go for pages of few creates: pages of 1,000 carry 20
+# bulk calls, so with two pages at work the calls left when the oldest finishes (20) fall short of the 32 in flight.
+DEEPER = 2
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 MALLOC_ARENAS = 2
 _arenas_capped = False
@@ -45,47 +49,69 @@ def cap_malloc_arenas() -> None:
     mallopt(M_ARENA_MAX, MALLOC_ARENAS)
 
 
-class PagePipeline:
-    """Runs ``apply`` for each page's work on a worker thread, at most ``depth`` pages at once (0: in the caller)."""
+@dataclass(frozen=True)
+class _PageWork:
+    """One page's work in flight: its future, its records' keys and how many records it carries."""
 
-    def __init__(self, apply: Apply, depth: int) -> None:
+    future: Future[None]
+    keys: frozenset[str]
+    size: int
+
+
+class PagePipeline:
+    """Runs ``apply`` for each page's work on a worker thread, ``depth`` pages at once (0: in the caller), and up to
+    ``DEEPER`` times as many while the pages behind the oldest carry fewer than ``fill`` records (see ``_full``)."""
+
+    def __init__(self, apply: Apply, depth: int, *, fill: int = 0) -> None:
         self._apply = apply
         self.depth = max(0, depth)
-        self._pool = ThreadPoolExecutor(max_workers=self.depth, thread_name_prefix="mlc-page") if self.depth else None
-        self._in_flight: deque[tuple[Future[None], frozenset[str]]] = deque()
+        self.most = DEEPER * self.depth
+        self.fill = fill
+        self._pool = ThreadPoolExecutor(max_workers=self.most, thread_name_prefix="mlc-page") if self.depth else None
+        self._in_flight: deque[_PageWork] = deque()
 
     def submit(self, work: Sequence[RecordRow]) -> None:
-        """Hand a committed page's work over; blocks while ``depth`` pages are in flight. Raises the error of an
-        earlier page's work (a systemic error stops the flow)."""
+        """Hand a committed page's work over; blocks while the pipeline is full. Raises the error of an earlier
+        page's work (a systemic error stops the flow)."""
         if not work:
-            self._reap(block=False)
+            self._reap()
             return
         if self._pool is None:
             self._apply(work)
             return
-        while len(self._in_flight) >= self.depth:
-            self._reap(block=True)
-        self._reap(block=False)
+        self._reap()
+        while self._full():
+            wait([page.future for page in self._in_flight if not page.future.done()], return_when=FIRST_COMPLETED)
+            self._reap()
         future = submit_in_scope(self._pool, self._apply, work)
-        self._in_flight.append((future, frozenset(r.ifs_key for r in work)))
+        self._in_flight.append(_PageWork(future, frozenset(r.ifs_key for r in work), len(work)))
+
+    def _full(self) -> bool:
+        """Whether the next page must wait: ``depth`` pages at work, unless the pages behind the oldest carry fewer
+        than ``fill`` records. Then the oldest page's last calls would be followed by too few to keep the far side's
+        pipe full while the next page is handed over and its first calls go out, so it joins now (up to ``most``)."""
+        busy = [page for page in self._in_flight if not page.future.done()]
+        if len(busy) < self.depth:
+            return False
+        if len(busy) >= self.most:
+            return True
+        return sum(page.size for page in busy[1:]) >= self.fill
 
     def busy_with(self, keys: Iterable[str]) -> bool:
         """Whether work in flight touches any of these records (a record read again on the next page)."""
         wanted = set(keys)
-        return any(not wanted.isdisjoint(busy) for future, busy in self._in_flight if not future.done())
+        return any(not wanted.isdisjoint(page.keys) for page in self._in_flight if not page.future.done())
 
     def drain(self) -> None:
         """Wait for all work in flight; raises the first error."""
         while self._in_flight:
-            self._reap(block=True)
+            wait([self._in_flight[0].future])
+            self._reap()
 
-    def _reap(self, *, block: bool) -> None:
-        """Drop finished pages (the oldest first, waiting for it when ``block``); raise the first error met."""
-        if block and self._in_flight:
-            wait([self._in_flight[0][0]])
-        while self._in_flight and self._in_flight[0][0].done():
-            future, _ = self._in_flight.popleft()
-            error = future.exception()
+    def _reap(self) -> None:
+        """Drop finished pages, the oldest first (in page order); raise the first error met."""
+        while self._in_flight and self._in_flight[0].future.done():
+            error = self._in_flight.popleft().future.exception()
             if error is not None:
                 raise error
 
@@ -99,8 +125,7 @@ class PagePipeline:
         reader is already failing with its own."""
         try:
             if self._pool is not None:
-                done = [f for f, _ in self._in_flight]
-                wait(done)
+                wait([page.future for page in self._in_flight])
                 if error is None:
                     self.drain()
         finally:

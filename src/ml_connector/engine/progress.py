@@ -41,11 +41,6 @@ class PhaseCounter:
         self._total: dict[Phase, int] = {}
         self._lock = threading.RLock()  # pipelined pages and concurrent calls count from several threads
 
-    @property
-    def watched(self) -> bool:
-        """Whether anyone listens (the engine may then report in smaller steps)."""
-        return self.progress is not None
-
     def expect(self, phase: Phase, count: int) -> None:
         """``count`` more units of ``phase`` are on their way."""
         if count and self.progress is not None:

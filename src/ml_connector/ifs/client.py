@@ -274,7 +274,8 @@ class IfsClient:
         """Pages of ``entity_set`` matching ``filter``, each key at most once (see the module docstring).
 
         ``first_page_size`` asks for a smaller first page (``Prefer`` is per request), so a caller that works on
-        each page while the next is read can start sooner; the pages after it have ``page_size`` rows."""
+        each page while the next is read can start sooner; each page after it asks for twice the rows of the one
+        before, up to ``page_size``, so that work grows as fast as the reads can feed it."""
         ref = EntitySetRef.parse(entity_set)
         size = page_size or self.page_size
         asked = min(first_page_size or size, size)
@@ -321,7 +322,7 @@ class IfsClient:
                 if next_url in seen_links:
                     raise PermanentError(f"nextLink of {ref.path} repeats; stopping instead of looping", system=SYSTEM)
                 seen_links.add(next_url)
-                url, via_keyset, asked = next_url, False, size
+                url, via_keyset, asked = next_url, False, min(size, 2 * asked)
                 continue
             if not rows or seen_links:
                 return  # an empty page, or a server that links its pages and sent no link this time: the end
@@ -330,7 +331,7 @@ class IfsClient:
             # have cut at its own cap without a link, and one more (keyset) request settles it.
             if len(rows) < asked and applied is not None and applied >= asked:
                 return
-            asked = size
+            asked = min(size, 2 * asked)
             last = rows[-1]
             after = keyset_after(order, self._typed_values(ref, order, last))
             options["$filter"] = filter_text(and_(Raw(base_filter) if base_filter else None, after))

@@ -84,10 +84,10 @@ def _overlap(a: tuple[float, float, str], b: tuple[float, float, str]) -> bool:
 def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with world(purchase_orders=1500, work_orders=0) as w:
+    with world(purchase_orders=1700, work_orders=0) as w:
         w.ifs_sim.faults(latency_ms=300)  # every IFS read takes 0.3 s: reads made at once overlap visibly
         calls = Calls()
-        c = _connector(_config(w, tmp_path, page_size=2 * LINE_RANGE_PARENTS), calls)
+        c = _connector(_config(w, tmp_path, page_size=4 * LINE_RANGE_PARENTS), calls)
         try:
             scope = _in_scope(c)
             lines_set = c.config.flow(FLOW).lines
@@ -112,8 +112,8 @@ def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
             assert w.issues_per_key() == dict.fromkeys(scope, 1)
 
             pages, lines = calls.of(ORDERS), calls.of(LINES)
-            # The first page is a quarter of the page size (Jira's work starts sooner); then full pages.
-            assert page_rows[0] == LINE_RANGE_PARENTS // 2 and page_rows[1] == 2 * LINE_RANGE_PARENTS
+            # The first page is a quarter of the page size (Jira's work starts sooner); each next one twice as large.
+            assert page_rows[:2] == [LINE_RANGE_PARENTS, 2 * LINE_RANGE_PARENTS]
             # Each page reads its lines in ranges of at most LINE_RANGE_PARENTS orders, each in one server page.
             assert len(lines) == len(line_reads) == sum(-(-n // LINE_RANGE_PARENTS) for n in page_rows)
             assert all(r["page_size"] == IFS_MAX_PAGE_SIZE for r in line_reads)

@@ -1,7 +1,9 @@
-"""Concurrent Jira writes of one page: edits overlap across issues, never on one issue; creates overlap in chunks."""
+"""Concurrent Jira writes: edits overlap across issues, never on one issue; creates overlap one call per thread, each
+call with its own intents, in one pool the pipelined pages share."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -12,9 +14,11 @@ from typing import Any
 import pytest
 
 from ml_connector.config.models import SyncPolicy
+from ml_connector.engine.apply import Turns
 from ml_connector.errors import AuthError
 from ml_connector.jira.models import CreateOutcome, DraftIssue
 from ml_connector.store import SYNCED, Store
+from ml_connector.store.records import RecordRepository
 
 from .support import FakeJira, Run, mark, record, row
 
@@ -89,7 +93,7 @@ def test_edits_go_one_at_a_time_with_edit_concurrency_one(store: Store) -> None:
 def test_creates_keep_at_most_bulk_concurrency_calls_in_flight(store: Store) -> None:
     jira = SlowJira()
     run = Run.start(store, jira, SyncPolicy(bulk_size=2, bulk_concurrency=4))
-    run.sync([row(f"K{i:02}") for i in range(40)])  # 20 calls, in chunks of 2 calls, two chunks at once
+    run.sync([row(f"K{i:02}") for i in range(40)])  # 20 calls, at most 4 at once
     assert run.counts["created"] == 40
     assert 1 < jira.high_water["bulk"] <= 4
     assert len({r.ifs_key for r in store.records.list(limit=100) if r.jira_id}) == 40
@@ -117,3 +121,96 @@ def test_bulk_concurrency_one_sends_one_call_at_a_time(store: Store) -> None:
     run.sync([row(f"K{i:02}") for i in range(10)])
     assert run.counts["created"] == 10
     assert jira.high_water["bulk"] == 1
+
+
+def test_each_bulk_call_stores_its_own_intents_just_before_it_goes_out(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One intent write per call, covering exactly that call's records, before the call: not a chunk of calls'
+    intents first (the pipe would wait for them) and never a call whose intents are not stored yet."""
+    events: list[tuple[str, frozenset[str]]] = []
+    keys_of: dict[int, str] = {}
+    set_many = RecordRepository.set_many
+
+    def spying_set_many(repo: RecordRepository, record_ids: Sequence[int], **values: Any) -> None:
+        set_many(repo, record_ids, **values)
+        if values.get("create_attempted_at") is not None:
+            with lock:
+                events.append(("intents", frozenset(keys_of[i] for i in record_ids)))
+
+    @dataclass
+    class SpyJira(SlowJira):
+        def bulk_create(self, drafts: Sequence[DraftIssue], *, concurrency: int = 1) -> list[CreateOutcome]:
+            with lock:
+                events.append(("call", frozenset(d.ref or "" for d in drafts)))
+            return super().bulk_create(drafts, concurrency=concurrency)
+
+    lock = threading.Lock()
+    jira = SpyJira(seconds=0.02)
+    run = Run.start(store, jira, SyncPolicy(bulk_size=2, bulk_concurrency=4))
+    work = run.page.commit_records([row(f"K{i:02}") for i in range(16)])
+    keys_of.update({r.id: r.ifs_key for r in work})
+    monkeypatch.setattr(RecordRepository, "set_many", spying_set_many)
+    run.applier.apply(work)
+
+    calls = [keys for kind, keys in events if kind == "call"]
+    intents = [keys for kind, keys in events if kind == "intents"]
+    assert len(calls) == 8 and all(len(keys) == 2 for keys in calls)
+    assert sorted(map(sorted, intents)) == sorted(map(sorted, calls))  # one intent write per call, just its records
+    assert all(events.index(("intents", keys)) < events.index(("call", keys)) for keys in calls)
+    assert run.counts["created"] == 16
+
+
+def test_pipelined_pages_share_bulk_concurrency_and_send_their_calls_in_page_order(store: Store) -> None:
+    """Two pages applied at once (as the pipeline does) keep to one bulk_concurrency between them, and the later
+    page's calls queue behind the earlier page's instead of competing with them."""
+    jira = SlowJira(seconds=0.1)  # a call outlasts the store writes of the next one's intents
+    run = Run.start(store, jira, SyncPolicy(bulk_size=1, bulk_concurrency=1))
+    first = run.page.commit_records([row(f"A{i}") for i in range(4)])
+    second = run.page.commit_records([row(f"B{i}") for i in range(4)])
+    earlier = threading.Thread(target=run.applier.apply, args=(first,))
+    earlier.start()
+    deadline = time.monotonic() + 5
+    while not jira.calls and time.monotonic() < deadline:
+        time.sleep(0.005)  # the earlier page's first call is out before the later page is handed over
+    run.applier.apply(second)
+    earlier.join(5)
+    run.applier.close()
+
+    sent = [target for name, target in jira.calls if name == "bulk_create"]
+    # Within a page the calls' intents are stored side by side, so the first stored goes first: order is per page.
+    assert sorted(sent[:4]) == [f"A{i}" for i in range(4)] and sorted(sent[4:]) == [f"B{i}" for i in range(4)]
+    assert jira.high_water["bulk"] == 1
+    assert run.counts["created"] == 8
+
+
+def test_turns_let_waiters_in_the_order_they_asked_and_a_failing_holder_still_hands_over() -> None:
+    turns = Turns(1)
+    order: list[int] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def failing_holder() -> None:
+        with contextlib.suppress(RuntimeError), turns.turn():
+            holding.set()
+            release.wait(5)
+            raise RuntimeError("the call failed")
+
+    def wait_turn(number: int) -> None:
+        with turns.turn():
+            order.append(number)
+
+    threads = [threading.Thread(target=failing_holder)]
+    threads[0].start()
+    assert holding.wait(5)
+    for number in range(4):
+        threads.append(threading.Thread(target=wait_turn, args=(number,)))
+        threads[-1].start()
+        deadline = time.monotonic() + 5
+        while len(turns._waiting) <= number and time.monotonic() < deadline:
+            time.sleep(0.001)  # queued before the next one asks
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == [0, 1, 2, 3]
+    with turns.turn():  # the slot came back
+        pass
