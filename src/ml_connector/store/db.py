@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from ml_connector.errors import ConfigError
+from ml_connector.jsonbody import compact_json
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 POSTGRES_EXTRA_FIX = "pip install 'ml-connector[postgres]'"
@@ -139,11 +140,12 @@ def json_dumps(value: Any, *, sort_keys: bool = False) -> str:
     if kind is JsonText:
         return str(value)
     safe = value if kind is SafeJson else json_safe(value)
-    return (_SORTED if sort_keys else _UNSORTED).encode(safe)
+    if sort_keys:  # text that is digested (audit details): the standard library's form, which the digest defines
+        return _SORTED.encode(safe)
+    return compact_json(safe, finite=True).decode("utf-8")  # a column read back as a value: its form is free
 
 
-# What json.dumps(..., allow_nan=False) builds on every call (it reuses an encoder only for default options).
-_UNSORTED = json.JSONEncoder(allow_nan=False)
+# What json.dumps(..., sort_keys=True, allow_nan=False) builds on every call (it reuses an encoder only for defaults).
 _SORTED = json.JSONEncoder(sort_keys=True, allow_nan=False)
 
 
