@@ -129,6 +129,16 @@ def safe_json(value: Mapping[str, Any]) -> SafeJson:
     return SafeJson(json_safe(value))
 
 
+class KnownTexts(dict[str, Any]):
+    """A JSON object (an audit detail) with the texts of some of its values known already, each as
+    ``json_dumps(value, sort_keys=True)`` writes it (a draft's, from its content hash): the audit composes the
+    detail's text from them instead of encoding those values again."""
+
+    def __init__(self, value: Mapping[str, Any], texts: Mapping[str, str]) -> None:
+        super().__init__(value)
+        self.texts = dict(texts)
+
+
 class JsonText(str):
     """JSON text ``json_dumps`` made before (an audit detail, encoded once for its digest and its column): the
     column's serializer writes it as it is."""
