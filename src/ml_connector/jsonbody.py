@@ -1,6 +1,6 @@
-"""Compact JSON through orjson, for text whose form nobody reads back as text: HTTP request bodies and the store's
-JSON columns (read back as values). Hashed or digested JSON keeps the standard library's form (``mapping.issue``,
-``store.audit``): orjson cannot write its separators.
+"""JSON through orjson. Writing: compact text whose form nobody reads back as text, HTTP request bodies and the
+store's JSON columns (read back as values). Reading: the far sides' answers (``parse_json``). Hashed or digested JSON
+keeps the standard library's form (``mapping.issue``, ``store.audit``): orjson cannot write its separators.
 
 orjson writes the same JSON value as ``json.dumps`` several times faster (bulk-create bodies and drafts are most of
 the JSON a backfill writes). Where the two would differ the standard library decides: what orjson refuses (integers
@@ -44,3 +44,22 @@ def _has_non_finite(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_has_non_finite(v) for v in value)
     return False
+
+
+def parse_json(data: bytes) -> Any:
+    """``json.loads(data)`` through orjson, several times faster on an IFS page. What orjson refuses and the
+    standard library takes (NaN and infinity literals, lone surrogate escapes, UTF-16 or UTF-32 text) and text with
+    a run of 19 digits (an integer past 64 bits would become a float) go to ``json.loads``, which also raises what
+    both refuse."""
+    if _LONG_RUN in data.translate(_DIGITS):  # maybe an integer past 64 bits, which orjson reads as a float
+        return json.loads(data)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+# Digits as "0", everything else as " ": a run of 19 digits is then a plain substring search (a regular expression
+# took longer than json.loads). 2**63 has 19 digits: a shorter integer fits in 64 bits.
+_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_RUN = b"0" * 19

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ml_connector.jsonbody import compact_json
+from ml_connector.jsonbody import compact_json, parse_json
 
 scalars = st.one_of(
     st.none(),
@@ -63,3 +63,25 @@ def test_plain_values_take_orjson_and_come_out_compact() -> None:
     assert compact_json({"summary": "Süß", "labels": ["a"], "n": 1.5, "x": None}) == (
         '{"summary":"Süß","labels":["a"],"n":1.5,"x":null}'.encode()
     )
+
+
+@given(values)
+def test_parse_json_reads_what_json_loads_reads(value: Any) -> None:
+    for text in (json.dumps(value), json.dumps(value, ensure_ascii=False), json.dumps(value, indent=1)):
+        data = text.encode("utf-8")
+        parsed, expected = parse_json(data), json.loads(data)
+        assert parsed == expected and json.dumps(parsed) == json.dumps(expected)  # ints stay ints, not floats
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'{"a": NaN}', b"[1e400, -Infinity]", b'"\\ud800"', b"123456789012345678901234567890", b"\xef\xbb\xbf[1]"],
+)
+def test_what_orjson_would_refuse_or_misread_is_read_by_the_standard_library(data: bytes) -> None:
+    assert json.dumps(parse_json(data)) == json.dumps(json.loads(data))
+    assert type(parse_json(b"[9223372036854775808]")[0]) is int  # 2**63: past orjson's 64 bits
+
+
+def test_what_both_refuse_raises_as_json_loads_does() -> None:
+    with pytest.raises(ValueError):
+        parse_json(b'{"cut": ')
