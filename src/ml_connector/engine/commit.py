@@ -26,6 +26,7 @@ from ml_connector.store import (
     RETRY,
     SYNCED,
     AuditEvent,
+    KnownTexts,
     RecordRow,
     safe_json,
     utcnow,
@@ -169,8 +170,13 @@ def _commit_mapped(writes: _PageWrites, plan: Mapped, source_ts: str | None) -> 
     state = PENDING_UPDATE if isinstance(plan, Update) else PENDING_CREATE
     warnings = "; ".join(plan.draft.warnings) or None
     writes.scope.report.note_warnings(plan.draft.notes)
+    detail: dict[str, Any] = {"draft": draft, "source": bounded_source(plan.row)}
+    draft_text = plan.draft.json_text  # the draft's text as its content hash encoded it: not encoded again
     mapped = AuditEvent(
-        "mapped", "warning" if warnings else "ok", warnings, {"draft": draft, "source": bounded_source(plan.row)}
+        "mapped",
+        "warning" if warnings else "ok",
+        warnings,
+        KnownTexts(detail, {"draft": draft_text}) if draft_text else detail,
     )
     rec = plan.existing
     if rec is None:

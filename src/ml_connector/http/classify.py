@@ -19,6 +19,7 @@ from ml_connector.errors import (
     Rejected,
     Unavailable,
 )
+from ml_connector.jsonbody import parse_json
 
 _MAX_MESSAGE = 500
 
@@ -71,7 +72,7 @@ def response_json(
     """
     where = _where(response)
     try:
-        body = json.loads(response.content)
+        body = parse_json(response.content)
     except (ValueError, UnicodeDecodeError):
         if "json" in _media_type(response) and response.content:
             raise MalformedResponse(

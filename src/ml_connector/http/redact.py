@@ -116,7 +116,12 @@ def _untouched(values: Collection[Any]) -> bool:
     texts = [v for v in values if type(v) is str]
     if may_hold_secret("\x00".join(texts)):
         return False
-    return len(texts) == len(values) or all(redact(v) is v for v in values if v is not None and type(v) is not str)
+    return len(texts) == len(values) or all(redact(v) is v for v in values if type(v) not in _LEAVES)
+
+
+# Values ``redact`` gives back as they are without a look (text is judged by ``may_hold_secret``): numbers, mostly,
+# which would each go through the slow ABC checks of ``redact`` to come back unchanged.
+_LEAVES = frozenset({str, int, float, bool, type(None)})
 
 
 def _redact_mapping(value: Mapping[Any, Any], secrets: tuple[str, ...]) -> Mapping[Any, Any]:

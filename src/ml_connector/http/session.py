@@ -46,6 +46,7 @@ from ml_connector.http.concurrency import AimdLimit, ConcurrencyGate
 from ml_connector.http.pacing import HOLD, POINTS, BudgetObserver, Pacer
 from ml_connector.http.ratelimit import RateLimitBudget, current_budget, read_quota
 from ml_connector.http.redact import redact_text
+from ml_connector.jsonbody import compact_json
 
 T = TypeVar("T")
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -110,6 +111,13 @@ def may_have_acted(exc: ConnectorError) -> bool:
     if isinstance(exc, RateLimited):
         return False
     return not (isinstance(exc, Unavailable) and exc.not_sent)
+
+
+def _json_headers(headers: Mapping[str, str] | None) -> httpx2.Headers:
+    """``headers`` with the Content-Type httpx2 gives a ``json=`` body, unless they name one."""
+    merged = httpx2.Headers(headers)
+    merged.setdefault("Content-Type", "application/json")
+    return merged
 
 
 def _what_was_expected(request: httpx2.Request) -> str:
@@ -367,7 +375,10 @@ class ApiSession:
         allow_status: tuple[int, ...],
         budget: RateLimitBudget,
     ) -> httpx2.Response:
-        request = self.client.build_request(method, url, params=params, json=json, data=data, headers=headers)
+        content: bytes | None = None
+        if json is not None:  # encoded here (orjson) instead of by httpx2 (the standard library): the same JSON
+            content, headers = compact_json(json), _json_headers(headers)
+        request = self.client.build_request(method, url, params=params, content=content, data=data, headers=headers)
         path = request.url.path
         endpoint = _endpoint_template(path)
         with self.gate(method, endpoint).slot(self.stop) as slot:

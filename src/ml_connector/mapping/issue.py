@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 from ml_connector import reasons as r
@@ -88,15 +88,41 @@ class IssueDraft:
     @property
     def content_hash(self) -> str:
         # Warnings are not content: a warning alone must not cause a Jira edit.
-        return stable_hash(self.as_dict())
+        return hashlib.sha256(self._canonical[0].encode()).hexdigest()
+
+    @property
+    def json_text(self) -> str | None:
+        """``as_dict()`` as ``json.dumps(..., sort_keys=True)`` writes it, when that is the text ``content_hash``
+        digests (plain ASCII JSON), else None: the audit trail takes it instead of encoding the draft again."""
+        text, plain = self._canonical
+        return text if plain else None
+
+    @cached_property
+    def _canonical(self) -> tuple[str, bool]:
+        """(the canonical text of ``as_dict()``, whether it is plain): encoded once for the hash and the audit."""
+        value = self.as_dict()
+        try:
+            text = _PLAIN.encode(value)
+        except (TypeError, ValueError):  # a value only ``default=str`` can write
+            return _CANONICAL.encode(value), False
+        return text, is_plain_json(text)
 
 
 def stable_hash(value: Any) -> str:
     return hashlib.sha256(_CANONICAL.encode(value).encode()).hexdigest()
 
 
+def is_plain_json(text: str) -> bool:
+    """JSON text that every encoder of this project writes alike from its value: ASCII (so ``ensure_ascii`` changes
+    nothing), no NUL and no NaN or infinity (``store.db.json_safe`` would replace those). Conservative: such a word
+    inside a string also says no."""
+    return text.isascii() and "\\u0000" not in text and "NaN" not in text and "Infinity" not in text
+
+
 # json.dumps(value, sort_keys=True, default=str, ensure_ascii=False), without a new encoder per call.
 _CANONICAL = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)
+# The same without ``default``: what it refuses is not plain JSON.
+_PLAIN = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
 
 
 def identity_label(flow: str, key: str) -> str:

@@ -1,6 +1,6 @@
 """State store (SQLAlchemy 2 Core; SQLite in WAL mode by default, PostgreSQL through psycopg 3)."""
 
-from ml_connector.store.db import safe_json
+from ml_connector.store.db import KnownTexts, safe_json
 from ml_connector.store.rows import (
     FAILED_STATES,
     ORPHANED,
@@ -31,6 +31,7 @@ __all__ = [
     "AuditEvent",
     "AuditRow",
     "FailureGroup",
+    "KnownTexts",
     "RecordRow",
     "RunRow",
     "Store",

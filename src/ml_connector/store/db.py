@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from ml_connector.errors import ConfigError
+from ml_connector.jsonbody import compact_json
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 POSTGRES_EXTRA_FIX = "pip install 'ml-connector[postgres]'"
@@ -128,6 +129,16 @@ def safe_json(value: Mapping[str, Any]) -> SafeJson:
     return SafeJson(json_safe(value))
 
 
+class KnownTexts(dict[str, Any]):
+    """A JSON object (an audit detail) with the texts of some of its values known already, each as
+    ``json_dumps(value, sort_keys=True)`` writes it (a draft's, from its content hash): the audit composes the
+    detail's text from them instead of encoding those values again."""
+
+    def __init__(self, value: Mapping[str, Any], texts: Mapping[str, str]) -> None:
+        super().__init__(value)
+        self.texts = dict(texts)
+
+
 class JsonText(str):
     """JSON text ``json_dumps`` made before (an audit detail, encoded once for its digest and its column): the
     column's serializer writes it as it is."""
@@ -139,11 +150,12 @@ def json_dumps(value: Any, *, sort_keys: bool = False) -> str:
     if kind is JsonText:
         return str(value)
     safe = value if kind is SafeJson else json_safe(value)
-    return (_SORTED if sort_keys else _UNSORTED).encode(safe)
+    if sort_keys:  # text that is digested (audit details): the standard library's form, which the digest defines
+        return _SORTED.encode(safe)
+    return compact_json(safe, finite=True).decode("utf-8")  # a column read back as a value: its form is free
 
 
-# What json.dumps(..., allow_nan=False) builds on every call (it reuses an encoder only for default options).
-_UNSORTED = json.JSONEncoder(allow_nan=False)
+# What json.dumps(..., sort_keys=True, allow_nan=False) builds on every call (it reuses an encoder only for defaults).
 _SORTED = json.JSONEncoder(sort_keys=True, allow_nan=False)
 
 

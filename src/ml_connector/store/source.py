@@ -34,14 +34,31 @@ class _ManyPlan:
         self._values = itemgetter(*order) if len(order) > 1 else lambda row: (row[order[0]],)
         self._processed = [(i, p) for i, name in enumerate(order) if (p := processors.get(name)) is not None]
 
-    def row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
-        params: tuple[Any, ...] = self._values(values)
+    def rows(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """The driver's parameters for ``rows``. A column's processor runs once per run of the same object down the
+        column: the rows of one write share their timestamps (``now``) and many None values, and a processor (the
+        SQLite DATETIME one formats text in Python) depends on the value only."""
+        params: list[tuple[Any, ...]] = [self._values(values) for values in rows]
         if not self._processed:
             return params
-        out = list(params)
+        columns: list[Sequence[Any]] = list(zip(*params, strict=True))
         for i, process in self._processed:
-            out[i] = process(out[i])
-        return tuple(out)
+            columns[i] = _processed(columns[i], process)
+        return list(zip(*columns, strict=True))
+
+
+_UNSET = object()  # no value of a column processed yet
+
+
+def _processed(column: Sequence[Any], process: Callable[[Any], Any]) -> list[Any]:
+    out: list[Any] = []
+    last_in: Any = _UNSET
+    last_out: Any = None
+    for value in column:
+        if value is not last_in:
+            last_in, last_out = value, process(value)
+        out.append(last_out)
+    return out
 
 
 PLANS_KEPT = 64
@@ -64,7 +81,7 @@ def execute_many(conn: Connection, statement: Executable, rows: Sequence[Mapping
     if plan is None:
         conn.execute(statement, list(rows))
         return
-    conn.exec_driver_sql(plan.sql, [plan.row(values) for values in rows])
+    conn.exec_driver_sql(plan.sql, plan.rows(rows))
 
 
 def _many_plan(dialect: Dialect, statement: Executable, keys: tuple[str, ...]) -> _ManyPlan | None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
 import pytest
 from sqlalchemy import Text, select
 
-from ml_connector.store import PENDING_CREATE, SYNCED, AuditEvent, Store, schema
+from ml_connector.store import PENDING_CREATE, SYNCED, AuditEvent, KnownTexts, Store, audit, schema
+from ml_connector.store.db import json_dumps
 
 
 def test_page_transaction_is_atomic(store: Store) -> None:
@@ -85,3 +87,43 @@ def test_an_audit_digest_is_the_sha256_of_the_stored_redacted_detail(store: Stor
         column = schema.audit_events.c.detail
         stored = conn.execute(select(column.cast(Text)).where(schema.audit_events.c.id == event.id)).scalar()
     assert stored is not None and hashlib.sha256(stored.encode()).hexdigest() == event.digest
+
+
+def _stored(store: Store, record_id: int) -> list[tuple[str | None, str | None]]:
+    column = schema.audit_events.c
+    with store.engine.connect() as conn:
+        query = select(column.detail.cast(Text), column.digest).where(column.record_id == record_id)
+        return [(row[0], row[1]) for row in conn.execute(query.order_by(column.id))]
+
+
+def test_a_detail_with_known_texts_is_stored_as_if_encoded_whole_and_redaction_still_applies(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draft = {"summary": "s", "custom_fields": {"b": "2", "a": "1"}, "labels": ["x"]}
+    source = {"OrderNo": "PO-1", "Amount": 1.5, "Note": "Bearer abcdefghij"}  # redacted: the source is not known
+    secret_draft = {"summary": "token=abcdefghijk"}  # redacted: its known text no longer stands for it
+    details = [
+        {"draft": draft, "source": source},
+        {"source": source, "draft": secret_draft},
+        {"draft": draft, "zeta": None, "alpha": [1, "ü"]},
+    ]
+    known = (
+        {"draft": json.dumps(draft, sort_keys=True)},
+        {"draft": json.dumps(secret_draft, sort_keys=True)},
+        {"draft": json.dumps(draft, sort_keys=True)},
+    )
+    with store.transaction() as tx:
+        plain, composed = (tx.records.insert("po", key, state=PENDING_CREATE) for key in ("PO-P", "PO-K"))
+        for detail, texts in zip(details, known, strict=True):
+            tx.audit.add(plain.id, AuditEvent("mapped", detail=detail))
+            tx.audit.add(composed.id, AuditEvent("mapped", detail=KnownTexts(detail, texts)))
+    assert _stored(store, composed.id) == _stored(store, plain.id)
+    encoded: list[Any] = []
+    monkeypatch.setattr(audit, "json_dumps", lambda value, **kw: encoded.append(value) or json_dumps(value, **kw))
+    with store.transaction() as tx:
+        tx.audit.add(composed.id, AuditEvent("mapped", detail=KnownTexts(details[0], known[0])))
+    assert [set(value) for value in encoded] == [set(source)]  # the draft's known text is taken as it is
+    events = store.audit.trail(composed.id)
+    assert events[1].detail is not None and events[1].detail["draft"] == {"summary": "token=[redacted]"}
+    for (text, digest), event in zip(_stored(store, composed.id), events, strict=True):
+        assert text == json.dumps(event.detail, sort_keys=True) and digest == hashlib.sha256(text.encode()).hexdigest()

@@ -21,7 +21,8 @@ from ml_connector.mapping import (
     map_status,
     mapping_problems,
 )
-from ml_connector.mapping.issue import _CONTROL
+from ml_connector.mapping.issue import _CONTROL, IssueDraft, stable_hash
+from ml_connector.store.db import json_dumps, safe_json
 
 EXAMPLE = Path(__file__).parents[3] / "src/ml_connector/config/templates/example.yaml"
 
@@ -251,3 +252,24 @@ def test_mapping_problems_lists_every_reason_not_only_the_first(config: Any) -> 
 def test_mapping_problems_reports_a_blank_key(config: Any) -> None:
     [problem] = mapping_problems({**PO, "OrderNo": " "}, config.flow("purchase_orders"), CTX, lines=LINES)
     assert problem.field == "OrderNo" and "blank OrderNo" in problem.message
+
+
+_draft_texts = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(["NaN", "a\x00b", "Ünï", "plain"])
+
+
+@given(
+    summary=_draft_texts,
+    description=st.none() | _draft_texts,
+    custom=st.dictionaries(st.text(max_size=6), _draft_texts, max_size=3),
+    labels=st.lists(_draft_texts, max_size=2),
+)
+def test_a_drafts_json_text_is_what_the_audit_would_write_and_its_hash_is_unchanged(
+    summary: str, description: str | None, custom: dict[str, str], labels: list[str]
+) -> None:
+    draft = IssueDraft("P", "Task", summary, description, None, None, custom, tuple(labels), "mlc-po-1")
+    assert draft.content_hash == stable_hash(draft.as_dict())
+    text = draft.json_text
+    if text is not None:  # plain: the very text json_dumps(sort_keys=True) writes for the JSON-safe draft
+        assert text == json_dumps(safe_json(draft.as_dict()), sort_keys=True)
+    if not all(s.isascii() and "\x00" not in s for s in [summary, description or "", *custom.values(), *labels]):
+        assert text is None

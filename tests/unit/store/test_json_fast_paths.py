@@ -94,5 +94,7 @@ def test_text_that_needs_cleaning_still_gets_it_on_the_fast_path() -> None:
 @given(value=values)
 def test_json_dumps_writes_what_json_dumps_of_the_safe_value_writes(value: Any) -> None:
     safe = json_safe(value)
-    for sort_keys in (False, True):
-        assert json_dumps(value, sort_keys=sort_keys) == json.dumps(safe, sort_keys=sort_keys, allow_nan=False)
+    # sorted (digested audit details): the very text, which the digest is defined on
+    assert json_dumps(value, sort_keys=True) == json.dumps(safe, sort_keys=True, allow_nan=False)
+    # unsorted (columns read back as values): the same value, in orjson's compact form
+    assert json.loads(json_dumps(value)) == json.loads(json.dumps(safe, allow_nan=False))

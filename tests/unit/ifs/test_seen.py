@@ -1,0 +1,41 @@
+"""``SeenKeys`` answers as a set of the keys would, in a fraction of its memory."""
+
+from __future__ import annotations
+
+import sys
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ml_connector.ifs.seen import MIN_SLOTS, SeenKeys
+
+keys = st.one_of(
+    st.integers(min_value=-(2**40), max_value=2**40), st.text(max_size=8), st.tuples(st.text(), st.integers())
+)
+
+
+@given(st.lists(keys, max_size=3000))
+def test_add_says_whether_the_key_is_new_as_a_set_would(drawn: list[object]) -> None:
+    seen, expected = SeenKeys(), set()
+    for key in drawn:
+        assert seen.add(key) == (key not in expected)
+        expected.add(key)
+    assert len(seen) == len(expected)
+
+
+def test_keys_whose_fingerprint_is_zero_or_that_probe_past_the_end_are_kept_apart() -> None:
+    seen = SeenKeys()
+    assert seen.add(0) and not seen.add(0) and seen.add(1) and not seen.add(1)  # hash(0) == 0, the empty mark
+    last = MIN_SLOTS - 1  # the last slot, then the same slot by its fingerprint: probing wraps to the start
+    assert seen.add(last) and seen.add(last + MIN_SLOTS) and seen.add(last + 2 * MIN_SLOTS)
+    assert not seen.add(last + MIN_SLOTS)
+    assert len(seen) == 5
+
+
+def test_a_pass_of_100000_text_keys_costs_at_most_32_bytes_a_key() -> None:
+    seen = SeenKeys()
+    new = [seen.add(f"PO-{n:07d}") for n in range(100_000)]
+    assert all(new) and not seen.add("PO-0000042")
+    held = sys.getsizeof(seen._slots)
+    assert held <= 32 * 100_000
+    assert held < sys.getsizeof(set(range(100_000)))  # less than a set's table alone, without the key objects
