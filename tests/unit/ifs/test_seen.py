@@ -7,7 +7,7 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ml_connector.ifs.seen import MIN_SLOTS, SeenKeys
+from ml_connector.ifs.seen import MIN_SLOTS, SeenKeys, fingerprint
 
 keys = st.one_of(
     st.integers(min_value=-(2**40), max_value=2**40), st.text(max_size=8), st.tuples(st.text(), st.integers())
@@ -23,19 +23,26 @@ def test_add_says_whether_the_key_is_new_as_a_set_would(drawn: list[object]) -> 
     assert len(seen) == len(expected)
 
 
-def test_keys_whose_fingerprint_is_zero_or_that_probe_past_the_end_are_kept_apart() -> None:
+def test_integer_keys_that_probe_past_the_end_are_kept_apart_and_zero_is_a_key() -> None:
     seen = SeenKeys()
-    assert seen.add(0) and not seen.add(0) and seen.add(1) and not seen.add(1)  # hash(0) == 0, the empty mark
+    assert seen.add(0) and not seen.add(0) and seen.add(1) and not seen.add(1)
     last = MIN_SLOTS - 1  # the last slot, then the same slot by its fingerprint: probing wraps to the start
     assert seen.add(last) and seen.add(last + MIN_SLOTS) and seen.add(last + 2 * MIN_SLOTS)
     assert not seen.add(last + MIN_SLOTS)
     assert len(seen) == 5
 
 
-def test_a_pass_of_100000_text_keys_costs_at_most_32_bytes_a_key() -> None:
+def test_an_integer_and_a_text_of_its_digits_are_different_keys() -> None:
+    seen = SeenKeys()
+    assert seen.add(42) and seen.add("42") and seen.add(("42",)) and seen.add(-42) and seen.add(2**64)
+    assert not seen.add("42") and not seen.add(2**64)
+    assert fingerprint(42) == (1, 42) and fingerprint("42")[0] >= 2  # integers exact, digests apart from them
+
+
+def test_a_pass_of_100000_text_keys_costs_at_most_46_bytes_a_key() -> None:
     seen = SeenKeys()
     new = [seen.add(f"PO-{n:07d}") for n in range(100_000)]
     assert all(new) and not seen.add("PO-0000042")
     held = sys.getsizeof(seen._slots)
-    assert held <= 32 * 100_000
-    assert held < sys.getsizeof(set(range(100_000)))  # less than a set's table alone, without the key objects
+    assert held <= 46 * 100_000
+    assert held < 100 * 100_000  # a set of the keys: its table plus the key objects
