@@ -150,6 +150,12 @@ class FakeWiring:
     def mapping_context(self, flow: FlowConfig) -> MappingContext:
         raise AssertionError("the apply step maps nothing")
 
+    def jira_metadata_read_at(self) -> datetime | None:
+        return None  # no metadata held: a refusal is the record's own
+
+    def stale_metadata(self, error: BaseException, *, read_at: datetime | None, since: datetime) -> None:
+        return None
+
 
 @dataclass
 class Run:
