@@ -263,6 +263,11 @@ class OutboundSync:
         with self._ctx_lock:
             if self._ctx is None:
                 self._ctx = submit_in_scope(pool, self._load_context) if pool else _now(self._load_context)
+                if pool is not None:
+                    # The Jira client (its TLS context alone takes tens of ms) is built meanwhile, not before the
+                    # first write: with kept metadata nothing else builds it before then. A failure here is met
+                    # again, and raised, where the client is used.
+                    pool.submit(lambda: self.c.jira)
             return self._ctx
 
     def _load_context(self) -> MappingContext:
