@@ -33,6 +33,7 @@ from ml_connector.http.ratelimit import submit_in_scope
 from ml_connector.ifs.auth import TokenProvider
 from ml_connector.ifs.metadata import ServiceMetadata, parse_metadata
 from ml_connector.ifs.odata import (
+    QUERY_SAFE,
     Compare,
     EntitySetRef,
     Expr,
@@ -375,11 +376,11 @@ class IfsClient:
 
     def _chunks(self, terms: Iterable[Expr]) -> Iterator[Expr]:
         """Group ``or`` terms so each chunk's encoded filter stays within ``max_filter_chars``."""
-        separator = len(quote(") or (", safe=""))
         chunk: list[Expr] = []
         size = 0
         for term in terms:
-            cost = len(quote(term.render(), safe="'(),:@!*;/")) + separator + 2
+            # as ``encode_query`` sends it inside an ``or`` (the last term's separator is counted too: a margin)
+            cost = len(quote(f"({term.render()}) or ", safe=QUERY_SAFE))
             if chunk and size + cost > self.max_filter_chars:
                 yield or_(*chunk)
                 chunk, size = [], 0
