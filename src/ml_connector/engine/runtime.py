@@ -35,7 +35,9 @@ CALLS_AT_ONCE = 8  # independent lookups (IFS sets, Jira metadata, user searches
 # new process skips those reads). A write Jira refuses over a field while it is older than the run reads it again
 # (``stale_metadata``), as does a mapping failure it decided (engine/outbound.py).
 JIRA_METADATA_TTL = 3600.0
-JIRA_METADATA = ("jira:", "createmeta:")  # name prefixes of the Jira metadata entries
+JIRA_METADATA = ("jira:", "createmeta:")
+# An IFS projection's $metadata (key fields, property types) changes with an upgrade, not with a record: kept as long.
+IFS_METADATA_TTL = 3600.0  # name prefixes of the Jira metadata entries
 # Fields of a Jira refusal that only metadata can make wrong (a field id, an option, a priority, a project).
 _METADATA_FIELDS = frozenset({"priority", "project", "issuetype"})
 
@@ -75,6 +77,29 @@ _ALLOWED = _Codec(
     lambda allowed: {k: sorted(v) for k, v in allowed.items()},
     lambda data: {str(k): frozenset(v) for k, v in data.items()},
 )
+
+
+def _stamp(text: str) -> str:
+    """A short fixed-size name for where metadata was read from (``metadata_cache.source``)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _KeptIfsMetadata:
+    """IFS ``$metadata`` documents kept in the store for ``IFS_METADATA_TTL`` (``ifs.client.MetadataKeeper``)."""
+
+    store: Store
+    source: str
+
+    def load(self, projection: str) -> bytes | None:
+        age = timedelta(seconds=IFS_METADATA_TTL)
+        entry = self.store.metadata.get(f"ifs:metadata:{projection}", source=self.source, max_age=age)
+        document = entry.value.get("csdl") if entry is not None and isinstance(entry.value, dict) else None
+        return document.encode() if isinstance(document, str) else None
+
+    def keep(self, projection: str, document: bytes) -> None:
+        text = document.decode("utf-8", errors="replace")
+        self.store.metadata.put(f"ifs:metadata:{projection}", {"csdl": text}, source=self.source)
 
 
 @dataclass
@@ -121,7 +146,14 @@ class Connector:
 
     def _default_ifs(self) -> IfsClient:
         pacers = self._shared_pacers()
-        return IfsClient.from_connection(self.config.ifs, observer=self.observer, pacer=pacers.ifs if pacers else None)
+        ifs = self.config.ifs
+        source = _stamp(f"{ifs.base_url}|{ifs.client_id}")
+        return IfsClient.from_connection(
+            ifs,
+            observer=self.observer,
+            pacer=pacers.ifs if pacers else None,
+            keeper=_KeptIfsMetadata(self.store, source),
+        )
 
     def _default_jira(self) -> JiraClient:
         pacers = self._shared_pacers()
@@ -237,7 +269,7 @@ class Connector:
         """Which Jira site and identity metadata was read from: an entry from another one is not used."""
         jira = self.config.jira
         who = jira.auth.email if not isinstance(jira.auth, JiraOAuth) else f"{jira.auth.client_id}@{jira.auth.cloud_id}"
-        return hashlib.sha256(f"{jira.url}|{jira.auth.kind}|{who}".encode()).hexdigest()[:32]
+        return _stamp(f"{jira.url}|{jira.auth.kind}|{who}")
 
     def invalidate_caches(self) -> None:
         self._cache.clear()
