@@ -120,6 +120,9 @@ class Connector:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pacers: SharedPacers | None = None
     _pacers_built: bool = False
+    # Far-side metadata kept in the store across processes (and read from it). False for what must see the far side
+    # as it is now and has no store to keep it in (``check``'s sample mapping).
+    keep_metadata: bool = True
 
     @property
     def ifs(self) -> IfsClient:
@@ -147,12 +150,9 @@ class Connector:
     def _default_ifs(self) -> IfsClient:
         pacers = self._shared_pacers()
         ifs = self.config.ifs
-        source = _stamp(f"{ifs.base_url}|{ifs.client_id}")
+        keeper = _KeptIfsMetadata(self.store, _stamp(f"{ifs.base_url}|{ifs.client_id}")) if self.keep_metadata else None
         return IfsClient.from_connection(
-            ifs,
-            observer=self.observer,
-            pacer=pacers.ifs if pacers else None,
-            keeper=_KeptIfsMetadata(self.store, source),
+            ifs, observer=self.observer, pacer=pacers.ifs if pacers else None, keeper=keeper
         )
 
     def _default_jira(self) -> JiraClient:
@@ -244,6 +244,8 @@ class Connector:
         hit = self._cache.get(name)
         if hit is not None and hit.expires > now:
             return hit.value
+        if not self.keep_metadata:
+            kept = None
         if kept is not None and (stored := self._stored(name, ttl, kept)) is not None:
             value, read_at = stored
             age = (utcnow() - read_at).total_seconds()
@@ -278,7 +280,8 @@ class Connector:
         """Drop the Jira metadata here and in the store: the next need reads it from Jira again."""
         for name in [n for n in self._cache if n.startswith(JIRA_METADATA)]:
             self._cache.pop(name, None)
-        self.store.metadata.forget(*JIRA_METADATA)
+        if self.keep_metadata:
+            self.store.metadata.forget(*JIRA_METADATA)
 
     def jira_metadata_read_at(self) -> datetime | None:
         """When the oldest Jira metadata this process holds was read from Jira (None: it holds none)."""

@@ -155,3 +155,20 @@ def test_a_configured_field_the_kept_registry_lacks_is_looked_up_again(tmp_path:
     targets = _connector(config, store, now_there).resolve_fields(flow)
     assert targets["Supplier"].id == "customfield_10070"
     assert now_there.calls["field"] == 1
+
+
+def test_a_connector_that_keeps_no_metadata_neither_reads_nor_writes_the_store(tmp_path: Path, store: Store) -> None:
+    config = _config(tmp_path)
+    _context(_connector(config, store, MetadataJira()))  # kept in the store by another process
+    jira = MetadataJira()
+    checking = Connector(
+        config,
+        store=cast(Store, None),
+        jira_factory=lambda: cast(JiraClient, jira),
+        ifs_factory=_no_ifs,
+        keep_metadata=False,
+    )  # ``check``: no store at all, and Jira as it is now
+    _context(checking)
+    checking.forget_jira_metadata()
+    _context(checking)
+    assert jira.calls["field"] == 2 and jira.calls["createmeta fields"] == 2
