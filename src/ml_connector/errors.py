@@ -91,6 +91,11 @@ class MalformedResponse(Unavailable):
     """
 
 
+class StaleMetadata(TransientError):
+    """Jira refused a write over a field while the metadata it was built from (field ids, options, priorities,
+    projects) predates the run: that metadata was dropped, and the write is retried with what Jira says now."""
+
+
 class PermanentError(ConnectorError):
     """Retrying the same request cannot succeed."""
 

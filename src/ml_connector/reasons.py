@@ -21,6 +21,7 @@ from ml_connector.errors import (
     NotFound,
     RateLimited,
     Rejected,
+    StaleMetadata,
     Unavailable,
 )
 
@@ -52,6 +53,7 @@ UNAVAILABLE = "unavailable"  # value: the system
 MALFORMED_RESPONSE = "malformed_response"
 CONFLICT = "conflict"
 RATE_LIMITED = "rate_limited"
+STALE_METADATA = "stale_metadata"  # value: the fields Jira named
 INTERNAL = "internal_error"
 OTHER = "other"
 # Warnings: the record synced, but not quite as mapped
@@ -59,6 +61,8 @@ USER_NOT_FOUND = "user_not_found"  # value: the email with no Jira user
 NO_EMAIL = "no_email"  # value: the IFS person id
 CONTROL_CHARACTERS = "control_characters"
 
+# Mapping failures that Jira metadata decided: read again, it may say otherwise (engine/outbound.py).
+METADATA_REASONS = frozenset({UNKNOWN_PROJECT, UNKNOWN_PRIORITY, OPTION_NOT_ALLOWED, UNKNOWN_FIELD})
 _PER_FIELD = frozenset({UNMAPPED_OPTION, OPTION_NOT_ALLOWED, NOT_A_NUMBER})  # values are "<custom field>=<value>"
 _VALUE_MAX = 300  # the reason_value column's width
 
@@ -97,6 +101,8 @@ def reason_of(error: BaseException) -> Reason:
     system = (error.system or "").split("-")[0] or None  # "ifs-iam" is IFS
     if isinstance(error, RateLimited):
         return Reason.of(RATE_LIMITED, system)
+    if isinstance(error, StaleMetadata):
+        return Reason(STALE_METADATA)
     if isinstance(error, MalformedResponse):
         return Reason.of(MALFORMED_RESPONSE, system)
     if isinstance(error, Unavailable):
@@ -138,6 +144,7 @@ LABELS = {
     MALFORMED_RESPONSE: "malformed response",
     CONFLICT: "changed meanwhile",
     RATE_LIMITED: "rate limited",
+    STALE_METADATA: "Jira metadata changed",
     INTERNAL: "internal error",
     OTHER: "other",
     USER_NOT_FOUND: "no Jira user (left unassigned or given the fallback)",
@@ -257,6 +264,7 @@ def _far_side_fix(code: str, values: Sequence[str], at: str) -> str | None:
         MALFORMED_RESPONSE: f"{value or 'the far side'} answered garbage (a proxy page?): {CHECK}, {REPLAY}",
         CONFLICT: "changed in IFS meanwhile: retried on later runs",
         RATE_LIMITED: "rate limited: retried on later runs (sync.bulk_concurrency lowers the pressure)",
+        STALE_METADATA: "Jira's fields, options or priorities changed since they were read: read again, retried",
         SOURCE_GONE: f"no longer in IFS or outside {at}.filter: nothing to do unless that is wrong",
         INTERNAL: "a bug: the crash report or log has the details; please report it",
     }

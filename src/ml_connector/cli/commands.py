@@ -249,6 +249,7 @@ def sync(
         defer_from_cli(cfg, FLOW_TASK, [cfg.flow(flow).name] if flow else [f.name for f in cfg.flows if f.enabled])
         return
     connector = open_connector(config)
+    connector.keep_metadata = not dry_run  # a dry run writes nothing, kept metadata included
     runs = _Runs(connector.config)
     restore = _stop_on_signals(connector.stopping)
     # Every step reports on its own, so a failed outbound run still leaves the write-back to run; the inbox (shared by

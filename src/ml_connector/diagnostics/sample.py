@@ -44,9 +44,14 @@ class SampleChecks:
         self.config = config
         self.findings = findings
         self.size = size
-        # Mapping needs no store: the connector gets none, so nothing here can write one.
+        # Mapping needs no store: the connector gets none, so nothing here can write one; a check reads the metadata
+        # Jira and IFS have now, never a kept copy.
         self.connector = Connector(
-            config=config, store=cast(Store, None), ifs_factory=ifs_factory, jira_factory=jira_factory
+            config=config,
+            store=cast(Store, None),
+            ifs_factory=ifs_factory,
+            jira_factory=jira_factory,
+            keep_metadata=False,
         )
 
     def run(self) -> None:

@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 from ml_connector.config.models import FlowConfig
@@ -59,6 +60,7 @@ class Applier:
         self._locks_lock = threading.Lock()
         self._creates: ThreadPoolExecutor | None = None  # see _create_pool
         self._sending = Turns(self.policy.bulk_concurrency)  # bulk-create calls in flight
+        self._metadata_read_at: datetime | None = None
 
     def _fail_unfinished(self, records: Sequence[RecordRow], error: Exception) -> None:
         fail_unfinished(self.wiring.store, records, error, self.scope)
@@ -75,6 +77,8 @@ class Applier:
                 emails.add(self.fallback_email)
             accounts = self.wiring.account_ids(emails)
             fields_ctx = self.wiring.resolve_fields(self.flow)
+            # What this work's payloads are built from was read then: a refusal over a field may mean it is stale.
+            self._metadata_read_at = self.wiring.jira_metadata_read_at()
         except (AuthError, PermanentError):
             raise  # a refused shared lookup is no record's fault (a 403 is no record's permission): stop the flow
         except Exception as exc:
@@ -281,7 +285,8 @@ class Applier:
                 failure = outcome.failure
                 assert failure is not None
                 # An uncertain failure may have created the issue: the intent stays, a later attempt reconciles.
-                record_failure(tx, record, create_failure_error(failure), self.scope, keep_intent=failure.uncertain)
+                error = self._judged(create_failure_error(failure))
+                record_failure(tx, record, error, self.scope, keep_intent=failure.uncertain)
             done = {**SYNCED_CLEAN, "create_attempted_at": None}
             tx.records.update_many([(record_id, {**link, **done}) for record_id, link in created])
             tx.audit.add_many([(record_id, AuditEvent("created", detail=link)) for record_id, link in created])
@@ -292,6 +297,11 @@ class Applier:
     def _fail_one(self, record: RecordRow, error: Exception) -> None:
         with self.wiring.store.transaction(self.scope.report.run_id) as tx:
             record_failure(tx, record, error, self.scope)
+
+    def _judged(self, error: Exception) -> Exception:
+        """A Jira refusal as the record's failure: a retry instead when the metadata it was built from is stale."""
+        since = self.scope.report.started
+        return self.wiring.stale_metadata(error, read_at=self._metadata_read_at, since=since) or error
 
     def _update(self, record: RecordRow, accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
         assert record.jira_id is not None
@@ -307,7 +317,7 @@ class Applier:
             self.reconciler.deleted(record)
             return
         except Exception as exc:
-            self._fail_one(record, exc)
+            self._fail_one(record, self._judged(exc))
             return
         with self.wiring.store.transaction(self.scope.report.run_id) as tx:
             tx.records.update(record.id, **SYNCED_CLEAN)

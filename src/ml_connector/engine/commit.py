@@ -64,9 +64,11 @@ class _PageWrites:
     new_rows: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     new_audits: list[tuple[str, AuditEvent]] = field(default_factory=list)
     updated_ids: list[int] = field(default_factory=list)  # existing records given Jira work
+    updates: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # their changes, all with the same keys
     inserted: list[RecordRow] = field(default_factory=list)  # new records, as written
 
     def flush(self) -> None:
+        self.tx.records.update_many(self.updates)
         new = self.tx.records.insert_many(self.scope.flow.name, self.new_rows)
         self.inserted = [new[key] for key, _ in self.new_rows]
         self.audits += [(new[key].id, event) for key, event in self.new_audits]
@@ -190,7 +192,7 @@ def _commit_mapped(writes: _PageWrites, plan: Mapped, source_ts: str | None) -> 
         writes.tx.records.update(rec.id, **content)
         return
     attempts = 0 if rec.state in (PARKED, RETRY) else rec.attempts
-    writes.tx.records.update(rec.id, state=state, **content, **NO_FAILURE, attempts=attempts)
+    writes.updates.append((rec.id, {"state": state, **content, **NO_FAILURE, "attempts": attempts}))
     writes.updated_ids.append(rec.id)
 
 

@@ -24,7 +24,7 @@ from ml_connector.config.models import FlowConfig
 from ml_connector.engine.apply import Applier
 from ml_connector.engine.commit import RunScope, advance_cursor, commit_page
 from ml_connector.engine.pipeline import PagePipeline, cap_malloc_arenas
-from ml_connector.engine.plan import MapRow, PageRules, Plan, Row, plan_page, row_key, rows_to_map
+from ml_connector.engine.plan import Fail, MapRow, PageRules, Plan, Row, plan_page, row_key, rows_to_map
 from ml_connector.engine.ports import IfsSource, RecordStore
 from ml_connector.engine.preview import Previewer
 from ml_connector.engine.progress import Phase, PhaseCounter, Progress
@@ -33,11 +33,12 @@ from ml_connector.engine.reconcile import NotFoundWatch, Reconciler
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.timestamps import CursorTime, parse_ts
+from ml_connector.errors import MappingError
 from ml_connector.http.ratelimit import submit_in_scope
 from ml_connector.ifs.odata import F, Raw, WallTime, and_, filter_text
 from ml_connector.jira.fields import FieldRegistry
 from ml_connector.mapping import FieldTarget, IssueDraft, MappingContext, map_issue, stable_hash
-from ml_connector.reasons import SOURCE_GONE, Reason
+from ml_connector.reasons import METADATA_REASONS, SOURCE_GONE, Reason
 from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, AuditEvent, RecordRow, utcnow
 
 WORK_QUEUE_BATCH = 500  # records of the work queue taken at once
@@ -75,6 +76,7 @@ class OutboundSync:
         self._cursor_time = CursorTime(None if flow.cursor_time_zone_aware else connector.config.ifs.server_zone)
         self._watch = NotFoundWatch()
         self.store: RecordStore = connector.store
+        self._started = utcnow()  # Jira metadata read before the run started may be stale (``_plan_prepared``)
 
     @property
     def _ifs(self) -> IfsSource:
@@ -99,6 +101,7 @@ class OutboundSync:
         """
         cap_malloc_arenas()  # before this run's threads allocate (see there)
         report = RunReport(self.flow.name, "replay" if queue_only else "outbound", dry_run=dry_run)
+        self._started = report.started
         report.plan_limit = preview_limit
         scope = RunScope(self.flow, self.policy, report)
         counter = PhaseCounter(progress)
@@ -267,6 +270,11 @@ class OutboundSync:
         with self._ctx_lock:
             if self._ctx is None:
                 self._ctx = submit_in_scope(pool, self._load_context) if pool else _now(self._load_context)
+                if pool is not None:
+                    # The Jira client (its TLS context alone takes tens of ms) is built meanwhile, not before the
+                    # first write: with kept metadata nothing else builds it before then. A failure here is met
+                    # again, and raised, where the client is used.
+                    pool.submit(lambda: self.c.jira)
             return self._ctx
 
     def _load_context(self) -> MappingContext:
@@ -296,7 +304,16 @@ class OutboundSync:
         return Prepared(rows, existing, rules, lambda: _merged([f.result() for f in futures]), mapping=True)
 
     def _plan_prepared(self, prepared: Prepared) -> list[Plan]:
-        """The page's plans: its rows mapped (with their lines) where the records say they must be."""
+        """The page's plans: its rows mapped (with their lines) where the records say they must be. A record that
+        Jira metadata read before this run fails (an option, a priority, a project Jira did not have then) is mapped
+        again with the metadata read now: it may have been added since."""
+        plans = plan_page(prepared.rows, prepared.existing, self._mapper(prepared), prepared.rules)
+        read_at = self.c.jira_metadata_read_at()
+        if read_at is None or read_at >= self._started or not any(_metadata_failure(p) for p in plans):
+            return plans
+        self.c.forget_jira_metadata()
+        with self._ctx_lock:
+            self._ctx = None
         return plan_page(prepared.rows, prepared.existing, self._mapper(prepared), prepared.rules)
 
     def _plan(self, rows: Sequence[Row], *, key_ordered: bool) -> list[Plan]:
@@ -380,6 +397,12 @@ class OutboundSync:
 def _progress_marks(records: Sequence[RecordRow]) -> set[tuple[Any, ...]]:
     """What changes when the work queue makes progress on a record."""
     return {(r.id, r.state, r.jira_id, r.attempts, r.draft_hash) for r in records}
+
+
+def _metadata_failure(plan: Plan) -> bool:
+    """A mapping failure that Jira metadata decided (a value Jira did not have when it was read)."""
+    error = plan.error if isinstance(plan, Fail) else None
+    return isinstance(error, MappingError) and error.reason in METADATA_REASONS
 
 
 def _nothing_to_map(row: Mapping[str, Any]) -> IssueDraft:

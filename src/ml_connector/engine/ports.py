@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from ml_connector.config.models import FlowConfig
+from ml_connector.errors import ConnectorError
 from ml_connector.ifs.client import Filter, Page, Record
 from ml_connector.ifs.odata import Key, KeyValue, OrderKey, Scalar
 from ml_connector.jira.models import CreateOutcome, DraftIssue
@@ -156,3 +157,9 @@ class JiraWiring(Lookups, Protocol):
 
     @property
     def jira(self) -> JiraSink: ...
+
+    def jira_metadata_read_at(self) -> datetime | None: ...
+
+    def stale_metadata(
+        self, error: BaseException, *, read_at: datetime | None, since: datetime
+    ) -> ConnectorError | None: ...

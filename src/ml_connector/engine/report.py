@@ -73,6 +73,7 @@ class RunReport:
     examples: dict[str, str] = field(default_factory=dict)  # one message per failure reason code
     rate_limit_wait_s: float = 0.0  # seconds the run had calls waiting out 429s (concurrent waits count once)
     quota_points: int = 0  # Jira points-quota points the run's calls used, as the quota headers told (OAuth only)
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))  # metadata read before it may be stale
     # Pipelined pages and concurrent calls count from several threads.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 

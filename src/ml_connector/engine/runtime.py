@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -17,19 +18,28 @@ from ml_connector.config.models import ConnectorConfig, FlowConfig, LookupConfig
 from ml_connector.engine.budgets import SharedPacers, shared_budget_use, shared_pacers
 from ml_connector.engine.failures import describe
 from ml_connector.engine.report import RunReport
-from ml_connector.errors import AuthError, ConfigError, TransientError
+from ml_connector.errors import AuthError, ConfigError, ConnectorError, Rejected, StaleMetadata, TransientError
 from ml_connector.http.ratelimit import RateLimitBudget, rate_limit_scope, submit_in_scope
 from ml_connector.http.session import CallObserver
 from ml_connector.ifs import IfsClient
 from ml_connector.jira.client import JiraClient
-from ml_connector.jira.fields import FieldRegistry, split_field_name
+from ml_connector.jira.fields import FieldInfo, FieldRegistry, split_field_name
 from ml_connector.jira.tokens import TokenStore
 from ml_connector.mapping import FieldTarget, MappingContext
 from ml_connector.reasons import flow_path
-from ml_connector.store import Store
+from ml_connector.store import Store, utcnow
 
 USER_CACHE_AGE = timedelta(hours=24)
 CALLS_AT_ONCE = 8  # independent lookups (IFS sets, Jira metadata, user searches) sent at once
+# Jira metadata (fields, priorities, projects, createmeta) is kept this long, in the process and in the store (so a
+# new process skips those reads). A write Jira refuses over a field while it is older than the run reads it again
+# (``stale_metadata``), as does a mapping failure it decided (engine/outbound.py).
+JIRA_METADATA_TTL = 3600.0
+JIRA_METADATA = ("jira:", "createmeta:")
+# An IFS projection's $metadata (key fields, property types) changes with an upgrade, not with a record: kept as long.
+IFS_METADATA_TTL = 3600.0  # name prefixes of the Jira metadata entries
+# Fields of a Jira refusal that only metadata can make wrong (a field id, an option, a priority, a project).
+_METADATA_FIELDS = frozenset({"priority", "project", "issuetype"})
 
 
 def _field_kind(custom_type: str | None, schema_type: str | None) -> str:
@@ -47,6 +57,49 @@ def _field_kind(custom_type: str | None, schema_type: str | None) -> str:
 class _Cached:
     value: Any
     expires: float
+    read_at: datetime  # when it was read from the far side
+
+
+@dataclass(frozen=True)
+class _Codec:
+    """How a cached value is kept in the store's ``metadata_cache`` (JSON) and read back."""
+
+    encode: Callable[[Any], Any]
+    decode: Callable[[Any], Any]
+
+
+_SETS = _Codec(sorted, frozenset)
+_REGISTRY = _Codec(
+    lambda registry: [asdict(info) for info in registry.infos()],
+    lambda rows: FieldRegistry(FieldInfo(**{**row, "clause_names": tuple(row["clause_names"])}) for row in rows),
+)
+_ALLOWED = _Codec(
+    lambda allowed: {k: sorted(v) for k, v in allowed.items()},
+    lambda data: {str(k): frozenset(v) for k, v in data.items()},
+)
+
+
+def _stamp(text: str) -> str:
+    """A short fixed-size name for where metadata was read from (``metadata_cache.source``)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class _KeptIfsMetadata:
+    """IFS ``$metadata`` documents kept in the store for ``IFS_METADATA_TTL`` (``ifs.client.MetadataKeeper``)."""
+
+    store: Store
+    source: str
+
+    def load(self, projection: str) -> bytes | None:
+        age = timedelta(seconds=IFS_METADATA_TTL)
+        entry = self.store.metadata.get(f"ifs:metadata:{projection}", source=self.source, max_age=age)
+        document = entry.value.get("csdl") if entry is not None and isinstance(entry.value, dict) else None
+        return document.encode() if isinstance(document, str) else None
+
+    def keep(self, projection: str, document: bytes) -> None:
+        text = document.decode("utf-8", errors="replace")
+        self.store.metadata.put(f"ifs:metadata:{projection}", {"csdl": text}, source=self.source)
 
 
 @dataclass
@@ -67,6 +120,9 @@ class Connector:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pacers: SharedPacers | None = None
     _pacers_built: bool = False
+    # Far-side metadata kept in the store across processes (and read from it). False for what must see the far side
+    # as it is now and has no store to keep it in (``check``'s sample mapping).
+    keep_metadata: bool = True
 
     @property
     def ifs(self) -> IfsClient:
@@ -93,7 +149,11 @@ class Connector:
 
     def _default_ifs(self) -> IfsClient:
         pacers = self._shared_pacers()
-        return IfsClient.from_connection(self.config.ifs, observer=self.observer, pacer=pacers.ifs if pacers else None)
+        ifs = self.config.ifs
+        keeper = _KeptIfsMetadata(self.store, _stamp(f"{ifs.base_url}|{ifs.client_id}")) if self.keep_metadata else None
+        return IfsClient.from_connection(
+            ifs, observer=self.observer, pacer=pacers.ifs if pacers else None, keeper=keeper
+        )
 
     def _default_jira(self) -> JiraClient:
         pacers = self._shared_pacers()
@@ -177,17 +237,75 @@ class Connector:
 
     # -- cached lookups --------------------------------------------------------------------------------------------
 
-    def _cached(self, name: str, ttl: float, load: Callable[[], Any]) -> Any:
+    def _cached(self, name: str, ttl: float, load: Callable[[], Any], kept: _Codec | None = None) -> Any:
+        """``name``'s value from this process's cache, else (``kept``: Jira metadata) from the store's if read from
+        this Jira site within ``ttl``, else ``load()``ed (and then kept in the store too)."""
         now = time.monotonic()
         hit = self._cache.get(name)
         if hit is not None and hit.expires > now:
             return hit.value
+        if not self.keep_metadata:
+            kept = None
+        if kept is not None and (stored := self._stored(name, ttl, kept)) is not None:
+            value, read_at = stored
+            age = (utcnow() - read_at).total_seconds()
+            self._cache[name] = _Cached(value, now + ttl - age, read_at)
+            return value
+        read_at = utcnow()
         value = load()
-        self._cache[name] = _Cached(value, now + ttl)
+        self._cache[name] = _Cached(value, now + ttl, read_at)
+        if kept is not None:
+            self.store.metadata.put(name, kept.encode(value), source=self._jira_source(), fetched_at=read_at)
         return value
+
+    def _stored(self, name: str, ttl: float, kept: _Codec) -> tuple[Any, datetime] | None:
+        entry = self.store.metadata.get(name, source=self._jira_source(), max_age=timedelta(seconds=ttl))
+        if entry is None:
+            return None
+        try:
+            return kept.decode(entry.value), entry.fetched_at
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None  # written by another version in another shape: read it again
+
+    def _jira_source(self) -> str:
+        """Which Jira site and identity metadata was read from: an entry from another one is not used."""
+        jira = self.config.jira
+        who = jira.auth.email if not isinstance(jira.auth, JiraOAuth) else f"{jira.auth.client_id}@{jira.auth.cloud_id}"
+        return _stamp(f"{jira.url}|{jira.auth.kind}|{who}")
 
     def invalidate_caches(self) -> None:
         self._cache.clear()
+
+    def forget_jira_metadata(self) -> None:
+        """Drop the Jira metadata here and in the store: the next need reads it from Jira again."""
+        for name in [n for n in self._cache if n.startswith(JIRA_METADATA)]:
+            self._cache.pop(name, None)
+        if self.keep_metadata:
+            self.store.metadata.forget(*JIRA_METADATA)
+
+    def jira_metadata_read_at(self) -> datetime | None:
+        """When the oldest Jira metadata this process holds was read from Jira (None: it holds none)."""
+        times = [hit.read_at for name, hit in list(self._cache.items()) if name.startswith(JIRA_METADATA)]
+        return min(times, default=None)
+
+    def stale_metadata(
+        self, error: BaseException, *, read_at: datetime | None, since: datetime
+    ) -> ConnectorError | None:
+        """A Jira refusal of a write over a field that only metadata can make wrong (a custom field, a priority, a
+        project), when the metadata the write was built from was read (``read_at``) before the run (``since``):
+        the metadata is dropped and the write is to be retried (``StaleMetadata``) with what Jira says now. None
+        otherwise: the refusal stands (with metadata read during the run, a refusal is the record's own)."""
+        if not isinstance(error, Rejected) or error.system != "jira" or read_at is None or read_at >= since:
+            return None
+        named = [str(k) for k in (error.details.get("errors") or {})]
+        if not any(k.startswith("customfield_") or k in _METADATA_FIELDS for k in named):
+            return None
+        self.forget_jira_metadata()
+        return StaleMetadata(
+            f"{error.message} (Jira metadata read {read_at:%Y-%m-%d %H:%M} UTC, before the run: read again, retried)",
+            system="jira",
+            status=error.status,
+        )
 
     def _lookup(self, name: str, spec: LookupConfig | None) -> Mapping[str, Mapping[str, Any]]:
         if spec is None:
@@ -203,7 +321,9 @@ class Connector:
         return result
 
     def field_registry(self) -> FieldRegistry:
-        registry: FieldRegistry = self._cached("jira:fields", 3600.0, self.jira.fields)
+        registry: FieldRegistry = self._cached(
+            "jira:fields", JIRA_METADATA_TTL, lambda: self.jira.fields(refresh=True), _REGISTRY
+        )
         return registry
 
     def cached_field_names(self) -> dict[str, str]:
@@ -216,7 +336,19 @@ class Connector:
         return {i: info.name for i in ids if (info := registry.get(i)) is not None}
 
     def resolve_fields(self, flow: FlowConfig) -> dict[str, FieldTarget]:
-        """Configured custom field names → ids and kinds, once per hour; ambiguity is a ``ConfigError``."""
+        """Configured custom field names → ids and kinds, once per hour; ambiguity is a ``ConfigError``. A kept
+        registry that does not know a configured field is read again first (the field may be new)."""
+        started = utcnow()
+        try:
+            return self._resolve_fields(flow)
+        except ConfigError:
+            kept = self._cache.get("jira:fields")
+            if kept is None or kept.read_at >= started:
+                raise  # read from Jira just now: the configuration is wrong
+            self.forget_jira_metadata()
+            return self._resolve_fields(flow)
+
+    def _resolve_fields(self, flow: FlowConfig) -> dict[str, FieldTarget]:
         registry = self.field_registry()
         targets: dict[str, FieldTarget] = {}
         for configured in flow.mapping.custom_fields:
@@ -250,7 +382,7 @@ class Connector:
             return found
 
         allowed: dict[str, frozenset[str]] = self._cached(
-            f"createmeta:{project}:{flow.mapping.issue_type}", 3600.0, load
+            f"createmeta:{project}:{flow.mapping.issue_type}", JIRA_METADATA_TTL, load, _ALLOWED
         )
         return allowed.get(field_id)
 
@@ -283,13 +415,16 @@ class Connector:
 
     def _jira_projects(self) -> frozenset[str]:
         keys: frozenset[str] = self._cached(
-            "jira:projects", 3600.0, lambda: frozenset(str(p["key"]) for p in self.jira.projects())
+            "jira:projects", JIRA_METADATA_TTL, lambda: frozenset(str(p["key"]) for p in self.jira.projects()), _SETS
         )
         return keys
 
     def _priorities(self) -> frozenset[str]:
         names: frozenset[str] = self._cached(
-            "jira:priorities", 3600.0, lambda: frozenset(str(p["name"]) for p in self.jira.priorities())
+            "jira:priorities",
+            JIRA_METADATA_TTL,
+            lambda: frozenset(str(p["name"]) for p in self.jira.priorities()),
+            _SETS,
         )
         return names
 

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urljoin
 
 import httpx2
@@ -33,6 +33,7 @@ from ml_connector.http.ratelimit import submit_in_scope
 from ml_connector.ifs.auth import TokenProvider
 from ml_connector.ifs.metadata import ServiceMetadata, parse_metadata
 from ml_connector.ifs.odata import (
+    QUERY_SAFE,
     Compare,
     EntitySetRef,
     Expr,
@@ -126,6 +127,14 @@ def _parse_count(response: httpx2.Response) -> int:
     raise MalformedResponse(f"$count from GET {response.request.url.path} answered {text[:40]!r}", system=SYSTEM)
 
 
+class MetadataKeeper(Protocol):
+    """Where ``$metadata`` documents are kept beyond this client (the store), so a new process need not read them."""
+
+    def load(self, projection: str) -> bytes | None: ...
+
+    def keep(self, projection: str, document: bytes) -> None: ...
+
+
 class IfsClient:
     """Facade over one IFS tenant; thread-safe for concurrent calls (the HTTP pool and token cache are shared)."""
 
@@ -136,6 +145,7 @@ class IfsClient:
         page_size: int = 1000,
         tokens: TokenProvider | None = None,
         max_filter_chars: int = DEFAULT_MAX_FILTER_CHARS,
+        keeper: MetadataKeeper | None = None,
     ) -> None:
         if not 1 <= page_size <= IFS_MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be 1..{IFS_MAX_PAGE_SIZE}")
@@ -146,6 +156,7 @@ class IfsClient:
         self._metadata: dict[str, ServiceMetadata] = {}
         self._metadata_lock = threading.Lock()
         self._metadata_loading: dict[str, threading.Lock] = {}  # one per projection: its single read in progress
+        self._keeper = keeper
         base = session.client.base_url
         self._origin = (base.scheme, base.host, base.port)
         self._base_path = base.path
@@ -158,6 +169,7 @@ class IfsClient:
         transport: httpx2.BaseTransport | None = None,
         observer: CallObserver | None = None,
         pacer: Pacer | None = None,
+        keeper: MetadataKeeper | None = None,
     ) -> IfsClient:
         tokens = TokenProvider.for_connection(connection, transport=transport)
         headers = {TIME_ZONE_AWARE_HEADER: "true"}  # zone-aware timestamps as instants, never server-local time
@@ -166,7 +178,7 @@ class IfsClient:
             base, connection.http, auth=BearerAuth(tokens, system=SYSTEM), headers=headers, transport=transport
         )
         session = ApiSession(client, system=SYSTEM, settings=connection.http, pacer=pacer, observer=observer)
-        return cls(session, page_size=connection.page_size, tokens=tokens)
+        return cls(session, page_size=connection.page_size, tokens=tokens, keeper=keeper)
 
     def close(self) -> None:
         self.session.close()
@@ -246,12 +258,29 @@ class IfsClient:
                 cached = self._metadata.get(projection)
             if cached is not None:
                 return cached  # read by the thread this one waited for
-            parsed = self._request_parsed(
-                "GET", f"{projection}.svc/$metadata", _parse_metadata, headers={"Accept": "application/xml"}
-            )
+            parsed = self._kept_metadata(projection)
+            if parsed is None:
+                document, parsed = self._request_parsed(
+                    "GET",
+                    f"{projection}.svc/$metadata",
+                    lambda r: (r.content, _parse_metadata(r)),
+                    headers={"Accept": "application/xml"},
+                )
+                if self._keeper is not None:
+                    self._keeper.keep(projection, document)
             with self._metadata_lock:
                 self._metadata[projection] = parsed
             return parsed
+
+    def _kept_metadata(self, projection: str) -> ServiceMetadata | None:
+        """The document the keeper holds, parsed (None: none, or one that no longer parses)."""
+        document = self._keeper.load(projection) if self._keeper is not None else None
+        if document is None:
+            return None
+        try:
+            return parse_metadata(document)
+        except (ValueError, ET.ParseError):
+            return None
 
     def key_fields(self, entity_set: str) -> tuple[str, ...]:
         ref = EntitySetRef.parse(entity_set)
@@ -371,11 +400,11 @@ class IfsClient:
 
     def _chunks(self, terms: Iterable[Expr]) -> Iterator[Expr]:
         """Group ``or`` terms so each chunk's encoded filter stays within ``max_filter_chars``."""
-        separator = len(quote(") or (", safe=""))
         chunk: list[Expr] = []
         size = 0
         for term in terms:
-            cost = len(quote(term.render(), safe="'(),:@!*;/")) + separator + 2
+            # as ``encode_query`` sends it inside an ``or`` (the last term's separator is counted too: a margin)
+            cost = len(quote(f"({term.render()}) or ", safe=QUERY_SAFE))
             if chunk and size + cost > self.max_filter_chars:
                 yield or_(*chunk)
                 chunk, size = [], 0

@@ -374,7 +374,7 @@ class EntitySetRef:
 # Characters left readable in path segments and query values; everything else (including / # % & ? + space and
 # non-ASCII) is percent-encoded so a value can never end the segment or the query option it sits in.
 _PATH_SAFE = "'(),=:@!*;"
-_QUERY_SAFE = "'(),:@!*;/"
+QUERY_SAFE = "'(),:@!*;/"
 
 
 def key_predicate(key: Key) -> str:
@@ -411,7 +411,7 @@ def encode_query(options: Mapping[str, str | int | None]) -> str:
             continue
         if not re.match(r"^\$?[A-Za-z_][A-Za-z0-9_]*$", name):
             raise ValueError(f"not a query option name: {name!r}")
-        parts.append(f"{name}={quote(str(value), safe=_QUERY_SAFE)}")
+        parts.append(f"{name}={quote(str(value), safe=QUERY_SAFE)}")
     return "&".join(parts)
 
 

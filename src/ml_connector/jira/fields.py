@@ -84,6 +84,10 @@ class FieldRegistry:
     def __contains__(self, field_id: object) -> bool:
         return field_id in self._by_id
 
+    def infos(self) -> list[FieldInfo]:
+        """Every field, as read."""
+        return list(self._by_id.values())
+
     def names(self) -> list[str]:
         """Every field's name, each once (for "did you mean")."""
         return sorted({f.name for f in self._by_id.values()})

@@ -206,6 +206,20 @@ jira_users = Table(
     PrimaryKeyConstraint("connection", "email"),
 )
 
+# Far-side metadata a run's mapping needs (Jira fields, priorities, projects, createmeta), kept across processes so
+# a new process need not read it again before its first write (engine/runtime.py). ``source`` names the far side and
+# identity it was read from: an entry read from another site or user is not used.
+metadata_cache = Table(
+    "metadata_cache",
+    metadata,
+    Column("name", String(200), nullable=False),  # "jira:fields", "createmeta:<project>:<issue type>", ...
+    Column("source", String(64), nullable=False),
+    Column("value", JSON, nullable=False),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    connection_column(),
+    PrimaryKeyConstraint("connection", "name"),
+)
+
 system_health = Table(
     "system_health",
     metadata,

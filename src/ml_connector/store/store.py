@@ -20,6 +20,7 @@ from ml_connector.store.cursors import CursorRepository
 from ml_connector.store.db import create_db_engine, migrate
 from ml_connector.store.inbox import InboxRepository
 from ml_connector.store.leases import LeaseRepository
+from ml_connector.store.metadata import MetadataCacheRepository
 from ml_connector.store.records import RecordRepository
 from ml_connector.store.runs import RunRepository
 from ml_connector.store.source import EngineSource, TransactionSource
@@ -55,6 +56,7 @@ class Store:
         self.records = RecordRepository(source)
         self.audit = AuditRepository(source)
         self.users = UserRepository(source)
+        self.metadata = MetadataCacheRepository(source)
         self.inbox = InboxRepository(source)
         self.leases = LeaseRepository(source)
         self.controls = FlowControlRepository(source)

@@ -166,6 +166,7 @@ def test_a_runs_first_changed_page_reads_its_lines_lookups_and_jira_metadata_at_
             OutboundSync(c, flow).run()
             edited = _edit_all(w, c, "overlap")
             fresh = make_connector(_config(w, tmp_path))  # nothing cached: lookups and metadata are read again
+            fresh.forget_jira_metadata()  # (Jira metadata is kept in the store across processes)
             c.close()
             c = fresh
             for owner, name in ((IfsClient, "children_by_parent"), (Connector, "_lookup"), (JiraClient, "projects")):

@@ -21,6 +21,7 @@ def test_migrations_create_every_table(store: Store) -> None:
         "flow_controls",
         "jira_users",
         "system_health",
+        "metadata_cache",
         "alembic_version",
     }
     assert expected <= names

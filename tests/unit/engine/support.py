@@ -15,7 +15,7 @@ from ml_connector.engine.commit import RunScope, commit_page
 from ml_connector.engine.plan import PageRules, Plan, plan_page
 from ml_connector.engine.reconcile import NotFoundWatch, Reconciler
 from ml_connector.engine.report import RunReport
-from ml_connector.errors import NotFound, TransientError
+from ml_connector.errors import NotFound, StaleMetadata, TransientError
 from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue
 from ml_connector.mapping import FieldTarget, IssueDraft, MappingContext, identity_label
 from ml_connector.store import SYNCED, RecordRow, Store, utcnow
@@ -140,6 +140,9 @@ class FakeWiring:
 
     store: Store
     jira: FakeJira
+    metadata_read_at: datetime | None = None  # no metadata held: a refusal is the record's own
+    metadata_stale: bool = False
+    judged: list[tuple[BaseException, datetime | None, datetime]] = field(default_factory=list)
 
     def account_ids(self, emails: set[str]) -> dict[str, str | None]:
         return dict.fromkeys(emails)
@@ -149,6 +152,19 @@ class FakeWiring:
 
     def mapping_context(self, flow: FlowConfig) -> MappingContext:
         raise AssertionError("the apply step maps nothing")
+
+    def jira_metadata_read_at(self) -> datetime | None:
+        return self.metadata_read_at
+
+    def stale_metadata(
+        self, error: BaseException, *, read_at: datetime | None, since: datetime
+    ) -> StaleMetadata | None:
+        """``metadata_stale``: every refusal with metadata read before the run is blamed on it (the rule itself is
+        the connector's, tested with it)."""
+        self.judged.append((error, read_at, since))
+        if self.metadata_stale and read_at is not None and read_at < since:
+            return StaleMetadata(f"{error} (metadata read before the run)", system="jira")
+        return None
 
 
 @dataclass
@@ -160,9 +176,11 @@ class Run:
     watch: NotFoundWatch
 
     @classmethod
-    def start(cls, store: Store, jira: FakeJira, policy: SyncPolicy | None = None) -> Run:
+    def start(
+        cls, store: Store, jira: FakeJira, policy: SyncPolicy | None = None, wiring: FakeWiring | None = None
+    ) -> Run:
         page, watch, stop = Page(store, policy), NotFoundWatch(), threading.Event()
-        wiring = FakeWiring(store, jira)
+        wiring = wiring or FakeWiring(store, jira)
         reconciler = Reconciler(wiring, page.scope, watch, stop)
         return cls(page, Applier(wiring, page.scope, reconciler, stop), watch)
 

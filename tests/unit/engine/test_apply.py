@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from ml_connector.errors import TransientError
-from ml_connector.store import PARKED, RETRY, Store
+from datetime import timedelta
 
-from .support import FakeJira, Run, events, linked, record, row
+import pytest
+
+from ml_connector.errors import Rejected, TransientError
+from ml_connector.store import PARKED, RETRY, Store, utcnow
+
+from .support import FakeJira, FakeWiring, Run, events, linked, record, row
 
 
 def test_new_records_are_created_in_one_bulk_call_and_linked(store: Store) -> None:
@@ -52,3 +56,26 @@ def test_a_payload_error_fails_its_record_not_the_bulk_call(store: Store) -> Non
     failed = record(store, "B")
     assert failed.state == PARKED and failed.error_class == "MappingError" and failed.create_attempted_at is None
     assert run.counts["created"] == 2 and run.counts["parked"] == 1
+
+
+@pytest.mark.parametrize("stale", [True, False])
+def test_an_edit_jira_refuses_over_a_field_is_retried_when_the_metadata_is_stale_else_parked(
+    store: Store, stale: bool
+) -> None:
+    jira = FakeJira()
+    Run.start(store, jira).sync([row("A")])
+    refusal = Rejected("not on the screen", system="jira", status=400, details={"errors": {"customfield_1": "x"}})
+    jira.down = refusal
+    read_at = utcnow() - timedelta(minutes=30)  # kept from an earlier process
+    wiring = FakeWiring(store, jira, metadata_read_at=read_at, metadata_stale=stale)
+    run = Run.start(store, jira, wiring=wiring)
+    run.sync([row("A", "v2")])
+
+    assert [(e, r) for e, r, _ in wiring.judged] == [(refusal, read_at)]
+    assert wiring.judged[0][2] == run.page.report.started  # judged against the run's start
+    failed = record(store, "A")
+    if stale:
+        assert (failed.state, failed.error_class, failed.reason) == (RETRY, "StaleMetadata", "stale_metadata")
+        assert failed.next_attempt_at is not None
+    else:
+        assert (failed.state, failed.error_class, failed.reason) == (PARKED, "Rejected", "jira_rejected")

@@ -23,8 +23,9 @@ def _connector(tmp_path: Path, custom_fields: dict[str, str]) -> Connector:
         data["flows"][0]["mapping"]["custom_fields"] = custom_fields
         data["flows"][0]["mapping"]["project"]["default"] = None  # no createmeta read for select fields
 
-    jira = SimpleNamespace(fields=lambda: FieldRegistry(FIELDS), session=SimpleNamespace(stop=None))
-    return Connector(example(tmp_path, change), store=cast(Store, None), jira_factory=lambda: cast(JiraClient, jira))
+    jira = SimpleNamespace(fields=lambda refresh=False: FieldRegistry(FIELDS), session=SimpleNamespace(stop=None))
+    store = Store.open(f"sqlite:///{tmp_path / 'store.db'}")
+    return Connector(example(tmp_path, change), store=store, jira_factory=lambda: cast(JiraClient, jira))
 
 
 def test_fields_resolve_to_ids_and_kinds(tmp_path: Path) -> None:

@@ -160,6 +160,22 @@ def test_a_short_first_page_ends_the_read_only_when_shorter_than_asked_for() -> 
     ]
 
 
+def test_key_chunks_are_as_full_as_the_encoded_filter_length_allows() -> None:
+    """The length counted is the length sent: 100 keys of 34 encoded characters each ("(OrderNo%20eq%20'PO-0001')"
+    and "%20or%20") fill two requests of 1,800, not three; the first holds as many as fit."""
+    filters: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        filters.append(str(request.url.raw_path, "ascii").split("$filter=", 1)[1].split("&")[0])
+        return httpx2.Response(200, json={"value": []}, headers={"Preference-Applied": "odata.maxpagesize=1000"})
+
+    client, _ = make(handler, max_filter_chars=1800)
+    client.children_by_parent(PO, "OrderNo", [f"PO-{n:04d}" for n in range(100)], key_fields=["OrderNo"])
+    assert len(filters) == 2
+    assert all(len(f) <= 1800 for f in filters)
+    assert [f.count("%20or%20") + 1 for f in filters] == [52, 48]  # 52 x 34 = 1,768: a 53rd would not fit
+
+
 def test_get_many_by_keys_chunks_by_encoded_filter_length() -> None:
     def handler(request: httpx2.Request) -> httpx2.Response:
         wanted = [part.split("'")[1] for part in query(request)["$filter"].split(" or ")]
