@@ -89,11 +89,17 @@ def test_run_serves_every_connection_apart(sims: dict[str, tuple[ServerHandle, S
     stores = {name: Store.open(url, connection=name) for name in SIZES}
     try:
         for name, size in SIZES.items():
-            wait_until(
-                lambda s=stores[name], n=size: s.records.count_by_state("purchase_orders").get(SYNCED, 0) >= n,
-                timeout=90,
-                interval=0.1,
-            )
+            try:
+                wait_until(
+                    lambda s=stores[name], n=size: s.records.count_by_state("purchase_orders").get(SYNCED, 0) >= n,
+                    timeout=90,
+                    interval=0.1,
+                )
+            except AssertionError as late:  # say what the daemon was doing: a hang here is otherwise a mystery
+                daemon.kill()
+                tail = daemon.communicate(timeout=30)[0][-6000:]
+                counts = {n: st.records.count_by_state("purchase_orders") for n, st in stores.items()}
+                raise AssertionError(f"{name} not synced; records by state {counts}; daemon log:\n{tail}") from late
         metrics = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         daemon.send_signal(signal.SIGTERM)
         output, _ = daemon.communicate(timeout=60)
