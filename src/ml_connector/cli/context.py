@@ -87,7 +87,7 @@ def configure_logging(config: ConnectorConfig, *, service: bool = False) -> None
 def open_connector(value: Path | None) -> Connector:
     """The same wiring as the daemon: a rotated OAuth refresh token is saved (encrypted) in the store, so the
     next command or the daemon can still authenticate."""
-    from ml_connector.runner.daemon import build_connector
+    from ml_connector.runner.connector import build_connector
 
     config = load(value)
     return build_connector(config_path(value), config)
