@@ -80,7 +80,6 @@ def test_an_unexpected_cli_error_prints_no_locals(tmp_path: object) -> None:
     code = (
         "import sys; from ml_connector.cli import app as a; from ml_connector import logging as l;"
         "l.register_secret('hunter2-very-secret-value');"
-        "a._register_commands = lambda: None;"
         "a.app = lambda: (_ for _ in ()).throw(KeyError('hunter2-very-secret-value'));"
         "a.main()"
     )

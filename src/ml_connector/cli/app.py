@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from enum import IntEnum, StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -16,7 +18,49 @@ from ml_connector.errors import AuthError, ConfigError, ConnectorError, Transien
 from ml_connector.http.redact import redact
 from ml_connector.logging import DEBUG_ENV, debug_enabled, describe_exception, known_secrets
 
+if TYPE_CHECKING:
+    from typer import _click as click  # the click Typer vendors (0.2x), whose types its group's methods take
+
+# The module that adds each command to ``app``. A command line imports only the module of the command it names: each
+# process start (a cron job, the tests' thousand CLI runs) then skips the web app, job queue and scheduler imports
+# that other commands need. Help, and a name that is no command, import them all.
+COMMAND_MODULES = {
+    "check": "check",
+    "worker": "worker",
+    "migrate": "worker",
+    "sync": "commands",
+    "status": "commands",
+    "records": "commands",
+    "audit": "commands",
+    "replay": "commands",
+    "init": "commands",
+    "demo": "demo",
+    "run": "run",
+    "jira": "auth",
+    "auth": "auth",
+    "sim": "sim",
+}
+
+
+class _CommandsOnDemand(typer.core.TyperGroup):
+    """The root group: a command's module is imported when the command line names it (see COMMAND_MODULES)."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            self._load(COMMAND_MODULES[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load(*COMMAND_MODULES.values())
+        return super().list_commands(ctx)
+
+    def _load(self, *modules: str) -> None:
+        _register_commands(*modules)
+        self.commands = typer.main.get_group(app).commands  # rebuilt from every command registered so far
+
+
 app = typer.Typer(
+    cls=_CommandsOnDemand,
     name="ml-connector",
     help="Keeps IFS Cloud purchase orders and work orders in step with Jira Cloud issues.",
     no_args_is_help=True,
@@ -92,9 +136,10 @@ def _root(
         raise typer.Exit(0)
 
 
-def _register_commands() -> None:
-    # Imported for their side effect of adding commands to ``app``; kept in separate modules per concern.
-    from ml_connector.cli import auth, check, commands, demo, run, sim, worker  # noqa: F401
+def _register_commands(*modules: str) -> None:
+    """Import command modules (``ml_connector.cli.<name>``), which add their commands to ``app`` as a side effect."""
+    for module in dict.fromkeys(modules):
+        importlib.import_module(f"ml_connector.cli.{module}")
 
 
 def exit_code_for(error: BaseException) -> ExitCode:
@@ -135,7 +180,6 @@ def print_error(error: BaseException, *, where: str = "", report: Path | None = 
 def main() -> None:
     """Console entry point: foreseeable errors become one clear line and an exit code, never a traceback; an
     unexpected one becomes one line naming its report file, and exit code 7."""
-    _register_commands()
     try:
         app()
     except ConnectorError as exc:

@@ -28,7 +28,6 @@ from ml_connector.cli.records_output import (
     records_format,
     render_records,
 )
-from ml_connector.cli.worker import defer_from_cli
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.diagnostics.fixes import config_fix
 from ml_connector.engine import (
@@ -48,7 +47,6 @@ from ml_connector.engine.timestamps import parse_ts
 from ml_connector.errors import ConfigError
 from ml_connector.jira.links import browse_url
 from ml_connector.mapping.changes import custom_field_names, trail_changes
-from ml_connector.runner.jobqueue import FLOW_TASK, REPLAY_TASK
 from ml_connector.store import (
     FAILED_STATES,
     PARKED,
@@ -245,6 +243,9 @@ def sync(
     if (as_json or limit is not None) and not dry_run:
         raise ConfigError("--json and --limit show a dry run's preview: add --dry-run")
     if queue:
+        from ml_connector.cli.worker import defer_from_cli  # the job queue (procrastinate, web worker): --queue only
+        from ml_connector.runner.jobqueue import FLOW_TASK
+
         cfg = load(config)
         defer_from_cli(cfg, FLOW_TASK, [cfg.flow(flow).name] if flow else [f.name for f in cfg.flows if f.enabled])
         return
@@ -482,6 +483,9 @@ def replay(
         queued = requeue_failed(connector.store, flow=flow, keys=keys or (), since=since)
         console.print(f"re-queued {len(queued)} record(s)")
         if queue:
+            from ml_connector.cli.worker import defer_from_cli  # the job queue's imports: --queue only
+            from ml_connector.runner.jobqueue import REPLAY_TASK
+
             defer_from_cli(connector.config, REPLAY_TASK, sorted({r.flow for r in queued}))
             return
         for run in replay_flows(connector, sorted({r.flow for r in queued}), stop=connector.stopping):

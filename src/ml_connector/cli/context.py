@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 import typer
 
-from ml_connector.config.models import ConnectorConfig, load_config, load_connections
-from ml_connector.engine import Connector
 from ml_connector.errors import ConfigError
 from ml_connector.logging import LOG_FORMATS, configure, default_log_format, register_secret
-from ml_connector.store import Store
-from ml_connector.store.db import require_driver
+
+# The root command reads ``selection`` and ``log_overrides`` from here before any command runs, the simulators'
+# included: config, engine and store are imported where a connector command first needs them.
+if TYPE_CHECKING:
+    from ml_connector.config.models import ConnectorConfig
+    from ml_connector.engine import Connector
+    from ml_connector.store import Store
 
 DEFAULT_CONFIG = "ml-connector.yaml"
 LOG_LEVEL_ENV = "ML_CONNECTOR_LOG_LEVEL"
@@ -42,12 +46,16 @@ def load(value: Path | None, *, service: bool = False, store_only: bool = False)
     """The validated config of the connection ``--connection`` names (or the only one); ``store_only`` (commands
     that only read the store) lets IFS/Jira secrets be unset; ``service`` (the daemon) logs JSON when stderr is not
     a terminal."""
+    from ml_connector.config.models import load_config
+
     path = _existing(value)
     return _prepared(path, [load_config(path, store_only=store_only, connection=selection["connection"])], service)[0]
 
 
 def load_all(value: Path | None, *, service: bool = False) -> list[ConnectorConfig]:
     """Every connection of the file (the daemon runs them all), or only the one ``--connection`` names."""
+    from ml_connector.config.models import load_config, load_connections
+
     path = _existing(value)
     if selection["connection"] is not None:
         return _prepared(path, [load_config(path, connection=selection["connection"])], service)
@@ -63,6 +71,8 @@ def _existing(value: Path | None) -> Path:
 
 def _prepared(path: Path, configs: list[ConnectorConfig], service: bool) -> list[ConnectorConfig]:
     """Secrets registered for redaction, logging configured (settings shared by every connection), notes logged."""
+    from ml_connector.store.db import require_driver
+
     require_driver(configs[0].store.url or "")  # every command, `check` included, names a missing extra up front
     for config in configs:
         for secret in config.secret_values():
@@ -87,7 +97,7 @@ def configure_logging(config: ConnectorConfig, *, service: bool = False) -> None
 def open_connector(value: Path | None) -> Connector:
     """The same wiring as the daemon: a rotated OAuth refresh token is saved (encrypted) in the store, so the
     next command or the daemon can still authenticate."""
-    from ml_connector.runner.daemon import build_connector
+    from ml_connector.runner.connector import build_connector
 
     config = load(value)
     return build_connector(config_path(value), config)
@@ -96,5 +106,7 @@ def open_connector(value: Path | None) -> Connector:
 def open_store(value: Path | None) -> tuple[ConnectorConfig, Store]:
     """The config and the store, for commands that only read it (status, records, audit): no IFS or Jira client
     is built, so their secrets need not be set."""
+    from ml_connector.store import Store
+
     config = load(value, store_only=True)
     return config, Store.open(config.store.url or "", connection=config.name)

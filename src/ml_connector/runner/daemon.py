@@ -7,27 +7,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ml_connector.config.connections import JiraBasicAuth, JiraOAuth
-from ml_connector.config.models import ConnectorConfig
+from ml_connector.config.connections import JiraBasicAuth
 from ml_connector.engine import Connector
-from ml_connector.engine.heap import settle_heap
 from ml_connector.errors import ConfigError
 from ml_connector.logging import adopt_uvicorn_loggers
 from ml_connector.metrics import Metrics
-from ml_connector.runner.credentials import DbTokenStore, resolve_key
 from ml_connector.runner.jobqueue import JobQueue, queued_work
 from ml_connector.runner.jobs import run_flow_job
 from ml_connector.runner.lease import Lease
 from ml_connector.runner.scheduler import LocalScheduler
 from ml_connector.runner.webhooks import WebhookManager
 from ml_connector.serve import serve_in_thread
-from ml_connector.store import Store
 
 if TYPE_CHECKING:
     from ml_connector.web.worker import BackgroundWork
@@ -43,20 +38,6 @@ class LeaseBusy(Exception):
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description
-
-
-def build_connector(config_path: Path | None, config: ConnectorConfig) -> Connector:
-    """A connector for the daemon: OAuth tokens live encrypted in the store (rotations survive restarts)."""
-    assert config.store.url is not None
-    store = Store.open(config.store.url, connection=config.name)
-    token_store = None
-    if isinstance(config.jira.auth, JiraOAuth):
-        token_store = DbTokenStore(store, resolve_key(config, config_path=config_path))
-    # Every API call, 429 and retry is counted; the web app's /metrics serves this same registry.
-    metrics = Metrics(store=store, flows=[f.name for f in config.flows], connection=config.name)
-    connector = Connector(config=config, store=store, token_store=token_store, observer=metrics)
-    settle_heap()
-    return connector
 
 
 @dataclass

@@ -26,6 +26,7 @@ import structlog
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.engine import Connector, process_inbox, replay_flows
 from ml_connector.errors import ConfigError
+from ml_connector.runner.connector import build_connector
 from ml_connector.runner.jobqueue import (
     FLOW_TASK,
     INBOX_KEY,
@@ -277,8 +278,6 @@ async def retry_stalled_jobs(app: Any, stalled_after: float) -> int:
 
 def connection_resolver(config_path: Path | None, configs: Sequence[ConnectorConfig]) -> Resolver:
     """The worker's resolver: a job's connection name is looked up among the file's connections."""
-    from ml_connector.runner.daemon import build_connector
-
     by_name = {config.name: config for config in configs}
 
     def resolve(name: str) -> Connector:

@@ -8,11 +8,10 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from ml_connector.cli.app import ExitCode, _register_commands, app
+from ml_connector.cli.app import ExitCode, app
 
 from ..runner.simenv import write_config
 
-_register_commands()
 SECRETS = ("sim-secret", "sim-api-token", "sim-webhook-secret", "wrong-Secret-4711")
 STRONG = "k7Qw9zX2mN4pL8rT1vB6yH3jF5dS0aGc-strong"
 

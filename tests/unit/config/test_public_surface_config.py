@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from ml_connector.cli.app import _register_commands, app
+from ml_connector.cli.app import app
 from ml_connector.cli.commands import with_webhook_secret
 from ml_connector.config.connections import SIMULATOR_SECRETS
 from ml_connector.config.models import load_config
@@ -21,7 +21,6 @@ EXAMPLE = Path(__file__).parents[3] / "src/ml_connector/config/templates/example
 STRONG = "k7Qw9zX2mN4pL8rT1vB6yH3jF5dS0aGc-strong"
 REAL_JIRA = "https://acme.atlassian.net"
 
-_register_commands()
 
 
 def _config(tmp_path: Path, *, jira: dict[str, object], web: dict[str, object] | None = None) -> Path:
