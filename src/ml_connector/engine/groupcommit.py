@@ -1,9 +1,9 @@
 """Group commit: the store writes that threads hand over while a transaction is being written go together in the
 next one, written by one of those threads, instead of one transaction per write from many threads at once.
 
-The bulk creates of a run write twice per call (its intents before it goes out, its outcomes after): one transaction
-each cost ~400 transactions for 10,000 records and 30-odd threads writing to the store at once, which took about
-as much CPU as the rest of the apply step. No thread of its own: the first writer leads, writes what is queued by
+The bulk creates of a run write twice per call (its intents before it goes out, its outcomes after): a transaction
+each, ~400 for 10,000 records from 30-odd threads writing at once, took the apply step's CPU from ~0.7 s to ~1.25 s
+(10 pages of 1,000, instant fake Jira, SQLite); grouped, ~50 transactions and ~0.75 s. No thread of its own: the first writer leads, writes what is queued by
 then in one transaction and hands the lead to the first writer that queued meanwhile, so no write waits longer than
 the transaction in progress and its own.
 """
