@@ -3,9 +3,9 @@ next one, written by one of those threads, instead of one transaction per write 
 
 The bulk creates of a run write twice per call (its intents before it goes out, its outcomes after): a transaction
 each, ~400 for 10,000 records from 30-odd threads writing at once, took the apply step's CPU from ~0.7 s to ~1.25 s
-(10 pages of 1,000, instant fake Jira, SQLite); grouped, ~50 transactions and ~0.75 s. No thread of its own: the first writer leads, writes what is queued by
-then in one transaction and hands the lead to the first writer that queued meanwhile, so no write waits longer than
-the transaction in progress and its own.
+(10 pages of 1,000, instant fake Jira, SQLite); grouped, ~50 transactions and ~0.75 s. No thread of its own: the
+first writer leads, writes what is queued by then in one transaction and hands the lead to the first writer that
+queued meanwhile, so no write waits longer than the transaction in progress and its own.
 """
 
 from __future__ import annotations
