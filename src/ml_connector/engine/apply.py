@@ -10,14 +10,16 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.commit import SYNCED_CLEAN, RunScope, fail_unfinished, record_failure
 from ml_connector.engine.failures import create_failure_error
+from ml_connector.engine.groupcommit import GroupCommit
 from ml_connector.engine.plan import awaiting_404_check
-from ml_connector.engine.ports import JiraWiring
+from ml_connector.engine.ports import JiraWiring, RecordTx
 from ml_connector.engine.progress import Phase, PhaseCounter
 from ml_connector.engine.reconcile import Reconciler
 from ml_connector.errors import AuthError, NotFound, PermanentError
@@ -61,6 +63,8 @@ class Applier:
         self._creates: ThreadPoolExecutor | None = None  # see _create_pool
         self._sending = Turns(self.policy.bulk_concurrency)  # bulk-create calls in flight
         self._metadata_read_at: datetime | None = None
+        # The store writes of the create calls, those handed over meanwhile in one transaction (see _write_calls).
+        self._writes = GroupCommit(wiring.store, lambda: scope.report.run_id, self._write_calls)
 
     def _fail_unfinished(self, records: Sequence[RecordRow], error: Exception) -> None:
         fail_unfinished(self.wiring.store, records, error, self.scope)
@@ -231,7 +235,8 @@ class Applier:
             pool.shutdown(wait=True)
 
     def _create_call(self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
-        """One bulk-create call: its records' intents stored just before it goes out, its outcomes right after."""
+        """One bulk-create call: its records' intents stored just before it goes out, its outcomes right after (each
+        in the transaction of the writes other calls hand over meanwhile: ``GroupCommit``)."""
         ready, drafts = self._mark_intents(records, accounts, fields_ctx)
         if not drafts:
             self.counter.done(Phase.CREATE, len(records))
@@ -249,24 +254,23 @@ class Applier:
     def _mark_intents(
         self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]
     ) -> tuple[list[RecordRow], list[DraftIssue]]:
-        """Build each record's create payload and store the intent to create, in one transaction."""
+        """Build each record's create payload, then store the intents to create (and the payloads' failures)."""
         drafts: list[DraftIssue] = []
         ready: list[RecordRow] = []
-        warned: list[tuple[int, AuditEvent]] = []
-        with self.wiring.store.transaction(self.scope.report.run_id) as tx:
-            for record in records:
-                try:
-                    fields, warnings = self._payload(record, accounts, fields_ctx)
-                except Exception as exc:
-                    record_failure(tx, record, exc, self.scope)
-                    continue
-                drafts.append(self._draft_issue(record, fields))
-                ready.append(record)
-                if warnings:
-                    warned.append((record.id, AuditEvent("mapped", "warning", "; ".join(warnings))))
-            # The durable intent: from here on a crash means "may exist in Jira; reconcile first".
-            tx.records.set_many([r.id for r in ready], create_attempted_at=utcnow())
-            tx.audit.add_many(warned)
+        writes = CallWrites()
+        for record in records:
+            try:
+                fields, warnings = self._payload(record, accounts, fields_ctx)
+            except Exception as exc:
+                writes.failures.append((record, exc, True))
+                continue
+            drafts.append(self._draft_issue(record, fields))
+            ready.append(record)
+            if warnings:
+                writes.audits.append((record.id, AuditEvent("mapped", "warning", "; ".join(warnings))))
+        # The durable intent: from here on a crash means "may exist in Jira; reconcile first".
+        writes.intents = [r.id for r in ready]
+        self._writes.write(writes)
         return ready, drafts
 
     def _draft_issue(self, record: RecordRow, fields: dict[str, Any]) -> DraftIssue:
@@ -276,21 +280,30 @@ class Applier:
         return DraftIssue(fields=fields, ref=record.ifs_key, properties={IDENTITY_PROPERTY: identity})
 
     def _store_outcomes(self, ready: Sequence[RecordRow], outcomes: Sequence[CreateOutcome]) -> None:
-        with self.wiring.store.transaction(self.scope.report.run_id) as tx:
-            created: list[tuple[int, dict[str, Any]]] = []
-            for record, outcome in zip(ready, outcomes, strict=True):
-                if outcome.issue is not None:
-                    created.append((record.id, _link(outcome.issue)))
-                    continue
-                failure = outcome.failure
-                assert failure is not None
-                # An uncertain failure may have created the issue: the intent stays, a later attempt reconciles.
-                error = self._judged(create_failure_error(failure))
-                record_failure(tx, record, error, self.scope, keep_intent=failure.uncertain)
-            done = {**SYNCED_CLEAN, "create_attempted_at": None}
-            tx.records.update_many([(record_id, {**link, **done}) for record_id, link in created])
-            tx.audit.add_many([(record_id, AuditEvent("created", detail=link)) for record_id, link in created])
-            self.scope.report.add("created", len(created))
+        writes = CallWrites()
+        for record, outcome in zip(ready, outcomes, strict=True):
+            if outcome.issue is not None:
+                link = _link(outcome.issue)
+                writes.created.append((record.id, link))
+                writes.audits.append((record.id, AuditEvent("created", detail=link)))
+                continue
+            failure = outcome.failure
+            assert failure is not None
+            # An uncertain failure may have created the issue: the intent stays, a later attempt reconciles.
+            writes.failures.append((record, self._judged(create_failure_error(failure)), failure.uncertain))
+        self._writes.write(writes)
+        self.scope.report.add("created", len(writes.created))  # once committed
+
+    def _write_calls(self, tx: RecordTx, group: Sequence[CallWrites]) -> None:
+        """The writes of the calls in one group: a statement or two per kind for them all. Calls carry disjoint
+        records, and a call's outcomes are never grouped with its intents (they are committed before it goes out)."""
+        for writes in group:
+            for record, error, keep_intent in writes.failures:
+                record_failure(tx, record, error, self.scope, keep_intent=keep_intent)
+        tx.records.set_many([i for writes in group for i in writes.intents], create_attempted_at=utcnow())
+        done = {**SYNCED_CLEAN, "create_attempted_at": None}
+        tx.records.update_many([(i, {**link, **done}) for writes in group for i, link in writes.created])
+        tx.audit.add_many([event for writes in group for event in writes.audits])
 
     # ------------------------------------------------------------------------------------ edits
 
@@ -325,6 +338,16 @@ class Applier:
             message = "; ".join(warnings) or None
             tx.audit.add(record.id, AuditEvent("updated", "warning" if message else "ok", message, detail))
         self.scope.report.add("updated")
+
+
+@dataclass
+class CallWrites:
+    """What one bulk-create call stores before it goes out (intents) or after (outcomes)."""
+
+    intents: list[int] = field(default_factory=list)  # records about to go out
+    created: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # record id, its issue
+    failures: list[tuple[RecordRow, Exception, bool]] = field(default_factory=list)  # record, error, keep_intent
+    audits: list[tuple[int, AuditEvent]] = field(default_factory=list)
 
 
 class Turns:

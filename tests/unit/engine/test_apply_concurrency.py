@@ -123,26 +123,35 @@ def test_bulk_concurrency_one_sends_one_call_at_a_time(store: Store) -> None:
     assert jira.high_water["bulk"] == 1
 
 
-def test_each_bulk_call_stores_its_own_intents_just_before_it_goes_out(
+def test_each_bulk_call_goes_out_after_its_intents_are_committed_in_a_write_of_whole_calls(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One intent write per call, covering exactly that call's records, before the call: not a chunk of calls'
-    intents first (the pipe would wait for them) and never a call whose intents are not stored yet."""
-    events: list[tuple[str, frozenset[str]]] = []
+    """Every call's records carry a committed intent when it goes out (another connection sees them), and the
+    intents are written a call or a few calls at a time (those handed over together), never a call split across
+    writes and never all calls' intents first (the pipe would wait for them)."""
+    intent_writes: list[frozenset[str]] = []
     keys_of: dict[int, str] = {}
     set_many = RecordRepository.set_many
 
     def spying_set_many(repo: RecordRepository, record_ids: Sequence[int], **values: Any) -> None:
         set_many(repo, record_ids, **values)
-        if values.get("create_attempted_at") is not None:
+        if values.get("create_attempted_at") is not None and record_ids:
             with lock:
-                events.append(("intents", frozenset(keys_of[i] for i in record_ids)))
+                intent_writes.append(frozenset(keys_of[i] for i in record_ids))
 
     @dataclass
     class SpyJira(SlowJira):
+        uncommitted: list[str] = field(default_factory=list)
+        calls_before_intents_done: int = 0
+
         def bulk_create(self, drafts: Sequence[DraftIssue], *, concurrency: int = 1) -> list[CreateOutcome]:
+            keys = {d.ref or "" for d in drafts}
             with lock:
-                events.append(("call", frozenset(d.ref or "" for d in drafts)))
+                if len(frozenset().union(*intent_writes)) < len(keys_of):
+                    self.calls_before_intents_done += 1
+            self.uncommitted += [
+                r.ifs_key for r in store.records.list(limit=100) if r.ifs_key in keys and r.create_attempted_at is None
+            ]
             return super().bulk_create(drafts, concurrency=concurrency)
 
     lock = threading.Lock()
@@ -153,11 +162,12 @@ def test_each_bulk_call_stores_its_own_intents_just_before_it_goes_out(
     monkeypatch.setattr(RecordRepository, "set_many", spying_set_many)
     run.applier.apply(work)
 
-    calls = [keys for kind, keys in events if kind == "call"]
-    intents = [keys for kind, keys in events if kind == "intents"]
+    calls = [frozenset(keys.split(",")) for name, keys in jira.calls if name == "bulk_create"]
     assert len(calls) == 8 and all(len(keys) == 2 for keys in calls)
-    assert sorted(map(sorted, intents)) == sorted(map(sorted, calls))  # one intent write per call, just its records
-    assert all(events.index(("intents", keys)) < events.index(("call", keys)) for keys in calls)
+    assert jira.uncommitted == []  # no record went out before its intent was committed
+    assert all(call <= written or call.isdisjoint(written) for call in calls for written in intent_writes)
+    assert sorted(k for written in intent_writes for k in written) == sorted(keys_of.values())  # each once
+    assert jira.calls_before_intents_done > 0  # calls went out while later calls' intents were still to be written
     assert run.counts["created"] == 16
 
 
