@@ -53,6 +53,9 @@ def test_sigkill_mid_pipeline_loses_nothing_and_duplicates_nothing(
 ) -> None:
     ifs, jira = sims
     jira.control.faults(latency_ms=150)  # bulk creates stay on the wire while the next page is read
+    # IFS pages take time too: with instant reads the read-ahead and the deeper pipeline hold every page before the
+    # first create comes back, and there would be no page left to read at the kill.
+    ifs.control.faults(latency_ms=100)
     store_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
     config = write_config(
         tmp_path / "ml-connector.yaml",
