@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import require_pg, reset_postgres
 from sqlalchemy import make_url, text
 
-from integration.runner.simenv import drop_job_queue, example_config
+from integration.runner.simenv import empty_queue_database, example_config
 from ml_connector.config.loader import validate
 from ml_connector.config.models import ConnectorConfig
 from ml_connector.diagnostics.runner import MIGRATE_FIX, QUEUE_UPGRADE_FIX, needed_functions, runner_results
@@ -23,10 +22,7 @@ PROBE_ROLE = "mlc_check_probe"  # a login role with no grants on the connector's
 
 @pytest.fixture
 def dsn() -> Iterator[str]:
-    url = require_pg()
-    reset_postgres(url)
-    drop_job_queue(url)
-    yield url
+    yield empty_queue_database()
 
 
 def _config(url: str, **runner: str) -> ConnectorConfig:
@@ -57,9 +53,7 @@ def test_the_defaults_add_no_row(dsn: str) -> None:
 def test_a_missing_job_queue_says_to_migrate_and_a_created_one_passes(dsn: str) -> None:
     config = _config(dsn, kind="procrastinate")
     Store.open(dsn).close()
-    assert _rows(config) == {
-        "job queue schema": ("fail", "no job queue tables in the store's database", MIGRATE_FIX)
-    }
+    assert _rows(config) == {"job queue schema": ("fail", "no job queue tables in the store's database", MIGRATE_FIX)}
     ensure_schema(dsn)  # what `ml-connector migrate` does
     status, detail, fix = _rows(config)["job queue schema"]
     assert status == "pass" and detail.startswith("present, as procrastinate 3.") and fix is None
@@ -96,8 +90,10 @@ def test_a_user_who_may_not_write_the_bucket_tables_gets_the_grant(dsn: str) -> 
         probe = make_url(dsn).set(username=PROBE_ROLE, password=None).render_as_string(hide_password=False)
         both = _rows(_config(probe, rate_buckets="postgres", kind="procrastinate"))
         status, detail, fix = both["rate-bucket tables"]
-        assert status == "fail" and detail == f"the database user {PROBE_ROLE} may not write rate_buckets, " \
-            "rate_holds, rate_quota"
+        assert (
+            status == "fail"
+            and detail == f"the database user {PROBE_ROLE} may not write rate_buckets, rate_holds, rate_quota"
+        )
         assert fix == f"GRANT SELECT, INSERT, UPDATE, DELETE ON rate_buckets, rate_holds, rate_quota TO {PROBE_ROLE}"
         assert both["job queue schema"][0] == "fail"  # each row tells its own finding
     finally:

@@ -55,3 +55,13 @@ def drop_job_queue(url: str) -> None:
         ).fetchall()
         for (signature,) in rows:
             conn.execute(f"DROP FUNCTION IF EXISTS {signature} CASCADE")
+
+
+def empty_queue_database() -> str:
+    """The test PostgreSQL database with no connector tables and no job-queue schema: its URL."""
+    from conftest import require_pg, reset_postgres
+
+    url = require_pg()
+    reset_postgres(url)
+    drop_job_queue(url)
+    return url

@@ -22,8 +22,9 @@ def test_flow_job_counts_calls_and_runs(tmp_path: Path) -> None:
         connector = Connector(config=config, store=store, observer=metrics)
         reports = run_flow_job(connector, config.flow("purchase_orders"), threading.Event())
         assert [r.kind for r in reports][:2] == ["outbound", "writeback"]
-        ok = metrics.registry.get_sample_value("mlc_runs_total", {"flow": "purchase_orders", "kind": "outbound",
-                                                       "status": "succeeded"})
+        ok = metrics.registry.get_sample_value(
+            "mlc_runs_total", {"flow": "purchase_orders", "kind": "outbound", "status": "succeeded"}
+        )
         assert ok == 1.0
         bulk = metrics.registry.get_sample_value(
             "mlc_api_calls_total", {"system": "jira", "method": "POST", "status": "201"}

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import require_pg, reset_postgres, wait_until
+from conftest import wait_until
 from prometheus_client import CollectorRegistry, generate_latest
 
-from integration.runner.simenv import drop_job_queue, example_config
+from integration.runner.simenv import empty_queue_database, example_config
 from ml_connector.config.loader import validate
 from ml_connector.config.models import ConnectorConfig, FlowConfig
 from ml_connector.engine import Connector, RunReport
@@ -29,10 +29,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def dsn() -> Iterator[str]:
-    url = require_pg()
-    reset_postgres(url)
-    drop_job_queue(url)
-    yield url
+    yield empty_queue_database()
 
 
 def _connector(dsn: str, tmp_path: Path) -> Connector:
