@@ -117,6 +117,18 @@ def test_metadata_of_another_jira_site_or_past_its_ttl_is_read_again(tmp_path: P
     assert late.calls == {"field": 1, "priority": 1, "project": 1}  # createmeta was still young
 
 
+def test_kept_metadata_in_a_shape_this_version_cannot_read_is_read_again(tmp_path: Path, store: Store) -> None:
+    """An entry another version wrote (or a damaged one) is never used: the metadata is read from Jira again."""
+    config = _config(tmp_path)
+    probe = _connector(config, store, MetadataJira())
+    for name, damaged in (("jira:fields", {"fields": "not a list"}), ("jira:priorities", 42), ("jira:projects", None)):
+        store.metadata.put(name, damaged, source=probe._jira_source())
+    fresh = MetadataJira()
+    context = _context(_connector(config, store, fresh))
+    assert fresh.calls["field"] == 1 and fresh.calls["priority"] == 1 and fresh.calls["project"] == 1
+    assert context.fields["Cost Center:select"].allowed == frozenset({"CC-100", "CC-200"})
+
+
 def test_a_refusal_over_a_field_with_metadata_older_than_the_run_is_a_retry_and_drops_it(
     tmp_path: Path, store: Store
 ) -> None:
