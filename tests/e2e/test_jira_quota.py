@@ -21,6 +21,10 @@ from e2e.procs import SimProcess, open_store, run_cli, sim_pair, write_config
 RECORDS = 2650  # purchase orders, ~2,540 in scope (cancelled ones are not synced): as many creates, then updates
 QUOTA = 600  # points per window, 30/s: under the ~2,900 points the work costs and under the edits' 50/s pacing
 QUOTA_WINDOW = 20  # seconds per simulated quota hour
+# Answers take 200 ms and up to 300 ms more, in random order, so an answer's reset time (whole seconds) may point past
+# the others' of its window, as when an answer waits in a busy process: the connector's count must neither take it
+# for a new window nor overdraw (it did both, and met quota 429s on a loaded CI machine).
+LATENCY_MS, ANSWER_JITTER_MS = 200, 300
 
 
 @pytest.fixture
@@ -30,6 +34,7 @@ def sims(tmp_path: Path) -> Iterator[tuple[SimProcess, SimProcess]]:
         ("--purchase-orders", str(RECORDS), "--work-orders", "0"),
         ("--quota-global", str(QUOTA), "--quota-window", str(QUOTA_WINDOW)),
     ) as pair:
+        pair[1].control.faults(latency_ms=LATENCY_MS, answer_jitter_ms=ANSWER_JITTER_MS)
         yield pair
 
 

@@ -161,9 +161,19 @@ class Quota(Protocol):
 
     def acquire(self) -> float: ...
 
+    def release(self) -> None: ...
+
     def points_left(self) -> int | None: ...
 
     def observe(self, reading: QuotaReading) -> int: ...
+
+
+HOUR = 3600.0  # the quota window when no answer told its length (jira-api.md §9: points per hour)
+
+
+def reset_slack(window: float | None) -> float:
+    """How far two answers' reset times may differ and still name one window: a quarter of the window."""
+    return (window or HOUR) / 4
 
 
 def next_utc_hour(now: float) -> float:
@@ -172,30 +182,34 @@ def next_utc_hour(now: float) -> float:
 
 
 class QuotaGauge:
-    """The points left in the current quota window, as the last answers told, less one per call sent since.
+    """The points left in the current quota window: a lower bound from the answers, less one per call sent since.
 
-    Each call sent takes a point locally before its answer arrives, so concurrent calls cannot overdraw the quota
-    together; an answer can only lower the count within a window (answers arrive out of order). When nothing is left
-    the gauge says how long to wait: until the window resets (``reset_in``, else the top of the next UTC hour).
+    Each call takes a point before it is sent, so concurrent calls cannot overdraw the quota together. An answer's
+    Remaining was true when Jira charged that call; calls still unanswered may have been charged after it, so they are
+    taken off it, and the lower of that and the gauge's own count stands. When nothing is left the gauge says how long
+    to wait: until the window resets (``reset_in``, else the top of the next UTC hour).
+
+    Answers arrive late and out of order. An answer belongs to the window its reset time points at, give or take a
+    quarter of a window (reset times are whole seconds, and an answer may wait in a busy process), so a late answer of
+    this window is not taken for a new window, and a late answer of a window that has reset changes nothing.
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._wall = wall
         self._lock = threading.Lock()
-        self.remaining: int | None = None  # None: not known (no quota seen, or a new window not yet probed)
+        self.remaining: int | None = None  # None: not known (no quota seen, or a new window not yet answered)
         self.limit: int | None = None
-        self._resets_at: float | None = None  # on ``clock``
+        self._window: float | None = None  # the window's length, from RateLimit-Policy ``w``
+        self._resets_at: float | None = None  # on ``clock``; kept after the reset, to recognise late answers
+        self._reset_passed = False  # the clock passed ``_resets_at`` and no answer of the new window came yet
         self._seen_low: int | None = None  # the lowest Remaining an answer showed in this window
-        self._reset_seen = False  # this gauge saw the window reset and no answer of the new one yet
-        # Calls sent while the count was unknown and not answered yet: the first answer's Remaining may not include
-        # them, so they are taken off it (concurrent calls would otherwise overdraw the window's end by that many).
-        self._blind = 0
+        self.in_flight = 0  # calls that took a point and have no answer yet
 
     def _roll(self, now: float) -> None:
-        if self._resets_at is not None and now >= self._resets_at:
-            self.remaining = self._seen_low = self._resets_at = None
-            self._reset_seen = True
+        if self._resets_at is not None and now >= self._resets_at and not self._reset_passed:
+            self.remaining = self._seen_low = None
+            self._reset_passed = True
 
     def points_left(self) -> int | None:
         """The points left in this window as far as this process knows (None: not known)."""
@@ -210,15 +224,20 @@ class QuotaGauge:
 
     def acquire(self) -> float:
         """Take a point for a call about to be sent (it costs at least the base point) and return 0, or return the
-        seconds to wait before asking again; one step, so concurrent calls cannot both take the last point."""
+        seconds to wait before asking again; one step, so concurrent calls cannot both take the last point. A call
+        that took a point ends with :meth:`observe` (its answer's headers) or :meth:`release` (no quota reading)."""
         with self._lock:
             wait = self._wait(self._clock())
             if wait == 0:
-                if self.remaining is None:
-                    self._blind += 1
-                else:
+                self.in_flight += 1
+                if self.remaining is not None:
                     self.remaining -= 1
             return wait
+
+    def release(self) -> None:
+        """A call that took a point ended without a quota reading (no answer, or no quota headers)."""
+        with self._lock:
+            self.in_flight = max(0, self.in_flight - 1)
 
     def _wait(self, now: float) -> float:
         self._roll(now)
@@ -229,35 +248,55 @@ class QuotaGauge:
         return self._resets_at - now
 
     def observe(self, reading: QuotaReading) -> int:
-        """Take in an answer's quota headers; the points this answer shows spent (an estimate, see below).
+        """Take in an answer's quota headers (and end its call); the points this answer shows spent (an estimate).
 
-        Within a window that is the drop of the lowest Remaining seen; the first answer of a window whose start this
-        gauge saw reset counts ``limit - remaining``; the first answer ever, whose window started before us, counts 1.
+        Within a window that is the drop of the lowest Remaining seen; the first answer of a later window counts
+        ``limit - remaining``; the first answer ever, whose window started before us, and a late answer of a window
+        that has reset count 1.
         """
         with self._lock:
             now = self._clock()
             self._roll(now)
-            new_window, self._reset_seen = self._reset_seen, False
-            if reading.reset_in is not None:
-                resets_at = now + reading.reset_in
-                if self._resets_at is not None and resets_at > self._resets_at + 1.0:
-                    new_window = True  # the answer's reset is a window later: the window turned over
-                    self._seen_low = None
-                self._resets_at = resets_at
+            self.in_flight = max(0, self.in_flight - 1)
             if reading.limit is not None:
                 self.limit = reading.limit
-            self._blind = max(0, self._blind - 1)  # this answer's call, if it was sent blind (an estimate)
-            if reading.remaining is None:
+            if reading.window is not None:
+                self._window = reading.window
+            which = self._which_window(now, reading.reset_in)
+            if which == "older" or reading.remaining is None:
                 return 0 if reading.exhausted else 1
-            spent = self._spent(reading.remaining, new_window)
-            self._seen_low = reading.remaining if self._seen_low is None else min(self._seen_low, reading.remaining)
-            local = self.remaining if self.remaining is not None and not new_window else reading.remaining - self._blind
-            self.remaining = min(local, reading.remaining)
+            spent = self._spent(reading.remaining, which)
+            low = self._seen_low if which == "this" and self._seen_low is not None else reading.remaining
+            self._seen_low = min(low, reading.remaining)
+            known = reading.remaining - self.in_flight  # the calls still out may have been charged after this one
+            if which == "this" and self.remaining is not None:
+                known = min(self.remaining, known)
+            self.remaining = known
             return 0 if reading.exhausted else spent
 
-    def _spent(self, remaining: int, new_window: bool) -> int:
-        if self._seen_low is not None and not new_window:
+    def _which_window(self, now: float, reset_in: float | None) -> str:
+        """ "first" (no window known), "this", "later" (the window turned over) or "older" (a late answer)."""
+        if reset_in is None:  # no reset time told: only the clock passing the last one known says a window ended
+            if self._reset_passed:
+                self._resets_at, self._reset_passed = None, False
+                return "later"
+            return "first" if self._resets_at is None and self._seen_low is None else "this"
+        ends = now + reset_in
+        if self._resets_at is None:
+            self._resets_at = ends
+            return "first"
+        slack = reset_slack(self._window)
+        if ends > self._resets_at + slack:
+            self._resets_at, self._reset_passed = ends, False
+            return "later"
+        if ends < self._resets_at - slack or self._reset_passed:
+            return "older"
+        self._resets_at = max(self._resets_at, ends)  # each answer's reset is late, never early: keep the safest
+        return "this"
+
+    def _spent(self, remaining: int, which: str) -> int:
+        if which == "this" and self._seen_low is not None:
             return max(0, self._seen_low - remaining)
-        if new_window and self.limit is not None:
+        if which == "later" and self.limit is not None:
             return max(1, self.limit - remaining)
         return 1

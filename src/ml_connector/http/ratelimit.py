@@ -127,6 +127,7 @@ def rate_limit_scope(budget: RateLimitBudget) -> Iterator[RateLimitBudget]:
 
 # ------------------------------------------------------------------------------------------------ quota headers
 _STRUCTURED = ("RateLimit", "Beta-RateLimit", "X-Beta-RateLimit")
+_POLICIES = tuple(f"{name}-Policy" for name in _STRUCTURED)
 _PARAM = re.compile(r"^\s*(\w+)\s*=\s*(-?\d+(?:\.\d+)?)\s*$")
 
 
@@ -137,6 +138,7 @@ class QuotaReading:
     limit: int | None = None
     remaining: int | None = None
     reset_in: float | None = None  # seconds until the window resets
+    window: float | None = None  # the window's length in seconds (RateLimit-Policy ``w``)
     near_limit: bool = False
     exhausted: bool = False  # a quota 429 (RateLimit-Reason jira-quota-*)
 
@@ -178,11 +180,11 @@ def structured_items(name: str, value: str) -> list[tuple[str, dict[str, float]]
     return items
 
 
-def _smallest(headers: Mapping[str, str], param: str) -> float | None:
+def _smallest(headers: Mapping[str, str], param: str, names: tuple[str, ...] = _STRUCTURED) -> float | None:
     """The smallest ``param`` over the items of the (Beta-)RateLimit headers (the pool that binds first)."""
     values = [
         params[param]
-        for name in _STRUCTURED
+        for name in names
         if name in headers
         for _, params in structured_items(name, headers[name])
         if param in params
@@ -228,6 +230,7 @@ def read_quota(headers: Mapping[str, str], status: int, *, now: datetime | None 
         limit=_int_header(headers, "X-RateLimit-Limit"),
         remaining=remaining,
         reset_in=reset_in,
+        window=_smallest(headers, "w", _POLICIES),
         near_limit=headers.get("X-RateLimit-NearLimit", "").strip().lower() == "true",
         exhausted=exhausted,
     )

@@ -331,9 +331,10 @@ class ApiSession:
                 )
             self.pacer.report(POINTS, 0, delay)
 
-    def _observe_quota(self, response: httpx2.Response, budget: RateLimitBudget) -> None:
-        reading = read_quota(response.headers, response.status_code)
+    def _observe_quota(self, response: httpx2.Response | None, budget: RateLimitBudget) -> None:
+        reading = None if response is None else read_quota(response.headers, response.status_code)
         if reading is None:
+            self.pacer.quota.release()
             return
         points = self.pacer.quota.observe(reading)
         if points:
@@ -381,22 +382,26 @@ class ApiSession:
         request = self.client.build_request(method, url, params=params, content=content, data=data, headers=headers)
         path = request.url.path
         endpoint = _endpoint_template(path)
-        with self.gate(method, endpoint).slot(self.stop) as slot:
-            self.pacer.wait(request.url.host, pace_keys, stop=self.stop, endpoint=(method, endpoint))
-            started = time.monotonic()
-            try:
-                response = self.client.send(request)
-                response.read()
-            except httpx2.TransportError as exc:
-                slot.throttled = isinstance(exc, httpx2.TimeoutException)  # a far side too busy to answer in time
-                self.observer.on_response(self.system, method, endpoint, 0, time.monotonic() - started)
-                raise _transport_error(exc, self.system, method, path) from None
-            elapsed = time.monotonic() - started
-            if response.status_code in _OVERLOADED:
-                slot.throttled = True
-            elif response.status_code < 500:
-                slot.latency = elapsed
-        self._observe_quota(response, budget)
+        answer: httpx2.Response | None = None
+        try:
+            with self.gate(method, endpoint).slot(self.stop) as slot:
+                self.pacer.wait(request.url.host, pace_keys, stop=self.stop, endpoint=(method, endpoint))
+                started = time.monotonic()
+                try:
+                    answer = self.client.send(request)
+                    answer.read()
+                except httpx2.TransportError as exc:
+                    slot.throttled = isinstance(exc, httpx2.TimeoutException)  # a far side too busy to answer in time
+                    self.observer.on_response(self.system, method, endpoint, 0, time.monotonic() - started)
+                    raise _transport_error(exc, self.system, method, path) from None
+                elapsed = time.monotonic() - started
+                if answer.status_code in _OVERLOADED:
+                    slot.throttled = True
+                elif answer.status_code < 500:
+                    slot.latency = elapsed
+        finally:  # every call that took a quota point settles it, answered or not
+            self._observe_quota(answer, budget)
+        response = answer
         self.observer.on_response(self.system, method, endpoint, response.status_code, elapsed)
         log.debug(
             "http.response",

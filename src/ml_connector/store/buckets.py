@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ml_connector.errors import ConfigError, Unavailable
 from ml_connector.http.buckets import Taken, wait_for
-from ml_connector.http.pacing import QuotaGauge, next_utc_hour
+from ml_connector.http.pacing import QuotaGauge, next_utc_hour, reset_slack
 from ml_connector.http.ratelimit import QuotaReading
 
 POOL_SIZE = 2
@@ -210,7 +210,8 @@ _QUOTA_WAIT = text(
 _QUOTA_LEFT = text(
     "SELECT remaining FROM rate_quota WHERE key = :key AND (resets_at IS NULL OR resets_at > clock_timestamp())"
 )
-# An answer can only lower the count within a window; one of a later window (or after the reset) replaces it.
+# An answer can only lower the count within a window; one of a later window (or after the reset) replaces it. Reset
+# times of one window differ by rounding and by how long an answer waited: ``slack`` seconds still name one window.
 _QUOTA_OBSERVE = text(
     """
     INSERT INTO rate_quota AS q (key, remaining, resets_at)
@@ -218,10 +219,13 @@ _QUOTA_OBSERVE = text(
     ON CONFLICT (key) DO UPDATE SET
         remaining = CASE
             WHEN q.remaining IS NULL OR q.resets_at <= clock_timestamp()
-                OR EXCLUDED.resets_at > q.resets_at + interval '1 second'
+                OR EXCLUDED.resets_at > q.resets_at + make_interval(secs => CAST(:slack AS float8))
             THEN EXCLUDED.remaining
             ELSE LEAST(q.remaining, EXCLUDED.remaining) END,
-        resets_at = COALESCE(EXCLUDED.resets_at, q.resets_at)
+        resets_at = CASE
+            WHEN EXCLUDED.resets_at > q.resets_at + make_interval(secs => CAST(:slack AS float8))
+            THEN EXCLUDED.resets_at
+            ELSE COALESCE(GREATEST(q.resets_at, EXCLUDED.resets_at), q.resets_at) END
     """
 )
 
@@ -269,8 +273,17 @@ class SharedQuota:
             return next_utc_hour(self._wall())  # spent, and no answer said when it resets: the top of the hour
         return max(0.0, float(row[1]))
 
+    def release(self) -> None:
+        self._local.release()
+
     def observe(self, reading: QuotaReading) -> int:
         spent = self._local.observe(reading)
         if reading.remaining is not None:
-            self._db.run(_QUOTA_OBSERVE, key=self._key, remaining=reading.remaining, reset_in=reading.reset_in)
+            self._db.run(
+                _QUOTA_OBSERVE,
+                key=self._key,
+                remaining=reading.remaining - self._local.in_flight,  # this process's calls still out (see QuotaGauge)
+                reset_in=reading.reset_in,
+                slack=reset_slack(reading.window),
+            )
         return spent

@@ -114,6 +114,18 @@ def test_the_quota_counts_down_across_processes_and_waits_for_the_reset(engine: 
     assert first.acquire() == 0 and first.limit == 100
 
 
+def test_an_answer_that_waited_in_a_busy_process_is_not_taken_for_the_next_window(engine: Engine) -> None:
+    """Reset times are whole seconds and an answer may wait before it is read: one pointing 1.5 s past the others of
+    its window must not raise the shared count to its stale Remaining (the window is 20 s, so 5 s still name it)."""
+    mine, theirs = SharedQuota(engine, "jira:s:points"), SharedQuota(engine, "jira:s:points")
+    mine.observe(QuotaReading(limit=600, remaining=2, reset_in=10, window=20))
+    assert [mine.acquire(), theirs.acquire()] == [0, 0]
+    theirs.observe(QuotaReading(limit=600, remaining=40, reset_in=11.5, window=20))
+    assert mine.acquire() == pytest.approx(11.5, abs=1)
+    theirs.observe(QuotaReading(limit=600, remaining=590, reset_in=29, window=20))  # the next window's answer
+    assert mine.acquire() == 0
+
+
 def test_a_take_waits_for_a_hold_first_and_takes_nothing_meanwhile(engine: Engine) -> None:
     """A 429's hold set by one process stops another's takes on that far side; once it ends, the bucket is as full
     as it was (a token taken during the hold would be spent in a burst at its end)."""

@@ -3,13 +3,16 @@ calls to the quota, and ApiSession waiting for the reset instead of meeting quot
 
 from __future__ import annotations
 
+import heapq
+import math
+import random
 from datetime import UTC, datetime
 
 import httpx2
 import pytest
 
 from ml_connector.config.connections import HttpSettings
-from ml_connector.errors import RateLimited
+from ml_connector.errors import RateLimited, Unavailable
 from ml_connector.http import ApiSession, RateLimitBudget, rate_limit_scope, ratelimit
 from ml_connector.http.pacing import QuotaGauge
 from ml_connector.http.ratelimit import QuotaReading, read_quota, structured_items
@@ -28,7 +31,7 @@ def test_reads_the_quota_headers_of_a_charged_answer() -> None:
         "RateLimit-Policy": '"global-app-quota";q=65000;w=3600',
         "RateLimit": '"tenant-app-quota";t=900, "global-app-quota";r=11000;t=600',
     }
-    assert read_quota(headers, 200, now=NOW) == QuotaReading(65000, 11000, 600.0, near_limit=True)
+    assert read_quota(headers, 200, now=NOW) == QuotaReading(65000, 11000, 600.0, window=3600, near_limit=True)
 
 
 def test_a_quota_429_and_its_reset_time() -> None:
@@ -96,8 +99,13 @@ def test_the_gauge_counts_the_drop_of_the_lowest_remaining_and_waits_for_the_nex
     assert gauge.wait_needed() == 600  # no reset time given: the top of the UTC hour
 
 
-def _charged(remaining: int, reset_in: float) -> httpx2.Response:
-    headers = {"X-RateLimit-Limit": "3", "X-RateLimit-Remaining": str(remaining), "RateLimit": f'"q";t={reset_in}'}
+def _charged(remaining: int, reset_in: float, window: float = 3600) -> httpx2.Response:
+    headers = {
+        "X-RateLimit-Limit": "3",
+        "X-RateLimit-Remaining": str(remaining),
+        "RateLimit-Policy": f'"q";q=3;w={window}',
+        "RateLimit": f'"q";t={reset_in}',
+    }
     return httpx2.Response(201, headers=headers, json={"id": "1"})
 
 
@@ -118,7 +126,7 @@ def _quota_server(size: int, window: float) -> tuple[httpx2.MockTransport, list[
             return httpx2.Response(429, headers={"RateLimit-Reason": "jira-quota-global-based"}, json={})
         state["used"] += 1
         statuses.append(201)
-        return _charged(size - int(state["used"]), left)
+        return _charged(size - int(state["used"]), left, window)
 
     return httpx2.MockTransport(handler), statuses
 
@@ -181,3 +189,101 @@ def test_calls_sent_before_the_first_answer_are_taken_off_its_remaining() -> Non
     while gauge.acquire() == 0:
         sent += 1
     assert sent == 5  # 15 in flight + 5 more = the 20 the server had left
+
+
+def test_a_late_answer_of_this_window_is_not_taken_for_a_new_one() -> None:
+    """An answer that waited 1.5 s in a busy process points at a reset 1.5 s later; the count must not jump back up to
+    its stale Remaining (the 429s of a loaded CI run came from exactly that)."""
+    clock = Clock(1000.0)
+    gauge = QuotaGauge(clock=clock)
+    gauge.observe(QuotaReading(limit=600, remaining=500, reset_in=10.0, window=20))
+    for _ in range(100):
+        assert gauge.acquire() == 0
+    gauge.observe(QuotaReading(limit=600, remaining=499, reset_in=11.5, window=20))  # the first of the 100, late
+    assert gauge.remaining == 400  # 99 calls still out, each may have been charged after it
+    sent = 0
+    while gauge.acquire() == 0:
+        sent += 1
+    assert sent == 400
+
+
+def test_a_late_answer_of_a_window_that_has_reset_changes_nothing() -> None:
+    clock = Clock(1000.0)
+    gauge = QuotaGauge(clock=clock)
+    gauge.observe(QuotaReading(limit=600, remaining=0, reset_in=5.0, window=20))
+    assert gauge.acquire() == pytest.approx(5.0)
+    clock.now += 5.5
+    assert gauge.acquire() == 0  # the window has reset: the first calls go before any answer of the new one
+    assert gauge.observe(QuotaReading(limit=600, remaining=0, reset_in=1.0, window=20)) == 1  # charged in the old one
+    assert gauge.remaining is None and gauge.acquire() == 0  # its Remaining says nothing about the new window
+    assert gauge.observe(QuotaReading(limit=600, remaining=598, reset_in=19.4, window=20)) == 2
+    assert gauge.remaining == 598  # both calls answered
+
+
+def test_calls_out_when_the_window_turns_are_taken_off_the_new_windows_first_answer() -> None:
+    clock = Clock(1000.0)
+    gauge = QuotaGauge(clock=clock)
+    gauge.observe(QuotaReading(limit=600, remaining=50, reset_in=1.0, window=20))
+    for _ in range(30):
+        assert gauge.acquire() == 0
+    gauge.observe(QuotaReading(limit=600, remaining=598, reset_in=19.9, window=20))  # charged in the new window
+    assert gauge.remaining == 598 - 29
+
+
+def test_a_call_without_an_answer_gives_its_point_back_to_the_count_of_calls_out() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
+
+    api = ApiSession(httpx2.Client(transport=httpx2.MockTransport(handler)), system="jira", settings=FAST)
+    quota = api.pacer.quota
+    assert isinstance(quota, QuotaGauge)
+    quota.observe(QuotaReading(limit=600, remaining=100, reset_in=600, window=3600))
+    with rate_limit_scope(RateLimitBudget(30)), pytest.raises(Unavailable):
+        api.request("GET", "https://api.atlassian.example/rest/api/3/myself")
+    assert quota.in_flight == 0 and quota.remaining == 100 - FAST.max_attempts
+
+
+def _run_callers_against_a_quota(seed: int, callers: int = 32, calls: int = 2500) -> tuple[int, int, int]:
+    """An event model: ``callers`` threads send calls through one gauge to a server with 600 points per 20 s window,
+    whose answers (reset time in whole seconds, as Jira's ``t``) come back after 100 ms plus up to 300 ms, in any
+    order. Returns (points charged, points the gauge reported, quota 429s)."""
+    size, window = 600, 20.0
+    rng = random.Random(seed)
+    clock = Clock(1000.3)
+    gauge = QuotaGauge(clock=clock)
+    used: dict[float, int] = {}
+    events: list[tuple[float, int, int, QuotaReading | None]] = [(clock.now + i / 100, i, i, None) for i in range(32)]
+    charged = reported = refused = done = 0
+    order = len(events)
+    while done < calls:
+        at, _, caller, reading = heapq.heappop(events)
+        clock.now = at
+        if reading is not None:  # an answer: the caller sends its next call
+            reported += gauge.observe(reading)
+            done += 0 if reading.exhausted else 1
+            wait = 0.0
+        else:
+            wait = gauge.acquire()
+        if reading is None and wait == 0:
+            start = at - at % window
+            left = float(math.ceil(start + window - at))
+            if used.get(start, 0) >= size:
+                refused += 1
+                answer = QuotaReading(limit=size, remaining=0, reset_in=left, window=window, exhausted=True)
+            else:
+                used[start] = used.get(start, 0) + 1
+                charged += 1
+                answer = QuotaReading(limit=size, remaining=size - used[start], reset_in=left, window=window)
+            at += 0.1 + rng.uniform(0, 0.3)
+        else:
+            answer, at = None, at + wait
+        order += 1
+        heapq.heappush(events, (at, order, caller, answer))
+    return charged, reported, refused
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_answers_out_of_order_across_windows_meet_no_quota_429s_and_report_what_was_charged(seed: int) -> None:
+    charged, reported, refused = _run_callers_against_a_quota(seed)
+    assert refused == 0
+    assert abs(reported - charged) <= charged * 0.02

@@ -76,6 +76,8 @@ async def _dispatch(request: Request) -> Response:
         # The other half of the round trip: the answer travels back after the work is done, so a client can die
         # after Jira acted and before it heard about it, as over a real network.
         await asyncio.sleep(sim.faults.latency_ms / 2000)
+    if sim.faults.answer_jitter_ms:
+        await asyncio.sleep(sim.rng.uniform(0, sim.faults.answer_jitter_ms) / 1000)
     status = 0 if request.scope.get(_FAULT) == "drop_before" else response.status_code
     exchange = await _exchange(request, response) if sim.log.record_exchanges else None
     sim.log_request(method, request.url.path, template, request.url.query, status, auth, exchange, received)

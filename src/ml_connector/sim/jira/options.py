@@ -43,6 +43,9 @@ class Faults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     latency_ms: int = 0
+    # Each answer travels back up to this much longer (random): answers of concurrent calls arrive late and out of
+    # order, as over a congested network or to a busy client.
+    answer_jitter_ms: int = Field(0, ge=0)
     # Modelled server time per operation (ml_connector.sim.servertime.PROFILES), on top of latency_ms; None: none.
     server_time_profile: ServerTimeProfile | None = None
     error_5xx_rate: float = Field(0.0, ge=0, le=1)
