@@ -11,8 +11,11 @@ Why AIMD (additive increase, multiplicative decrease), as TCP congestion control
   An endpoint the pacer holds to a documented rate starts at what that pacing lets out at once instead
   (``ApiSession._initial_in_flight``): a short run would otherwise spend its first round trips in slow start.
 * A 429 halves the limit at once: the server says it is over its budget. Latency rising well above the fastest seen
-  (the smoothed latency more than ``latency_tolerance`` times the floor) means requests queue on the far side before
-  it sends 429s; that cuts the limit by a smaller factor. One decrease per round trip: the answers to calls sent
+  means requests queue on the far side before it sends 429s; that cuts the limit by a smaller factor. The sign is the
+  fastest answer of each round trip (as TCP Vegas compares each round's fastest RTT with the base RTT), more than
+  ``latency_tolerance`` times the fastest ever: a queue delays every answer, the fastest too, while latency that merely
+  varies (a network's jitter, work that differs in size) leaves some answers of every round fast. An average would
+  read that spread as a queue and hold the limit at its floor. One decrease per round trip: the answers to calls sent
   before a decrease carry the same news and must not cut the limit again.
 * Growth needs evidence: the limit only grows while callers keep it at least half used, so a lone sequential caller
   never builds up a large window it would later spend in one burst.
@@ -38,7 +41,9 @@ MIN_IN_FLIGHT = 2  # the floor of the limit (see above), or the cap when that is
 THROTTLE_FACTOR = 0.5  # on a 429 (or a 503): halve
 LATENCY_FACTOR = 0.8  # on rising latency: a gentler cut, the server has not refused anything yet
 SMOOTHING = 0.2  # weight of a new latency sample in the moving average
-FLOOR_DRIFT = 0.01  # the fastest-seen latency creeps towards the current one, so a slower server becomes the norm
+# Per round trip the fastest-seen latency creeps towards the round's fastest: a slower server becomes the norm after
+# some ten round trips.
+FLOOR_DRIFT = 0.1
 
 
 @dataclass
@@ -70,6 +75,8 @@ class AimdLimit:
         self._clock = clock
         self._smoothed: float | None = None
         self._fastest: float | None = None
+        self._round_fastest: float | None = None  # the fastest answer of the round trip in progress
+        self._round_answers = 0
         self._quiet_until = float("-inf")  # no second decrease before this (one round trip after the last)
 
     @property
@@ -83,19 +90,26 @@ class AimdLimit:
     def on_success(self, latency: float, in_flight: int) -> None:
         """An answer came back after ``latency`` s with ``in_flight`` calls of the class out (this one included)."""
         latency = max(latency, 1e-6)
-        self._fastest = (
-            latency
-            if self._fastest is None
-            else min(latency, self._fastest * (1 - FLOOR_DRIFT) + latency * FLOOR_DRIFT)
-        )
         self._smoothed = latency if self._smoothed is None else (1 - SMOOTHING) * self._smoothed + SMOOTHING * latency
-        if self._smoothed > self.latency_tolerance * self._fastest:
-            self._decrease(LATENCY_FACTOR)
-            return
-        if in_flight * 2 < self.allowed:
-            return  # the window is not being used: no evidence that more would go well
+        fastest = self._fastest = latency if self._fastest is None else self._fastest
+        if (of_round := self._end_of_round(latency)) is not None:
+            self._fastest = min(of_round, fastest * (1 - FLOOR_DRIFT) + of_round * FLOOR_DRIFT)
+            if of_round > self.latency_tolerance * fastest:  # even the round's fastest answer queued
+                self._decrease(LATENCY_FACTOR)
+                return
+        if in_flight * 2 < self.allowed or latency > self.latency_tolerance * fastest:
+            return  # the window is not being used, or this answer was slow: no evidence that more would go well
         step = 1.0 if self.limit < self.threshold else 1.0 / self.limit
         self.limit = min(float(self.cap), self.limit + step)
+
+    def _end_of_round(self, latency: float) -> float | None:
+        """The fastest answer of the round trip this answer ends (``allowed`` answers make a round), else None."""
+        self._round_fastest = latency if self._round_fastest is None else min(self._round_fastest, latency)
+        self._round_answers += 1
+        if self._round_answers < self.allowed:
+            return None
+        of_round, self._round_fastest, self._round_answers = self._round_fastest, None, 0
+        return of_round
 
     def on_throttle(self) -> None:
         """The server refused a call for load (429, 503): back off."""

@@ -79,11 +79,11 @@ def test_a_session_reports_the_wait_on_another_calls_429_hold() -> None:
     metrics = Metrics()
     client = httpx2.Client(transport=httpx2.MockTransport(lambda r: httpx2.Response(204)))
     api = ApiSession(client, system="jira", settings=HttpSettings(), observer=metrics)
-    api.pacer.defer("issue:7", 0.2)  # another call met a 429 on this issue
+    api.pacer.defer("issue:7", 1.0)  # another call met a 429 on this issue
     api.request("PUT", "https://site.example/rest/api/3/issue/7", pace_keys=("issue:7",))
     labels = {"connection": "default", "system": "jira", "key_class": "hold"}
     waited = metrics.registry.get_sample_value("mlc_rate_budget_waits_seconds_total", labels)
-    assert waited is not None and 0.1 <= waited <= 0.3
+    assert waited is not None and 0.5 <= waited <= 1.0  # what was left of the hold (a loaded machine eats some)
     assert metrics.registry.get_sample_value("mlc_rate_budget_tokens_taken_total", labels) is None
     assert "issue:7" not in metrics.render().decode() and "10001" not in metrics.render().decode()
 

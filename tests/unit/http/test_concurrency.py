@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 
 import httpx2
@@ -80,7 +81,7 @@ def test_shrinks_on_rising_latency() -> None:
     limit = AimdLimit(initial=8, cap=64, clock=clock)
     busy(limit, 0.05, clock, 40)
     grown = limit.limit
-    for _ in range(30):  # the far side starts to queue: answers take five times as long
+    for _ in range(2 * int(grown)):  # the far side starts to queue: for two round trips answers take 5 times as long
         limit.on_success(0.25, limit.allowed)
         clock.now += 0.05
     assert limit.limit < grown
@@ -154,3 +155,32 @@ def test_a_429_still_halves_an_endpoint_that_started_large() -> None:
         gate.acquire()
         gate.release(throttled=True)
         assert gate.limit.allowed == 22
+
+
+def test_latency_that_varies_without_a_queue_does_not_hold_the_limit_down() -> None:
+    """Answers between 200 and 600 ms at random whatever the load (jitter, not a queue): the limit grows to its cap.
+    With the smoothed average (about 400 ms) against the fastest (200 ms) it was cut every round, to the floor."""
+    rng = random.Random(7)
+    clock = Clock(0.0)
+    limit = AimdLimit(initial=4, cap=32, clock=clock)
+    for _ in range(2000):
+        latency = rng.uniform(0.2, 0.6)
+        limit.on_success(latency, limit.allowed)
+        clock.now += latency / limit.allowed
+    assert limit.allowed == 32
+
+
+def test_a_queue_that_slows_every_answer_still_cuts_the_limit_though_answers_vary() -> None:
+    rng = random.Random(7)
+    clock = Clock(0.0)
+    limit = AimdLimit(initial=4, cap=64, clock=clock)
+    for _ in range(400):
+        latency = rng.uniform(0.05, 0.075)
+        limit.on_success(latency, limit.allowed)
+        clock.now += latency / limit.allowed
+    grown = limit.allowed
+    for _ in range(2 * grown):  # the far side queues: every answer takes five times as long, give or take a half
+        latency = rng.uniform(0.25, 0.375)
+        limit.on_success(latency, limit.allowed)
+        clock.now += latency / limit.allowed
+    assert limit.allowed < grown
