@@ -157,30 +157,27 @@ def test_a_429_still_halves_an_endpoint_that_started_large() -> None:
         assert gate.limit.allowed == 22
 
 
-def test_latency_that_varies_without_a_queue_does_not_hold_the_limit_down() -> None:
-    """Answers between 200 and 600 ms at random whatever the load (jitter, not a queue): the limit grows to its cap.
-    With the smoothed average (about 400 ms) against the fastest (200 ms) it was cut every round, to the floor."""
-    rng = random.Random(7)
-    clock = Clock(0.0)
-    limit = AimdLimit(initial=4, cap=32, clock=clock)
-    for _ in range(2000):
-        latency = rng.uniform(0.2, 0.6)
+def jittery(limit: AimdLimit, clock: Clock, rng: random.Random, latencies: tuple[float, float], answers: int) -> None:
+    """``answers`` answers with the window full, each taking a random latency between ``latencies``."""
+    for _ in range(answers):
+        latency = rng.uniform(*latencies)
         limit.on_success(latency, limit.allowed)
         clock.now += latency / limit.allowed
+
+
+def test_latency_that_varies_without_a_queue_does_not_hold_the_limit_down() -> None:
+    """Answers between 200 and 600 ms at random whatever the load (jitter, not a queue): the limit grows to its cap.
+    Against the smoothed average (about 400 ms, twice the fastest) it was cut again and again, and stayed at 13."""
+    clock = Clock(0.0)
+    limit = AimdLimit(initial=4, cap=32, clock=clock)
+    jittery(limit, clock, random.Random(7), (0.2, 0.6), 2000)
     assert limit.allowed == 32
 
 
 def test_a_queue_that_slows_every_answer_still_cuts_the_limit_though_answers_vary() -> None:
-    rng = random.Random(7)
-    clock = Clock(0.0)
+    clock, rng = Clock(0.0), random.Random(7)
     limit = AimdLimit(initial=4, cap=64, clock=clock)
-    for _ in range(400):
-        latency = rng.uniform(0.05, 0.075)
-        limit.on_success(latency, limit.allowed)
-        clock.now += latency / limit.allowed
+    jittery(limit, clock, rng, (0.05, 0.075), 400)
     grown = limit.allowed
-    for _ in range(2 * grown):  # the far side queues: every answer takes five times as long, give or take a half
-        latency = rng.uniform(0.25, 0.375)
-        limit.on_success(latency, limit.allowed)
-        clock.now += latency / limit.allowed
+    jittery(limit, clock, rng, (0.25, 0.375), 2 * grown)  # the far side queues: every answer takes 5x as long
     assert limit.allowed < grown
