@@ -16,7 +16,7 @@ from ml_connector.engine.plan import PageRules, Plan, plan_page
 from ml_connector.engine.reconcile import NotFoundWatch, Reconciler
 from ml_connector.engine.report import RunReport
 from ml_connector.errors import NotFound, StaleMetadata, TransientError
-from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue
+from ml_connector.jira.models import CreatedIssue, CreateOutcome, DraftIssue, JiraFailure
 from ml_connector.mapping import FieldTarget, IssueDraft, MappingContext, identity_label
 from ml_connector.store import SYNCED, RecordRow, Store, utcnow
 
@@ -93,6 +93,7 @@ class FakeJira:
     calls: list[tuple[str, str]] = field(default_factory=list)
     down: Exception | None = None
     lose_answers: bool = False
+    refuse_creates: JiraFailure | None = None  # every element of a bulk create is refused with this
     created: int = 0
 
     def _call(self, name: str, target: str = "") -> None:
@@ -110,6 +111,8 @@ class FakeJira:
 
     def bulk_create(self, drafts: Sequence[DraftIssue], *, concurrency: int = 1) -> list[CreateOutcome]:
         self._call("bulk_create", ",".join(d.ref or "" for d in drafts))
+        if self.refuse_creates is not None:
+            return [CreateOutcome(i, draft, failure=self.refuse_creates) for i, draft in enumerate(drafts)]
         outcomes = [CreateOutcome(i, draft, issue=self.add(draft)) for i, draft in enumerate(drafts)]
         if self.lose_answers:
             raise TransientError("connection reset after the request was sent", system="jira")

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from ml_connector.errors import Rejected, TransientError
+from ml_connector.jira.models import JiraFailure
 from ml_connector.store import PARKED, RETRY, Store, utcnow
 
 from .support import FakeJira, FakeWiring, Run, events, linked, record, row
@@ -74,6 +75,30 @@ def test_an_edit_jira_refuses_over_a_field_is_retried_when_the_metadata_is_stale
     assert [(e, r) for e, r, _ in wiring.judged] == [(refusal, read_at)]
     assert wiring.judged[0][2] == run.page.report.started  # judged against the run's start
     failed = record(store, "A")
+    if stale:
+        assert (failed.state, failed.error_class, failed.reason) == (RETRY, "StaleMetadata", "stale_metadata")
+        assert failed.next_attempt_at is not None
+    else:
+        assert (failed.state, failed.error_class, failed.reason) == (PARKED, "Rejected", "jira_rejected")
+
+
+@pytest.mark.parametrize("stale", [True, False])
+def test_a_create_jira_refuses_over_a_field_is_retried_when_the_metadata_is_stale_else_parked(
+    store: Store, stale: bool
+) -> None:
+    """The bulk-create twin of the edit test above: Jira refuses an element over a field (an answer of 201 with an
+    error for it, or a 400 for the call), and metadata kept from an earlier process may be what is wrong."""
+    refusal = JiraFailure(400, errors={"customfield_1": "Field cannot be set"})
+    jira = FakeJira(refuse_creates=refusal)
+    read_at = utcnow() - timedelta(minutes=30)  # kept from an earlier process
+    wiring = FakeWiring(store, jira, metadata_read_at=read_at, metadata_stale=stale)
+    run = Run.start(store, jira, wiring=wiring)
+    run.sync([row("A")])
+
+    assert len(wiring.judged) == 1 and wiring.judged[0][1] == read_at
+    assert "Field cannot be set" in str(wiring.judged[0][0])
+    failed = record(store, "A")
+    assert failed.jira_id is None and jira.issues == {}
     if stale:
         assert (failed.state, failed.error_class, failed.reason) == (RETRY, "StaleMetadata", "stale_metadata")
         assert failed.next_attempt_at is not None
