@@ -262,9 +262,12 @@ class QuotaGauge:
                 self.limit = reading.limit
             if reading.window is not None:
                 self._window = reading.window
+            if reading.exhausted:  # a quota 429 speaks for now, whatever window the gauge took it for
+                self._spent_until(now, reading.reset_in)
+                return 0
             which = self._which_window(now, reading.reset_in)
             if which == "older" or reading.remaining is None:
-                return 0 if reading.exhausted else 1
+                return 1
             spent = self._spent(reading.remaining, which)
             low = self._seen_low if which == "this" and self._seen_low is not None else reading.remaining
             self._seen_low = min(low, reading.remaining)
@@ -272,10 +275,17 @@ class QuotaGauge:
             if which == "this" and self.remaining is not None:
                 known = min(self.remaining, known)
             self.remaining = known
-            return 0 if reading.exhausted else spent
+            return spent
+
+    def _spent_until(self, now: float, reset_in: float | None) -> None:
+        """Nothing is left until ``reset_in`` (not told: the top of the next UTC hour, see ``_wait``)."""
+        self.remaining = 0
+        self._resets_at = None if reset_in is None else now + reset_in
+        self._reset_passed = False
 
     def _which_window(self, now: float, reset_in: float | None) -> str:
-        """ "first" (no window known), "this", "later" (the window turned over) or "older" (a late answer)."""
+        """The window an answer belongs to: "first" (none known yet), "this", "later" (the window turned over) or
+        "older" (a late answer of a window that has reset)."""
         if reset_in is None:  # no reset time told: only the clock passing the last one known says a window ended
             if self._reset_passed:
                 self._resets_at, self._reset_passed = None, False

@@ -287,3 +287,15 @@ def test_answers_out_of_order_across_windows_meet_no_quota_429s_and_report_what_
     charged, reported, refused = _run_callers_against_a_quota(seed)
     assert refused == 0
     assert abs(reported - charged) <= charged * 0.02
+
+
+def test_a_quota_429_after_the_gauge_saw_its_window_reset_still_holds_every_call_back() -> None:
+    """A reset time told by X-RateLimit-Reset (a wall clock) may come early: the gauge then sends calls into a pool
+    that is still spent. The quota 429 they meet is Jira's word for now, not a late answer of the old window."""
+    clock = Clock(1000.0)
+    gauge = QuotaGauge(clock=clock)
+    gauge.observe(QuotaReading(limit=600, remaining=0, reset_in=10.0, window=3600))
+    clock.now += 10.5
+    assert gauge.acquire() == 0  # the gauge thinks the window has reset
+    assert gauge.observe(QuotaReading(limit=600, remaining=0, reset_in=2.0, exhausted=True)) == 0
+    assert gauge.acquire() == pytest.approx(2.0)
