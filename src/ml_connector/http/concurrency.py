@@ -91,7 +91,9 @@ class AimdLimit:
         """An answer came back after ``latency`` s with ``in_flight`` calls of the class out (this one included)."""
         latency = max(latency, 1e-6)
         self._smoothed = latency if self._smoothed is None else (1 - SMOOTHING) * self._smoothed + SMOOTHING * latency
-        fastest = self._fastest = latency if self._fastest is None else self._fastest
+        if self._fastest is None:
+            self._fastest = latency
+        fastest = self._fastest  # as it stood before this answer's round (the round may move it below)
         if (of_round := self._end_of_round(latency)) is not None:
             self._fastest = min(of_round, fastest * (1 - FLOOR_DRIFT) + of_round * FLOOR_DRIFT)
             if of_round > self.latency_tolerance * fastest:  # even the round's fastest answer queued

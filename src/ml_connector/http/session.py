@@ -331,8 +331,9 @@ class ApiSession:
                 )
             self.pacer.report(POINTS, 0, delay)
 
-    def _observe_quota(self, response: httpx2.Response | None, budget: RateLimitBudget) -> None:
-        reading = None if response is None else read_quota(response.headers, response.status_code)
+    def _observe_quota(self, response: httpx2.Response, budget: RateLimitBudget) -> None:
+        """Settle the quota point the call took, with what its answer's headers say (or nothing, without them)."""
+        reading = read_quota(response.headers, response.status_code)
         if reading is None:
             self.pacer.quota.release()
             return
@@ -363,6 +364,28 @@ class ApiSession:
                 if not key.startswith("issue:"):
                     self.pacer.defer(key, delay)
 
+    def _exchange(
+        self, request: httpx2.Request, endpoint: str, pace_keys: tuple[str, ...]
+    ) -> tuple[httpx2.Response, float]:
+        """Send within the endpoint's concurrency gate and pacing; the answer, read, and its latency."""
+        method = request.method
+        with self.gate(method, endpoint).slot(self.stop) as slot:
+            self.pacer.wait(request.url.host, pace_keys, stop=self.stop, endpoint=(method, endpoint))
+            started = time.monotonic()
+            try:
+                response = self.client.send(request)
+                response.read()
+            except httpx2.TransportError as exc:
+                slot.throttled = isinstance(exc, httpx2.TimeoutException)  # a far side too busy to answer in time
+                self.observer.on_response(self.system, method, endpoint, 0, time.monotonic() - started)
+                raise _transport_error(exc, self.system, method, request.url.path) from None
+            elapsed = time.monotonic() - started
+            if response.status_code in _OVERLOADED:
+                slot.throttled = True
+            elif response.status_code < 500:
+                slot.latency = elapsed
+        return response, elapsed
+
     def _send_once(
         self,
         method: str,
@@ -382,26 +405,12 @@ class ApiSession:
         request = self.client.build_request(method, url, params=params, content=content, data=data, headers=headers)
         path = request.url.path
         endpoint = _endpoint_template(path)
-        answer: httpx2.Response | None = None
         try:
-            with self.gate(method, endpoint).slot(self.stop) as slot:
-                self.pacer.wait(request.url.host, pace_keys, stop=self.stop, endpoint=(method, endpoint))
-                started = time.monotonic()
-                try:
-                    answer = self.client.send(request)
-                    answer.read()
-                except httpx2.TransportError as exc:
-                    slot.throttled = isinstance(exc, httpx2.TimeoutException)  # a far side too busy to answer in time
-                    self.observer.on_response(self.system, method, endpoint, 0, time.monotonic() - started)
-                    raise _transport_error(exc, self.system, method, path) from None
-                elapsed = time.monotonic() - started
-                if answer.status_code in _OVERLOADED:
-                    slot.throttled = True
-                elif answer.status_code < 500:
-                    slot.latency = elapsed
-        finally:  # every call that took a quota point settles it, answered or not
-            self._observe_quota(answer, budget)
-        response = answer
+            response, elapsed = self._exchange(request, endpoint, pace_keys)
+        except BaseException:
+            self.pacer.quota.release()  # the call took a quota point (``_wait_for_quota``) and has no answer
+            raise
+        self._observe_quota(response, budget)
         self.observer.on_response(self.system, method, endpoint, response.status_code, elapsed)
         log.debug(
             "http.response",
