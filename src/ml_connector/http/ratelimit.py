@@ -210,6 +210,15 @@ def _reset_in(headers: Mapping[str, str], now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def _window(headers: Mapping[str, str]) -> float | None:
+    """The quota window's length (RateLimit-Policy ``w``); a window of no length or less is ignored and logged."""
+    window = _smallest(headers, "w", _POLICIES)
+    if window is not None and window <= 0:
+        _ignored("RateLimit-Policy", f"w={window}")
+        return None
+    return window
+
+
 def read_quota(headers: Mapping[str, str], status: int, *, now: datetime | None = None) -> QuotaReading | None:
     """The points-quota state in an answer's headers, or None when it carries none (Basic traffic, other limits).
 
@@ -230,7 +239,7 @@ def read_quota(headers: Mapping[str, str], status: int, *, now: datetime | None 
         limit=_int_header(headers, "X-RateLimit-Limit"),
         remaining=remaining,
         reset_in=reset_in,
-        window=_smallest(headers, "w", _POLICIES),
+        window=_window(headers),
         near_limit=headers.get("X-RateLimit-NearLimit", "").strip().lower() == "true",
         exhausted=exhausted,
     )

@@ -57,13 +57,15 @@ def test_answers_without_quota_headers_and_burst_429s_say_nothing_about_the_quot
         {"X-RateLimit-Remaining": "3", "RateLimit": ',,;=,"";t=1'},
         {"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "half past two"},
         {"Beta-RateLimit": '"\x00garbage";t'},
+        {"X-RateLimit-Remaining": "3", "RateLimit-Policy": '"global-app-quota";q=65000;w=-3600'},
+        {"X-RateLimit-Remaining": "3", "RateLimit-Policy": '"global-app-quota";q=65000;w=0'},
     ],
 )
 def test_malformed_headers_are_ignored_and_logged(headers: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     logged: list[str] = []
     monkeypatch.setattr(ratelimit.log, "info", lambda event, **_: logged.append(event))
     reading = read_quota(headers, 200, now=NOW)
-    assert reading is not None and reading.reset_in is None
+    assert reading is not None and reading.reset_in is None and reading.window is None
     assert reading.remaining in (None, 3)
     assert "http.quota_header_ignored" in logged
 
