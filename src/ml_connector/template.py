@@ -38,6 +38,8 @@ _OLD_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
 def as_text(value: Any) -> str:
     """How a value prints: null is empty, booleans are lower case, whole floats have no ``.0``, dates are ISO."""
+    if type(value) is str:  # the common case, before the type checks
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -33,6 +33,8 @@ def text_node(text: str, *, href: str | None = None) -> Node:
 
 def inline_nodes(line: str) -> list[Node]:
     """Text and link nodes for one line; empty for an empty line (never an empty text node)."""
+    if "://" not in line:  # no URL: most lines, without the scan
+        return [{"type": "text", "text": line}] if line else []
     nodes: list[Node] = []
     pos = 0
     for match in _URL.finditer(line):
