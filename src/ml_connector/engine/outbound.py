@@ -23,7 +23,7 @@ from ml_connector.config.connections import IFS_MAX_PAGE_SIZE
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.apply import Applier
 from ml_connector.engine.commit import RunScope, advance_cursor, commit_page
-from ml_connector.engine.pipeline import PagePipeline, cap_malloc_arenas
+from ml_connector.engine.pipeline import PagePipeline, tune_malloc
 from ml_connector.engine.plan import Fail, MapRow, PageRules, Plan, Row, plan_page, row_key, rows_to_map
 from ml_connector.engine.ports import IfsSource, RecordStore
 from ml_connector.engine.preview import Previewer
@@ -99,7 +99,7 @@ class OutboundSync:
         ``queue_only`` skips reading IFS (replay); ``full`` ignores the cursor; ``dry_run`` writes nothing anywhere
         and keeps a preview of the first ``preview_limit`` records (all when None) in ``report.plan``.
         """
-        cap_malloc_arenas()  # before this run's threads allocate (see there)
+        tune_malloc()  # before this run's threads allocate (see there)
         report = RunReport(self.flow.name, "replay" if queue_only else "outbound", dry_run=dry_run)
         self._started = report.started
         report.plan_limit = preview_limit

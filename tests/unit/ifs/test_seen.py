@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tracemalloc
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -46,3 +47,20 @@ def test_a_pass_of_100000_text_keys_costs_at_most_46_bytes_a_key() -> None:
     held = sys.getsizeof(seen._slots)
     assert held <= 46 * 100_000
     assert held < 100 * 100_000  # a set of the keys: its table plus the key objects
+
+
+def test_growing_the_table_holds_no_more_than_the_old_and_the_new_table() -> None:
+    # The peak of a large pass is the moment the table doubles: no zeroed copy may sit beside the two tables.
+    seen = SeenKeys()
+    n = 0
+    while len(seen._slots) < 2 * 64 * MIN_SLOTS:  # fill up to the doubling before a table of 64 * MIN_SLOTS slots
+        seen.add(n)
+        n += 1
+    old_bytes = len(seen._slots) * 8
+    while len(seen._slots) * 8 == old_bytes:  # the next add that doubles it
+        tracemalloc.start()
+        seen.add(n)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        n += 1
+    assert peak <= 2 * old_bytes + 64 * 1024  # the new table (twice the old), and no copy of it
