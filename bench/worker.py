@@ -7,9 +7,7 @@ parent can read and clear the simulators' request logs, or change the world, bet
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import resource
 import sys
 import threading
@@ -85,8 +83,7 @@ def main(argv: list[str]) -> None:
             started, cpu = time.perf_counter(), cpu_seconds()
             result: dict[str, Any] = {"phase": phase.get("name", kind), "kind": kind}
             if kind == "outbound":
-                with cpu_profile(phase.get("name", kind)):
-                    report = OutboundSync(connector, flow).run()
+                report = OutboundSync(connector, flow).run()
                 result.update(counts=dict(report.counts), status=report.status)
             elif kind == "writeback":
                 report = WritebackSync(connector, flow).run()
@@ -103,27 +100,6 @@ def main(argv: list[str]) -> None:
     finally:
         connector.close()
         connector.store.close()
-
-
-@contextlib.contextmanager
-def cpu_profile(name: str) -> Any:
-    """With ``$ML_CONNECTOR_BENCH_PROFILE`` set to a directory, profile the phase's CPU time in every thread with
-    yappi (install it by hand: it is no dependency) and write ``<name>.pstats`` there; otherwise do nothing."""
-    folder = os.environ.get("ML_CONNECTOR_BENCH_PROFILE")
-    if not folder:
-        yield
-        return
-    import yappi  # type: ignore[import-not-found]
-
-    yappi.set_clock_type("cpu")
-    yappi.start()
-    try:
-        yield
-    finally:
-        yappi.stop()
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        yappi.get_func_stats().save(str(Path(folder) / f"{name}.pstats"), type="pstat")
-        yappi.clear_stats()
 
 
 def serve(connector: Connector) -> dict[str, Any]:
