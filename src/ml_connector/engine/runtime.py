@@ -6,7 +6,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
@@ -118,6 +118,8 @@ class Connector:
     stopping: threading.Event = field(default_factory=threading.Event)
     _cache: dict[str, _Cached] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # User searches in flight, by lower-case email: pages prepared side by side often need the same new assignees.
+    _user_searches: dict[str, Future[str | None]] = field(default_factory=dict)
     _pacers: SharedPacers | None = None
     _pacers_built: bool = False
     # Far-side metadata kept in the store across processes (and read from it). False for what must see the far side
@@ -436,13 +438,50 @@ class Connector:
         known = self.store.users.cached(max_age=USER_CACHE_AGE)
         result: dict[str, str | None] = {e: known[e.lower()] for e in emails if e.lower() in known}
         unknown = sorted(e for e in emails if e.lower() not in known)
-        found = all_at_once({email: partial(self.jira.users.resolve, email) for email in unknown})
-        for email in unknown:
-            account = found[email].account_id if found[email].found else None
+        mine, theirs = self._claim_searches(unknown) if remember else (unknown, {})
+        failure: BaseException | None = None
+        try:
+            found = all_at_once({email: partial(self.jira.users.resolve, email) for email in mine})
+            for email in mine:
+                account = found[email].account_id if found[email].found else None
+                if remember:
+                    self.store.users.cache(email.lower(), account)
+                result[email] = account
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
             if remember:
-                self.store.users.cache(email.lower(), account)
-            result[email] = account
+                self._settle_searches(mine, result, failure)
+        # Every search this call owns is settled before it waits for another's: two calls never wait on each other.
+        result.update({email: search.result() for email, search in theirs.items()})
         return result
+
+    def _claim_searches(self, emails: list[str]) -> tuple[list[str], dict[str, Future[str | None]]]:
+        """(the emails this call searches for, the searches other calls have in flight for the rest)."""
+        mine: list[str] = []
+        theirs: dict[str, Future[str | None]] = {}
+        with self._lock:
+            for email in emails:
+                if (search := self._user_searches.get(email.lower())) is not None:
+                    theirs[email] = search
+                else:
+                    self._user_searches[email.lower()] = Future()
+                    mine.append(email)
+        return mine, theirs
+
+    def _settle_searches(
+        self, emails: list[str], result: Mapping[str, str | None], failure: BaseException | None
+    ) -> None:
+        """Hand the answers to the calls waiting for them; a search that failed fails them with the same error (each
+        page then decides on it as if it had searched itself)."""
+        with self._lock:
+            searches = [(email, self._user_searches.pop(email.lower())) for email in emails]
+        for email, search in searches:
+            if email in result:
+                search.set_result(result[email])
+            else:
+                search.set_exception(failure or TransientError(f"no answer for Jira user {email}", system="jira"))
 
 
 def all_at_once(calls: Mapping[str, Callable[[], Any]]) -> dict[str, Any]:

@@ -86,3 +86,64 @@ def test_calls_at_once_run_in_the_callers_context_and_the_first_error_comes_afte
     with pytest.raises(RuntimeError, match="lookup refused"):
         all_at_once({"slow": slow, "failing": failing})
     assert ended == ["slow"]  # no thread is left working after the error is raised
+
+
+class HeldSearches:
+    """A user resolver whose searches wait until ``release`` is set, so calls of two pages overlap for sure."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.asked: list[str] = []
+        self.fail = fail
+
+    def resolve(self, email: str) -> UserResolution:
+        self.asked.append(email)
+        self.started.set()
+        assert self.release.wait(5)
+        if self.fail:
+            raise RuntimeError("search failed")
+        return UserResolution(email, "found", f"acc-{email.split('@')[0]}")
+
+
+def _overlapping(c: Connector, searches: HeldSearches) -> tuple[dict[str, object], dict[str, object]]:
+    """The first page's call, and a second page's call made while the first one's search is in flight."""
+    first: dict[str, object] = {}
+    second: dict[str, object] = {}
+
+    def call(emails: set[str], into: dict[str, object]) -> None:
+        try:
+            into.update(c.account_ids(emails))
+        except Exception as exc:  # the outcome is what the test reads
+            into["error"] = exc
+
+    one = threading.Thread(target=call, args=({"a@example.com"}, first))
+    one.start()
+    assert searches.started.wait(5)
+    two = threading.Thread(target=call, args=({"a@example.com", "b@example.com"}, second))
+    two.start()
+    time.sleep(0.2)  # the second call has claimed b and found a in flight
+    searches.release.set()
+    one.join(5)
+    two.join(5)
+    return first, second
+
+
+def test_pages_that_need_one_new_assignee_at_once_search_for_it_once(tmp_path: Path, store: Store) -> None:
+    searches = HeldSearches()
+    c = _connector(tmp_path, store, cast(Searches, searches))
+    first, second = _overlapping(c, searches)
+    assert first == {"a@example.com": "acc-a"}
+    assert second == {"a@example.com": "acc-a", "b@example.com": "acc-b"}
+    assert sorted(searches.asked) == ["a@example.com", "b@example.com"]  # a once, not once per page
+
+
+def test_a_failed_search_fails_the_pages_waiting_for_it_and_is_not_remembered(tmp_path: Path, store: Store) -> None:
+    searches = HeldSearches(fail=True)
+    c = _connector(tmp_path, store, cast(Searches, searches))
+    first, second = _overlapping(c, searches)
+    assert isinstance(first["error"], RuntimeError) and isinstance(second["error"], RuntimeError)
+    searches.fail = False
+    searches.asked.clear()
+    assert c.account_ids({"a@example.com"}) == {"a@example.com": "acc-a"}  # searched again: nothing left in flight
+    assert searches.asked == ["a@example.com"]
