@@ -435,7 +435,7 @@ class Connector:
     def account_ids(self, emails: set[str], *, remember: bool = True) -> dict[str, str | None]:
         """email → accountId (None: no such Jira user); misses are cached in the store like hits unless ``remember``
         is False (a dry run or a check writes nothing). Emails not in the store are searched for at once."""
-        known = self.store.users.cached(max_age=USER_CACHE_AGE)
+        known = self.store.users.cached(max_age=USER_CACHE_AGE, emails=emails)
         result: dict[str, str | None] = {e: known[e.lower()] for e in emails if e.lower() in known}
         unknown = sorted(e for e in emails if e.lower() not in known)
         mine, theirs = self._claim_searches(unknown) if remember else (unknown, {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -13,11 +14,17 @@ from ml_connector.store.source import Repository
 
 
 class UserRepository(Repository):
-    def cached(self, *, max_age: timedelta) -> dict[str, str | None]:
-        """Every entry resolved within ``max_age``: e-mail → account id."""
+    def cached(self, *, max_age: timedelta, emails: Collection[str] | None = None) -> dict[str, str | None]:
+        """Every entry resolved within ``max_age`` (of ``emails`` only, when given): e-mail → account id. A page
+        asks for its own assignees: the whole cache may hold thousands."""
         cutoff = utcnow() - max_age
+        query = select(t.jira_users).where(self._mine(t.jira_users))
+        if emails is not None:
+            if not emails:
+                return {}
+            query = query.where(t.jira_users.c.email.in_(sorted({e.lower() for e in emails})))
         with self._source.reading() as conn:
-            rows = conn.execute(select(t.jira_users).where(self._mine(t.jira_users))).mappings()
+            rows = conn.execute(query).mappings()
             return {r["email"]: r["account_id"] for r in rows if (aware(r["resolved_at"]) or cutoff) >= cutoff}
 
     def cache(self, email: str, account_id: str | None) -> None:

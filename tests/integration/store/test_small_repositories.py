@@ -30,6 +30,17 @@ def test_user_cache_forgets_old_entries(store: Store) -> None:
     assert store.users.cached(max_age=timedelta(seconds=-1)) == {}
 
 
+def test_user_cache_reads_only_the_addresses_asked_for(store: Store) -> None:
+    for n in range(5):
+        store.users.cache(f"user{n}@example.com", f"acc-{n}")
+    hour = timedelta(hours=1)
+    assert store.users.cached(max_age=hour, emails={"USER1@example.com", "user3@example.com", "new@example.com"}) == {
+        "user1@example.com": "acc-1",
+        "user3@example.com": "acc-3",
+    }
+    assert store.users.cached(max_age=hour, emails=set()) == {}
+
+
 def test_user_cache_takes_one_address_from_many_threads_at_once(store: Store) -> None:
     """Pages mapped side by side may resolve the same address: each write refreshes the entry, none fails."""
     barrier = threading.Barrier(8)
