@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from ml_connector.errors import Unavailable
 from ml_connector.http.buckets import Buckets, LocalBuckets
@@ -168,6 +168,8 @@ class Quota(Protocol):
     def observe(self, reading: QuotaReading) -> int: ...
 
 
+# Which quota window an answer belongs to (``QuotaGauge._which_window``).
+Window = Literal["first", "this", "later", "older"]
 HOUR = 3600.0  # the quota window when no answer told its length (jira-api.md §9: points per hour)
 
 
@@ -178,7 +180,7 @@ def reset_slack(window: float | None) -> float:
 
 def next_utc_hour(now: float) -> float:
     """Seconds until the top of the next UTC hour, when a quota answer did not say when it resets."""
-    return 3600.0 - now % 3600.0
+    return HOUR - now % HOUR
 
 
 class QuotaGauge:
@@ -283,7 +285,7 @@ class QuotaGauge:
         self._resets_at = None if reset_in is None else now + reset_in
         self._reset_passed = False
 
-    def _which_window(self, now: float, reset_in: float | None) -> str:
+    def _which_window(self, now: float, reset_in: float | None) -> Window:
         """The window an answer belongs to: "first" (none known yet), "this", "later" (the window turned over) or
         "older" (a late answer of a window that has reset)."""
         if reset_in is None:  # no reset time told: only the clock passing the last one known says a window ended
@@ -304,7 +306,7 @@ class QuotaGauge:
         self._resets_at = max(self._resets_at, ends)  # each answer's reset is late, never early: keep the safest
         return "this"
 
-    def _spent(self, remaining: int, which: str) -> int:
+    def _spent(self, remaining: int, which: Window) -> int:
         if which == "this" and self._seen_low is not None:
             return max(0, self._seen_low - remaining)
         if which == "later" and self.limit is not None:

@@ -400,16 +400,18 @@ class ApiSession:
         budget: RateLimitBudget,
     ) -> httpx2.Response:
         content: bytes | None = None
-        if json is not None:  # encoded here (orjson) instead of by httpx2 (the standard library): the same JSON
-            content, headers = compact_json(json), _json_headers(headers)
-        request = self.client.build_request(method, url, params=params, content=content, data=data, headers=headers)
-        path = request.url.path
-        endpoint = _endpoint_template(path)
         try:
+            if json is not None:  # encoded here (orjson) instead of by httpx2 (the standard library): the same JSON
+                content, headers = compact_json(json), _json_headers(headers)
+            request = self.client.build_request(method, url, params=params, content=content, data=data, headers=headers)
+            endpoint = _endpoint_template(request.url.path)
             response, elapsed = self._exchange(request, endpoint, pace_keys)
         except BaseException:
-            self.pacer.quota.release()  # the call took a quota point (``_wait_for_quota``) and has no answer
+            # The call took a quota point (``_wait_for_quota``) and has no answer: a body or URL that cannot be
+            # sent too, or the point would count as in flight for the rest of the process.
+            self.pacer.quota.release()
             raise
+        path = request.url.path
         self._observe_quota(response, budget)
         self.observer.on_response(self.system, method, endpoint, response.status_code, elapsed)
         log.debug(

@@ -245,6 +245,17 @@ def test_a_call_without_an_answer_gives_its_point_back_to_the_count_of_calls_out
     assert quota.in_flight == 0 and quota.remaining == 100 - FAST.max_attempts
 
 
+def test_a_call_that_cannot_be_sent_gives_its_point_back_too() -> None:
+    sent: list[httpx2.Request] = []
+    api = ApiSession(httpx2.Client(transport=httpx2.MockTransport(sent.append)), system="jira", settings=FAST)
+    quota = api.pacer.quota
+    assert isinstance(quota, QuotaGauge)
+    quota.observe(QuotaReading(limit=600, remaining=100, reset_in=600, window=3600))
+    with rate_limit_scope(RateLimitBudget(30)), pytest.raises(TypeError):
+        api.request("POST", "https://api.atlassian.example/rest/api/3/issue", json={"fields": object()})
+    assert not sent and quota.in_flight == 0
+
+
 def _run_callers_against_a_quota(seed: int, callers: int = 32, calls: int = 2500) -> tuple[int, int, int]:
     """An event model: ``callers`` threads send calls through one gauge to a server with 600 points per 20 s window,
     whose answers (reset time in whole seconds, as Jira's ``t``) come back after 100 ms plus up to 300 ms, in any
