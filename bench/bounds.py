@@ -2,7 +2,8 @@
 
     lower_bound = max( IFS_fewest / IFS_rate,
                        max over Jira endpoints e of ( Σ lead[e] + max(0, Jira_fewest[e] - capacity) / rate + one call ),
-                       max over Jira endpoints e of Σ_calls(latency + server_time) / in_flight,
+                       max over Jira endpoints e of ( Σ lead[e] + max( Σ_calls(latency + server_time) / in_flight,
+                                                                       busiest_slot[e] ) ),
                        Σ over chain calls of (latency + server_time) )
     efficiency  = lower_bound / measured wall time
 
@@ -17,12 +18,16 @@
   fewest-calls plan writes each issue once.
 * ``in_flight`` is the most Jira calls per endpoint the connector is allowed to keep in flight: with ``in_flight``
   calls overlapping, an endpoint's calls take at least their summed durations (latency plus modelled server time)
-  divided by ``in_flight``.
+  divided by ``in_flight``, after its lead. Calls are whole, so ``busiest_slot`` is the tighter form of the same
+  argument: of ``in_flight`` slots, one carries at least ``1 / in_flight`` of the items (issues of a bulk create,
+  at most 50 a call) or of the calls, one call after another: 10,000 issues over 32 slots put 313 issues, so 7
+  calls, on one slot.
 * ``server_time`` is the simulators' modelled work per call (``ml_connector.sim.servertime.PROFILES``; 0 without a
   profile), sized by the rows a read returns or the issues a bulk create carries.
 * ``chain`` are calls that cannot overlap because each needs the previous answer (a token before the first read;
   page *n + 1* needs page *n*'s nextLink; a write needs the ETag read). Everything else could in principle run
-  concurrently, so only this chain's latency and server time are unavoidable.
+  concurrently, so only this chain's latency and server time are unavoidable. A whole collection read in key order
+  is two chains, one from each end (``ml_connector.ifs.bothends``), each reading half of it.
 
 Every fewest-calls count below is spelled out; where a count depends on a size that only the simulator knows (line
 rows, distinct assignees) the caller passes the measured value.
@@ -129,11 +134,25 @@ class LowerBound:
         wait = limits.burst_wait(endpoint.split(" ", 1)[0], calls)
         return lead + wait + limits.call_s(JIRA_OPERATIONS.get(endpoint), 1)
 
+    def jira_in_flight_s(self, endpoint: str, limits: Limits) -> float:
+        """The endpoint's lead, then its summed call durations over the in-flight slots, or its busiest slot's."""
+        calls = self.jira[endpoint]
+        if not calls:
+            return 0.0
+        op = JIRA_OPERATIONS.get(endpoint)
+        items = self.jira_items.get(endpoint, 0)
+        slots = limits.jira_in_flight
+        slot_items = math.ceil(items / slots)
+        slot_calls = math.ceil(slot_items / JIRA_BULK) if items else math.ceil(calls / slots)
+        busiest = slot_calls * limits.call_s(op, 0) + (limits.server(op, slot_items) - limits.server(op, 0))
+        lead = sum(limits.call_s(c.operation, c.items) for c in self.lead.get(endpoint, ()))
+        return lead + max(self.jira_work_s(endpoint, limits) / slots, busiest)
+
     def parts(self, limits: Limits) -> dict[str, float]:
         ifs_total = sum(self.ifs.values())
         ifs_s = ifs_total / (limits.ifs_per_minute / 60.0) if limits.ifs_per_minute else 0.0
         jira_s = max((self.jira_rate_s(e, limits) for e in self.jira), default=0.0)
-        in_flight_s = max((self.jira_work_s(e, limits) / limits.jira_in_flight for e in self.jira), default=0.0)
+        in_flight_s = max((self.jira_in_flight_s(e, limits) for e in self.jira), default=0.0)
         chain_s = sum(limits.call_s(c.operation, c.items) for c in self.chain)
         return {"ifs_rate_s": ifs_s, "jira_rate_s": jira_s, "jira_in_flight_s": in_flight_s, "chain_s": chain_s}
 
@@ -163,10 +182,13 @@ def backfill(records: int, line_rows: int, assignees: int) -> LowerBound:
     """Scenario 1: every order is new. All orders and all their lines can be read as whole sets in maximal pages
     (every order is wanted, so no per-order line filter is needed); Jira needs one bulk create per 50 issues plus the
     metadata the mapping cannot do without (custom field ids, priorities, projects, createmeta for the select
-    options) and one user search per distinct assignee email. The chain is the order pages (each needs the previous
-    page's nextLink) and the last page's bulk create; line pages are off the chain (the lines of page n's key range
-    can be read while page n + 1 is). The first bulk create needs at least the token and the first order page."""
+    options) and one user search per distinct assignee email. The chain is the order pages of one end (each needs
+    the previous page's nextLink; the other end's pages are read at the same time) and the last page's bulk create;
+    line pages are off the chain (the lines of page n's key range can be read while page n + 1 is). The first bulk
+    create needs at least the token and a first order page of one row."""
     po_pages = pages(records, IFS_MAX_PAGE)
+    half = math.ceil(records / 2)  # the rows of the longer end's chain
+    chain_pages = pages(half, IFS_MAX_PAGE)
     return LowerBound(
         ifs={
             "token": 1,
@@ -185,12 +207,11 @@ def backfill(records: int, line_rows: int, assignees: int) -> LowerBound:
             "GET /rest/api/3/user/search": assignees,
         },
         jira_items={"POST /rest/api/3/issue/bulk": records},
-        lead={"POST /rest/api/3/issue/bulk": [Call("IFS token"), Call("IFS order page 1", "ifs.read",
-                                                                          min(IFS_MAX_PAGE, records))]},
+        lead={"POST /rest/api/3/issue/bulk": [Call("IFS token"), Call("IFS order page 1 (one row)", "ifs.read", 1)]},
         chain=[
             Call("IFS token"),
-            *[Call(f"IFS order page {i + 1}", "ifs.read", min(IFS_MAX_PAGE, records - i * IFS_MAX_PAGE))
-              for i in range(po_pages)],
+            *[Call(f"IFS order page {i + 1} of one end", "ifs.read", min(IFS_MAX_PAGE, half - i * IFS_MAX_PAGE))
+              for i in range(chain_pages)],
             Call("Jira bulk create (last; at least the last order)", "jira.bulk_create", 1),
         ],
     )

@@ -39,7 +39,7 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
                                                      'POST 100/s, PUT and DELETE 50/s), one number for every '
                                                      'method, or 0 (off)')
     p.add_argument("--jira-in-flight", type=int, help="Jira calls per endpoint the connector may keep in flight, for "
-                                                      "the lower bounds (default 16)")
+                                                      "the lower bounds (default 32, the engine's ceiling)")
     p.add_argument("--profiles", type=_profiles, help="latency profiles to run scenarios 1-5 under, comma-separated "
                                                       f"(default {','.join(PROFILES)})")
     p.add_argument("--only", type=_ids, help="run only these scenarios, comma-separated ids (e.g. 1,3); earlier "

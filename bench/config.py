@@ -41,14 +41,16 @@ def connector_data(directory: Path, *, ifs_url: str, jira_url: str, ifs_rpm: flo
 
     The flow's base filter (not Cancelled) is dropped so that every seeded order is in scope and "10,000 purchase
     orders" means 10,000 issues. IFS pacing is set just under the simulator's budget (the example's 900/min is the
-    operator's safety margin; the benchmark states the value it uses).
+    operator's safety margin; the benchmark states the value it uses). Its bucket holds 40 requests (the default is
+    10): 40 at once plus 950 a minute stay within the simulator's 1,000 in any rolling minute, and a page's line
+    reads, the lookups and the next pages of both ends go out together instead of a sixteenth of a second apart.
     """
     data = example()
     flow = next(f for f in data["flows"] if f["name"] == "purchase_orders")
     flow["filter"] = None
     data["flows"] = [flow]
     data["ifs"].update(url=ifs_url, realm="mlc", client_id="ml-connector", client_secret="sim-secret")
-    data["ifs"]["http"] = {"requests_per_minute": ifs_rpm, "backoff_initial": 0.2, "backoff_max": 5.0,
+    data["ifs"]["http"] = {"requests_per_minute": ifs_rpm, "burst": 40, "backoff_initial": 0.2, "backoff_max": 5.0,
                            "max_attempts": 10}
     data["jira"].update(url=jira_url, simulator=True, webhook_secret=WEBHOOK_SECRET)
     data["jira"]["auth"] = {"kind": "basic", "email": JIRA_AUTH[0], "api_token": JIRA_AUTH[1]}

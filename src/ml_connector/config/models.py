@@ -171,6 +171,12 @@ class SyncPolicy(StrictModel):
         description="Pages whose Jira writes may still be in flight while the next page is read from IFS "
         "(0: read, write, then read the next page).",
     )
+    read_both_ends: bool = Field(
+        default=True,
+        description="A pass that reads a whole flow in key order (the first run, --full, snapshot flows) reads it "
+        "from both ends at once and stops where the two meet: twice the rows per second from IFS, for at most two "
+        "pages read twice. Needs pipeline_pages above 0.",
+    )
     rate_limit_wait_max: Seconds = Field(
         default=900.0,
         description="Total time one run may spend waiting out rate limits (429); the calls that meet a 429 wait "

@@ -38,6 +38,8 @@ class IfsSource(Protocol):
         first_page_size: int | None = None,
     ) -> Iterator[Page]: ...
 
+    def key_fields(self, entity_set: str) -> tuple[str, ...]: ...
+
     def iter_records(
         self,
         entity_set: str,

@@ -391,8 +391,8 @@ class Connector:
     def mapping_context(self, flow: FlowConfig, *, with_jira: bool = True, with_fields: bool = True) -> MappingContext:
         """Lookups, plus (``with_jira``) Jira's projects and priorities and (``with_fields``) the resolved fields.
 
-        The reads are independent: they go out at once (a run's first page waits for them), then the fields, whose
-        select options need the field registry first."""
+        The reads are independent: they go out at once (a run's first page waits for them); the fields' chain (the
+        registry, then the select options from createmeta) runs beside the lookups, not after them."""
         lookups = self.config.lookups
         loads: dict[str, Callable[[], Any]] = {
             "suppliers": partial(self._lookup, "suppliers", lookups.suppliers if flow.supplier_field else None),
@@ -403,7 +403,7 @@ class Connector:
             loads["jira_projects"] = self._jira_projects
             loads["priorities"] = self._priorities
         if with_jira and with_fields:
-            loads["registry"] = self.field_registry
+            loads["fields"] = partial(self.resolve_fields, flow)
         loaded = all_at_once(loads)
         context = MappingContext(suppliers=loaded["suppliers"], persons=loaded["persons"], projects=loaded["projects"])
         if not with_jira:
@@ -412,7 +412,7 @@ class Connector:
             context,
             jira_projects=loaded["jira_projects"],
             priorities=loaded["priorities"],
-            fields=self.resolve_fields(flow) if with_fields else {},
+            fields=loaded["fields"] if with_fields else {},
         )
 
     def _jira_projects(self) -> frozenset[str]:

@@ -19,6 +19,7 @@ from e2e.harness import World, connector_config, world
 
 from ml_connector.config.connections import IFS_MAX_PAGE_SIZE
 from ml_connector.config.models import ConnectorConfig
+from ml_connector.engine import outbound
 from ml_connector.engine.outbound import FIRST_PAGE_SHARE, LINE_RANGE_PARENTS, OutboundSync
 from ml_connector.engine.runtime import Connector
 from ml_connector.engine.timestamps import parse_ts
@@ -95,7 +96,8 @@ def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
             c.ifs.key_fields(lines_set.entity_set)  # $metadata read before: the line reads start when asked for
             calls.spans.clear()
             line_reads: list[dict[str, Any]] = []
-            page_rows: list[int] = []
+            page_rows: dict[bool, list[int]] = {False: [], True: []}  # rows per order page, by descending
+            parted: list[list[int]] = []  # the parents of each ranged line read, per page
             ifs, read = c.ifs, c.ifs.iter_pages
 
             def spy(entity_set: str, **kwargs: Any) -> Iterator[Any]:
@@ -103,23 +105,35 @@ def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
                     line_reads.append(kwargs)
                 for page in read(entity_set, **kwargs):
                     if entity_set.endswith(ORDERS):
-                        page_rows.append(len(page.rows))
+                        page_rows["desc" in str(kwargs["orderby"])].append(len(page.rows))
                     yield page
 
+            def parts(rows: Any) -> Any:
+                cut = split(rows)
+                parted.append([len(p) for p in cut])
+                return cut
+
             monkeypatch.setattr(ifs, "iter_pages", spy)
+            split = outbound._parts
+            monkeypatch.setattr(outbound, "_parts", parts)
             report = OutboundSync(c, c.config.flow(FLOW)).run()
             assert report.status == "succeeded", report.as_dict()
             assert w.issues_per_key() == dict.fromkeys(scope, 1)
 
             pages, lines = calls.of(ORDERS), calls.of(LINES)
-            # The first page is a quarter of the page size (Jira's work starts sooner); each next one twice as large.
-            assert page_rows[:2] == [LINE_RANGE_PARENTS, 2 * LINE_RANGE_PARENTS]
-            # Each page reads its lines in ranges of at most LINE_RANGE_PARENTS orders, each in one server page.
-            assert len(lines) == len(line_reads) == sum(-(-n // LINE_RANGE_PARENTS) for n in page_rows)
+            # The first page of each end is a quarter of the page size (Jira's work starts sooner); the next, twice
+            # as large. Both ends were read, and met: the orders came once each, at most a page's worth read twice.
+            assert page_rows[False][:2] == [LINE_RANGE_PARENTS, 2 * LINE_RANGE_PARENTS]
+            assert page_rows[True][0] == LINE_RANGE_PARENTS
+            assert 1700 <= sum(page_rows[False] + page_rows[True]) <= 1700 + 2 * LINE_RANGE_PARENTS
+            # Each page reads its lines in ranges of at most LINE_RANGE_PARENTS orders, each in one server page, and
+            # in four at least (a page's creates wait for its slowest line read).
+            assert len(lines) == len(line_reads) == sum(len(p) for p in parted)
+            assert all(max(p) <= LINE_RANGE_PARENTS and (len(p) >= 4 or sum(p) < 200) for p in parted)
             assert all(r["page_size"] == IFS_MAX_PAGE_SIZE for r in line_reads)
             assert all(" ge " in str(r["filter"]) and " le " in str(r["filter"]) for r in line_reads)
-            assert _overlap(lines[0], pages[1])  # page 1's lines while page 2 is read
-            assert _overlap(lines[1], lines[2])  # page 2's two ranges at once
+            assert _overlap(lines[0], pages[1])  # page 1's lines while the next page is read
+            assert _overlap(lines[1], lines[2])  # page 1's ranges at once
             lookups = calls.of("/SupplierInfoGeneralSet") + calls.of("/PersonInfoSet")
             assert len(lookups) == 2 and _overlap(lookups[0], lookups[1])  # the mapping context's reads at once
         finally:

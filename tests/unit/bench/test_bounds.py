@@ -26,9 +26,12 @@ def test_edits_wait_for_their_reads_then_for_the_put_bucket_beyond_its_one_secon
 
 
 def test_realistic_edits_pay_the_reads_server_time_and_the_last_edits() -> None:
-    value, binding = bounds.incremental(100, warm=True).seconds(limits("realistic"))
+    lb = bounds.incremental(100, warm=True)
+    parts = lb.parts(limits("realistic"))
     # read of 100 rows (0.05 + 0.075 s server) and the line read (0.05 s) each after 50 ms, 1 s of bucket, one edit
-    assert binding == "jira_rate_s" and value == pytest.approx(0.175 + 0.1 + 1.0 + 0.35)
+    assert parts["jira_rate_s"] == pytest.approx(0.175 + 0.1 + 1.0 + 0.35)
+    # the same reads, then 100 edits over 32 slots: one slot makes 4 edits of 0.35 s one after another
+    assert lb.seconds(limits("realistic")) == (pytest.approx(0.175 + 0.1 + 4 * 0.35), "jira_in_flight_s")
 
 
 def test_a_cold_process_also_waits_for_the_token() -> None:
@@ -51,12 +54,23 @@ def test_bulk_creates_are_bound_by_the_post_bucket_under_50ms() -> None:
 def test_realistic_backfill_waits_for_server_time() -> None:
     lb = bounds.backfill(10_000, 20_000, 6)
     parts = lb.parts(limits("realistic"))
-    # 200 bulk creates of 50 issues, 1.5 s of server time + 50 ms latency each, 32 in flight (jira.http.max_in_flight)
-    assert parts["jira_in_flight_s"] == pytest.approx(200 * 1.55 / 32)
-    # token, three order pages (10,000 rows at 0.75 ms plus 50 ms each) and one last create of at least one issue
-    assert parts["chain_s"] == pytest.approx(0.05 + 3 * 0.1 + 7.5 + 0.05 + 0.275)
+    # The token and a first order page of one row; then 32 in flight (jira.http.max_in_flight): one slot carries
+    # 313 of the 10,000 issues, so 7 bulk creates of 0.25 s + 50 ms and 313 times 25 ms of per-issue server time.
+    lead = 0.05 + 0.1 + 0.00075
+    assert parts["jira_in_flight_s"] == pytest.approx(lead + 7 * 0.3 + 313 * 0.025)
+    assert parts["jira_in_flight_s"] > lead + 200 * 1.55 / 32  # the summed durations over 32 slots: 9.69 s
+    # token, one end's two order pages (5,000 rows at 0.75 ms plus 50 ms each) and one last create of one issue
+    assert parts["chain_s"] == pytest.approx(0.05 + 2 * 0.1 + 3.75 + 0.05 + 0.275)
     assert lb.seconds(limits("realistic"))[1] == "jira_in_flight_s"
-    assert lb.parts(limits("realistic", jira_in_flight=4))["jira_in_flight_s"] == pytest.approx(200 * 1.55 / 4)
+    # 4 in flight: 2,500 issues and 50 calls a slot, the same as the summed durations over 4 slots
+    four = lb.parts(limits("realistic", jira_in_flight=4))["jira_in_flight_s"]
+    assert four == pytest.approx(lead + 200 * 1.55 / 4)
+
+
+def test_calls_without_items_fill_their_slots_in_whole_calls() -> None:
+    lb = bounds.LowerBound(jira={"PUT /rest/api/3/issue/{id}": 33})
+    # 33 edits of 0.35 s over 32 slots: one slot makes two of them
+    assert lb.parts(limits("realistic"))["jira_in_flight_s"] == pytest.approx(2 * 0.35)
 
 
 def test_realistic_chains_cost_more_than_latency_alone() -> None:
