@@ -56,7 +56,9 @@ class SimControl:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.http = httpx2.Client(base_url=url, timeout=60)
+        # No kept-alive connection: uvicorn closes one idle for 5 s, and a call that reuses it just then fails with
+        # "Server disconnected" (a chaos cell's control call after a 7 s run did). Loopback connections are cheap.
+        self.http = httpx2.Client(base_url=url, timeout=60, limits=httpx2.Limits(max_keepalive_connections=0))
 
     def close(self) -> None:
         self.http.close()

@@ -78,6 +78,13 @@ class JiraHttpSettings(HttpSettings):
     )
 
 
+class IfsHttpSettings(HttpSettings):
+    """``HttpSettings`` whose in-flight limit starts where a whole pass's reads need it: each of its two ends reads
+    a page's lines in four ranges at once (``engine/outbound.py``), so 8 line reads go out together at the start."""
+
+    initial_in_flight: int = Field(default=8, ge=1, description="Where the adaptive in-flight limit starts.")
+
+
 class IfsConnection(StrictModel):
     """An IFS Cloud tenant reached through IAM client credentials."""
 
@@ -90,7 +97,13 @@ class IfsConnection(StrictModel):
     # The IANA zone the IFS server (site) keeps its wall time in: needed to read and filter date-time attributes
     # that are not time-zone aware (flows with cursor_time_zone_aware: false). `check` compares it with IFS.
     server_time_zone: str = "UTC"
-    http: HttpSettings = HttpSettings()
+    http: HttpSettings = IfsHttpSettings()
+
+    @field_validator("http", mode="before")
+    @classmethod
+    def _ifs_defaults(cls, value: object) -> object:
+        """Keys given in the file start from the IFS defaults (its in-flight start), not the generic ones."""
+        return IfsHttpSettings.model_validate(value) if isinstance(value, dict) else value
 
     @field_validator("server_time_zone")
     @classmethod

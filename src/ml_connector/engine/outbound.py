@@ -54,7 +54,9 @@ LINE_RANGE_PARENTS = 500
 # request keep IFS 0.55 s, in four 0.2 s).
 LINE_READS_PER_PAGE = 4
 LINE_RANGE_MIN_PARENTS = 50
-LINE_READS_IN_FLIGHT = 8  # threads for line reads and the mapping context; the IFS session caps reads in flight
+# Threads for line reads (both ends, four a page: 8 at once) and the mapping context; the IFS session caps reads
+# in flight.
+LINE_READS_IN_FLIGHT = 10
 READ_AHEAD_PAGES = 2  # pages read and prepared ahead of the one being committed (see readahead)
 # The first page is a quarter of the others: Jira's work starts after that page and its lines are read (a page of
 # 1,000 orders and their lines keep IFS ~1.7 s), while the pages after it are read at once with that work. The IFS
@@ -175,10 +177,8 @@ class OutboundSync:
         ahead = READ_AHEAD_PAGES if self.policy.pipeline_pages else 0
         pages = self._pages(query, order, key_ordered=key_ordered, ahead=ahead)
         with _line_pool() as pool:
-            if key_ordered and ahead and flow.lines is not None:
-                # The ranged line reads need the line set's keys ($metadata): read them with the first page, not
-                # after it. A failure here is met again, and raised, by the first line read.
-                submit_in_scope(pool, early(self._ifs.key_fields), flow.lines.entity_set)
+            if key_ordered and ahead:
+                self._start_early(pool)
             prepare = partial(self._prepare, key_ordered=key_ordered, remap=full, pool=pool)
             with ReadAhead(pages, lambda page: prepare(page.rows), ahead=ahead, stop=self.stop) as reader:
                 for prepared in reader:
@@ -215,6 +215,14 @@ class OutboundSync:
             return min(newest, signpost)
         return None
 
+    def _start_early(self, pool: Executor) -> None:
+        """The line set's keys ($metadata, for the ranged line reads), read with a whole pass's first page instead
+        of after it. A failure here is met again, and raised, by the first line read. (The mapping context is not
+        started this early: its lookups then compete with the first pages for IFS and the CPU, and the run's first
+        create came later, not sooner.)"""
+        if self.flow.lines is not None:
+            submit_in_scope(pool, early(self._ifs.key_fields), self.flow.lines.entity_set)
+
     def _pages(self, query: str | None, order: list[str], *, key_ordered: bool, ahead: int) -> Iterable[Page]:
         """The pass's pages: one chain, or (a whole pass in key order, read ahead) both ends of the key range."""
         flow = self.flow
@@ -235,6 +243,9 @@ class OutboundSync:
             partial(read, orderby=[f"{flow.key} desc"]),
             key_getter(flow.key),
             stop=self.stop,
+            # A first run or --full reads everything: both ends at once. A snapshot flow reads every run, often
+            # a page or two: its descending end waits until the first page shows there is more.
+            eager=flow.detection != "snapshot",
         )
 
     def read_lines(self, rows: Sequence[Row], *, key_ordered: bool) -> Lines:

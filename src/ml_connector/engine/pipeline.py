@@ -24,7 +24,9 @@ Apply = Callable[[Sequence[RecordRow]], None]
 
 # How much deeper than ``sync.pipeline_pages`` the pipeline may go for pages of few creates: pages of 1,000 carry 20
 # bulk calls, so with two pages at work the calls left when the oldest finishes (20) fall short of the 32 in flight.
-DEEPER = 2
+# A pass read from both ends starts with four small pages (250, 250, 500, 500 rows: 30 calls in all), so four times
+# the depth: at twice, the fifth page waited for the first while Jira had room.
+DEEPER = 4
 M_ARENA_MAX = -8  # glibc's mallopt parameters
 M_MMAP_THRESHOLD = -3
 MALLOC_ARENAS = 2

@@ -14,8 +14,8 @@ each reads on to its end: rows come twice, none is lost, and the engine plans a 
 as it then is.
 
 The descending chain's pages are handed over with their rows in ascending order, so every page is a contiguous
-ascending key range, as from one chain. The descending chain starts only once the first ascending page shows there
-is more to read, so a collection of one page costs one call, as before.
+ascending key range, as from one chain. Unless told the collection is large (``eager``), the descending chain
+starts only once the first ascending page shows there is more to read, so a collection of one page costs one call.
 """
 
 from __future__ import annotations
@@ -33,6 +33,10 @@ from ml_connector.ifs.client import Page, Record
 Side = Literal["ascending", "descending"]
 PageSource = Callable[[], Iterator[Page]]
 RECENT_PAGES = 2  # pages per chain whose keys are kept to find the meeting point
+# Pages read but not yet taken, beyond which a chain waits: the caller's own read-ahead bounds the rest, and a pass
+# of 100,000 rows must not sit in memory because IFS answers faster than the pages are committed.
+WAITING_PAGES = 2
+PUT_WAIT_S = 0.1  # how often a chain blocked on a full queue looks whether the caller has gone
 
 
 class _Ended:
@@ -53,6 +57,7 @@ class BothEnds:
         key_of: Callable[[Record], Hashable],
         *,
         stop: threading.Event | None = None,
+        eager: bool = False,
     ) -> None:
         self._sources: dict[Side, PageSource] = {"ascending": ascending, "descending": descending}
         self._key_of = key_of
@@ -60,14 +65,19 @@ class BothEnds:
         self._done = threading.Event()  # met, or one chain reached its end: no more pages are wanted
         self._lock = threading.Lock()
         self._recent: dict[Side, deque[set[Hashable]]] = {s: deque(maxlen=RECENT_PAGES) for s in self._sources}
-        self._queue: queue.Queue[Page | _Ended] = queue.Queue()
+        self._closed = threading.Event()  # the caller has gone: nothing queued will be taken
+        self._queue: queue.Queue[Page | _Ended] = queue.Queue(maxsize=WAITING_PAGES)
         self._threads: list[threading.Thread] = []
         self._number = 0
-        self._descending_asked = False
+        self._eager = eager
+        self._descending_asked = eager
 
     def __iter__(self) -> Iterator[Page]:
         self._start("ascending")
         running = 1
+        if self._eager:  # both ends from the start (not ``_descending_asked``: the ascending end sets that)
+            self._start("descending")
+            running += 1
         try:
             while running:
                 item = self._queue.get()
@@ -84,6 +94,7 @@ class BothEnds:
                 yield item
         finally:
             self._done.set()
+            self._closed.set()
             for thread in self._threads:
                 thread.join()
 
@@ -113,7 +124,7 @@ class BothEnds:
                 error = None  # the chains had met (or the other one ended): a failure now loses no row
             # Read to its end (the other chain has nothing left to add) or failed: either way the pass ends here.
             self._done.set()
-            self._queue.put(_Ended(side, error))
+            self._put(_Ended(side, error))
 
     def _take(self, side: Side, page: Page) -> bool:
         """Queue ``page`` cut at the meeting point; False once no more pages of ``side`` are wanted."""
@@ -123,18 +134,30 @@ class BothEnds:
             other: Side = "descending" if side == "ascending" else "ascending"
             met = self._met_at(page.rows, self._recent[other])
             rows = page.rows if met is None else page.rows[:met]
-            self._recent[side].append({self._key_of(r) for r in rows})
             if rows:
+                self._recent[side].append({self._key_of(r) for r in rows})
                 self._number += 1
                 ordered = rows if side == "ascending" else rows[::-1]
-                self._queue.put(replace(page, rows=ordered, number=self._number))
+                if not self._put(replace(page, rows=ordered, number=self._number)):
+                    return False
             if met is not None:
                 self._done.set()
                 return False
             if side == "ascending" and not self._descending_asked and (page.next_link is not None or page.number > 1):
                 self._descending_asked = True
-                self._queue.put(replace(page, rows=[], number=0))  # start the descending chain
+                return self._put(replace(page, rows=[], number=0))  # start the descending chain
             return True
+
+    def _put(self, item: Page | _Ended) -> bool:
+        """Queue ``item``, waiting while the queue is full; False when the caller has gone meanwhile. Called with
+        the lock held, so the queue keeps the order in which pages were cut at the meeting point."""
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=PUT_WAIT_S)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _met_at(self, rows: list[Record], other: deque[set[Hashable]]) -> int | None:
         """The index of the first of ``rows`` the other chain returned already, or None."""
@@ -153,9 +176,12 @@ def read_both_ends(
     key_of: Callable[[Record], Hashable],
     *,
     stop: threading.Event | None = None,
+    eager: bool = False,
 ) -> Iterator[Page]:
-    """The pages of a whole key-ordered collection, read from both ends at once (see the module docstring)."""
-    return iter(BothEnds(ascending, descending, key_of, stop=stop))
+    """The pages of a whole key-ordered collection, read from both ends at once (see the module docstring).
+    ``eager`` starts both ends at once, for a collection known to be large: the descending end then gains the
+    first ascending page's time, and a collection of one page costs two calls."""
+    return iter(BothEnds(ascending, descending, key_of, stop=stop, eager=eager))
 
 
 def key_getter(field: str) -> Callable[[Record], Any]:

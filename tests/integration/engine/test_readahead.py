@@ -125,14 +125,15 @@ def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
             # as large. Both ends were read, and met: the orders came once each, at most a page's worth read twice.
             assert page_rows[False][:2] == [LINE_RANGE_PARENTS, 2 * LINE_RANGE_PARENTS]
             assert page_rows[True][0] == LINE_RANGE_PARENTS
-            assert 1700 <= sum(page_rows[False] + page_rows[True]) <= 1700 + 2 * LINE_RANGE_PARENTS
+            # at most the last page of each end read past the meeting point
+            assert 1700 <= sum(page_rows[False] + page_rows[True]) <= 1700 + page_rows[False][-1] + page_rows[True][-1]
             # Each page reads its lines in ranges of at most LINE_RANGE_PARENTS orders, each in one server page, and
             # in four at least (a page's creates wait for its slowest line read).
             assert len(lines) == len(line_reads) == sum(len(p) for p in parted)
             assert all(max(p) <= LINE_RANGE_PARENTS and (len(p) >= 4 or sum(p) < 200) for p in parted)
             assert all(r["page_size"] == IFS_MAX_PAGE_SIZE for r in line_reads)
             assert all(" ge " in str(r["filter"]) and " le " in str(r["filter"]) for r in line_reads)
-            assert _overlap(lines[0], pages[1])  # page 1's lines while the next page is read
+            assert any(_overlap(lines[0], p) for p in pages[2:])  # a first page's lines while next pages are read
             assert _overlap(lines[1], lines[2])  # page 1's ranges at once
             lookups = calls.of("/SupplierInfoGeneralSet") + calls.of("/PersonInfoSet")
             assert len(lookups) == 2 and _overlap(lookups[0], lookups[1])  # the mapping context's reads at once
@@ -143,9 +144,9 @@ def test_a_pages_lines_are_read_in_ranges_at_once_while_the_next_page_is_read(
 def test_a_persistent_fault_reading_ahead_fails_the_run_at_that_page_and_skips_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Key order (a first run): page 2 of orders cannot be read while page 1 is committed. The run fails, page 1's
-    records are committed and created, no later record is, the cursor is not set (the pass is incomplete); the next
-    run creates the rest."""
+    """Key order (a first run, read from both ends): no second page of orders can be read while the first pages are
+    committed. The run fails, the first pages' records are committed and created, no other record is, the cursor is
+    not set (the pass is incomplete); the next run creates the rest."""
     with world(purchase_orders=300, work_orders=0) as w:
         c = _connector(_config(w, tmp_path, page_size=PAGE))
         try:
@@ -153,18 +154,29 @@ def test_a_persistent_fault_reading_ahead_fails_the_run_at_that_page_and_skips_n
             scope = _in_scope(c)
             ifs, read = c.ifs, c.ifs.iter_pages
 
+            first_pages: list[str] = []
+            lock, both = threading.Lock(), threading.Event()
+
             def first_page_then_outage(entity_set: str, **kwargs: Any) -> Iterator[Any]:
                 for page in read(entity_set, **kwargs):
+                    if entity_set.endswith(ORDERS):
+                        with lock:
+                            first_pages.append(str(kwargs["orderby"]))
+                            if len(first_pages) == 2:  # both ends' first pages are in: from now on every read of
+                                # orders answers 500
+                                w.ifs_sim.faults(fail_next=[{"status": 500, "count": 1000, "path_contains": ORDERS}])
+                                both.set()
+                        both.wait(10)  # neither end asks for its next page before the outage
                     yield page
-                    if entity_set.endswith(ORDERS):  # from now on every read of orders answers 500
-                        w.ifs_sim.faults(fail_next=[{"status": 500, "count": 1000, "path_contains": ORDERS}])
 
             monkeypatch.setattr(ifs, "iter_pages", first_page_then_outage)
             with pytest.raises(Exception, match="500"):
                 OutboundSync(c, flow).run()
             stored = sorted(r.ifs_key for r in c.store.records.list(flow=FLOW, limit=1000))
-            assert stored == scope[:FIRST]  # exactly page 1: nothing after it, nothing skipped
-            assert w.issues_per_key() == dict.fromkeys(scope[:FIRST], 1)  # page 1's work finished
+            # exactly the first page of each end (read from both at once): nothing after them, nothing skipped
+            firsts = sorted(scope[:FIRST] + scope[-FIRST:])
+            assert stored == firsts
+            assert w.issues_per_key() == dict.fromkeys(firsts, 1)  # their work finished
             assert c.store.cursors.get(FLOW) is None
 
             monkeypatch.undo()
@@ -172,6 +184,61 @@ def test_a_persistent_fault_reading_ahead_fails_the_run_at_that_page_and_skips_n
             assert OutboundSync(c, flow).run().status == "succeeded"
             assert w.issues_per_key() == dict.fromkeys(scope, 1)
             assert c.store.cursors.get(FLOW) is not None
+        finally:
+            c.close()
+
+
+def test_a_pass_read_from_both_ends_misses_no_order_created_while_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first run reads from both ends. Orders created once the descending end has passed the top of the key range
+    (new keys land there) and in the middle of it are not lost: this pass or the next run (from the cursor) creates
+    each once, and every order that was there throughout is created by this pass."""
+    with world(purchase_orders=600, work_orders=0) as w:
+        w.ifs_sim.faults(latency_ms=20)
+        c = _connector(_config(w, tmp_path, page_size=PAGE))
+        try:
+            flow = c.config.flow(FLOW)
+            before = _in_scope(c)
+            ifs, read = c.ifs, c.ifs.iter_pages
+            orders: list[str] = []  # the $orderby of each order read
+
+            def create_meanwhile(entity_set: str, **kwargs: Any) -> Iterator[Any]:
+                for number, page in enumerate(read(entity_set, **kwargs), start=1):
+                    if entity_set.endswith(ORDERS):
+                        orders.append(str(kwargs["orderby"]))
+                        if "desc" in orders[-1] and number == 2:
+                            w.ifs_state.create("PurchaseOrder", count=5)  # above the descending end's start
+                            for suffix in "ABC":  # between the two ends
+                                values = {"OrderNo": f"{before[300]}{suffix}", "Objstate": "Released"}
+                                w.ifs_state.create("PurchaseOrder", values=values)
+                    yield page
+
+            monkeypatch.setattr(ifs, "iter_pages", create_meanwhile)
+            assert OutboundSync(c, flow).run().status == "succeeded"
+            assert any("desc" in o for o in orders) and any("desc" not in o for o in orders)
+            first = w.issues_per_key()
+            assert all(first[key] == 1 for key in before) and max(first.values()) == 1
+
+            monkeypatch.undo()
+            assert OutboundSync(c, flow).run().status == "succeeded"
+            after = _in_scope(c)
+            assert w.issues_per_key() == dict.fromkeys(after, 1)
+            assert {f"{before[300]}{suffix}" for suffix in "ABC"} <= set(after) and len(after) > len(before) + 2
+        finally:
+            c.close()
+
+
+def test_one_chain_when_reading_from_both_ends_is_off(tmp_path: Path) -> None:
+    with world(purchase_orders=300, work_orders=0) as w:
+        config = _config(w, tmp_path, page_size=PAGE)
+        config = config.model_copy(update={"sync": config.sync.model_copy(update={"read_both_ends": False})})
+        c = _connector(config)
+        try:
+            assert OutboundSync(c, config.flow(FLOW)).run().status == "succeeded"
+            reads = [r for r in w.ifs_sim.requests()["requests"] if r["path"].endswith(ORDERS)]
+            assert reads and not any("desc" in r["query"] for r in reads)
+            assert w.issues_per_key() == dict.fromkeys(_in_scope(c), 1)
         finally:
             c.close()
 

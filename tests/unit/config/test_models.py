@@ -164,3 +164,14 @@ def test_server_time_zone_is_an_iana_name(tmp_path: Path) -> None:
     path.write_text(zoned.replace("America/Chicago", "CST-ish"))
     with pytest.raises(ConfigError, match="unknown time zone"):
         load_config(path, env={})
+
+
+def test_ifs_reads_start_at_eight_in_flight_even_with_other_http_keys() -> None:
+    from ml_connector.config.connections import HttpSettings, IfsConnection
+
+    base = {"url": "https://tenant.example", "realm": "r", "client_id": "c", "client_secret": "s"}
+    assert IfsConnection.model_validate(base).http.initial_in_flight == 8
+    given = IfsConnection.model_validate({**base, "http": {"requests_per_minute": 900}})
+    assert given.http.initial_in_flight == 8 and given.http.requests_per_minute == 900
+    assert IfsConnection.model_validate({**base, "http": {"initial_in_flight": 2}}).http.initial_in_flight == 2
+    assert HttpSettings().initial_in_flight == 4  # Jira's endpoints start from their pacing instead

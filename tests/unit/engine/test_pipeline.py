@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ml_connector.engine.pipeline import PagePipeline
+from ml_connector.engine.pipeline import DEEPER, PagePipeline
 
 WAIT_S = 5.0
 BLOCKED_S = 0.2  # long enough for a submit that is not blocked to return
@@ -50,20 +50,22 @@ def submitted_in_background(pipeline: PagePipeline, page: list[Any]) -> threadin
     return submit
 
 
-def test_small_pages_go_deeper_than_the_depth_but_no_more_than_twice() -> None:
+def test_small_pages_go_deeper_than_the_depth_but_no_more_than_deeper_times() -> None:
     work = Work()
-    with PagePipeline(work.apply, 2, fill=10) as pipeline:
-        for number in range(1, 5):  # pages of 3: the two behind the oldest carry 6 < 10 records
+    with PagePipeline(work.apply, 2, fill=100) as pipeline:
+        assert pipeline.most == DEEPER * 2
+        for number in range(1, pipeline.most + 1):  # pages of 3: those behind the oldest carry fewer than 100
             pipeline.submit(work.page(number, 3))
-        fifth = submitted_in_background(pipeline, work.page(5, 3))
-        assert fifth.is_alive()  # four pages at work: twice the depth
+        last = pipeline.most + 1
+        late = submitted_in_background(pipeline, work.page(last, 3))
+        assert late.is_alive()  # DEEPER times the depth at work: the next page waits
         work.finish[1].set()
-        fifth.join(WAIT_S)
-        assert not fifth.is_alive()
+        late.join(WAIT_S)
+        assert not late.is_alive()
         for event in work.finish.values():
             event.set()
         pipeline.drain()
-    assert sorted(work.started) == [1, 2, 3, 4, 5]
+    assert sorted(work.started) == list(range(1, last + 1))
 
 
 def test_pages_that_keep_the_far_side_busy_stay_at_the_depth() -> None:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ml_connector.errors import TransientError
-from ml_connector.ifs.bothends import key_getter, read_both_ends
+from ml_connector.ifs.bothends import WAITING_PAGES, key_getter, read_both_ends
 from ml_connector.ifs.client import Page
 
 
@@ -172,3 +172,24 @@ def test_a_stop_ends_both_chains_after_their_current_page() -> None:
         got.extend(page.rows)
         stop.set()
     assert len(got) < 10_000 and asc.pages_read + desc.pages_read <= 4
+
+
+def test_chains_wait_while_the_caller_has_pages_to_take_and_stop_when_it_goes() -> None:
+    data = rows(100_000)
+    asc, desc = Chain(data, 100, grow=False), Chain(data[::-1], 100, grow=False)
+    pages = read_both_ends(asc, desc, key_getter("OrderNo"))
+    first = next(pages)
+    time.sleep(0.3)  # a slow caller: the chains must not read the collection into memory meanwhile
+    # the pages taken or queued, the one each chain holds waiting for room, and the marker that started descending
+    assert first.rows and asc.pages_read + desc.pages_read <= 1 + WAITING_PAGES + 2
+    pages.close()  # the caller goes: both chains end (their threads are joined) instead of waiting forever
+    assert asc.pages_read + desc.pages_read <= 1 + WAITING_PAGES + 4
+
+
+@pytest.mark.parametrize("n", [0, 5, 300])
+def test_eager_starts_both_ends_at_once_and_still_hands_every_row_over_once(n: int) -> None:
+    data = rows(n)
+    asc, desc = Chain(data, 10, delay=0.01), Chain(data[::-1], 10, delay=0.01)
+    got = numbers(list(read_both_ends(asc, desc, key_getter("OrderNo"), eager=True)))
+    assert sorted(got) == [r["OrderNo"] for r in data] and len(got) == n
+    assert asc.started and desc.started  # a collection of one page (or none) costs both ends a call

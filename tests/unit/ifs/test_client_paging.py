@@ -55,6 +55,22 @@ def test_repeating_next_link_stops() -> None:
     assert len(sent) == 2
 
 
+def test_a_page_of_rows_moved_behind_the_reader_is_passed_over_not_taken_for_a_loop() -> None:
+    # Ordered by Cf_Changed_At: rows 1 and 2 were edited after page 1 returned them, so page 2 holds only them (at
+    # their new time); page 3 is the rest. A server not moving on would end page 2 where page 1 ended.
+    moved = [{"OrderNo": "PO-001", "Cf_Changed_At": "2025-01-01T00:01:00Z"},
+             {"OrderNo": "PO-002", "Cf_Changed_At": "2025-01-01T00:01:01Z"}]
+    answers = iter([rows(1, 2), moved, [{"OrderNo": "PO-003", "Cf_Changed_At": "2025-01-01T00:01:02Z"}], []])
+
+    def page(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json={"value": next(answers)})
+
+    client, _ = make(page)
+    pages = list(client.iter_pages(PO, orderby="Cf_Changed_At", key_fields=["OrderNo"], page_size=2))
+    assert [r["OrderNo"] for p in pages for r in p.rows] == ["PO-001", "PO-002", "PO-003"]
+    assert [p.duplicates for p in pages] == [0, 2, 0, 0]  # the last, empty page ends it
+
+
 def test_next_link_to_another_origin_is_not_followed() -> None:
     client, sent = make(
         lambda r: httpx2.Response(200, json={"value": rows(1), "@odata.nextLink": "http://evil.test/steal?x=1"})
