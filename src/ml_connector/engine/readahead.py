@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-T = TypeVar("T")
+from ml_connector.handoff import put_unless_gone
 
-PUT_WAIT_S = 0.1  # how often a producer blocked on a full queue looks whether the reader has gone
+T = TypeVar("T")
 
 
 class _End:
@@ -86,13 +86,7 @@ class ReadAhead(Generic[T]):
 
     def _put(self, item: T | _End) -> bool:
         """Queue ``item``, waiting while the queue is full; False when the reader has gone meanwhile."""
-        while not self._closed.is_set():
-            try:
-                self._queue.put(item, timeout=PUT_WAIT_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_gone(self._queue, item, self._closed)
 
     def close(self) -> None:
         """Stop reading ahead and wait for the producer (it finishes the read it is in, and its retries)."""

@@ -28,6 +28,7 @@ from collections.abc import Callable, Hashable, Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
+from ml_connector.handoff import put_unless_gone
 from ml_connector.ifs.client import Page, Record
 
 Side = Literal["ascending", "descending"]
@@ -36,7 +37,6 @@ RECENT_PAGES = 2  # pages per chain whose keys are kept to find the meeting poin
 # Pages read but not yet taken, beyond which a chain waits: the caller's own read-ahead bounds the rest, and a pass
 # of 100,000 rows must not sit in memory because IFS answers faster than the pages are committed.
 WAITING_PAGES = 2
-PUT_WAIT_S = 0.1  # how often a chain blocked on a full queue looks whether the caller has gone
 
 
 class _Ended:
@@ -151,13 +151,7 @@ class BothEnds:
     def _put(self, item: Page | _Ended) -> bool:
         """Queue ``item``, waiting while the queue is full; False when the caller has gone meanwhile. Called with
         the lock held, so the queue keeps the order in which pages were cut at the meeting point."""
-        while not self._closed.is_set():
-            try:
-                self._queue.put(item, timeout=PUT_WAIT_S)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_gone(self._queue, item, self._closed)
 
     def _met_at(self, rows: list[Record], other: deque[set[Hashable]]) -> int | None:
         """The index of the first of ``rows`` the other chain returned already, or None."""
