@@ -329,22 +329,23 @@ class IfsClient:
         seen_key = _seen_key(keys)
         number = 0
         via_keyset = False
-        position: tuple[Any, ...] | None = None  # the order values of the last row returned
+        ends: set[tuple[Any, ...]] = set()  # the order values each page ended at
         while True:
             headers = {"Prefer": f"odata.maxpagesize={asked}"}
             response, rows, link = self._request_parsed("GET", url, self._collection, headers=headers)
             number += 1
             fresh = [row for row in rows if seen_keys.add(seen_key(row))]
-            ends_at = tuple(rows[-1].get(o.field) for o in order) if rows else position
+            ends_at = tuple(rows[-1].get(o.field) for o in order) if rows else ()
             # A page of rows already returned is legitimate when edits moved them behind the reader (a later
-            # Cf_Changed_At); one that also ends where the page before it ended is a server not moving on.
-            if rows and not fresh and ends_at == position:
+            # Cf_Changed_At: a place no page ended at); one that ends where a page ended before is a server going
+            # round in circles.
+            if rows and not fresh and ends_at in ends:
                 raise PermanentError(
-                    f"page {number} of {ref.path} repeats only rows already returned and ends where the page before "
-                    "it ended; stopping instead of looping",
+                    f"page {number} of {ref.path} repeats only rows already returned and ends where an earlier page "
+                    "ended; stopping instead of looping",
                     system=SYSTEM,
                 )
-            position = ends_at
+            ends.add(ends_at)
             log.debug("ifs.page", entity_set=ref.path, page=number, rows=len(rows), keyset=via_keyset, link=bool(link))
             yield Page(fresh, number, link, via_keyset, len(rows) - len(fresh))
             if link:

@@ -71,6 +71,19 @@ def test_a_page_of_rows_moved_behind_the_reader_is_passed_over_not_taken_for_a_l
     assert [p.duplicates for p in pages] == [0, 2, 0, 0]  # the last, empty page ends it
 
 
+def test_a_server_going_round_two_pages_with_fresh_links_stops() -> None:
+    answers = [rows(1, 2), rows(3, 4)]
+
+    def page(request: httpx2.Request) -> httpx2.Response:
+        n = len(sent)
+        return httpx2.Response(200, json={"value": answers[n % 2], "@odata.nextLink": f"{BASE}{PO}?$skiptoken={n}"})
+
+    client, sent = make(page)
+    with pytest.raises(PermanentError, match="ends where an earlier page ended"):
+        list(client.iter_pages(PO, key_fields=["OrderNo"], page_size=2))
+    assert len(sent) == 3  # pages 1, 2 and the first repeat of page 1
+
+
 def test_next_link_to_another_origin_is_not_followed() -> None:
     client, sent = make(
         lambda r: httpx2.Response(200, json={"value": rows(1), "@odata.nextLink": "http://evil.test/steal?x=1"})
