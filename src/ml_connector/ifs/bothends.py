@@ -47,6 +47,10 @@ class _Ended:
         self.error = error
 
 
+class _StartDescending:
+    """Queued by the ascending chain once its first page shows there is more to read."""
+
+
 class BothEnds:
     """The pages of ``ascending()`` and ``descending()`` (the same collection in opposite orders) until they meet."""
 
@@ -66,7 +70,7 @@ class BothEnds:
         self._lock = threading.Lock()
         self._recent: dict[Side, deque[set[Hashable]]] = {s: deque(maxlen=RECENT_PAGES) for s in self._sources}
         self._closed = threading.Event()  # the caller has gone: nothing queued will be taken
-        self._queue: queue.Queue[Page | _Ended] = queue.Queue(maxsize=WAITING_PAGES)
+        self._queue: queue.Queue[Page | _Ended | _StartDescending] = queue.Queue(maxsize=WAITING_PAGES)
         self._threads: list[threading.Thread] = []
         self._number = 0
         self._eager = eager
@@ -86,7 +90,7 @@ class BothEnds:
                     if item.error is not None:
                         raise item.error
                     continue
-                if item.number == 0:  # the marker page that starts the descending chain (see ``_take``)
+                if isinstance(item, _StartDescending):
                     if not self._done.is_set():
                         running += 1
                         self._start("descending")
@@ -145,10 +149,10 @@ class BothEnds:
                 return False
             if side == "ascending" and not self._descending_asked and (page.next_link is not None or page.number > 1):
                 self._descending_asked = True
-                return self._put(replace(page, rows=[], number=0))  # start the descending chain
+                return self._put(_StartDescending())
             return True
 
-    def _put(self, item: Page | _Ended) -> bool:
+    def _put(self, item: Page | _Ended | _StartDescending) -> bool:
         """Queue ``item``, waiting while the queue is full; False when the caller has gone meanwhile. Called with
         the lock held, so the queue keeps the order in which pages were cut at the meeting point."""
         return put_unless_gone(self._queue, item, self._closed)
