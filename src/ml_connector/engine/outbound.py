@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -217,11 +217,11 @@ class OutboundSync:
 
     def _start_early(self, pool: Executor) -> None:
         """The line set's keys ($metadata, for the ranged line reads), read with a whole pass's first page instead
-        of after it. A failure here is met again, and raised, by the first line read. (The mapping context is not
-        started this early: its lookups then compete with the first pages for IFS and the CPU, and the run's first
-        create came later, not sooner.)"""
+        of after it. Its future is not kept: a failure here is met again, and raised, by the first line read (as
+        the Jira client's early build in ``_start_context``). The mapping context is not started this early: its
+        lookups then compete with the first pages for IFS and the CPU, and the run's first create came later."""
         if self.flow.lines is not None:
-            submit_in_scope(pool, early(self._ifs.key_fields), self.flow.lines.entity_set)
+            submit_in_scope(pool, self._ifs.key_fields, self.flow.lines.entity_set)
 
     def _pages(self, query: str | None, order: list[str], *, key_ordered: bool, ahead: int) -> Iterable[Page]:
         """The pass's pages: one chain, or (a whole pass in key order, read ahead) both ends of the key range."""
@@ -473,16 +473,6 @@ def _parts(rows: Sequence[Row]) -> list[Sequence[Row]]:
     count = max(-(-len(rows) // LINE_RANGE_PARENTS), fewest)
     size = -(-len(rows) // count)
     return [rows[start : start + size] for start in range(0, len(rows), size)]
-
-
-def early(call: Callable[..., Any]) -> Callable[..., None]:
-    """``call`` with its errors dropped: for work done ahead whose real use does it (and reports it) again."""
-
-    def quietly(*args: Any) -> None:
-        with suppress(Exception):
-            call(*args)
-
-    return quietly
 
 
 def _now(load: Callable[[], T]) -> Future[T]:
