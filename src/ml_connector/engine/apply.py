@@ -5,6 +5,7 @@ Whatever goes wrong for one record fails that record only (``commit.record_failu
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ml_connector.config.models import FlowConfig
+from ml_connector.engine.callshares import CallShares, Waiting
 from ml_connector.engine.commit import SYNCED_CLEAN, RunScope, fail_unfinished, record_failure
 from ml_connector.engine.failures import create_failure_error
 from ml_connector.engine.groupcommit import GroupCommit
@@ -33,6 +35,7 @@ from ml_connector.store import AuditEvent, RecordRow, utcnow
 T = TypeVar("T")
 
 Accounts = Mapping[str, str | None]
+Register = Callable[[Sequence[RecordRow]], Waiting[RecordRow]]  # a page's creates, handed to ``CallShares``
 # One create thread more per this many calls in flight: it builds and stores the next call's payloads and intents
 # (or the last call's outcomes) while the others wait for Jira, so no call's place waits on the store.
 STORING_SHARE = 8
@@ -62,6 +65,7 @@ class Applier:
         self._locks_lock = threading.Lock()
         self._creates: ThreadPoolExecutor | None = None  # see _create_pool
         self._sending = Turns(self.policy.bulk_concurrency)  # bulk-create calls in flight
+        self._shares = CallShares(self.policy.bulk_size, self.policy.bulk_concurrency)  # how many issues a call takes
         self._metadata_read_at: datetime | None = None
         # The store writes of the create calls, those handed over meanwhile in one transaction (see _write_calls).
         self._writes = GroupCommit(wiring.store, lambda: scope.report.run_id, self._write_calls)
@@ -75,6 +79,14 @@ class Applier:
         lookups, stop the flow."""
         if not records:
             return
+        with self._shares.page() as register:
+            self._apply(records, register)
+
+    def read_all(self) -> None:
+        """The pass's last page has been handed over (the last calls of the run then share the issues left)."""
+        self._shares.read_all()
+
+    def _apply(self, records: Sequence[RecordRow], register: Register) -> None:
         try:
             emails = {str(r.draft.get("assignee_email")) for r in records if r.draft and r.draft.get("assignee_email")}
             if self.fallback_email:
@@ -92,7 +104,7 @@ class Applier:
         self.counter.expect(Phase.CREATE, len(creates))
         if creates:
             try:
-                updates += self._create(creates, accounts, fields_ctx)
+                updates += self._create(creates, accounts, fields_ctx, register)
             except Exception as exc:
                 self._fail_unfinished(creates, exc)
         self.counter.settle(Phase.CREATE)  # linked by reconciliation or failed: handled either way
@@ -201,7 +213,11 @@ class Applier:
     # ------------------------------------------------------------------------------------ creates
 
     def _create(
-        self, records: Sequence[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]
+        self,
+        records: Sequence[RecordRow],
+        accounts: Accounts,
+        fields_ctx: Mapping[str, Any],
+        register: Register,
     ) -> list[RecordRow]:
         """Bulk-create; returns records that reconciliation linked to an existing issue (they need an edit)."""
         fresh = [r for r in records if r.create_attempted_at is None]
@@ -210,10 +226,20 @@ class Applier:
         if interrupted:
             linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
             fresh += confirmed_absent
-        size = self.policy.bulk_size
-        calls = [fresh[start : start + size] for start in range(0, len(fresh), size)]
-        self._in_parallel(lambda call: self._create_call(call, accounts, fields_ctx), calls, pool=self._create_pool())
+        waiting = register(fresh)
+        # One task per full call: each sends calls until the page has no record left (more when calls shrink).
+        tasks = range(math.ceil(len(fresh) / self.policy.bulk_size))
+        self._in_parallel(lambda _: self._create_calls(waiting, accounts, fields_ctx), tasks, pool=self._create_pool())
         return linked
+
+    def _create_calls(self, waiting: Waiting[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
+        """Bulk-create calls of the page's waiting records, each taking its share (``CallShares``) when its turn
+        comes, until none is left or the run stops."""
+        while call := self._shares.take(waiting):
+            self._create_call(call, accounts, fields_ctx)
+            if self.stop.is_set():
+                self.scope.report.interrupted = True
+                return
 
     def _create_pool(self) -> ThreadPoolExecutor:
         """The run's threads for bulk-create calls, shared by the pages in the pipeline: its queue is first in, first

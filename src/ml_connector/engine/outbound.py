@@ -160,6 +160,7 @@ class OutboundSync:
         fill = self.policy.bulk_concurrency * self.policy.bulk_size
         with PagePipeline(applier.apply, 0 if dry_run else self.policy.pipeline_pages, fill=fill) as pipeline:
             newest = self._each_page(applier, pipeline, dry_run=dry_run, full=full)
+            applier.read_all()
             pipeline.drain()
         report = applier.scope.report
         if newest is not None and not report.interrupted:

@@ -224,3 +224,16 @@ def test_turns_let_waiters_in_the_order_they_asked_and_a_failing_holder_still_ha
     assert order == [0, 1, 2, 3]
     with turns.turn():  # the slot came back
         pass
+
+
+def test_once_the_pass_is_read_the_last_calls_share_what_is_left(store: Store) -> None:
+    jira = SlowJira(seconds=0.01)
+    run = Run.start(store, jira, SyncPolicy(bulk_size=4, bulk_concurrency=2))
+    run.sync([row(f"A{i:02}") for i in range(40)])  # read on: full calls
+    run.applier.read_all()
+    run.sync([row(f"B{i:02}") for i in range(12)])  # the last page: 12 left over 2 slots, at least 2 a call
+    sizes = [len(refs.split(",")) for name, refs in jira.calls if name == "bulk_create"]
+    assert sizes[:10] == [4] * 10
+    assert sorted(sizes[10:]) == [2, 2, 4, 4]
+    assert run.counts["created"] == 52
+    assert len({r.ifs_key for r in store.records.list(limit=100) if r.jira_id}) == 52
