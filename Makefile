@@ -24,7 +24,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	-./scripts/install-browser.sh
 	@# The tests start the CLI and the simulators as processes some 700 times. Where PYTHONDONTWRITEBYTECODE is set
-	@# (CI's machines set it), each start would compile the sources again: about 0.3 s of CPU a start.
+	@# (this machine sets it), each start would compile the sources again: about 0.3 s of CPU a start.
 	$(BIN)/python -m compileall -q src bench >/dev/null
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 

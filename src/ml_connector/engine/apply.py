@@ -227,8 +227,9 @@ class Applier:
             linked, confirmed_absent = self.reconciler.interrupted_creates(interrupted, utcnow())
             fresh += confirmed_absent
         waiting = register(fresh)
-        # One task per full call: each sends calls until the page has no record left (more when calls shrink).
-        tasks = range(math.ceil(len(fresh) / self.policy.bulk_size))
+        # A task per call of the smallest size a call may take (``CallShares``): the tasks left once the page's
+        # records are all taken end at once, and shrinking calls never run one after another on fewer threads.
+        tasks = range(math.ceil(len(fresh) / self._shares.floor))
         self._in_parallel(lambda _: self._create_calls(waiting, accounts, fields_ctx), tasks, pool=self._create_pool())
         return linked
 

@@ -237,3 +237,17 @@ def test_once_the_pass_is_read_the_last_calls_share_what_is_left(store: Store) -
     assert sorted(sizes[10:]) == [2, 2, 4, 4]
     assert run.counts["created"] == 52
     assert len({r.ifs_key for r in store.records.list(limit=100) if r.jira_id}) == 52
+
+
+def test_shrinking_calls_still_fill_every_slot(store: Store) -> None:
+    """A page's calls may shrink to half a call each: they go out side by side, not one after another on as many
+    threads as the page had full calls."""
+    jira = SlowJira(seconds=0.05)
+    run = Run.start(store, jira, SyncPolicy(bulk_size=4, bulk_concurrency=4))
+    run.sync([row(f"A{i:02}") for i in range(40)])
+    run.applier.read_all()
+    jira.high_water.clear()
+    run.sync([row(f"B{i:02}") for i in range(8)])  # two full calls' worth, shared out over four slots
+    sizes = [len(refs.split(",")) for name, refs in jira.calls if name == "bulk_create"]
+    assert sizes[10:] == [2, 2, 2, 2]
+    assert jira.high_water["bulk"] == 4
