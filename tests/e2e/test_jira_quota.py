@@ -19,8 +19,10 @@ from e2e.harness import REPORT_LINES, oauth_refresh_token
 from e2e.procs import SimProcess, open_store, run_cli, sim_pair, write_config
 
 RECORDS = 2650  # purchase orders, ~2,540 in scope (cancelled ones are not synced): as many creates, then updates
-QUOTA = 600  # points per window, 30/s: under the ~2,900 points the work costs and under the edits' 50/s pacing
-QUOTA_WINDOW = 20  # seconds per simulated quota hour
+# Points per window, 45/s: under the ~2,900 points the work costs (six windows) and under the edits' 50/s pacing,
+# so the quota, not the pacing, decides how fast the edits go.
+QUOTA = 450
+QUOTA_WINDOW = 10  # seconds per simulated quota hour
 # Answers take 200 ms and up to 300 ms more, in random order, so an answer's reset time (whole seconds) may point past
 # the others' of its window, as when an answer waits in a busy process: the connector's count must neither take it
 # for a new window nor overdraw (it did both, and met quota 429s on a loaded CI machine).
