@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -75,11 +76,8 @@ def test_takes_from_many_threads_hand_out_each_item_once() -> None:
             with lock:
                 seen.extend(taken)
 
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: worker(), range(8)))  # raises a worker's error, if any
     assert sorted(seen) == list(range(5_000))
 
 
