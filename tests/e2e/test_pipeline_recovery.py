@@ -53,9 +53,10 @@ def test_sigkill_mid_pipeline_loses_nothing_and_duplicates_nothing(
 ) -> None:
     ifs, jira = sims
     jira.control.faults(latency_ms=150)  # bulk creates stay on the wire while the next page is read
-    # IFS pages take time too: with instant reads the read-ahead and the deeper pipeline hold every page before the
-    # first create comes back, and there would be no page left to read at the kill.
-    ifs.control.faults(latency_ms=100)
+    # IFS pages take longer still: the read-ahead, the deeper pipeline and the two ends of the pass read every page
+    # before the first create came back at 100 ms (287 of 287 records committed at the kill, on CI), and there was
+    # no page left to read. At 300 ms each end's chain of five pages takes about 1.5 s.
+    ifs.control.faults(latency_ms=300)
     store_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
     config = write_config(
         tmp_path / "ml-connector.yaml",
@@ -70,23 +71,24 @@ def test_sigkill_mid_pipeline_loses_nothing_and_duplicates_nothing(
     try:
         proc = subprocess.Popen([*CLI, "sync", "--no-writeback", "-c", str(config)], stdout=subprocess.DEVNULL)
 
+        seen: dict[str, int] = {}
+
         def mid_pipeline() -> bool:
             """Some records linked, some committed with an intent and no issue yet, and pages still to read."""
             if proc.poll() is not None:
                 return True
             records = store.records.list(limit=10_000)
-            linked = sum(1 for r in records if r.jira_id)
-            intents = sum(1 for r in records if r.create_attempted_at and not r.jira_id)
-            return linked > 0 and intents > 0
+            seen["committed"] = len(records)
+            seen["linked"] = sum(1 for r in records if r.jira_id)
+            seen["in_flight"] = sum(1 for r in records if r.create_attempted_at and not r.jira_id)
+            return seen["linked"] > 0 and seen["in_flight"] > 0 and seen["committed"] < len(expected)
 
         poll_until(mid_pipeline, timeout=60, interval=0.01)
-        assert proc.poll() is None, "the sync finished before it could be killed mid-pipeline"
-        records = store.records.list(limit=10_000)
-        in_flight = sum(1 for r in records if r.create_attempted_at and not r.jira_id)
-        proc.send_signal(signal.SIGKILL)
+        assert proc.poll() is None, f"the sync finished before it could be killed mid-pipeline (last seen: {seen})"
+        proc.send_signal(signal.SIGKILL)  # at once: what was seen is one store read old
         proc.wait(timeout=30)
-        assert in_flight > 0
-        assert len(records) < len(expected)  # pages were still to be read
+        assert seen["in_flight"] > 0
+        assert seen["committed"] < len(expected)  # pages were still to be read
     finally:
         store.close()
 
