@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ml_connector.config.models import FlowConfig
-from ml_connector.engine.callshares import CallShares, Waiting
+from ml_connector.engine.callshares import CallShares
 from ml_connector.engine.commit import SYNCED_CLEAN, RunScope, fail_unfinished, record_failure
 from ml_connector.engine.failures import create_failure_error
 from ml_connector.engine.groupcommit import GroupCommit
@@ -35,7 +35,7 @@ from ml_connector.store import AuditEvent, RecordRow, utcnow
 T = TypeVar("T")
 
 Accounts = Mapping[str, str | None]
-Register = Callable[[Sequence[RecordRow]], Waiting[RecordRow]]  # a page's creates, handed to ``CallShares``
+Register = Callable[[Sequence[RecordRow]], deque[RecordRow]]  # a page's creates, handed to ``CallShares``
 # One create thread more per this many calls in flight: it builds and stores the next call's payloads and intents
 # (or the last call's outcomes) while the others wait for Jira, so no call's place waits on the store.
 STORING_SHARE = 8
@@ -141,8 +141,7 @@ class Applier:
         watch = self.reconciler.watch
         with self._issue_lock(str(records[0].jira_id)):
             for record in records:
-                if self.stop.is_set():
-                    self.scope.report.interrupted = True
+                if self._stopping():
                     return
                 try:
                     if record.id in watch.suspected:
@@ -177,8 +176,7 @@ class Applier:
         failed = threading.Event()
 
         def one(item: T) -> None:
-            if self.stop.is_set():
-                self.scope.report.interrupted = True
+            if self._stopping():
                 return
             if not failed.is_set():
                 try:
@@ -233,14 +231,18 @@ class Applier:
         self._in_parallel(lambda _: self._create_calls(waiting, accounts, fields_ctx), tasks, pool=self._create_pool())
         return linked
 
-    def _create_calls(self, waiting: Waiting[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
+    def _create_calls(self, waiting: deque[RecordRow], accounts: Accounts, fields_ctx: Mapping[str, Any]) -> None:
         """Bulk-create calls of the page's waiting records, each taking its share (``CallShares``) when its turn
         comes, until none is left or the run stops."""
-        while call := self._shares.take(waiting):
+        while not self._stopping() and (call := self._shares.take(waiting)):
             self._create_call(call, accounts, fields_ctx)
-            if self.stop.is_set():
-                self.scope.report.interrupted = True
-                return
+
+    def _stopping(self) -> bool:
+        """Whether the run is stopping (then it is reported interrupted): work not started now is left for later."""
+        if self.stop.is_set():
+            self.scope.report.interrupted = True
+            return True
+        return False
 
     def _create_pool(self) -> ThreadPoolExecutor:
         """The run's threads for bulk-create calls, shared by the pages in the pipeline: its queue is first in, first

@@ -19,16 +19,9 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
-
-
-class Waiting(Generic[T]):
-    """The records of one page that no call has taken yet, in page order."""
-
-    def __init__(self, items: Sequence[T]) -> None:
-        self.items: deque[T] = deque(items)
 
 
 class CallShares:
@@ -51,20 +44,21 @@ class CallShares:
         self._calls = 0
 
     @contextmanager
-    def page(self) -> Iterator[Callable[[Sequence[T]], Waiting[T]]]:
-        """One page's work: yields ``register``, to be called once with the page's creates (or not at all)."""
+    def page(self) -> Iterator[Callable[[Sequence[T]], deque[T]]]:
+        """One page's work: yields ``register``, to be called once with the page's creates (or not at all); it
+        returns them as the queue ``take`` takes from, in page order."""
         with self._lock:
             self._entering += 1
         done = False
 
-        def register(items: Sequence[T]) -> Waiting[T]:
+        def register(items: Sequence[T]) -> deque[T]:
             nonlocal done
             with self._lock:
                 if not done:
                     self._entering -= 1
                     done = True
                 self._waiting += len(items)
-            return Waiting(items)
+            return deque(items)
 
         try:
             yield register
@@ -76,11 +70,11 @@ class CallShares:
         with self._lock:
             self._read_all = True
 
-    def take(self, waiting: Waiting[T]) -> list[T]:
+    def take(self, waiting: deque[T]) -> list[T]:
         """The next call's items from this page (empty when the page has none left)."""
         with self._lock:
-            size = min(self._size(), len(waiting.items))
-            taken = [waiting.items.popleft() for _ in range(size)]
+            size = min(self._size(), len(waiting))
+            taken = [waiting.popleft() for _ in range(size)]
             self._waiting -= size
             self._calls += 1 if taken else 0
         return taken
