@@ -16,8 +16,8 @@ import pytest
 from ml_connector.config.models import SyncPolicy
 from ml_connector.engine.apply import Turns
 from ml_connector.errors import AuthError
-from ml_connector.jira.models import CreateOutcome, DraftIssue
-from ml_connector.store import SYNCED, Store
+from ml_connector.jira.models import CreateOutcome, DraftIssue, JiraFailure
+from ml_connector.store import PARKED, RETRY, SYNCED, Store
 from ml_connector.store.records import RecordRepository
 
 from .support import FakeJira, Run, mark, record, row
@@ -251,3 +251,27 @@ def test_shrinking_calls_still_fill_every_slot(store: Store) -> None:
     sizes = [len(refs.split(",")) for name, refs in jira.calls if name == "bulk_create"]
     assert sizes[10:] == [2, 2, 2, 2]
     assert jira.high_water["bulk"] == 4
+
+
+@pytest.mark.parametrize("fault", ["answers lost", "refused"])
+def test_shared_out_calls_that_fail_keep_every_record_and_its_intent(store: Store, fault: str) -> None:
+    """The failure path of the shrinking calls: each call's failure is its records' (none is lost or taken twice);
+    an answer lost after Jira acted keeps the intent for reconciliation, a refusal parks without one."""
+    jira = SlowJira(seconds=0.01)
+    run = Run.start(store, jira, SyncPolicy(bulk_size=4, bulk_concurrency=2))
+    run.sync([row(f"A{i:02}") for i in range(8)])
+    run.applier.read_all()
+    if fault == "answers lost":
+        jira.lose_answers = True
+    else:
+        jira.refuse_creates = JiraFailure(400, errors={"summary": "refused"})
+    run.sync([row(f"B{i:02}") for i in range(12)])
+
+    calls = [refs.split(",") for name, refs in jira.calls if name == "bulk_create"][2:]
+    assert sorted(len(c) for c in calls) == [2, 2, 4, 4]  # shared out though every call failed
+    assert sorted(k for c in calls for k in c) == [f"B{i:02}" for i in range(12)]
+    failed = [record(store, f"B{i:02}") for i in range(12)]
+    assert all(r.jira_id is None and r.state in (RETRY, PARKED) for r in failed)
+    kept_intents = {r.create_attempted_at is not None for r in failed}
+    assert kept_intents == {fault == "answers lost"}
+    assert run.counts.get("failed", 0) + run.counts.get("parked", 0) == 12
