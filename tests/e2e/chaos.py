@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from e2e.procs import CliResult, SimProcess, open_store, run_cli, start_all, stored_records, write_config
+from e2e.procs import CliResult, CliZygote, SimProcess, open_store, start_all, stored_records, write_config
 from ml_connector.config.models import load_config
 from ml_connector.engine import Connector, OutboundSync, WritebackSync
 
@@ -225,11 +225,12 @@ class Expected:
 
 
 class Lane:
-    """A pair of simulator processes that runs cells one after another."""
+    """A pair of simulator processes that runs cells one after another, and the zygote its CLI runs fork from."""
 
-    def __init__(self, ifs: SimProcess, jira: SimProcess) -> None:
+    def __init__(self, ifs: SimProcess, jira: SimProcess, cli: CliZygote) -> None:
         self.ifs = ifs
         self.jira = jira
+        self.cli = cli
 
     @staticmethod
     def start_all(root: Path, n: int) -> list[Lane]:
@@ -241,11 +242,12 @@ class Lane:
             specs.append(("ifs", workdir / "ifs.log", ("--rate-limit", "0", "--log-level", "info")))
             specs.append(("jira", workdir / "jira.log", ("--log-level", "info")))
         sims = start_all(specs)
-        return [Lane(sims[2 * i], sims[2 * i + 1]) for i in range(n)]
+        return [Lane(sims[2 * i], sims[2 * i + 1], CliZygote(root / f"lane{i}")) for i in range(n)]
 
     def stop(self) -> None:
         self.ifs.stop()
         self.jira.stop()
+        self.cli.stop()
 
     def reset(self) -> None:
         self.ifs.control.call("POST", "reset", json={"purchase_orders": 0, "work_orders": 2})
@@ -408,7 +410,7 @@ def _run_cell(lane: Lane, cell: Cell, store_url: str, workdir: Path, result: Cel
     except Exception as exc:
         result.problems.append(f"the simulator refused the fault {cell.rules()}: {exc}")
         return
-    faulty = run_cli(config, "sync", timeout=FAULT_RUN_TIMEOUT)
+    faulty = lane.cli.run(config, "sync", timeout=FAULT_RUN_TIMEOUT)
     if not lane.fault_hit(cell):  # a cell whose endpoint this sync never called would prove nothing
         result.problems.append("the fault was never hit: this sync did not call the endpoint")
     lane.clear_faults()
@@ -427,14 +429,14 @@ def _run_cell(lane: Lane, cell: Cell, store_url: str, workdir: Path, result: Cel
             result.problems.append(f"exit code {faulty.code}: {faulty.brief(600)}")
         result.problems += _lost(rows)
 
-    replay = run_cli(config, "replay", "--failed")
+    replay = lane.cli.run(config, "replay", "--failed")
     result.problems += _tracebacks(replay)
     if replay.code not in (0, 1):
         result.problems.append(f"replay --failed: {replay.brief(600)}")
-    again = run_cli(config, "sync")
+    again = lane.cli.run(config, "sync")
     if again.code != 0:
         time.sleep(0.6)  # the scenario: an unconfirmed create is re-checked once reconcile_settle (0.5 s) passed
-        again = run_cli(config, "sync")
+        again = lane.cli.run(config, "sync")
     result.problems += _tracebacks(again)
     if again.code != 0:
         result.problems.append(f"sync after the fault cleared: {again.brief(600)}")
