@@ -23,8 +23,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	-./scripts/install-browser.sh
-	@# The tests start the CLI and the simulators as processes some 700 times. Where PYTHONDONTWRITEBYTECODE is set
-	@# (this machine sets it), each start would compile the sources again: about 0.3 s of CPU a start.
+	@# The tests start the CLI and the simulators as fresh processes many times (the chaos matrix forks its 630
+	@# CLI runs from one process per lane). Where PYTHONDONTWRITEBYTECODE is set (this machine sets it), each start
+	@# would compile the sources again: about 0.3 s of CPU a start.
 	$(BIN)/python -m compileall -q src bench >/dev/null
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
