@@ -31,6 +31,7 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     p.add_argument("--webhook-transitions", type=int, help="transitions in scenario 5 (default 200)")
     p.add_argument("--webhook-rate", type=float, help="transitions per second in scenario 5 (default 5)")
     p.add_argument("--memory-sizes", help="small,large backfill sizes of scenario 6 (default 10000,100000)")
+    p.add_argument("--memory-repeats", type=int, help="pairs of scenario 6 runs, reported as medians (default 3)")
     p.add_argument("--memory-lines", action="store_true", help="read PO lines in scenario 6 too (slow: see README)")
     p.add_argument("--latency-ms", type=float, help="injected latency per request, both simulators (default 50)")
     p.add_argument("--ifs-rpm", type=int, help="IFS requests per minute per client before 429 (default 1000; 0 off)")
@@ -65,11 +66,12 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
     if args.quick:
         o.records, o.writebacks, o.webhook_transitions, o.webhook_rate = 1_000, 100, 40, 10.0
         o.memory_sizes = (2_000, 10_000)
+        o.memory_repeats = 1
         o.baseline_sample, o.baseline_sample_incremental = 100, 50
     for name in ("records", "changed_pct", "writebacks", "webhook_transitions", "webhook_rate", "latency_ms",
                  "ifs_rpm", "ifs_pace_rpm", "jira_burst", "jira_per_issue", "jira_in_flight", "baseline_sample",
                  "baseline_sample_incremental", "workdir", "profiles", "only", "scaling_workers",
-                 "scaling_connections", "scaling_records", "scaling_concurrency", "pg_dsn"):
+                 "scaling_connections", "scaling_records", "scaling_concurrency", "pg_dsn", "memory_repeats"):
         value = getattr(args, name)
         if value is not None:
             setattr(o, name, value)

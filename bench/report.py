@@ -14,6 +14,8 @@ def _f(value: Any, digits: int = 2) -> str:
         return f"{value:.{digits}f}"
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_f(v, digits) for v in value) + "]"
     return str(value)
 
 
@@ -66,9 +68,11 @@ def _row(r: dict[str, Any]) -> str:
 def _details(r: dict[str, Any]) -> list[str]:
     lines = [f"### {r['id']}. {r['name']}" + (f" — profile {r['profile']}" if r.get("profile") != "once" else ""), ""]
     extra = {k: r[k] for k in ("latency_p50_s", "latency_p95_s", "latency_max_s", "written", "missing",
-                               "peak_rss_small_mb", "peak_rss_large_mb", "rss_ratio", "ms_per_record_small",
+                               "repeats", "peak_rss_small_mb", "peak_rss_large_mb", "rss_ratio", "rss_ratio_runs",
+                               "ms_per_record_small",
                                "ms_per_record_large", "cpu_s_small", "cpu_s_large", "cpu_ms_per_record_small",
-                               "cpu_ms_per_record_large", "jira_calls_per_new_record", "calls_per_flow",
+                               "cpu_ms_per_record_large", "cpu_ms_per_record_large_runs", "jira_calls_per_new_record",
+                               "calls_per_flow",
                                "jira_calls_for_unchanged_records", "ifs_calls_per_write", "line_rows")
              if k in r}
     if extra:
