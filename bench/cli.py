@@ -75,6 +75,8 @@ def parse(argv: list[str] | None) -> tuple[Options, argparse.Namespace]:
         value = getattr(args, name)
         if value is not None:
             setattr(o, name, value)
+    if o.memory_repeats < 1:
+        p.error("--memory-repeats must be 1 or more")
     if args.memory_sizes:
         small, large = (int(x) for x in args.memory_sizes.split(","))
         o.memory_sizes = (small, large)

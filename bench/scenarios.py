@@ -599,7 +599,7 @@ class Bench:
         self.bucket = "once"
         small, large = self.o.memory_sizes
         pairs = [self.memory_pair(small, large, n) for n in range(1, self.o.memory_repeats + 1)]
-        # One pair's figures move by about ±5% between runs of the same code on one host: each figure is the median
+        # One pair's figures move by up to 10% between runs of the same code on one host: each figure is the median
         # of the pairs (every pair's value is kept beside it), the calls those of the pair with the median ratio.
         ratios = [b["peak_rss_mb"] / a["peak_rss_mb"] for a, b in pairs]
         a, b = pairs[ratios.index(statistics.median_low(ratios))]
