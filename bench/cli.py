@@ -176,7 +176,7 @@ def run(o: Options) -> dict[str, Any]:
         },
         "once": {
             "note": "scenario 6 runs once, not per profile: it measures memory and CPU with no latency, no limits "
-                    "and no server time",
+                    f"and no server time, over {o.memory_repeats} pair(s) of backfills, reported as medians",
             "scenarios": bench.results.get("once", []),
         },
     }
