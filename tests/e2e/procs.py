@@ -140,6 +140,10 @@ class CliResult:
         return f"`{command}` exited {self.code} in {self.seconds:.1f} s:\n{self.output[-limit:]}"
 
 
+def _killed(timeout: float) -> str:
+    return f"\n[killed: still running after {timeout:.0f} s]"
+
+
 def _cli_env() -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
 
@@ -153,7 +157,7 @@ def run_cli(config: Path, *args: str, timeout: float = 120) -> CliResult:
         done = subprocess.run([*CLI, *argv], capture_output=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired as exc:
         out = (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(errors="replace")
-        return CliResult(argv, -9, out, f"\n[killed: still running after {timeout:.0f} s]", time.monotonic() - started)
+        return CliResult(argv, -9, out, _killed(timeout), time.monotonic() - started)
     return CliResult(
         argv,
         done.returncode,
@@ -204,17 +208,13 @@ class CliZygote:
         answer = self._answer()
         stderr = err.read_text(errors="replace")
         if answer["code"] == -9:
-            stderr += f"\n[killed: still running after {timeout:.0f} s]"
+            stderr += _killed(timeout)
         return CliResult(argv, answer["code"], out.read_text(errors="replace"), stderr, answer["seconds"])
 
     def stop(self) -> None:
         assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        self.proc.stdin.close()  # the zygote ends at the end of its input; _stop makes sure it does
+        _stop(self.proc)
 
 
 # Alembic keeps its migration context in module globals: opening (migrating) stores from several threads at once
