@@ -18,7 +18,7 @@ from ml_connector.engine.plan import Fail, Mapped, Plan, Skip, Update, awaiting_
 from ml_connector.engine.ports import RecordStore, RecordTx
 from ml_connector.engine.report import RunReport
 from ml_connector.engine.timestamps import format_ts, parse_ts
-from ml_connector.mapping.changes import bounded_source
+from ml_connector.mapping.changes import bounded_source, bounded_source_whole
 from ml_connector.store import (
     PARKED,
     PENDING_CREATE,
@@ -172,13 +172,13 @@ def _commit_mapped(writes: _PageWrites, plan: Mapped, source_ts: str | None) -> 
     state = PENDING_UPDATE if isinstance(plan, Update) else PENDING_CREATE
     warnings = "; ".join(plan.draft.warnings) or None
     writes.scope.report.note_warnings(plan.draft.notes)
-    detail: dict[str, Any] = {"draft": draft, "source": bounded_source(plan.row)}
-    draft_text = plan.draft.json_text  # the draft's text as its content hash encoded it: not encoded again
+    source, whole = bounded_source_whole(plan.row)
+    detail: dict[str, Any] = {"draft": draft, "source": source}
+    # The texts the hashes encoded, taken as they are instead of encoding the draft and the row again.
+    texts = {"draft": plan.draft.json_text, "source": plan.source_text if whole else None}
+    known = {name: text for name, text in texts.items() if text is not None}
     mapped = AuditEvent(
-        "mapped",
-        "warning" if warnings else "ok",
-        warnings,
-        KnownTexts(detail, {"draft": draft_text}) if draft_text else detail,
+        "mapped", "warning" if warnings else "ok", warnings, KnownTexts(detail, known) if known else detail
     )
     rec = plan.existing
     if rec is None:

@@ -6,13 +6,14 @@ builds only when :func:`rows_to_map` says some row needs mapping, so a run with 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from ml_connector.engine.failures import is_systemic
-from ml_connector.mapping import IssueDraft, stable_hash
+from ml_connector.mapping import IssueDraft, canonical_json
 from ml_connector.store import ORPHANED, PARKED, RETRY, SYNCED, RecordRow
 
 NOT_FOUND = "NotFound"  # error_class of a record whose issue answered 404, until that is confirmed or disproved
@@ -36,6 +37,8 @@ class _Planned:
     key: str  # the record's IFS key, as stored
     row: Row  # the IFS row this plan was made from
     source_hash: str
+    # The row's text as ``source_hash`` encoded it, when plain (``canonical_json``): the audit takes it as it is.
+    source_text: str | None = field(default=None, kw_only=True, repr=False)
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,19 @@ Mapped = Create | Reconcile | Update
 
 def source_hash(row: Row, fingerprint: str) -> str:
     """The record's content plus the flow's config: either changing means the issue must be mapped again."""
-    return stable_hash({"record": {k: v for k, v in row.items() if not k.startswith("@")}, "config": fingerprint})
+    return _source_digest(row, fingerprint)[0]
+
+
+def _source_digest(row: Row, fingerprint: str) -> tuple[str, str | None]:
+    """(``source_hash``, the text of the row's fields inside the text it digests when that is plain, else None)."""
+    record = {k: v for k, v in row.items() if not k.startswith("@")}
+    text, plain = canonical_json({"config": fingerprint, "record": record})
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    # What precedes the row's fields in the text (keys sorted: "config" comes before "record").
+    prefix = '{"config": ' + canonical_json(fingerprint)[0] + ', "record": '
+    if not plain or not text.startswith(prefix):
+        return digest, None
+    return digest, text[len(prefix) : -1]
 
 
 def row_key(row: Row, key_field: str) -> str:
@@ -135,17 +150,17 @@ def plan_page(rows: Sequence[Row], existing: Mapping[str, RecordRow], map_row: M
     ``map_row`` is called only for rows that are not settled; a systemic error from it propagates (it stops the flow),
     any other fails that record only."""
     planned: dict[str, Plan] = {}
-    to_map: list[tuple[str, Row, str]] = []
+    to_map: list[tuple[str, Row, str, str | None]] = []
     for row in rows:
-        key, digest = row_key(row, rules.key_field), source_hash(row, rules.fingerprint)
+        key, (digest, text) = row_key(row, rules.key_field), _source_digest(row, rules.fingerprint)
         current = existing.get(key)
         if current is not None and settled(current, digest, rules.now, remap=rules.remap):
             # Seen before, unchanged (the cursor's lookback overlap, an idle run): no mapping, no lookups.
             planned[key] = Skip(key, row, digest, existing=current)
         else:
-            to_map.append((key, row, digest))
-    for key, row, digest in to_map:
-        planned[key] = _plan_mapped(key, row, digest, existing.get(key), map_row)
+            to_map.append((key, row, digest, text))
+    for key, row, digest, text in to_map:
+        planned[key] = _plan_mapped(key, row, digest, existing.get(key), map_row, text)
     order = dict.fromkeys(row_key(row, rules.key_field) for row in rows)
     return [planned[key] for key in order]
 
@@ -156,7 +171,9 @@ def _settled_row(row: Row, existing: Mapping[str, RecordRow], rules: PageRules) 
     return current is not None and settled(current, source_hash(row, rules.fingerprint), rules.now, remap=rules.remap)
 
 
-def _plan_mapped(key: str, row: Row, digest: str, current: RecordRow | None, map_row: MapRow) -> Plan:
+def _plan_mapped(
+    key: str, row: Row, digest: str, current: RecordRow | None, map_row: MapRow, text: str | None = None
+) -> Plan:
     try:
         draft = map_row(row)
     except Exception as exc:  # a bug in a template or a value map fails this record, not the page
@@ -164,11 +181,11 @@ def _plan_mapped(key: str, row: Row, digest: str, current: RecordRow | None, map
             raise
         return Fail(key, row, digest, exc, existing=current)
     if current is None:
-        return Create(key, row, digest, draft)
+        return Create(key, row, digest, draft, source_text=text)
     if current.jira_id is None:
         if has_create_intent(current):
-            return Reconcile(key, row, digest, draft, current)
-        return Create(key, row, digest, draft, existing=current)
+            return Reconcile(key, row, digest, draft, current, source_text=text)
+        return Create(key, row, digest, draft, existing=current, source_text=text)
     if current.state == ORPHANED or (current.draft_hash == draft.content_hash and current.state == SYNCED):
         return Skip(key, row, digest, existing=current, draft=draft)
-    return Update(key, row, digest, draft, current)
+    return Update(key, row, digest, draft, current, source_text=text)

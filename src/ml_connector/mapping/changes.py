@@ -134,20 +134,27 @@ def latest_source(trail: Iterable[AuditEntry]) -> Mapping[str, Any] | None:
 def bounded_source(row: Mapping[str, Any]) -> dict[str, Any]:
     """An IFS row as the audit trail keeps it: no OData annotations, long texts cut, at most ~SOURCE_MAX_CHARS in
     all (the rest named in ``…omitted``). Redaction of secrets is the audit repository's job."""
+    return bounded_source_whole(row)[0]
+
+
+def bounded_source_whole(row: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``bounded_source(row)``, and whether it is the row's fields as they are (nothing cut, left out or written as
+    text): then the row's JSON text is also the kept one's."""
     kept: dict[str, Any] = {}
     size = 0
     omitted: list[str] = []
+    whole = True
     for key, value in row.items():
         if key.startswith("@"):
             continue
         if isinstance(value, str):
             if len(value) > SOURCE_VALUE_MAX:
-                value = value[:SOURCE_VALUE_MAX] + "…"
+                value, whole = value[:SOURCE_VALUE_MAX] + "…", False
             size += len(key) + len(value) + 6
         elif isinstance(value, _SCALARS):
             size += len(key) + len(str(value)) + 6
         else:
-            value = _shown(str(value), SOURCE_VALUE_MAX)
+            value, whole = _shown(str(value), SOURCE_VALUE_MAX), False
             size += len(key) + len(value) + 6
         if size > SOURCE_MAX_CHARS:
             omitted.append(key)
@@ -155,4 +162,4 @@ def bounded_source(row: Mapping[str, Any]) -> dict[str, Any]:
         kept[key] = value
     if omitted:
         kept["…omitted"] = ", ".join(omitted)
-    return kept
+    return kept, whole and not omitted

@@ -100,23 +100,30 @@ class IssueDraft:
     @cached_property
     def _canonical(self) -> tuple[str, bool]:
         """(the canonical text of ``as_dict()``, whether it is plain): encoded once for the hash and the audit."""
-        value = self.as_dict()
-        try:
-            text = _PLAIN.encode(value)
-        except (TypeError, ValueError):  # a value only ``default=str`` can write
-            return _CANONICAL.encode(value), False
-        return text, is_plain_json(text)
+        return canonical_json(self.as_dict())
 
 
 def stable_hash(value: Any) -> str:
     return hashlib.sha256(_CANONICAL.encode(value).encode()).hexdigest()
 
 
+def canonical_json(value: Any) -> tuple[str, bool]:
+    """(the text ``stable_hash`` digests, whether it is plain JSON (``is_plain_json``)): a plain text is also what
+    the audit trail writes for ``value``, so it can be taken instead of encoding ``value`` again."""
+    try:
+        text = _PLAIN.encode(value)
+    except (TypeError, ValueError):  # a value only ``default=str`` can write
+        return _CANONICAL.encode(value), False
+    return text, is_plain_json(text)
+
+
 def is_plain_json(text: str) -> bool:
-    """JSON text that every encoder of this project writes alike from its value: ASCII (so ``ensure_ascii`` changes
-    nothing), no NUL and no NaN or infinity (``store.db.json_safe`` would replace those). Conservative: such a word
-    inside a string also says no."""
-    return text.isascii() and "\\u0000" not in text and "NaN" not in text and "Infinity" not in text
+    """JSON text that every encoder of this project writes alike from its value: ASCII without DEL (so
+    ``ensure_ascii`` changes nothing: it escapes DEL too), no NUL and no NaN or infinity (``store.db.json_safe``
+    would replace those). Conservative: such a word inside a string also says no."""
+    if not text.isascii() or "\x7f" in text:
+        return False
+    return "\\u0000" not in text and "NaN" not in text and "Infinity" not in text
 
 
 # json.dumps(value, sort_keys=True, default=str, ensure_ascii=False), without a new encoder per call.

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Text, select
 
 from ml_connector.config.models import SyncPolicy
 from ml_connector.engine.plan import NOT_FOUND
+from ml_connector.mapping.changes import bounded_source
 from ml_connector.reasons import Reason
-from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, Store
+from ml_connector.store import PARKED, PENDING_CREATE, PENDING_UPDATE, RETRY, SYNCED, Store, audit, schema
+from ml_connector.store.db import json_dumps
 
 from .support import FLOW, NOW, T1, T2, Page, draft_of, events, mark, record, row
 
@@ -121,6 +129,27 @@ def test_the_ifs_row_is_kept_with_each_mapping_and_each_mapping_failure(store: S
     failed = store.audit.trail(record(store, "B").id)[-1]
     assert failed.event == "failed" and failed.detail is not None
     assert failed.detail["source"] == row("B", "template bug")
+
+
+def test_the_mapped_event_takes_the_texts_the_hashes_encoded_and_stores_what_encoding_it_whole_would(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[Any] = []
+    monkeypatch.setattr(audit, "json_dumps", lambda value, **kw: encoded.append(value) or json_dumps(value, **kw))
+    long_note, secret = {**row("B"), "Note": "n" * 2000}, {**row("C"), "Note": "Bearer abcdefghijk"}
+    Page(store).commit([{**row("A"), "Amount": 1.5, "@odata.etag": 'W/"1"'}, long_note, secret])
+    # The drafts and A's row were encoded once, for their hashes; B's row was cut and C's redacted: encoded again.
+    rows_encoded = [value for value in encoded if "OrderNo" in value]
+    assert rows_encoded == [bounded_source(long_note), {**secret, "Note": "Bearer [redacted]"}]
+    assert not [value for value in encoded if "summary" in value]
+    column = schema.audit_events.c
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(column.detail.cast(Text), column.digest).where(column.event == "mapped"))
+        texts = list(stored)
+    assert len(texts) == 3
+    for text, digest in texts:
+        assert text == json.dumps(json.loads(text), sort_keys=True)
+        assert digest == hashlib.sha256(text.encode()).hexdigest()
 
 
 def test_a_record_mapped_again_loses_its_failure_reason(store: Store) -> None:

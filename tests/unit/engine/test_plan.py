@@ -29,8 +29,9 @@ from ml_connector.engine.plan import (
     source_hash,
 )
 from ml_connector.errors import ConfigError
-from ml_connector.mapping import IssueDraft
+from ml_connector.mapping import IssueDraft, stable_hash
 from ml_connector.store import ORPHANED, PARKED, PENDING_CREATE, PENDING_UPDATE, RECORD_STATES, RETRY, SYNCED, RecordRow
+from ml_connector.store.db import json_dumps
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LATER, EARLIER = NOW + timedelta(minutes=5), NOW - timedelta(minutes=5)
@@ -157,6 +158,30 @@ def test_one_plan_per_record(current: RecordRow | None, incoming: dict[str, Any]
 def test_the_odata_annotations_are_not_content() -> None:
     assert source_hash(row("A"), "c") == source_hash({**row("A"), "@odata.etag": "W/2"}, "c")
     assert source_hash(row("A"), "c") != source_hash(row("A"), "c2")  # a config change maps everything again
+
+
+_cells = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6) | st.sampled_from(["\x7f", "Ü"])
+
+
+@given(fields=st.dictionaries(st.text(max_size=4), _cells, max_size=4))
+def test_a_plans_source_text_is_the_rows_text_as_the_audit_writes_it_and_the_hash_is_unchanged(
+    fields: dict[str, Any],
+) -> None:
+    incoming = {**fields, **row("A")}
+    (plan,) = plan_page([incoming], {}, draft_of, RULES)
+    fields_only = {k: v for k, v in incoming.items() if not k.startswith("@")}
+    # the hash as it was defined before the text was kept: existing records keep their hashes
+    assert plan.source_hash == stable_hash({"record": fields_only, "config": RULES.fingerprint})
+    if plan.source_text is not None:
+        assert plan.source_text == json_dumps(fields_only, sort_keys=True)
+
+
+def test_a_plain_row_has_its_text_kept_and_any_other_has_none() -> None:
+    (plain,) = plan_page([{**row("A"), "Amount": 1.5, "Open": True, "Note": None}], {}, draft_of, RULES)
+    assert plain.source_text == '{"Amount": 1.5, "Note": null, "Open": true, "OrderNo": "A", "Text": "v1"}'
+    for text in ("Ü", "a\x7fb", "a\x00b", "NaN"):
+        (other,) = plan_page([row("A", text)], {}, draft_of, RULES)
+        assert other.source_text is None
 
 
 @pytest.mark.parametrize(("state", "expected"), [(SYNCED, Skip), (PENDING_UPDATE, Update), (ORPHANED, Skip)])

@@ -16,6 +16,7 @@ from ml_connector.mapping.changes import (
     SOURCE_VALUE_MAX,
     FieldChange,
     bounded_source,
+    bounded_source_whole,
     custom_field_names,
     draft_changes,
     latest_source,
@@ -145,6 +146,14 @@ def test_bounded_source_drops_annotations_and_caps_size() -> None:
     capped = bounded_source(big)
     assert len(str(capped)) < SOURCE_MAX_CHARS + 2000
     assert "Field199" in capped["…omitted"] and "Field000" in capped
+
+
+def test_bounded_source_says_whether_it_kept_the_row_as_it_is() -> None:
+    row = {"@odata.etag": 'W/"x"', "OrderNo": "PO-1", "Amount": 1.5, "Open": True, "Note": None}
+    assert bounded_source_whole(row) == ({k: v for k, v in row.items() if k != "@odata.etag"}, True)
+    for changed in ({"Note": "n" * 2000}, {"Lines": [1, 2]}, {f"F{i:03d}": "v" * 100 for i in range(200)}):
+        kept, whole = bounded_source_whole({**row, **changed})
+        assert not whole and kept == bounded_source({**row, **changed})
 
 
 def test_latest_source_is_the_newest_stored_row() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ml_connector import reasons
@@ -263,6 +263,7 @@ _draft_texts = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_f
     custom=st.dictionaries(st.text(max_size=6), _draft_texts, max_size=3),
     labels=st.lists(_draft_texts, max_size=2),
 )
+@example(summary="a\x7fb", description=None, custom={}, labels=[])  # DEL: ASCII, yet escaped by ensure_ascii
 def test_a_drafts_json_text_is_what_the_audit_would_write_and_its_hash_is_unchanged(
     summary: str, description: str | None, custom: dict[str, str], labels: list[str]
 ) -> None:
@@ -271,5 +272,6 @@ def test_a_drafts_json_text_is_what_the_audit_would_write_and_its_hash_is_unchan
     text = draft.json_text
     if text is not None:  # plain: the very text json_dumps(sort_keys=True) writes for the JSON-safe draft
         assert text == json_dumps(safe_json(draft.as_dict()), sort_keys=True)
-    if not all(s.isascii() and "\x00" not in s for s in [summary, description or "", *custom.values(), *labels]):
+    texts = [summary, description or "", *custom.values(), *labels]
+    if not all(s.isascii() and "\x00" not in s and "\x7f" not in s for s in texts):
         assert text is None
