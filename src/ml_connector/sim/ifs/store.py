@@ -200,7 +200,13 @@ class KindStore:
         after: tuple[Any, ...] | None,
         bounds: tuple[Bound, ...],
     ) -> Iterator[Record]:
-        """Records in ``order`` strictly after the sort key ``after``, narrowed by a bound on the first sort key."""
+        """Records in ``order`` strictly after the sort key ``after``, narrowed by a bound on the first sort key (or,
+        when that has none, by a narrow bound on the first primary key)."""
+        if not any(bound.prop == order[0][0] for bound in bounds) or order[0][1]:
+            few = self._in_key_range(bounds)
+            if few is not None:
+                yield from self._sorted_after(few, order, after)
+                return
         idx = self.index(order)
         start, stop_value, stop_inclusive = 0, None, True
         first, first_desc = order[0]
@@ -222,6 +228,43 @@ class KindStore:
                 if head > stop_value or (not stop_inclusive and head == stop_value):
                     return
             yield records[entry[-1]]
+
+    def _in_key_range(self, bounds: tuple[Bound, ...]) -> list[Record] | None:
+        """The records a bound on the first primary key leaves (a superset of the matches: the predicate still
+        decides), when they are few; else None. A server reads them through its primary key index and sorts them,
+        instead of walking the whole set in another order (lines of a range of orders, ordered by line number)."""
+        prop = self.kind.keys[0]
+        mine = [bound for bound in bounds if bound.prop == prop]
+        if not mine:
+            return None
+        idx = self._indexes[self.default_order]
+        start, stop = 0, len(idx)
+        for bound in mine:
+            value = (1, bound.value)
+            if bound.op in ("eq", "ge"):
+                start = max(start, bisect_left(idx, value, key=_head))
+            elif bound.op == "gt":
+                start = max(start, bisect_right(idx, value, key=_head))
+            if bound.op in ("eq", "le"):
+                stop = min(stop, bisect_right(idx, value, key=_head))
+            elif bound.op == "lt":
+                stop = min(stop, bisect_left(idx, value, key=_head))
+        if (stop - start) * _NARROW > len(idx):
+            return None  # most of the set: walking the index in the requested order costs less than sorting
+        return [self.records[entry[-1]] for entry in idx[start:stop]]
+
+    def _sorted_after(self, records: list[Record], order: OrderSpec, after: tuple[Any, ...] | None) -> Iterator[Record]:
+        entries = sorted((self.sort_key(order, r.values, r.key), r.key) for r in records)
+        for sort_key, key in entries:
+            if after is None or sort_key > after:
+                yield self.records[key]
+
+
+_NARROW = 8  # a key range is read and sorted when it holds at most an eighth of the set
+
+
+def _head(entry: tuple[Any, ...]) -> Any:
+    return entry[0]
 
 
 def count_matching(store: KindStore, predicate: Predicate | None) -> int:
