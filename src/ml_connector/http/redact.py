@@ -118,44 +118,11 @@ def _untouched(values: Collection[Any]) -> bool:
     return len(texts) == len(values) or all(redact(v) is v for v in values if type(v) not in _LEAVES)
 
 
-def is_clean(value: Any) -> bool:
-    """True when ``redact(value)`` gives ``value`` back as it is: no sensitive key and no text a pattern could
-    match anywhere in the tree. Decided in one walk with one text check for all of its text (an audit detail is a
-    few nested containers, and ``redact`` checks each on its own). False for what it does not walk (a tuple, which
-    ``redact`` turns into a list): ``redact`` decides then."""
-    texts: list[str] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str:
-            texts.append(item)
-        elif kind in _LEAVES:
-            continue
-        elif isinstance(item, dict):  # the store's SafeJson and KnownTexts too: ``redact`` keeps those as they are
-            if _any_sensitive(tuple(item)):
-                return False
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        else:
-            return False
-    return not _any_may_hold_secret(texts)
-
-
 def _any_may_hold_secret(texts: list[str]) -> bool:
-    """``any(may_hold_secret(t) for t in texts)``, with one scan of the texts joined by NUL for most of it (no
-    trigger word spans a NUL). Only the "name and = or quote" trigger can be made of two texts joined; it is checked
-    text by text, on the few texts that hold "=" or a quote."""
-    joined = "\x00".join(texts)
-    if "eyJ" in joined or not joined.isascii():
-        return True
-    lowered = joined.lower()
-    if "bearer" in lowered or "basic" in lowered:
-        return True
-    if "=" not in joined and '"' not in joined:
-        return False
-    return any(may_hold_secret(text) for text in texts if "=" in text or '"' in text)
+    """``any(may_hold_secret(t) for t in texts)`` in one check of the texts joined by NUL, which no trigger spans,
+    but for one: "=" or a quote in one text and a name in another. So a joined text that says yes is checked again
+    text by text."""
+    return may_hold_secret("\x00".join(texts)) and any(may_hold_secret(text) for text in texts)
 
 
 # Values ``redact`` gives back as they are without a look (text is judged by ``may_hold_secret``): numbers, mostly,

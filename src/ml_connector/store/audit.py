@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from ml_connector.http.redact import is_clean, redact
+from ml_connector.http.redact import redact
 from ml_connector.store import schema as t
 from ml_connector.store.db import JsonText, KnownTexts, clean_text, json_dumps
 from ml_connector.store.rows import AuditEvent, AuditRow, aware, utcnow
@@ -92,5 +92,5 @@ class AuditRepository(Repository):
 
 
 def _detail(detail: Mapping[str, Any]) -> tuple[JsonText, str]:
-    redacted = dict(detail) if is_clean(detail) else redact(dict(detail))
+    redacted = redact(dict(detail))
     return _encoded(redacted, _known_texts(detail, redacted))

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ml_connector.http.redact import REDACTED, _any_may_hold_secret, is_clean, may_hold_secret, redact, redact_text
+from ml_connector.http.redact import REDACTED, _any_may_hold_secret, may_hold_secret, redact, redact_text
 
 patterns = importlib.import_module("ml_connector.http.redact")._TEXT_PATTERNS
 
@@ -111,31 +111,6 @@ def test_the_one_check_for_many_texts_is_the_check_of_each(texts: list[str]) -> 
     # neither holds: that part is checked text by text.)
     assert _any_may_hold_secret(texts) == any(may_hold_secret(t) for t in texts)
     assert not _any_may_hold_secret(["=", "api_token"])
-
-
-def _parts(tree: Any) -> tuple[list[str], list[Any], bool]:
-    """The tree's texts, its dict keys, and whether it holds a tuple."""
-    if isinstance(tree, dict):
-        found = [_parts(v) for v in tree.values()]
-        keys = list(tree) + [k for _, ks, _ in found for k in ks]
-        return [t for ts, _, _ in found for t in ts], keys, any(t for _, _, t in found)
-    if isinstance(tree, list | tuple):
-        found = [_parts(v) for v in tree]
-        held = isinstance(tree, tuple) or any(t for _, _, t in found)
-        return [t for ts, _, _ in found for t in ts], [k for _, ks, _ in found for k in ks], held
-    return ([tree] if isinstance(tree, str) else []), [], False
-
-
-@given(tree=trees)
-def test_a_clean_tree_is_one_redaction_gives_back_as_it_is(tree: Any) -> None:
-    sensitive = importlib.import_module("ml_connector.http.redact")._SENSITIVE_KEYS
-    texts, names, tuples = _parts(tree)
-    clean = is_clean(tree)
-    if clean:
-        assert redact(tree) is tree
-    # and no more careful than that: only a tuple, a sensitive key or a text that may hold a secret says no
-    risky = tuples or any(isinstance(k, str) and sensitive.search(k) for k in names)
-    assert clean == (not risky and not any(may_hold_secret(t) for t in texts))
 
 
 def test_a_changed_leaf_makes_a_new_container_and_leaves_the_old_one_alone() -> None:
