@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import httpx2
 
-from bench import bounds
+from bench import bounds, calibrate
 from bench.config import write_config
 from bench.runner import Child
 from bench.scaling import Round, ScalingWorld
@@ -612,13 +612,18 @@ class Bench:
         # The connector's CPU per record of each run on its own (``cpu_s`` of the table is the large run's alone).
         cpu_small = [_per_record_ms(x.get("cpu_s"), small) for x, _ in pairs]
         cpu_large = [_per_record_ms(y.get("cpu_s"), large) for _, y in pairs]
+        # The same in units of the host's speed at the time: comparable across hosts and hours (``bench/calibrate``).
+        units = [y["unit_ms"] for _, y in pairs]
+        cpu_units = [None if ms is None else ms / unit for ms, unit in zip(cpu_large, units, strict=True)]
         res.update(
             repeats=len(pairs), peak_rss_small_mb=statistics.median(x["peak_rss_mb"] for x, _ in pairs),
             peak_rss_large_mb=statistics.median(y["peak_rss_mb"] for _, y in pairs), rss_ratio=ratio,
             rss_ratio_runs=ratios, wall_s_small=a["seconds"], ms_per_record_small=1000 * a["seconds"] / small,
             ms_per_record_large=1000 * b["seconds"] / large, cpu_s_small=a.get("cpu_s"), cpu_s_large=b.get("cpu_s"),
             cpu_ms_per_record_small=_median(cpu_small), cpu_ms_per_record_large=_median(cpu_large),
-            cpu_ms_per_record_large_runs=cpu_large, lines_read=self.o.memory_lines,
+            cpu_ms_per_record_large_runs=cpu_large, calibration_unit_ms_runs=units,
+            cpu_units_per_record_large=_median(cpu_units), cpu_units_per_record_large_runs=cpu_units,
+            lines_read=self.o.memory_lines,
             small_calls=_calls(a_ifs, a_jira, small),
             targets=[_target("peak RSS large ÷ small ≤ 1.1", ratio, 1.1),
                      _target("peak RSS large < 300 MB", max(y["peak_rss_mb"] for _, y in pairs), 300),
@@ -630,6 +635,7 @@ class Bench:
         """A backfill of ``small`` and one of ``large`` records, each into a fresh store and freshly seeded
         simulators; each run's result carries its traffic."""
         runs: list[dict[str, Any]] = []
+        unit = calibrate.unit_ms()  # the host's speed just before the pair (``bench/calibrate.py``)
         for size in (small, large):
             self.say(f"memory: backfill of {size:,} (latency 0, no rate limits), pair {n} of {self.o.memory_repeats}")
             self.world(size, limited=False)
@@ -639,6 +645,7 @@ class Bench:
             w.close()
             run["traffic"] = self.traffic()
             run["sim_cpu"] = self.sim_cpu
+            run["unit_ms"] = unit
             runs.append(run)
         return runs[0], runs[1]
 
