@@ -71,8 +71,9 @@ def _details(r: dict[str, Any]) -> list[str]:
                                "repeats", "peak_rss_small_mb", "peak_rss_large_mb", "rss_ratio", "rss_ratio_runs",
                                "ms_per_record_small",
                                "ms_per_record_large", "cpu_s_small", "cpu_s_large", "cpu_ms_per_record_small",
-                               "cpu_ms_per_record_large", "cpu_ms_per_record_large_runs", "jira_calls_per_new_record",
-                               "calls_per_flow",
+                               "cpu_ms_per_record_large", "cpu_ms_per_record_large_runs", "calibration_unit_us_runs",
+                               "cpu_units_per_record_large", "cpu_units_per_record_large_runs",
+                               "jira_calls_per_new_record", "calls_per_flow",
                                "jira_calls_for_unchanged_records", "ifs_calls_per_write", "line_rows")
              if k in r}
     if extra:

@@ -613,15 +613,15 @@ class Bench:
         cpu_small = [_per_record_ms(x.get("cpu_s"), small) for x, _ in pairs]
         cpu_large = [_per_record_ms(y.get("cpu_s"), large) for _, y in pairs]
         # The same in units of the host's speed at the time: comparable across hosts and hours (``bench/calibrate``).
-        units = [y["unit_ms"] for _, y in pairs]
-        cpu_units = [None if ms is None else ms / unit for ms, unit in zip(cpu_large, units, strict=True)]
+        units = [1000 * y["unit_ms"] for _, y in pairs]  # in microseconds
+        cpu_units = [None if ms is None else 1000 * ms / unit for ms, unit in zip(cpu_large, units, strict=True)]
         res.update(
             repeats=len(pairs), peak_rss_small_mb=statistics.median(x["peak_rss_mb"] for x, _ in pairs),
             peak_rss_large_mb=statistics.median(y["peak_rss_mb"] for _, y in pairs), rss_ratio=ratio,
             rss_ratio_runs=ratios, wall_s_small=a["seconds"], ms_per_record_small=1000 * a["seconds"] / small,
             ms_per_record_large=1000 * b["seconds"] / large, cpu_s_small=a.get("cpu_s"), cpu_s_large=b.get("cpu_s"),
             cpu_ms_per_record_small=_median(cpu_small), cpu_ms_per_record_large=_median(cpu_large),
-            cpu_ms_per_record_large_runs=cpu_large, calibration_unit_ms_runs=units,
+            cpu_ms_per_record_large_runs=cpu_large, calibration_unit_us_runs=units,
             cpu_units_per_record_large=_median(cpu_units), cpu_units_per_record_large_runs=cpu_units,
             lines_read=self.o.memory_lines,
             small_calls=_calls(a_ifs, a_jira, small),

@@ -47,10 +47,11 @@ def test_tiny_bench_reports_every_scenario_and_field_per_profile(tmp_path: Path)
     assert six["rss_ratio"] == statistics.median(six["rss_ratio_runs"])
     assert six["cpu_ms_per_record_large"] == statistics.median(six["cpu_ms_per_record_large_runs"])
     assert 1000 * six["cpu_s_large"] / 200 in six["cpu_ms_per_record_large_runs"] and six["cpu_s_large"] > 0
-    per_pair = zip(six["cpu_ms_per_record_large_runs"], six["calibration_unit_ms_runs"], strict=True)
-    units = [ms / unit for ms, unit in per_pair]
+    per_pair = zip(six["cpu_ms_per_record_large_runs"], six["calibration_unit_us_runs"], strict=True)
+    units = [1000 * ms / unit for ms, unit in per_pair]
     assert six["cpu_units_per_record_large_runs"] == units and all(unit > 0 for unit in units)
     assert six["cpu_units_per_record_large"] == statistics.median(units)
+    assert "calibration_unit_us_runs = [" in data["_markdown"] and "cpu_units_per_record_large = " in data["_markdown"]
     assert six["cpu_ms_per_record_small"] > 0 and six["cpu_s_small"] > 0
     assert "cpu_ms_per_record_large" in data["_markdown"]
     assert data["profiles"]["realistic"]["limits"]["server_time_profile"] == "realistic"
