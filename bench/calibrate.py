@@ -31,13 +31,9 @@ def unit_ms(measures: int = 5) -> float:
 
 def _measure() -> float:
     started = time.process_time()
-    checksum = 0
     for n in range(ROUNDS):
-        checksum ^= _round(n)
-    elapsed = time.process_time() - started
-    if checksum == -1:  # never: keeps the work from being optimised away by a future interpreter
-        raise AssertionError
-    return 1000 * elapsed
+        _round(n)
+    return 1000 * (time.process_time() - started)
 
 
 def _round(n: int) -> int:

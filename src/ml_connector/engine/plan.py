@@ -98,16 +98,20 @@ def source_hash(row: Row, fingerprint: str) -> str:
     return _source_digest(row, fingerprint)[0]
 
 
-def _source_digest(row: Row, fingerprint: str) -> tuple[str, str | None]:
-    """(``source_hash``, the text of the row's fields inside the text it digests when that is plain, else None)."""
+def _source_digest(row: Row, fingerprint: str, prefix: str | None = None) -> tuple[str, str | None]:
+    """(``source_hash``, the text of the row's fields inside the text it digests when that is plain, else None).
+    ``prefix``: what precedes the fields in that text (``_record_prefix``); without it no text is kept."""
     record = {k: v for k, v in row.items() if not k.startswith("@")}
     text, plain = canonical_json({"config": fingerprint, "record": record})
     digest = hashlib.sha256(text.encode()).hexdigest()
-    # What precedes the row's fields in the text (keys sorted: "config" comes before "record").
-    prefix = '{"config": ' + canonical_json(fingerprint)[0] + ', "record": '
-    if not plain or not text.startswith(prefix):
+    if prefix is None or not plain or not text.startswith(prefix):
         return digest, None
     return digest, text[len(prefix) : -1]
+
+
+def _record_prefix(fingerprint: str) -> str:
+    """What precedes a row's fields in the text ``source_hash`` digests (keys sorted: "config" before "record")."""
+    return '{"config": ' + canonical_json(fingerprint)[0] + ', "record": '
 
 
 def row_key(row: Row, key_field: str) -> str:
@@ -151,8 +155,9 @@ def plan_page(rows: Sequence[Row], existing: Mapping[str, RecordRow], map_row: M
     any other fails that record only."""
     planned: dict[str, Plan] = {}
     to_map: list[tuple[str, Row, str, str | None]] = []
+    prefix = _record_prefix(rules.fingerprint)  # once a page
     for row in rows:
-        key, (digest, text) = row_key(row, rules.key_field), _source_digest(row, rules.fingerprint)
+        key, (digest, text) = row_key(row, rules.key_field), _source_digest(row, rules.fingerprint, prefix)
         current = existing.get(key)
         if current is not None and settled(current, digest, rules.now, remap=rules.remap):
             # Seen before, unchanged (the cursor's lookback overlap, an idle run): no mapping, no lookups.

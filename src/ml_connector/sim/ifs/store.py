@@ -200,55 +200,31 @@ class KindStore:
         after: tuple[Any, ...] | None,
         bounds: tuple[Bound, ...],
     ) -> Iterator[Record]:
-        """Records in ``order`` strictly after the sort key ``after``, narrowed by a bound on the first sort key (or,
-        when that has none, by a narrow bound on the first primary key)."""
-        if not any(bound.prop == order[0][0] for bound in bounds) or order[0][1]:
+        """Records in ``order`` strictly after the sort key ``after``, narrowed by bounds on the first sort key (or,
+        when that has none, by a narrow range of the first primary key)."""
+        first, first_desc = order[0]
+        if first_desc or not any(bound.prop == first for bound in bounds):
             few = self._in_key_range(bounds)
             if few is not None:
                 yield from self._sorted_after(few, order, after)
                 return
         idx = self.index(order)
-        start, stop_value, stop_inclusive = 0, None, True
-        first, first_desc = order[0]
-        if not first_desc:
-            for bound in bounds:
-                if bound.prop != first:
-                    continue
-                if bound.op in ("eq", "ge", "gt"):
-                    start = max(start, bisect_left(idx, ((1, bound.value),)))
-                if bound.op in ("eq", "le", "lt"):
-                    stop_value, stop_inclusive = (1, bound.value), bound.op != "lt"
+        start, stop = (0, len(idx)) if first_desc else _key_range(idx, first, bounds)
         if after is not None:
             start = max(start, bisect_right(idx, after))
         records = self.records
-        for i in range(start, len(idx)):
-            entry = idx[i]
-            if stop_value is not None:
-                head = entry[0]
-                if head > stop_value or (not stop_inclusive and head == stop_value):
-                    return
-            yield records[entry[-1]]
+        for i in range(start, stop):
+            yield records[idx[i][-1]]
 
     def _in_key_range(self, bounds: tuple[Bound, ...]) -> list[Record] | None:
-        """The records a bound on the first primary key leaves (a superset of the matches: the predicate still
+        """The records bounds on the first primary key leave (a superset of the matches: the predicate still
         decides), when they are few; else None. A server reads them through its primary key index and sorts them,
         instead of walking the whole set in another order (lines of a range of orders, ordered by line number)."""
         prop = self.kind.keys[0]
-        mine = [bound for bound in bounds if bound.prop == prop]
-        if not mine:
+        if not any(bound.prop == prop for bound in bounds):
             return None
         idx = self._indexes[self.default_order]
-        start, stop = 0, len(idx)
-        for bound in mine:
-            value = (1, bound.value)
-            if bound.op in ("eq", "ge"):
-                start = max(start, bisect_left(idx, value, key=_head))
-            elif bound.op == "gt":
-                start = max(start, bisect_right(idx, value, key=_head))
-            if bound.op in ("eq", "le"):
-                stop = min(stop, bisect_right(idx, value, key=_head))
-            elif bound.op == "lt":
-                stop = min(stop, bisect_left(idx, value, key=_head))
+        start, stop = _key_range(idx, prop, bounds)
         if (stop - start) * _NARROW > len(idx):
             return None  # most of the set: walking the index in the requested order costs less than sorting
         return [self.records[entry[-1]] for entry in idx[start:stop]]
@@ -261,6 +237,24 @@ class KindStore:
 
 
 _NARROW = 8  # a key range is read and sorted when it holds at most an eighth of the set
+
+
+def _key_range(idx: list[tuple[Any, ...]], prop: str, bounds: tuple[Bound, ...]) -> tuple[int, int]:
+    """The slice of ``idx`` (an index led by ``prop``, ascending) that the bounds on ``prop`` leave."""
+    start, stop = 0, len(idx)
+    for bound in bounds:
+        if bound.prop != prop:
+            continue
+        value = (1, bound.value)  # as ``encode_component`` writes a non-null value
+        if bound.op in ("eq", "ge"):
+            start = max(start, bisect_left(idx, value, key=_head))
+        elif bound.op == "gt":
+            start = max(start, bisect_right(idx, value, key=_head))
+        if bound.op in ("eq", "le"):
+            stop = min(stop, bisect_right(idx, value, key=_head))
+        elif bound.op == "lt":
+            stop = min(stop, bisect_left(idx, value, key=_head))
+    return start, stop
 
 
 def _head(entry: tuple[Any, ...]) -> Any:
