@@ -23,7 +23,8 @@ from ml_connector.config.connections import IFS_MAX_PAGE_SIZE
 from ml_connector.config.models import FlowConfig
 from ml_connector.engine.apply import Applier
 from ml_connector.engine.commit import RunScope, advance_cursor, commit_page
-from ml_connector.engine.pipeline import PagePipeline, tune_malloc
+from ml_connector.engine.heap import trim_heap, tune_malloc
+from ml_connector.engine.pipeline import PagePipeline
 from ml_connector.engine.plan import Fail, MapRow, PageRules, Plan, Row, plan_page, row_key, rows_to_map
 from ml_connector.engine.ports import IfsSource, RecordStore
 from ml_connector.engine.preview import Previewer
@@ -209,6 +210,7 @@ class OutboundSync:
                     if page_newest is not None and (newest is None or page_newest > newest):
                         newest = page_newest
                     pipeline.submit(work)
+                    trim_heap()  # what the pages before this one left freed (see there)
         if self.stop.is_set():  # the pages may have ended because the run is stopping: the pass is not complete
             report.interrupted = True
             return None

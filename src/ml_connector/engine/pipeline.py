@@ -9,8 +9,6 @@ waits) and keeps one record out of two pages' work at once (``busy_with``: the r
 
 from __future__ import annotations
 
-import ctypes
-import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -27,37 +25,6 @@ Apply = Callable[[Sequence[RecordRow]], None]
 # A pass read from both ends starts with four small pages (250, 250, 500, 500 rows: 30 calls in all), so four times
 # the depth: at twice, the fifth page waited for the first while Jira had room.
 DEEPER = 4
-M_ARENA_MAX = -8  # glibc's mallopt parameters
-M_MMAP_THRESHOLD = -3
-MALLOC_ARENAS = 2
-MMAP_THRESHOLD = 256 * 1024
-_malloc_tuned = False
-
-
-def tune_malloc() -> None:
-    """Tune glibc's malloc for this process's long runs (once; elsewhere a no-op). Both measured on bench scenario 6,
-    the peak RSS of a 100,000-record backfill over a 10,000-record one.
-
-    * Two arenas. glibc gives each thread that allocates under contention an arena of its own, up to eight per
-      core, and an arena keeps what it once held: the pipeline's page and call threads made the ratio 1.21 instead
-      of 1.14 (1.12 with two arenas). The GIL serializes most allocations anyway, so two cost no measurable time.
-    * A fixed mmap threshold. By default glibc raises it to the size of each large block freed (up to 32 MB), so
-      after a few pages their bodies and row lists (megabytes) come from the heap, which they leave fragmented and
-      grown: ratio 1.146 (152 MB over 133) before, 1.109-1.116 (146 over 131) with 256 KB. Blocks that large are few
-      per page, so mapping each costs no measurable time.
-
-    Called before the run's threads start; arenas made before it stay.
-    """
-    global _malloc_tuned
-    if _malloc_tuned or not sys.platform.startswith("linux"):
-        return
-    _malloc_tuned = True
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
-        return
-    mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 @dataclass(frozen=True)

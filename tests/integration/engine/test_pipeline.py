@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from e2e.harness import World, connector_config, make_connector, world
 
+from ml_connector.engine import outbound
 from ml_connector.engine.apply import Applier
 from ml_connector.engine.outbound import FIRST_PAGE_SHARE, OutboundSync
 from ml_connector.engine.runtime import Connector
@@ -84,6 +85,30 @@ def test_the_next_page_is_read_while_the_previous_pages_creates_are_in_flight(
                 assert second_page >= first_work[1]
             counts = w.issues_per_key()
             assert len(counts) == report.counts["created"] > 0 and set(counts.values()) == {1}
+        finally:
+            c.close()
+
+
+def test_each_page_with_records_hands_the_heap_it_left_freed_back_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with world(purchase_orders=40, work_orders=0) as w:
+        c = make_connector(_config(w, tmp_path))
+        try:
+            pages: list[int] = []  # the records of each page the run planned
+            plan = OutboundSync._plan_prepared
+
+            def counted(sync: OutboundSync, prepared: Any) -> Any:
+                pages.append(len(prepared.rows))
+                return plan(sync, prepared)
+
+            trims: list[int] = []
+            monkeypatch.setattr(OutboundSync, "_plan_prepared", counted)
+            monkeypatch.setattr(outbound, "trim_heap", lambda: trims.append(len(pages)))
+            report = OutboundSync(c, c.config.flow(FLOW)).run()
+            assert report.status == "succeeded", report.as_dict()
+            assert sum(pages) == report.counts["fetched"] > 30 and len(pages) >= 4
+            assert trims == list(range(1, len(pages) + 1))  # once a page, after it was planned
         finally:
             c.close()
 
