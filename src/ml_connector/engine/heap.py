@@ -74,6 +74,8 @@ def trim_heap() -> None:
     A page's transient blocks below the mmap threshold (response texts, dict tables, SQLite's buffers) die together,
     but the few long-lived ones allocated among them keep the heap from shrinking at its top, so the free space
     inside it stays resident and grows with the run: 5 to 14 MB of a 100,000-record backfill. ``malloc_trim``
-    releases the free pages wherever they lie. Called once per page, it costs little next to the page's work."""
+    releases the free pages wherever they lie. Called once per page, its cost is the released pages faulted in again
+    when reused: 0.85 minor faults a record (85,000 more in a 100,000-record run, about 2 us each), under 1% of a
+    record's CPU, for a peak RSS ratio (100,000 over 10,000 records) of 1.10-1.12 instead of 1.12-1.14."""
     if _malloc_trim is not None:
         _malloc_trim(0)
