@@ -42,6 +42,7 @@ def _glibc(name: str) -> Callable[..., int] | None:
     return function
 
 
+_mallopt = _glibc("mallopt")
 _malloc_trim = _glibc("malloc_trim")
 
 
@@ -60,12 +61,11 @@ def tune_malloc() -> None:
     Called before the run's threads start; arenas made before it stay.
     """
     global _malloc_tuned
-    mallopt = _glibc("mallopt")
-    if _malloc_tuned or mallopt is None:
+    if _malloc_tuned or _mallopt is None:
         return
     _malloc_tuned = True
-    mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    _mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+    _mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def trim_heap() -> None:
