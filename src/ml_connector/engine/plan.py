@@ -6,14 +6,13 @@ builds only when :func:`rows_to_map` says some row needs mapping, so a run with 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from ml_connector.engine.failures import is_systemic
-from ml_connector.mapping import IssueDraft, canonical_json
+from ml_connector.mapping import IssueDraft, canonical_json, stable_hash, text_hash
 from ml_connector.store import ORPHANED, PARKED, RETRY, SYNCED, RecordRow
 
 NOT_FOUND = "NotFound"  # error_class of a record whose issue answered 404, until that is confirmed or disproved
@@ -95,16 +94,19 @@ Mapped = Create | Reconcile | Update
 
 def source_hash(row: Row, fingerprint: str) -> str:
     """The record's content plus the flow's config: either changing means the issue must be mapped again."""
-    return _source_digest(row, fingerprint)[0]
+    return stable_hash(_source_value(row, fingerprint))
 
 
-def _source_digest(row: Row, fingerprint: str, prefix: str | None = None) -> tuple[str, str | None]:
+def _source_value(row: Row, fingerprint: str) -> dict[str, Any]:
+    return {"config": fingerprint, "record": {k: v for k, v in row.items() if not k.startswith("@")}}
+
+
+def _source_digest(row: Row, fingerprint: str, prefix: str) -> tuple[str, str | None]:
     """(``source_hash``, the text of the row's fields inside the text it digests when that is plain, else None).
-    ``prefix``: what precedes the fields in that text (``_record_prefix``); without it no text is kept."""
-    record = {k: v for k, v in row.items() if not k.startswith("@")}
-    text, plain = canonical_json({"config": fingerprint, "record": record})
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    if prefix is None or not plain or not text.startswith(prefix):
+    ``prefix``: what precedes the fields in that text (``_record_prefix``)."""
+    text, plain = canonical_json(_source_value(row, fingerprint))
+    digest = text_hash(text)
+    if not plain or not text.startswith(prefix):
         return digest, None
     return digest, text[len(prefix) : -1]
 

@@ -14,6 +14,7 @@ from ml_connector.mapping.issue import (
     map_status,
     mapping_problems,
     stable_hash,
+    text_hash,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "map_status",
     "mapping_problems",
     "stable_hash",
+    "text_hash",
 ]

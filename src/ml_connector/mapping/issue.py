@@ -88,7 +88,7 @@ class IssueDraft:
     @property
     def content_hash(self) -> str:
         # Warnings are not content: a warning alone must not cause a Jira edit.
-        return hashlib.sha256(self._canonical[0].encode()).hexdigest()
+        return text_hash(self._canonical[0])
 
     @property
     def json_text(self) -> str | None:
@@ -104,7 +104,13 @@ class IssueDraft:
 
 
 def stable_hash(value: Any) -> str:
-    return hashlib.sha256(_CANONICAL.encode(value).encode()).hexdigest()
+    return text_hash(_CANONICAL.encode(value))
+
+
+def text_hash(text: str) -> str:
+    """The hash of a canonical text (``canonical_json``): the one rule behind every stored source and draft hash,
+    which must not change, or every record would be mapped again after an upgrade."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def canonical_json(value: Any) -> tuple[str, bool]:
