@@ -76,7 +76,8 @@ _FLIP = {"eq": "eq", "ne": "ne", "gt": "lt", "ge": "le", "lt": "gt", "le": "ge"}
 
 @dataclass(frozen=True)
 class Bound:
-    """A top-level conjunct ``Property op literal``: lets the query engine start and stop a scan early."""
+    """A top-level conjunct ``Property op literal``, or ``in`` (``value``: a frozenset) for a key list: lets the
+    query engine start and stop a scan early, or look the keys up."""
 
     prop: str
     op: str
@@ -131,37 +132,16 @@ class _Compiler:
     def _key_list(self, node: BoolOp) -> Predicate | None:
         """``P eq 'a' or P eq 'b' or ...`` on one string property (a client's key list) as one set lookup.
 
-        Such a filter has no bound, so every row is tested; as a chain of one closure per term a line read for 34
-        orders cost the simulator ~0.15 s of CPU over 20,000 lines, which a real server with an index does not spend
-        and which landed in the benchmark's wall times. Same answers: each term is still type-checked as a compare."""
-        leaves: list[Node] = []
-        stack: list[Node] = [node]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, BoolOp) and item.op == "or":
-                stack += [item.right, item.left]
-            else:
-                leaves.append(item)
-        names: set[str] = set()
-        values: set[Any] = set()
-        for leaf in leaves:
-            if not (
-                isinstance(leaf, Compare)
-                and leaf.op == "eq"
-                and isinstance(leaf.left, Prop)
-                and isinstance(leaf.right, Literal)
-                and leaf.right.kind == STRING
-                and (ptype := self.props.get(leaf.left.name)) is not None
-                and ptype.kind == STRING
-            ):
-                return None
-            self.compile_compare(leaf)  # the checks (and errors) of the term on its own
-            names.add(leaf.left.name)
-            values.add(leaf.right.value)
-        if len(names) != 1:
+        As a chain of one closure per term a line read for 34 orders cost the simulator ~0.15 s of CPU over 20,000
+        lines, which a real server with an index does not spend and which landed in the benchmark's wall times. Same
+        answers: each term is still type-checked as a compare. (Its ``in`` bound lets the store skip the scan too.)"""
+        found = key_list(node, self.props)
+        if found is None:
             return None
-        name = names.pop()
-        frozen = frozenset(values)
+        for leaf in _or_terms(node):
+            if isinstance(leaf, Compare):  # each is (``key_list``)
+                self.compile_compare(leaf)  # the checks (and errors) of the term on its own
+        name, frozen = found
         return lambda v: v.get(name) in frozen
 
     def _operand_type(self, node: Node) -> PropType | None:
@@ -328,9 +308,46 @@ _FUNCTIONS: dict[str, tuple[dict[int, tuple[frozenset[str], ...]], str, Callable
 }
 
 
+def _or_terms(node: Node) -> list[Node]:
+    """The terms of a chain of ``or``, left to right."""
+    terms: list[Node] = []
+    stack: list[Node] = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, BoolOp) and item.op == "or":
+            stack += [item.right, item.left]
+        else:
+            terms.append(item)
+    return terms
+
+
+def key_list(node: Node, props: Mapping[str, PropType]) -> tuple[str, frozenset[Any]] | None:
+    """(property, values) when ``node`` is ``P eq 'a' or P eq 'b' or ...`` on one string property, else None."""
+    if not (isinstance(node, BoolOp) and node.op == "or"):
+        return None
+    names: set[str] = set()
+    values: set[Any] = set()
+    for term in _or_terms(node):
+        if not (
+            isinstance(term, Compare)
+            and term.op == "eq"
+            and isinstance(term.left, Prop)
+            and isinstance(term.right, Literal)
+            and term.right.kind == STRING
+            and (ptype := props.get(term.left.name)) is not None
+            and ptype.kind == STRING
+        ):
+            return None
+        names.add(term.left.name)
+        values.add(term.right.value)
+    return (names.pop(), frozenset(values)) if len(names) == 1 else None
+
+
 def _bounds(node: Node, props: Mapping[str, PropType]) -> list[Bound]:
     if isinstance(node, BoolOp) and node.op == "and":
         return _bounds(node.left, props) + _bounds(node.right, props)
+    if (keys := key_list(node, props)) is not None:
+        return [Bound(keys[0], "in", keys[1])]  # the index can look each value up
     if isinstance(node, Compare) and node.op != "ne":
         left, right, op = node.left, node.right, node.op
         if isinstance(right, Prop) and isinstance(left, Literal):

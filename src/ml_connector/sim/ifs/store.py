@@ -203,11 +203,12 @@ class KindStore:
         """Records in ``order`` strictly after the sort key ``after``, narrowed by bounds on the first sort key (or,
         when that has none, by a narrow range of the first primary key)."""
         first, first_desc = order[0]
-        if first_desc or not any(bound.prop == first for bound in bounds):
+        few = self._in_key_list(bounds)
+        if few is None and (first_desc or not any(bound.prop == first for bound in bounds)):
             few = self._in_key_range(bounds)
-            if few is not None:
-                yield from self._sorted_after(few, order, after)
-                return
+        if few is not None:
+            yield from self._sorted_after(few, order, after)
+            return
         idx = self.index(order)
         start, stop = (0, len(idx)) if first_desc else _key_range(idx, first, bounds)
         if after is not None:
@@ -229,6 +230,20 @@ class KindStore:
             return None  # most of the set: walking the index in the requested order costs less than sorting
         return [self.records[entry[-1]] for entry in idx[start:stop]]
 
+    def _in_key_list(self, bounds: tuple[Bound, ...]) -> list[Record] | None:
+        """The records of a key list on the first primary key (a superset of the matches: the predicate still
+        decides), each key looked up in the primary key index as a server does; None without such a list."""
+        prop = self.kind.keys[0]
+        lists = [bound.value for bound in bounds if bound.prop == prop and bound.op == "in"]
+        if not lists:
+            return None
+        idx = self._indexes[self.default_order]
+        found: list[Record] = []
+        for value in sorted(frozenset.intersection(*lists)):
+            start, stop = _key_range(idx, prop, (Bound(prop, "eq", value),))
+            found += [self.records[entry[-1]] for entry in idx[start:stop]]
+        return found
+
     def _sorted_after(self, records: list[Record], order: OrderSpec, after: tuple[Any, ...] | None) -> Iterator[Record]:
         entries = sorted((self.sort_key(order, r.values, r.key), r.key) for r in records)
         for sort_key, key in entries:
@@ -244,6 +259,10 @@ def _key_range(idx: list[tuple[Any, ...]], prop: str, bounds: tuple[Bound, ...])
     start, stop = 0, len(idx)
     for bound in bounds:
         if bound.prop != prop:
+            continue
+        if bound.op == "in":  # a key list: from its least value to its greatest
+            start = max(start, bisect_left(idx, (1, min(bound.value)), key=_head))
+            stop = min(stop, bisect_right(idx, (1, max(bound.value)), key=_head))
             continue
         value = (1, bound.value)  # as ``encode_component`` writes a non-null value
         if bound.op in ("eq", "ge"):

@@ -157,7 +157,11 @@ def test_bounds_come_from_top_level_conjuncts_only() -> None:
         "Cf_Changed_At ge 2025-01-01T00:00:00Z and 'X' gt OrderNo and (TotalAmount gt 1 or TotalAmount lt 0)", PROPS
     )
     assert compiled.bounds == (Bound("Cf_Changed_At", "ge", stamp), Bound("OrderNo", "lt", "X"))
-    assert compile_filter("OrderNo eq 'a' or OrderNo eq 'b'", PROPS).bounds == ()
+    assert compile_filter("OrderNo eq 'a' or OrderNo eq 'b'", PROPS).bounds == (
+        Bound("OrderNo", "in", frozenset({"a", "b"})),
+    )
+    assert compile_filter("OrderNo eq 'a' or VendorNo eq 'b'", PROPS).bounds == ()
+    assert compile_filter("OrderNo eq 'a' or (OrderNo eq 'b' and VendorNo eq 'c')", PROPS).bounds == ()
     assert compile_filter(f"Objstate eq {STATE}'Released'", PROPS).bounds == ()
     assert compile_filter("OrderNo ne 'a'", PROPS).bounds == ()
 

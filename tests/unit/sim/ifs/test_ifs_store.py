@@ -20,6 +20,7 @@ _OPS = {
     "gt": lambda a, b: a > b,
     "le": lambda a, b: a <= b,
     "lt": lambda a, b: a < b,
+    "in": lambda a, b: a in b,
 }
 
 
@@ -58,15 +59,20 @@ _orders = st.sampled_from(
         (("OrderNo", False), ("LineNo", False), ("ReleaseNo", False)),
     ]
 )
-_bounds = st.lists(
-    st.builds(
-        Bound,
-        st.sampled_from(["OrderNo", "PartNo"]),
-        st.sampled_from(sorted(_OPS)),
-        st.integers(0, 40).map(lambda n: f"PO-{n:03d}") | st.sampled_from(["P1", "P3"]),
-    ),
-    max_size=2,
+_order_no = st.integers(0, 40).map(lambda n: f"PO-{n:03d}")
+_compared = st.builds(
+    Bound,
+    st.sampled_from(["OrderNo", "PartNo"]),
+    st.sampled_from(sorted(set(_OPS) - {"in"})),
+    _order_no | st.sampled_from(["P1", "P3"]),
 )
+_key_lists = st.builds(
+    Bound,
+    st.sampled_from(["OrderNo", "PartNo"]),
+    st.just("in"),
+    st.frozensets(_order_no | st.sampled_from(["P1", "P3"]), min_size=1, max_size=6),
+)
+_bounds = st.lists(_compared | _key_lists, max_size=2)
 
 
 @settings(max_examples=150, deadline=None)
@@ -90,3 +96,13 @@ def test_lines_of_a_few_orders_are_read_through_the_key_not_by_walking_every_lin
     assert len(list(store.scan(order, after=None, bounds=few))) == 15  # the 5 orders' lines, not all 600
     most = (Bound("OrderNo", "ge", "PO-010"),)
     assert len(list(store.scan(order, after=None, bounds=most))) == 600  # most of the set: walked in order
+
+
+def test_a_key_list_reads_only_the_listed_orders_lines_in_any_order() -> None:
+    store = _store(200, 3)
+    listed = (Bound("OrderNo", "in", frozenset({"PO-003", "PO-150", "PO-077"})),)
+    by_key: OrderSpec = (("OrderNo", False), ("LineNo", False), ("ReleaseNo", False))
+    for order in [by_key, (("LineNo", True), ("OrderNo", False))]:
+        rows = list(store.scan(order, after=None, bounds=listed))
+        assert len(rows) == 9  # looked up in the key index: their 9 lines, not a walk from PO-003 to PO-150
+        assert [r.key for r in rows] == _walked(store, order, None, listed)
