@@ -118,6 +118,10 @@ class Connector:
     stopping: threading.Event = field(default_factory=threading.Event)
     _cache: dict[str, _Cached] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Each client is built under its own lock: building the Jira client (its TLS context takes tens of ms) must not
+    # hold back a thread that only needs the IFS client (a run's lookups go out while the Jira client is built).
+    _ifs_lock: threading.Lock = field(default_factory=threading.Lock)
+    _jira_lock: threading.Lock = field(default_factory=threading.Lock)
     # User searches in flight, by lower-case email: pages prepared side by side often need the same new assignees.
     _user_searches: dict[str, Future[str | None]] = field(default_factory=dict)
     _pacers: SharedPacers | None = None
@@ -128,7 +132,7 @@ class Connector:
 
     @property
     def ifs(self) -> IfsClient:
-        with self._lock:
+        with self._ifs_lock:
             if self._ifs is None:
                 self._ifs = (self.ifs_factory or self._default_ifs)()
                 self._ifs.session.stop = self.stopping
@@ -136,18 +140,19 @@ class Connector:
 
     @property
     def jira(self) -> JiraClient:
-        with self._lock:
+        with self._jira_lock:
             if self._jira is None:
                 self._jira = (self.jira_factory or self._default_jira)()
                 self._jira.session.stop = self.stopping
             return self._jira
 
     def _shared_pacers(self) -> SharedPacers | None:
-        """The pacers on the shared (PostgreSQL) buckets, built once; None with local buckets. Under ``_lock``."""
-        if not self._pacers_built:
-            self._pacers = shared_pacers(self.config, self.store)
-            self._pacers_built = True
-        return self._pacers
+        """The pacers on the shared (PostgreSQL) buckets, built once; None with local buckets."""
+        with self._lock:
+            if not self._pacers_built:
+                self._pacers = shared_pacers(self.config, self.store)
+                self._pacers_built = True
+            return self._pacers
 
     def _default_ifs(self) -> IfsClient:
         pacers = self._shared_pacers()
@@ -171,16 +176,15 @@ class Connector:
         ``runner.rate_buckets: postgres``, else this process's gauge once its Jira client exists."""
         if not isinstance(self.config.jira.auth, JiraOAuth):
             return None
-        with self._lock:
-            pacers = self._shared_pacers()
-            pacer = pacers.jira if pacers is not None else (self._jira.session.pacer if self._jira else None)
+        pacers = self._shared_pacers()
+        jira = self._jira
+        pacer = pacers.jira if pacers is not None else (jira.session.pacer if jira else None)
         return pacer.quota.points_left() if pacer is not None else None
 
     def shared_budget_use(self) -> list[tuple[str, str, int, float]]:
         """What every process took from this connection's shared buckets and waited, by system and key class
         (``runner.rate_buckets: postgres``; empty with local buckets, where each process counts its own)."""
-        with self._lock:
-            pacers = self._shared_pacers()
+        pacers = self._shared_pacers()
         return [] if pacers is None else shared_budget_use(self.config, pacers.engine)
 
     def close(self) -> None:

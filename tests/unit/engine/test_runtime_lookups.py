@@ -12,6 +12,7 @@ from typing import cast
 import pytest
 
 from ml_connector.engine.runtime import USER_CACHE_AGE, Connector, all_at_once
+from ml_connector.ifs.client import IfsClient
 from ml_connector.jira.client import JiraClient
 from ml_connector.jira.users import UserResolution
 from ml_connector.store import Store
@@ -147,3 +148,28 @@ def test_a_failed_search_fails_the_pages_waiting_for_it_and_is_not_remembered(tm
     searches.asked.clear()
     assert c.account_ids({"a@example.com"}) == {"a@example.com": "acc-a"}  # searched again: nothing left in flight
     assert searches.asked == ["a@example.com"]
+
+
+def test_the_ifs_client_is_handed_out_while_the_jira_client_is_still_being_built(tmp_path: Path, store: Store) -> None:
+    """A run builds the Jira client (its TLS context: tens of ms) beside the lookups, which need only IFS."""
+    building, release = threading.Event(), threading.Event()
+    ifs = SimpleNamespace(session=SimpleNamespace(stop=None))
+
+    def slow_jira() -> JiraClient:
+        building.set()
+        release.wait(5)
+        return cast(JiraClient, SimpleNamespace(session=SimpleNamespace(stop=None)))
+
+    c = Connector(example(tmp_path), store=store, jira_factory=slow_jira, ifs_factory=lambda: cast(IfsClient, ifs))
+    builder = threading.Thread(target=lambda: c.jira)
+    builder.start()
+    try:
+        assert building.wait(5)
+        got: list[IfsClient] = []
+        reader = threading.Thread(target=lambda: got.append(c.ifs))
+        reader.start()
+        reader.join(2)
+        assert got == [ifs]  # not held up until the Jira client exists
+    finally:
+        release.set()
+        builder.join(5)
