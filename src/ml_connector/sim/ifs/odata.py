@@ -139,7 +139,7 @@ class _Compiler:
         if found is None:
             return None
         for leaf in _or_terms(node):
-            if isinstance(leaf, Compare):  # each is (``key_list``)
+            if isinstance(leaf, Compare):  # every term is one (``key_list`` saw to it)
                 self.compile_compare(leaf)  # the checks (and errors) of the term on its own
         name, frozen = found
         return lambda v: v.get(name) in frozen
